@@ -1,0 +1,40 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+MLFIT  := $(VENV)/bin/mlfit
+EXAMPLE := examples/models/mobilenet_v2_example.onnx
+
+.PHONY: demo test lint bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Re-install when pyproject.toml changes.
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+$(EXAMPLE): | $(VENV)/.installed-dev
+	$(PY) -m mlfit.zoo examples/models
+
+# The main job: check the bundled example model against every built-in target.
+# Exit 1 (a budget failed) is a verdict, not a broken demo.
+demo: $(VENV)/.installed-dev $(EXAMPLE)
+	mkdir -p reports
+	$(MLFIT) check $(EXAMPLE) --dim batch=1 --target all --json reports/demo.json; \
+	  status=$$?; [ $$status -le 1 ] || exit $$status
+	@echo "Full result: reports/demo.json"
+
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
+
+bench: $(VENV)/.installed-dev
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) reports examples/models .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from mlfit.cli.app import main
+
+main()

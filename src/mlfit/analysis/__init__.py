@@ -1,0 +1,1 @@
+"""Static facts about a model (no runtime), host calibration and projection."""

@@ -1,0 +1,193 @@
+"""The public Python API. The CLI is a thin layer over these functions.
+
+>>> result = mlfit.check("model.onnx", targets=["edge"])      # doctest: +SKIP
+>>> assert result.passed, result.verdict                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlfit import __version__
+from mlfit.catalog.loader import Target, resolve_target
+from mlfit.catalog.schema import MIN_SAMPLES, Percentile, Runtime
+from mlfit.checks.engine import evaluate
+from mlfit.errors import ConfigError, ModelError
+from mlfit.formats import ModelFormat, sniff, suffix_mismatch
+from mlfit.inputspec import InputSpec
+from mlfit.result import ModelInfo, Report, RunResult, TensorInfo
+
+EventFn = Callable[[dict[str, object]], None]
+
+
+@dataclass(frozen=True)
+class MeasureOptions:
+    """How to measure; every field has a CLI flag of the same name."""
+
+    threads: int | None = None  # default: the targets' threads, capped at usable cores
+    warmup: int = 10
+    min_time: float = 1.0
+    max_time: float = 30.0
+    min_samples: int | None = None  # default: what the targets' percentiles need (MLPerf minimums)
+    timeout: float | None = None  # per phase; default: launcher.DEFAULT_TIMEOUTS
+    memory_limit: int | None = None
+    runtime: Runtime | None = None
+    trust_model: bool = False
+    trust_types: tuple[str, ...] = ()
+    signature: str = "serving_default"
+    method: str = "predict"
+    custom_op_libraries: tuple[str, ...] = ()
+    enable_arena: bool = True
+    batch_size: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode())
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def size_of(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    path: Path
+    format: ModelFormat
+    runtime: Runtime
+    notes: tuple[str, ...] = ()
+
+
+def identify(model: str | Path, runtime: Runtime | None = None) -> ModelRef:
+    """Check the path, recognise the format from content, pick the runtime."""
+    path = Path(model)
+    if not path.exists():
+        raise ConfigError(f"model '{model}' does not exist", "check the path")
+    found = sniff(path)
+    notes = tuple(n for n in [suffix_mismatch(path, found)] if n)
+    return ModelRef(path=path.resolve(), format=found, runtime=runtime or found.runtime, notes=notes)
+
+
+def static_facts(ref: ModelRef) -> dict[str, Any] | None:
+    """File facts read without running anything (ONNX today)."""
+    if ref.format is ModelFormat.ONNX:
+        from mlfit.analysis.graph import analyze_onnx
+
+        return analyze_onnx(ref.path)
+    return None
+
+
+def _required_samples(targets: Sequence[Target]) -> int:
+    needed = [MIN_SAMPLES[p] for t in targets for p in t.profile.budgets.latency]
+    return max(needed, default=MIN_SAMPLES[Percentile.P99])
+
+
+def _threads(targets: Sequence[Target], options: MeasureOptions) -> int:
+    from mlfit.measure.host import usable_cores
+
+    cores = usable_cores()
+    if options.threads is not None:
+        return options.threads
+    wanted = max((t.profile.threads for t in targets), default=cores)
+    return max(1, min(wanted, cores))
+
+
+def _model_info(ref: ModelRef, inputs: list[TensorInfo] | None = None, used: list[TensorInfo] | None = None,
+                outputs: list[TensorInfo] | None = None) -> ModelInfo:
+    return ModelInfo(path=str(ref.path), sha256=sha256_of(ref.path), format=ref.format.value,
+                     runtime=ref.runtime.value, size_bytes=size_of(ref.path), inputs=inputs or [],
+                     inputs_used=used or [], outputs=outputs or [])
+
+
+def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
+                      on_event: EventFn | None = None) -> RunResult:
+    """Measure ``ref`` once in a worker and evaluate every target's budgets."""
+    from mlfit.measure.host import host_info
+    from mlfit.measure.launcher import Timeouts, run_worker, scratch_dir
+    from mlfit.measure.protocol import MeasureSettings, WorkerRequest
+
+    static = static_facts(ref)
+    threads = _threads(targets, options)
+    batch = options.batch_size or max((t.profile.batch_size for t in targets), default=1)
+    settings = MeasureSettings(
+        warmup_iterations=options.warmup, min_time_s=options.min_time, max_time_s=options.max_time,
+        min_samples=options.min_samples or _required_samples(targets), batch_size=batch if batch > 1 else None,
+    )
+    created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    with scratch_dir() as scratch:
+        request = WorkerRequest(
+            model_path=str(ref.path), runtime=ref.runtime.value, threads=threads,
+            trust_model=options.trust_model, trust_types=list(options.trust_types), signature=options.signature,
+            method=options.method, custom_op_libraries=list(options.custom_op_libraries),
+            enable_arena=options.enable_arena, input_spec=inputs, settings=settings, scratch_dir=scratch,
+        )
+        timeouts = Timeouts.uniform(options.timeout) if options.timeout else Timeouts()
+        response = run_worker(request, ref.runtime.value, timeouts, on_event, options.memory_limit)
+    host = host_info({"mlfit": __version__})
+    if response.measurement is not None:
+        host = host.model_copy(update={"versions": {**host.versions,
+                                                    ref.runtime.value: response.measurement.runtime_version}})
+    model = _model_info(ref, response.inputs, response.inputs_used, response.outputs)
+    reports = []
+    if response.error is None:
+        reports = [evaluate(t, model, response.measurement, static) for t in targets]
+        if ref.notes:
+            reports = [r.model_copy(update={"notes": [*ref.notes, *r.notes]}) for r in reports]
+    return RunResult(mlfit_version=__version__, created=created, model=model, host=host,
+                     measurement=response.measurement, analysis=static, targets=reports, error=response.error)
+
+
+def single_report(result: RunResult) -> Report:
+    """Wrap one model's result in the document the reporters render."""
+    return Report(mlfit_version=__version__, created=result.created, results=[result])
+
+
+def resolve_targets(names: Sequence[str]) -> list[Target]:
+    """Resolve --target values; ``all`` means every built-in target."""
+    from mlfit.catalog.loader import builtin_targets
+
+    resolved: list[Target] = []
+    for name in names:
+        resolved.extend(builtin_targets() if name == "all" else [resolve_target(name)])
+    return resolved
+
+
+def check(model: str | Path, targets: Sequence[str] = ("edge",), inputs: InputSpec | None = None,
+          options: MeasureOptions | None = None, on_event: EventFn | None = None) -> RunResult:
+    """Measure a model once and check it against each target. ``result.passed`` is the verdict."""
+    resolved = resolve_targets(targets)
+    ref = identify(model, options.runtime if options else None)
+    return measure_and_check(ref, resolved, inputs or InputSpec(), options or MeasureOptions(), on_event)
+
+
+def profile(model: str | Path, inputs: InputSpec | None = None, options: MeasureOptions | None = None,
+            on_event: EventFn | None = None) -> RunResult:
+    """Measure a model without targets."""
+    ref = identify(model, options.runtime if options else None)
+    return measure_and_check(ref, [], inputs or InputSpec(), options or MeasureOptions(), on_event)
+
+
+def inspect(model: str | Path, runtime: Runtime | None = None) -> dict[str, Any]:
+    """Static facts about a model, without running it."""
+    ref = identify(model, runtime)
+    facts = static_facts(ref)
+    if facts is None:
+        raise ModelError(f"static inspection of {ref.format.value} models is not available yet",
+                         "run `mlfit profile` to see its inputs and outputs")
+    facts = {"path": str(ref.path), "size_bytes": size_of(ref.path), "notes": list(ref.notes), **facts}
+    return facts

@@ -1,0 +1,1 @@
+"""One backend per runtime, imported lazily and only inside the worker process."""

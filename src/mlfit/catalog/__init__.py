@@ -1,0 +1,1 @@
+"""Hardware descriptions and deployment profiles: schema, units and safe YAML loading."""

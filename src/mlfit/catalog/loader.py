@@ -1,0 +1,143 @@
+"""Find, load and resolve hardware and profile files into validated objects."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from mlfit.catalog.schema import CATALOG_SCHEMA_VERSION, Hardware, Profile
+from mlfit.catalog.yamlload import Located, load_yaml
+from mlfit.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def catalog_dir(kind: str) -> Path:
+    """The built-in ``hardware`` or ``profiles`` folder: in the wheel, or the source tree."""
+    packaged = Path(__file__).resolve().parent.parent / "_catalog" / kind
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[3] / kind
+
+
+def _first_error(located: Located, exc: ValidationError, model: type[BaseModel]) -> ConfigError:
+    err = exc.errors()[0]
+    loc = [part for part in err["loc"] if not (isinstance(part, str) and part.startswith("function-"))]
+    where = located.where(loc)
+    field = ".".join(str(p) for p in loc) or "(document)"
+    if err["type"] == "extra_forbidden":
+        name = str(loc[-1])
+        parent = _submodel(model, loc[:-1])
+        known = list(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
+        return ConfigError(f"{where}: unknown key '{field}'", hint)
+    message = err["msg"].removeprefix("Value error, ")
+    return ConfigError(f"{where}: {field}: {message}")
+
+
+def _submodel(model: type[BaseModel], loc: list[str | int]) -> type[BaseModel] | None:
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if current is None or not isinstance(part, str) or part not in current.model_fields:
+            return current if not isinstance(part, str) else None
+        annotation = current.model_fields[part].annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return current
+
+
+def _validate(located: Located, model: type[M]) -> M:
+    data = located.data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{located.where([])}: expected a mapping of keys at the top level")
+    version = data.get("schema_version", CATALOG_SCHEMA_VERSION)
+    if isinstance(version, int) and not isinstance(version, bool) and version > CATALOG_SCHEMA_VERSION:
+        raise ConfigError(f"{located.where(['schema_version'])}: schema_version {version} is newer than this "
+                          f"mlfit understands ({CATALOG_SCHEMA_VERSION})", "pip install --upgrade mlfit")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(located, exc, model) from None
+
+
+def load_hardware_file(path: Path) -> Hardware:
+    return _validate(load_yaml(path), Hardware)
+
+
+def load_profile_file(path: Path) -> Profile:
+    return _validate(load_yaml(path), Profile)
+
+
+def builtin_names(kind: str) -> list[str]:
+    return sorted(p.stem for p in catalog_dir(kind).glob("*.yaml"))
+
+
+@dataclass(frozen=True)
+class Target:
+    """A profile with its hardware resolved: what a check is evaluated against."""
+
+    profile: Profile
+    hardware: Hardware
+    source: str  # "built-in" or the user's file path
+
+    @property
+    def name(self) -> str:
+        return self.profile.id
+
+
+def _looks_like_path(ref: str) -> bool:
+    return ref.endswith((".yaml", ".yml")) or "/" in ref or "\\" in ref
+
+
+def resolve_hardware(ref: str, relative_to: Path | None = None) -> Hardware:
+    if _looks_like_path(ref):
+        path = Path(ref)
+        if not path.is_absolute() and relative_to is not None:
+            path = relative_to / path
+        if not path.exists():
+            raise ConfigError(f"hardware file '{path}' does not exist", "fix the profile's 'hardware:' reference")
+        return load_hardware_file(path)
+    return _builtin_hardware(ref)
+
+
+@cache
+def _builtin_hardware(name: str) -> Hardware:
+    path = catalog_dir("hardware") / f"{name}.yaml"
+    if not path.exists():
+        known = builtin_names("hardware")
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"built-in hardware: {', '.join(known)}"
+        raise ConfigError(f"unknown hardware '{name}'", hint)
+    return load_hardware_file(path)
+
+
+def resolve_target(ref: str) -> Target:
+    """A built-in target name or a path to a profile YAML, resolved with its hardware."""
+    if _looks_like_path(ref):
+        path = Path(ref)
+        if not path.exists():
+            raise ConfigError(f"profile file '{ref}' does not exist", "check the --target path")
+        profile = load_profile_file(path)
+        try:
+            hardware = resolve_hardware(profile.hardware, relative_to=path.parent)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc.message}", exc.hint) from None
+        return Target(profile, hardware, str(path))
+    path = catalog_dir("profiles") / f"{ref}.yaml"
+    if not path.exists():
+        known = builtin_names("profiles")
+        close = difflib.get_close_matches(ref, known, n=1)
+        hint = (f"did you mean '{close[0]}'? " if close else "") + f"known targets: {', '.join(known)}"
+        raise ConfigError(f"unknown target '{ref}'", hint)
+    profile = load_profile_file(path)
+    return Target(profile, resolve_hardware(profile.hardware), "built-in")
+
+
+def builtin_targets() -> list[Target]:
+    return [resolve_target(name) for name in builtin_names("profiles")]

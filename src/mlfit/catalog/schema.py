@@ -1,0 +1,195 @@
+"""Pydantic models of the two catalog file kinds: hardware (what a machine IS) and
+profiles (what a deployment REQUIRES).
+
+Catalog file format history (``schema_version``):
+  1 - first version.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from mlfit.catalog import units
+
+CATALOG_SCHEMA_VERSION = 1
+
+Duration = Annotated[float, BeforeValidator(units.parse_duration)]
+Size = Annotated[float, BeforeValidator(units.parse_size)]
+Frequency = Annotated[float, BeforeValidator(units.parse_frequency)]
+Flops = Annotated[float, BeforeValidator(units.parse_flops)]
+Bandwidth = Annotated[float, BeforeValidator(units.parse_bandwidth)]
+Rate = Annotated[float, BeforeValidator(units.parse_rate)]
+Source = Annotated[str, Field(min_length=3, description="Where the numbers come from: a datasheet, "
+                                                      "a benchmark reference, or 'measured'.")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+def _positive_int(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number, got a boolean")
+    return value
+
+
+PositiveInt = Annotated[int, BeforeValidator(_positive_int), Field(gt=0, le=4096)]
+
+
+class Arch(str, Enum):
+    X86_64 = "x86_64"
+    AARCH64 = "aarch64"
+    ARMV7 = "armv7"
+
+
+class Cpu(_Strict):
+    arch: Arch
+    model: str
+    cores: PositiveInt
+    frequency: Frequency
+    peak_fp32: Flops = Field(description="Dense fp32 peak of all cores, FLOP/s")
+    isa: list[str] = Field(default_factory=list, description="ISA features: avx2, avx512f, neon, ...")
+    source: Source
+
+
+class Memory(_Strict):
+    ram: Size
+    os_reserved: Size = Field(description="What the OS and other services keep")
+    bandwidth: Bandwidth
+    source: Source
+
+    @model_validator(mode="after")
+    def _reserved_below_ram(self) -> Memory:
+        if self.os_reserved >= self.ram:
+            raise ValueError("os_reserved must be smaller than ram")
+        return self
+
+    @property
+    def available(self) -> float:
+        return self.ram - self.os_reserved
+
+
+class Storage(_Strict):
+    size: Size
+    source: Source
+
+
+class Accelerator(_Strict):
+    kind: Literal["gpu", "npu"]
+    name: str
+    memory: Size
+    peak_fp32: Flops
+    peak_fp16: Flops | None = None
+    peak_int8: Flops | None = None
+    bandwidth: Bandwidth
+    host_link_bandwidth: Bandwidth = Field(description="Host-to-device copy bandwidth (PCIe or shared memory)")
+    execution_provider: str = Field(description="onnxruntime execution provider, e.g. CUDAExecutionProvider")
+    source: Source
+
+
+class Hardware(_Strict):
+    """A machine: CPU, memory, storage and accelerators, every number with its source."""
+
+    schema_version: Literal[1] = 1
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    name: str
+    cpu: Cpu
+    memory: Memory
+    storage: Storage
+    accelerators: list[Accelerator] = Field(default_factory=list)
+
+
+class Percentile(str, Enum):
+    P50 = "p50"
+    P90 = "p90"
+    P95 = "p95"
+    P99 = "p99"
+
+    @property
+    def quantile(self) -> float:
+        return int(self.value[1:]) / 100
+
+
+# MLPerf LoadGen's early-stopping minimums: below these a percentile is not meaningful.
+MIN_SAMPLES = {Percentile.P50: 1, Percentile.P90: 64, Percentile.P95: 130, Percentile.P99: 662}
+
+
+def _memory_budget(value: object) -> object:
+    if isinstance(value, str) and value.strip().endswith("%"):
+        number = value.strip()[:-1].strip()
+        try:
+            fraction = float(number) / 100
+        except ValueError:
+            raise ValueError(f"expected a percentage such as '60%', got '{value}'") from None
+        if not 0 < fraction <= 1:
+            raise ValueError(f"a share of RAM must be within (0%, 100%], got '{value}'")
+        return {"fraction_of_ram": fraction}
+    return {"absolute": units.parse_size(value)}
+
+
+class MemoryBudget(_Strict):
+    absolute: float | None = None
+    fraction_of_ram: float | None = None
+
+    def limit_bytes(self, hardware: Hardware) -> float:
+        if self.absolute is not None:
+            return self.absolute
+        assert self.fraction_of_ram is not None
+        return self.fraction_of_ram * hardware.memory.available
+
+    def describe(self) -> str:
+        if self.absolute is not None:
+            return units.format_size(self.absolute)
+        return f"{(self.fraction_of_ram or 0) * 100:g}% of available RAM"
+
+
+class Budgets(_Strict):
+    latency: dict[Percentile, Duration] = Field(default_factory=dict,
+                                               description="Percentile -> maximum, e.g. {p95: 80 ms}")
+    cold_start: Duration | None = Field(None, description="Session creation + first inference")
+    peak_memory: Annotated[MemoryBudget | None, BeforeValidator(_memory_budget)] = Field(
+        None, description="Absolute ('512 MiB') or a share of available RAM ('60%')")
+    model_size: Size | None = None
+    throughput: Rate | None = Field(None, description="Minimum inferences per second at the profile's batch size")
+
+
+class OpsetRange(_Strict):
+    min: PositiveInt = 1
+    max: PositiveInt = 30
+
+
+class Runtime(str, Enum):
+    ONNXRUNTIME = "onnxruntime"
+    TENSORFLOW = "tensorflow"
+    TFLITE = "tflite"
+    SKLEARN = "sklearn"
+
+
+class Profile(_Strict):
+    """A deployment: which hardware, what runs there, and the budgets a model must meet."""
+
+    schema_version: Literal[1] = 1
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    description: str = ""
+    hardware: str = Field(description="Built-in hardware id or a path to a hardware YAML file")
+    runtimes: list[Runtime] = Field(min_length=1)
+    runtime_version: str | None = Field(None, description="onnxruntime version deployed on the target, if pinned")
+    execution_provider: str = "CPUExecutionProvider"
+    threads: PositiveInt = 1
+    batch_size: PositiveInt = 1
+    budgets: Budgets = Field(default_factory=Budgets)
+    opset: OpsetRange = Field(default_factory=OpsetRange)
+    dtypes: list[str] = Field(default_factory=lambda: ["float32", "int64", "int32", "bool", "int8", "uint8"])
+
+    @field_validator("dtypes")
+    @classmethod
+    def _known_dtypes(cls, value: list[str]) -> list[str]:
+        known = {"float32", "float16", "bfloat16", "float64", "int8", "uint8", "int16", "uint16", "int32",
+                 "int64", "uint32", "uint64", "bool", "string"}
+        for dtype in value:
+            if dtype not in known:
+                raise ValueError(f"unknown dtype '{dtype}'; use one of {', '.join(sorted(known))}")
+        return value

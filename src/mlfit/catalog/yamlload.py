@@ -1,0 +1,125 @@
+"""Safe YAML loading that remembers where every value came from.
+
+We compose the node tree with PyYAML's safe machinery and convert it ourselves, so
+that we can refuse duplicate keys, non-standard tags (``!!python/object``) and alias
+bombs, and keep a ``path -> (line, column)`` table for error messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlfit.errors import ConfigError
+
+MAX_FILE_BYTES = 1 << 20  # a deployment profile is a few hundred bytes; 1 MiB is generous
+MAX_NODES = 20_000  # bounds alias expansion ("billion laughs")
+
+_STANDARD_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:seq",
+    "tag:yaml.org,2002:map",
+}
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Located:
+    """A loaded document and where each of its values sits in the file."""
+
+    data: Any
+    source: str
+    marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def where(self, path: Sequence[str | int]) -> str:
+        """``file:line:column`` of the deepest known prefix of ``path``."""
+        key: Path_ = tuple(path)
+        while key and key not in self.marks:
+            key = key[:-1]
+        line, col = self.marks.get(key, (1, 1))
+        return f"{self.source}:{line}:{col}"
+
+
+def _error(source: str, mark: yaml.Mark | None, message: str) -> ConfigError:
+    where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+    return ConfigError(f"{where}: {message}")
+
+
+class _Converter:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.marks: dict[Path_, tuple[int, int]] = {}
+        self.nodes = 0
+        self.scalar_loader = yaml.SafeLoader("")
+
+    def convert(self, node: yaml.Node, path: Path_) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _error(self.source, node.start_mark, f"document expands to more than {MAX_NODES} values "
+                         "(alias bomb?); write the values out instead of using aliases")
+        self.marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if node.tag not in _STANDARD_TAGS:
+            raise _error(self.source, node.start_mark,
+                         f"tag '{node.tag}' is not allowed; profiles are plain data (remove the tag)")
+        if isinstance(node, yaml.MappingNode):
+            result: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise _error(self.source, key_node.start_mark, "mapping keys must be plain strings")
+                key = str(self.scalar_loader.construct_scalar(key_node))
+                if key in result:
+                    raise _error(self.source, key_node.start_mark, f"duplicate key '{key}'; keep only one")
+                self.marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                result[key] = self.convert(value_node, (*path, key))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self.scalar_loader.construct_object(node)
+
+
+def load_yaml(path: Path) -> Located:
+    """Load one YAML document safely; every problem is a ConfigError with a location."""
+    source = str(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read ({exc.strerror})", "check the path") from None
+    if path.is_dir():
+        raise ConfigError(f"{source}: is a directory, expected a YAML file")
+    if size > MAX_FILE_BYTES:
+        raise ConfigError(f"{source}:1:1: file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit for profiles",
+                          "a profile or hardware file is a short YAML document")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}:1:1: cannot read as UTF-8 text ({exc})") from None
+    return load_yaml_text(text, source)
+
+
+def load_yaml_text(text: str, source: str = "<string>") -> Located:
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        problem = exc.problem or str(exc)
+        raise _error(source, exc.problem_mark, f"invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}:1:1: invalid YAML: {exc}") from None
+    if len(nodes) != 1:
+        raise ConfigError(f"{source}:1:1: expected exactly one YAML document, found {len(nodes)}")
+    converter = _Converter(source)
+    try:
+        data = converter.convert(nodes[0], ())
+    except yaml.constructor.ConstructorError as exc:
+        raise _error(source, exc.problem_mark, f"invalid value: {exc.problem}") from None
+    except (ValueError, OverflowError) as exc:
+        raise ConfigError(f"{source}:1:1: invalid value: {exc}") from None
+    return Located(data=data, source=source, marks=converter.marks)

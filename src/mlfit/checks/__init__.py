@@ -1,0 +1,1 @@
+"""Budgets evaluated into verdicts: pure functions of a result and a target."""

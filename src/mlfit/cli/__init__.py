@@ -1,0 +1,1 @@
+"""Typer commands only: parse, call the API, render, return an exit code."""

@@ -1,0 +1,73 @@
+"""The ``mlfit`` command. Errors the user can fix are caught here, in one place, and
+printed as one line; anything else is a bug and keeps its traceback.
+
+Heavy modules (pydantic models, onnx, runtimes) are imported inside commands so that
+``mlfit --help`` starts fast; runtimes are only ever imported by the worker process.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from mlfit import __version__
+from mlfit.cli import check as check_cmd
+from mlfit.cli import targets as targets_cmd
+from mlfit.errors import ExitCode, MlfitError
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 all budgets pass; 1 a budget failed (or a regression); 2 usage or configuration error; "
+    "3 the model could not be loaded or measured; 4 inconclusive under --strict; 130 interrupted."
+)
+
+app = typer.Typer(
+    name="mlfit",
+    help="Will this model run THERE, within budget? Measure a model and check it against hardware "
+    "and deployment profiles.\n\n" + EXIT_CODES_HELP,
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlfit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """mlfit: resource-aware model profiler and deployment checker."""
+
+
+check_cmd.register(app)
+app.add_typer(targets_cmd.app, name="targets")
+
+
+def error_line(text: str) -> None:
+    sys.stderr.write(f"mlfit: error: {text}\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="mlfit", standalone_mode=False)
+    except MlfitError as exc:
+        error_line(exc.one_line())
+        sys.exit(int(exc.exit_code))
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.USAGE)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        error_line("interrupted")
+        sys.exit(ExitCode.INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)

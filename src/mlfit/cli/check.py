@@ -1,0 +1,168 @@
+"""``mlfit check``, ``mlfit profile``, ``mlfit inspect`` and ``mlfit schema``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mlfit.cli.common import Data, Dims, Progress, Ranges, Seed, Shapes, Values, input_spec
+from mlfit.errors import ExitCode
+
+Json = Annotated[str | None, typer.Option("--json", help="Write the full result as JSON to PATH ('-' for stdout).",
+                                          rich_help_panel="Output")]
+Outputs = Annotated[list[str] | None, typer.Option("--output", "-o", help="FORMAT=PATH, repeatable "
+                                                   "(json).", rich_help_panel="Output")]
+Threads = Annotated[int | None, typer.Option("--threads", min=1, help="Intra-op threads (default: the targets' "
+                                             "threads, capped at the cores this process may use).",
+                                             rich_help_panel="Measurement")]
+MinTime = Annotated[float, typer.Option("--min-time", min=0.0, help="Measure at least this many seconds.",
+                                        rich_help_panel="Measurement")]
+MaxTime = Annotated[float, typer.Option("--max-time", min=0.1, help="Stop the timed loop after this many seconds "
+                                        "even if a percentile still lacks samples.", rich_help_panel="Measurement")]
+Warmup = Annotated[int, typer.Option("--warmup", min=0, help="Warm-up iterations before timing.",
+                                     rich_help_panel="Measurement")]
+Timeout = Annotated[float | None, typer.Option("--timeout", min=1.0, help="Bound for each phase (load, first "
+                                               "inference, warm-up, measure) in seconds; default 120 s for one "
+                                               "inference, 300 s for loading.", rich_help_panel="Measurement")]
+Runtime_ = Annotated[str | None, typer.Option("--runtime", help="Override the runtime chosen from the file's "
+                                              "content: onnxruntime, tensorflow, tflite, sklearn.",
+                                              rich_help_panel="Model")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
+Strict = Annotated[bool, typer.Option("--strict", help="Exit 4 when any verdict is INCONCLUSIVE.")]
+
+
+def _runtime(name: str | None) -> Any:
+    if name is None:
+        return None
+    from mlfit.catalog.schema import Runtime
+    from mlfit.errors import ConfigError
+
+    try:
+        return Runtime(name)
+    except ValueError:
+        raise ConfigError(f"unknown runtime '{name}'", f"use one of: {', '.join(r.value for r in Runtime)}") from None
+
+
+def exit_code_for(result: Any, strict: bool) -> int:
+    from mlfit.result import Verdict
+
+    if result.error is not None:
+        return int(result.error.exit_code)
+    verdict = result.verdict
+    if verdict is Verdict.FAIL:
+        return int(ExitCode.BUDGET_FAILED)
+    if verdict is Verdict.INCONCLUSIVE:
+        if strict:
+            return int(ExitCode.INCONCLUSIVE)
+        sys.stderr.write("mlfit: warning: some verdicts are INCONCLUSIVE (see the reasons above); "
+                         "--strict makes that exit 4\n")
+    return int(ExitCode.OK)
+
+
+def _render(result: Any, outputs: list[Any]) -> None:
+    from rich.console import Console
+
+    from mlfit.api import single_report
+    from mlfit.report.outputs import write_outputs
+    from mlfit.report.terminal import render_terminal
+
+    report = single_report(result)
+    to_stdout = any(path == "-" for _, path in outputs)
+    console = Console(stderr=to_stdout)
+    if result.error is None:
+        console.print(render_terminal(report))
+    write_outputs(report, outputs)
+    if result.error is not None:
+        err = result.error
+        sys.stderr.write(f"mlfit: error: {err.message}" + (f" ({err.hint})" if err.hint else "") + "\n")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def check(
+        model: Annotated[Path, typer.Argument(help="Model file or SavedModel directory.", show_default=False)],
+        target: Annotated[list[str], typer.Option("--target", "-t", help="Built-in target name, profile YAML "
+                                                  "path, or 'all' (repeatable). See `mlfit targets`.")],
+        dim: Dims = None, shape: Shapes = None, value: Values = None, range_: Ranges = None, data: Data = None,
+        seed: Seed = 0, json_path: Json = None, output: Outputs = None, threads: Threads = None,
+        min_time: MinTime = 1.0, max_time: MaxTime = 30.0, warmup: Warmup = 10, timeout: Timeout = None,
+        runtime: Runtime_ = None, strict: Strict = False, quiet: Quiet = False,
+    ) -> None:
+        """Measure MODEL once and check it against every budget of each --target.
+
+        Exit codes: 0 all budgets pass; 1 a budget failed; 2 usage or configuration error;
+        3 the model could not be loaded or measured; 4 inconclusive under --strict.
+        """
+        from mlfit.api import MeasureOptions, identify, measure_and_check, resolve_targets
+        from mlfit.report.outputs import parse_outputs
+
+        targets = resolve_targets(target)
+        spec = input_spec(dim, shape, value, range_, data, seed)
+        outputs = parse_outputs(output, json_path)
+        options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
+                                 timeout=timeout, runtime=_runtime(runtime))
+        ref = identify(model, options.runtime)
+        with Progress(f"{Path(model).name}", quiet) as progress:
+            result = measure_and_check(ref, targets, spec, options, progress)
+        _render(result, outputs)
+        raise typer.Exit(exit_code_for(result, strict))
+
+    @app.command()
+    def profile(
+        model: Annotated[Path, typer.Argument(help="Model file or SavedModel directory.", show_default=False)],
+        dim: Dims = None, shape: Shapes = None, value: Values = None, range_: Ranges = None, data: Data = None,
+        seed: Seed = 0, json_path: Json = None, output: Outputs = None, threads: Threads = None,
+        min_time: MinTime = 1.0, max_time: MaxTime = 30.0, warmup: Warmup = 10, timeout: Timeout = None,
+        runtime: Runtime_ = None, quiet: Quiet = False,
+    ) -> None:
+        """Measure MODEL on this host without checking budgets (latency, memory, cold start, throughput)."""
+        from mlfit.api import MeasureOptions, identify, measure_and_check
+        from mlfit.report.outputs import parse_outputs
+
+        spec = input_spec(dim, shape, value, range_, data, seed)
+        outputs = parse_outputs(output, json_path)
+        options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
+                                 timeout=timeout, runtime=_runtime(runtime))
+        ref = identify(model, options.runtime)
+        with Progress(f"{Path(model).name}", quiet) as progress:
+            result = measure_and_check(ref, [], spec, options, progress)
+        _render(result, outputs)
+        raise typer.Exit(exit_code_for(result, False))
+
+    @app.command()
+    def inspect(
+        model: Annotated[Path, typer.Argument(help="Model file.", show_default=False)],
+        json_out: Annotated[bool, typer.Option("--json", help="Print the facts as JSON.")] = False,
+    ) -> None:
+        """Show a model's inputs, outputs, opset, op histogram, parameters and size, without running it."""
+        from rich.console import Console
+
+        from mlfit.api import inspect as inspect_model
+        from mlfit.report.inspect import render_inspect
+
+        facts = inspect_model(model)
+        if json_out:
+            sys.stdout.write(json.dumps(facts, indent=2) + "\n")
+        else:
+            Console().print(render_inspect(facts))
+
+    @app.command()
+    def schema(
+        kind: Annotated[str, typer.Option("--kind", help="hardware, profile or both.")] = "both",
+    ) -> None:
+        """Print the JSON Schema of hardware and profile files (for editor validation)."""
+        from mlfit.catalog.schema import Hardware, Profile
+        from mlfit.errors import ConfigError
+
+        schemas = {"hardware": Hardware.model_json_schema(), "profile": Profile.model_json_schema()}
+        if kind == "both":
+            out: Any = schemas
+        elif kind in schemas:
+            out = schemas[kind]
+        else:
+            raise ConfigError(f"--kind '{kind}': expected hardware, profile or both")
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")

@@ -1,0 +1,69 @@
+"""Options shared by several commands, and the helpers that turn them into API values."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+Dims = Annotated[list[str] | None, typer.Option("--dim", help="Fill a symbolic dim everywhere: NAME=VALUE "
+                                                "(repeatable), e.g. --dim batch=1.", rich_help_panel="Inputs")]
+Shapes = Annotated[list[str] | None, typer.Option("--shape", help="Set an input's whole shape: "
+                                                  "INPUT=1x3x224x224 (repeatable).", rich_help_panel="Inputs")]
+Values = Annotated[list[str] | None, typer.Option("--value", help="Give an input a constant value: "
+                                                  "INPUT=16000 (repeatable).", rich_help_panel="Inputs")]
+Ranges = Annotated[list[str] | None, typer.Option("--range", help="Bound random values: INPUT=LOW:HIGH "
+                                                  "(repeatable); keep embedding indices in range.",
+                                                  rich_help_panel="Inputs")]
+Data = Annotated[list[str] | None, typer.Option("--data", help="Real samples: FILE.npz (arrays by input name) "
+                                                "or INPUT=FILE.npy; cycled through.", rich_help_panel="Inputs")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed for generated inputs.", rich_help_panel="Inputs")]
+
+
+def input_spec(dim: list[str] | None, shape: list[str] | None, value: list[str] | None,
+               range_: list[str] | None, data: list[str] | None, seed: int) -> Any:
+    from mlfit.inputspec import parse_input_flags
+
+    return parse_input_flags(dims=dim, shapes=shape, values=value, ranges=range_, data=data, seed=seed)
+
+
+class Progress:
+    """Phase progress on stderr: a spinner on a terminal, plain lines in CI logs."""
+
+    def __init__(self, label: str, quiet: bool = False) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.label = label
+        self.quiet = quiet
+        self.status: Any = None
+        self.interactive = self.console.is_terminal
+
+    def __enter__(self) -> Progress:
+        if not self.quiet and self.interactive:
+            self.status = self.console.status(f"{self.label}: starting")
+            self.status.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status is not None:
+            self.status.__exit__(None, None, None)
+
+    def __call__(self, event: dict[str, object]) -> None:
+        if self.quiet:
+            return
+        from mlfit.measure.protocol import Phase
+
+        kind = event.get("event")
+        if kind == "phase":
+            text = f"{self.label}: {Phase(str(event['phase'])).doing}"
+        elif kind == "progress":
+            text = f"{self.label}: measuring latency ({event.get('n')} samples, {float(event.get('elapsed', 0)):.1f} s)"  # type: ignore[arg-type]
+        else:
+            return
+        if self.status is not None:
+            self.status.update(text)
+        elif kind == "phase":
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()

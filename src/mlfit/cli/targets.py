@@ -1,0 +1,78 @@
+"""``mlfit targets``: list, show and validate hardware and deployment profiles."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlfit.errors import ExitCode
+
+app = typer.Typer(help="List built-in targets, show one resolved, or validate your own YAML files.",
+                  no_args_is_help=False, invoke_without_command=True, rich_markup_mode=None)
+
+
+@app.callback(invoke_without_command=True)
+def list_targets(ctx: typer.Context) -> None:
+    """List built-in targets with their hardware."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from mlfit.catalog.loader import builtin_targets
+    from mlfit.catalog.units import format_size
+
+    table = Table(title="Built-in targets", title_justify="left", header_style="bold")
+    for column in ("target", "hardware", "cpu", "ram", "accelerator", "budgets"):
+        table.add_column(column)
+    for target in builtin_targets():
+        hw = target.hardware
+        budgets = target.profile.budgets
+        summary = ", ".join(
+            [f"{p.value}<={v * 1e3:g}ms" for p, v in budgets.latency.items()]
+            + ([f"mem<={budgets.peak_memory.describe()}"] if budgets.peak_memory else [])
+            + ([f">={budgets.throughput:g}/s"] if budgets.throughput else []))
+        accel = ", ".join(a.name for a in hw.accelerators) or "-"
+        table.add_row(target.name, hw.name, f"{hw.cpu.cores}x {hw.cpu.arch.value}", format_size(hw.memory.ram),
+                      accel, summary)
+    Console().print(table)
+
+
+@app.command()
+def show(name: Annotated[str, typer.Argument(help="Built-in target name or profile YAML path.")]) -> None:
+    """Print one target, resolved with its hardware, as YAML."""
+    import yaml
+
+    from mlfit.catalog.loader import resolve_target
+
+    target = resolve_target(name)
+    doc = {"profile": target.profile.model_dump(mode="json"), "hardware": target.hardware.model_dump(mode="json"),
+           "source": target.source}
+    sys.stdout.write(yaml.safe_dump(doc, sort_keys=False))
+
+
+@app.command()
+def validate(files: Annotated[list[Path], typer.Argument(help="Profile or hardware YAML files.")]) -> None:
+    """Check user profile or hardware files; exit 0 when all are valid, 2 otherwise."""
+    from mlfit.catalog.loader import load_hardware_file, resolve_hardware, resolve_target
+    from mlfit.catalog.yamlload import load_yaml
+    from mlfit.errors import ConfigError
+
+    failed = 0
+    for path in files:
+        try:
+            located = load_yaml(path)
+            data = located.data
+            if isinstance(data, dict) and "cpu" in data:
+                load_hardware_file(path)
+            else:
+                target = resolve_target(str(path) if str(path).endswith((".yaml", ".yml")) else f"./{path}")
+                resolve_hardware(target.profile.hardware, relative_to=path.parent)
+            sys.stdout.write(f"{path}: ok\n")
+        except ConfigError as exc:
+            failed += 1
+            sys.stderr.write(f"mlfit: error: {exc.one_line()}\n")
+    raise typer.Exit(ExitCode.USAGE if failed else ExitCode.OK)

@@ -1,0 +1,175 @@
+"""The input spec: how the user fills a model's inputs (``--dim``, ``--shape``, ``--value``,
+``--range``, ``--data``), parsed in the parent and resolved against the model in the worker.
+
+Parsing is pure and cheap; resolution needs only the model's declared inputs.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlfit.errors import ConfigError
+from mlfit.result import TensorInfo
+
+_NAME = r"[^=\s][^=]*"
+
+
+class InputSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dims: dict[str, int] = Field(default_factory=dict)
+    shapes: dict[str, list[int]] = Field(default_factory=dict)
+    values: dict[str, float] = Field(default_factory=dict)
+    ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    data_file: str | None = None  # .npz with arrays by input name
+    data_arrays: dict[str, str] = Field(default_factory=dict)  # input -> .npy path
+    seed: int = 0
+
+
+def _split(flag: str, text: str, example: str) -> tuple[str, str]:
+    match = re.fullmatch(rf"\s*({_NAME}?)\s*=\s*(.+?)\s*", text)
+    if not match or not match.group(1).strip():
+        raise ConfigError(f"{flag} '{text}': expected NAME=VALUE", f"for example {flag} {example}")
+    return match.group(1).strip(), match.group(2)
+
+
+def _positive_int(flag: str, text: str, raw: str, example: str) -> int:
+    if not re.fullmatch(r"[0-9]+", text):
+        raise ConfigError(f"{flag} '{raw}': '{text}' is not a whole number", f"for example {flag} {example}")
+    value = int(text)
+    if not 0 < value <= 1 << 31:
+        raise ConfigError(f"{flag} '{raw}': {value} is out of range (1..2^31)", f"for example {flag} {example}")
+    return value
+
+
+def _number(flag: str, text: str, raw: str, example: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{flag} '{raw}': '{text}' is not a number", f"for example {flag} {example}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"{flag} '{raw}': value must be finite", f"for example {flag} {example}")
+    return value
+
+
+def parse_input_flags(
+    dims: list[str] | None = None,
+    shapes: list[str] | None = None,
+    values: list[str] | None = None,
+    ranges: list[str] | None = None,
+    data: list[str] | None = None,
+    seed: int = 0,
+) -> InputSpec:
+    """Parse the repeatable input flags into an InputSpec; any mistake is a ConfigError (exit 2)."""
+    out_dims: dict[str, int] = {}
+    for raw in dims or []:
+        name, text = _split("--dim", raw, "batch=1")
+        out_dims[name] = _positive_int("--dim", text, raw, "batch=1")
+    out_shapes: dict[str, list[int]] = {}
+    for raw in shapes or []:
+        name, text = _split("--shape", raw, "input=1x3x224x224")
+        parts = re.split(r"[x,]", text)
+        out_shapes[name] = [_positive_int("--shape", p.strip(), raw, "input=1x3x224x224") for p in parts]
+    out_values: dict[str, float] = {}
+    for raw in values or []:
+        name, text = _split("--value", raw, "sample_rate=16000")
+        out_values[name] = _number("--value", text, raw, "sample_rate=16000")
+    out_ranges: dict[str, tuple[float, float]] = {}
+    for raw in ranges or []:
+        name, text = _split("--range", raw, "input_ids=0:30000")
+        if text.count(":") != 1:
+            raise ConfigError(f"--range '{raw}': expected LOW:HIGH", "for example --range input_ids=0:30000")
+        low_text, high_text = text.split(":")
+        low = _number("--range", low_text, raw, "input_ids=0:30000")
+        high = _number("--range", high_text, raw, "input_ids=0:30000")
+        if not low < high:
+            raise ConfigError(f"--range '{raw}': LOW must be below HIGH", "for example --range input_ids=0:30000")
+        out_ranges[name] = (low, high)
+    data_file: str | None = None
+    data_arrays: dict[str, str] = {}
+    for raw in data or []:
+        if "=" in raw:
+            name, text = _split("--data", raw, "input=sample.npy")
+            if not Path(text).is_file():
+                raise ConfigError(f"--data '{raw}': file '{text}' does not exist")
+            data_arrays[name] = str(Path(text).resolve())
+        else:
+            if not Path(raw).is_file():
+                raise ConfigError(f"--data '{raw}': file does not exist", "give an .npz with arrays by input name")
+            if data_file is not None:
+                raise ConfigError("--data FILE.npz given twice", "merge the arrays into one .npz")
+            data_file = str(Path(raw).resolve())
+    return InputSpec(dims=out_dims, shapes=out_shapes, values=out_values, ranges=out_ranges,
+                     data_file=data_file, data_arrays=data_arrays, seed=seed)
+
+
+def _flag_example(inputs: list[TensorInfo]) -> str:
+    flags: list[str] = []
+    for tensor in inputs:
+        for dim in tensor.shape:
+            if isinstance(dim, str) and f"--dim {dim}=" not in " ".join(flags):
+                flags.append(f"--dim {dim}={1 if 'batch' in dim.lower() or dim.lower() == 'n' else 'N'}")
+            elif dim is None:
+                flags.append(f"--shape {tensor.name}=" + "x".join(
+                    str(d) if isinstance(d, int) else "N" for d in tensor.shape))
+                break
+    return " ".join(flags)
+
+
+def describe_inputs(inputs: list[TensorInfo]) -> str:
+    return "; ".join(
+        f"{t.name} {t.dtype}[{', '.join('?' if d is None else str(d) for d in t.shape)}]" for t in inputs)
+
+
+def resolve_shapes(inputs: list[TensorInfo], spec: InputSpec, data_shapes: dict[str, tuple[int, ...]]) -> dict[
+        str, list[int]]:
+    """Concrete shape per input, or a ConfigError listing every unfilled dim and the flags that fill it."""
+    names = {t.name for t in inputs}
+    for flag, given in (("--shape", spec.shapes), ("--value", spec.values), ("--range", spec.ranges),
+                        ("--data", spec.data_arrays)):
+        for name in given:
+            if name not in names:
+                raise ConfigError(f"{flag} names input '{name}', which the model does not have",
+                                  f"inputs: {describe_inputs(inputs)}")
+    symbolic = {d for t in inputs for d in t.shape if isinstance(d, str)}
+    for dim in spec.dims:
+        if dim not in symbolic:
+            known = ", ".join(sorted(symbolic)) or "none (all dims are fixed)"
+            raise ConfigError(f"--dim names '{dim}', which is not a symbolic dim of this model",
+                              f"symbolic dims: {known}")
+    shapes: dict[str, list[int]] = {}
+    missing: list[TensorInfo] = []
+    for tensor in inputs:
+        if tensor.name in data_shapes:
+            shapes[tensor.name] = list(data_shapes[tensor.name])
+            continue
+        if tensor.name in spec.shapes:
+            given = spec.shapes[tensor.name]
+            if len(given) != len(tensor.shape):
+                raise ConfigError(f"--shape {tensor.name}: rank {len(given)} does not match the model's rank "
+                                  f"{len(tensor.shape)}", f"the model declares {describe_inputs([tensor])}")
+            for i, (want, have) in enumerate(zip(tensor.shape, given)):
+                if isinstance(want, int) and want > 0 and want != have:
+                    raise ConfigError(f"--shape {tensor.name}: dim {i} is fixed at {want}, got {have}",
+                                      f"the model declares {describe_inputs([tensor])}")
+            shapes[tensor.name] = given
+            continue
+        concrete: list[int] = []
+        for dim in tensor.shape:
+            if isinstance(dim, int) and dim > 0:
+                concrete.append(dim)
+            elif isinstance(dim, str) and dim in spec.dims:
+                concrete.append(spec.dims[dim])
+            else:
+                missing.append(tensor)
+                break
+        else:
+            shapes[tensor.name] = concrete
+    if missing:
+        raise ConfigError(
+            f"the model has dims nothing fills: {describe_inputs(missing)}; mlfit never guesses them",
+            f"for example: {_flag_example(missing)}")
+    return shapes

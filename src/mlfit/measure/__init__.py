@@ -1,0 +1,1 @@
+"""Measurement: the parent-side launcher and the child-side worker, with their helpers."""

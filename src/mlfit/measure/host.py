@@ -1,0 +1,99 @@
+"""The host's fingerprint: what a measurement was taken on, so like is compared with like."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import platform
+import socket
+from pathlib import Path
+
+import psutil
+
+from mlfit.result import HostInfo
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "processor\t: arm")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cgroup_cpu_quota() -> float | None:
+    """CPUs granted by the cgroup v2 quota (cpu.max), or None when unlimited."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    return int(quota) / int(period)
+
+
+def cgroup_memory_limit() -> int | None:
+    try:
+        text = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return None
+    return None if text == "max" else int(text)
+
+
+def affinity() -> list[int]:
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def usable_cores() -> int:
+    """Cores this process may really use: affinity, capped by the cgroup quota.
+
+    onnxruntime sizes its pool from the host's cores and ignores cgroup quotas, which is
+    why thread counts are always set explicitly from this.
+    """
+    cores = len(affinity())
+    quota = cgroup_cpu_quota()
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota)))
+    return max(1, cores)
+
+
+def detect_gpus() -> list[str]:
+    """NVIDIA GPUs visible through the driver's proc interface (no CUDA import)."""
+    root = Path("/proc/driver/nvidia/gpus")
+    names: list[str] = []
+    if root.is_dir():
+        for info in sorted(root.glob("*/information")):
+            for line in info.read_text().splitlines():
+                if line.startswith("Model:"):
+                    names.append(line.split(":", 1)[1].strip())
+    return names
+
+
+def host_info(versions: dict[str, str] | None = None) -> HostInfo:
+    model = cpu_model()
+    ram = psutil.virtual_memory().total
+    logical = os.cpu_count() or 1
+    fingerprint_src = "|".join([model, platform.machine(), str(logical), str(ram // 2**28), platform.system()])
+    return HostInfo(
+        fingerprint=hashlib.sha256(fingerprint_src.encode()).hexdigest()[:16],
+        hostname=socket.gethostname(),
+        cpu_model=model,
+        arch=platform.machine(),
+        cores_logical=logical,
+        cores_physical=psutil.cpu_count(logical=False),
+        cores_usable=usable_cores(),
+        affinity=affinity(),
+        cgroup_cpu_quota=cgroup_cpu_quota(),
+        cgroup_memory_limit=cgroup_memory_limit(),
+        ram_bytes=ram,
+        os=f"{platform.system()} {platform.release()}",
+        python=platform.python_version(),
+        load_avg_1m=os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0,
+        versions=dict(versions or {}),
+        gpus=detect_gpus(),
+    )

@@ -1,0 +1,87 @@
+"""What the parent sends the worker and what comes back (JSON files + JSON-line events).
+
+The worker writes one JSON object per line on stdout: ``{"event": "phase", "phase": ...}``
+when it enters a phase and ``{"event": "progress", ...}`` now and then; its final answer
+goes to the result file, so a crash can never leave half a result in the pipe.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlfit.inputspec import InputSpec
+from mlfit.result import ErrorInfo, Measurement, TensorInfo
+
+
+class Phase(str, Enum):
+    START = "start"
+    IMPORT = "import"
+    LOAD = "load"
+    INPUTS = "inputs"
+    FIRST_INFERENCE = "first_inference"
+    WARMUP = "warmup"
+    MEASURE = "measure"
+    THROUGHPUT = "throughput"
+    PROFILE = "profile"
+    DONE = "done"
+
+    @property
+    def doing(self) -> str:
+        """What the worker was doing, for messages: 'crashed while ...'."""
+        return {
+            Phase.START: "starting",
+            Phase.IMPORT: "importing the runtime",
+            Phase.LOAD: "creating the session",
+            Phase.INPUTS: "preparing inputs",
+            Phase.FIRST_INFERENCE: "running the first inference",
+            Phase.WARMUP: "warming up",
+            Phase.MEASURE: "measuring latency",
+            Phase.THROUGHPUT: "measuring batched throughput",
+            Phase.PROFILE: "profiling nodes",
+            Phase.DONE: "finishing",
+        }[self]
+
+
+class MeasureSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    warmup_iterations: int = 10
+    warmup_time_s: float = 0.3
+    min_samples: int = 130
+    min_time_s: float = 1.0
+    max_time_s: float = 30.0
+    batch_size: int | None = None  # measure batched throughput too, when the batch dim is free
+    profile_nodes: bool = False  # node-level timings for projection (onnxruntime)
+    profile_threads: list[int] = Field(default_factory=list)
+
+
+class WorkerRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_path: str
+    runtime: str
+    threads: int
+    execution_provider: str = "CPUExecutionProvider"
+    trust_model: bool = False
+    trust_types: list[str] = Field(default_factory=list)
+    signature: str = "serving_default"
+    method: str = "predict"
+    custom_op_libraries: list[str] = Field(default_factory=list)
+    enable_arena: bool = True
+    input_spec: InputSpec = Field(default_factory=InputSpec)
+    settings: MeasureSettings = Field(default_factory=MeasureSettings)
+    scratch_dir: str
+
+
+class WorkerResponse(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    measurement: Measurement | None = None
+    inputs: list[TensorInfo] = Field(default_factory=list)
+    inputs_used: list[TensorInfo] = Field(default_factory=list)
+    outputs: list[TensorInfo] = Field(default_factory=list)
+    node_profile: dict[str, Any] | None = None
+    error: ErrorInfo | None = None

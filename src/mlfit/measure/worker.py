@@ -1,0 +1,212 @@
+"""The child side of a measurement. Run as ``python -m mlfit.measure.worker REQUEST OUT``.
+
+Only this process imports a runtime. It reports phases on stdout and writes its answer
+to OUT; the parent turns signals, timeouts and errors into explained results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from mlfit.measure.memory import PeakTracker
+
+_tracker = PeakTracker()
+_INTERPRETER_BYTES = _tracker.current()
+
+from mlfit.backends.base import Backend, LoadOptions, create_backend  # noqa: E402
+from mlfit.backends.feeds import build_feeds, data_shapes, load_data  # noqa: E402
+from mlfit.catalog.schema import Runtime  # noqa: E402
+from mlfit.errors import ExitCode, MlfitError  # noqa: E402
+from mlfit.inputspec import resolve_shapes  # noqa: E402
+from mlfit.measure.host import host_info  # noqa: E402
+from mlfit.measure.protocol import Phase, WorkerRequest, WorkerResponse  # noqa: E402
+from mlfit.measure.stats import latency_stats, quality_warnings  # noqa: E402
+from mlfit.measure.timing import LoopPolicy, timed_loop, warm_up  # noqa: E402
+from mlfit.result import ColdStart, ErrorInfo, MemoryPhases, Measurement, TensorInfo, Throughput  # noqa: E402
+
+# Test hook: MLFIT_WORKER_FAULT=PHASE:SIGNAL makes the worker kill itself with a real
+# signal when it enters PHASE (e.g. "load:SIGSEGV", "measure:SIGABRT", "load:hang"), so the
+# parent's crash handling is tested against a real dying process.
+_FAULT = os.environ.get("MLFIT_WORKER_FAULT", "")
+
+
+def emit(event: str, **fields: Any) -> None:
+    sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
+    sys.stdout.flush()
+
+
+def enter(phase: Phase) -> None:
+    emit("phase", phase=phase.value)
+    if _FAULT and _FAULT.split(":")[0] == phase.value:
+        action = _FAULT.split(":", 1)[1]
+        if action == "hang":
+            while True:
+                time.sleep(1)
+        if action == "orphan":  # leave a child behind that the parent must kill with the group
+            import subprocess
+
+            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+            while True:
+                time.sleep(1)
+        if action == "spike":  # a short 200 MB allocation spike, then carry on
+            block = bytearray(200 * 2**20)
+            for i in range(0, len(block), 4096):
+                block[i] = 1
+            del block
+            return
+        os.kill(os.getpid(), getattr(signal, action))
+
+
+def _batched_feeds(inputs: list[TensorInfo], feeds: list[dict[str, Any]], batch: int) -> list[dict[str, Any]] | None:
+    """Feeds with the leading dim set to ``batch`` when every input's leading dim is free."""
+    import numpy as np
+
+    if not inputs or any(not t.shape or isinstance(t.shape[0], int) for t in inputs):
+        return None
+    out: dict[str, Any] = {}
+    for tensor in inputs:
+        array = feeds[0][tensor.name]
+        reps = (batch // max(1, array.shape[0])) + 1
+        out[tensor.name] = np.concatenate([array] * reps, axis=0)[:batch]
+    return [out]
+
+
+def measure(request: WorkerRequest) -> WorkerResponse:
+    settings = request.settings
+    runtime = Runtime(request.runtime)
+    enter(Phase.IMPORT)
+    interpreter = _INTERPRETER_BYTES
+    t0 = time.perf_counter()
+    backend: Backend = create_backend(runtime)
+    import_s = time.perf_counter() - t0
+    baseline = _tracker.current()
+    _tracker.reset()
+
+    enter(Phase.LOAD)
+    options = LoadOptions(
+        threads=request.threads, execution_provider=request.execution_provider, trust_model=request.trust_model,
+        trust_types=tuple(request.trust_types), signature=request.signature, method=request.method,
+        custom_op_libraries=tuple(request.custom_op_libraries), enable_arena=request.enable_arena,
+        extra={"profile_dir": request.scratch_dir},
+    )
+    t0 = time.perf_counter()
+    backend.load(request.model_path, options)
+    load_s = time.perf_counter() - t0
+    load_peak = _tracker.peak()
+
+    enter(Phase.INPUTS)
+    declared = backend.inputs()
+    data = load_data(request.input_spec)
+    shapes = resolve_shapes(declared, request.input_spec, data_shapes(declared, data))
+    feeds = [backend.prepare(f) for f in build_feeds(declared, shapes, request.input_spec, data)]
+    used = [TensorInfo(name=t.name, dtype=t.dtype, shape=list(shapes[t.name])) for t in declared]
+    _tracker.reset()
+
+    enter(Phase.FIRST_INFERENCE)
+    run = backend.runner()
+    t0 = time.perf_counter()
+    try:
+        run(feeds[0])
+    except MlfitError:
+        raise
+    except Exception as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MlfitError(
+            f"{runtime.value} failed on the first inference: {message}",
+            "check input shapes and value ranges: --shape, --dim, --range INPUT=LOW:HIGH, or real --data",
+            ExitCode.MODEL) from None
+    first_s = time.perf_counter() - t0
+
+    enter(Phase.WARMUP)
+    warm_up(run, feeds, settings.warmup_iterations, settings.warmup_time_s, max(settings.warmup_time_s * 10, 5.0))
+
+    enter(Phase.MEASURE)
+    policy = LoopPolicy(min_samples=settings.min_samples, min_time_s=settings.min_time_s,
+                        max_time_s=settings.max_time_s)
+    samples = timed_loop(run, feeds, policy,
+                         progress=lambda n, elapsed: emit("progress", phase="measure", n=n, elapsed=elapsed))
+    inference_peak = _tracker.peak()
+    stats = latency_stats(samples)
+
+    throughput = Throughput(single_stream_per_s=1.0 / stats.mean if stats.mean > 0 else 0.0)
+    if settings.batch_size and settings.batch_size > 1:
+        batched = _batched_feeds(declared, [dict(f) for f in build_feeds(declared, shapes, request.input_spec, data)],
+                                 settings.batch_size)
+        if batched is not None:
+            enter(Phase.THROUGHPUT)
+            prepared = [backend.prepare(f) for f in batched]
+            warm_up(run, prepared, 3, 0.1, 5.0)
+            batch_policy = LoopPolicy(min_samples=30, min_time_s=min(1.0, settings.min_time_s),
+                                      max_time_s=max(2.0, settings.max_time_s / 4))
+            batch_stats = latency_stats(timed_loop(run, prepared, batch_policy))
+            throughput = Throughput(single_stream_per_s=throughput.single_stream_per_s,
+                                    batch_size=settings.batch_size,
+                                    batched_per_s=settings.batch_size / batch_stats.mean,
+                                    batched_latency=batch_stats.model_copy(update={"samples_ns": []}))
+            inference_peak = max(inference_peak, _tracker.peak())
+
+    node_profile = None
+    if settings.profile_nodes and runtime is Runtime.ONNXRUNTIME:
+        enter(Phase.PROFILE)
+        from mlfit.measure.nodeprofile import profile_nodes
+
+        node_profile = profile_nodes(request, shapes, feeds[0], settings.profile_threads)
+
+    enter(Phase.DONE)
+    host = host_info()
+    warnings = quality_warnings(stats, host.load_avg_1m, host.cores_usable)
+    if stats.insufficient:
+        warnings.append(f"insufficient samples ({stats.n}) for {', '.join(stats.insufficient)}")
+    details = backend.details()
+    memory = MemoryPhases(
+        method=_tracker.method, interpreter_bytes=interpreter, runtime_baseline_bytes=baseline,
+        load_peak_bytes=load_peak, inference_peak_bytes=inference_peak,
+        peak_bytes=max(load_peak, inference_peak, baseline), arena_enabled=details.get("arena_enabled"),
+    )
+    measurement = Measurement(
+        runtime=runtime.value, runtime_version=backend.version(), threads=request.threads,
+        execution_provider=details.get("providers", [request.execution_provider])[0],
+        cold_start=ColdStart(import_s=import_s, load_s=load_s, first_inference_s=first_s),
+        latency=stats, memory=memory, throughput=throughput, warnings=warnings,
+        unstable=any(w.startswith(("unstable", "busy")) for w in warnings),
+        extra={k: v for k, v in details.items() if k not in ("providers", "arena_enabled")},
+    )
+    return WorkerResponse(measurement=measurement, inputs=declared, inputs_used=used, outputs=backend.outputs(),
+                          node_profile=node_profile)
+
+
+def main(argv: list[str]) -> int:
+    request_path, out_path = Path(argv[0]), Path(argv[1])
+    enter(Phase.START)
+    request = WorkerRequest.model_validate_json(request_path.read_text())
+    try:
+        response = measure(request)
+    except MlfitError as exc:
+        response = WorkerResponse(error=ErrorInfo(kind="input" if exc.exit_code == ExitCode.USAGE else "load",
+                                                  phase="", message=exc.message,
+                                                  hint=exc.hint, exit_code=int(exc.exit_code)))
+    except MemoryError:
+        response = WorkerResponse(error=ErrorInfo(kind="memory", phase="", message="ran out of memory",
+                                                  hint="raise --memory-limit or use a smaller input",
+                                                  exit_code=int(ExitCode.MODEL)))
+    except Exception as exc:  # a bug or an unexpected runtime failure: keep the traceback for the report
+        traceback.print_exc(file=sys.stderr)
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        response = WorkerResponse(error=ErrorInfo(kind="bug", phase="", message=f"{type(exc).__name__}: {text}",
+                                                  hint="this looks like a bug in mlfit; the worker's traceback "
+                                                       "is in the log named below", exit_code=int(ExitCode.MODEL)))
+    tmp = out_path.with_suffix(".tmp")
+    tmp.write_text(response.model_dump_json())
+    os.replace(tmp, out_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

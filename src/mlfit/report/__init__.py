@@ -1,0 +1,1 @@
+"""Reporters: pure functions from a result to text, bytes or a rich renderable."""

@@ -1,0 +1,47 @@
+"""Render `mlfit inspect` facts for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from mlfit.catalog.units import format_size
+
+
+def _dims(shape: list[Any]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def render_inspect(facts: dict[str, Any]) -> RenderableType:
+    io = Table(title="Inputs and outputs", title_justify="left", header_style="bold")
+    for column in ("kind", "name", "dtype", "shape"):
+        io.add_column(column)
+    for kind in ("inputs", "outputs"):
+        for t in facts.get(kind, []):
+            io.add_row(kind[:-1], Text(t["name"]), t["dtype"], Text(_dims(t["shape"])))
+    params = facts.get("parameters", 0)
+    by_dtype = ", ".join(f"{k} {format_size(v)}" for k, v in facts.get("parameter_bytes", {}).items())
+    lines = [
+        f"{facts['path']}: {facts['format']}, {format_size(facts['size_bytes'])} on disk",
+        f"opset {facts.get('opset')} (IR {facts.get('ir_version')}), producer {facts.get('producer') or '-'}",
+        f"parameters: {params:,} ({by_dtype or 'none'})",
+        f"dtypes: {', '.join(facts.get('dtypes', []))}",
+    ]
+    if facts.get("flops") is not None:
+        lines.append(f"FLOPs per inference: {facts['flops'] / 1e6:,.1f} M ({facts.get('macs', 0) / 1e6:,.1f} M MACs)")
+    if facts.get("dynamic_dims"):
+        lines.append(f"symbolic dims: {', '.join(facts['dynamic_dims'])} (fill them with --dim NAME=VALUE)")
+    if facts.get("control_flow"):
+        lines.append(f"control flow: {', '.join(facts['control_flow'])}")
+    if facts.get("custom_domains"):
+        lines.append(f"custom op domains: {', '.join(facts['custom_domains'])}")
+    lines.extend(f"note: {n}" for n in facts.get("notes", []))
+    ops = Table(title=f"Ops ({facts.get('node_count', 0)} nodes)", title_justify="left", header_style="bold")
+    ops.add_column("op")
+    ops.add_column("count", justify="right")
+    for op, count in list(facts.get("ops", {}).items())[:20]:
+        ops.add_row(op, str(count))
+    return Group(Text("\n".join(lines)), io, ops)

@@ -1,0 +1,266 @@
+"""Immutable result values: what the worker measured and what the checks decided.
+
+Result file format history (``RESULT_SCHEMA_VERSION``):
+  1 - first version: a report (kind "mlfit-report") holding one result per model:
+      model, host, measurement (latency with raw samples, memory per phase, cold start,
+      throughput), per-target checks with provenance.
+Readers refuse newer versions (see :func:`load_result`).
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mlfit.errors import ConfigError, ExitCode
+
+RESULT_SCHEMA_VERSION = 1
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Verdict(str, Enum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    ERROR = "ERROR"
+
+
+class Provenance(str, Enum):
+    """Where a figure comes from. Always shown next to it."""
+
+    MEASURED_ON_HOST = "measured-on-host"  # measured here, on a machine that is not the target
+    MEASURED_ON_TARGET = "measured-on-target"  # measured on the target's own hardware
+    PROJECTED = "projected"  # derived for the target from host measurements, with a band
+    STATIC = "static"  # read from the model file (sizes, opset, dtypes)
+
+
+class TensorInfo(_Frozen):
+    name: str
+    dtype: str
+    shape: list[int | str | None]  # ints are fixed dims, strings symbolic, None unknown
+
+
+class ModelInfo(_Frozen):
+    path: str
+    sha256: str
+    format: str
+    runtime: str
+    size_bytes: int
+    inputs: list[TensorInfo] = Field(default_factory=list, description="As declared by the model")
+    inputs_used: list[TensorInfo] = Field(default_factory=list, description="Concrete shapes measured")
+    outputs: list[TensorInfo] = Field(default_factory=list)
+    artefact: str | None = Field(None, description="What was measured when it differs from path (conversion)")
+
+
+class HostInfo(_Frozen):
+    fingerprint: str
+    hostname: str
+    cpu_model: str
+    arch: str
+    cores_logical: int
+    cores_physical: int | None
+    cores_usable: int = Field(description="Cores this process may use: affinity and cgroup quota")
+    affinity: list[int]
+    cgroup_cpu_quota: float | None
+    cgroup_memory_limit: int | None
+    ram_bytes: int
+    os: str
+    python: str
+    load_avg_1m: float
+    versions: dict[str, str] = Field(default_factory=dict)
+    gpus: list[str] = Field(default_factory=list)
+
+
+class LatencyStats(_Frozen):
+    """Warm single-inference latency, in seconds. A percentile is None when n is too small."""
+
+    n: int
+    min: float
+    mean: float
+    std: float
+    cv: float
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+    max: float
+    samples_ns: list[int] = Field(repr=False)
+    insufficient: list[str] = Field(default_factory=list, description="Percentiles without enough samples")
+
+
+class ColdStart(_Frozen):
+    import_s: float
+    load_s: float
+    first_inference_s: float
+
+    @property
+    def total_s(self) -> float:
+        """Load + first inference: what a budget's cold_start means (import is the runtime's, reported apart)."""
+        return self.load_s + self.first_inference_s
+
+
+class MemoryPhases(_Frozen):
+    """Peak resident memory per phase, from the kernel's high-water mark (bytes)."""
+
+    method: str = Field(description="VmHWM with clear_refs reset, or ru_maxrss fallback")
+    interpreter_bytes: int = Field(description="Python + mlfit before importing the runtime")
+    runtime_baseline_bytes: int = Field(description="After importing the runtime, before loading the model")
+    load_peak_bytes: int
+    inference_peak_bytes: int
+    peak_bytes: int = Field(description="Absolute peak of the worker process over all phases")
+    arena_enabled: bool | None = None
+
+    @property
+    def runtime_import_delta(self) -> int:
+        return self.runtime_baseline_bytes - self.interpreter_bytes
+
+    @property
+    def load_delta(self) -> int:
+        return max(0, self.load_peak_bytes - self.runtime_baseline_bytes)
+
+    @property
+    def inference_delta(self) -> int:
+        return max(0, self.inference_peak_bytes - self.runtime_baseline_bytes)
+
+    @property
+    def model_cost(self) -> int:
+        """What the model adds over the imported runtime: what a target must hold beyond the runtime."""
+        return max(0, self.peak_bytes - self.runtime_baseline_bytes)
+
+
+class Throughput(_Frozen):
+    single_stream_per_s: float
+    batch_size: int | None = None
+    batched_per_s: float | None = None
+    batched_latency: LatencyStats | None = None
+
+
+class Measurement(_Frozen):
+    runtime: str
+    runtime_version: str
+    threads: int
+    execution_provider: str
+    cold_start: ColdStart
+    latency: LatencyStats
+    memory: MemoryPhases
+    throughput: Throughput
+    warnings: list[str] = Field(default_factory=list)
+    unstable: bool = False
+    extra: dict[str, Any] = Field(default_factory=dict, description="Backend- or scenario-specific figures")
+
+
+class Check(_Frozen):
+    metric: str  # e.g. "latency.p95", "memory.peak", "compat.opset"
+    budget: str  # human text of the limit, e.g. "<= 80 ms"
+    limit: float | None = None
+    value: float | None = None
+    lower: float | None = None  # optimistic bound
+    upper: float | None = None  # conservative bound
+    unit: str = ""
+    verdict: Verdict
+    provenance: Provenance
+    method: str = ""
+    margin: float | None = Field(None, description="Relative headroom: (limit - value) / limit, for upper limits")
+    reason: str = ""
+
+
+class TargetReport(_Frozen):
+    target: str
+    hardware: str
+    hardware_name: str
+    source: str
+    verdict: Verdict
+    checks: list[Check]
+    notes: list[str] = Field(default_factory=list)
+
+
+class ErrorInfo(_Frozen):
+    kind: str  # "load", "crash", "timeout", "input", "memory", "interrupted"
+    phase: str
+    message: str
+    hint: str | None = None
+    exit_code: int = int(ExitCode.MODEL)
+
+
+class RunResult(_Frozen):
+    """One model measured once and checked against every requested target."""
+
+    schema_version: int = RESULT_SCHEMA_VERSION
+    mlfit_version: str
+    created: str
+    model: ModelInfo
+    host: HostInfo | None = None
+    measurement: Measurement | None = None
+    analysis: dict[str, Any] | None = None
+    targets: list[TargetReport] = Field(default_factory=list)
+    error: ErrorInfo | None = None
+    complete: bool = True
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.error is not None:
+            return Verdict.ERROR
+        return worst([t.verdict for t in self.targets]) if self.targets else Verdict.PASS
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict is Verdict.PASS
+
+
+class Report(_Frozen):
+    """The document every reporter renders: one result per model (one row per model and target).
+
+    ``mlfit check`` of one model gives a report with one result; many models, many results.
+    """
+
+    schema_version: int = RESULT_SCHEMA_VERSION
+    kind: str = "mlfit-report"
+    mlfit_version: str
+    created: str
+    results: list[RunResult]
+    notes: list[str] = Field(default_factory=list)
+    complete: bool = True
+
+    @property
+    def verdict(self) -> Verdict:
+        return worst([r.verdict for r in self.results])
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict is Verdict.PASS
+
+
+_SEVERITY = [Verdict.PASS, Verdict.INCONCLUSIVE, Verdict.FAIL, Verdict.ERROR]
+
+
+def worst(verdicts: list[Verdict]) -> Verdict:
+    return max(verdicts, key=_SEVERITY.index, default=Verdict.PASS)
+
+
+def load_report(path: Path) -> Report:
+    """Read a report JSON written by any mlfit up to this version."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"result file '{path}' does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable mlfit result ({exc})") from None
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if not isinstance(version, int):
+        raise ConfigError(f"{path}: not an mlfit result (no schema_version)")
+    if version > RESULT_SCHEMA_VERSION:
+        raise ConfigError(f"{path}: result schema_version {version} is newer than this mlfit reads "
+                          f"({RESULT_SCHEMA_VERSION})", "pip install --upgrade mlfit")
+    try:
+        return Report.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: invalid mlfit result at {loc}: {first['msg']}") from None
