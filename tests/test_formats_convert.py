@@ -25,8 +25,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ("keras", ModelFormat.KERAS), ("h5", ModelFormat.H5), ("savedmodel", ModelFormat.SAVEDMODEL),
     ("tflite", ModelFormat.TFLITE), ("tflite_int8", ModelFormat.TFLITE), ("skops", ModelFormat.SKOPS),
     ("joblib", ModelFormat.PICKLE), ("joblib_zlib", ModelFormat.PICKLE), ("joblib_gzip", ModelFormat.PICKLE),
-    ("joblib_bz2", ModelFormat.PICKLE), ("joblib_xz", ModelFormat.PICKLE), ("joblib_lzma", ModelFormat.PICKLE),
-    ("hostile_pkl", ModelFormat.PICKLE),
+    ("joblib_bz2", ModelFormat.PICKLE), ("joblib_xz", ModelFormat.PICKLE),
+    ("joblib_lzma", ModelFormat.PICKLE), ("hostile_pkl", ModelFormat.PICKLE),
 ])  # fmt: skip
 def test_sniff_by_content(built: dict[str, Path], key: str, fmt: ModelFormat) -> None:
     assert sniff(built[key]) is fmt
