@@ -93,3 +93,13 @@ def test_conversion_errors_are_one_clear_line(built: dict[str, Path]) -> None:
     assert run.code == ExitCode.MODEL, run.output
     assert_no_traceback(run)
     assert run.stderr.startswith("mlfit: error: --convert:") and "nope" in run.stderr
+
+
+def test_plan_refuses_formats_without_a_converter() -> None:
+    from mlfit.catalog.loader import resolve_target
+    from mlfit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no converter for tflite"):
+        plan(Runtime.TFLITE, [resolve_target("weak-cpu")])
+    with pytest.raises(ConfigError, match="no converter for onnxruntime"):
+        plan(Runtime.ONNXRUNTIME, [])
