@@ -78,8 +78,9 @@ class _Converter:
                 key = str(self.scalar_loader.construct_scalar(key_node))
                 if key in result:
                     raise _error(self.source, key_node.start_mark, f"duplicate key '{key}'; keep only one")
-                self.marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                result[key] = self.convert(value_node, (*path, key))
+                key_path = (*path, key)
+                self.marks[key_path] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                result[key] = self.convert(value_node, key_path)
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]

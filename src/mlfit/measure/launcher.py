@@ -4,6 +4,7 @@ its phases with a timeout each, and turn every way it can die into an explained 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -62,10 +63,8 @@ def _signal_name(returncode: int) -> str:
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """Kill the worker and anything it left behind (it leads its own process group)."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _reader(stream: IO[bytes], events: queue.Queue[dict[str, object] | None]) -> None:

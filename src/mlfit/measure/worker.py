@@ -29,7 +29,7 @@ from mlfit.measure.host import host_info  # noqa: E402
 from mlfit.measure.protocol import Phase, WorkerRequest, WorkerResponse  # noqa: E402
 from mlfit.measure.stats import latency_stats, quality_warnings  # noqa: E402
 from mlfit.measure.timing import LoopPolicy, timed_loop, warm_up  # noqa: E402
-from mlfit.result import ColdStart, ErrorInfo, MemoryPhases, Measurement, TensorInfo, Throughput  # noqa: E402
+from mlfit.result import ColdStart, ErrorInfo, Measurement, MemoryPhases, TensorInfo, Throughput  # noqa: E402
 
 # Test hook: MLFIT_WORKER_FAULT=PHASE:SIGNAL makes the worker kill itself with a real
 # signal when it enters PHASE (e.g. "load:SIGSEGV", "measure:SIGABRT", "load:hang"), so the
