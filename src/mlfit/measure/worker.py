@@ -120,7 +120,8 @@ def measure(request: WorkerRequest) -> WorkerResponse:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MlfitError(
             f"{runtime.value} failed on the first inference: {message}",
-            "check input shapes and value ranges: --shape, --dim, --range INPUT=LOW:HIGH, or real --data",
+            "check input shapes and values: --shape, --dim, --value INPUT=N for scalars such as a sample rate, "
+            "--range INPUT=LOW:HIGH for indices, or real --data",
             ExitCode.MODEL) from None
     first_s = time.perf_counter() - t0
 
