@@ -14,8 +14,8 @@ REQUIRED_HARDWARE = {"weak-cpu-2vcpu", "rpi4-4gb", "rpi5-8gb", "jetson-orin-nano
 
 def test_builtins_resolve() -> None:
     names = {t.name for t in builtin_targets()}
-    assert REQUIRED_TARGETS <= names
-    assert REQUIRED_HARDWARE <= set(builtin_names("hardware"))
+    assert names >= REQUIRED_TARGETS
+    assert set(builtin_names("hardware")) >= REQUIRED_HARDWARE
     assert {"l4-server"} <= set(builtin_names("hardware"))
 
 
