@@ -11,6 +11,7 @@ remaining workers, and tasks that only a lost worker could run are reported, not
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,16 +117,17 @@ def check_on_cluster(paths: Sequence[Path], targets: Sequence[Target], inputs: I
         elsewhere = [t for t in targets if resource_name(t.name) not in offered]
         jobs: list[Job] = []
         for path in paths:
-            payload = pack(path, shared_path)
-            sent = client.scatter(payload, hash=False) if payload.files is not None else payload
+            # The bytes travel inside each task, not scattered once: scattered data lives on one
+            # worker, and a worker that dies would take every model it held with it.
+            sent = pack(path, shared_path)
             for target in embodied:
                 resource = resource_name(target.name)
                 future = client.submit(measure_task, sent, [target], inputs, options, True, pure=False,
-                                       resources={resource: 1}, key=f"mlfit-{path.name}-{target.name}-{id(sent)}")
+                                       resources={resource: 1}, key=_key(path, target.name))
                 jobs.append(Job(future, path, [target], resource))
             if elsewhere:
                 future = client.submit(measure_task, sent, list(elsewhere), inputs, options, False, pure=False,
-                                       key=f"mlfit-{path.name}-any-{id(sent)}")
+                                       key=_key(path, "any"))
                 jobs.append(Job(future, path, list(elsewhere), None))
         results = _gather(client, jobs, options, on_event)
     finally:
@@ -139,6 +141,11 @@ def check_on_cluster(paths: Sequence[Path], targets: Sequence[Target], inputs: I
         notes.append(f"no worker embodies {', '.join(t.name for t in elsewhere)}: measured on any worker and "
                      "evaluated from host figures, as locally")
     return results, notes
+
+
+def _key(path: Path, where: str) -> str:
+    """A readable, unique task key (shown by the scheduler's dashboard and logs)."""
+    return f"mlfit-{path.name}-{where}-{uuid.uuid4().hex[:8]}"
 
 
 def _deadline(jobs: Sequence[Job], options: MeasureOptions) -> float:
