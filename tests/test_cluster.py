@@ -8,6 +8,7 @@ every wait is bounded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -26,9 +27,9 @@ from conftest import FAST, assert_no_traceback
 
 pytest.importorskip("distributed")
 
-import psutil  # noqa: E402
+import psutil
 
-from mlfit.cli.worker import worker_argv  # noqa: E402
+from mlfit.cli.worker import worker_argv
 
 LOOPBACK = "127.0.0.1"
 
@@ -47,15 +48,33 @@ class LocalCluster:
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("wb")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env={**os.environ, **(env or {})})
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
         self.procs[name] = proc
         return proc
 
     def worker(self, name: str, targets: list[str], env: dict[str, str] | None = None) -> None:
         """Start ``mlfit worker`` (the documented wrapper) bound to loopback, without a nanny."""
-        argv = [sys.executable, "-m", "mlfit", "worker", self.address, "--host", LOOPBACK, "--name", name,
-                "--no-nanny", "--death-timeout", "30"]
+        argv = [
+            sys.executable,
+            "-m",
+            "mlfit",
+            "worker",
+            self.address,
+            "--host",
+            LOOPBACK,
+            "--name",
+            name,
+            "--no-nanny",
+            "--death-timeout",
+            "30",
+        ]
         for target in targets:
             argv += ["--target", target]
         self.start(name, argv, env)
@@ -77,10 +96,8 @@ class LocalCluster:
         except psutil.NoSuchProcess:
             children = []
         for victim in [proc.pid, *(c.pid for c in children)]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(victim, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         proc.wait(timeout=10)
 
     def stop(self) -> None:
@@ -106,8 +123,19 @@ def make_cluster(tmp_path: Path) -> Iterator[object]:
         logs.mkdir()
         cluster = LocalCluster(f"tcp://{LOOPBACK}:{port}", logs)
         clusters.append(cluster)
-        cluster.start("scheduler", [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", LOOPBACK,
-                                    "--port", str(port), "--no-dashboard"])
+        cluster.start(
+            "scheduler",
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(port),
+                "--no-dashboard",
+            ],
+        )
         return cluster
 
     try:
@@ -127,8 +155,14 @@ def zoo(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, small_cnn_mo
 
 def _run(args: list[str | Path], timeout: float = 240) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "mlfit", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "mlfit", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_worker_command_line_is_loopback_ready_and_advertises_targets() -> None:
@@ -138,7 +172,9 @@ def test_worker_command_line_is_loopback_ready_and_advertises_targets() -> None:
     assert argv[argv.index("--host") + 1] == "127.0.0.1"
 
 
-def test_routing_and_combined_report_on_a_local_cluster(make_cluster: object, zoo: Path, tmp_path: Path) -> None:
+def test_routing_and_combined_report_on_a_local_cluster(
+    make_cluster: object, zoo: Path, tmp_path: Path
+) -> None:
     cluster = make_cluster()  # type: ignore[operator]
     cluster.worker("edge-pi", ["edge"])
     cluster.worker("general", [])
@@ -146,12 +182,27 @@ def test_routing_and_combined_report_on_a_local_cluster(make_cluster: object, zo
     assert sorted(map(sorted, workers.values())) == [[], ["mlfit-target-edge"]]
     edge_address = next(a for a, r in workers.items() if r)
     out = tmp_path / "report.json"
-    run = _run(["check", zoo, "--target", "edge", "--target", "weak-cpu", "--cluster", cluster.address,
-                "--json", out, *FAST])
+    run = _run(
+        [
+            "check",
+            zoo,
+            "--target",
+            "edge",
+            "--target",
+            "weak-cpu",
+            "--cluster",
+            cluster.address,
+            "--json",
+            out,
+            *FAST,
+        ]
+    )
     assert "Traceback" not in run.stdout + run.stderr, run.stderr
     assert run.returncode in (0, 1), run.stdout + run.stderr
     report = json.loads(out.read_text())
-    rows = {(Path(r["model"]["path"]).name, t["target"]): (r, t) for r in report["results"] for t in r["targets"]}
+    rows = {
+        (Path(r["model"]["path"]).name, t["target"]): (r, t) for r in report["results"] for t in r["targets"]
+    }
     assert set(rows) == {(m, t) for m in ("a_tiny.onnx", "b_cnn.onnx") for t in ("edge", "weak-cpu")}
     for model in ("a_tiny.onnx", "b_cnn.onnx"):
         result, edge = rows[(model, "edge")]
@@ -169,8 +220,9 @@ def test_routing_and_combined_report_on_a_local_cluster(make_cluster: object, zo
     assert "measured (target)" in run.stdout
 
 
-def test_worker_killed_mid_run_is_reported_and_the_rest_go_on(make_cluster: object, zoo: Path,
-                                                               tmp_path: Path) -> None:
+def test_worker_killed_mid_run_is_reported_and_the_rest_go_on(
+    make_cluster: object, zoo: Path, tmp_path: Path
+) -> None:
     cluster = make_cluster()  # type: ignore[operator]
     # The edge worker's measurements hang in the timed loop, so it is surely mid-run when killed.
     cluster.worker("edge-pi", ["edge"], env={"MLFIT_WORKER_FAULT": "measure:hang"})
@@ -178,15 +230,37 @@ def test_worker_killed_mid_run_is_reported_and_the_rest_go_on(make_cluster: obje
     cluster.wait_for_workers(2)
     out = tmp_path / "report.json"
     env = {**os.environ, "COLUMNS": "200"}
-    check = subprocess.Popen([sys.executable, "-m", "mlfit", "check", str(zoo), "--target", "edge", "--target",
-                              "weak-cpu", "--cluster", cluster.address, "--json", str(out), *FAST],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                             stdin=subprocess.DEVNULL, start_new_session=True)
+    check = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlfit",
+            "check",
+            str(zoo),
+            "--target",
+            "edge",
+            "--target",
+            "weak-cpu",
+            "--cluster",
+            cluster.address,
+            "--json",
+            str(out),
+            *FAST,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         edge_proc = psutil.Process(cluster.procs["edge-pi"].pid)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if any("mlfit.measure.worker" in " ".join(c.cmdline()) for c in edge_proc.children(recursive=True)):
+            if any(
+                "mlfit.measure.worker" in " ".join(c.cmdline()) for c in edge_proc.children(recursive=True)
+            ):
                 break
             time.sleep(0.1)
         else:

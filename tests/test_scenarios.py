@@ -94,17 +94,26 @@ def test_percentile_interval_brackets_the_percentile_and_narrows_with_samples() 
 
 def _run(kept_up: bool, p90: float | None, ci: tuple[float, float] | None, n: int = 200) -> dict[str, Any]:
     latency: dict[str, Any] = {"n": n, "p90": p90, "ci95": {"p90": list(ci)} if ci else {}}
-    return {"qps": 100.0, "kept_up": kept_up, "reason": "" if kept_up else "served 50/s of 100/s", "latency": latency,
-            "callers": 4, "achieved_qps": 100.0 if kept_up else 50.0}
+    return {
+        "qps": 100.0,
+        "kept_up": kept_up,
+        "reason": "" if kept_up else "served 50/s of 100/s",
+        "latency": latency,
+        "callers": 4,
+        "achieved_qps": 100.0 if kept_up else 50.0,
+    }
 
 
-@pytest.mark.parametrize(("run", "expected"), [
-    (_run(True, 0.004, (0.003, 0.0045)), "PASS"),
-    (_run(True, 0.008, (0.006, 0.010)), "FAIL"),
-    (_run(True, 0.005, (0.004, 0.006)), "INCONCLUSIVE"),
-    (_run(True, None, None, n=20), "INCONCLUSIVE"),
-    (_run(False, 0.001, (0.001, 0.001)), "FAIL"),
-])
+@pytest.mark.parametrize(
+    ("run", "expected"),
+    [
+        (_run(True, 0.004, (0.003, 0.0045)), "PASS"),
+        (_run(True, 0.008, (0.006, 0.010)), "FAIL"),
+        (_run(True, 0.005, (0.004, 0.006)), "INCONCLUSIVE"),
+        (_run(True, None, None, n=20), "INCONCLUSIVE"),
+        (_run(False, 0.001, (0.001, 0.001)), "FAIL"),
+    ],
+)
 def test_trial_verdict_is_three_way(run: dict[str, Any], expected: str) -> None:
     verdict, reason = trial_verdict(run, LatencyGoal(percentile=Percentile.P90, limit_s=0.005))
     assert verdict == expected
@@ -113,8 +122,16 @@ def test_trial_verdict_is_three_way(run: dict[str, Any], expected: str) -> None:
 
 def test_find_max_qps_brackets_the_capacity_of_a_known_service() -> None:
     # 2 callers x 5 ms = 400/s capacity at best; with p90 <= 30 ms the limit lies below that.
-    result = find_max_qps(sleeper(0.005), [None], LatencyGoal(percentile=Percentile.P90, limit_s=0.030), callers=2,
-                          start_rate=100, min_time_s=0.2, time_budget_s=8, max_trials=7)
+    result = find_max_qps(
+        sleeper(0.005),
+        [None],
+        LatencyGoal(percentile=Percentile.P90, limit_s=0.030),
+        callers=2,
+        start_rate=100,
+        min_time_s=0.2,
+        time_budget_s=8,
+        max_trials=7,
+    )
     assert result["lower"] is not None and result["lower"] > 0, result
     assert result["lower"] <= 400 * 1.1, result
     if result["upper"] is not None:
@@ -130,8 +147,10 @@ def test_find_max_qps_brackets_the_capacity_of_a_known_service() -> None:
 
 def test_profile_load_budgets_parse_with_units(tmp_path: Path) -> None:
     path = tmp_path / "svc.yaml"
-    path.write_text("schema_version: 1\nid: svc\nhardware: weak-cpu-2vcpu\nruntimes: [onnxruntime]\n"
-                    "budgets:\n  load_latency: {at: 6000/min, p99: 50 ms}\n  sustains: 30/s\n")
+    path.write_text(
+        "schema_version: 1\nid: svc\nhardware: weak-cpu-2vcpu\nruntimes: [onnxruntime]\n"
+        "budgets:\n  load_latency: {at: 6000/min, p99: 50 ms}\n  sustains: 30/s\n"
+    )
     budgets = load_profile_file(path).budgets
     assert budgets.load_latency[0].at == pytest.approx(100.0)
     assert budgets.load_latency[0].limits() == {Percentile.P99: pytest.approx(0.05)}
@@ -140,8 +159,10 @@ def test_profile_load_budgets_parse_with_units(tmp_path: Path) -> None:
 
 def test_bad_load_budget_names_file_line_and_fix(tmp_path: Path) -> None:
     path = tmp_path / "svc.yaml"
-    path.write_text("schema_version: 1\nid: svc\nhardware: weak-cpu-2vcpu\nruntimes: [onnxruntime]\n"
-                    "budgets:\n  load_latency: {at: 100/s}\n")
+    path.write_text(
+        "schema_version: 1\nid: svc\nhardware: weak-cpu-2vcpu\nruntimes: [onnxruntime]\n"
+        "budgets:\n  load_latency: {at: 100/s}\n"
+    )
     with pytest.raises(ConfigError) as err:
         load_profile_file(path)
     assert "svc.yaml:6" in err.value.message and "percentile limit" in err.value.message
@@ -151,8 +172,10 @@ def test_plan_adds_rates_from_budgets_and_refuses_bad_flags(tmp_path: Path) -> N
     from mlfit.api import resolve_targets
 
     path = tmp_path / "svc.yaml"
-    path.write_text("schema_version: 1\nid: svc\nhardware: weak-cpu-2vcpu\nruntimes: [onnxruntime]\n"
-                    "budgets:\n  load_latency: {at: 40/s, p90: 50 ms}\n  sustains: 30/s\n")
+    path.write_text(
+        "schema_version: 1\nid: svc\nhardware: weak-cpu-2vcpu\nruntimes: [onnxruntime]\n"
+        "budgets:\n  load_latency: {at: 40/s, p90: 50 ms}\n  sustains: 30/s\n"
+    )
     targets = resolve_targets([str(path)])
     plan = plan_load(targets, qps=[10])
     assert plan.scenario is Scenario.SERVER and plan.server_rates == [10.0, 30.0, 40.0]
@@ -168,7 +191,9 @@ def test_plan_adds_rates_from_budgets_and_refuses_bad_flags(tmp_path: Path) -> N
 
 def test_latency_at_rate_check_uses_the_interval_and_keeping_up() -> None:
     def check(run: dict[str, Any] | None) -> Verdict:
-        return latency_at_rate_check(run, Percentile.P90, 0.005, 100.0, Provenance.MEASURED_ON_HOST, "m").verdict
+        return latency_at_rate_check(
+            run, Percentile.P90, 0.005, 100.0, Provenance.MEASURED_ON_HOST, "m"
+        ).verdict
 
     assert check(_run(True, 0.004, (0.003, 0.0045))) is Verdict.PASS
     assert check(_run(True, 0.008, (0.006, 0.010))) is Verdict.FAIL
@@ -182,7 +207,10 @@ def test_best_batch_is_the_smallest_that_meets_the_throughput_budget() -> None:
     from mlfit.result import Measurement
 
     target = resolve_targets(["weak-cpu"])[0]  # throughput budget 10/s
-    rows = [{"batch_size": b, "throughput_per_s": t, "latency_p50_s": b / t} for b, t in ((1, 5.0), (2, 12.0), (4, 20.0))]
+    rows = [
+        {"batch_size": b, "throughput_per_s": t, "latency_p50_s": b / t}
+        for b, t in ((1, 5.0), (2, 12.0), (4, 20.0))
+    ]
     fake = Measurement.model_construct(extra={"batch_sweep": rows})
     check = best_batch_check(target, fake, Provenance.MEASURED_ON_HOST, "m")
     assert check is not None and check.verdict is Verdict.PASS and "batch 2" in check.reason
@@ -197,23 +225,38 @@ def test_best_batch_is_the_smallest_that_meets_the_throughput_budget() -> None:
 
 @pytest.fixture(scope="module")
 def free_batch_model(models_dir: Path) -> Path:
-    return builders.save(builders.mobilenet_v2(width=0.35, resolution=64, classes=10, batch="batch"),
-                         models_dir / "mobilenet_v2_free_batch.onnx")
+    return builders.save(
+        builders.mobilenet_v2(width=0.35, resolution=64, classes=10, batch="batch"),
+        models_dir / "mobilenet_v2_free_batch.onnx",
+    )
 
 
 @pytest.fixture(scope="module")
 def service_profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("profiles") / "svc.yaml"
-    path.write_text("schema_version: 1\nid: svc\nhardware: weak-cpu-2vcpu\nruntimes: [onnxruntime]\nthreads: 1\n"
-                    "budgets:\n  latency: {p90: 50 ms}\n  load_latency: {at: 40/s, p90: 50 ms}\n"
-                    "  sustains: 20/s\n  throughput: 10/s\n")
+    path.write_text(
+        "schema_version: 1\nid: svc\nhardware: weak-cpu-2vcpu\nruntimes: [onnxruntime]\nthreads: 1\n"
+        "budgets:\n  latency: {p90: 50 ms}\n  load_latency: {at: 40/s, p90: 50 ms}\n"
+        "  sustains: 20/s\n  throughput: 10/s\n"
+    )
     return path
 
 
 def test_cli_server_scenario_reports_latency_under_load(tiny_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit("check", "--scenario", "server", "--qps", "50", tiny_model, "--target", "gpu-server",
-                    "--json", out, *FAST)
+    run = run_mlfit(
+        "check",
+        "--scenario",
+        "server",
+        "--qps",
+        "50",
+        tiny_model,
+        "--target",
+        "gpu-server",
+        "--json",
+        out,
+        *FAST,
+    )
     assert_no_traceback(run)
     assert run.code in (0, 1), run.output
     assert "server at 50.0/s" in run.stdout and "load.p99@50/s" in run.stdout
@@ -223,11 +266,24 @@ def test_cli_server_scenario_reports_latency_under_load(tiny_model: Path, tmp_pa
     assert server["latency"]["n"] == server["completed"]
 
 
-def test_cli_find_max_qps_gives_a_rate_with_bounds(free_batch_model: Path, service_profile: Path,
-                                                   tmp_path: Path) -> None:
+def test_cli_find_max_qps_gives_a_rate_with_bounds(
+    free_batch_model: Path, service_profile: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit("check", free_batch_model, "--dim", "batch=1", "--target", service_profile, "--find-max-qps",
-                    "--batch-sizes", "1,2,4", "--json", out, *FAST)
+    run = run_mlfit(
+        "check",
+        free_batch_model,
+        "--dim",
+        "batch=1",
+        "--target",
+        service_profile,
+        "--find-max-qps",
+        "--batch-sizes",
+        "1,2,4",
+        "--json",
+        out,
+        *FAST,
+    )
     assert_no_traceback(run)
     assert run.code in (0, 1), run.output
     assert "max rate with p90 <= 50.00 ms" in run.stdout
@@ -245,8 +301,19 @@ def test_cli_find_max_qps_gives_a_rate_with_bounds(free_batch_model: Path, servi
 
 def test_cli_offline_and_fixed_batch_sweep_says_why(small_cnn_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit("check", small_cnn_model, "--target", "weak-cpu", "--scenario", "offline", "--batch-sizes",
-                    "1,2", "--json", out, *FAST)
+    run = run_mlfit(
+        "check",
+        small_cnn_model,
+        "--target",
+        "weak-cpu",
+        "--scenario",
+        "offline",
+        "--batch-sizes",
+        "1,2",
+        "--json",
+        out,
+        *FAST,
+    )
     assert_no_traceback(run)
     measurement = json.loads(out.read_text())["results"][0]["measurement"]
     offline = measurement["extra"]["scenario"]["offline"]
@@ -255,13 +322,18 @@ def test_cli_offline_and_fixed_batch_sweep_says_why(small_cnn_model: Path, tmp_p
     assert any("batch sweep skipped" in w for w in measurement["warnings"])
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("--scenario", "burst"), "unknown --scenario 'burst'"),
-    (("--scenario", "server"), "--scenario server needs a request rate"),
-    (("--batch-sizes", "1,x"), "is not a batch size"),
-    (("--qps", "0"), "must be greater than zero"),
-])
-def test_cli_bad_load_flags_exit_2_with_one_line(tiny_model: Path, args: tuple[str, ...], message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--scenario", "burst"), "unknown --scenario 'burst'"),
+        (("--scenario", "server"), "--scenario server needs a request rate"),
+        (("--batch-sizes", "1,x"), "is not a batch size"),
+        (("--qps", "0"), "must be greater than zero"),
+    ],
+)
+def test_cli_bad_load_flags_exit_2_with_one_line(
+    tiny_model: Path, args: tuple[str, ...], message: str
+) -> None:
     run = run_mlfit("check", tiny_model, "--target", "edge", *args, *FAST)
     assert_no_traceback(run)
     assert run.code == 2, run.output

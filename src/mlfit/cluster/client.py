@@ -52,19 +52,25 @@ def _connect(address: str) -> Any:
     try:
         from distributed import Client
     except ImportError:
-        raise ConfigError("--cluster needs the 'distributed' package", "pip install 'mlfit[cluster]'") from None
+        raise ConfigError(
+            "--cluster needs the 'distributed' package", "pip install 'mlfit[cluster]'"
+        ) from None
     try:
         return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise ConfigError(f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: {exc})",
-                          "start one with `dask scheduler`, or check the tcp://HOST:PORT address") from None
+        raise ConfigError(
+            f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: {exc})",
+            "start one with `dask scheduler`, or check the tcp://HOST:PORT address",
+        ) from None
 
 
 def worker_resources(client: Any) -> dict[str, set[str]]:
     """Connected workers -> the mlfit target resources each advertises."""
     info = client.scheduler_info(n_workers=-1)
-    return {address: {name for name in (worker.get("resources") or {}) if name.startswith(RESOURCE_PREFIX)}
-            for address, worker in info.get("workers", {}).items()}
+    return {
+        address: {name for name in (worker.get("resources") or {}) if name.startswith(RESOURCE_PREFIX)}
+        for address, worker in info.get("workers", {}).items()
+    }
 
 
 def _error(job: Job, message: str, hint: str, kind: str = "cluster") -> RunResult:
@@ -81,7 +87,9 @@ def _finished(job: Job, on_target: bool) -> tuple[RunResult, str]:
     result = RunResult.model_validate_json(payload["result"])
     where = f"Dask worker {payload['worker']} on host {payload['hostname']}"
     label = "the target's own hardware" if on_target else "a worker that is not the target's hardware"
-    targets = [t.model_copy(update={"notes": [*t.notes, f"measured by {where} ({label})"]}) for t in result.targets]
+    targets = [
+        t.model_copy(update={"notes": [*t.notes, f"measured by {where} ({label})"]}) for t in result.targets
+    ]
     return result.model_copy(update={"targets": targets}), where
 
 
@@ -89,28 +97,45 @@ def _failure(job: Job) -> RunResult:
     exc = job.future.exception()
     name = type(exc).__name__
     if name == "KilledWorker":
-        return _error(job, f"{job.label}: the Dask worker died while measuring, on every try",
-                      "see the worker's log; the other models went on", kind="crash")
-    return _error(job, f"{job.label}: the cluster task failed ({name}: {exc})",
-                  "see the worker's log; the other models went on")
+        return _error(
+            job,
+            f"{job.label}: the Dask worker died while measuring, on every try",
+            "see the worker's log; the other models went on",
+            kind="crash",
+        )
+    return _error(
+        job,
+        f"{job.label}: the cluster task failed ({name}: {exc})",
+        "see the worker's log; the other models went on",
+    )
 
 
-def check_on_cluster(paths: Sequence[Path], targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
-                     address: str, shared_path: bool, on_event: EventFn | None = None,
-                     ) -> tuple[list[RunResult], list[str]]:
+def check_on_cluster(
+    paths: Sequence[Path],
+    targets: Sequence[Target],
+    inputs: InputSpec,
+    options: MeasureOptions,
+    address: str,
+    shared_path: bool,
+    on_event: EventFn | None = None,
+) -> tuple[list[RunResult], list[str]]:
     """Measure every model for every target on the cluster at ``address``. Returns (results, notes)."""
     from mlfit.cluster.tasks import measure_task, pack
 
     if (inputs.data_file or inputs.data_arrays) and not shared_path:
-        raise ConfigError("--data files are not sent to cluster workers",
-                          "put them on a filesystem every worker mounts and add --shared-path")
+        raise ConfigError(
+            "--data files are not sent to cluster workers",
+            "put them on a filesystem every worker mounts and add --shared-path",
+        )
     client = _connect(address)
     try:
         try:
             client.wait_for_workers(1, timeout=WORKER_WAIT_S)
         except (TimeoutError, OSError):
-            raise ConfigError(f"no Dask worker joined the scheduler at {address} within {WORKER_WAIT_S:g} s",
-                              "start one with `mlfit worker ADDRESS --target NAME` or `dask worker ADDRESS`") from None
+            raise ConfigError(
+                f"no Dask worker joined the scheduler at {address} within {WORKER_WAIT_S:g} s",
+                "start one with `mlfit worker ADDRESS --target NAME` or `dask worker ADDRESS`",
+            ) from None
         workers = worker_resources(client)
         offered = set().union(*workers.values()) if workers else set()
         embodied = [t for t in targets if resource_name(t.name) in offered]
@@ -122,24 +147,47 @@ def check_on_cluster(paths: Sequence[Path], targets: Sequence[Target], inputs: I
             sent = pack(path, shared_path)
             for target in embodied:
                 resource = resource_name(target.name)
-                future = client.submit(measure_task, sent, [target], inputs, options, True, pure=False,
-                                       resources={resource: 1}, key=_key(path, target.name))
+                future = client.submit(
+                    measure_task,
+                    sent,
+                    [target],
+                    inputs,
+                    options,
+                    True,
+                    pure=False,
+                    resources={resource: 1},
+                    key=_key(path, target.name),
+                )
                 jobs.append(Job(future, path, [target], resource))
             if elsewhere:
-                future = client.submit(measure_task, sent, list(elsewhere), inputs, options, False, pure=False,
-                                       key=_key(path, "any"))
+                future = client.submit(
+                    measure_task,
+                    sent,
+                    list(elsewhere),
+                    inputs,
+                    options,
+                    False,
+                    pure=False,
+                    key=_key(path, "any"),
+                )
                 jobs.append(Job(future, path, list(elsewhere), None))
         results = _gather(client, jobs, options, on_event)
     finally:
         client.close(timeout=10)
-    notes = [f"{len(paths)} model(s) measured on the Dask cluster at {address} ({len(workers)} worker(s) at the "
-             "start); each worker measures one model at a time"]
+    notes = [
+        f"{len(paths)} model(s) measured on the Dask cluster at {address} ({len(workers)} worker(s) at the "
+        "start); each worker measures one model at a time"
+    ]
     if embodied:
-        notes.append(f"measured on the target's own worker: {', '.join(t.name for t in embodied)} "
-                     "(labelled 'measured (target)')")
+        notes.append(
+            f"measured on the target's own worker: {', '.join(t.name for t in embodied)} "
+            "(labelled 'measured (target)')"
+        )
     if elsewhere:
-        notes.append(f"no worker embodies {', '.join(t.name for t in elsewhere)}: measured on any worker and "
-                     "evaluated from host figures, as locally")
+        notes.append(
+            f"no worker embodies {', '.join(t.name for t in elsewhere)}: measured on any worker and "
+            "evaluated from host figures, as locally"
+        )
     return results, notes
 
 
@@ -155,7 +203,9 @@ def _deadline(jobs: Sequence[Job], options: MeasureOptions) -> float:
     return time.monotonic() + 120.0 + per_job * max(1, len(jobs))
 
 
-def _gather(client: Any, jobs: list[Job], options: MeasureOptions, on_event: EventFn | None) -> list[RunResult]:
+def _gather(
+    client: Any, jobs: list[Job], options: MeasureOptions, on_event: EventFn | None
+) -> list[RunResult]:
     order = {id(job): i for i, job in enumerate(jobs)}
     results: dict[int, RunResult] = {}
     pending = list(jobs)
@@ -181,9 +231,16 @@ def _gather(client: Any, jobs: list[Job], options: MeasureOptions, on_event: Eve
                 settle(job, result)
                 say(f"{job.label}: {result.verdict.value} (measured by {where})")
             elif status in ("error", "cancelled", "lost"):
-                settle(job, _failure(job) if status == "error" else
-                       _error(job, f"{job.label}: the cluster lost the task ({status})",
-                              "check that the scheduler is still running"))
+                settle(
+                    job,
+                    _failure(job)
+                    if status == "error"
+                    else _error(
+                        job,
+                        f"{job.label}: the cluster lost the task ({status})",
+                        "check that the scheduler is still running",
+                    ),
+                )
                 say(f"{job.label}: ERROR ({status})")
         if not pending:
             break
@@ -200,14 +257,31 @@ def _gather(client: Any, jobs: list[Job], options: MeasureOptions, on_event: Eve
             job.lost_since = job.lost_since or now
             if now - job.lost_since >= LOST_GRACE_S:
                 job.future.cancel()
-                what = (f"the worker embodying {job.resource[len(RESOURCE_PREFIX):]}" if job.resource
-                        else "every worker")
-                settle(job, _error(job, f"{job.label}: {what} left the cluster (died or was stopped) before "
-                                        "the measurement finished", "restart the worker and run the check again; "
-                                        "the other models went on", kind="crash"))
+                what = (
+                    f"the worker embodying {job.resource[len(RESOURCE_PREFIX) :]}"
+                    if job.resource
+                    else "every worker"
+                )
+                settle(
+                    job,
+                    _error(
+                        job,
+                        f"{job.label}: {what} left the cluster (died or was stopped) before "
+                        "the measurement finished",
+                        "restart the worker and run the check again; the other models went on",
+                        kind="crash",
+                    ),
+                )
                 say(f"{job.label}: ERROR (worker lost)")
     for job in list(pending):
         job.future.cancel()
-        settle(job, _error(job, f"{job.label}: no result from the cluster in time", "check the workers' logs",
-                           kind="timeout"))
+        settle(
+            job,
+            _error(
+                job,
+                f"{job.label}: no result from the cluster in time",
+                "check the workers' logs",
+                kind="timeout",
+            ),
+        )
     return [results[i] for i in sorted(results)]

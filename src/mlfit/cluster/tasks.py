@@ -42,10 +42,14 @@ def pack(path: Path, shared_path: bool) -> ModelPayload:
     members = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     total = sum(p.stat().st_size for p in members)
     if total > MAX_PAYLOAD_BYTES:
-        raise ConfigError(f"{path}: {total / 2**30:.1f} GiB is too large to send to cluster workers",
-                          "put the models on a filesystem every worker mounts and add --shared-path")
+        raise ConfigError(
+            f"{path}: {total / 2**30:.1f} GiB is too large to send to cluster workers",
+            "put the models on a filesystem every worker mounts and add --shared-path",
+        )
     if path.is_dir():
-        return ModelPayload(path.name, str(path), {str(p.relative_to(path)): p.read_bytes() for p in members}, True)
+        return ModelPayload(
+            path.name, str(path), {str(p.relative_to(path)): p.read_bytes() for p in members}, True
+        )
     return ModelPayload(path.name, str(path), {path.name: path.read_bytes()}, False)
 
 
@@ -75,8 +79,9 @@ def _worker_address() -> str:
         return "local"
 
 
-def measure_task(payload: ModelPayload, targets: list[Target], inputs: InputSpec, options: MeasureOptions,
-                 on_target: bool) -> dict[str, str]:
+def measure_task(
+    payload: ModelPayload, targets: list[Target], inputs: InputSpec, options: MeasureOptions, on_target: bool
+) -> dict[str, str]:
     """Measure one model on this worker and check it against ``targets``.
 
     ``on_target``: this worker embodies the targets, so the figures are theirs. Errors the
@@ -90,10 +95,13 @@ def measure_task(payload: ModelPayload, targets: list[Target], inputs: InputSpec
         path = _materialise(payload, Path(tmp))
         try:
             if not path.exists():
-                raise ConfigError(f"model '{payload.origin}' is not on this worker's filesystem",
-                                 "--shared-path needs the same path on every worker; drop it to send the bytes")
-            result = measure_and_check(identify(path, options.runtime), targets, inputs, options,
-                                       on_target=on_target)
+                raise ConfigError(
+                    f"model '{payload.origin}' is not on this worker's filesystem",
+                    "--shared-path needs the same path on every worker; drop it to send the bytes",
+                )
+            result = measure_and_check(
+                identify(path, options.runtime), targets, inputs, options, on_target=on_target
+            )
         except MlfitError as exc:
             result = error_result(path, exc)
     result = result.model_copy(update={"model": result.model.model_copy(update={"path": payload.origin})})
