@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST, assert_no_traceback
+from conftest import FAST, assert_no_traceback, run_mlfit
 
 pytest.importorskip("distributed")
 
@@ -101,16 +101,22 @@ class LocalCluster:
         proc.wait(timeout=10)
 
     def stop(self) -> None:
+        """Terminate workers, then the scheduler; SIGKILL whatever (or whoever's children) is left."""
         for name in list(self.procs)[::-1]:
             proc = self.procs[name]
+            try:
+                leftovers = psutil.Process(proc.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                leftovers = []
             if proc.poll() is None:
                 proc.terminate()
                 try:
                     proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     self.kill_tree(name)
-            else:
-                self.kill_tree(name)  # reap anything it left behind
+            for child in leftovers:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
 
 
 @pytest.fixture
@@ -283,7 +289,15 @@ def test_worker_killed_mid_run_is_reported_and_the_rest_go_on(
     assert "left the cluster" in stderr
 
 
-def test_unknown_scheduler_scheme_and_shared_path_without_cluster(tiny_model: Path) -> None:
-    run = _run(["check", tiny_model, "--target", "edge", "--shared-path", *FAST])
-    assert_no_traceback(type("R", (), {"output": run.stdout + run.stderr})())  # type: ignore[arg-type]
-    assert run.returncode == 2 and "--shared-path only applies with --cluster" in run.stderr
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--shared-path",), "--shared-path only applies with --cluster"),
+        (("--cluster", "bogus://x"), "expected a scheduler address such as tcp://HOST:8786"),
+        (("--cluster", "127.0.0.1:8786"), "expected a scheduler address"),
+    ],
+)
+def test_bad_cluster_flags_exit_2_at_once(tiny_model: Path, args: tuple[str, ...], message: str) -> None:
+    run = run_mlfit("check", tiny_model, "--target", "edge", *args, *FAST, timeout=60)
+    assert_no_traceback(run)
+    assert run.code == 2 and message in run.stderr, run.output

@@ -10,6 +10,7 @@ remaining workers, and tasks that only a lost worker could run are reported, not
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -48,7 +49,21 @@ class Job:
         return f"{self.path.name} [{names}]"
 
 
+_ADDRESS = re.compile(r"^(tcp|tls|ws|wss|ucx)://(\[[0-9a-fA-F:.]+\]|[^/:\s\[\]]+):[0-9]{1,5}$")
+
+
+def check_address(address: str) -> str:
+    """Refuse a scheduler address Dask would spend half a minute failing on."""
+    if not _ADDRESS.match(address):
+        raise ConfigError(
+            f"--cluster '{address}': expected a scheduler address such as tcp://HOST:8786",
+            "give the address `dask scheduler` printed (tcp:// or tls://, host and port)",
+        )
+    return address
+
+
 def _connect(address: str) -> Any:
+    check_address(address)
     try:
         from distributed import Client
     except ImportError:
