@@ -142,6 +142,31 @@ def test_find_max_qps_brackets_the_capacity_of_a_known_service() -> None:
     assert any(t["qps"] == result["rate"] and t["verdict"] == "PASS" for t in result["trials"])
 
 
+def test_run_scenarios_searches_even_for_a_microsecond_model() -> None:
+    from mlfit.measure.scenarios import ScenarioSettings, run_scenarios
+
+    settings = ScenarioSettings(
+        scenario=Scenario.SERVER,
+        find_max_qps=[LatencyGoal(percentile=Percentile.P50, limit_s=0.010)],
+        search_trials=3,
+    )
+    extra, _ = run_scenarios(
+        lambda _feed: None,
+        [None],
+        lambda _size: None,
+        settings,
+        single_stream_mean_s=1e-6,
+        usable_cores=2,
+        threads=1,
+        min_samples=1,
+        min_time_s=0.1,
+        max_time_s=2.0,
+    )
+    search = extra["scenario"]["max_qps"][0]
+    assert search["trials"], search  # the start rate is capped below the search's ceiling
+    assert search["trials"][0]["qps"] <= 5000
+
+
 # ---------------------------------------------------------------- budgets, plans, checks
 
 

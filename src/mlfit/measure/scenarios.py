@@ -47,6 +47,7 @@ Z_95 = 1.96
 SEARCH_TOLERANCE = 0.10
 # Highest rate the search ever offers: beyond it a thread pool in one process cannot issue.
 MAX_SEARCH_RATE = 100_000.0
+MAX_START_RATE = 5_000.0
 
 
 class Scenario(str, Enum):
@@ -378,7 +379,9 @@ def run_scenarios(run: RunFn, feeds: Sequence[Any], batch_feeds: BatchFeedsFn, s
     if settings.find_max_qps:
         # Where to start: what the callers could do if cores scaled perfectly, halved.
         parallel = max(1, min(settings.callers, usable_cores // max(1, threads)))
-        start = 0.5 * parallel / max(single_stream_mean_s, 1e-6)
+        # Capped: a thread pool in one process issues a few thousand requests a second at
+        # most, so a microsecond model would otherwise start beyond the search's ceiling.
+        start = min(0.5 * parallel / max(single_stream_mean_s, 1e-6), MAX_START_RATE)
         searches = []
         budget = max(2 * max_time_s, 4.0)
         for goal in settings.find_max_qps:
