@@ -79,6 +79,26 @@ class LocalCluster:
             argv += ["--target", target]
         self.start(name, argv, env)
 
+    def plain_worker(self, name: str, nthreads: int) -> None:
+        """Start a plain ``dask worker`` (no mlfit wrapper, no target), bound to loopback."""
+        argv = [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_worker",
+            self.address,
+            "--host",
+            LOOPBACK,
+            "--name",
+            name,
+            "--nthreads",
+            str(nthreads),
+            "--no-dashboard",
+            "--no-nanny",
+            "--death-timeout",
+            "30",
+        ]
+        self.start(name, argv)
+
     def wait_for_workers(self, n: int, timeout: float = 90.0) -> dict[str, set[str]]:
         from distributed import Client
 
@@ -223,6 +243,7 @@ def test_routing_and_combined_report_on_a_local_cluster(
         assert not any(edge_address in note for note in other["notes"])
     assert any("measured on the target's own worker: edge" in n for n in report["notes"])
     assert any("no worker embodies weak-cpu" in n for n in report["notes"])
+    assert any("one model at a time" in n for n in report["notes"])
     assert "measured (target)" in run.stdout
 
 
@@ -232,7 +253,7 @@ def test_worker_killed_mid_run_is_reported_and_the_rest_go_on(
     cluster = make_cluster()  # type: ignore[operator]
     # The edge worker's measurements hang in the timed loop, so it is surely mid-run when killed.
     cluster.worker("edge-pi", ["edge"], env={"MLFIT_WORKER_FAULT": "measure:hang"})
-    cluster.worker("general", [])
+    cluster.plain_worker("general", nthreads=2)  # plain `dask worker`, two tasks at once
     cluster.wait_for_workers(2)
     out = tmp_path / "report.json"
     env = {**os.environ, "COLUMNS": "200"}
@@ -287,6 +308,7 @@ def test_worker_killed_mid_run_is_reported_and_the_rest_go_on(
     assert all("[edge]" in r["error"]["message"] for r in errors)
     assert len(finished) == 2 and all([t["target"] for t in r["targets"]] == ["weak-cpu"] for r in finished)
     assert "left the cluster" in stderr
+    assert any("run several tasks at once" in n for n in report["notes"])
 
 
 @pytest.mark.parametrize(

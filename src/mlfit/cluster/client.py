@@ -88,6 +88,14 @@ def worker_resources(client: Any) -> dict[str, set[str]]:
     }
 
 
+def _multi_threaded(client: Any) -> list[str]:
+    """Workers that run more than one task at a time (their measurements would overlap)."""
+    info = client.scheduler_info(n_workers=-1)
+    return sorted(
+        address for address, worker in info.get("workers", {}).items() if worker.get("nthreads", 1) > 1
+    )
+
+
 def _error(job: Job, message: str, hint: str, kind: str = "cluster") -> RunResult:
     from mlfit.multi import error_result
 
@@ -152,7 +160,11 @@ def check_on_cluster(
                 "start one with `mlfit worker ADDRESS --target NAME` or `dask worker ADDRESS`",
             ) from None
         workers = worker_resources(client)
+        crowded = _multi_threaded(client)
         offered = set().union(*workers.values()) if workers else set()
+        # Targets no device claims prefer general-purpose workers, so a Raspberry Pi is not
+        # kept busy with work that is not its own; any worker may still take them.
+        general = [address for address, resources in workers.items() if not resources]
         embodied = [t for t in targets if resource_name(t.name) in offered]
         elsewhere = [t for t in targets if resource_name(t.name) not in offered]
         jobs: list[Job] = []
@@ -184,6 +196,8 @@ def check_on_cluster(
                     False,
                     pure=False,
                     key=_key(path, "any"),
+                    workers=general or None,
+                    allow_other_workers=bool(general),
                 )
                 jobs.append(Job(future, path, list(elsewhere), None))
         results = _gather(client, jobs, options, on_event)
@@ -191,8 +205,15 @@ def check_on_cluster(
         client.close(timeout=10)
     notes = [
         f"{len(paths)} model(s) measured on the Dask cluster at {address} ({len(workers)} worker(s) at the "
-        "start); each worker measures one model at a time"
+        "start)"
     ]
+    if crowded:
+        notes.append(
+            f"worker(s) {', '.join(crowded)} run several tasks at once, so their measurements disturb each "
+            "other; start workers with --nthreads 1 (`mlfit worker` does)"
+        )
+    else:
+        notes.append("each worker measured one model at a time (--nthreads 1)")
     if embodied:
         notes.append(
             f"measured on the target's own worker: {', '.join(t.name for t in embodied)} "
