@@ -27,7 +27,7 @@ EventFn = Callable[[dict[str, object]], None]
 MODEL_SUFFIXES = (".onnx", ".keras", ".h5", ".hdf5", ".tflite", ".skops", ".pkl", ".pickle", ".joblib")
 
 
-def _is_savedmodel(path: Path) -> bool:
+def is_savedmodel(path: Path) -> bool:
     return (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file()
 
 
@@ -45,7 +45,7 @@ def expand_models(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
         path = Path(raw)
         if not path.exists():
             raise ConfigError(f"model '{raw}' does not exist", "check the path")
-        if not path.is_dir() or _is_savedmodel(path):
+        if not path.is_dir() or is_savedmodel(path):
             models.append(path)
             continue
         found: list[Path] = []
@@ -54,7 +54,7 @@ def expand_models(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
             if entry.name.startswith("."):
                 continue
             if entry.is_dir():
-                if _is_savedmodel(entry):
+                if is_savedmodel(entry):
                     found.append(entry)
                 continue
             try:

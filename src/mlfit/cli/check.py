@@ -31,6 +31,18 @@ Timeout = Annotated[float | None, typer.Option("--timeout", min=1.0, help="Bound
 Runtime_ = Annotated[str | None, typer.Option("--runtime", help="Override the runtime chosen from the file's "
                                               "content: onnxruntime, tensorflow, tflite, sklearn.",
                                               rich_help_panel="Model")]
+TrustModel = Annotated[bool, typer.Option("--trust-model", help="Load a model that can run code (pickle, "
+                                          "Lambda layers, file ops) anyway, inside the worker only.",
+                                          rich_help_panel="Model")]
+TrustType = Annotated[list[str] | None, typer.Option("--trust-type", help="Trust one type a .skops file needs "
+                                                     "(repeatable; each must be named).", rich_help_panel="Model")]
+Signature = Annotated[str, typer.Option("--signature", help="SavedModel signature to run.",
+                                        rich_help_panel="Model")]
+Method = Annotated[str, typer.Option("--method", help="scikit-learn method: predict, predict_proba or "
+                                     "transform.", rich_help_panel="Model")]
+Convert = Annotated[bool, typer.Option("--convert", help="When a target lacks the model's runtime, measure the "
+                                       "model converted to one it has (skl2onnx, tf2onnx, TFLite converter).",
+                                       rich_help_panel="Model")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Exit 4 when any verdict is INCONCLUSIVE.")]
 # Load scenarios and scale-out (issue 8): see docs/scale.md.
@@ -71,6 +83,14 @@ def _runtime(name: str | None) -> Any:
         return Runtime(name)
     except ValueError:
         raise ConfigError(f"unknown runtime '{name}'", f"use one of: {', '.join(r.value for r in Runtime)}") from None
+
+
+def _method(name: str) -> str:
+    from mlfit.errors import ConfigError
+
+    if name not in ("predict", "predict_proba", "transform"):
+        raise ConfigError(f"--method '{name}': expected predict, predict_proba or transform")
+    return name
 
 
 def exit_code_for(result: Any, strict: bool) -> int:
@@ -162,31 +182,37 @@ def register(app: typer.Typer) -> None:
         seed: Seed = 0, json_path: Json = None, output: Outputs = None, threads: Threads = None,
         min_time: MinTime = 1.0, max_time: MaxTime = 30.0, warmup: Warmup = 10, timeout: Timeout = None,
         runtime: Runtime_ = None, strict: Strict = False, quiet: Quiet = False,
+        trust_model: TrustModel = False, trust_type: TrustType = None, signature: Signature = "serving_default",
+        method: Method = "predict", convert: Convert = False,
         scenario: Scenario_ = "single-stream", qps: Qps = None, find_max_qps: FindMaxQps = False,
         batch_sizes: BatchSizes = None, callers: Callers = 4, cluster: Cluster = None,
         shared_path: SharedPath = False,
     ) -> None:
         """Measure each MODEL once and check it against every budget of each --target.
 
-        Many models (or a folder) give one combined report; locally they are measured one at a
-        time. Exit codes: 0 all budgets pass; 1 a budget failed; 2 usage or configuration error;
-        3 a model could not be loaded or measured; 4 inconclusive under --strict.
+        Exit codes: 0 all budgets pass; 1 a budget failed; 2 usage or configuration error;
+        3 the model could not be loaded or measured; 4 inconclusive under --strict.
+
+        Many models (or a folder) give one combined report; locally they are measured one at
+        a time. See docs/scale.md for load scenarios and --cluster.
         """
         from mlfit.api import MeasureOptions, check_many, identify, measure_and_check, resolve_targets
         from mlfit.measure.loadplan import parse_batch_sizes, plan_load
+        from mlfit.multi import is_savedmodel
         from mlfit.report.outputs import parse_outputs
 
         targets = resolve_targets(target)
         spec = input_spec(dim, shape, value, range_, data, seed)
         outputs = parse_outputs(output, json_path)
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
-                                 timeout=timeout, runtime=_runtime(runtime), scenario=scenario,
+                                 timeout=timeout, runtime=_runtime(runtime), trust_model=trust_model,
+                                 trust_types=tuple(trust_type or ()), signature=signature,
+                                 method=_method(method), convert=convert, scenario=scenario,
                                  qps=tuple(qps or ()), find_max_qps=find_max_qps,
                                  batch_sizes=parse_batch_sizes(batch_sizes), callers=callers)
         plan_load(targets, options.scenario, options.qps, options.find_max_qps, options.batch_sizes,
                   options.callers)  # refuse bad load flags before measuring anything
-        if cluster or shared_path or len(models) > 1 or any(m.is_dir() and not (m / "saved_model.pb").exists()
-                                                             for m in models):
+        if cluster or shared_path or len(models) > 1 or any(m.is_dir() and not is_savedmodel(m) for m in models):
             report = check_many(models, targets, spec, options, None if quiet else _progress_line,
                                 cluster=cluster, shared_path=shared_path)
             _render_report(report, outputs)
@@ -205,6 +231,8 @@ def register(app: typer.Typer) -> None:
         seed: Seed = 0, json_path: Json = None, output: Outputs = None, threads: Threads = None,
         min_time: MinTime = 1.0, max_time: MaxTime = 30.0, warmup: Warmup = 10, timeout: Timeout = None,
         runtime: Runtime_ = None, quiet: Quiet = False,
+        trust_model: TrustModel = False, trust_type: TrustType = None, signature: Signature = "serving_default",
+        method: Method = "predict", convert: Convert = False,
     ) -> None:
         """Measure MODEL on this host without checking budgets (latency, memory, cold start, throughput)."""
         from mlfit.api import MeasureOptions, identify, measure_and_check
@@ -213,7 +241,9 @@ def register(app: typer.Typer) -> None:
         spec = input_spec(dim, shape, value, range_, data, seed)
         outputs = parse_outputs(output, json_path)
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
-                                 timeout=timeout, runtime=_runtime(runtime))
+                                 timeout=timeout, runtime=_runtime(runtime), trust_model=trust_model,
+                                 trust_types=tuple(trust_type or ()), signature=signature,
+                                 method=_method(method), convert=convert)
         ref = identify(model, options.runtime)
         with Progress(f"{Path(model).name}", quiet) as progress:
             result = measure_and_check(ref, [], spec, options, progress)
