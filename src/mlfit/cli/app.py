@@ -13,6 +13,7 @@ import click
 import typer
 
 from mlfit import __version__
+from mlfit.cli import calibrate as calibrate_cmd
 from mlfit.cli import check as check_cmd
 from mlfit.cli import targets as targets_cmd
 from mlfit.errors import ExitCode, MlfitError
@@ -48,6 +49,7 @@ def _root(
 
 
 check_cmd.register(app)
+calibrate_cmd.register(app)
 app.add_typer(targets_cmd.app, name="targets")
 
 
