@@ -345,8 +345,11 @@ def project_cpu(
         factor = Band(ratios.compute.value * thread_scale, lo, hi)
         method = (
             f"whole-model scaling from {measurement.runtime} at {t_h} thread(s) by the calibrated compute "
-            f"and bandwidth ratios (no node profile for this runtime: wide band)"
+            f"and bandwidth ratios (no node profile: wide band)"
         )
+        failure = (node_profile or {}).get("error")
+        if failure:
+            notes.append(f"onnxruntime's node profile failed ({failure}); whole-model projection")
     version = target.profile.runtime_version
     host_version = measurement.runtime_version
     if (
@@ -365,7 +368,9 @@ def project_cpu(
     robust = details.get("host_profiled_run_us")
     robust_p50 = robust / 1e6 + float(cal.get("call_overhead_s") or 0.0) if robust else None
     latency = _latency_bands(measurement, factor, robust_p50)
-    shift = min(1.0, robust_p50 / measurement.latency.mean) if robust_p50 and measurement.latency.mean else 1.0
+    shift = (
+        min(1.0, robust_p50 / measurement.latency.mean) if robust_p50 and measurement.latency.mean else 1.0
+    )
     mean = Band(
         measurement.latency.mean * shift * factor.value,
         measurement.latency.mean * factor.lower,

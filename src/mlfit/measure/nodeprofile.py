@@ -123,6 +123,18 @@ def _kernels(model_path: str, providers: list[str]) -> dict[str, Any]:
 def profile_nodes(
     request: WorkerRequest, shapes: dict[str, list[int]], feed: Any, thread_counts: list[int]
 ) -> dict[str, Any]:
+    """Profile every node at each thread count; JSON-able. Never raises: a profile that
+    cannot be taken is reported as ``{"error": ...}`` and the projection falls back."""
+    try:
+        return _profile_nodes(request, shapes, feed, thread_counts)
+    except Exception as exc:  # the measurement already succeeded; do not lose it to the profiler
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return {"error": f"{type(exc).__name__}: {text}", "by_threads": {}, "nodes": {}}
+
+
+def _profile_nodes(
+    request: WorkerRequest, shapes: dict[str, list[int]], feed: Any, thread_counts: list[int]
+) -> dict[str, Any]:
     """Profile every node at each thread count; JSON-able."""
     import onnxruntime as ort
 
