@@ -143,6 +143,12 @@ def main() -> int:
     if len(os.sched_getaffinity(0)) < 2:
         sys.exit("needs at least 2 usable cores")
     cal, _ = load_or_calibrate()
+    gemm = cal["gemm_flops"]
+    print(
+        f"calibrated GEMM: 1 thread {gemm['1'] / 1e9:.0f} GFLOP/s, "
+        f"2 threads {gemm.get('2', 0) / 1e9:.0f} GFLOP/s",
+        flush=True,
+    )
     target = one_core_target(cal)
     core = max(os.sched_getaffinity(0))  # not core 0, which often takes the interrupts
     everything = set(os.sched_getaffinity(0))
