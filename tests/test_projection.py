@@ -356,3 +356,18 @@ def test_check_edge_prints_projected_bands(small_cnn_model: Path) -> None:
         assert "INCONCLUSIVE" in run.stderr and run.code == 0
         strict = run_mlfit("check", small_cnn_model, "--target", "edge", "--strict", *FAST)
         assert strict.code in (1, 4)  # 4 unless the second run came out FAIL
+
+
+def test_gpu_targets_are_measured_only_with_a_gpu_and_onnxruntime_gpu() -> None:
+    from mlfit.analysis.pipeline import _measured_projection, cuda_available
+
+    host = host_info()
+    assert cuda_available(host.model_copy(update={"gpus": []})) is False
+    # A measurement taken on a GPU becomes a "measured" projection: exact figures, no band.
+    gpu_host = host.model_copy(update={"gpus": ["NVIDIA T4"]})
+    measured = _measured_projection(resolve_target("gpu-server"), _measurement(mean_s=0.002), gpu_host)
+    band = measured.latency[Percentile.P99]
+    assert measured.measured and band.lower == band.value == band.upper
+    report = evaluate(resolve_target("gpu-server"), _model_info(), _measurement(mean_s=0.002), None, measured)
+    assert _latency_check(report, "latency.p99").provenance is Provenance.MEASURED_ON_HOST
+    assert "measured on this host's GPU (NVIDIA T4)" in measured.method

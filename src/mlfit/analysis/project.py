@@ -43,7 +43,7 @@ _RUNTIME_VERSION_BAND = (0.95, 1.1)
 _GPU = {  # roofline parameters: optimistic, centre, conservative
     "compute_eff": (0.8, 0.5, 0.25),
     "bandwidth_eff": (0.85, 0.7, 0.5),
-    "launch_s": (3e-6, 6e-6, 12e-6),
+    "launch_s": (3e-6, 10e-6, 25e-6),
     "run_overhead_s": (15e-6, 40e-6, 120e-6),
     "cuda_init_s": (0.5, 1.5, 5.0),
     "cuda_context_bytes": (200 * 2**20, 400 * 2**20, 1024 * 2**20),
