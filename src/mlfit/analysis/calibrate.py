@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlfit.errors import ModelError
+from mlfit.errors import ConfigError, ModelError
 
 CALIBRATION_VERSION = 1
 BUDGET_S = 20.0  # the whole calibration must finish within this
@@ -301,7 +301,13 @@ def run_calibration(timeout_s: float = 60.0) -> dict[str, Any]:
 
     fingerprint = host_info().fingerprint
     path = cache_path(fingerprint)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the calibration cache folder {path.parent}: {exc.strerror}",
+            "set XDG_CACHE_HOME to a writable folder",
+        ) from None
     out = path.with_name(path.name + f".{os.getpid()}.new")
     try:
         proc = subprocess.run(
@@ -323,7 +329,13 @@ def run_calibration(timeout_s: float = 60.0) -> dict[str, Any]:
     data = _read(out, fingerprint)
     if data is None:
         raise ModelError("host calibration wrote an unreadable result", "run `mlfit calibrate --force`")
-    os.replace(out, path)
+    try:
+        os.replace(out, path)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the calibration cache {path}: {exc.strerror}",
+            "set XDG_CACHE_HOME to a writable folder",
+        ) from None
     return data
 
 
