@@ -16,7 +16,6 @@ from typing import Any
 from mlfit import __version__
 from mlfit.catalog.loader import Target, resolve_target
 from mlfit.catalog.schema import MIN_SAMPLES, Percentile, Runtime
-from mlfit.checks.engine import evaluate
 from mlfit.errors import ConfigError, ModelError
 from mlfit.formats import ModelFormat, sniff, suffix_mismatch
 from mlfit.inputspec import InputSpec
@@ -95,12 +94,13 @@ def identify(model: str | Path, runtime: Runtime | None = None) -> ModelRef:
     return ModelRef(path=path.resolve(), format=found, runtime=runtime or found.runtime, notes=notes)
 
 
-def static_facts(ref: ModelRef) -> dict[str, Any] | None:
-    """File facts read without running anything (ONNX today)."""
+def static_facts(ref: ModelRef, inputs: InputSpec | None = None) -> dict[str, Any] | None:
+    """File facts read without running anything (ONNX today), with the input spec's dims applied."""
     if ref.format is ModelFormat.ONNX:
         from mlfit.analysis.graph import analyze_onnx
 
-        return analyze_onnx(ref.path)
+        spec = inputs or InputSpec()
+        return analyze_onnx(ref.path, dims=spec.dims, shapes=spec.shapes)
     return None
 
 
@@ -117,6 +117,20 @@ def _threads(targets: Sequence[Target], options: MeasureOptions) -> int:
         return options.threads
     wanted = max((t.profile.threads for t in targets), default=cores)
     return max(1, min(wanted, cores))
+
+
+def _profile_threads(targets: Sequence[Target], threads: int, options: MeasureOptions) -> list[int]:
+    """Thread counts for node profiling: 1, the measured count, and each target's (capped at
+    the usable cores), so the projection can fit thread scaling per node."""
+    from mlfit.measure.host import usable_cores
+
+    if not targets:
+        return []
+    wanted = options.extra.get("profile_threads")
+    if wanted is not None:
+        return sorted({int(t) for t in wanted})
+    cores = usable_cores()
+    return sorted({1, threads, *(max(1, min(t.profile.threads, cores)) for t in targets)})
 
 
 def _model_info(ref: ModelRef, inputs: list[TensorInfo] | None = None, used: list[TensorInfo] | None = None,
@@ -159,16 +173,19 @@ def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSp
     from mlfit.measure.loadplan import plan_load
     from mlfit.measure.protocol import MeasureSettings, WorkerRequest
 
-    static = static_facts(ref)
+    static = static_facts(ref, inputs)
     threads = _threads(targets, options)
     batch = options.batch_size or max((t.profile.batch_size for t in targets), default=1)
     if batch <= 1 and not options.batch_size and ref.runtime is Runtime.SKLEARN:
         batch = SKLEARN_THROUGHPUT_BATCH
+    profile_threads = [] if on_target else _profile_threads(targets, threads, options)
     settings = MeasureSettings(
         warmup_iterations=options.warmup, min_time_s=options.min_time, max_time_s=options.max_time,
         min_samples=options.min_samples or _required_samples(targets), batch_size=batch if batch > 1 else None,
         load=plan_load(targets, options.scenario, options.qps, options.find_max_qps, options.batch_sizes,
                        options.callers),
+        profile_nodes=bool(profile_threads) and ref.runtime is Runtime.ONNXRUNTIME,
+        profile_threads=profile_threads,
     )
     created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     with scratch_dir() as scratch:
@@ -189,13 +206,24 @@ def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSp
         host = host.model_copy(update={"versions": {**host.versions,
                                                     ref.runtime.value: response.measurement.runtime_version}})
     model = _model_info(ref, response.inputs, response.inputs_used, response.outputs)
-    reports = []
+    reports: list[Any] = []
+    calibration: dict[str, Any] | None = None
     if response.error is None:
-        reports = [evaluate(t, model, response.measurement, static, on_target=on_target) for t in targets]
+        if on_target:
+            from mlfit.checks.engine import evaluate
+
+            reports = [evaluate(t, model, response.measurement, static, on_target=True) for t in targets]
+        else:
+            from mlfit.analysis.pipeline import evaluate_targets
+
+            reports, calibration = evaluate_targets(ref, targets, model, response.measurement, static,
+                                                    response.node_profile, host, request, timeouts, on_event,
+                                                    options.memory_limit)
         if ref.notes:
             reports = [r.model_copy(update={"notes": [*ref.notes, *r.notes]}) for r in reports]
     return RunResult(mlfit_version=__version__, created=created, model=model, host=host,
-                     measurement=response.measurement, analysis=static, targets=reports, error=response.error)
+                     measurement=response.measurement, analysis=static, calibration=calibration,
+                     node_profile=response.node_profile, targets=reports, error=response.error)
 
 
 def single_report(result: RunResult) -> Report:

@@ -51,6 +51,9 @@ class Cpu(_Strict):
     cores: PositiveInt
     frequency: Frequency
     peak_fp32: Flops = Field(description="Dense fp32 peak of all cores, FLOP/s")
+    sustained_fp32: Flops | None = Field(
+        None, description="fp32 GEMM throughput the runtime sustains on all cores, FLOP/s (e.g. measured by "
+        "`mlfit calibrate --emit-hardware`); projection uses it instead of assuming an efficiency")
     isa: list[str] = Field(default_factory=list, description="ISA features: avx2, avx512f, neon, ...")
     source: Source
 
