@@ -15,7 +15,9 @@ from mlfit.errors import ExitCode
 Json = Annotated[str | None, typer.Option("--json", help="Write the full result as JSON to PATH ('-' for stdout).",
                                           rich_help_panel="Output")]
 Outputs = Annotated[list[str] | None, typer.Option("--output", "-o", help="FORMAT=PATH, repeatable "
-                                                   "(json).", rich_help_panel="Output")]
+                                                   "(json, markdown, junit, html, text).", rich_help_panel="Output")]
+Baseline = Annotated[Path | None, typer.Option("--baseline", help="Compare with this earlier result JSON; exit 1 on "
+                                               "a regression (see `mlfit compare`).", rich_help_panel="Output")]
 Threads = Annotated[int | None, typer.Option("--threads", min=1, help="Intra-op threads (default: the targets' "
                                              "threads, capped at the cores this process may use).",
                                              rich_help_panel="Measurement")]
@@ -63,7 +65,7 @@ def exit_code_for(result: Any, strict: bool) -> int:
     return int(ExitCode.OK)
 
 
-def _render(result: Any, outputs: list[Any]) -> None:
+def _render(result: Any, outputs: list[Any], comparison: Any = None) -> None:
     from rich.console import Console
 
     from mlfit.api import single_report
@@ -75,6 +77,12 @@ def _render(result: Any, outputs: list[Any]) -> None:
     console = Console(stderr=to_stdout)
     if result.error is None:
         console.print(render_terminal(report))
+    if comparison is not None:
+        from mlfit.cli.compare import print_comparison
+        from mlfit.compare import with_comparison
+
+        print_comparison(comparison, stderr=to_stdout)
+        report = with_comparison(report, comparison)
     write_outputs(report, outputs)
     if result.error is not None:
         err = result.error
@@ -90,12 +98,13 @@ def register(app: typer.Typer) -> None:
         dim: Dims = None, shape: Shapes = None, value: Values = None, range_: Ranges = None, data: Data = None,
         seed: Seed = 0, json_path: Json = None, output: Outputs = None, threads: Threads = None,
         min_time: MinTime = 1.0, max_time: MaxTime = 30.0, warmup: Warmup = 10, timeout: Timeout = None,
-        runtime: Runtime_ = None, strict: Strict = False, quiet: Quiet = False,
+        runtime: Runtime_ = None, strict: Strict = False, quiet: Quiet = False, baseline: Baseline = None,
     ) -> None:
         """Measure MODEL once and check it against every budget of each --target.
 
-        Exit codes: 0 all budgets pass; 1 a budget failed; 2 usage or configuration error;
-        3 the model could not be loaded or measured; 4 inconclusive under --strict.
+        Exit codes: 0 all budgets pass; 1 a budget failed (or a regression against --baseline);
+        2 usage or configuration error; 3 the model could not be loaded or measured;
+        4 inconclusive under --strict.
         """
         from mlfit.api import MeasureOptions, identify, measure_and_check, resolve_targets
         from mlfit.report.outputs import parse_outputs
@@ -103,13 +112,30 @@ def register(app: typer.Typer) -> None:
         targets = resolve_targets(target)
         spec = input_spec(dim, shape, value, range_, data, seed)
         outputs = parse_outputs(output, json_path)
+        base_report = None
+        if baseline is not None:  # read and vet it before measuring, not after
+            from mlfit.cli.compare import check_host
+            from mlfit.result import load_report
+
+            base_report = load_report(baseline)
+            check_host(base_report, baseline, strict)
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
                                  timeout=timeout, runtime=_runtime(runtime))
         ref = identify(model, options.runtime)
         with Progress(f"{Path(model).name}", quiet) as progress:
             result = measure_and_check(ref, targets, spec, options, progress)
-        _render(result, outputs)
-        raise typer.Exit(exit_code_for(result, strict))
+        comparison = None
+        if base_report is not None and result.error is None:
+            from mlfit.api import single_report
+            from mlfit.compare import CompareOptions, compare_reports
+
+            comparison = compare_reports(base_report, single_report(result), str(baseline),
+                                         CompareOptions(strict=strict))
+        _render(result, outputs, comparison)
+        code = exit_code_for(result, strict)
+        if comparison is not None and comparison.regressed and code in (ExitCode.OK, ExitCode.INCONCLUSIVE):
+            code = int(ExitCode.BUDGET_FAILED)
+        raise typer.Exit(code)
 
     @app.command()
     def profile(
@@ -152,17 +178,20 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def schema(
-        kind: Annotated[str, typer.Option("--kind", help="hardware, profile or both.")] = "both",
+        kind: Annotated[str, typer.Option("--kind", help="hardware, profile, both, or report (the result JSON "
+                                          "format).")] = "both",
     ) -> None:
-        """Print the JSON Schema of hardware and profile files (for editor validation)."""
+        """Print the JSON Schema of hardware and profile files (for editor validation), or of result files."""
         from mlfit.catalog.schema import Hardware, Profile
         from mlfit.errors import ConfigError
+        from mlfit.result import Report
 
-        schemas = {"hardware": Hardware.model_json_schema(), "profile": Profile.model_json_schema()}
+        schemas = {"hardware": Hardware.model_json_schema(), "profile": Profile.model_json_schema(),
+                   "report": Report.model_json_schema()}
         if kind == "both":
             out: Any = schemas
         elif kind in schemas:
             out = schemas[kind]
         else:
-            raise ConfigError(f"--kind '{kind}': expected hardware, profile or both")
+            raise ConfigError(f"--kind '{kind}': expected hardware, profile, both or report")
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
