@@ -139,6 +139,10 @@ def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpe
         timeouts = Timeouts.uniform(options.timeout) if options.timeout else Timeouts()
         response = run_worker(request, ref.runtime.value, timeouts, on_event, options.memory_limit)
     host = host_info({"mlfit": __version__})
+    if response.measurement is not None and response.timeline is not None:
+        measurement = response.measurement
+        response = response.model_copy(update={"measurement": measurement.model_copy(
+            update={"extra": {**measurement.extra, "memory_timeline": response.timeline}})})
     if response.measurement is not None:
         host = host.model_copy(update={"versions": {**host.versions,
                                                     ref.runtime.value: response.measurement.runtime_version}})

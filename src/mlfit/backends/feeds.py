@@ -67,7 +67,7 @@ def data_shapes(inputs: list[TensorInfo], data: dict[str, np.ndarray]) -> dict[s
         if len(shape) != len(tensor.shape):
             raise ConfigError(f"--data '{name}' has shape {array.shape}, the model expects rank "
                               f"{len(tensor.shape)} ({tensor.shape})")
-        for i, (dim, have) in enumerate(zip(tensor.shape, shape)):
+        for i, (dim, have) in enumerate(zip(tensor.shape, shape, strict=True)):
             if isinstance(dim, int) and dim > 0 and dim != have:
                 raise ConfigError(f"--data '{name}' has shape {array.shape}; dim {i} must be {dim}")
         shapes[name] = tuple(shape)

@@ -29,7 +29,7 @@ from mlfit.measure.host import host_info  # noqa: E402
 from mlfit.measure.protocol import Phase, WorkerRequest, WorkerResponse  # noqa: E402
 from mlfit.measure.stats import latency_stats, quality_warnings  # noqa: E402
 from mlfit.measure.timing import LoopPolicy, timed_loop, warm_up  # noqa: E402
-from mlfit.result import ColdStart, ErrorInfo, MemoryPhases, Measurement, TensorInfo, Throughput  # noqa: E402
+from mlfit.result import ColdStart, ErrorInfo, Measurement, MemoryPhases, TensorInfo, Throughput  # noqa: E402
 
 # Test hook: MLFIT_WORKER_FAULT=PHASE:SIGNAL makes the worker kill itself with a real
 # signal when it enters PHASE (e.g. "load:SIGSEGV", "measure:SIGABRT", "load:hang"), so the
@@ -120,7 +120,8 @@ def measure(request: WorkerRequest) -> WorkerResponse:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MlfitError(
             f"{runtime.value} failed on the first inference: {message}",
-            "check input shapes and value ranges: --shape, --dim, --range INPUT=LOW:HIGH, or real --data",
+            "check input shapes and values: --shape, --dim, --value INPUT=N for scalars such as a sample rate, "
+            "--range INPUT=LOW:HIGH for indices, or real --data",
             ExitCode.MODEL) from None
     first_s = time.perf_counter() - t0
 
