@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from mlfit.errors import ConfigError
+from mlfit.report.common import format_value
 from mlfit.result import (
     ChangeStatus,
     Comparison,
@@ -48,6 +49,8 @@ DEFAULT_RESAMPLES = 2000
 # model on the same machine: one run per side cannot show it, and ignoring it turns a busy
 # neighbour into a "regression". ~3% was seen on a shared 2-core VM; set 0 on a quiet machine.
 DEFAULT_RUN_NOISE = 0.02
+# Memory readings move by allocator and page granularity: smaller differences are not changes.
+MEMORY_FLOOR = float(2**20)
 # Blocks per resample: n/20 consecutive samples keep drift over a fraction of a run together.
 BLOCKS_PER_RESAMPLE = 20
 # Bound the memory of one vectorised bootstrap chunk (resamples x samples indices).
@@ -205,7 +208,10 @@ def _sides(base: np.ndarray, new: np.ndarray, noisy: list[str], options: Compare
     )
 
 
-def _sampled_change(metric: str, sides: _Sides, options: CompareOptions) -> MetricChange:
+def _sampled_change(
+    metric: str, sides: _Sides, options: CompareOptions, median: ChangeStatus | None = None
+) -> MetricChange:
+    """One latency figure; ``median`` is the median's status, which a noisy run's tail may only follow."""
     base_value, new_value = sides.base[metric], sides.new[metric]
     change = new_value / base_value - 1.0
     ratios = sides.new_boot[metric] / sides.base_boot[metric] * sides.run_noise - 1.0
@@ -232,11 +238,15 @@ def _sampled_change(metric: str, sides: _Sides, options: CompareOptions) -> Metr
         ChangeStatus.INCONCLUSIVE: f"{_pct(change)} is beyond {effect}, but the {conf} interval is not",
         ChangeStatus.UNCHANGED: f"no change beyond {effect}",
     }[status]
-    if metric in _TAIL and sides.noisy and status in (ChangeStatus.REGRESSION, ChangeStatus.IMPROVEMENT):
+    # A busy machine inflates tails and means; the median resists. In a noisy run a tail change
+    # counts only when the median moved the same way, i.e. when the model itself changed.
+    directed = (ChangeStatus.REGRESSION, ChangeStatus.IMPROVEMENT)
+    if metric in _TAIL and sides.noisy and status in directed and median is not status:
         status = ChangeStatus.INCONCLUSIVE
+        who = "both runs were" if len(sides.noisy) == 2 else f"the {sides.noisy[0]} run was"
         reason = (
-            f"{_pct(change)}, but the {' and '.join(sides.noisy)} run was flagged unstable: a noisy run's "
-            "tail cannot establish a change (the median can; or re-run on a quiet machine)"
+            f"{_pct(change)}, but {who} flagged unstable and the median did not move the same way: "
+            "a noisy run's tail cannot establish a change on its own (re-run on a quiet machine)"
         )
     return MetricChange(
         metric=metric,
@@ -262,7 +272,9 @@ def _single_change(
     options: CompareOptions,
     repeatable: bool,
     method: str,
+    floor: float = 0.0,
 ) -> MetricChange | None:
+    """A metric with one reading per run. ``floor``: an absolute change that must also be exceeded."""
     if base is None or new is None:
         return None
     if base <= 0:
@@ -279,15 +291,17 @@ def _single_change(
     effect = f"{options.min_effect:.0%}"
     if not repeatable:
         status, reason = ChangeStatus.NOT_TESTED, "one reading per run: the change is shown, not tested"
+    elif floor > 0 and abs(new - base) <= floor:
+        status, reason = ChangeStatus.UNCHANGED, f"within the {format_value(floor, unit)} reading granularity"
     elif change > options.min_effect:
         status, reason = (
             ChangeStatus.REGRESSION,
-            f"larger by {_pct(change)}, beyond the {effect} minimum effect",
+            f"larger by {_pct(change)[1:]}, beyond the {effect} minimum effect",
         )
     elif change < -options.min_effect:
         status, reason = (
             ChangeStatus.IMPROVEMENT,
-            f"smaller by {_pct(-change)}, beyond the {effect} minimum effect",
+            f"smaller by {_pct(-change)[1:]}, beyond the {effect} minimum effect",
         )
     else:
         status, reason = ChangeStatus.UNCHANGED, f"within the {effect} minimum effect"
@@ -341,7 +355,8 @@ def compare_results(base: RunResult, new: RunResult, options: CompareOptions) ->
                     getattr(bm.latency, field) is None or getattr(nm.latency, field) is None
                 ):
                     continue  # too few samples for this percentile in one of the runs
-                changes.append(_sampled_change(metric, sides, options))
+                median = changes[0].status if changes and changes[0].metric == "latency.p50" else None
+                changes.append(_sampled_change(metric, sides, options, median))
         else:
             notes.append("raw latency samples are missing: latency is not compared")
         single = [
@@ -353,6 +368,7 @@ def compare_results(base: RunResult, new: RunResult, options: CompareOptions) ->
                 options,
                 True,
                 "kernel high-water mark, one reading per run (repeatable to well under 1%)",
+                MEMORY_FLOOR,
             ),
             _single_change(
                 "memory.model_cost",
@@ -362,6 +378,7 @@ def compare_results(base: RunResult, new: RunResult, options: CompareOptions) ->
                 options,
                 True,
                 "peak minus the runtime's import baseline, one reading per run",
+                MEMORY_FLOOR,
             ),
             _single_change(
                 "cold_start",

@@ -78,7 +78,9 @@ def print_comparison(comparison: Any, stderr: bool = False) -> None:
 
     from mlfit.report.comparison import render_comparison
 
-    Console(stderr=stderr).print(render_comparison(comparison))
+    Console(stderr=stderr).print(render_comparison(comparison, warnings=False))
+    for warning in comparison.warnings:
+        sys.stderr.write(f"mlfit: warning: {warning}\n")
 
 
 def register(app: typer.Typer) -> None:
@@ -134,6 +136,4 @@ def register(app: typer.Typer) -> None:
         comparison = compare_reports(base_report, new_report, str(base), options)
         print_comparison(comparison, stderr=any(path == "-" for _, path in outputs))
         write_outputs(with_comparison(new_report, comparison), outputs)
-        for warning in comparison.warnings:
-            sys.stderr.write(f"mlfit: warning: {warning}\n")
         raise typer.Exit(int(ExitCode.BUDGET_FAILED if comparison.regressed else ExitCode.OK))

@@ -18,31 +18,27 @@ STATUS_STYLE = {
 }
 
 
-def render_comparison(comparison: Comparison) -> RenderableType:
-    """One table per model: base, new, change, interval, status and why; then the overall answer."""
+def render_comparison(comparison: Comparison, warnings: bool = True) -> RenderableType:
+    """One compact table per model, the reasons for anything not unchanged below it, then the answer.
+
+    ``warnings=False`` leaves the warnings out, for a CLI that prints them on stderr.
+    """
     parts: list[RenderableType] = []
-    for warning in comparison.warnings:
-        parts.append(Text(f"warning: {warning}", style="yellow"))
+    if warnings:
+        parts.extend(Text(f"warning: {w}", style="yellow") for w in comparison.warnings)
     for model in comparison.models:
-        title = f"Compared with {comparison.base_path}: {model.model}"
         table = Table(
-            title=title,
+            title=f"Compared with {comparison.base_path}: {model.model}",
             title_justify="left",
             header_style="bold",
-            caption=f"{comparison.method}; a regression needs the whole interval beyond the minimum "
-            "effect on the worse side",
+            caption=f"{comparison.method}; a regression needs the whole interval beyond the minimum effect on "
+            "the worse side",
             caption_justify="left",
         )
-        for column, justify in (
-            ("metric", "left"),
-            ("base", "right"),
-            ("new", "right"),
-            ("change", "right"),
-            (f"{comparison.confidence:.0%} interval", "right"),
-            ("status", "left"),
-            ("why", "left"),
-        ):
-            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        table.add_column("metric", no_wrap=True)
+        for column in ("base", "new", "change", f"{comparison.confidence:.0%} interval"):
+            table.add_column(column, justify="right", no_wrap=True)
+        table.add_column("status", no_wrap=True)
         for change in model.changes:
             table.add_row(
                 change.metric,
@@ -51,12 +47,12 @@ def render_comparison(comparison: Comparison) -> RenderableType:
                 change_text(change),
                 interval_text(change),
                 Text(change.status.value, style=STATUS_STYLE[change.status]),
-                change.reason,
             )
         parts.append(table)
+        for change in model.changes:
+            if change.status not in (ChangeStatus.UNCHANGED, ChangeStatus.NOT_TESTED):
+                parts.append(Text(f"• {change.metric}: {change.reason}", style=STATUS_STYLE[change.status]))
         parts.extend(Text(f"• {note}", style="dim") for note in model.notes)
-    if comparison.regressed:
-        parts.append(Text.assemble("Compare: ", Text("REGRESSION", style="bold red")))
-    else:
-        parts.append(Text.assemble("Compare: ", Text("no regression", style="bold green")))
+    verdict = Text("REGRESSION", style="bold red") if comparison.regressed else Text("no regression", "bold green")
+    parts.append(Text.assemble("Compare: ", verdict))
     return Group(*parts)

@@ -208,7 +208,29 @@ def _memory_chart(result: RunResult) -> str:
         f"imported runtime (import +{e(format_size(mem.runtime_import_delta))}); onnxruntime memory arena: "
         f"{arena}.</p>"
     )
-    return chart + text
+    return chart + text + _memory_timeline(result, markers, unit)
+
+
+def _memory_timeline(result: RunResult, limits: list[svg.Marker], unit: float) -> str:
+    """The polled RSS curve (``extra["memory_timeline"]``) with phase starts, when the run kept one."""
+    data = result.measurement.extra.get("memory_timeline") if result.measurement is not None else None
+    if not isinstance(data, dict):
+        return ""
+    points = [
+        (float(p[0]), float(p[1]))
+        for p in data.get("samples") or []
+        if isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(v, (int, float)) for v in p)
+    ]
+    phases = [
+        (str(p[0]), float(p[1]))
+        for p in data.get("phases") or []
+        if isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[1], (int, float))
+    ]
+    if len(points) < 2:
+        return ""
+    chart = svg.timeline("Memory over time (polled)", points, phases, format_size, limits, unit)
+    source = data.get("source")
+    return chart + (f'<p class="muted">{e(source)}</p>' if source else "")
 
 
 def _is_lower_limit(check: Check) -> bool:

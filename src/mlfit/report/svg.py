@@ -25,6 +25,11 @@ STATUS_COLOUR = {"PASS": "#2ca02c", "FAIL": "#d62728", "INCONCLUSIVE": "#d4a000"
 Formatter = Callable[[float], str]
 
 
+def clip(text: str, limit: int) -> str:
+    """Shorten a label to ``limit`` characters so it stays inside its column (tooltips keep it whole)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _num(v: float) -> str:
     return f"{v:.1f}"
 
@@ -215,7 +220,7 @@ class Chart:
             x = LEFT + col * column_width
             y = self.plot_bottom + BOTTOM + row * LEGEND_ROW + 6
             self.line(x, y - 4, x + 22, y - 4, marker.colour, 2, marker.dash)
-            self.text(x + 27, y, marker.label, "start", 10, "#333")
+            self.text(x + 27, y, clip(marker.label, 48), "start", 10, "#333")
 
     def svg(self) -> str:
         self.legend()
@@ -366,7 +371,7 @@ def horizontal_bars(
     for i, (name, value) in enumerate(rows):
         top = chart.plot_top + 8 + i * 26
         chart.rect(x(0), top, x(value) - x(0), 18, colour, 0.85, f"{name}: {fmt(value)}")
-        chart.text(chart.plot_left - 6, top + 13, name, "end", 11)
+        chart.text(chart.plot_left - 6, top + 13, clip(name, 22), "end", 11)
         inside = x(value) - x(0) > 90
         chart.text(
             x(value) + (-4 if inside else 4),
@@ -414,7 +419,7 @@ def budget_use(rows: Sequence[BudgetUse]) -> str:
     chart.text(limit + 4, chart.plot_top + 10, "budget", "start", 10, "#d62728")
     for i, row in enumerate(rows):
         cy = chart.plot_top + 18 + i * 22
-        chart.text(chart.plot_left - 6, cy + 4, row.label, "end", 10)
+        chart.text(chart.plot_left - 6, cy + 4, clip(row.label, 26), "end", 10)
         colour = PROJECTED if row.projected else MEASURED
         if row.low is not None and row.high is not None and row.low != row.high:
             chart.line(x(row.low), cy, x(row.high), cy, colour, 3)
@@ -497,8 +502,39 @@ def change_forest(rows: Sequence[ChangeRow], effect: float) -> str:
     for i, row in enumerate(rows):
         cy = chart.plot_top + 18 + i * 22
         colour = CHANGE_COLOUR.get(row.status, "#333")
-        chart.text(chart.plot_left - 6, cy + 4, row.label, "end", 10)
+        chart.text(chart.plot_left - 6, cy + 4, clip(row.label, 26), "end", 10)
         if row.low is not None and row.high is not None:
             chart.line(x(row.low), cy, x(row.high), cy, colour, 3)
         chart.circle(x(row.change), cy, 5, colour, f"{row.label}: {row.change * 100:+.1f}% ({row.status})")
+    return chart.svg()
+
+
+def timeline(
+    title: str,
+    points: Sequence[tuple[float, float]],
+    phases: Sequence[tuple[str, float]],
+    fmt: Formatter,
+    limits: Sequence[Marker] = (),
+    tick_unit: float = 1.0,
+) -> str:
+    """Memory over time: a polled curve, phase starts as tagged vertical lines, and limits that fall
+    near the curve as horizontal lines (the legend lists every limit)."""
+    largest = max([v for _, v in points] + [1.0])
+    near = [m for m in limits if m.value <= largest * 1.5]
+    far = [Marker(m.value, f"{m.label} (off scale ↑)", m.colour, None) for m in limits if m.value > largest * 1.5]
+    chart = Chart(title, 260, "Resident memory of the worker over time with phase starts", [*near, *far])
+    t_end = max([t for t, _ in points] + [t for _, t in phases] + [1e-3])
+    x = Scale(0.0, t_end * 1.02, chart.plot_left, chart.plot_right)
+    y = Scale(0.0, max([largest, *(m.value for m in near)]) * 1.1, chart.plot_bottom, chart.plot_top + 20,
+              tick_unit=tick_unit)
+    chart.y_axis(y, fmt, "resident memory")
+    chart.x_axis(x, lambda v: f"{v:g} s", "time since the worker started")
+    for marker in near:
+        chart.line(chart.plot_left, y(marker.value), chart.plot_right, y(marker.value), marker.colour, 1.5,
+                   marker.dash)
+    for i, (name, start) in enumerate(phases):
+        px = x(start)
+        chart.line(px, chart.plot_top + 14, px, chart.plot_bottom, "#888", 1, "2 3")
+        chart.text(px + 3, chart.plot_top + 10 + (i % 2) * 10, name, "start", 9, "#555")
+    chart.polyline([(x(t), y(v)) for t, v in points], MEASURED)
     return chart.svg()
