@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
         from mlfit.report.comparison import render_comparison
         from mlfit.report.outputs import parse_outputs, write_outputs
         from mlfit.report.terminal import render_terminal
-        from mlfit.result import Verdict, load_report
+        from mlfit.cli.check import exit_code_for
+        from mlfit.result import load_report
 
         outputs = parse_outputs(output, None)
         stored = load_report(result)

@@ -535,6 +535,6 @@ def timeline(
     for i, (name, start) in enumerate(phases):
         px = x(start)
         chart.line(px, chart.plot_top + 14, px, chart.plot_bottom, "#888", 1, "2 3")
-        chart.text(px + 3, chart.plot_top + 10 + (i % 2) * 10, name, "start", 9, "#555")
+        chart.text(px + 3, chart.plot_top + 8 + (i % 3) * 9, name, "start", 9, "#555")
     chart.polyline([(x(t), y(v)) for t, v in points], MEASURED)
     return chart.svg()
