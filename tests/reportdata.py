@@ -103,12 +103,13 @@ def checks_for(m: Measurement) -> list[TargetReport]:
     ]
 
 
-def run_result(median_s: float = 0.004, seed: int = 0, path: str = "/models/net.onnx", fingerprint: str = "abc123def4567890",
-               unstable: bool = False, extra: dict[str, Any] | None = None, analysis: dict[str, Any] | None = None,
-               targets: bool = True, peak: int = 120 * 2**20, raw: list[int] | None = None) -> RunResult:
+def run_result(median_s: float = 0.004, seed: int = 0, path: str = "/models/net.onnx",
+               fingerprint: str = "abc123def4567890", unstable: bool = False, extra: dict[str, Any] | None = None,
+               analysis: dict[str, Any] | None = None, targets: bool = True, peak: int = 120 * 2**20,
+               raw: list[int] | None = None) -> RunResult:
     m = measurement(median_s, seed, peak=peak, unstable=unstable, extra=extra, raw=raw)
-    return RunResult(mlfit_version="0.1.0", created="2026-11-27T10:00:00+0000", model=model(path), host=host(fingerprint),
-                     measurement=m, analysis=analysis, targets=checks_for(m) if targets else [])
+    return RunResult(mlfit_version="0.1.0", created="2026-11-27T10:00:00+0000", model=model(path),
+                     host=host(fingerprint), measurement=m, analysis=analysis, targets=checks_for(m) if targets else [])
 
 
 def failed_result(path: str = "/models/broken.onnx") -> RunResult:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from reportdata import failed_result, report, run_result, samples_ns
 
 from mlfit.compare import CompareOptions, Method, block_bootstrap, compare_reports, mann_whitney_p, row_statistics
 from mlfit.errors import ConfigError
 from mlfit.measure.stats import latency_stats
 from mlfit.result import ChangeStatus
+from reportdata import failed_result, report, run_result, samples_ns
 
 
 def statuses(comparison, metric_prefix: str = "") -> dict[str, ChangeStatus]:
@@ -127,7 +127,7 @@ def test_different_hosts_warn_or_refuse_under_strict() -> None:
     comparison = compare_reports(base, new, "b")
     assert not comparison.same_host
     assert any("different machines" in w for w in comparison.warnings)
-    with pytest.raises(ConfigError, match="different machines.*--strict"):
+    with pytest.raises(ConfigError, match=r"different machines.*--strict"):
         compare_reports(base, new, "b", CompareOptions(strict=True))
 
 

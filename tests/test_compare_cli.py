@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import assert_no_traceback, run_mlfit
 
+from conftest import assert_no_traceback, run_mlfit
 from mlfit.result import ChangeStatus, Report, Verdict
 
 RUN = ("--threads", "1", "--min-time", "1", "--max-time", "4", "--warmup", "5", "--quiet")

@@ -14,11 +14,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import FAST, run_mlfit
-from reportdata import RICH_ANALYSIS, RICH_EXTRA, failed_result, report, run_result
 
+from conftest import FAST, run_mlfit
 from mlfit.compare import compare_reports, with_comparison
 from mlfit.report.html import render_html
+from reportdata import RICH_ANALYSIS, RICH_EXTRA, failed_result, report, run_result
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",

@@ -8,11 +8,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import FAST, assert_no_traceback, run_mlfit
-from reportdata import report, run_result
 
+from conftest import FAST, assert_no_traceback, run_mlfit
 from mlfit.report.outputs import OutputFormat
 from mlfit.result import Report, Verdict
+from reportdata import report, run_result
 
 EXIT_FOR = {Verdict.PASS: 0, Verdict.INCONCLUSIVE: 0, Verdict.FAIL: 1, Verdict.ERROR: 3}
 

@@ -8,7 +8,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from reportdata import HOSTILE, RICH_ANALYSIS, RICH_EXTRA, failed_result, report, run_result
 
 from mlfit.compare import compare_reports, with_comparison
 from mlfit.errors import ConfigError
@@ -17,6 +16,7 @@ from mlfit.report.junit import render_junit
 from mlfit.report.markdown import cell, render_markdown
 from mlfit.report.outputs import OutputFormat, parse_outputs, renderer, write_outputs
 from mlfit.result import Report, Verdict
+from reportdata import RICH_ANALYSIS, RICH_EXTRA, failed_result, report, run_result
 
 
 def rich_report() -> Report:

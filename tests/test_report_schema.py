@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import REPO
-from reportdata import failed_result, report, run_result
 
+from conftest import REPO
 from mlfit.compare import compare_reports, with_comparison
 from mlfit.result import Report
+from reportdata import failed_result, report, run_result
 
 SCHEMA = REPO / "schemas" / "report.schema.json"
 REGENERATE = "regenerate it: PYTHONPATH=src python -m mlfit schema --kind report > schemas/report.schema.json"

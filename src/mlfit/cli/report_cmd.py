@@ -39,27 +39,24 @@ def register(app: typer.Typer) -> None:
         """Render RESULT.json again (terminal, or files with --output) without measuring anything."""
         from rich.console import Console
 
+        from mlfit.cli.check import exit_code_for
         from mlfit.report.comparison import render_comparison
         from mlfit.report.outputs import parse_outputs, write_outputs
         from mlfit.report.terminal import render_terminal
-        from mlfit.cli.check import exit_code_for
         from mlfit.result import load_report
 
         outputs = parse_outputs(output, None)
         stored = load_report(result)
-        if not outputs or all(path != "-" for _, path in outputs):
-            console = Console()
-            if any(r.error is None for r in stored.results):
-                console.print(render_terminal(stored))
-            if stored.comparison is not None:
-                console.print(render_comparison(stored.comparison))
+        console = Console(stderr=any(path == "-" for _, path in outputs))  # stdout holds a report then
+        if any(r.error is None for r in stored.results):
+            console.print(render_terminal(stored))
+        if stored.comparison is not None:
+            console.print(render_comparison(stored.comparison))
         write_outputs(stored, outputs)
-        code = ExitCode.OK
-        if verdict_exit:
-            if stored.verdict is Verdict.FAIL or (
-                stored.comparison is not None and stored.comparison.regressed
-            ):
-                code = ExitCode.BUDGET_FAILED
-            elif stored.verdict is Verdict.ERROR:
-                code = ExitCode.MODEL
-        raise typer.Exit(int(code))
+        code = 0
+        if verdict_exit:  # the code `mlfit check` gave: model errors first, then failures or regressions
+            codes = [exit_code_for(r, strict=False) for r in stored.results]
+            if stored.comparison is not None and stored.comparison.regressed:
+                codes.append(int(ExitCode.BUDGET_FAILED))
+            code = max(codes, key=[0, int(ExitCode.INCONCLUSIVE), 1, int(ExitCode.MODEL)].index, default=0)
+        raise typer.Exit(code)
