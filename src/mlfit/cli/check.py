@@ -188,8 +188,8 @@ def register(app: typer.Typer) -> None:
 
         schemas = {"hardware": Hardware.model_json_schema(), "profile": Profile.model_json_schema(),
                    "report": Report.model_json_schema()}
-        if kind == "both":
-            out: Any = schemas
+        if kind == "both":  # the two catalog file kinds, as before `report` existed
+            out: Any = {k: schemas[k] for k in ("hardware", "profile")}
         elif kind in schemas:
             out = schemas[kind]
         else:
