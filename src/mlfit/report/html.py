@@ -64,6 +64,8 @@ def table(
         )
         body.append(f"<tr{row_css}>{cells}</tr>")
     klass = f' class="{css}"' if css else ""
+    if not any(header):  # a key-value table: no header row
+        return f"<table{klass}><tbody>{''.join(body)}</tbody></table>"
     return f"<table{klass}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
@@ -119,6 +121,8 @@ def _notes(result: RunResult) -> str:
 
 def tick_duration(seconds: float) -> str:
     """Short axis labels: '500 µs', '1 ms', '2.5 s'."""
+    if seconds <= 0:
+        return "0"
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
         if seconds >= scale or unit == "ns":
             return f"{seconds / scale:g} {unit}"
@@ -468,7 +472,7 @@ def _batch_sweep(result: RunResult) -> str:
             [p[1] for p in lat_pts],
             "batch size",
             "p50 latency",
-            format_duration,
+            tick_duration,
         )
     if tp_pts:
         out += svg.line_chart(
