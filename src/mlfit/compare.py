@@ -1,23 +1,22 @@
 """Regression compare: did NEW get slower or bigger than BASE, beyond noise and beyond a minimum effect?
 
-Each latency metric gets a confidence interval for its relative change from a *block*
-bootstrap of the raw samples (``LatencyStats.samples_ns``): samples are resampled in runs
-of consecutive values, so slow drift inside a run (a busy neighbour, a frequency change)
-widens the interval instead of being mistaken for independent evidence. Mann-Whitney U is
-available as the significance test instead (``method="mannwhitney"``).
+Each latency figure (p50, p90, p95, p99, mean, single-stream throughput) gets a confidence
+interval for its relative change from a *block* bootstrap of the raw samples
+(``LatencyStats.samples_ns``): samples are resampled in runs of consecutive values, so slow
+drift inside a run (a busy neighbour, a frequency change) widens the interval instead of
+being mistaken for independent evidence. Each resampled ratio is also multiplied by a
+log-normal run-to-run factor (``run_noise``), because one run per side cannot show how much
+two runs of the same model on the same machine differ.
 
 A change is a **regression** only when it is both significant and larger than the minimum
-effect (default 5%):
+effect (default 5%): the whole interval lies beyond +min_effect on the worse side. With
+``method="mannwhitney"`` a Mann-Whitney U test on all samples must also reject equality.
+An estimate beyond the minimum effect that is not established is ``inconclusive``.
 
-* bootstrap: the whole interval lies beyond +min_effect in the worse direction;
-* Mann-Whitney: p < 1 - confidence and the estimated change is beyond +min_effect.
-
-A change whose estimate is beyond the minimum effect but is not established is
-``inconclusive``; tail figures (p90/p95/p99, mean, throughput) of a run flagged unstable can
-never establish a regression, because one noisy run's tail says more about the machine than
-about the model (the median can). Memory and file size are single, repeatable readings per
-run and are judged by the minimum effect alone; cold start is one noisy reading and is only
-reported.
+In a run flagged unstable, a tail figure (p90/p95/p99, mean, throughput) counts only when the
+median moved the same way: a busy machine inflates tails, the median resists. Memory and file
+size are single, repeatable readings per run, judged by the minimum effect (memory also by a
+1 MiB floor); cold start and batched throughput are single noisy readings and only reported.
 
 Pure: no I/O. The CLI reads the files (:func:`mlfit.result.load_report`) and renders.
 """
@@ -66,7 +65,8 @@ class Method(str, Enum):
 
 @dataclass(frozen=True)
 class CompareOptions:
-    """Settings of one compare; every field has a ``mlfit compare`` flag."""
+    """Settings of one compare (``mlfit compare`` flags: --min-effect, --confidence, --method, --run-noise,
+    --strict; ``resamples`` and ``seed`` keep the bootstrap reproducible)."""
 
     min_effect: float = DEFAULT_MIN_EFFECT
     confidence: float = DEFAULT_CONFIDENCE

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from mlfit.cli.common import Data, Dims, Progress, Ranges, Seed, Shapes, Values, input_spec
+from mlfit.cli.compare import MinEffect, RunNoise
 from mlfit.errors import ExitCode
 
 Json = Annotated[str | None, typer.Option("--json", help="Write the full result as JSON to PATH ('-' for stdout).",
@@ -99,6 +100,7 @@ def register(app: typer.Typer) -> None:
         seed: Seed = 0, json_path: Json = None, output: Outputs = None, threads: Threads = None,
         min_time: MinTime = 1.0, max_time: MaxTime = 30.0, warmup: Warmup = 10, timeout: Timeout = None,
         runtime: Runtime_ = None, strict: Strict = False, quiet: Quiet = False, baseline: Baseline = None,
+        min_effect: MinEffect = "5%", run_noise: RunNoise = "2%",
     ) -> None:
         """Measure MODEL once and check it against every budget of each --target.
 
@@ -114,9 +116,10 @@ def register(app: typer.Typer) -> None:
         outputs = parse_outputs(output, json_path)
         base_report = None
         if baseline is not None:  # read and vet it before measuring, not after
-            from mlfit.cli.compare import check_host
+            from mlfit.cli.compare import check_host, compare_options
             from mlfit.result import load_report
 
+            compare_opts = compare_options(min_effect, run_noise, strict=strict)
             base_report = load_report(baseline)
             check_host(base_report, baseline, strict)
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
@@ -127,10 +130,9 @@ def register(app: typer.Typer) -> None:
         comparison = None
         if base_report is not None and result.error is None:
             from mlfit.api import single_report
-            from mlfit.compare import CompareOptions, compare_reports
+            from mlfit.compare import compare_reports
 
-            comparison = compare_reports(base_report, single_report(result), str(baseline),
-                                         CompareOptions(strict=strict))
+            comparison = compare_reports(base_report, single_report(result), str(baseline), compare_opts)
         _render(result, outputs, comparison)
         code = exit_code_for(result, strict)
         if comparison is not None and comparison.regressed and code in (ExitCode.OK, ExitCode.INCONCLUSIVE):
