@@ -496,7 +496,7 @@ def compare_reports(
             if r.measurement is not None and r.measurement.unstable:
                 warnings.append(
                     f"{Path(n.model.path).name}: the {side} run was noisy "
-                    f"({'; '.join(r.measurement.warnings)}): its tail figures cannot establish a change"
+                    f"({'; '.join(r.measurement.warnings)}): its tail figures count only where the median agrees"
                 )
     if not models:
         raise ConfigError(
