@@ -105,7 +105,8 @@ def measure(request: WorkerRequest) -> WorkerResponse:
     declared = backend.inputs()
     data = load_data(request.input_spec)
     shapes = resolve_shapes(declared, request.input_spec, data_shapes(declared, data))
-    feeds = [backend.prepare(f) for f in build_feeds(declared, shapes, request.input_spec, data)]
+    quantization = backend.quantization()
+    feeds = [backend.prepare(f) for f in build_feeds(declared, shapes, request.input_spec, data, quantization)]
     used = [TensorInfo(name=t.name, dtype=t.dtype, shape=list(shapes[t.name])) for t in declared]
     _tracker.reset()
 
@@ -138,7 +139,8 @@ def measure(request: WorkerRequest) -> WorkerResponse:
 
     throughput = Throughput(single_stream_per_s=1.0 / stats.mean if stats.mean > 0 else 0.0)
     if settings.batch_size and settings.batch_size > 1:
-        batched = _batched_feeds(declared, [dict(f) for f in build_feeds(declared, shapes, request.input_spec, data)],
+        batched = _batched_feeds(declared, [dict(f) for f in build_feeds(declared, shapes, request.input_spec, data,
+                                                                          quantization)],
                                  settings.batch_size)
         if batched is not None:
             enter(Phase.THROUGHPUT)
