@@ -109,3 +109,31 @@ def test_schema_command_prints_the_report_schema() -> None:
     run = run_mlfit("schema", "--kind", "report")
     assert run.code == 0
     assert json.loads(run.stdout) == Report.model_json_schema()
+
+
+def test_interrupted_run_leaves_the_previous_reports_whole(tmp_path: Path, tiny_model: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    previous = {fmt: tmp_path / f"r.{fmt}" for fmt in ("json", "html", "junit")}
+    for path in previous.values():
+        path.write_text("previous report")
+    env = {**os.environ, "COLUMNS": "200"}
+    outputs = [f"--output={fmt}={path}" for fmt, path in previous.items()]
+    proc = subprocess.Popen([sys.executable, "-m", "mlfit", "check", str(tiny_model), "--target", "edge",
+                             "--min-time", "30", "--max-time", "60", *outputs],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:  # plain progress lines on a pipe: wait until the timed loop runs
+        if "measuring" in line or time.monotonic() > deadline:
+            break
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, rest
+    assert "Traceback" not in rest
+    assert all(path.read_text() == "previous report" for path in previous.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in previous.values())
