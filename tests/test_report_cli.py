@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -112,11 +116,6 @@ def test_schema_command_prints_the_report_schema() -> None:
 
 
 def test_interrupted_run_leaves_the_previous_reports_whole(tmp_path: Path, tiny_model: Path) -> None:
-    import signal
-    import subprocess
-    import sys
-    import time
-
     previous = {fmt: tmp_path / f"r.{fmt}" for fmt in ("json", "html", "junit")}
     for path in previous.values():
         path.write_text("previous report")
