@@ -172,9 +172,16 @@ def test_html_draws_every_section_present() -> None:
     assert "Could not measure the model" in text
 
 
+def test_html_lists_load_scenarios_when_run() -> None:
+    scenario = {"offline": {"throughput_per_s": 812.0, "mode": "batched", "batch_size": 8, "callers": 1}}
+    text = render_html(report(run_result(extra={"scenario": scenario})))
+    assert "Load scenarios" in text and "offline: 812.0/s (batched, batch 8, 1 caller(s))" in text
+
+
 def test_html_handles_absent_extras() -> None:
     text = render_html(report(run_result(targets=False)))
     assert "Batch sweep" not in text and "Costliest ops" not in text and "Memory over time" not in text
+    assert "Load scenarios" not in text
     assert "Latency histogram" in text
 
 

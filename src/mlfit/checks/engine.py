@@ -12,6 +12,7 @@ from typing import Any
 from mlfit.catalog.loader import Target
 from mlfit.catalog.schema import Percentile
 from mlfit.catalog.units import format_duration, format_rate, format_size
+from mlfit.checks.load import load_checks
 from mlfit.result import Check, Measurement, ModelInfo, Provenance, TargetReport, Verdict, worst
 
 
@@ -50,8 +51,12 @@ def _min_samples(p: Percentile) -> int:
 
 
 def evaluate(target: Target, model: ModelInfo, measurement: Measurement | None,
-             static: dict[str, Any] | None) -> TargetReport:
-    """All checks of one target. ``static`` holds file facts (opset, dtypes) where known."""
+             static: dict[str, Any] | None, on_target: bool = False) -> TargetReport:
+    """All checks of one target. ``static`` holds file facts (opset, dtypes) where known.
+
+    ``on_target``: the measurement was taken on the target's own hardware (a cluster worker
+    that embodies it), so its figures are the target's, labelled measured-on-target.
+    """
     profile = target.profile
     budgets = profile.budgets
     checks: list[Check] = []
@@ -83,6 +88,9 @@ def evaluate(target: Target, model: ModelInfo, measurement: Measurement | None,
     if measurement is not None:
         host_method = "measured on this host, not on the target's hardware"
         provenance = Provenance.MEASURED_ON_HOST
+        if on_target:
+            host_method = "measured on the target's own hardware"
+            provenance = Provenance.MEASURED_ON_TARGET
         checks.extend(latency_checks(target, measurement, provenance, host_method))
         if budgets.cold_start is not None:
             checks.append(_upper_limit_check("cold_start", measurement.cold_start.total_s, budgets.cold_start, "s",
@@ -104,7 +112,10 @@ def evaluate(target: Target, model: ModelInfo, measurement: Measurement | None,
                                 limit=budgets.throughput, value=value, lower=value, upper=value, unit="/s",
                                 verdict=verdict, provenance=provenance, method=f"{basis}; {host_method}",
                                 margin=(value - budgets.throughput) / budgets.throughput))
-        notes.append(f"latency, memory and throughput were measured on this host, not on {target.hardware.name}")
+        checks.extend(load_checks(target, measurement, provenance, host_method))
+        where = (f"on {target.name}'s own hardware (a worker embodying the target)" if on_target
+                 else f"on this host, not on {target.hardware.name}")
+        notes.append(f"latency, memory and throughput were measured {where}")
     verdict = worst([c.verdict for c in checks]) if checks else Verdict.PASS
     return TargetReport(target=target.name, hardware=target.hardware.id, hardware_name=target.hardware.name,
                         source=target.source, verdict=verdict, checks=checks, notes=notes)

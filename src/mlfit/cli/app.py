@@ -17,6 +17,7 @@ from mlfit.cli import check as check_cmd
 from mlfit.cli import compare as compare_cmd
 from mlfit.cli import report_cmd
 from mlfit.cli import targets as targets_cmd
+from mlfit.cli import worker as worker_cmd
 from mlfit.errors import ExitCode, MlfitError
 
 EXIT_CODES_HELP = (
@@ -52,6 +53,7 @@ check_cmd.register(app)
 report_cmd.register(app)
 compare_cmd.register(app)
 app.add_typer(targets_cmd.app, name="targets")
+worker_cmd.register(app)
 
 
 def error_line(text: str) -> None:

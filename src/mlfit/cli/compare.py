@@ -73,6 +73,22 @@ def check_host(baseline: Any, path: Path, strict: bool) -> None:
         )
 
 
+def baseline_comparison(baseline: Any, report: Any, path: Path | None, options: Any) -> Any:
+    """The comparison for ``check --baseline``, or None (with a warning) when no model of the new
+    run matches one in the baseline: the reports are still written, the budgets still decide."""
+    from mlfit.compare import compare_reports
+
+    if all(r.error is not None for r in report.results):
+        return None
+    try:
+        return compare_reports(baseline, report, str(path), options)
+    except ConfigError as exc:
+        if options.strict or "nothing to compare" not in exc.message:
+            raise
+        sys.stderr.write(f"mlfit: warning: {exc.one_line()}\n")
+        return None
+
+
 def print_comparison(comparison: Any, stderr: bool = False) -> None:
     from rich.console import Console
 

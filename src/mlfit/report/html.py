@@ -500,6 +500,23 @@ def _batch_sweep(result: RunResult) -> str:
     return out
 
 
+def _load_scenarios(result: RunResult) -> str:
+    """Server runs, rate searches and offline runs (``extra["scenario"]``), in the terminal's words."""
+    m = result.measurement
+    if m is None or not m.extra.get("scenario"):
+        return ""
+    from mlfit.report.load import load_lines
+
+    without_sweep = m.model_copy(update={"extra": {k: v for k, v in m.extra.items() if k != "batch_sweep"}})
+    try:
+        lines = load_lines(without_sweep)
+    except (KeyError, TypeError, ValueError):  # a shape this mlfit does not know: leave it to the JSON
+        return ""
+    if not lines:
+        return ""
+    return "<h3>Load scenarios</h3><ul>" + "".join(f"<li>{e(line)}</li>" for line in lines) + "</ul>"
+
+
 _SKIP_ANALYSIS = {"ops", "inputs", "outputs", "opsets"}
 
 
@@ -673,6 +690,7 @@ def _result_section(result: RunResult) -> str:
             parts.append(svg.budget_use(budget_rows))
         parts.append(projection)
     parts.append(_ops_section(result))
+    parts.append(_load_scenarios(result))
     parts.append(_batch_sweep(result))
     facts = _analysis_table(result)
     if facts:
