@@ -229,6 +229,29 @@ def test_one_thread_target_from_a_two_thread_profile() -> None:
     assert any("scaled from 2" in n for n in one.notes)
 
 
+def test_band_sources_name_every_widening() -> None:
+    # A Pi-like target (other ISA, 4 threads from 1 and 2 profiled) measured on a busy host
+    # whose 2-thread nodes ran slower than 1-thread ones: each widening is recorded and stated.
+    m = _measurement(cv=0.5, unstable=True)
+    busy = _node_profile(conv_us=(3000.0, 3300.0), add_us=(300.0, 320.0))
+    hw = _hardware(arch="aarch64", peak_fp32="48 GFLOPS", frequency="1.5 GHz")
+    p = project_cpu(_target(hw, threads=4), m, busy, None, CALIBRATION, host_info())
+    sources = p.details["band_sources"]
+    assert {"target hardware", "threads"} <= set(sources)
+    assert any(k.startswith("host measurement") for k in sources)
+    for lo, hi in sources.values():
+        assert lo <= 1.0 <= hi
+    factor = p.details["factor"]
+    # The factor's band is the product of the hardware and thread widenings, nothing else.
+    hw_lo, hw_hi = sources["target hardware"]
+    th_lo, th_hi = sources["threads"]
+    assert factor["lower"] == pytest.approx(factor["value"] * hw_lo * th_lo, rel=1e-2)
+    assert factor["upper"] == pytest.approx(factor["value"] * hw_hi * th_hi, rel=1e-2)
+    assert any(n.startswith("band, as multipliers on the centre") for n in p.notes)
+    assert any("fastest run" in n for n in p.notes)
+    assert any("likely pessimistic" in n for n in p.notes)
+
+
 def test_without_calibration_no_cpu_projection() -> None:
     assert project(resolve_target("edge"), _measurement(), _node_profile(), None, None, host_info()) is None
 

@@ -245,6 +245,7 @@ def project_cpu(
         )
     ratios = _cpu_ratios(target, cal, host.arch, threads, notes)
     band_lo, band_hi = 1.0, 1.0
+    sources: dict[str, tuple[float, float]] = {}  # each widening, as multipliers on the centre
     top_nodes: list[dict[str, Any]] = []
     top_ops: list[dict[str, Any]] = []
     details: dict[str, Any] = {
@@ -293,6 +294,8 @@ def project_cpu(
         lo_sum += o_host * ratios.clock.lower
         mid_sum += o_host * ratios.clock.value
         hi_sum += o_host * ratios.clock.upper
+        # How wide the target's hardware alone makes the band (compute/bandwidth/clock ratios).
+        sources["target hardware"] = (lo_sum / mid_sum, hi_sum / mid_sum) if mid_sum else (1.0, 1.0)
         if threads > max(counts):
             doublings = math.log2(threads / max(counts))
             band_lo *= 0.92
@@ -301,6 +304,15 @@ def project_cpu(
                 f"{threads} threads extrapolated from {', '.join(map(str, counts))} measured here "
                 f"(Amdahl fit per node); band widened"
             )
+            sums = {t: float(by_threads[str(t)]["nodes_us"]) for t in counts}
+            if measurement.unstable and sums[max(counts)] >= sums[min(counts)]:
+                # Not widened further: the optimistic bound already starts from the fastest run.
+                notes.append(
+                    f"this host was busy: its nodes ran no faster at {max(counts)} threads than at "
+                    f"{min(counts)}, so the fit expects no gain from more threads and the centre is "
+                    f"likely pessimistic"
+                )
+            sources["threads"] = (band_lo, band_hi)
         elif threads < min(counts) or (threads not in counts and len(counts) < 2):
             # one profiled thread count: the FLOP-weighted thread speed-up is a model, not a fit
             band_lo *= 0.75
@@ -309,6 +321,7 @@ def project_cpu(
                 f"{threads} thread(s) scaled from {', '.join(map(str, counts))} measured here "
                 f"with the calibrated GEMM thread speed-up weighted by each node's FLOPs"
             )
+            sources["threads"] = (band_lo, band_hi)
         factor = Band(mid_sum / host_total, lo_sum * band_lo / host_total, hi_sum * band_hi / host_total)
         per_node.sort(reverse=True)
         total_mid = mid_sum or 1.0
@@ -343,6 +356,7 @@ def project_cpu(
         lo = min(ratios.compute.lower, ratios.memory.lower) * thread_scale
         hi = max(ratios.compute.upper, ratios.memory.upper) * thread_scale * 1.15
         factor = Band(ratios.compute.value * thread_scale, lo, hi)
+        sources["target hardware, whole model"] = (factor.lower / factor.value, factor.upper / factor.value)
         method = (
             f"whole-model scaling from {measurement.runtime} at {t_h} thread(s) by the calibrated compute "
             f"and bandwidth ratios (no node profile: wide band)"
@@ -362,12 +376,13 @@ def project_cpu(
             factor.value, factor.lower * _RUNTIME_VERSION_BAND[0], factor.upper * _RUNTIME_VERSION_BAND[1]
         )
         notes.append(f"the target runs onnxruntime {version}, this host {host_version}: band widened")
-    if measurement.unstable:
-        notes.append("the host measurement was noisy; the projection inherits that noise")
+        sources["runtime version"] = _RUNTIME_VERSION_BAND
     details["factor"] = factor.__dict__
     robust = details.get("host_profiled_run_us")
     robust_p50 = robust / 1e6 + float(cal.get("call_overhead_s") or 0.0) if robust else None
     latency = _latency_bands(measurement, factor, robust_p50)
+    _host_sources(measurement, factor, latency, target, sources, notes)
+    details["band_sources"] = {k: [round(lo, 3), round(hi, 3)] for k, (lo, hi) in sources.items()}
     shift = (
         min(1.0, robust_p50 / measurement.latency.mean) if robust_p50 and measurement.latency.mean else 1.0
     )
@@ -421,6 +436,40 @@ def _latency_bands(m: Measurement, factor: Band, robust_p50: float | None = None
         centre = value * shift * factor.value
         out[p] = Band(centre, min(lo, centre), max(hi, centre))
     return out
+
+
+def _host_sources(
+    m: Measurement,
+    factor: Band,
+    latency: dict[Percentile, Band],
+    target: Target,
+    sources: dict[str, tuple[float, float]],
+    notes: list[str],
+) -> None:
+    """Record how wide the host's own measurement makes each budgeted percentile's band, and
+    state every widening in one note, so that a wide band says where its width comes from."""
+    wanted = [p for p in target.profile.budgets.latency if p in latency] or [
+        p for p in (Percentile.P50,) if p in latency
+    ]
+    for p in wanted:
+        band = latency[p]
+        if band.value <= 0 or factor.value <= 0:
+            continue
+        # The percentile's band over the factor's band: what the host's samples add.
+        lo = (band.lower / band.value) / (factor.lower / factor.value)
+        hi = (band.upper / band.value) / (factor.upper / factor.value)
+        sources[f"host measurement, {p.value}"] = (lo, hi)
+    parts = [f"{name} x{lo:.2f}-x{hi:.2f}" for name, (lo, hi) in sources.items()]
+    if parts:
+        notes.append("band, as multipliers on the centre: " + "; ".join(parts))
+    if m.unstable:
+        seen = [f"{p.value} {v * 1e3:.3g} ms" for p in (Percentile.P95, Percentile.P50)
+                if (v := getattr(m.latency, p.value)) is not None]
+        notes.append(
+            f"the host measurement was noisy ({', '.join([*seen, ''])}fastest run "
+            f"{m.latency.min * 1e3:.3g} ms): the optimistic bounds start from the fastest run and the "
+            f"conservative ones keep this host's contention; measure on a quiet host for a narrower band"
+        )
 
 
 def _cpu_throughput(target: Target, m: Measurement, factor: Band, mean: Band) -> tuple[Band | None, str]:
