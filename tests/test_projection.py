@@ -11,7 +11,7 @@ import pytest
 
 from conftest import FAST, assert_no_traceback, run_mlfit
 from mlfit.analysis.graph import analyze_onnx
-from mlfit.analysis.project import Band, project, project_cpu, project_gpu
+from mlfit.analysis.project import THREAD_MODELS, Band, project, project_cpu, project_gpu, thread_speedup
 from mlfit.catalog.loader import Target, resolve_target
 from mlfit.catalog.schema import Hardware, Percentile
 from mlfit.checks.bounds import order_statistic_ranks, percentile_bounds, three_way
@@ -250,6 +250,24 @@ def test_band_sources_name_every_widening() -> None:
     assert any(n.startswith("band, as multipliers on the centre") for n in p.notes)
     assert any("fastest run" in n for n in p.notes)
     assert any("likely pessimistic" in n for n in p.notes)
+
+
+def test_per_class_thread_model_follows_each_class_calibration() -> None:
+    # Conv scales like the calibrated convolution, MatMul like the GEMM, an Add like bandwidth.
+    cal = {**CALIBRATION, "conv_flops": {"1": 100e9, "2": 200e9}, "gemm_flops": {"1": 100e9, "2": 150e9}}
+    big = 1e9  # FLOPs: a node large enough to get its class's full speed-up
+    assert thread_speedup(cal, 2, big, "Conv", "per-class") == pytest.approx(2.0)
+    assert thread_speedup(cal, 2, big, "MatMul", "per-class") == pytest.approx(1.5)
+    assert thread_speedup(cal, 2, big, "Add", "per-class") == pytest.approx(20e9 / 15e9)
+    assert thread_speedup(cal, 2, big, "Conv") == pytest.approx(1.5)  # the default: GEMM for all
+    assert set(THREAD_MODELS) == {"gemm", "per-class"}
+    profile = _node_profile()
+    del profile["by_threads"]["1"]
+    target = _target(_hardware(cores=1, sustained_fp32="100 GFLOPS", peak_fp32="125 GFLOPS"), threads=1)
+    gemm = project_cpu(target, _measurement(), profile, None, cal, host_info())
+    per_class = project_cpu(target, _measurement(), profile, None, cal, host_info(), thread_model="per-class")
+    # The conv node gains more from its second thread under per-class, so 1 thread is slower.
+    assert per_class.details["factor"]["value"] > gemm.details["factor"]["value"]
 
 
 def test_without_calibration_no_cpu_projection() -> None:

@@ -210,20 +210,39 @@ def parallel_weight(flops: float) -> float:
     return max(floor, min(1.0, (math.log10(flops) - start) / span))
 
 
-def thread_speedup(cal: dict[str, Any], threads: int, flops: float) -> float:
-    """Speed-up of a node of ``flops`` at ``threads`` over one thread on this host."""
-    gemm = cal["gemm_flops"]
-    full = min(float(threads), per_thread(gemm, threads) / per_thread(gemm, 1))
+# Which calibrated figure's thread speed-up a node's full (large-node) speed-up follows.
+# "gemm" (the default): every node follows the 512x512 MatMul. "per-class" (a candidate,
+# evaluated side by side by benchmarks/projection_accuracy.py, no constant fitted): Conv
+# nodes follow the calibrated 3x3 convolution, MatMul/Gemm the GEMM, every other node the
+# triad bandwidth, since those are the figures the calibration measures for each class.
+THREAD_MODELS = ("gemm", "per-class")
+
+
+def _scaling_figure(cal: dict[str, Any], op: str, model: str) -> dict[str, float]:
+    if model == "per-class":
+        if "Conv" in op and cal.get("conv_flops"):
+            return dict(cal["conv_flops"])
+        if not ("MatMul" in op or "Gemm" in op):
+            return dict(cal["bandwidth"])
+    return dict(cal["gemm_flops"])
+
+
+def thread_speedup(cal: dict[str, Any], threads: int, flops: float, op: str = "", model: str = "gemm") -> float:
+    """Speed-up of a node of ``flops`` (op type ``op``) at ``threads`` over one thread on this host."""
+    figure = _scaling_figure(cal, op, model)
+    full = min(float(threads), per_thread(figure, threads) / per_thread(figure, 1))
     return max(0.5, 1 + (full - 1) * parallel_weight(flops))
 
 
-def _node_time_at(times: dict[int, float], threads: int, cal: dict[str, Any], flops: float) -> float:
+def _node_time_at(
+    times: dict[int, float], threads: int, cal: dict[str, Any], flops: float, op: str, model: str
+) -> float:
     if threads in times:
         return times[threads]
     if len(times) >= 2:
         return _amdahl(times, threads)
     ((t0, y0),) = times.items()
-    return y0 * thread_speedup(cal, t0, flops) / thread_speedup(cal, threads, flops)
+    return y0 * thread_speedup(cal, t0, flops, op, model) / thread_speedup(cal, threads, flops, op, model)
 
 
 def project_cpu(
@@ -233,8 +252,11 @@ def project_cpu(
     static: dict[str, Any] | None,
     cal: dict[str, Any],
     host: HostInfo,
+    thread_model: str = "gemm",
 ) -> Projection:
-    """Project a CPU target from the host's node profile (or the whole model when there is none)."""
+    """Project a CPU target from the host's node profile (or the whole model when there is none).
+
+    ``thread_model`` (one of ``THREAD_MODELS``) scales a node from a single profiled thread count."""
     notes: list[str] = []
     hw = target.hardware
     threads = max(1, min(target.profile.threads, hw.cpu.cores))
@@ -277,7 +299,7 @@ def project_cpu(
             flops, macs, _ = op_cost(facts["op"], facts["inputs"], facts["outputs"])
             moved = _moved_bytes(facts, macs)
             compute_bound = moved == 0 or flops / moved >= ratios.ridge
-            t_host = _node_time_at(times, threads, cal, flops)
+            t_host = _node_time_at(times, threads, cal, flops, facts["op"], thread_model)
             if compute_bound:
                 r = ratios.conv if "Conv" in facts["op"] else ratios.compute
             else:  # cache-resident small nodes run at the core's vector speed, streaming ones at DRAM's
