@@ -200,13 +200,19 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="alternate projected/measured runs, keep medians")
     parser.add_argument("--cores", type=int, default=None, help="restrict the whole run to this many cores first")
     parser.add_argument("--only", default="", help="comma-separated substrings: run only matching models")
+    parser.add_argument(
+        "--cached-calibration",
+        action="store_true",
+        help="use the cached host calibration instead of measuring it again now (a calibration cached "
+        "while the host was busy carries that load's thread scaling into variant b)",
+    )
     args = parser.parse_args()
     if args.cores:
         os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.cores]))
     if len(os.sched_getaffinity(0)) < 2:
         sys.exit("needs at least 2 usable cores")
     started = time.monotonic()
-    cal, _ = load_or_calibrate()
+    cal, _ = load_or_calibrate(force=not args.cached_calibration)
     gemm, conv, bw = cal["gemm_flops"], cal.get("conv_flops", {}), cal["bandwidth"]
     print(
         f"calibrated 2-thread speed-ups: GEMM x{gemm.get('2', 0) / gemm['1']:.2f}, "
@@ -271,9 +277,12 @@ def main() -> int:
         "",
         f"Host: {cal['cpu_model']} ({cal['arch']}, {cal['cores_usable']} usable cores), "
         f"{cal['runtime']}. Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with "
-        f"`python benchmarks/projection_accuracy.py --repeat {args.repeat} --min-time {args.min_time:g}` "
+        f"`python benchmarks/projection_accuracy.py --repeat {args.repeat} --min-time {args.min_time:g}"
+        f"{' --cached-calibration' if args.cached_calibration else ''}` "
         f"in {time.monotonic() - started:.0f} s; load average {load_before[0]:.1f} at the start, "
-        f"{load_after[0]:.1f} at the end. Calibrated 2-thread speed-ups: GEMM "
+        f"{load_after[0]:.1f} at the end. "
+        f"{'Cached calibration' if args.cached_calibration else 'Calibration measured at the start'}; "
+        f"its 2-thread speed-ups: GEMM "
         f"x{gemm.get('2', 0) / gemm['1']:.2f}, conv x{conv.get('2', 0) / conv.get('1', 1):.2f}, "
         f"bandwidth x{bw.get('2', 0) / bw['1']:.2f}.",
         "",

@@ -341,7 +341,12 @@ def project_cpu(
             band_hi *= 1.2
             notes.append(
                 f"{threads} thread(s) scaled from {', '.join(map(str, counts))} measured here "
-                f"with the calibrated GEMM thread speed-up weighted by each node's FLOPs"
+                + (
+                    "with each node class's calibrated thread speed-up (convolution, GEMM or bandwidth)"
+                    if thread_model == "per-class"
+                    else "with the calibrated GEMM thread speed-up"
+                )
+                + " weighted by each node's FLOPs"
             )
             sources["threads"] = (band_lo, band_hi)
         factor = Band(mid_sum / host_total, lo_sum * band_lo / host_total, hi_sum * band_hi / host_total)
