@@ -247,6 +247,11 @@ def test_band_sources_name_every_widening() -> None:
     th_lo, th_hi = sources["threads"]
     assert factor["lower"] == pytest.approx(factor["value"] * hw_lo * th_lo, rel=1e-2)
     assert factor["upper"] == pytest.approx(factor["value"] * hw_hi * th_hi, rel=1e-2)
+    # The hardware band's parts (compute, memory bandwidth, executor clock) add up to it.
+    parts = p.details["target_hardware_parts"]
+    assert "compute" in parts and "executor clock" in parts
+    assert 1 + sum(lo - 1 for lo, _ in parts.values()) == pytest.approx(hw_lo, abs=0.01)
+    assert 1 + sum(hi - 1 for _, hi in parts.values()) == pytest.approx(hw_hi, abs=0.01)
     assert any(n.startswith("band, as multipliers on the centre") for n in p.notes)
     assert any("fastest run" in n for n in p.notes)
     assert any("likely pessimistic" in n for n in p.notes)

@@ -286,6 +286,7 @@ def project_cpu(
         # Same basis as the projected sum: per-node medians plus the executor's median overhead.
         host_total = float(base["nodes_us"]) + max(0.0, float(base["overhead_us"]))
         lo_sum = mid_sum = hi_sum = 0.0
+        kinds: dict[str, list[float]] = {}  # by the ratio that scaled it: [lower, centre, upper] sums
         per_node: list[tuple[float, str, str]] = []
         compute_share = 0.0
         for name, facts in node_profile["nodes"].items():  # type: ignore[index]
@@ -307,6 +308,10 @@ def project_cpu(
             lo_sum += t_host * r.lower
             mid_sum += t_host * r.value
             hi_sum += t_host * r.upper
+            kind = kinds.setdefault("memory bandwidth" if r is ratios.memory else "compute", [0.0, 0.0, 0.0])
+            kind[0] += t_host * r.lower
+            kind[1] += t_host * r.value
+            kind[2] += t_host * r.upper
             if compute_bound:
                 compute_share += t_host * r.value
             per_node.append((t_host * r.value, name, facts["op"]))
@@ -316,8 +321,16 @@ def project_cpu(
         lo_sum += o_host * ratios.clock.lower
         mid_sum += o_host * ratios.clock.value
         hi_sum += o_host * ratios.clock.upper
-        # How wide the target's hardware alone makes the band (compute/bandwidth/clock ratios).
+        kinds["executor clock"] = [o_host * x for x in (ratios.clock.lower, ratios.clock.value, ratios.clock.upper)]
+        # How wide the target's hardware alone makes the band (compute/bandwidth/clock ratios), and
+        # each ratio's part: the band if only that ratio's bounds were applied.
         sources["target hardware"] = (lo_sum / mid_sum, hi_sum / mid_sum) if mid_sum else (1.0, 1.0)
+        if mid_sum:
+            details["target_hardware_parts"] = {
+                k: [round(1 + (lo - mid) / mid_sum, 3), round(1 + (hi - mid) / mid_sum, 3)]
+                for k, (lo, mid, hi) in kinds.items()
+                if mid > 0
+            }
         if threads > max(counts):
             doublings = math.log2(threads / max(counts))
             band_lo *= 0.92
@@ -408,7 +421,7 @@ def project_cpu(
     robust = details.get("host_profiled_run_us")
     robust_p50 = robust / 1e6 + float(cal.get("call_overhead_s") or 0.0) if robust else None
     latency = _latency_bands(measurement, factor, robust_p50)
-    _host_sources(measurement, factor, latency, target, sources, notes)
+    _host_sources(measurement, factor, latency, target, sources, notes, details)
     details["band_sources"] = {k: [round(lo, 3), round(hi, 3)] for k, (lo, hi) in sources.items()}
     shift = (
         min(1.0, robust_p50 / measurement.latency.mean) if robust_p50 and measurement.latency.mean else 1.0
@@ -472,6 +485,7 @@ def _host_sources(
     target: Target,
     sources: dict[str, tuple[float, float]],
     notes: list[str],
+    details: dict[str, Any],
 ) -> None:
     """Record how wide the host's own measurement makes each budgeted percentile's band, and
     state every widening in one note, so that a wide band says where its width comes from."""
@@ -486,7 +500,12 @@ def _host_sources(
         lo = (band.lower / band.value) / (factor.lower / factor.value)
         hi = (band.upper / band.value) / (factor.upper / factor.value)
         sources[f"host measurement, {p.value}"] = (lo, hi)
-    parts = [f"{name} x{lo:.2f}-x{hi:.2f}" for name, (lo, hi) in sources.items()]
+    split = details.get("target_hardware_parts") or {}
+    inner = "; ".join(f"{k} x{lo:.2f}-x{hi:.2f}" for k, (lo, hi) in split.items())
+    parts = [
+        f"{name} x{lo:.2f}-x{hi:.2f}" + (f" ({inner})" if name == "target hardware" and inner else "")
+        for name, (lo, hi) in sources.items()
+    ]
     if parts:
         notes.append("band, as multipliers on the centre: " + "; ".join(parts))
     if m.unstable:
