@@ -18,7 +18,12 @@ B. the truth: the same model measured by mlfit at 1 thread with the worker pinne
    core (os.sched_setaffinity, inherited by the worker process).
 
 Both variants see the same measured samples, so their difference is the method alone.
-Error = projected p50 / measured p50 - 1. Goal: within 15%. Writes a markdown table.
+Error = projected p50 / measured p50 - 1. Goal: within 15%. Writes a markdown table, and a
+second one that judges the thread-scaling model alone (profiled vs modelled 1-thread/2-thread
+node-time ratios) for mlfit's model and a per-class candidate, with the profiler's own cost.
+The host calibration is measured again at the start (``--cached-calibration`` to skip), so
+that its thread scaling is taken under the same conditions as the runs. About 2 minutes on
+2 cores with the defaults.
 
     PYTHONPATH=src python benchmarks/projection_accuracy.py [--out benchmarks/projection_accuracy.md]
 """
@@ -233,6 +238,10 @@ def main() -> int:
             alone: dict[str, list[float]] = {"profiled": [], "gemm": [], "per-class": [], "inflation": []}
             for _ in range(args.repeat):
                 result = measure(path, spec, [target], 2, args.min_time)
+                counts = (result.node_profile or {}).get("by_threads") or {}
+                if result.measurement is None or not {"1", "2"} <= set(counts):
+                    failure = result.error or (result.node_profile or {}).get("error") or "no 1- and 2-thread profile"
+                    sys.exit(f"{name}: cannot project: {failure}")
                 profiled = sorted(int(t) for t in result.node_profile["by_threads"])
                 default.append(default_variant(result))
                 hard.append(hard_variant(result, target))
