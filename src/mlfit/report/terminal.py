@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlfit.catalog.units import format_duration, format_rate, format_size
+from mlfit.report.common import format_value
 from mlfit.report.load import load_lines
 from mlfit.result import Check, Provenance, Report, RunResult, TargetReport, Verdict
 
@@ -18,26 +19,6 @@ VERDICT_STYLE = {
     Verdict.INCONCLUSIVE: "bold yellow",
     Verdict.ERROR: "bold magenta",
 }
-PROVENANCE_LABEL = {
-    Provenance.MEASURED_ON_HOST: "measured (host)",
-    Provenance.MEASURED_ON_TARGET: "measured (target)",
-    Provenance.PROJECTED: "projected",
-    Provenance.STATIC: "static",
-}
-
-
-def format_value(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit == "s":
-        return format_duration(value)
-    if unit == "B":
-        return format_size(value)
-    if unit == "/s":
-        return format_rate(value)
-    return f"{value:g}"
-
-
 PROVENANCE_SHORT = {
     Provenance.MEASURED_ON_HOST: "host",
     Provenance.MEASURED_ON_TARGET: "target",
