@@ -17,10 +17,10 @@ from mlfit import __version__
 from mlfit.catalog.loader import Target, resolve_target
 from mlfit.catalog.schema import MIN_SAMPLES, Percentile, Runtime
 from mlfit.checks.engine import evaluate
-from mlfit.errors import ConfigError, ModelError
+from mlfit.errors import ConfigError, MlfitError, ModelError
 from mlfit.formats import ModelFormat, sniff, suffix_mismatch
 from mlfit.inputspec import InputSpec
-from mlfit.result import ModelInfo, Report, RunResult, TensorInfo
+from mlfit.result import ErrorInfo, ModelInfo, Report, RunResult, TensorInfo
 
 EventFn = Callable[[dict[str, object]], None]
 
@@ -114,21 +114,68 @@ def _model_info(ref: ModelRef, inputs: list[TensorInfo] | None = None, used: lis
                      inputs_used=used or [], outputs=outputs or [])
 
 
+# Error kinds of a worker the parent had to stop, or that died: the result is incomplete.
+STOPPED_KINDS = frozenset({"timeout", "memory", "crash", "interrupted"})
+
+
+def error_result(model: str | Path | ModelRef, exc: MlfitError, created: str | None = None,
+                 kind: str = "load") -> RunResult:
+    """A result that carries an error instead of a measurement, so a report can list the model
+    (and a check of several models goes on with the others)."""
+    path = model.path if isinstance(model, ModelRef) else Path(model)
+    fmt = model.format.value if isinstance(model, ModelRef) else "unknown"
+    runtime = model.runtime.value if isinstance(model, ModelRef) else ""
+    try:
+        digest, size = sha256_of(path), size_of(path)
+    except OSError:
+        digest, size = "", 0
+    info = ModelInfo(path=str(path), sha256=digest, format=fmt, runtime=runtime, size_bytes=size,
+                     artefact=None)
+    error = ErrorInfo(kind=kind, phase="static", message=exc.message, hint=exc.hint,
+                      exit_code=int(exc.exit_code))
+    return RunResult(mlfit_version=__version__, created=created or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                     model=info, error=error)
+
+
 def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
                       on_event: EventFn | None = None) -> RunResult:
-    """Measure ``ref`` once in a worker and evaluate every target's budgets."""
+    """Measure ``ref`` once in a worker and evaluate every target's budgets.
+
+    A model that cannot be loaded, or that dies in the worker, gives a result with an error
+    (never an exception), so several models can be checked one after another.
+    """
+    from mlfit import precheck
     from mlfit.measure.host import host_info
     from mlfit.measure.launcher import Timeouts, run_worker, scratch_dir
     from mlfit.measure.protocol import MeasureSettings, WorkerRequest
 
-    static = static_facts(ref)
+    created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    try:
+        model_bytes, safety_notes = precheck.validate_model(ref, options.trust_model,
+                                                            options.custom_op_libraries)
+        static = static_facts(ref)
+    except ModelError as exc:
+        return error_result(ref, exc, created)
+    fits = [precheck.fit_check(t, model_bytes, ref.format.value) for t in targets]
+    if targets and all(fits):
+        # The parameters alone exceed every target's memory: the verdict is static, nothing is loaded.
+        reports = [precheck.static_target_report(t, c) for t, c in zip(targets, fits, strict=True) if c]
+        return RunResult(mlfit_version=__version__, created=created, model=_model_info(ref), analysis=static,
+                         targets=reports)
+    try:
+        precheck.refuse_if_too_big(model_bytes, options.memory_limit)
+    except ModelError as exc:
+        return error_result(ref, exc, created, kind="memory")
+    memory_limit, limit_source = options.memory_limit, "--memory-limit"
+    if memory_limit is None:
+        memory_limit = precheck.default_memory_limit()
+        limit_source = "the default, 90% of this host's free memory"
     threads = _threads(targets, options)
     batch = options.batch_size or max((t.profile.batch_size for t in targets), default=1)
     settings = MeasureSettings(
         warmup_iterations=options.warmup, min_time_s=options.min_time, max_time_s=options.max_time,
         min_samples=options.min_samples or _required_samples(targets), batch_size=batch if batch > 1 else None,
     )
-    created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     with scratch_dir() as scratch:
         request = WorkerRequest(
             model_path=str(ref.path), runtime=ref.runtime.value, threads=threads,
@@ -137,7 +184,7 @@ def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpe
             enable_arena=options.enable_arena, input_spec=inputs, settings=settings, scratch_dir=scratch,
         )
         timeouts = Timeouts.uniform(options.timeout) if options.timeout else Timeouts()
-        response = run_worker(request, ref.runtime.value, timeouts, on_event, options.memory_limit)
+        response = run_worker(request, ref.runtime.value, timeouts, on_event, memory_limit, limit_source)
     host = host_info({"mlfit": __version__})
     if response.measurement is not None:
         host = host.model_copy(update={"versions": {**host.versions,
@@ -145,16 +192,20 @@ def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpe
     model = _model_info(ref, response.inputs, response.inputs_used, response.outputs)
     reports = []
     if response.error is None:
-        reports = [evaluate(t, model, response.measurement, static) for t in targets]
-        if ref.notes:
-            reports = [r.model_copy(update={"notes": [*ref.notes, *r.notes]}) for r in reports]
+        reports = [precheck.add_fit_check(evaluate(t, model, response.measurement, static), fit)
+                   for t, fit in zip(targets, fits, strict=True)]
+        if ref.notes or safety_notes:
+            reports = [r.model_copy(update={"notes": [*ref.notes, *safety_notes, *r.notes]}) for r in reports]
+    complete = response.error is None or response.error.kind not in STOPPED_KINDS
     return RunResult(mlfit_version=__version__, created=created, model=model, host=host,
-                     measurement=response.measurement, analysis=static, targets=reports, error=response.error)
+                     measurement=response.measurement, analysis=static, targets=reports, error=response.error,
+                     complete=complete)
 
 
 def single_report(result: RunResult) -> Report:
     """Wrap one model's result in the document the reporters render."""
-    return Report(mlfit_version=__version__, created=result.created, results=[result])
+    return Report(mlfit_version=__version__, created=result.created, results=[result],
+                  complete=result.complete)
 
 
 def resolve_targets(names: Sequence[str]) -> list[Target]:

@@ -7,6 +7,7 @@ Heavy modules (pydantic models, onnx, runtimes) are imported inside commands so 
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -51,11 +52,33 @@ check_cmd.register(app)
 app.add_typer(targets_cmd.app, name="targets")
 
 
+def _usage_errors() -> tuple[type[Exception], ...]:
+    # Recent typer releases vendor click as typer._click: its usage errors are not click's.
+    errors: list[type[Exception]] = [click.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as VendoredClickException
+    except ImportError:
+        pass
+    else:
+        errors.append(VendoredClickException)
+    return tuple(errors)
+
+
+_USAGE_ERRORS = _usage_errors()
+
+
 def error_line(text: str) -> None:
     sys.stderr.write(f"mlfit: error: {text}\n")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # A CI runner cancels a job with SIGTERM: stop the measurement as Ctrl-C would, so the
+    # worker is killed and a partial report is written.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="mlfit", standalone_mode=False)
@@ -64,8 +87,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(int(exc.exit_code))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+    except _USAGE_ERRORS as exc:
+        exc.show()  # type: ignore[attr-defined]
         sys.exit(ExitCode.USAGE)
     except (KeyboardInterrupt, click.exceptions.Abort):
         error_line("interrupted")

@@ -31,6 +31,14 @@ Timeout = Annotated[float | None, typer.Option("--timeout", min=1.0, help="Bound
 Runtime_ = Annotated[str | None, typer.Option("--runtime", help="Override the runtime chosen from the file's "
                                               "content: onnxruntime, tensorflow, tflite, sklearn.",
                                               rich_help_panel="Model")]
+_MEMORY_HELP = ("Stop the measurement worker when its resident memory exceeds SIZE (e.g. 2GiB), or 'target' "
+                "for the smallest target's available RAM; default 90% of this host's free memory.")
+MemoryLimit = Annotated[str | None, typer.Option("--memory-limit", help=_MEMORY_HELP,
+                                                 rich_help_panel="Measurement")]
+_CUSTOM_OPS_HELP = ("Shared library implementing the model's custom ONNX operators (repeatable); "
+                    "never searched for automatically.")
+CustomOps = Annotated[list[str] | None, typer.Option("--custom-op-library", help=_CUSTOM_OPS_HELP,
+                                                     rich_help_panel="Model")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Exit 4 when any verdict is INCONCLUSIVE.")]
 
@@ -79,6 +87,23 @@ def _render(result: Any, outputs: list[Any]) -> None:
     if result.error is not None:
         err = result.error
         sys.stderr.write(f"mlfit: error: {err.message}" + (f" ({err.hint})" if err.hint else "") + "\n")
+        files = [path for _, path in outputs if path != "-"]
+        if files and not report.complete:
+            sys.stderr.write(f"mlfit: partial report, marked incomplete, written to {', '.join(files)}\n")
+
+
+def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bool) -> Any:
+    """Identify and measure one model; a model that cannot be loaded becomes a result with an error,
+    so the report still names it."""
+    from mlfit.api import error_result, identify, measure_and_check
+    from mlfit.errors import ModelError
+
+    try:
+        ref = identify(model, options.runtime)
+    except ModelError as exc:
+        return error_result(model, exc)
+    with Progress(f"{Path(model).name}", quiet) as progress:
+        return measure_and_check(ref, targets, spec, options, progress)
 
 
 def register(app: typer.Typer) -> None:
@@ -91,23 +116,25 @@ def register(app: typer.Typer) -> None:
         seed: Seed = 0, json_path: Json = None, output: Outputs = None, threads: Threads = None,
         min_time: MinTime = 1.0, max_time: MaxTime = 30.0, warmup: Warmup = 10, timeout: Timeout = None,
         runtime: Runtime_ = None, strict: Strict = False, quiet: Quiet = False,
+        memory_limit: MemoryLimit = None, custom_op_library: CustomOps = None,
     ) -> None:
         """Measure MODEL once and check it against every budget of each --target.
 
         Exit codes: 0 all budgets pass; 1 a budget failed; 2 usage or configuration error;
-        3 the model could not be loaded or measured; 4 inconclusive under --strict.
+        3 the model could not be loaded or measured; 4 inconclusive under --strict; 130 interrupted.
         """
-        from mlfit.api import MeasureOptions, identify, measure_and_check, resolve_targets
+        from mlfit.api import MeasureOptions, resolve_targets
+        from mlfit.precheck import parse_memory_limit
         from mlfit.report.outputs import parse_outputs
 
         targets = resolve_targets(target)
         spec = input_spec(dim, shape, value, range_, data, seed)
         outputs = parse_outputs(output, json_path)
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
-                                 timeout=timeout, runtime=_runtime(runtime))
-        ref = identify(model, options.runtime)
-        with Progress(f"{Path(model).name}", quiet) as progress:
-            result = measure_and_check(ref, targets, spec, options, progress)
+                                 timeout=timeout, runtime=_runtime(runtime),
+                                 memory_limit=parse_memory_limit(memory_limit, targets),
+                                 custom_op_libraries=tuple(custom_op_library or ()))
+        result = _measure(model, targets, spec, options, quiet)
         _render(result, outputs)
         raise typer.Exit(exit_code_for(result, strict))
 
@@ -117,19 +144,21 @@ def register(app: typer.Typer) -> None:
         dim: Dims = None, shape: Shapes = None, value: Values = None, range_: Ranges = None, data: Data = None,
         seed: Seed = 0, json_path: Json = None, output: Outputs = None, threads: Threads = None,
         min_time: MinTime = 1.0, max_time: MaxTime = 30.0, warmup: Warmup = 10, timeout: Timeout = None,
-        runtime: Runtime_ = None, quiet: Quiet = False,
+        runtime: Runtime_ = None, quiet: Quiet = False, memory_limit: MemoryLimit = None,
+        custom_op_library: CustomOps = None,
     ) -> None:
         """Measure MODEL on this host without checking budgets (latency, memory, cold start, throughput)."""
-        from mlfit.api import MeasureOptions, identify, measure_and_check
+        from mlfit.api import MeasureOptions
+        from mlfit.precheck import parse_memory_limit
         from mlfit.report.outputs import parse_outputs
 
         spec = input_spec(dim, shape, value, range_, data, seed)
         outputs = parse_outputs(output, json_path)
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
-                                 timeout=timeout, runtime=_runtime(runtime))
-        ref = identify(model, options.runtime)
-        with Progress(f"{Path(model).name}", quiet) as progress:
-            result = measure_and_check(ref, [], spec, options, progress)
+                                 timeout=timeout, runtime=_runtime(runtime),
+                                 memory_limit=parse_memory_limit(memory_limit, []),
+                                 custom_op_libraries=tuple(custom_op_library or ()))
+        result = _measure(model, [], spec, options, quiet)
         _render(result, outputs)
         raise typer.Exit(exit_code_for(result, False))
 
