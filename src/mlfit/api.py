@@ -126,7 +126,9 @@ def error_result(model: str | Path | ModelRef, exc: MlfitError, created: str | N
     fmt = model.format.value if isinstance(model, ModelRef) else "unknown"
     runtime = model.runtime.value if isinstance(model, ModelRef) else ""
     try:
-        digest, size = sha256_of(path), size_of(path)
+        size = size_of(path)
+        # A refused giant is named by path and size: hashing gigabytes would cost seconds for nothing.
+        digest = sha256_of(path) if size < 2**31 else ""
     except OSError:
         digest, size = "", 0
     info = ModelInfo(path=str(path), sha256=digest, format=fmt, runtime=runtime, size_bytes=size,
