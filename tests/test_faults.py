@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from _hostile import assert_no_process_left, hanging_loop_model, load_report, marker_env, memory_hog_model
 from conftest import FAST, assert_no_traceback, run_mlfit
-
 from mlfit.api import MeasureOptions, identify, measure_and_check, resolve_targets
 from mlfit.inputspec import InputSpec
 from mlfit.measure.launcher import DEFAULT_TIMEOUTS
@@ -63,8 +63,8 @@ def test_stall_mid_measurement_keeps_partial_samples(tmp_path: Path, tiny_model:
 @pytest.mark.parametrize(("fault", "words"), [
     ("load:SIGSEGV", "onnxruntime crashed (SIGSEGV) while creating the session"),
     ("measure:SIGABRT", "onnxruntime crashed (SIGABRT) while measuring latency"),
-    ("first_inference:SIGKILL", "crashed (SIGKILL) while running the first inference (likely killed for using "
-                                "too much memory)"),
+    ("first_inference:SIGKILL",
+     "crashed (SIGKILL) while running the first inference (likely killed for using too much memory)"),
 ])
 def test_native_crash_is_explained(tmp_path: Path, tiny_model: Path, fault: str, words: str) -> None:
     marker, env = marker_env()
@@ -93,8 +93,8 @@ def test_memory_limit_stops_a_model_that_does_not_fit(tmp_path: Path) -> None:
     model = memory_hog_model(tmp_path / "hog.onnx")
     marker, env = marker_env()
     out = tmp_path / "r.json"
-    run = run_mlfit("profile", model, "--value", "n=100000000", "--memory-limit", "250MiB", "--json", out, *FAST,
-                    env=env)
+    run = run_mlfit("profile", model, "--value", "n=100000000", "--memory-limit", "250MiB", "--json", out,
+                    *FAST, env=env)
     assert_no_traceback(run)
     assert run.code == 3, run.output
     assert "exceeded the memory limit of 250 MiB (--memory-limit)" in run.stderr
@@ -107,8 +107,8 @@ def test_memory_limit_stops_a_model_that_does_not_fit(tmp_path: Path) -> None:
 def test_memory_limit_target_uses_the_targets_ram(tmp_path: Path) -> None:
     # 2.4 GB per inference: fits this host, not the weak-cpu target (2 GiB RAM, 1748 MiB available).
     model = memory_hog_model(tmp_path / "hog.onnx")
-    run = run_mlfit("check", model, "--target", "weak-cpu", "--value", "n=600000000", "--memory-limit", "target",
-                    *FAST)
+    run = run_mlfit("check", model, "--target", "weak-cpu", "--value", "n=600000000",
+                    "--memory-limit", "target", *FAST)
     assert_no_traceback(run)
     assert run.code == 3, run.output
     assert "exceeded the memory limit of 1748 MiB (--memory-limit)" in run.stderr

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from _hostile import save_npz
 from conftest import FAST, assert_no_traceback, run_mlfit
-
 from mlfit.catalog.loader import builtin_names
 
 
@@ -59,7 +59,8 @@ def test_shape_for_an_input_the_model_does_not_have(tiny_model: Path) -> None:
     (np.zeros((1, 8), np.float32), "dim 1 must be 16"),
     (np.zeros((2, 3, 4, 5), np.float32), "the model expects rank 2"),
 ])
-def test_data_with_wrong_dtype_or_shape(tmp_path: Path, tiny_model: Path, array: np.ndarray, words: str) -> None:
+def test_data_with_wrong_dtype_or_shape(tmp_path: Path, tiny_model: Path, array: np.ndarray,
+                                        words: str) -> None:
     data = save_npz(tmp_path / "samples.npz", x=array)
     run = run_mlfit("check", tiny_model, "--target", "edge", "--data", data, *FAST)
     assert_no_traceback(run)
