@@ -30,10 +30,10 @@ def test_hanging_loop_times_out_and_leaves_nothing(tmp_path: Path) -> None:
     model = hanging_loop_model(tmp_path / "hang.onnx")
     marker, env = marker_env()
     out = tmp_path / "r.json"
-    run = run_mlfit("check", model, "--target", "edge", "--timeout", "2", "--json", out, *FAST, env=env)
+    run = run_mlfit("check", model, "--target", "edge", "--timeout", "3", "--json", out, *FAST, env=env)
     assert_no_traceback(run)
     assert run.code == 3, run.output
-    assert "timed out after 2 s in first_inference (running the first inference)" in run.stderr
+    assert "timed out after 3 s in first_inference (running the first inference)" in run.stderr
     assert "--timeout SECONDS" in run.stderr
     result = load_report(out)["results"][0]
     assert result["complete"] is False and result["error"]["kind"] == "timeout"
@@ -45,8 +45,8 @@ def test_hanging_loop_times_out_and_leaves_nothing(tmp_path: Path) -> None:
 def test_stall_mid_measurement_keeps_partial_samples(tmp_path: Path, tiny_model: Path) -> None:
     marker, env = marker_env()
     out = tmp_path / "r.json"
-    run = run_mlfit("check", tiny_model, "--target", "edge", "--timeout", "1", "--min-time", "3",
-                    "--max-time", "4", "--warmup", "1", "--quiet", "--json", out,
+    run = run_mlfit("check", tiny_model, "--target", "edge", "--timeout", "3", "--min-time", "2",
+                    "--max-time", "2", "--warmup", "1", "--quiet", "--json", out,
                     env={**env, "MLFIT_WORKER_FAULT": "measure:stall"})
     assert_no_traceback(run)
     assert run.code == 3
@@ -81,11 +81,11 @@ def test_native_crash_is_explained(tmp_path: Path, tiny_model: Path, fault: str,
 
 def test_leftover_children_are_killed(tmp_path: Path, tiny_model: Path) -> None:
     marker, env = marker_env()
-    run = run_mlfit("check", tiny_model, "--target", "edge", "--timeout", "2", *FAST,
+    run = run_mlfit("check", tiny_model, "--target", "edge", "--timeout", "3", *FAST,
                     env={**env, "MLFIT_WORKER_FAULT": "load:orphan"})
     assert_no_traceback(run)
     assert run.code == 3
-    assert "timed out after 2 s in load" in run.stderr
+    assert "timed out after 3 s in load" in run.stderr
     assert_no_process_left(marker, grace_s=1.0)
 
 

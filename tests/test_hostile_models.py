@@ -212,3 +212,23 @@ def test_explicit_custom_op_library_is_the_one_loaded(tmp_path: Path) -> None:
     assert_no_traceback(run)
     assert run.code == 3
     assert f"cannot load custom op library '{os.fspath(bogus)}'" in run.stderr
+
+
+def test_static_fit_check_applies_per_target() -> None:
+    """3 GB of parameters: does not fit the weak-cpu target (2 GiB), fits the Pi 4 (4 GiB); a
+    measured report for the Pi is left alone, the weak-cpu one gets a static FAIL."""
+    from mlfit.api import resolve_targets
+    from mlfit.precheck import add_fit_check, fit_check
+    from mlfit.result import Check, Provenance, TargetReport, Verdict
+
+    edge, weak = resolve_targets(["edge", "weak-cpu"])
+    assert fit_check(edge, 3 * 10**9) is None
+    check = fit_check(weak, 3 * 10**9)
+    assert check is not None and check.provenance is Provenance.STATIC and check.verdict is Verdict.FAIL
+    measured = TargetReport(target="weak-cpu", hardware="x", hardware_name="x", source="built-in",
+                            verdict=Verdict.PASS, checks=[Check(metric="latency.p95", budget="<= 1 s",
+                                                                verdict=Verdict.PASS,
+                                                                provenance=Provenance.MEASURED_ON_HOST)])
+    combined = add_fit_check(measured, check)
+    assert combined.verdict is Verdict.FAIL and [c.metric for c in combined.checks][-1] == "memory.parameters"
+    assert add_fit_check(measured, None) == measured

@@ -41,9 +41,22 @@ def parse_memory_limit(text: str | None, targets: Sequence[Target]) -> int | Non
 
 
 def host_available_memory() -> int:
+    """Memory this process could still get: the host's, capped by a cgroup (container) limit."""
+    from pathlib import Path
+
     import psutil
 
-    return int(psutil.virtual_memory().available)
+    from mlfit.measure.host import cgroup_memory_limit
+
+    available = int(psutil.virtual_memory().available)
+    limit = cgroup_memory_limit()
+    if limit is not None:
+        try:
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        except (OSError, ValueError):
+            used = 0
+        available = min(available, max(0, limit - used))
+    return available
 
 
 def default_memory_limit() -> int:

@@ -93,4 +93,6 @@ def main(argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, click.exceptions.Abort):
         error_line("interrupted")
         sys.exit(ExitCode.INTERRUPTED)
+    if code == ExitCode.INTERRUPTED:  # typer turns Ctrl-C outside a measurement into exit 130
+        error_line("interrupted")
     sys.exit(code if isinstance(code, int) else 0)
