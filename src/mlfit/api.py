@@ -44,7 +44,13 @@ class MeasureOptions:
     custom_op_libraries: tuple[str, ...] = ()
     enable_arena: bool = True
     batch_size: int | None = None
+    convert: bool = False  # measure a converted artefact when a target lacks the model's runtime
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+# Batched throughput is measured at this batch for scikit-learn models when no target asks
+# for a batch: single-row latency alone misjudges them (docs/formats.md).
+SKLEARN_THROUGHPUT_BATCH = 256
 
 
 def sha256_of(path: Path) -> str:
@@ -133,7 +139,8 @@ def error_result(model: str | Path | ModelRef, exc: MlfitError, created: str | N
         digest, size = "", 0
     info = ModelInfo(path=str(path), sha256=digest, format=fmt, runtime=runtime, size_bytes=size,
                      artefact=None)
-    error = ErrorInfo(kind=kind, phase="static", message=exc.message, hint=exc.hint,
+    notes = "".join(f"; {note}" for note in model.notes) if isinstance(model, ModelRef) else ""
+    error = ErrorInfo(kind=kind, phase="static", message=exc.message + notes, hint=exc.hint,
                       exit_code=int(exc.exit_code))
     return RunResult(mlfit_version=__version__, created=created or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                      model=info, error=error)
@@ -141,11 +148,35 @@ def error_result(model: str | Path | ModelRef, exc: MlfitError, created: str | N
 
 def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
                       on_event: EventFn | None = None) -> RunResult:
-    """Measure ``ref`` once in a worker and evaluate every target's budgets.
+    """Check the model is safe to load (or trusted), convert it when asked, then measure and check it.
 
     A model that cannot be loaded, or that dies in the worker, gives a result with an error
     (never an exception), so several models can be checked one after another.
     """
+    from mlfit.safety import check_model
+
+    try:
+        check_model(ref.path, ref.format, options.trust_model)
+    except ModelError as exc:
+        return error_result(ref, exc)
+    if not options.convert:
+        return _measure_and_check(ref, targets, inputs, options, on_event)
+    from mlfit.convert import converted
+
+    with converted(ref, targets, options, options.timeout or 600.0) as (measured, artefact):
+        result = _measure_and_check(measured, targets, inputs, options, on_event)
+    if artefact is None:
+        return result
+    note = f"measured the converted artefact: {artefact}"
+    model = result.model.model_copy(update={"path": str(ref.path), "sha256": sha256_of(ref.path),
+                                            "artefact": artefact})
+    reports = [r.model_copy(update={"notes": [note, *r.notes]}) for r in result.targets]
+    return result.model_copy(update={"model": model, "targets": reports})
+
+
+def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
+                       on_event: EventFn | None = None) -> RunResult:
+    """Measure ``ref`` once in a worker and evaluate every target's budgets (after the static pre-checks)."""
     from mlfit import precheck
     from mlfit.measure.host import host_info
     from mlfit.measure.launcher import Timeouts, run_worker, scratch_dir
@@ -153,8 +184,7 @@ def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpe
 
     created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     try:
-        model_bytes, safety_notes = precheck.validate_model(ref, options.trust_model,
-                                                            options.custom_op_libraries)
+        model_bytes, safety_notes = precheck.validate_model(ref, options.custom_op_libraries)
         static = static_facts(ref)
     except ModelError as exc:
         return error_result(ref, exc, created)
@@ -174,6 +204,8 @@ def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpe
         limit_source = "the default, 90% of this host's free memory"
     threads = _threads(targets, options)
     batch = options.batch_size or max((t.profile.batch_size for t in targets), default=1)
+    if batch <= 1 and not options.batch_size and ref.runtime is Runtime.SKLEARN:
+        batch = SKLEARN_THROUGHPUT_BATCH
     settings = MeasureSettings(
         warmup_iterations=options.warmup, min_time_s=options.min_time, max_time_s=options.max_time,
         min_samples=options.min_samples or _required_samples(targets), batch_size=batch if batch > 1 else None,
@@ -188,6 +220,10 @@ def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpe
         timeouts = Timeouts.uniform(options.timeout) if options.timeout else Timeouts()
         response = run_worker(request, ref.runtime.value, timeouts, on_event, memory_limit, limit_source)
     host = host_info({"mlfit": __version__})
+    if response.measurement is not None and response.timeline is not None:
+        measurement = response.measurement
+        response = response.model_copy(update={"measurement": measurement.model_copy(
+            update={"extra": {**measurement.extra, "memory_timeline": response.timeline}})})
     if response.measurement is not None:
         host = host.model_copy(update={"versions": {**host.versions,
                                                     ref.runtime.value: response.measurement.runtime_version}})

@@ -64,18 +64,13 @@ def default_memory_limit() -> int:
     return int(host_available_memory() * DEFAULT_HOST_SHARE)
 
 
-def validate_model(ref: ModelRef, trust_model: bool,
-                   custom_op_libraries: Sequence[str]) -> tuple[int, list[str]]:
-    """Parent-side refusals before any runtime reads the file; returns the model's static size
-    (parameter bytes for ONNX, size on disk otherwise) and notes for the report."""
+def validate_model(ref: ModelRef, custom_op_libraries: Sequence[str]) -> tuple[int, list[str]]:
+    """Parent-side ONNX refusals before any runtime reads the file (code-running formats are
+    refused by :func:`mlfit.safety.check_model`); returns the model's static size (parameter
+    bytes for ONNX, size on disk otherwise) and notes for the report."""
     from mlfit.api import size_of
     from mlfit.formats import ModelFormat
 
-    if ref.format is ModelFormat.PICKLE and not trust_model:
-        mismatch = f" ({ref.notes[0]})" if ref.notes else ""
-        raise ModelError(f"{ref.path}: the content is a pickle{mismatch}; unpickling runs arbitrary code, "
-                         "so it was not loaded",
-                         "export the model with skops or ONNX, or pass --trust-model if you trust its source")
     if ref.format is ModelFormat.ONNX:
         from mlfit.onnxsafety import validate_onnx
 

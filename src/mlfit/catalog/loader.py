@@ -30,8 +30,8 @@ def _first_error(located: Located, exc: ValidationError, model: type[BaseModel])
     errors = exc.errors()
     err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = [part for part in err["loc"] if not (isinstance(part, str) and part.startswith("function-"))]
-    where = located.where(loc)
     field = ".".join(str(p) for p in loc) or "(document)"
+    where = located.where(loc, at_key=err["type"] == "extra_forbidden")
     if err["type"] == "extra_forbidden":
         name = str(loc[-1])
         parent = _submodel(model, loc[:-1])

@@ -10,8 +10,8 @@ from __future__ import annotations
 import signal
 import sys
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from mlfit import __version__
 from mlfit.cli import check as check_cmd
@@ -27,7 +27,6 @@ app = typer.Typer(
     name="mlfit",
     help="Will this model run THERE, within budget? Measure a model and check it against hardware "
     "and deployment profiles.\n\n" + EXIT_CODES_HELP,
-    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -52,21 +51,6 @@ check_cmd.register(app)
 app.add_typer(targets_cmd.app, name="targets")
 
 
-def _usage_errors() -> tuple[type[Exception], ...]:
-    # Recent typer releases vendor click as typer._click: its usage errors are not click's.
-    errors: list[type[Exception]] = [click.ClickException]
-    try:
-        from typer._click.exceptions import ClickException as VendoredClickException
-    except ImportError:
-        pass
-    else:
-        errors.append(VendoredClickException)
-    return tuple(errors)
-
-
-_USAGE_ERRORS = _usage_errors()
-
-
 def error_line(text: str) -> None:
     sys.stderr.write(f"mlfit: error: {text}\n")
 
@@ -85,12 +69,16 @@ def main(argv: list[str] | None = None) -> None:
     except MlfitError as exc:
         error_line(exc.one_line())
         sys.exit(int(exc.exit_code))
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except _USAGE_ERRORS as exc:
-        exc.show()  # type: ignore[attr-defined]
+    except TyperException as exc:  # click's usage errors, as vendored by typer
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            error_line(exc.format_message())
         sys.exit(ExitCode.USAGE)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         error_line("interrupted")
         sys.exit(ExitCode.INTERRUPTED)
     if code == ExitCode.INTERRUPTED:  # typer turns Ctrl-C outside a measurement into exit 130

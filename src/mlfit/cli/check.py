@@ -31,6 +31,18 @@ Timeout = Annotated[float | None, typer.Option("--timeout", min=1.0, help="Bound
 Runtime_ = Annotated[str | None, typer.Option("--runtime", help="Override the runtime chosen from the file's "
                                               "content: onnxruntime, tensorflow, tflite, sklearn.",
                                               rich_help_panel="Model")]
+TrustModel = Annotated[bool, typer.Option("--trust-model", help="Load a model that can run code (pickle, "
+                                          "Lambda layers, file ops) anyway, inside the worker only.",
+                                          rich_help_panel="Model")]
+TrustType = Annotated[list[str] | None, typer.Option("--trust-type", help="Trust one type a .skops file needs "
+                                                     "(repeatable; each must be named).", rich_help_panel="Model")]
+Signature = Annotated[str, typer.Option("--signature", help="SavedModel signature to run.",
+                                        rich_help_panel="Model")]
+Method = Annotated[str, typer.Option("--method", help="scikit-learn method: predict, predict_proba or "
+                                     "transform.", rich_help_panel="Model")]
+Convert = Annotated[bool, typer.Option("--convert", help="When a target lacks the model's runtime, measure the "
+                                       "model converted to one it has (skl2onnx, tf2onnx, TFLite converter).",
+                                       rich_help_panel="Model")]
 _MEMORY_HELP = ("Stop the measurement worker when its resident memory exceeds SIZE (e.g. 2GiB), or 'target' "
                 "for the smallest target's available RAM; default 90% of this host's free memory.")
 MemoryLimit = Annotated[str | None, typer.Option("--memory-limit", help=_MEMORY_HELP,
@@ -53,6 +65,14 @@ def _runtime(name: str | None) -> Any:
         return Runtime(name)
     except ValueError:
         raise ConfigError(f"unknown runtime '{name}'", f"use one of: {', '.join(r.value for r in Runtime)}") from None
+
+
+def _method(name: str) -> str:
+    from mlfit.errors import ConfigError
+
+    if name not in ("predict", "predict_proba", "transform"):
+        raise ConfigError(f"--method '{name}': expected predict, predict_proba or transform")
+    return name
 
 
 def exit_code_for(result: Any, strict: bool) -> int:
@@ -116,6 +136,8 @@ def register(app: typer.Typer) -> None:
         seed: Seed = 0, json_path: Json = None, output: Outputs = None, threads: Threads = None,
         min_time: MinTime = 1.0, max_time: MaxTime = 30.0, warmup: Warmup = 10, timeout: Timeout = None,
         runtime: Runtime_ = None, strict: Strict = False, quiet: Quiet = False,
+        trust_model: TrustModel = False, trust_type: TrustType = None, signature: Signature = "serving_default",
+        method: Method = "predict", convert: Convert = False,
         memory_limit: MemoryLimit = None, custom_op_library: CustomOps = None,
     ) -> None:
         """Measure MODEL once and check it against every budget of each --target.
@@ -131,7 +153,9 @@ def register(app: typer.Typer) -> None:
         spec = input_spec(dim, shape, value, range_, data, seed)
         outputs = parse_outputs(output, json_path)
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
-                                 timeout=timeout, runtime=_runtime(runtime),
+                                 timeout=timeout, runtime=_runtime(runtime), trust_model=trust_model,
+                                 trust_types=tuple(trust_type or ()), signature=signature,
+                                 method=_method(method), convert=convert,
                                  memory_limit=parse_memory_limit(memory_limit, targets),
                                  custom_op_libraries=tuple(custom_op_library or ()))
         result = _measure(model, targets, spec, options, quiet)
@@ -144,8 +168,10 @@ def register(app: typer.Typer) -> None:
         dim: Dims = None, shape: Shapes = None, value: Values = None, range_: Ranges = None, data: Data = None,
         seed: Seed = 0, json_path: Json = None, output: Outputs = None, threads: Threads = None,
         min_time: MinTime = 1.0, max_time: MaxTime = 30.0, warmup: Warmup = 10, timeout: Timeout = None,
-        runtime: Runtime_ = None, quiet: Quiet = False, memory_limit: MemoryLimit = None,
-        custom_op_library: CustomOps = None,
+        runtime: Runtime_ = None, quiet: Quiet = False,
+        trust_model: TrustModel = False, trust_type: TrustType = None, signature: Signature = "serving_default",
+        method: Method = "predict", convert: Convert = False,
+        memory_limit: MemoryLimit = None, custom_op_library: CustomOps = None,
     ) -> None:
         """Measure MODEL on this host without checking budgets (latency, memory, cold start, throughput)."""
         from mlfit.api import MeasureOptions
@@ -155,7 +181,9 @@ def register(app: typer.Typer) -> None:
         spec = input_spec(dim, shape, value, range_, data, seed)
         outputs = parse_outputs(output, json_path)
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
-                                 timeout=timeout, runtime=_runtime(runtime),
+                                 timeout=timeout, runtime=_runtime(runtime), trust_model=trust_model,
+                                 trust_types=tuple(trust_type or ()), signature=signature,
+                                 method=_method(method), convert=convert,
                                  memory_limit=parse_memory_limit(memory_limit, []),
                                  custom_op_libraries=tuple(custom_op_library or ()))
         result = _measure(model, [], spec, options, quiet)

@@ -145,6 +145,11 @@ def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | 
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, env=env,
         )
     assert proc.stdout is not None
+    started = time.time()
+    phase_marks: list[tuple[str, float]] = []
+    samples: list[tuple[float, float]] = []
+    poller = threading.Thread(target=_poll_rss, args=(proc, samples), daemon=True)
+    poller.start()
     events: queue.Queue[dict[str, object] | None] = queue.Queue()
     reader = threading.Thread(target=_reader, args=(proc.stdout, events), daemon=True)
     reader.start()
@@ -169,6 +174,7 @@ def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | 
                 break
             if event.get("event") == "phase":
                 phase = Phase(str(event["phase"]))
+                phase_marks.append((phase.value, round(time.time() - started, 4)))
                 deadline = time.monotonic() + timeouts.bound(phase, request.settings.max_time_s)
             elif event.get("event") == "timing":
                 with contextlib.suppress(TypeError, ValueError):
@@ -186,6 +192,13 @@ def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | 
         _kill_group(proc)  # reap anything the worker left behind, even after a clean exit
         proc.wait()
         reader.join(timeout=5)
+        poller.join(timeout=5)
+    timeline = {
+        "source": f"RSS polled every {_POLL_INTERVAL_S:g} s with memory-profiler (worker and its children); "
+                  "short spikes can fall between polls: peaks come from the kernel's high-water mark",
+        "samples": [[round(t - started, 4), int(mib * 2**20)] for mib, t in samples],
+        "phases": [list(mark) for mark in phase_marks],
+    }
     bound = timeouts.bound(phase, request.settings.max_time_s)
     partial = _partial(timings, scratch) if stop is not None or proc.returncode else None
     if stop == "interrupted":
@@ -221,7 +234,7 @@ def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | 
             message=f"the measurement worker exited with code {proc.returncode} while {phase.doing}"
                     + (f": {detail}" if detail else ""),
             hint=f"worker log: {log_path}"))
-    response = WorkerResponse.model_validate_json(out_path.read_text())
+    response = WorkerResponse.model_validate_json(out_path.read_text()).model_copy(update={"timeline": timeline})
     if response.error is not None and not response.error.phase:
         hint = response.error.hint
         if response.error.kind == "bug":
@@ -235,6 +248,18 @@ def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | 
 # are listed less often: psutil walks all of /proc for that, which would disturb timing.
 _POLL_S = 0.1
 _CHILDREN_EVERY_S = 2.0
+
+
+_POLL_INTERVAL_S = 0.1
+
+
+def _poll_rss(proc: subprocess.Popen[bytes], samples: list[tuple[float, float]]) -> None:
+    """A memory timeline for plots (memory-profiler polls until the worker exits)."""
+    import psutil
+    from memory_profiler import memory_usage
+
+    with contextlib.suppress(psutil.Error, OSError, ValueError):
+        samples.extend(memory_usage(proc=proc, interval=_POLL_INTERVAL_S, timestamps=True, include_children=True))
 
 
 class _MemoryWatch:
