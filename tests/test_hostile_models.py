@@ -61,7 +61,7 @@ def test_pickle_named_onnx_is_never_unpickled(tmp_path: Path) -> None:
     run = run_mlfit("check", path, "--target", "edge", "--json", out, *FAST)
     assert_no_traceback(run)
     assert run.code == 3, run.output
-    assert "the content is a pickle" in run.stderr
+    assert "refusing to load a pickle" in run.stderr
     assert "the suffix says onnx but the content is pickle" in run.stderr  # the mismatch is reported
     assert not marker.exists()
     assert load_report(out)["results"][0]["model"]["format"] == "pickle"
