@@ -241,3 +241,37 @@ def test_external_data_inside_is_accepted(tmp_path: Path, location: str) -> None
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "w.bin").write_bytes(b"\0" * 64)
     assert validate_onnx(external_model(tmp_path, location)).external_files == (location,)
+
+
+# --- pickle scan (src/mlfit/safety): never unpickles, never another exception --------------
+
+
+def test_pickle_scan_on_random_and_mutated_pickles(tmp_path: Path) -> None:
+    import gzip
+    import pickle
+
+    from mlfit.safety import check_model
+    from mlfit.safety.pickle_scan import PickleScan, PickleScanError, scan_pickle
+
+    path = tmp_path / "model.pkl"
+    seeds = [pickle.dumps({"w": [1.0, 2.0], "name": "m"}, protocol=p) for p in (2, 4, 5)]
+
+    @FUZZ
+    @given(st.sampled_from(seeds), st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=6),
+           st.binary(max_size=64), st.booleans())
+    def check(seed: bytes, flips: list[tuple[int, int]], tail: bytes, compress: bool) -> None:
+        data = bytearray(seed)
+        for index, value in flips:
+            data[index % len(data)] = value
+        payload = bytes(data) + tail
+        path.write_bytes(gzip.compress(payload) if compress else payload)
+        try:
+            scan = scan_pickle(path)
+        except PickleScanError:
+            pass
+        else:
+            assert isinstance(scan, PickleScan)
+        with pytest.raises(ModelError):  # without --trust-model, a pickle is always refused
+            check_model(path, ModelFormat.PICKLE, trust_model=False)
+
+    check()

@@ -148,6 +148,9 @@ def test_single_file_over_2gb_is_refused_without_loading(tmp_path: Path) -> None
     assert_no_traceback(run)
     assert run.code == 3
     assert "over protobuf's 2 GiB limit" in run.stderr and "save_as_external_data=True" in run.stderr
+    run = run_mlfit("inspect", path)
+    assert_no_traceback(run)
+    assert run.code == 3 and "over protobuf's 2 GiB limit" in run.stderr
 
 
 def test_parameters_over_the_targets_memory_do_not_fit(tmp_path: Path) -> None:

@@ -274,6 +274,10 @@ def profile(model: str | Path, inputs: InputSpec | None = None, options: Measure
 def inspect(model: str | Path, runtime: Runtime | None = None) -> dict[str, Any]:
     """Static facts about a model, without running it."""
     ref = identify(model, runtime)
+    if ref.format is ModelFormat.ONNX:
+        from mlfit.onnxsafety import check_protobuf_size
+
+        check_protobuf_size(ref.path)
     facts = static_facts(ref)
     if facts is None:
         raise ModelError(f"static inspection of {ref.format.value} models is not available yet",

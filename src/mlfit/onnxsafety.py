@@ -172,6 +172,15 @@ def _custom_library_paths(libraries: Sequence[str]) -> list[str]:
     return paths
 
 
+def check_protobuf_size(path: Path) -> None:
+    """Refuse a single-file model protobuf cannot parse, before anything tries (and reads 2 GB)."""
+    size = path.stat().st_size
+    if size > PROTOBUF_LIMIT:
+        raise ModelError(f"{path}: single-file ONNX model is {size / 2**30:.2f} GiB, over protobuf's 2 GiB "
+                         "limit; no runtime can parse it, so it was not loaded",
+                         "re-export with external data: onnx.save_model(m, path, save_as_external_data=True)")
+
+
 def validate_onnx(path: Path, custom_op_libraries: Sequence[str] = ()) -> OnnxSafety:
     """Refuse an ONNX model that is unsafe or impossible to load, before any runtime sees it.
 
@@ -180,11 +189,7 @@ def validate_onnx(path: Path, custom_op_libraries: Sequence[str] = ()) -> OnnxSa
     --custom-op-library that does not exist.
     """
     libraries = _custom_library_paths(custom_op_libraries)
-    size = path.stat().st_size
-    if size > PROTOBUF_LIMIT:
-        raise ModelError(f"{path}: single-file ONNX model is {size / 2**30:.2f} GiB, over protobuf's 2 GiB "
-                         "limit; no runtime can parse it, so it was not loaded",
-                         "re-export with external data: onnx.save_model(m, path, save_as_external_data=True)")
+    check_protobuf_size(path)
     from mlfit.analysis.graph import load_onnx_proto
 
     model = load_onnx_proto(path)
