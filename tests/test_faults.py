@@ -79,10 +79,11 @@ def test_native_crash_is_explained(tmp_path: Path, tiny_model: Path, fault: str,
     assert_no_process_left(marker)
 
 
-def test_leftover_children_are_killed(tmp_path: Path, tiny_model: Path) -> None:
+@pytest.mark.parametrize("fault", ["load:orphan", "load:escape"], ids=["same-group", "own-session"])
+def test_leftover_children_are_killed(tmp_path: Path, tiny_model: Path, fault: str) -> None:
     marker, env = marker_env()
     run = run_mlfit("check", tiny_model, "--target", "edge", "--timeout", "3", *FAST,
-                    env={**env, "MLFIT_WORKER_FAULT": "load:orphan"})
+                    env={**env, "MLFIT_WORKER_FAULT": fault})
     assert_no_traceback(run)
     assert run.code == 3
     assert "timed out after 3 s in load" in run.stderr

@@ -163,8 +163,11 @@ def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpe
         return _measure_and_check(ref, targets, inputs, options, on_event)
     from mlfit.convert import converted
 
-    with converted(ref, targets, options, options.timeout or 600.0) as (measured, artefact):
-        result = _measure_and_check(measured, targets, inputs, options, on_event)
+    try:
+        with converted(ref, targets, options, options.timeout or 600.0) as (measured, artefact):
+            result = _measure_and_check(measured, targets, inputs, options, on_event)
+    except ModelError as exc:  # the conversion failed: a result with an error, like any load failure
+        return error_result(ref, exc)
     if artefact is None:
         return result
     note = f"measured the converted artefact: {artefact}"

@@ -50,10 +50,12 @@ def enter(phase: Phase) -> None:
         if action == "hang":
             while True:
                 time.sleep(1)
-        if action == "orphan":  # leave a child behind that the parent must kill with the group
+        if action in ("orphan", "escape"):  # leave a child behind that the parent must kill
             import subprocess
 
-            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+            # "escape": the child leaves the process group (its own session), so killpg misses it
+            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                             start_new_session=action == "escape")
             while True:
                 time.sleep(1)
         if action == "stall":
