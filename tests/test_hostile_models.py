@@ -235,3 +235,13 @@ def test_static_fit_check_applies_per_target() -> None:
     combined = add_fit_check(measured, check)
     assert combined.verdict is Verdict.FAIL and [c.metric for c in combined.checks][-1] == "memory.parameters"
     assert add_fit_check(measured, None) == measured
+
+
+def test_pickle_claiming_a_petabyte_object_is_refused(tmp_path: Path) -> None:
+    """Found by tests/test_fuzz.py: BYTEARRAY8 with a length of 2^56 made the scan run out of memory."""
+    path = tmp_path / "model.pkl"
+    path.write_bytes(b"\x80\x05\x96" + (2**56).to_bytes(8, "little") + b"xx.")
+    run = run_mlfit("check", path, "--target", "edge", *FAST)
+    assert_no_traceback(run)
+    assert run.code == 3
+    assert "cannot be scanned (an opcode claims an object larger than memory" in run.stderr
