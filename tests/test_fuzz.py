@@ -275,3 +275,36 @@ def test_pickle_scan_on_random_and_mutated_pickles(tmp_path: Path) -> None:
             check_model(path, ModelFormat.PICKLE, trust_model=False)
 
     check()
+
+
+def test_keras_and_savedmodel_scans_on_random_content(tmp_path: Path) -> None:
+    """The other static scans: a .keras zip with random config text, and a saved_model.pb of
+    random protobuf-ish bytes. Each passes or is refused with mlfit's ModelError."""
+    import json
+    import zipfile
+
+    from mlfit.safety import check_model
+
+    keras_path = tmp_path / "model.keras"
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    config_text = st.one_of(st.text(max_size=200), st.integers(1, 100_000).map(lambda n: "[" * n), st.recursive(
+        st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=12)),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+            st.sampled_from(["class_name", "config", "module", "layers", "name", "safe_mode", "function"]),
+            inner, max_size=4), max_leaves=20).map(json.dumps))
+
+    @FUZZ
+    @given(config_text, st.binary(max_size=300))
+    def check(config: str, pb: bytes) -> None:
+        with zipfile.ZipFile(keras_path, "w") as archive:
+            archive.writestr("config.json", config)
+            archive.writestr("metadata.json", "{}")
+        (folder / "saved_model.pb").write_bytes(pb)
+        for path, fmt in ((keras_path, ModelFormat.KERAS), (folder, ModelFormat.SAVEDMODEL)):
+            try:
+                check_model(path, fmt, trust_model=False)
+            except ModelError as exc:
+                assert exc.message
+
+    check()

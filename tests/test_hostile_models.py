@@ -245,3 +245,21 @@ def test_pickle_claiming_a_petabyte_object_is_refused(tmp_path: Path) -> None:
     assert_no_traceback(run)
     assert run.code == 3
     assert "cannot be scanned (an opcode claims an object larger than memory" in run.stderr
+
+
+@pytest.mark.parametrize(("config", "words"), [
+    ('{"class_name": ["Lambda"], "config": {}}', "malformed class_name entry"),
+    ("[" * 100_000, "nested too deeply"),
+])
+def test_crafted_keras_config_is_refused(tmp_path: Path, config: str, words: str) -> None:
+    """Found by tests/test_fuzz.py: a list as class_name, or deep nesting, crashed the Keras scan."""
+    import zipfile
+
+    path = tmp_path / "model.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", config)
+        archive.writestr("metadata.json", "{}")
+    run = run_mlfit("check", path, "--target", "edge", *FAST)
+    assert_no_traceback(run)
+    assert run.code == 3
+    assert words in run.stderr
