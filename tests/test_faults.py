@@ -130,3 +130,18 @@ def test_a_crashed_model_does_not_stop_the_others(tmp_path: Path, tiny_model: Pa
     assert crashed.error is not None and crashed.error.kind == "crash" and "SIGSEGV" in crashed.error.message
     assert fine.error is None and fine.measurement is not None and fine.targets
     assert report.complete is False  # the report marks the crashed one
+
+
+def test_several_models_a_hang_does_not_stop_the_others(tmp_path: Path, tiny_model: Path) -> None:
+    hang = hanging_loop_model(tmp_path / "hang.onnx")
+    marker, env = marker_env()
+    out = tmp_path / "r.json"
+    run = run_mlfit("check", hang, tiny_model, "--target", "edge", "--timeout", "3", "--json", out, *FAST, env=env)
+    assert_no_traceback(run)
+    assert run.code == 3  # the worst: a model could not be measured
+    report = load_report(out)
+    assert report["complete"] is False
+    stuck, fine = report["results"]
+    assert stuck["error"]["kind"] == "timeout" and stuck["complete"] is False
+    assert fine["error"] is None and fine["measurement"] is not None and fine["complete"] is True
+    assert_no_process_left(marker)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from _hostile import assert_no_process_left, load_report, marker_env
+from _hostile import assert_no_process_left, load_report, marker_env, processes_with
 from conftest import FAST, assert_no_traceback, run_mlfit
 
 
@@ -144,3 +144,31 @@ def test_successful_write_replaces_atomically(tmp_path: Path, tiny_model: Path) 
     assert run.code == 0, run.output
     assert load_report(target)["complete"] is True
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_interrupt_with_several_models_stops_and_reports(tmp_path: Path, tiny_model: Path) -> None:
+    marker, env = marker_env()
+    out = tmp_path / "report.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlfit", "check", str(tiny_model), str(tiny_model), "--target", "edge",
+         "--min-time", "60", "--max-time", "90", "--warmup", "1", "--json", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        env={**os.environ, **env})
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+                "mlfit.measure.worker" in " ".join(p.cmdline()) for p in processes_with(marker)):
+            time.sleep(0.2)
+        time.sleep(2.0)  # the first model is in its timed loop
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in stderr, stderr
+    assert proc.returncode == 130, stderr
+    report = load_report(out)
+    assert report["complete"] is False
+    assert len(report["results"]) == 1  # the second model was never started
+    assert report["results"][0]["error"]["kind"] == "interrupted"
+    assert_no_process_left(marker)
