@@ -270,9 +270,17 @@ def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSp
         else:
             from mlfit.analysis.pipeline import evaluate_targets
 
-            reports, calibration = evaluate_targets(ref, targets, model, response.measurement, static,
-                                                    response.node_profile, host, request, timeouts, on_event,
-                                                    options.memory_limit)
+            try:
+                reports, calibration = evaluate_targets(ref, targets, model, response.measurement, static,
+                                                        response.node_profile, host, request, timeouts,
+                                                        on_event, options.memory_limit)
+            except KeyboardInterrupt:  # Ctrl-C while calibrating or projecting: keep the measurement
+                message = "interrupted while projecting to the targets; the host measurement is kept"
+                error = ErrorInfo(kind="interrupted", phase="projection", exit_code=130, message=message,
+                                  hint="the report is marked incomplete")
+                return RunResult(mlfit_version=__version__, created=created, model=model, host=host,
+                                 measurement=response.measurement, analysis=static,
+                                 node_profile=response.node_profile, error=error, complete=False)
         reports = [precheck.add_fit_check(r, fit) for r, fit in zip(reports, fits, strict=True)]
         if ref.notes or safety_notes:
             reports = [r.model_copy(update={"notes": [*ref.notes, *safety_notes, *r.notes]}) for r in reports]
