@@ -263,3 +263,29 @@ def test_crafted_keras_config_is_refused(tmp_path: Path, config: str, words: str
     assert_no_traceback(run)
     assert run.code == 3
     assert words in run.stderr
+
+
+_PEAK_OF_CHILD = """
+import resource, subprocess, sys
+proc = subprocess.run([sys.executable, "-m", "mlfit", *sys.argv[1:]], capture_output=True, text=True)
+sys.stderr.write(proc.stderr)
+print(proc.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+"""
+
+
+def test_static_analysis_of_a_long_vector_stays_small(tmp_path: Path) -> None:
+    """A 1-D weight of 10^8 elements (external, never read): onnx's data propagation would spell
+    it out as 10^8 shape dims, about 1.7 GB in the parent (17 GB per GB of weights). Inspecting it
+    must stay small."""
+    import subprocess
+    import sys
+
+    elements = 10**8
+    model = external_model(tmp_path, "weights.bin", elements=elements)
+    sparse_file(tmp_path / "weights.bin", elements * 4)
+    proc = subprocess.run([sys.executable, "-c", _PEAK_OF_CHILD, "inspect", str(model)], capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    code, peak = (int(x) for x in proc.stdout.split())
+    assert code == 0
+    assert peak < 600 * 2**20, f"inspect peaked at {peak / 2**20:.0f} MiB"
