@@ -84,7 +84,7 @@ def test_data_that_is_not_an_npz(tmp_path: Path, tiny_model: Path) -> None:
     (["--range", "x=5:1"], "LOW must be below HIGH"),
     (["--value", "x=nan"], "value must be finite"),
     (["--data", "/nonexistent/samples.npz"], "file does not exist"),
-    (["--output", "xml=r.xml"], "unknown format 'xml'"),
+    (["--output", "pdf=r.pdf"], "unknown format 'pdf'"),
     (["--memory-limit", "lots"], "--memory-limit 'lots'"),
     (["--runtime", "pytorch"], "unknown runtime 'pytorch'"),
     (["--timeout", "0"], "--timeout"),
