@@ -115,7 +115,9 @@ def test_schema_command_prints_the_report_schema() -> None:
     assert json.loads(run.stdout) == Report.model_json_schema()
 
 
-def test_interrupted_run_leaves_the_previous_reports_whole(tmp_path: Path, tiny_model: Path) -> None:
+def test_interrupted_run_replaces_the_previous_reports_whole(tmp_path: Path, tiny_model: Path) -> None:
+    """Ctrl-C writes a partial report marked incomplete (issue 6), each file replaced atomically:
+    never half a document, never a temporary file left behind."""
     previous = {fmt: tmp_path / f"r.{fmt}" for fmt in ("json", "html", "junit")}
     for path in previous.values():
         path.write_text("previous report")
@@ -134,5 +136,9 @@ def test_interrupted_run_leaves_the_previous_reports_whole(tmp_path: Path, tiny_
     rest = proc.stderr.read()
     assert proc.wait(timeout=60) == 130, rest
     assert "Traceback" not in rest
-    assert all(path.read_text() == "previous report" for path in previous.values())
+    assert all(path.read_text() != "previous report" for path in previous.values())
+    report = json.loads(previous["json"].read_text())
+    assert report["complete"] is False and report["results"][0]["error"]["kind"] == "interrupted"
+    assert previous["html"].read_text().rstrip().endswith("</html>")
+    ET.fromstring(previous["junit"].read_text())  # a whole XML document
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in previous.values())

@@ -16,10 +16,10 @@ from typing import Any
 from mlfit import __version__
 from mlfit.catalog.loader import Target, resolve_target
 from mlfit.catalog.schema import MIN_SAMPLES, Percentile, Runtime
-from mlfit.errors import ConfigError, ModelError
+from mlfit.errors import ConfigError, MlfitError, ModelError
 from mlfit.formats import ModelFormat, sniff, suffix_mismatch
 from mlfit.inputspec import InputSpec
-from mlfit.result import ModelInfo, Report, RunResult, TensorInfo
+from mlfit.result import ErrorInfo, ModelInfo, Report, RunResult, TensorInfo
 
 EventFn = Callable[[dict[str, object]], None]
 
@@ -140,22 +140,57 @@ def _model_info(ref: ModelRef, inputs: list[TensorInfo] | None = None, used: lis
                      inputs_used=used or [], outputs=outputs or [])
 
 
+# Error kinds of a worker the parent had to stop, or that died: the result is incomplete.
+STOPPED_KINDS = frozenset({"timeout", "memory", "crash", "interrupted"})
+
+
+def error_result(model: str | Path | ModelRef, exc: MlfitError, created: str | None = None,
+                 kind: str = "load") -> RunResult:
+    """A result that carries an error instead of a measurement, so a report can list the model
+    (and a check of several models goes on with the others)."""
+    path = model.path if isinstance(model, ModelRef) else Path(model)
+    fmt = model.format.value if isinstance(model, ModelRef) else "unknown"
+    runtime = model.runtime.value if isinstance(model, ModelRef) else ""
+    try:
+        size = size_of(path)
+        # A refused giant is named by path and size: hashing gigabytes would cost seconds for nothing.
+        digest = sha256_of(path) if size < 2**31 else ""
+    except OSError:
+        digest, size = "", 0
+    info = ModelInfo(path=str(path), sha256=digest, format=fmt, runtime=runtime, size_bytes=size,
+                     artefact=None)
+    notes = "".join(f"; {note}" for note in model.notes) if isinstance(model, ModelRef) else ""
+    error = ErrorInfo(kind=kind, phase="static", message=exc.message + notes, hint=exc.hint,
+                      exit_code=int(exc.exit_code))
+    return RunResult(mlfit_version=__version__, created=created or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                     model=info, error=error)
+
+
 def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
                       on_event: EventFn | None = None, on_target: bool = False) -> RunResult:
     """Check the model is safe to load (or trusted), convert it when asked, then measure and check it.
 
     ``on_target``: this machine IS the targets' hardware (a cluster worker embodying them),
     so the figures are labelled measured-on-target instead of being projected.
+
+    A model that cannot be loaded, or that dies in the worker, gives a result with an error
+    (never an exception), so several models can be checked one after another.
     """
     from mlfit.safety import check_model
 
-    check_model(ref.path, ref.format, options.trust_model)
+    try:
+        check_model(ref.path, ref.format, options.trust_model)
+    except ModelError as exc:
+        return error_result(ref, exc)
     if not options.convert:
         return _measure_and_check(ref, targets, inputs, options, on_event, on_target)
     from mlfit.convert import converted
 
-    with converted(ref, targets, options, options.timeout or 600.0) as (measured, artefact):
-        result = _measure_and_check(measured, targets, inputs, options, on_event, on_target)
+    try:
+        with converted(ref, targets, options, options.timeout or 600.0) as (measured, artefact):
+            result = _measure_and_check(measured, targets, inputs, options, on_event, on_target)
+    except ModelError as exc:  # the conversion failed: a result with an error, like any load failure
+        return error_result(ref, exc)
     if artefact is None:
         return result
     note = f"measured the converted artefact: {artefact}"
@@ -167,13 +202,33 @@ def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpe
 
 def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
                        on_event: EventFn | None = None, on_target: bool = False) -> RunResult:
-    """Measure ``ref`` once in a worker and evaluate every target's budgets."""
+    """Measure ``ref`` once in a worker and evaluate every target's budgets (after the static pre-checks)."""
+    from mlfit import precheck
     from mlfit.measure.host import host_info
     from mlfit.measure.launcher import Timeouts, run_worker, scratch_dir
     from mlfit.measure.loadplan import plan_load
     from mlfit.measure.protocol import MeasureSettings, WorkerRequest
 
-    static = static_facts(ref, inputs)
+    created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    try:
+        model_bytes, safety_notes = precheck.validate_model(ref, options.custom_op_libraries)
+        static = static_facts(ref, inputs)
+    except ModelError as exc:
+        return error_result(ref, exc, created)
+    fits = [precheck.fit_check(t, model_bytes, ref.format.value) for t in targets]
+    if targets and all(fits):
+        # The parameters alone exceed every target's memory: the verdict is static, nothing is loaded.
+        static_reports = [precheck.static_target_report(t, c) for t, c in zip(targets, fits, strict=True) if c]
+        return RunResult(mlfit_version=__version__, created=created, model=_model_info(ref), analysis=static,
+                         targets=static_reports)
+    try:
+        precheck.refuse_if_too_big(model_bytes, options.memory_limit)
+    except ModelError as exc:
+        return error_result(ref, exc, created, kind="memory")
+    memory_limit, limit_source = options.memory_limit, "--memory-limit"
+    if memory_limit is None:
+        memory_limit = precheck.default_memory_limit()
+        limit_source = "the default, 90% of this host's free memory"
     threads = _threads(targets, options)
     batch = options.batch_size or max((t.profile.batch_size for t in targets), default=1)
     if batch <= 1 and not options.batch_size and ref.runtime is Runtime.SKLEARN:
@@ -187,7 +242,6 @@ def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSp
         profile_nodes=bool(profile_threads) and ref.runtime is Runtime.ONNXRUNTIME,
         profile_threads=profile_threads,
     )
-    created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     with scratch_dir() as scratch:
         request = WorkerRequest(
             model_path=str(ref.path), runtime=ref.runtime.value, threads=threads,
@@ -196,7 +250,7 @@ def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSp
             enable_arena=options.enable_arena, input_spec=inputs, settings=settings, scratch_dir=scratch,
         )
         timeouts = Timeouts.uniform(options.timeout) if options.timeout else Timeouts()
-        response = run_worker(request, ref.runtime.value, timeouts, on_event, options.memory_limit)
+        response = run_worker(request, ref.runtime.value, timeouts, on_event, memory_limit, limit_source)
     host = host_info({"mlfit": __version__})
     if response.measurement is not None and response.timeline is not None:
         measurement = response.measurement
@@ -216,19 +270,31 @@ def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSp
         else:
             from mlfit.analysis.pipeline import evaluate_targets
 
-            reports, calibration = evaluate_targets(ref, targets, model, response.measurement, static,
-                                                    response.node_profile, host, request, timeouts, on_event,
-                                                    options.memory_limit)
-        if ref.notes:
-            reports = [r.model_copy(update={"notes": [*ref.notes, *r.notes]}) for r in reports]
+            try:
+                reports, calibration = evaluate_targets(ref, targets, model, response.measurement, static,
+                                                        response.node_profile, host, request, timeouts,
+                                                        on_event, options.memory_limit)
+            except KeyboardInterrupt:  # Ctrl-C while calibrating or projecting: keep the measurement
+                message = "interrupted while projecting to the targets; the host measurement is kept"
+                error = ErrorInfo(kind="interrupted", phase="projection", exit_code=130, message=message,
+                                  hint="the report is marked incomplete")
+                return RunResult(mlfit_version=__version__, created=created, model=model, host=host,
+                                 measurement=response.measurement, analysis=static,
+                                 node_profile=response.node_profile, error=error, complete=False)
+        reports = [precheck.add_fit_check(r, fit) for r, fit in zip(reports, fits, strict=True)]
+        if ref.notes or safety_notes:
+            reports = [r.model_copy(update={"notes": [*ref.notes, *safety_notes, *r.notes]}) for r in reports]
+    complete = response.error is None or response.error.kind not in STOPPED_KINDS
     return RunResult(mlfit_version=__version__, created=created, model=model, host=host,
                      measurement=response.measurement, analysis=static, calibration=calibration,
-                     node_profile=response.node_profile, targets=reports, error=response.error)
+                     node_profile=response.node_profile, targets=reports, error=response.error,
+                     complete=complete)
 
 
 def single_report(result: RunResult) -> Report:
     """Wrap one model's result in the document the reporters render."""
-    return Report(mlfit_version=__version__, created=result.created, results=[result])
+    return Report(mlfit_version=__version__, created=result.created, results=[result],
+                  complete=result.complete)
 
 
 def resolve_targets(names: Sequence[str]) -> list[Target]:
@@ -259,6 +325,10 @@ def profile(model: str | Path, inputs: InputSpec | None = None, options: Measure
 def inspect(model: str | Path, runtime: Runtime | None = None) -> dict[str, Any]:
     """Static facts about a model, without running it."""
     ref = identify(model, runtime)
+    if ref.format is ModelFormat.ONNX:
+        from mlfit.onnxsafety import check_protobuf_size
+
+        check_protobuf_size(ref.path)
     facts = static_facts(ref)
     if facts is None:
         raise ModelError(f"static inspection of {ref.format.value} models is not available yet",

@@ -114,6 +114,8 @@ def check_locally(models: Sequence[Path], targets: Sequence[Target], inputs: Inp
         results.append(result)
         if on_event is not None:
             on_event({"event": "model", "text": f"[{i}/{len(models)}] {path.name}: {result.verdict.value}"})
+        if result.error is not None and result.error.kind == "interrupted":
+            break  # Ctrl-C: stop here; the report is marked incomplete and lists what was done
     return results
 
 

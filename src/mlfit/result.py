@@ -195,12 +195,26 @@ class TargetReport(_Frozen):
     projection: dict[str, Any] | None = Field(None, description="How figures were carried to the target")
 
 
+class PartialTimings(_Frozen):
+    """What a worker had measured before it was stopped (timeout, crash, memory, Ctrl-C).
+
+    Kept so nothing is lost, and never mistaken for a complete measurement: it lives in the
+    error entry, and the result is marked ``complete: false``.
+    """
+
+    import_s: float | None = None
+    load_s: float | None = None
+    first_inference_s: float | None = None
+    latency: LatencyStats | None = Field(None, description="Warm samples streamed before the stop")
+
+
 class ErrorInfo(_Frozen):
     kind: str  # "load", "crash", "timeout", "input", "memory", "interrupted"
     phase: str
     message: str
     hint: str | None = None
     exit_code: int = int(ExitCode.MODEL)
+    partial: PartialTimings | None = None
 
 
 class RunResult(_Frozen):

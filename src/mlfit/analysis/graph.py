@@ -94,11 +94,53 @@ def _fix_inputs(model: Any, dims: dict[str, int], shapes: dict[str, list[int]]) 
     return assumed
 
 
+# onnx's data propagation materialises initializers: a 100 MB weight cost 2 GB and a 1 GB
+# external one (never loaded) 17 GB in this process. Only small tensors (shapes, axes,
+# pads) feed shape computations, so larger ones become typed graph inputs in a copy.
+_DATA_PROP_MAX_ELEMENTS = 4096
+
+
+def _light(model: Any) -> Any:
+    """A copy of ``model`` whose large initializers are declared graph inputs instead."""
+    import math
+
+    import onnx
+
+    graph = model.graph
+    big = [t for t in graph.initializer if math.prod(int(d) for d in t.dims) > _DATA_PROP_MAX_ELEMENTS]
+    if not big:
+        return model
+    light = onnx.ModelProto()
+    light.CopyFrom(model)
+    kept = [t for t in light.graph.initializer if math.prod(int(d) for d in t.dims) <= _DATA_PROP_MAX_ELEMENTS]
+    del light.graph.initializer[:]
+    light.graph.initializer.extend(kept)
+    declared = {i.name for i in light.graph.input}
+    light.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                             for t in big if t.name not in declared)
+    return light
+
+
+def _long_vector(model: Any) -> bool:
+    """Whether a tensor of rank 0 or 1 holds more than a few thousand elements: onnx's data
+    propagation spells such a tensor out as one shape dim per element (tens of bytes each)."""
+    graph = model.graph
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) <= 1 and any(d.dim_value > _DATA_PROP_MAX_ELEMENTS for d in dims):
+            return True
+    return False
+
+
 def _infer(model: Any) -> Any:
     import onnx
 
     try:
-        return onnx.shape_inference.infer_shapes(model, data_prop=True)
+        light = _light(model)
+        plain = onnx.shape_inference.infer_shapes(light)
+        if _long_vector(plain):  # data propagation would take gigabytes; the plain shapes must do
+            return plain
+        return onnx.shape_inference.infer_shapes(light, data_prop=True)
     except Exception:  # onnx raises several types for odd graphs; fall back to the declared shapes
         return model
 
@@ -122,7 +164,7 @@ def _ort_symbolic(model: Any) -> Any | None:
         return None
     with tempfile.TemporaryDirectory(prefix="mlfit-shapes-") as tmp:
         src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
-        onnx.save(model, str(src))
+        onnx.save(_light(model), str(src))
         try:
             subprocess.run(
                 [sys.executable, "-c", _ORT_SYMBOLIC, str(src), str(dst)],

@@ -49,6 +49,8 @@ def _measure_on_gpu(
             }
         )
         response = run_worker(gpu_request, "onnxruntime-gpu", timeouts, on_event, memory_limit)
+    if response.error is not None and response.error.kind == "interrupted":
+        raise KeyboardInterrupt  # Ctrl-C during the GPU run stops the whole check, as anywhere else
     if response.measurement is None or not response.measurement.execution_provider.startswith("CUDA"):
         return None
     return response.measurement

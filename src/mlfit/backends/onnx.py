@@ -74,6 +74,11 @@ class OnnxBackend(Backend):
             self.session = ort.InferenceSession(path, sess_options=so, providers=self.providers)
         except Exception as exc:
             message = _clean_ort_message(exc)
+            unknown = re.search(r"([\w.]+):(\w+)\(-?\d+\) is not a registered function/op", message)
+            if unknown:
+                op = f"{unknown.group(1)}::{unknown.group(2)}"
+                raise ModelError(f"custom operator {op} is not available in onnxruntime {ort.__version__}",
+                                 "give its library with --custom-op-library PATH") from None
             custom = re.search(r"(?:domain|Domain)[^']*'([^']+)'.*?(?:Op|op)[^']*'([^']+)'|"
                                r"Could not find an implementation for (\w+)\(\d+\) node", message)
             hint = "check that the model was exported for this onnxruntime version"

@@ -26,7 +26,9 @@ def catalog_dir(kind: str) -> Path:
 
 
 def _first_error(located: Located, exc: ValidationError, model: type[BaseModel]) -> ConfigError:
-    err = exc.errors()[0]
+    # An unknown key explains a "field required" elsewhere (a typo: `memroy` for `memory`): report it first.
+    errors = exc.errors()
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = [part for part in err["loc"] if not (isinstance(part, str) and part.startswith("function-"))]
     field = ".".join(str(p) for p in loc) or "(document)"
     where = located.where(loc, at_key=err["type"] == "extra_forbidden")

@@ -18,6 +18,7 @@ from mlfit.errors import ConfigError
 
 MAX_FILE_BYTES = 1 << 20  # a deployment profile is a few hundred bytes; 1 MiB is generous
 MAX_NODES = 20_000  # bounds alias expansion ("billion laughs")
+MAX_DEPTH = 32  # a profile nests three or four levels; deep nesting only exhausts the stack
 
 _STANDARD_TAGS = {
     "tag:yaml.org,2002:str",
@@ -66,6 +67,9 @@ class _Converter:
 
     def convert(self, node: yaml.Node, path: Path_) -> Any:
         self.nodes += 1
+        if len(path) > MAX_DEPTH:
+            raise _error(self.source, node.start_mark, f"values nested more than {MAX_DEPTH} levels deep; "
+                         "a profile is a shallow document")
         if self.nodes > MAX_NODES:
             raise _error(self.source, node.start_mark, f"document expands to more than {MAX_NODES} values "
                          "(alias bomb?); write the values out instead of using aliases")
@@ -109,14 +113,33 @@ def load_yaml(path: Path) -> Located:
     return load_yaml_text(text, source)
 
 
+def _check_depth(text: str, source: str) -> None:
+    """Refuse deep nesting from the event stream (iterative), before the recursive composer
+    could exhaust the stack on thousands of '['."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark: Any = event.start_mark  # libyaml's Mark or PyYAML's: same fields
+                raise _error(source, mark, f"values nested more than {MAX_DEPTH} levels deep; "
+                             "a profile is a shallow document")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def load_yaml_text(text: str, source: str = "<string>") -> Located:
     try:
+        _check_depth(text, source)
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
         problem = exc.problem or str(exc)
         raise _error(source, exc.problem_mark, f"invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}:1:1: invalid YAML: {exc}") from None
+    except RecursionError:  # PyYAML composes recursively: thousands of '[' exhaust the stack
+        raise ConfigError(f"{source}:1:1: invalid YAML: nested too deeply (over {MAX_DEPTH} levels)",
+                          "a profile is a shallow document") from None
     if len(nodes) != 1:
         raise ConfigError(f"{source}:1:1: expected exactly one YAML document, found {len(nodes)}")
     converter = _Converter(source)

@@ -7,6 +7,7 @@ Heavy modules (pydantic models, onnx, runtimes) are imported inside commands so 
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -62,7 +63,14 @@ def error_line(text: str) -> None:
     sys.stderr.write(f"mlfit: error: {text}\n")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # A CI runner cancels a job with SIGTERM: stop the measurement as Ctrl-C would, so the
+    # worker is killed and a partial report is written.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="mlfit", standalone_mode=False)
@@ -81,4 +89,6 @@ def main(argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, typer.Abort):
         error_line("interrupted")
         sys.exit(ExitCode.INTERRUPTED)
+    if code == ExitCode.INTERRUPTED:  # typer turns Ctrl-C outside a measurement into exit 130
+        error_line("interrupted")
     sys.exit(code if isinstance(code, int) else 0)

@@ -46,6 +46,14 @@ Method = Annotated[str, typer.Option("--method", help="scikit-learn method: pred
 Convert = Annotated[bool, typer.Option("--convert", help="When a target lacks the model's runtime, measure the "
                                        "model converted to one it has (skl2onnx, tf2onnx, TFLite converter).",
                                        rich_help_panel="Model")]
+_MEMORY_HELP = ("Stop the measurement worker when its resident memory exceeds SIZE (e.g. 2GiB), or 'target' "
+                "for the smallest target's available RAM; default 90% of this host's free memory.")
+MemoryLimit = Annotated[str | None, typer.Option("--memory-limit", help=_MEMORY_HELP,
+                                                 rich_help_panel="Measurement")]
+_CUSTOM_OPS_HELP = ("Shared library implementing the model's custom ONNX operators (repeatable); "
+                    "never searched for automatically.")
+CustomOps = Annotated[list[str] | None, typer.Option("--custom-op-library", help=_CUSTOM_OPS_HELP,
+                                                     rich_help_panel="Model")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Exit 4 when any verdict is INCONCLUSIVE.")]
 # Load scenarios and scale-out (issue 8): see docs/scale.md.
@@ -142,6 +150,23 @@ def _render(result: Any, outputs: list[Any], comparison: Any = None) -> None:
     if result.error is not None:
         err = result.error
         sys.stderr.write(f"mlfit: error: {err.message}" + (f" ({err.hint})" if err.hint else "") + "\n")
+        files = [path for _, path in outputs if path != "-"]
+        if files and not report.complete:
+            sys.stderr.write(f"mlfit: partial report, marked incomplete, written to {', '.join(files)}\n")
+
+
+def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bool) -> Any:
+    """Identify and measure one model; a model that cannot be loaded becomes a result with an error,
+    so the report still names it."""
+    from mlfit.api import error_result, identify, measure_and_check
+    from mlfit.errors import ModelError
+
+    try:
+        ref = identify(model, options.runtime)
+    except ModelError as exc:
+        return error_result(model, exc)
+    with Progress(f"{Path(model).name}", quiet) as progress:
+        return measure_and_check(ref, targets, spec, options, progress)
 
 
 def exit_code_for_report(report: Any, strict: bool) -> int:
@@ -177,6 +202,9 @@ def _render_report(report: Any, outputs: list[Any]) -> None:
             err = result.error
             sys.stderr.write(f"mlfit: error: {result.model.path}: {err.message}"
                              + (f" ({err.hint})" if err.hint else "") + "\n")
+    files = [path for _, path in outputs if path != "-"]
+    if files and not report.complete:
+        sys.stderr.write(f"mlfit: report marked incomplete, written to {', '.join(files)}\n")
 
 
 def register(app: typer.Typer) -> None:
@@ -197,19 +225,21 @@ def register(app: typer.Typer) -> None:
         batch_sizes: BatchSizes = None, callers: Callers = 4, cluster: Cluster = None,
         shared_path: SharedPath = False, baseline: Baseline = None,
         min_effect: MinEffect = "5%", run_noise: RunNoise = "2%",
+        memory_limit: MemoryLimit = None, custom_op_library: CustomOps = None,
     ) -> None:
         """Measure each MODEL once and check it against every budget of each --target.
 
         Exit codes: 0 all budgets pass; 1 a budget failed (or a regression against --baseline);
         2 usage or configuration error; 3 the model could not be loaded or measured;
-        4 inconclusive under --strict.
+        4 inconclusive under --strict; 130 interrupted.
 
         Many models (or a folder) give one combined report; locally they are measured one at
         a time. See docs/scale.md for load scenarios and --cluster.
         """
-        from mlfit.api import MeasureOptions, check_many, identify, measure_and_check, resolve_targets
+        from mlfit.api import MeasureOptions, check_many, resolve_targets
         from mlfit.measure.loadplan import parse_batch_sizes, plan_load
         from mlfit.multi import is_savedmodel
+        from mlfit.precheck import parse_memory_limit
         from mlfit.report.outputs import parse_outputs
 
         targets = resolve_targets(target)
@@ -228,7 +258,9 @@ def register(app: typer.Typer) -> None:
                                  trust_types=tuple(trust_type or ()), signature=signature,
                                  method=_method(method), convert=convert, scenario=scenario,
                                  qps=tuple(qps or ()), find_max_qps=find_max_qps,
-                                 batch_sizes=parse_batch_sizes(batch_sizes), callers=callers)
+                                 batch_sizes=parse_batch_sizes(batch_sizes), callers=callers,
+                                 memory_limit=parse_memory_limit(memory_limit, targets),
+                                 custom_op_libraries=tuple(custom_op_library or ()))
         plan_load(targets, options.scenario, options.qps, options.find_max_qps, options.batch_sizes,
                   options.callers)  # refuse bad load flags before measuring anything
         if cluster or shared_path or len(models) > 1 or any(m.is_dir() and not is_savedmodel(m) for m in models):
@@ -250,10 +282,7 @@ def register(app: typer.Typer) -> None:
             if many_comparison is not None and many_comparison.regressed and code in (0, ExitCode.INCONCLUSIVE):
                 code = int(ExitCode.BUDGET_FAILED)
             raise typer.Exit(code)
-        model = models[0]
-        ref = identify(model, options.runtime)
-        with Progress(f"{Path(model).name}", quiet) as progress:
-            result = measure_and_check(ref, targets, spec, options, progress)
+        result = _measure(models[0], targets, spec, options, quiet)
         comparison = None
         if base_report is not None and result.error is None:
             from mlfit.api import single_report
@@ -275,9 +304,11 @@ def register(app: typer.Typer) -> None:
         runtime: Runtime_ = None, quiet: Quiet = False,
         trust_model: TrustModel = False, trust_type: TrustType = None, signature: Signature = "serving_default",
         method: Method = "predict", convert: Convert = False,
+        memory_limit: MemoryLimit = None, custom_op_library: CustomOps = None,
     ) -> None:
         """Measure MODEL on this host without checking budgets (latency, memory, cold start, throughput)."""
-        from mlfit.api import MeasureOptions, identify, measure_and_check
+        from mlfit.api import MeasureOptions
+        from mlfit.precheck import parse_memory_limit
         from mlfit.report.outputs import parse_outputs
 
         spec = input_spec(dim, shape, value, range_, data, seed)
@@ -285,10 +316,10 @@ def register(app: typer.Typer) -> None:
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
                                  timeout=timeout, runtime=_runtime(runtime), trust_model=trust_model,
                                  trust_types=tuple(trust_type or ()), signature=signature,
-                                 method=_method(method), convert=convert)
-        ref = identify(model, options.runtime)
-        with Progress(f"{Path(model).name}", quiet) as progress:
-            result = measure_and_check(ref, [], spec, options, progress)
+                                 method=_method(method), convert=convert,
+                                 memory_limit=parse_memory_limit(memory_limit, []),
+                                 custom_op_libraries=tuple(custom_op_library or ()))
+        result = _measure(model, [], spec, options, quiet)
         _render(result, outputs)
         raise typer.Exit(exit_code_for(result, False))
 

@@ -14,14 +14,15 @@ import sys
 import tempfile
 import threading
 import time
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from mlfit.errors import ExitCode
-from mlfit.measure.protocol import Phase, WorkerRequest, WorkerResponse
-from mlfit.result import ErrorInfo
+from mlfit.measure.protocol import SAMPLES_FILE, Phase, WorkerRequest, WorkerResponse
+from mlfit.result import ErrorInfo, PartialTimings
 
 EventFn = Callable[[dict[str, object]], None]
 
@@ -63,9 +64,19 @@ def _signal_name(returncode: int) -> str:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill the worker and anything it left behind (it leads its own process group)."""
+    """Kill the worker and anything it left behind: its process group, and any descendant
+    that moved to a session of its own (found before the group dies)."""
+    import psutil
+
+    try:
+        strays = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        strays = []
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+    for child in strays:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
 
 
 def _reader(stream: IO[bytes], events: queue.Queue[dict[str, object] | None]) -> None:
@@ -87,9 +98,39 @@ def _tail(path: Path, lines: int = 1) -> str:
     return " | ".join(text[-lines:])
 
 
+def _partial(timings: dict[str, float], scratch: Path) -> PartialTimings | None:
+    """What the worker had measured before it stopped: cold-start figures and streamed samples."""
+    samples: array[int] = array("q")
+    try:
+        data = (scratch / SAMPLES_FILE).read_bytes()
+        samples.frombytes(data[: len(data) - len(data) % samples.itemsize])
+    except OSError:
+        pass
+    if not timings and not samples:
+        return None
+    from mlfit.measure.stats import latency_stats
+
+    return PartialTimings(import_s=timings.get("import_s"), load_s=timings.get("load_s"),
+                          first_inference_s=timings.get("first_inference_s"),
+                          latency=latency_stats(list(samples)) if samples else None)
+
+
+def _kept(partial: PartialTimings | None) -> str:
+    if partial is None:
+        return ""
+    if partial.latency is not None:
+        return f"; partial timings kept ({partial.latency.n} samples, marked incomplete)"
+    return "; partial cold-start timings kept (marked incomplete)"
+
+
 def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | None = None,
-               on_event: EventFn | None = None, memory_limit: int | None = None) -> WorkerResponse:
-    """Run one measurement in a fresh subprocess; never raises for a dying worker."""
+               on_event: EventFn | None = None, memory_limit: int | None = None,
+               limit_source: str = "--memory-limit") -> WorkerResponse:
+    """Run one measurement in a fresh subprocess; never raises for a dying worker.
+
+    A timeout, the memory ceiling or Ctrl-C (KeyboardInterrupt in this process) stops the
+    worker's whole process group and returns an error with the partial timings.
+    """
     timeouts = timeouts or Timeouts()
     scratch = Path(request.scratch_dir)
     request_path = scratch / "request.json"
@@ -115,23 +156,20 @@ def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | 
     reader.start()
     phase = Phase.START
     deadline = time.monotonic() + timeouts.bound(phase, request.settings.max_time_s)
-    timed_out = False
-    over_memory = False
+    stop: str | None = None  # "timeout", "memory" or "interrupted": why the parent stopped the worker
+    timings: dict[str, float] = {}
     watcher = _MemoryWatch(proc.pid, memory_limit) if memory_limit else None
     try:
         while True:
-            wait = max(0.0, deadline - time.monotonic())
+            if watcher is not None and watcher.exceeded():
+                stop = "memory"
+                break
+            if time.monotonic() >= deadline:
+                stop = "timeout"
+                break
             try:
-                event = events.get(timeout=min(wait, 0.2))
+                event = events.get(timeout=min(max(0.0, deadline - time.monotonic()), _POLL_S))
             except queue.Empty:
-                if watcher is not None and watcher.exceeded():
-                    over_memory = True
-                    _kill_group(proc)
-                    break
-                if time.monotonic() >= deadline:
-                    timed_out = True
-                    _kill_group(proc)
-                    break
                 continue
             if event is None:
                 break
@@ -139,15 +177,21 @@ def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | 
                 phase = Phase(str(event["phase"]))
                 phase_marks.append((phase.value, round(time.time() - started, 4)))
                 deadline = time.monotonic() + timeouts.bound(phase, request.settings.max_time_s)
+            elif event.get("event") == "timing":
+                with contextlib.suppress(TypeError, ValueError):
+                    timings[str(event["name"])] = float(event["value"])  # type: ignore[arg-type]
             if on_event is not None:
                 on_event(event)
-        proc.wait(timeout=30)
-    except BaseException:
-        _kill_group(proc)
-        proc.wait()
-        raise
+        if stop is None:
+            try:
+                proc.wait(timeout=timeouts.bound(Phase.DONE, 0.0))
+            except subprocess.TimeoutExpired:
+                stop = "timeout"  # closed its output but never exited
+    except KeyboardInterrupt:
+        stop = "interrupted"
     finally:
         _kill_group(proc)  # reap anything the worker left behind, even after a clean exit
+        proc.wait()
         reader.join(timeout=5)
         poller.join(timeout=5)
     timeline = {
@@ -157,29 +201,37 @@ def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | 
         "phases": [list(mark) for mark in phase_marks],
     }
     bound = timeouts.bound(phase, request.settings.max_time_s)
-    if timed_out:
+    partial = _partial(timings, scratch) if stop is not None or proc.returncode else None
+    if stop == "interrupted":
         return WorkerResponse(error=ErrorInfo(
-            kind="timeout", phase=phase.value, exit_code=int(ExitCode.MODEL),
-            message=f"{runtime_label} timed out after {bound:g} s in {phase.value} ({phase.doing})",
+            kind="interrupted", phase=phase.value, exit_code=int(ExitCode.INTERRUPTED), partial=partial,
+            message=f"interrupted while {phase.doing}; the measurement worker was stopped{_kept(partial)}",
+            hint="the report is marked incomplete"))
+    if stop == "timeout":
+        return WorkerResponse(error=ErrorInfo(
+            kind="timeout", phase=phase.value, exit_code=int(ExitCode.MODEL), partial=partial,
+            message=f"{runtime_label} timed out after {bound:g} s in {phase.value} ({phase.doing}); "
+                    f"the worker's process group was killed{_kept(partial)}",
             hint="raise the bound with --timeout SECONDS if the model is just slow"))
-    if over_memory:
+    if stop == "memory":
         assert memory_limit is not None
         return WorkerResponse(error=ErrorInfo(
-            kind="memory", phase=phase.value, exit_code=int(ExitCode.MODEL),
-            message=f"{runtime_label} exceeded the memory limit of {memory_limit / 2**20:.0f} MiB while "
-                    f"{phase.doing}; stopped so the host does not swap",
+            kind="memory", phase=phase.value, exit_code=int(ExitCode.MODEL), partial=partial,
+            message=f"{runtime_label} exceeded the memory limit of {memory_limit / 2**20:.0f} MiB "
+                    f"({limit_source}) while {phase.doing}; stopped so the host does not swap"
+                    f"{_kept(partial)}",
             hint="the model does not fit this limit; raise --memory-limit to measure anyway"))
     if proc.returncode and proc.returncode < 0:
         name = _signal_name(proc.returncode)
         cause = " (likely killed for using too much memory)" if name == "SIGKILL" else ""
         return WorkerResponse(error=ErrorInfo(
-            kind="crash", phase=phase.value, exit_code=int(ExitCode.MODEL),
-            message=f"{runtime_label} crashed ({name}) while {phase.doing}{cause}",
+            kind="crash", phase=phase.value, exit_code=int(ExitCode.MODEL), partial=partial,
+            message=f"{runtime_label} crashed ({name}) while {phase.doing}{cause}{_kept(partial)}",
             hint=f"worker log: {log_path}" if _tail(log_path) else "the runtime died without a message"))
     if not out_path.exists():
         detail = _tail(log_path)
         return WorkerResponse(error=ErrorInfo(
-            kind="crash", phase=phase.value, exit_code=int(ExitCode.MODEL),
+            kind="crash", phase=phase.value, exit_code=int(ExitCode.MODEL), partial=partial,
             message=f"the measurement worker exited with code {proc.returncode} while {phase.doing}"
                     + (f": {detail}" if detail else ""),
             hint=f"worker log: {log_path}"))
@@ -191,6 +243,12 @@ def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | 
         response = response.model_copy(update={"error": response.error.model_copy(
             update={"phase": phase.value, "hint": hint})})
     return response
+
+
+# How often the parent looks at the worker (deadline, memory). The children of the worker
+# are listed less often: psutil walks all of /proc for that, which would disturb timing.
+_POLL_S = 0.1
+_CHILDREN_EVERY_S = 2.0
 
 
 _POLL_INTERVAL_S = 0.1
@@ -206,7 +264,7 @@ def _poll_rss(proc: subprocess.Popen[bytes], samples: list[tuple[float, float]])
 
 
 class _MemoryWatch:
-    """Polls the resident memory of the worker's whole process group against a ceiling.
+    """Polls the resident memory of the worker and its children against a ceiling.
 
     Polling can miss a short spike, but a model that does not fit stays over the limit;
     the peak itself is measured by the kernel in the worker.
@@ -217,16 +275,23 @@ class _MemoryWatch:
 
         self.limit = limit
         self.process = psutil.Process(pid)
+        self.children: list[psutil.Process] = []
+        self.listed = 0.0
 
     def exceeded(self) -> bool:
         import psutil
 
         try:
             total = self.process.memory_info().rss
-            for child in self.process.children(recursive=True):
-                total += child.memory_info().rss
+            now = time.monotonic()
+            if now - self.listed >= _CHILDREN_EVERY_S:
+                self.children = self.process.children(recursive=True)
+                self.listed = now
         except psutil.Error:
             return False
+        for child in self.children:
+            with contextlib.suppress(psutil.Error):
+                total += child.memory_info().rss
         return total > self.limit
 
 

@@ -2,7 +2,10 @@
 
 The worker writes one JSON object per line on stdout: ``{"event": "phase", "phase": ...}``
 when it enters a phase and ``{"event": "progress", ...}`` now and then; its final answer
-goes to the result file, so a crash can never leave half a result in the pipe.
+goes to the result file, so a crash can never leave half a result in the pipe. While the timed loop runs, the
+worker also appends its samples to ``SAMPLES_FILE`` in the scratch folder (raw int64), and
+reports ``{"event": "timing", "name": ..., "value": ...}`` for each cold-start figure, so
+the parent keeps partial timings when it has to stop the worker.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlfit.inputspec import InputSpec
 from mlfit.measure.scenarios import ScenarioSettings
 from mlfit.result import ErrorInfo, Measurement, TensorInfo
+
+SAMPLES_FILE = "samples.i64"
 
 
 class Phase(str, Enum):

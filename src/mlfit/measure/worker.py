@@ -26,14 +26,15 @@ from mlfit.catalog.schema import Runtime  # noqa: E402
 from mlfit.errors import ExitCode, MlfitError  # noqa: E402
 from mlfit.inputspec import resolve_shapes  # noqa: E402
 from mlfit.measure.host import host_info  # noqa: E402
-from mlfit.measure.protocol import Phase, WorkerRequest, WorkerResponse  # noqa: E402
+from mlfit.measure.protocol import SAMPLES_FILE, Phase, WorkerRequest, WorkerResponse  # noqa: E402
 from mlfit.measure.stats import latency_stats, quality_warnings  # noqa: E402
 from mlfit.measure.timing import LoopPolicy, timed_loop, warm_up  # noqa: E402
 from mlfit.result import ColdStart, ErrorInfo, Measurement, MemoryPhases, TensorInfo, Throughput  # noqa: E402
 
 # Test hook: MLFIT_WORKER_FAULT=PHASE:SIGNAL makes the worker kill itself with a real
 # signal when it enters PHASE (e.g. "load:SIGSEGV", "measure:SIGABRT", "load:hang"), so the
-# parent's crash handling is tested against a real dying process.
+# parent's crash handling is tested against a real dying process. "measure:stall" lets the
+# timed loop run for a second, then hangs inside one inference (partial samples are kept).
 _FAULT = os.environ.get("MLFIT_WORKER_FAULT", "")
 
 
@@ -49,12 +50,16 @@ def enter(phase: Phase) -> None:
         if action == "hang":
             while True:
                 time.sleep(1)
-        if action == "orphan":  # leave a child behind that the parent must kill with the group
+        if action in ("orphan", "escape"):  # leave a child behind that the parent must kill
             import subprocess
 
-            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+            # "escape": the child leaves the process group (its own session), so killpg misses it
+            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                             start_new_session=action == "escape")
             while True:
                 time.sleep(1)
+        if action == "stall":
+            return
         if action == "spike":  # a short 200 MB allocation spike, then carry on
             block = bytearray(200 * 2**20)
             for i in range(0, len(block), 4096):
@@ -62,6 +67,36 @@ def enter(phase: Phase) -> None:
             del block
             return
         os.kill(os.getpid(), getattr(signal, action))
+
+
+def _stalling(run: Any) -> Any:
+    """The "stall" fault: inferences return normally for a second, then one never returns."""
+    start = time.monotonic()
+
+    def stalled(feed: Any) -> Any:
+        while time.monotonic() - start > 1.0:
+            time.sleep(1)
+        return run(feed)
+
+    return stalled
+
+
+class _SampleStream:
+    """Appends the timed loop's samples to a file as they come (raw int64, cheap next to a
+    JSON line), so the parent keeps them when it has to stop the worker mid-loop."""
+
+    def __init__(self, path: Path) -> None:
+        self.samples: list[int] = []
+        self.sent = 0
+        self.file = path.open("ab")
+
+    def __call__(self, n: int, elapsed: float) -> None:
+        from array import array
+
+        array("q", self.samples[self.sent:n]).tofile(self.file)
+        self.file.flush()
+        self.sent = n
+        emit("progress", phase="measure", n=n, elapsed=elapsed)
 
 
 def _batched_feeds(inputs: list[TensorInfo], feeds: list[dict[str, Any]], batch: int) -> list[dict[str, Any]] | None:
@@ -86,6 +121,7 @@ def measure(request: WorkerRequest) -> WorkerResponse:
     t0 = time.perf_counter()
     backend: Backend = create_backend(runtime)
     import_s = time.perf_counter() - t0
+    emit("timing", name="import_s", value=import_s)
     baseline = _tracker.current()
     _tracker.reset()
 
@@ -99,6 +135,7 @@ def measure(request: WorkerRequest) -> WorkerResponse:
     t0 = time.perf_counter()
     backend.load(request.model_path, options)
     load_s = time.perf_counter() - t0
+    emit("timing", name="load_s", value=load_s)
     load_peak = _tracker.peak()
 
     enter(Phase.INPUTS)
@@ -125,6 +162,7 @@ def measure(request: WorkerRequest) -> WorkerResponse:
             "--range INPUT=LOW:HIGH for indices, or real --data",
             ExitCode.MODEL) from None
     first_s = time.perf_counter() - t0
+    emit("timing", name="first_inference_s", value=first_s)
 
     enter(Phase.WARMUP)
     warm_up(run, feeds, settings.warmup_iterations, settings.warmup_time_s, max(settings.warmup_time_s * 10, 5.0))
@@ -132,8 +170,9 @@ def measure(request: WorkerRequest) -> WorkerResponse:
     enter(Phase.MEASURE)
     policy = LoopPolicy(min_samples=settings.min_samples, min_time_s=settings.min_time_s,
                         max_time_s=settings.max_time_s)
-    samples = timed_loop(run, feeds, policy,
-                         progress=lambda n, elapsed: emit("progress", phase="measure", n=n, elapsed=elapsed))
+    stream = _SampleStream(Path(request.scratch_dir) / SAMPLES_FILE)
+    timed = _stalling(run) if _FAULT == "measure:stall" else run
+    samples = timed_loop(timed, feeds, policy, progress=stream, samples=stream.samples)
     inference_peak = _tracker.peak()
     stats = latency_stats(samples)
 

@@ -93,7 +93,9 @@ def _walk(node: Any, path: list[str], problems: list[str], depth: int) -> None:
             where = " > ".join(here)
         cls = node.get("class_name")
         module = node.get("module")
-        if cls in _CODE_LAYERS:
+        if not isinstance(cls, str):  # Keras writes names; anything else is a crafted config
+            problems.append(f"{where}: malformed class_name entry")
+        elif cls in _CODE_LAYERS:
             problems.append(f"{where}: a {cls} layer runs arbitrary Python code")
         elif cls == "__lambda__":
             problems.append(f"{where}: a serialized Python lambda (bytecode)")
@@ -127,6 +129,8 @@ def keras_zip_config(path: Path) -> Any:
         raise KerasConfigError("no config.json in the archive") from None
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise KerasConfigError(f"config.json cannot be read: {exc}") from None
+    except RecursionError:  # json.loads recurses: thousands of '[' exhaust the stack
+        raise KerasConfigError("config.json is nested too deeply") from None
 
 
 def h5_config(path: Path) -> Any:
@@ -151,3 +155,5 @@ def h5_config(path: Path) -> Any:
         return json.loads(str(raw))
     except json.JSONDecodeError as exc:
         raise KerasConfigError(f"model_config is not JSON: {exc}") from None
+    except RecursionError:
+        raise KerasConfigError("model_config is nested too deeply") from None

@@ -356,6 +356,8 @@ def _scan_stream(stream: IO[bytes], result: PickleScan) -> None:
                 stack.extend(_Opaque() for _ in opcode.stack_after)
     except ValueError as exc:  # pickletools' own complaints: bad opcode, truncated argument
         raise PickleScanError(str(exc)) from None
+    except (MemoryError, OverflowError):  # a BINBYTES8-style length of petabytes: pickletools reads it at once
+        raise PickleScanError("an opcode claims an object larger than memory (corrupt or hostile file)") from None
     raise PickleScanError("the pickle has no STOP opcode (truncated)")
 
 

@@ -1,0 +1,310 @@
+"""Property-based fuzzing of the parent-side parsers (issue 6, case 11 and "Proof").
+
+Whatever the input, each parser returns a valid object or raises mlfit's own error with a
+location; never another exception, never a hang. Example counts are bounded so the whole
+module runs in seconds; ``derandomize`` keeps CI runs reproducible.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from _hostile import external_model
+from mlfit.catalog import units
+from mlfit.catalog.loader import _validate
+from mlfit.catalog.schema import Hardware, Profile
+from mlfit.catalog.yamlload import load_yaml, load_yaml_text
+from mlfit.errors import ConfigError, MlfitError, ModelError
+from mlfit.formats import ModelFormat, onnx_problem, sniff
+from mlfit.inputspec import InputSpec, parse_input_flags
+from mlfit.onnxsafety import validate_onnx
+
+FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+LOCATION = re.compile(r"fuzz\.yaml:\d+:\d+")
+
+# --- profile loader ---------------------------------------------------------------------------
+
+BASE_PROFILE: dict[str, Any] = {
+    "schema_version": 1, "id": "fuzz", "hardware": "rpi4-4gb", "runtimes": ["onnxruntime"], "threads": 2,
+    "batch_size": 1, "budgets": {"latency": {"p95": "80 ms"}, "cold_start": "5 s", "peak_memory": "60%",
+                                 "model_size": "100 MB", "throughput": "30/s"},
+    "opset": {"min": 7, "max": 21}, "dtypes": ["float32"],
+}
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30),
+    st.sampled_from(["50 mss", "1e99 B", "-1 GiB", "0 MiB", "60%", "150%", "nan ms", "p95", "1.5.3 s", "∞"]),
+)
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                      | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+
+
+def _load_profile(text: str) -> Profile:
+    return _validate(load_yaml_text(text, "fuzz.yaml"), Profile)
+
+
+def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(data, dict):
+        for key, value in data.items():
+            out.extend(_paths(value, (*prefix, key)))
+    return out
+
+
+@FUZZ
+@given(st.text(max_size=400))
+def test_profile_loader_on_any_text(text: str) -> None:
+    try:
+        profile = _load_profile(text)
+    except ConfigError as exc:
+        assert LOCATION.search(exc.message), exc.message
+    else:
+        assert isinstance(profile, Profile)
+
+
+@FUZZ
+@given(st.data())
+def test_profile_loader_on_mutated_profiles(data: st.DataObject) -> None:
+    """Replace one value of a valid profile anywhere (or add a key): a Profile or a located error."""
+    document = yaml.safe_load(yaml.safe_dump(BASE_PROFILE))
+    path = data.draw(st.sampled_from(_paths(document)[1:]))
+    parent = document
+    for key in path[:-1]:
+        parent = parent[key]
+    if data.draw(st.booleans()):
+        parent[path[-1]] = data.draw(values)
+    else:
+        parent[data.draw(st.text(min_size=1, max_size=10))] = data.draw(values)
+    text = yaml.safe_dump(document, allow_unicode=True)
+    try:
+        profile = _load_profile(text)
+    except ConfigError as exc:
+        assert LOCATION.search(exc.message), exc.message
+    else:
+        assert profile.id == "fuzz"
+
+
+@settings(FUZZ, max_examples=30)
+@given(st.integers(min_value=1, max_value=4000), st.sampled_from(["[", "{a: ", "- "]))
+def test_deep_nesting_is_a_located_error(depth: int, opener: str) -> None:
+    try:
+        _load_profile(opener * depth)
+    except ConfigError as exc:
+        assert LOCATION.search(exc.message), exc.message
+        if depth > 40:
+            assert "nested more than" in exc.message
+
+
+def test_hardware_loader_on_a_file_of_random_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "fuzz.yaml"
+
+    @FUZZ
+    @given(st.binary(max_size=300))
+    def check(data: bytes) -> None:
+        path.write_bytes(data)
+        try:
+            _validate(load_yaml(path), Hardware)
+        except ConfigError as exc:
+            assert LOCATION.search(exc.message), exc.message
+
+    check()
+
+
+@FUZZ
+@given(st.text(max_size=40),
+       st.sampled_from([units.parse_duration, units.parse_size, units.parse_rate, units.parse_bandwidth,
+                        units.parse_flops, units.parse_frequency]))
+def test_unit_parsers(text: str, parse: Any) -> None:
+    try:
+        value = parse(text)
+    except ValueError as exc:
+        assert str(exc)
+    else:
+        assert 0 < value <= 1e18
+
+
+# --- input-spec parser ------------------------------------------------------------------------
+
+flag_text = st.text(alphabet=string.printable + "µ∞é", max_size=30)
+
+
+@FUZZ
+@given(st.lists(flag_text, max_size=3), st.lists(flag_text, max_size=3), st.lists(flag_text, max_size=3),
+       st.lists(flag_text, max_size=3), st.lists(flag_text, max_size=2))
+def test_input_spec_parser(dims: list[str], shapes: list[str], values_: list[str], ranges: list[str],
+                           data: list[str]) -> None:
+    try:
+        spec = parse_input_flags(dims=dims, shapes=shapes, values=values_, ranges=ranges, data=data)
+    except ConfigError as exc:
+        assert re.match(r"--(dim|shape|value|range|data)\b", exc.message), exc.message  # names the flag
+    else:
+        assert isinstance(spec, InputSpec)
+        assert all(v > 0 for v in spec.dims.values())
+        assert all(low < high for low, high in spec.ranges.values())
+
+
+@FUZZ
+@given(st.from_regex(r"[a-z_]{1,8}=[0-9x, ]{0,12}", fullmatch=True))
+def test_shape_flag_near_misses(text: str) -> None:
+    try:
+        spec = parse_input_flags(shapes=[text])
+    except ConfigError as exc:
+        assert exc.message.startswith("--shape")
+    else:
+        assert all(d > 0 for shape in spec.shapes.values() for d in shape)
+
+
+# --- model files: magic sniffing, ONNX structure, external data -------------------------------
+
+
+@FUZZ
+@given(st.binary(max_size=2000))
+def test_onnx_structure_check_on_any_bytes(data: bytes) -> None:
+    problem = onnx_problem(data)
+    assert problem is None or isinstance(problem, str)
+
+
+def test_sniff_on_random_files(tmp_path: Path) -> None:
+    @FUZZ
+    @given(st.binary(max_size=400),
+           st.sampled_from([".onnx", ".tflite", ".h5", ".keras", ".pkl", ".skops", ""]),
+           st.sampled_from([b"", b"PK\x03\x04", b"\x89HDF\r\n\x1a\n", b"\x80\x04", b"\x08\x07", b"1234TFL3"]))
+    def check(data: bytes, suffix: str, magic: bytes) -> None:
+        path = tmp_path / f"model{suffix}"
+        path.write_bytes(magic + data)
+        try:
+            found = sniff(path)
+        except ModelError as exc:
+            assert "not a valid" in exc.message or "cannot read" in exc.message
+        else:
+            assert isinstance(found, ModelFormat)
+
+    check()
+
+
+def test_onnx_validation_on_random_files(tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+
+    @FUZZ
+    @given(st.binary(max_size=600))
+    def check(data: bytes) -> None:
+        path.write_bytes(data)
+        try:
+            validate_onnx(path)
+        except ModelError as exc:
+            assert exc.message
+
+    check()
+
+
+def test_external_data_locations(tmp_path: Path) -> None:
+    folder = tmp_path / "models"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "w.bin").write_bytes(b"\0" * 64)
+    (tmp_path / "outside.bin").write_bytes(b"\0" * 64)
+    pieces = st.sampled_from(["..", ".", "sub", "w.bin", "outside.bin", "", "/", "\\", "~", "C:", "%2e%2e",
+                              "\x00", "models", "//", "sub/../sub"])
+
+    @FUZZ
+    @given(st.lists(pieces, min_size=1, max_size=5), st.sampled_from(["/", "\\"]),
+           st.one_of(st.none(), st.integers(min_value=-5, max_value=100)))
+    def check(parts: list[str], sep: str, length: int | None) -> None:
+        location = sep.join(parts)
+        model = external_model(folder, location, elements=16, length=length)
+        try:
+            safety = validate_onnx(model)
+        except MlfitError as exc:
+            assert isinstance(exc, ModelError) and exc.message
+        else:
+            # Accepted: the data really is inside the model's folder and large enough.
+            real = (folder / location).resolve()
+            assert folder.resolve() in real.parents
+            assert real.stat().st_size >= (length if length is not None else 64)
+            assert safety.external_bytes == (length if length is not None else 64)
+
+    check()
+
+
+@pytest.mark.parametrize("location", ["sub/w.bin", "./sub/w.bin"])
+def test_external_data_inside_is_accepted(tmp_path: Path, location: str) -> None:
+    """The control for the property above: valid locations pass."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "w.bin").write_bytes(b"\0" * 64)
+    assert validate_onnx(external_model(tmp_path, location)).external_files == (location,)
+
+
+# --- pickle scan (src/mlfit/safety): never unpickles, never another exception --------------
+
+
+def test_pickle_scan_on_random_and_mutated_pickles(tmp_path: Path) -> None:
+    import gzip
+    import pickle
+
+    from mlfit.safety import check_model
+    from mlfit.safety.pickle_scan import PickleScan, PickleScanError, scan_pickle
+
+    path = tmp_path / "model.pkl"
+    seeds = [pickle.dumps({"w": [1.0, 2.0], "name": "m"}, protocol=p) for p in (2, 4, 5)]
+
+    @FUZZ
+    @given(st.sampled_from(seeds), st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=6),
+           st.binary(max_size=64), st.booleans())
+    def check(seed: bytes, flips: list[tuple[int, int]], tail: bytes, compress: bool) -> None:
+        data = bytearray(seed)
+        for index, value in flips:
+            data[index % len(data)] = value
+        payload = bytes(data) + tail
+        path.write_bytes(gzip.compress(payload) if compress else payload)
+        try:
+            scan = scan_pickle(path)
+        except PickleScanError:
+            pass
+        else:
+            assert isinstance(scan, PickleScan)
+        with pytest.raises(ModelError):  # without --trust-model, a pickle is always refused
+            check_model(path, ModelFormat.PICKLE, trust_model=False)
+
+    check()
+
+
+def test_keras_and_savedmodel_scans_on_random_content(tmp_path: Path) -> None:
+    """The other static scans: a .keras zip with random config text, and a saved_model.pb of
+    random protobuf-ish bytes. Each passes or is refused with mlfit's ModelError."""
+    import json
+    import zipfile
+
+    from mlfit.safety import check_model
+
+    keras_path = tmp_path / "model.keras"
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    config_text = st.one_of(st.text(max_size=200), st.integers(1, 100_000).map(lambda n: "[" * n), st.recursive(
+        st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=12)),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+            st.sampled_from(["class_name", "config", "module", "layers", "name", "safe_mode", "function"]),
+            inner, max_size=4), max_leaves=20).map(json.dumps))
+
+    @FUZZ
+    @given(config_text, st.binary(max_size=300))
+    def check(config: str, pb: bytes) -> None:
+        with zipfile.ZipFile(keras_path, "w") as archive:
+            archive.writestr("config.json", config)
+            archive.writestr("metadata.json", "{}")
+        (folder / "saved_model.pb").write_bytes(pb)
+        for path, fmt in ((keras_path, ModelFormat.KERAS), (folder, ModelFormat.SAVEDMODEL)):
+            try:
+                check_model(path, fmt, trust_model=False)
+            except ModelError as exc:
+                assert exc.message
+
+    check()

@@ -1,0 +1,99 @@
+"""A noisy machine (issue 6, case 13): CV over 10% or a high load marks the measurement
+unstable with its reasons, and a latency budget cannot PASS on it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from _hostile import assert_no_process_left, load_report, marker_env
+from conftest import FAST, assert_no_traceback, run_mlfit
+from mlfit.api import resolve_targets
+from mlfit.checks.engine import evaluate
+from mlfit.measure.stats import latency_stats, quality_warnings
+from mlfit.result import ColdStart, Measurement, MemoryPhases, ModelInfo, Throughput, Verdict
+
+MODEL = ModelInfo(path="m.onnx", sha256="0" * 64, format="onnx", runtime="onnxruntime", size_bytes=1000,
+                  artefact=None)
+
+
+def _measurement(samples_ns: list[int], load_avg: float = 0.0, cores: int = 4) -> Measurement:
+    """A measurement built the way the worker builds one, from raw samples and the host's load."""
+    stats = latency_stats(samples_ns)
+    warnings = quality_warnings(stats, load_avg, cores)
+    memory = MemoryPhases(method="VmHWM", interpreter_bytes=10, runtime_baseline_bytes=20, load_peak_bytes=30,
+                          inference_peak_bytes=40, peak_bytes=40)
+    return Measurement(runtime="onnxruntime", runtime_version="1", threads=1, execution_provider="CPU",
+                       cold_start=ColdStart(import_s=0.1, load_s=0.1, first_inference_s=0.01), latency=stats,
+                       memory=memory, throughput=Throughput(single_stream_per_s=100.0), warnings=warnings,
+                       unstable=any(w.startswith(("unstable", "busy")) for w in warnings))
+
+
+STEADY = [10_000_000 + (i % 7) * 10_000 for i in range(700)]  # 10 ms, CV well under 1%
+NOISY = [10_000_000 if i % 2 else 16_000_000 for i in range(700)]  # CV about 23%
+
+
+def _latency_checks(measurement: Measurement) -> list[Verdict]:
+    report = evaluate(resolve_targets(["edge"])[0], MODEL, measurement, None)
+    return [c.verdict for c in report.checks if c.metric.startswith("latency.")]
+
+
+def test_steady_measurement_passes() -> None:
+    m = _measurement(STEADY)
+    assert not m.unstable and m.warnings == []
+    assert _latency_checks(m) == [Verdict.PASS]
+
+
+def test_high_cv_is_unstable_and_cannot_pass() -> None:
+    m = _measurement(NOISY)
+    assert m.unstable
+    assert any(w.startswith("unstable: coefficient of variation is 2") for w in m.warnings)
+    report = evaluate(resolve_targets(["edge"])[0], MODEL, m, None)
+    check = next(c for c in report.checks if c.metric == "latency.p95")
+    assert check.verdict is Verdict.INCONCLUSIVE  # 16 ms is far under 80 ms, yet a noisy run cannot pass
+    assert "coefficient of variation" in check.reason and "a noisy run cannot pass" in check.reason
+    assert report.verdict is Verdict.INCONCLUSIVE
+
+
+def test_high_load_is_unstable_and_cannot_pass() -> None:
+    m = _measurement(STEADY, load_avg=7.5, cores=4)
+    assert m.unstable
+    assert "busy machine: load average 7.50 on 4 cores" in m.warnings
+    assert _latency_checks(m) == [Verdict.INCONCLUSIVE]
+
+
+def test_noise_never_turns_a_fail_into_a_pass() -> None:
+    slow_noisy = [90_000_000 if i % 2 else 150_000_000 for i in range(700)]
+    assert _latency_checks(_measurement(slow_noisy)) == [Verdict.FAIL]
+
+
+def test_under_10_percent_cv_is_not_flagged() -> None:
+    mild = [10_000_000 if i % 2 else 11_000_000 for i in range(700)]  # CV about 5%
+    assert not _measurement(mild).unstable
+
+
+@pytest.mark.slow
+def test_real_run_on_a_loaded_machine_is_marked_unstable(tmp_path: Path, tiny_model: Path) -> None:
+    marker, env = marker_env()
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], env={**os.environ, **env})
+            for _ in range((os.cpu_count() or 1) + 1)]
+    try:
+        out = tmp_path / "r.json"
+        run = run_mlfit("check", tiny_model, "--target", "edge", "--json", out, *FAST)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert_no_traceback(run)
+    assert run.code == 0, run.output  # INCONCLUSIVE is a warning without --strict
+    measurement = load_report(out)["results"][0]["measurement"]
+    assert measurement["unstable"] is True, measurement["warnings"]
+    checks = load_report(out)["results"][0]["targets"][0]["checks"]
+    latency = [c for c in checks if c["metric"].startswith("latency.")]
+    assert latency and all(c["verdict"] == "INCONCLUSIVE" for c in latency)
+    assert all("a noisy run cannot pass" in c["reason"] for c in latency if c["value"] is not None)
+    assert_no_process_left(marker)
