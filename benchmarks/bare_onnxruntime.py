@@ -19,9 +19,16 @@ import time
 import numpy as np
 import onnxruntime as ort
 
-_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
-           "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
-           "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
+_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(float16)": np.float16,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}
 
 
 def _status_kib(field: str) -> int:
@@ -75,14 +82,19 @@ def main() -> None:
     samples.sort()
     n = len(samples)
     # nearest rank, as mlfit reports it: the sample at rank ceil(q * n)
-    print(json.dumps({
-        "n": n, "threads": args.threads,
-        "p50": samples[max(1, math.ceil(0.50 * n)) - 1] / 1e9,
-        "p95": samples[max(1, math.ceil(0.95 * n)) - 1] / 1e9,
-        "mean": sum(samples) / n / 1e9,
-        "rss_after_import_bytes": rss_after_import,
-        "peak_rss_bytes": _status_kib("VmHWM") * 1024,
-    }))
+    print(
+        json.dumps(
+            {
+                "n": n,
+                "threads": args.threads,
+                "p50": samples[max(1, math.ceil(0.50 * n)) - 1] / 1e9,
+                "p95": samples[max(1, math.ceil(0.95 * n)) - 1] / 1e9,
+                "mean": sum(samples) / n / 1e9,
+                "rss_after_import_bytes": rss_after_import,
+                "peak_rss_bytes": _status_kib("VmHWM") * 1024,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,10 @@ from pathlib import Path
 import benchlib as bl
 
 GOALS = {"tiny_add": 1.05, "example": 1.01}
-LABELS = {"tiny_add": "tiny_add (one Add, ~10 µs)", "example": "example CNN (MobileNetV2 0.5, 160x160, batch 1)"}
+LABELS = {
+    "tiny_add": "tiny_add (one Add, ~10 µs)",
+    "example": "example CNN (MobileNetV2 0.5, 160x160, batch 1)",
+}
 
 
 def _pairs(model: Path, dims: list[str], threads: int, pairs: int) -> tuple[list[dict[str, float]], str]:
@@ -30,12 +33,28 @@ def _pairs(model: Path, dims: list[str], threads: int, pairs: int) -> tuple[list
             return out, f"mlfit profile failed: {a.why()}"
         lat = a.latency
         n = int(lat["n"])
-        b = bl.bare_onnxruntime(model, "--threads", str(threads), "--samples", str(n), "--warmup", "10",
-                                "--warmup-time", "0.3", *dims)
+        b = bl.bare_onnxruntime(
+            model,
+            "--threads",
+            str(threads),
+            "--samples",
+            str(n),
+            "--warmup",
+            "10",
+            "--warmup-time",
+            "0.3",
+            *dims,
+        )
         if not b.ok:
             return out, f"bare loop failed: {b.proc.last_error_line()}"
-        out.append({"mlfit": float(lat["p50"]), "bare": float(b.data["p50"]), "n": n,
-                    "ratio": float(lat["p50"]) / float(b.data["p50"])})
+        out.append(
+            {
+                "mlfit": float(lat["p50"]),
+                "bare": float(b.data["p50"]),
+                "n": n,
+                "ratio": float(lat["p50"]) / float(b.data["p50"]),
+            }
+        )
     return out, ""
 
 
@@ -49,7 +68,9 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         goal = GOALS[key]
         if not runs:
             rows.append([LABELS[key], "-", "-", "-", "-", f"<= {goal:.2f}", bl.met(None, error)])
-            summary.append(bl.Row(f"1. overhead, {key}", f"p50 ratio <= {goal:.2f}", "-", bl.met(None, error)))
+            summary.append(
+                bl.Row(f"1. overhead, {key}", f"p50 ratio <= {goal:.2f}", "-", bl.met(None, error))
+            )
             continue
         ratio = bl.median([r["ratio"] for r in runs])
         lo, hi = min(r["ratio"] for r in runs), max(r["ratio"] for r in runs)
@@ -59,15 +80,32 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         why = ""
         if not ok:
             extra_ns = (mlfit_p50 - bare_p50) * 1e9
-            why = (f"{extra_ns:+.0f} ns per call; pairwise ratios {lo:.3f}-{hi:.3f}"
-                   + ("; the pairs disagree by more than the goal's margin, so this run is noise-bound"
-                      if hi - lo > goal - 1.0 else ""))
-        rows.append([LABELS[key], bl.fmt_time(mlfit_p50), bl.fmt_time(bare_p50), f"{ratio:.3f}",
-                     f"{lo:.3f} - {hi:.3f}", f"<= {goal:.2f}", bl.met(ok, why)])
-        summary.append(bl.Row(f"1. overhead, {key}", f"p50 ratio <= {goal:.2f}", f"{ratio:.3f}", bl.met(ok, why)))
-        details.append(f"- {key}: " + ", ".join(
-            f"{bl.fmt_time(r['mlfit'])} / {bl.fmt_time(r['bare'])} = {r['ratio']:.3f} (n={int(r['n'])})"
-            for r in runs))
+            why = f"{extra_ns:+.0f} ns per call; pairwise ratios {lo:.3f}-{hi:.3f}" + (
+                "; the pairs disagree by more than the goal's margin, so this run is noise-bound"
+                if hi - lo > goal - 1.0
+                else ""
+            )
+        rows.append(
+            [
+                LABELS[key],
+                bl.fmt_time(mlfit_p50),
+                bl.fmt_time(bare_p50),
+                f"{ratio:.3f}",
+                f"{lo:.3f} - {hi:.3f}",
+                f"<= {goal:.2f}",
+                bl.met(ok, why),
+            ]
+        )
+        summary.append(
+            bl.Row(f"1. overhead, {key}", f"p50 ratio <= {goal:.2f}", f"{ratio:.3f}", bl.met(ok, why))
+        )
+        details.append(
+            f"- {key}: "
+            + ", ".join(
+                f"{bl.fmt_time(r['mlfit'])} / {bl.fmt_time(r['bare'])} = {r['ratio']:.3f} (n={int(r['n'])})"
+                for r in runs
+            )
+        )
         if error:
             notes.append(f"- {key}: stopped early: {error}")
     text = [
@@ -76,16 +114,21 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         f"thread(s), same warm-up policy, same sample count; {pairs} pairs run A B A B. "
         "Ratio = A/B per pair; the table shows medians.",
         "",
-        bl.table(["model", "mlfit p50", "bare loop p50", "ratio (median)", "ratio range", "goal", "met"], rows),
+        bl.table(
+            ["model", "mlfit p50", "bare loop p50", "ratio (median)", "ratio range", "goal", "met"], rows
+        ),
         "",
         "Pairs (mlfit p50 / bare p50 = ratio):",
-        *details, *notes,
+        *details,
+        *notes,
     ]
     return "\n".join(text), summary
 
 
 def run(work: Path, quick: bool) -> bl.Section:
-    return bl.timed_section(1, "Harness overhead: mlfit p50 vs a bare onnxruntime loop", lambda: body(work, quick))
+    return bl.timed_section(
+        1, "Harness overhead: mlfit p50 vs a bare onnxruntime loop", lambda: body(work, quick)
+    )
 
 
 if __name__ == "__main__":

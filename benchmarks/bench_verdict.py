@@ -29,14 +29,20 @@ def _pair(model: Path, extra: list[str]) -> tuple[dict[str, float] | None, str]:
         return None, f"mlfit check failed: {a.why()}"
     m = a.measurement
     n = int(m["latency"]["n"])
-    b = bl.bare_onnxruntime(model, "--threads", str(m["threads"]), "--samples", str(n), "--warmup", "10",
-                            "--dim", "batch=1")
+    b = bl.bare_onnxruntime(
+        model, "--threads", str(m["threads"]), "--samples", str(n), "--warmup", "10", "--dim", "batch=1"
+    )
     if not b.ok:
         return None, f"script failed: {b.proc.last_error_line()}"
     cold = m["cold_start"]
     loop_s = sum(a.latency.get("samples_ns") or []) / 1e9
-    return {"mlfit": a.proc.wall_s, "script": b.proc.wall_s, "n": n, "loop": loop_s,
-            "cold": cold["import_s"] + cold["load_s"] + cold["first_inference_s"]}, ""
+    return {
+        "mlfit": a.proc.wall_s,
+        "script": b.proc.wall_s,
+        "n": n,
+        "loop": loop_s,
+        "cold": cold["import_s"] + cold["load_s"] + cold["first_inference_s"],
+    }, ""
 
 
 def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
@@ -64,46 +70,89 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         why = ""
         if not ok_ratio:
             other = bl.median([r["mlfit"] - r["loop"] - r["cold"] for r in got])
-            why = (f"timed loop {bl.median([r['loop'] for r in got]):.2f} s, fixed cost {other:.2f} s; "
-                   "see the breakdown below")
-        rows.append([f"`mlfit check --target edge` ({name})", int(bl.median([r["n"] for r in got])),
-                     bl.fmt_time(mlfit_s), bl.fmt_time(script_s), f"{ratio:.2f}",
-                     bl.met(ok_ratio, why), bl.met(ok_wall)])
+            why = (
+                f"timed loop {bl.median([r['loop'] for r in got]):.2f} s, fixed cost {other:.2f} s; "
+                "see the breakdown below"
+            )
+        rows.append(
+            [
+                f"`mlfit check --target edge` ({name})",
+                int(bl.median([r["n"] for r in got])),
+                bl.fmt_time(mlfit_s),
+                bl.fmt_time(script_s),
+                f"{ratio:.2f}",
+                bl.met(ok_ratio, why),
+                bl.met(ok_wall),
+            ]
+        )
         if name == "defaults":
-            summary.append(bl.Row("2. time to verdict vs script", f"<= {RATIO_GOAL}x", f"{ratio:.2f}x",
-                                  bl.met(ok_ratio, "see item 2" if not ok_ratio else "")))
-            summary.append(bl.Row("2. time to verdict, wall", f"< {WALL_GOAL_S:.0f} s", bl.fmt_time(mlfit_s),
-                                  bl.met(ok_wall)))
+            summary.append(
+                bl.Row(
+                    "2. time to verdict vs script",
+                    f"<= {RATIO_GOAL}x",
+                    f"{ratio:.2f}x",
+                    bl.met(ok_ratio, "see item 2" if not ok_ratio else ""),
+                )
+            )
+            summary.append(
+                bl.Row(
+                    "2. time to verdict, wall",
+                    f"< {WALL_GOAL_S:.0f} s",
+                    bl.fmt_time(mlfit_s),
+                    bl.met(ok_wall),
+                )
+            )
     if not runs["defaults"]:
-        summary.append(bl.Row("2. time to verdict", f"<= {RATIO_GOAL}x and < {WALL_GOAL_S:.0f} s", "-",
-                              bl.met(None, "mlfit check failed")))
+        summary.append(
+            bl.Row(
+                "2. time to verdict",
+                f"<= {RATIO_GOAL}x and < {WALL_GOAL_S:.0f} s",
+                "-",
+                bl.met(None, "mlfit check failed"),
+            )
+        )
     breakdown = []
     for name, got in runs.items():
         if got:
-            breakdown.append(f"- {name}: mlfit wall {bl.fmt_time(bl.median([r['mlfit'] for r in got]))} = timed "
-                             f"loop {bl.fmt_time(bl.median([r['loop'] for r in got]))} + runtime import, load "
-                             f"and first inference {bl.fmt_time(bl.median([r['cold'] for r in got]))} + the rest "
-                             f"{bl.fmt_time(bl.median([r['mlfit'] - r['loop'] - r['cold'] for r in got]))} "
-                             "(CLI start, static analysis, worker spawn, warm-up, report)")
+            breakdown.append(
+                f"- {name}: mlfit wall {bl.fmt_time(bl.median([r['mlfit'] for r in got]))} = timed "
+                f"loop {bl.fmt_time(bl.median([r['loop'] for r in got]))} + runtime import, load "
+                f"and first inference {bl.fmt_time(bl.median([r['cold'] for r in got]))} + the rest "
+                f"{bl.fmt_time(bl.median([r['mlfit'] - r['loop'] - r['cold'] for r in got]))} "
+                "(CLI start, static analysis, worker spawn, warm-up, report)"
+            )
     text = [
         "Wall time around the whole subprocess, interpreter start to exit; the script "
         "(`bare_onnxruntime.py`) collects the same number of samples as mlfit did, with the same "
         f"thread count and 10 warm-up iterations; {pairs} pair(s) per row, A B A B; medians.",
         "",
-        bl.table(["command", "samples", "mlfit wall", "script wall", "ratio", f"<= {RATIO_GOAL}x",
-                  f"< {WALL_GOAL_S:.0f} s"], rows),
+        bl.table(
+            [
+                "command",
+                "samples",
+                "mlfit wall",
+                "script wall",
+                "ratio",
+                f"<= {RATIO_GOAL}x",
+                f"< {WALL_GOAL_S:.0f} s",
+            ],
+            rows,
+        ),
         "",
         "Where mlfit's time goes (medians, from its JSON). The script pays one interpreter start and one "
         "runtime import; mlfit pays two interpreter starts (CLI, then the isolated worker), the CLI's static "
         "analysis of the model, a warm-up of at least 0.3 s, and a timed loop of at least --min-time "
         "(1 s by default) so that percentiles are not read from a handful of samples:",
-        *breakdown, *errors,
+        *breakdown,
+        *errors,
     ]
     return "\n".join(text), summary
 
 
 def run(work: Path, quick: bool) -> bl.Section:
-    return bl.timed_section(2, "Time to verdict: `mlfit check` vs a minimal script", lambda: body(work, quick))
+    return bl.timed_section(
+        2, "Time to verdict: `mlfit check` vs a minimal script", lambda: body(work, quick)
+    )
 
 
 if __name__ == "__main__":

@@ -53,9 +53,11 @@ class Section:
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def markdown(self) -> str:
-        load = (f"_Load average (1/5/15 min) {fmt_load(self.load_before)} before, "
-                f"{fmt_load(self.load_after)} after; this item took {self.seconds:.0f} s "
-                f"on {machine_line()}._")
+        load = (
+            f"_Load average (1/5/15 min) {fmt_load(self.load_before)} before, "
+            f"{fmt_load(self.load_after)} after; this item took {self.seconds:.0f} s "
+            f"on {machine_line()}._"
+        )
         return f"## {self.number}. {self.title}\n\n{self.body.rstrip()}\n\n{load}\n"
 
 
@@ -168,11 +170,11 @@ def fmt_mib(n_bytes: float) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A GitHub markdown table; numbers are expected to be formatted already."""
+
     def cell(x: object) -> str:
         return str(x).replace("|", "\\|").replace("\n", " ")
 
-    lines = ["| " + " | ".join(cell(h) for h in headers) + " |",
-             "|" + "|".join("---" for _ in headers) + "|"]
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -193,17 +195,27 @@ class Proc:
         return lines[-1].strip() if lines else f"exit code {self.rc}"
 
 
-def run(args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 600.0,
-        cwd: Path | None = None) -> Proc:
+def run(
+    args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 600.0, cwd: Path | None = None
+) -> Proc:
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
     t0 = time.perf_counter()
     try:
-        done = subprocess.run(list(args), capture_output=True, text=True, env=full_env, timeout=timeout,
-                              cwd=cwd, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            list(args),
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired as exc:
-        return Proc(list(args), 124, time.perf_counter() - t0, str(exc.stdout or ""), f"timed out after {timeout} s")
+        return Proc(
+            list(args), 124, time.perf_counter() - t0, str(exc.stdout or ""), f"timed out after {timeout} s"
+        )
     wall = time.perf_counter() - t0
     return Proc(list(args), done.returncode, wall, done.stdout, done.stderr)
 
@@ -218,8 +230,11 @@ class MlfitRun:
     @property
     def ok(self) -> bool:
         """Exit 0 or 1 (a failed budget is still a measurement) and a JSON result without error."""
-        return (self.proc.rc in (0, 1) and self.report is not None
-                and all(r.get("error") is None for r in self.report.get("results", [])))
+        return (
+            self.proc.rc in (0, 1)
+            and self.report is not None
+            and all(r.get("error") is None for r in self.report.get("results", []))
+        )
 
     @property
     def results(self) -> list[dict[str, Any]]:
@@ -244,7 +259,9 @@ def mlfit(command: str, *args: str, env: dict[str, str] | None = None, timeout: 
     """Run the CLI as a user would (``python -m mlfit COMMAND ... --json PATH -q``) and read the JSON."""
     with tempfile.TemporaryDirectory(prefix="mlfit-bench-") as tmp:
         out = Path(tmp) / "result.json"
-        proc = run([PY, "-m", "mlfit", command, *args, "--json", str(out), "--quiet"], env=env, timeout=timeout)
+        proc = run(
+            [PY, "-m", "mlfit", command, *args, "--json", str(out), "--quiet"], env=env, timeout=timeout
+        )
         report = json.loads(out.read_text()) if out.exists() else None
     return MlfitRun(proc, report)
 
@@ -309,8 +326,12 @@ def timed_section(number: int, title: str, body_fn: Callable[[], tuple[str, list
 def main_for(run_fn: Callable[[Path, bool], Section], description: str) -> int:
     """The ``main()`` every benchmark script shares: run it, print its markdown section."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true", default=quick_from_env(),
-                        help="tiny settings for a smoke run (also MLFIT_BENCH_QUICK=1)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        default=quick_from_env(),
+        help="tiny settings for a smoke run (also MLFIT_BENCH_QUICK=1)",
+    )
     parser.add_argument("--work", type=Path, default=WORK_DEFAULT, help="folder for generated models")
     parser.add_argument("--out", type=Path, help="also write the markdown section to this file")
     ns = parser.parse_args()
