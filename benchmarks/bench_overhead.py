@@ -79,11 +79,15 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         ok = ratio <= goal
         why = ""
         if not ok:
-            extra_ns = (mlfit_p50 - bare_p50) * 1e9
-            why = f"{extra_ns:+.0f} ns per call; pairwise ratios {lo:.3f}-{hi:.3f}" + (
-                "; the pairs disagree by more than the goal's margin, so this run is noise-bound"
-                if hi - lo > goal - 1.0
-                else ""
+            extra = mlfit_p50 - bare_p50
+            why = (
+                f"{'+' if extra >= 0 else '-'}{bl.fmt_time(abs(extra))} per call; "
+                f"pairwise ratios {lo:.3f}-{hi:.3f}"
+                + (
+                    "; the pairs disagree by more than the goal's margin, so this run is noise-bound"
+                    if hi - lo > goal - 1.0
+                    else ""
+                )
             )
         rows.append(
             [

@@ -31,6 +31,7 @@ import benchlib as bl
 BARE_TFLITE = bl.HERE / "bare_tflite.py"
 MAKE_TFLITE = bl.HERE / "make_tflite.py"
 FALLBACK_SAMPLES = 800
+PEER_SHORT = {"onnxruntime.tools.onnxruntime_test": "onnxruntime_test", "bare": "bare loop"}
 
 
 def _json_line(text: str) -> dict[str, float]:
@@ -253,7 +254,7 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
             "8. peers (ONNX)",
             "side by side, no goal",
             "; ".join(
-                f"{r[0].split(', ')[1]} vs {str(r[4]).split(' (')[0].split(',')[0]}: {r[3]}"
+                f"{r[0].split(', ')[1]}: mlfit/{PEER_SHORT.get(str(r[4]).split(' ')[0], 'peer')} {r[3]}"
                 for r in onnx_rows
             )
             or "-",

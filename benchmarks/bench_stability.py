@@ -60,7 +60,9 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         *errors,
     ]
     return "\n".join(text), [
-        bl.Row("4. stability of p50 (5 runs)", f"max/min <= {GOAL}", f"{ratio:.3f}", bl.met(ok, why))
+        bl.Row(
+            f"4. stability of p50 ({len(p50s)} runs)", f"max/min <= {GOAL}", f"{ratio:.3f}", bl.met(ok, why)
+        )
     ]
 
 
