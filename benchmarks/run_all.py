@@ -181,18 +181,20 @@ def main() -> int:
     parser.add_argument(
         "--out",
         type=Path,
-        help="where to write the results (default benchmarks/RESULTS.md, "
-        "or benchmarks/.work/RESULTS-quick.md with --quick)",
+        help="where to write the results (default benchmarks/RESULTS.md; "
+        "benchmarks/.work/RESULTS-quick.md with --quick, .work/RESULTS-partial.md with --only)",
     )
     ns = parser.parse_args()
-    out = ns.out or (bl.WORK_DEFAULT / "RESULTS-quick.md" if ns.quick else bl.HERE / "RESULTS.md")
+    # Only a full run of every item replaces the committed RESULTS.md by default.
+    default = "RESULTS-quick.md" if ns.quick else ("RESULTS-partial.md" if ns.only else "")
+    out = ns.out or (bl.WORK_DEFAULT / default if default else bl.HERE / "RESULTS.md")
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     load_start = bl.loadavg()
     t0 = time.perf_counter()
     sections: list[bl.Section] = []
     bl.build_models(ns.work)
     with LoadSampler() as sampler:
-        for number in ns.only or sorted(ITEMS):
+        for number in sorted(set(ns.only or ITEMS)):
             title, fn = ITEMS[number]
             sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] item {number}: {title} ...\n")
             sys.stderr.flush()
