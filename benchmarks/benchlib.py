@@ -132,7 +132,38 @@ def machine_facts() -> dict[str, str]:
         "onnxruntime": package_version("onnxruntime"),
         "ai-edge-litert": package_version("ai-edge-litert"),
         "mlfit": package_version("mlfit") if package_version("mlfit") != "not installed" else _src_version(),
+        "mlfit imported from": _mlfit_location(),
+        "source commit": _git_commit(),
     }
+
+
+def _mlfit_location() -> str:
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlfit")
+    return str(Path(spec.origin).parent) if spec and spec.origin else "not importable"
+
+
+def _git_commit() -> str:
+    """The commit of the tree the benchmarks ran from, marked when it had local changes."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(HERE), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown (not a git checkout)"
+    return head.stdout.strip() + (" with local changes" if dirty.stdout.strip() else "")
 
 
 def _src_version() -> str:

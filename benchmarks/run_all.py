@@ -170,7 +170,9 @@ def render(
     if quick:
         lines += ["**QUICK SMOKE RUN (--quick): tiny settings, not figures to quote.**", ""]
     lines += [
-        f"Run started {started}, took {seconds / 60:.1f} min.",
+        f"Run started {started}, took {seconds / 60:.1f} min"
+        + (" (over the 15-minute budget for `make bench` on 2 cores)." if seconds > 15 * 60 else ".")
+        + f" Command: `{' '.join(['python', 'benchmarks/run_all.py', *sys.argv[1:]])}`.",
         "",
         bl.table(
             ["machine", ""],
