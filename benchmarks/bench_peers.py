@@ -20,6 +20,7 @@ issue sets no goal here: this is a side-by-side comparison.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import sys
@@ -237,7 +238,20 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
     onnx_rows, onnx_notes = _onnx(models["example"], threads, pairs)
     tfl_rows, tfl_notes = _tflite(work, threads, pairs)
     rows = onnx_rows + tfl_rows
+    has_torch = all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
+    why_this_tool = (
+        "onnxruntime's Python wheel ships `onnxruntime.tools.onnxruntime_test` (used here); its other Python "
+        "path, `onnxruntime.transformers.benchmark_helper`, imports torch and transformers"
+        + (
+            " (installed here, but it is built for transformer models)"
+            if has_torch
+            else ", not installed here"
+        )
+        + ", and `onnxruntime_perf_test` is a C++ tool that is not in the wheel."
+    )
     text = [
+        why_this_tool,
+        "",
         f"{pairs} round(s), each runs mlfit then its peers with the same sample count; medians. "
         "Ratio = mlfit / peer.",
         "",
