@@ -44,7 +44,13 @@ class MeasureOptions:
     custom_op_libraries: tuple[str, ...] = ()
     enable_arena: bool = True
     batch_size: int | None = None
+    convert: bool = False  # measure a converted artefact when a target lacks the model's runtime
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+# Batched throughput is measured at this batch for scikit-learn models when no target asks
+# for a batch: single-row latency alone misjudges them (docs/formats.md).
+SKLEARN_THROUGHPUT_BATCH = 256
 
 
 def sha256_of(path: Path) -> str:
@@ -116,6 +122,27 @@ def _model_info(ref: ModelRef, inputs: list[TensorInfo] | None = None, used: lis
 
 def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
                       on_event: EventFn | None = None) -> RunResult:
+    """Check the model is safe to load (or trusted), convert it when asked, then measure and check it."""
+    from mlfit.safety import check_model
+
+    check_model(ref.path, ref.format, options.trust_model)
+    if not options.convert:
+        return _measure_and_check(ref, targets, inputs, options, on_event)
+    from mlfit.convert import converted
+
+    with converted(ref, targets, options, options.timeout or 600.0) as (measured, artefact):
+        result = _measure_and_check(measured, targets, inputs, options, on_event)
+    if artefact is None:
+        return result
+    note = f"measured the converted artefact: {artefact}"
+    model = result.model.model_copy(update={"path": str(ref.path), "sha256": sha256_of(ref.path),
+                                            "artefact": artefact})
+    reports = [r.model_copy(update={"notes": [note, *r.notes]}) for r in result.targets]
+    return result.model_copy(update={"model": model, "targets": reports})
+
+
+def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
+                       on_event: EventFn | None = None) -> RunResult:
     """Measure ``ref`` once in a worker and evaluate every target's budgets."""
     from mlfit.measure.host import host_info
     from mlfit.measure.launcher import Timeouts, run_worker, scratch_dir
@@ -124,6 +151,8 @@ def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpe
     static = static_facts(ref)
     threads = _threads(targets, options)
     batch = options.batch_size or max((t.profile.batch_size for t in targets), default=1)
+    if batch <= 1 and not options.batch_size and ref.runtime is Runtime.SKLEARN:
+        batch = SKLEARN_THROUGHPUT_BATCH
     settings = MeasureSettings(
         warmup_iterations=options.warmup, min_time_s=options.min_time, max_time_s=options.max_time,
         min_samples=options.min_samples or _required_samples(targets), batch_size=batch if batch > 1 else None,
@@ -139,6 +168,10 @@ def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpe
         timeouts = Timeouts.uniform(options.timeout) if options.timeout else Timeouts()
         response = run_worker(request, ref.runtime.value, timeouts, on_event, options.memory_limit)
     host = host_info({"mlfit": __version__})
+    if response.measurement is not None and response.timeline is not None:
+        measurement = response.measurement
+        response = response.model_copy(update={"measurement": measurement.model_copy(
+            update={"extra": {**measurement.extra, "memory_timeline": response.timeline}})})
     if response.measurement is not None:
         host = host.model_copy(update={"versions": {**host.versions,
                                                     ref.runtime.value: response.measurement.runtime_version}})

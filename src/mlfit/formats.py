@@ -19,7 +19,7 @@ class ModelFormat(str, Enum):
     H5 = "h5"
     TFLITE = "tflite"
     SKOPS = "skops"
-    PICKLE = "pickle"  # .pkl and uncompressed .joblib
+    PICKLE = "pickle"  # .pkl, .joblib, and joblib files compressed with zlib/gzip/bz2/xz/lzma/lz4
 
     @property
     def runtime(self) -> Runtime:
@@ -98,6 +98,20 @@ def _zip_format(path: Path) -> ModelFormat | None:
     return None
 
 
+def _pickle_format(path: Path, head: bytes, claimed: ModelFormat | None) -> ModelFormat | None:
+    """A compressed joblib file (the pickle inside decompresses), or an old text-protocol pickle."""
+    from mlfit.safety.pickle_scan import compression_of, looks_like_pickle
+
+    kind = compression_of(head)
+    if kind == "lz4":
+        return ModelFormat.PICKLE if claimed is ModelFormat.PICKLE else None
+    if kind is not None and looks_like_pickle(path):
+        return ModelFormat.PICKLE
+    if claimed is ModelFormat.PICKLE and head[:1] in (b"(", b"c", b"]", b"}", b"I", b"S", b"V", b"N"):
+        return ModelFormat.PICKLE  # protocols 0 and 1 have no header; the scan decides if it parses
+    return None
+
+
 def sniff(path: Path) -> ModelFormat:
     """The format the content says, or a ModelError that says why it is none."""
     if path.is_dir():
@@ -127,6 +141,9 @@ def sniff(path: Path) -> ModelFormat:
                          "re-export the model")
     if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
         return ModelFormat.PICKLE
+    found_pickle = _pickle_format(path, head, claimed)
+    if found_pickle is not None:
+        return found_pickle
     if claimed is ModelFormat.TFLITE:
         raise ModelError(f"{path}: not a valid tflite file (no TFL3 identifier; {size} bytes)",
                          "re-export with the TFLite converter")
@@ -138,7 +155,8 @@ def sniff(path: Path) -> ModelFormat:
     if problem is None:
         return ModelFormat.ONNX
     if claimed is ModelFormat.ONNX or claimed is None:
-        raise ModelError(f"{path}: not a valid onnx file ({problem})", "re-export the model or check the download")
+        raise ModelError(f"{path}: not a valid onnx file ({problem})",
+                         "re-export the model or check the download")
     raise ModelError(f"{path}: not a valid {what} file (content not recognised)", "re-export the model")
 
 
@@ -147,4 +165,5 @@ def suffix_mismatch(path: Path, found: ModelFormat) -> str | None:
     claimed = _SUFFIXES.get(path.suffix.lower())
     if claimed is None or claimed is found or path.is_dir():
         return None
-    return f"{path.name}: the suffix says {claimed.value} but the content is {found.value}; using {found.value}"
+    return (f"{path.name}: the suffix says {claimed.value} but the content is {found.value}; "
+            f"using {found.value}")

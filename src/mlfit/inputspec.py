@@ -128,17 +128,19 @@ def resolve_shapes(inputs: list[TensorInfo], spec: InputSpec, data_shapes: dict[
         str, list[int]]:
     """Concrete shape per input, or a ConfigError listing every unfilled dim and the flags that fill it."""
     names = {t.name for t in inputs}
-    for flag, given in (("--shape", spec.shapes), ("--value", spec.values), ("--range", spec.ranges),
-                        ("--data", spec.data_arrays)):
-        for name in given:
+    flag_names: list[tuple[str, list[str]]] = [
+        ("--shape", list(spec.shapes)), ("--value", list(spec.values)), ("--range", list(spec.ranges)),
+        ("--data", list(spec.data_arrays))]
+    for flag, given_names in flag_names:
+        for name in given_names:
             if name not in names:
                 raise ConfigError(f"{flag} names input '{name}', which the model does not have",
                                   f"inputs: {describe_inputs(inputs)}")
     symbolic = {d for t in inputs for d in t.shape if isinstance(d, str)}
-    for dim in spec.dims:
-        if dim not in symbolic:
+    for dim_name in spec.dims:
+        if dim_name not in symbolic:
             known = ", ".join(sorted(symbolic)) or "none (all dims are fixed)"
-            raise ConfigError(f"--dim names '{dim}', which is not a symbolic dim of this model",
+            raise ConfigError(f"--dim names '{dim_name}', which is not a symbolic dim of this model",
                               f"symbolic dims: {known}")
     shapes: dict[str, list[int]] = {}
     missing: list[TensorInfo] = []
@@ -151,7 +153,7 @@ def resolve_shapes(inputs: list[TensorInfo], spec: InputSpec, data_shapes: dict[
             if len(given) != len(tensor.shape):
                 raise ConfigError(f"--shape {tensor.name}: rank {len(given)} does not match the model's rank "
                                   f"{len(tensor.shape)}", f"the model declares {describe_inputs([tensor])}")
-            for i, (want, have) in enumerate(zip(tensor.shape, given)):
+            for i, (want, have) in enumerate(zip(tensor.shape, given, strict=True)):
                 if isinstance(want, int) and want > 0 and want != have:
                     raise ConfigError(f"--shape {tensor.name}: dim {i} is fixed at {want}, got {have}",
                                       f"the model declares {describe_inputs([tensor])}")

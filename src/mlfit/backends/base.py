@@ -63,6 +63,11 @@ class Backend(ABC):
     @abstractmethod
     def version(self) -> str: ...
 
+    def quantization(self) -> dict[str, tuple[float, int]]:
+        """(scale, zero point) per quantized integer input: generated data is drawn in real units
+        and quantized with these, as a real quantized model's inputs would be."""
+        return {}
+
     def details(self) -> dict[str, Any]:
         """Backend-specific facts for the result (arena on/off, provider list, ...)."""
         return {}

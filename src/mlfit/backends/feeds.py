@@ -67,16 +67,27 @@ def data_shapes(inputs: list[TensorInfo], data: dict[str, np.ndarray]) -> dict[s
         if len(shape) != len(tensor.shape):
             raise ConfigError(f"--data '{name}' has shape {array.shape}, the model expects rank "
                               f"{len(tensor.shape)} ({tensor.shape})")
-        for i, (dim, have) in enumerate(zip(tensor.shape, shape)):
+        for i, (dim, have) in enumerate(zip(tensor.shape, shape, strict=True)):
             if isinstance(dim, int) and dim > 0 and dim != have:
                 raise ConfigError(f"--data '{name}' has shape {array.shape}; dim {i} must be {dim}")
         shapes[name] = tuple(shape)
     return shapes
 
 
-def _random(tensor: TensorInfo, shape: list[int], spec: InputSpec) -> np.ndarray:
+def _random(tensor: TensorInfo, shape: list[int], spec: InputSpec,
+            quant: tuple[float, int] | None = None) -> np.ndarray:
     dtype = numpy_dtype(tensor.dtype)
     rng = np.random.default_rng([spec.seed, zlib.crc32(tensor.name.encode())])
+    if quant is not None and np.issubdtype(dtype, np.integer):
+        # A quantized input: --value and --range are in real units; q = x / scale + zero_point.
+        scale, zero_point = quant
+        info = np.iinfo(dtype)
+        if tensor.name in spec.values:
+            real = np.full(shape, spec.values[tensor.name], dtype=np.float64)
+        else:
+            low_q, high_q = spec.ranges.get(tensor.name, (0.0, 1.0))
+            real = rng.uniform(low_q, high_q, size=shape)
+        return np.clip(np.round(real / scale + zero_point), info.min, info.max).astype(dtype)
     if tensor.name in spec.values:
         return np.full(shape, spec.values[tensor.name], dtype=dtype)
     if dtype is np.bool_:
@@ -91,8 +102,12 @@ def _random(tensor: TensorInfo, shape: list[int], spec: InputSpec) -> np.ndarray
 
 
 def build_feeds(inputs: list[TensorInfo], shapes: dict[str, list[int]], spec: InputSpec,
-                data: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
-    """One feed dict per distinct sample: real samples are cycled through, random data is one sample."""
+                data: dict[str, np.ndarray],
+                quantization: dict[str, tuple[float, int]] | None = None) -> list[dict[str, np.ndarray]]:
+    """One feed dict per distinct sample: real samples are cycled through, random data is one sample.
+
+    ``quantization`` maps quantized integer inputs to (scale, zero point) (TFLite int8/uint8).
+    """
     count = 1
     stacked: dict[str, bool] = {}
     for tensor in inputs:
@@ -102,7 +117,8 @@ def build_feeds(inputs: list[TensorInfo], shapes: dict[str, list[int]], spec: In
             if is_stack:
                 count = max(count, data[tensor.name].shape[0])
     feeds: list[dict[str, np.ndarray]] = []
-    randoms = {t.name: _random(t, shapes[t.name], spec) for t in inputs if t.name not in data}
+    quant = quantization or {}
+    randoms = {t.name: _random(t, shapes[t.name], spec, quant.get(t.name)) for t in inputs if t.name not in data}
     for i in range(count):
         feed: dict[str, np.ndarray] = {}
         for tensor in inputs:

@@ -27,9 +27,7 @@ _ORT_TYPES = {
 def _tensor(arg: Any) -> TensorInfo:
     shape: list[int | str | None] = []
     for dim in arg.shape or []:
-        if isinstance(dim, int) and dim > 0:
-            shape.append(dim)
-        elif isinstance(dim, str) and dim:
+        if (isinstance(dim, int) and dim > 0) or (isinstance(dim, str) and dim):
             shape.append(dim)
         else:
             shape.append(None)

@@ -28,8 +28,8 @@ def catalog_dir(kind: str) -> Path:
 def _first_error(located: Located, exc: ValidationError, model: type[BaseModel]) -> ConfigError:
     err = exc.errors()[0]
     loc = [part for part in err["loc"] if not (isinstance(part, str) and part.startswith("function-"))]
-    where = located.where(loc)
     field = ".".join(str(p) for p in loc) or "(document)"
+    where = located.where(loc, at_key=err["type"] == "extra_forbidden")
     if err["type"] == "extra_forbidden":
         name = str(loc[-1])
         parent = _submodel(model, loc[:-1])

@@ -39,13 +39,15 @@ class Located:
     data: Any
     source: str
     marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
 
-    def where(self, path: Sequence[str | int]) -> str:
-        """``file:line:column`` of the deepest known prefix of ``path``."""
+    def where(self, path: Sequence[str | int], at_key: bool = False) -> str:
+        """``file:line:column`` of the value (or its key) at the deepest known prefix of ``path``."""
+        table = self.key_marks if at_key else self.marks
         key: Path_ = tuple(path)
-        while key and key not in self.marks:
+        while key and key not in table:
             key = key[:-1]
-        line, col = self.marks.get(key, (1, 1))
+        line, col = table.get(key, self.marks.get(key, (1, 1)))
         return f"{self.source}:{line}:{col}"
 
 
@@ -58,6 +60,7 @@ class _Converter:
     def __init__(self, source: str) -> None:
         self.source = source
         self.marks: dict[Path_, tuple[int, int]] = {}
+        self.key_marks: dict[Path_, tuple[int, int]] = {}
         self.nodes = 0
         self.scalar_loader = yaml.SafeLoader("")
 
@@ -78,8 +81,9 @@ class _Converter:
                 key = str(self.scalar_loader.construct_scalar(key_node))
                 if key in result:
                     raise _error(self.source, key_node.start_mark, f"duplicate key '{key}'; keep only one")
-                self.marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                result[key] = self.convert(value_node, (*path, key))
+                key_path = (*path, key)
+                self.key_marks[key_path] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                result[key] = self.convert(value_node, key_path)
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
@@ -122,4 +126,4 @@ def load_yaml_text(text: str, source: str = "<string>") -> Located:
         raise _error(source, exc.problem_mark, f"invalid value: {exc.problem}") from None
     except (ValueError, OverflowError) as exc:
         raise ConfigError(f"{source}:1:1: invalid value: {exc}") from None
-    return Located(data=data, source=source, marks=converter.marks)
+    return Located(data=data, source=source, marks=converter.marks, key_marks=converter.key_marks)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from mlfit import __version__
 from mlfit.cli import check as check_cmd
@@ -26,7 +26,6 @@ app = typer.Typer(
     name="mlfit",
     help="Will this model run THERE, within budget? Measure a model and check it against hardware "
     "and deployment profiles.\n\n" + EXIT_CODES_HELP,
-    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -62,12 +61,16 @@ def main(argv: list[str] | None = None) -> None:
     except MlfitError as exc:
         error_line(exc.one_line())
         sys.exit(int(exc.exit_code))
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+    except TyperException as exc:  # click's usage errors, as vendored by typer
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            error_line(exc.format_message())
         sys.exit(ExitCode.USAGE)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         error_line("interrupted")
         sys.exit(ExitCode.INTERRUPTED)
     sys.exit(code if isinstance(code, int) else 0)

@@ -31,6 +31,18 @@ Timeout = Annotated[float | None, typer.Option("--timeout", min=1.0, help="Bound
 Runtime_ = Annotated[str | None, typer.Option("--runtime", help="Override the runtime chosen from the file's "
                                               "content: onnxruntime, tensorflow, tflite, sklearn.",
                                               rich_help_panel="Model")]
+TrustModel = Annotated[bool, typer.Option("--trust-model", help="Load a model that can run code (pickle, "
+                                          "Lambda layers, file ops) anyway, inside the worker only.",
+                                          rich_help_panel="Model")]
+TrustType = Annotated[list[str] | None, typer.Option("--trust-type", help="Trust one type a .skops file needs "
+                                                     "(repeatable; each must be named).", rich_help_panel="Model")]
+Signature = Annotated[str, typer.Option("--signature", help="SavedModel signature to run.",
+                                        rich_help_panel="Model")]
+Method = Annotated[str, typer.Option("--method", help="scikit-learn method: predict, predict_proba or "
+                                     "transform.", rich_help_panel="Model")]
+Convert = Annotated[bool, typer.Option("--convert", help="When a target lacks the model's runtime, measure the "
+                                       "model converted to one it has (skl2onnx, tf2onnx, TFLite converter).",
+                                       rich_help_panel="Model")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Exit 4 when any verdict is INCONCLUSIVE.")]
 
@@ -45,6 +57,14 @@ def _runtime(name: str | None) -> Any:
         return Runtime(name)
     except ValueError:
         raise ConfigError(f"unknown runtime '{name}'", f"use one of: {', '.join(r.value for r in Runtime)}") from None
+
+
+def _method(name: str) -> str:
+    from mlfit.errors import ConfigError
+
+    if name not in ("predict", "predict_proba", "transform"):
+        raise ConfigError(f"--method '{name}': expected predict, predict_proba or transform")
+    return name
 
 
 def exit_code_for(result: Any, strict: bool) -> int:
@@ -91,6 +111,8 @@ def register(app: typer.Typer) -> None:
         seed: Seed = 0, json_path: Json = None, output: Outputs = None, threads: Threads = None,
         min_time: MinTime = 1.0, max_time: MaxTime = 30.0, warmup: Warmup = 10, timeout: Timeout = None,
         runtime: Runtime_ = None, strict: Strict = False, quiet: Quiet = False,
+        trust_model: TrustModel = False, trust_type: TrustType = None, signature: Signature = "serving_default",
+        method: Method = "predict", convert: Convert = False,
     ) -> None:
         """Measure MODEL once and check it against every budget of each --target.
 
@@ -104,7 +126,9 @@ def register(app: typer.Typer) -> None:
         spec = input_spec(dim, shape, value, range_, data, seed)
         outputs = parse_outputs(output, json_path)
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
-                                 timeout=timeout, runtime=_runtime(runtime))
+                                 timeout=timeout, runtime=_runtime(runtime), trust_model=trust_model,
+                                 trust_types=tuple(trust_type or ()), signature=signature,
+                                 method=_method(method), convert=convert)
         ref = identify(model, options.runtime)
         with Progress(f"{Path(model).name}", quiet) as progress:
             result = measure_and_check(ref, targets, spec, options, progress)
@@ -118,6 +142,8 @@ def register(app: typer.Typer) -> None:
         seed: Seed = 0, json_path: Json = None, output: Outputs = None, threads: Threads = None,
         min_time: MinTime = 1.0, max_time: MaxTime = 30.0, warmup: Warmup = 10, timeout: Timeout = None,
         runtime: Runtime_ = None, quiet: Quiet = False,
+        trust_model: TrustModel = False, trust_type: TrustType = None, signature: Signature = "serving_default",
+        method: Method = "predict", convert: Convert = False,
     ) -> None:
         """Measure MODEL on this host without checking budgets (latency, memory, cold start, throughput)."""
         from mlfit.api import MeasureOptions, identify, measure_and_check
@@ -126,7 +152,9 @@ def register(app: typer.Typer) -> None:
         spec = input_spec(dim, shape, value, range_, data, seed)
         outputs = parse_outputs(output, json_path)
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
-                                 timeout=timeout, runtime=_runtime(runtime))
+                                 timeout=timeout, runtime=_runtime(runtime), trust_model=trust_model,
+                                 trust_types=tuple(trust_type or ()), signature=signature,
+                                 method=_method(method), convert=convert)
         ref = identify(model, options.runtime)
         with Progress(f"{Path(model).name}", quiet) as progress:
             result = measure_and_check(ref, [], spec, options, progress)

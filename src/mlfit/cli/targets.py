@@ -36,7 +36,7 @@ def list_targets(ctx: typer.Context) -> None:
             + ([f"mem<={budgets.peak_memory.describe()}"] if budgets.peak_memory else [])
             + ([f">={budgets.throughput:g}/s"] if budgets.throughput else []))
         accel = ", ".join(a.name for a in hw.accelerators) or "-"
-        table.add_row(target.name, hw.name, f"{hw.cpu.cores}x {hw.cpu.arch.value}", format_size(hw.memory.ram),
+        table.add_row(target.name, hw.id, f"{hw.cpu.cores}x {hw.cpu.arch.value}", format_size(hw.memory.ram),
                       accel, summary)
     Console().print(table)
 

@@ -4,6 +4,7 @@ its phases with a timeout each, and turn every way it can die into an explained 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -62,10 +63,8 @@ def _signal_name(returncode: int) -> str:
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """Kill the worker and anything it left behind (it leads its own process group)."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _reader(stream: IO[bytes], events: queue.Queue[dict[str, object] | None]) -> None:
@@ -105,6 +104,11 @@ def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | 
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, env=env,
         )
     assert proc.stdout is not None
+    started = time.time()
+    phase_marks: list[tuple[str, float]] = []
+    samples: list[tuple[float, float]] = []
+    poller = threading.Thread(target=_poll_rss, args=(proc, samples), daemon=True)
+    poller.start()
     events: queue.Queue[dict[str, object] | None] = queue.Queue()
     reader = threading.Thread(target=_reader, args=(proc.stdout, events), daemon=True)
     reader.start()
@@ -132,6 +136,7 @@ def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | 
                 break
             if event.get("event") == "phase":
                 phase = Phase(str(event["phase"]))
+                phase_marks.append((phase.value, round(time.time() - started, 4)))
                 deadline = time.monotonic() + timeouts.bound(phase, request.settings.max_time_s)
             if on_event is not None:
                 on_event(event)
@@ -143,6 +148,13 @@ def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | 
     finally:
         _kill_group(proc)  # reap anything the worker left behind, even after a clean exit
         reader.join(timeout=5)
+        poller.join(timeout=5)
+    timeline = {
+        "source": f"RSS polled every {_POLL_INTERVAL_S:g} s with memory-profiler (worker and its children); "
+                  "short spikes can fall between polls: peaks come from the kernel's high-water mark",
+        "samples": [[round(t - started, 4), int(mib * 2**20)] for mib, t in samples],
+        "phases": [list(mark) for mark in phase_marks],
+    }
     bound = timeouts.bound(phase, request.settings.max_time_s)
     if timed_out:
         return WorkerResponse(error=ErrorInfo(
@@ -170,7 +182,7 @@ def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | 
             message=f"the measurement worker exited with code {proc.returncode} while {phase.doing}"
                     + (f": {detail}" if detail else ""),
             hint=f"worker log: {log_path}"))
-    response = WorkerResponse.model_validate_json(out_path.read_text())
+    response = WorkerResponse.model_validate_json(out_path.read_text()).model_copy(update={"timeline": timeline})
     if response.error is not None and not response.error.phase:
         hint = response.error.hint
         if response.error.kind == "bug":
@@ -178,6 +190,18 @@ def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | 
         response = response.model_copy(update={"error": response.error.model_copy(
             update={"phase": phase.value, "hint": hint})})
     return response
+
+
+_POLL_INTERVAL_S = 0.1
+
+
+def _poll_rss(proc: subprocess.Popen[bytes], samples: list[tuple[float, float]]) -> None:
+    """A memory timeline for plots (memory-profiler polls until the worker exits)."""
+    import psutil
+    from memory_profiler import memory_usage
+
+    with contextlib.suppress(psutil.Error, OSError, ValueError):
+        samples.extend(memory_usage(proc=proc, interval=_POLL_INTERVAL_S, timestamps=True, include_children=True))
 
 
 class _MemoryWatch:

@@ -85,3 +85,5 @@ class WorkerResponse(BaseModel):
     outputs: list[TensorInfo] = Field(default_factory=list)
     node_profile: dict[str, Any] | None = None
     error: ErrorInfo | None = None
+    timeline: dict[str, Any] | None = Field(None, description="Polled RSS of the worker over time, with phase "
+                                                           "marks, for plots; never used for peaks")

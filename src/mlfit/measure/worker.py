@@ -29,7 +29,7 @@ from mlfit.measure.host import host_info  # noqa: E402
 from mlfit.measure.protocol import Phase, WorkerRequest, WorkerResponse  # noqa: E402
 from mlfit.measure.stats import latency_stats, quality_warnings  # noqa: E402
 from mlfit.measure.timing import LoopPolicy, timed_loop, warm_up  # noqa: E402
-from mlfit.result import ColdStart, ErrorInfo, MemoryPhases, Measurement, TensorInfo, Throughput  # noqa: E402
+from mlfit.result import ColdStart, ErrorInfo, Measurement, MemoryPhases, TensorInfo, Throughput  # noqa: E402
 
 # Test hook: MLFIT_WORKER_FAULT=PHASE:SIGNAL makes the worker kill itself with a real
 # signal when it enters PHASE (e.g. "load:SIGSEGV", "measure:SIGABRT", "load:hang"), so the
@@ -105,7 +105,8 @@ def measure(request: WorkerRequest) -> WorkerResponse:
     declared = backend.inputs()
     data = load_data(request.input_spec)
     shapes = resolve_shapes(declared, request.input_spec, data_shapes(declared, data))
-    feeds = [backend.prepare(f) for f in build_feeds(declared, shapes, request.input_spec, data)]
+    quantization = backend.quantization()
+    feeds = [backend.prepare(f) for f in build_feeds(declared, shapes, request.input_spec, data, quantization)]
     used = [TensorInfo(name=t.name, dtype=t.dtype, shape=list(shapes[t.name])) for t in declared]
     _tracker.reset()
 
@@ -120,7 +121,8 @@ def measure(request: WorkerRequest) -> WorkerResponse:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MlfitError(
             f"{runtime.value} failed on the first inference: {message}",
-            "check input shapes and value ranges: --shape, --dim, --range INPUT=LOW:HIGH, or real --data",
+            "check input shapes and values: --shape, --dim, --value INPUT=N for scalars such as a sample rate, "
+            "--range INPUT=LOW:HIGH for indices, or real --data",
             ExitCode.MODEL) from None
     first_s = time.perf_counter() - t0
 
@@ -137,7 +139,8 @@ def measure(request: WorkerRequest) -> WorkerResponse:
 
     throughput = Throughput(single_stream_per_s=1.0 / stats.mean if stats.mean > 0 else 0.0)
     if settings.batch_size and settings.batch_size > 1:
-        batched = _batched_feeds(declared, [dict(f) for f in build_feeds(declared, shapes, request.input_spec, data)],
+        batched = _batched_feeds(declared, [dict(f) for f in build_feeds(declared, shapes, request.input_spec, data,
+                                                                          quantization)],
                                  settings.batch_size)
         if batched is not None:
             enter(Phase.THROUGHPUT)

@@ -72,6 +72,8 @@ def measurement_summary(result: RunResult) -> RenderableType:
         f"throughput: {format_rate(tp.single_stream_per_s)} single stream"
         + (f", {format_rate(tp.batched_per_s)} at batch {tp.batch_size}" if tp.batched_per_s else ""),
     ]
+    if result.model.artefact:
+        lines.insert(0, f"measured artefact: {result.model.artefact}")
     parts: list[RenderableType] = [table, Text("\n".join(lines))]
     for warning in m.warnings:
         parts.append(Text(f"warning: {warning}", style="yellow"))

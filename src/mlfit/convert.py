@@ -1,0 +1,280 @@
+"""``--convert``: when a target lacks the model's runtime, convert the model to one the
+target has and measure that artefact instead.
+
+- scikit-learn -> ONNX with skl2onnx;
+- Keras / SavedModel -> ONNX with tf2onnx, or -> TFLite with TensorFlow's own converter.
+
+The destination is the first runtime, in the order the (first) target lists them, that a
+converter is installed for. Conversion loads the model, so it runs in its own subprocess
+(``python -m mlfit.convert REQUEST``) after the parent's safety checks, with the same trust
+flags as the measurement; the parent never imports a runtime. Free leading dims of the
+converted model are named ``batch`` so ``--dim batch=N`` works as for the original.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlfit.catalog.schema import Runtime
+from mlfit.errors import ModelError
+from mlfit.formats import ModelFormat
+
+if TYPE_CHECKING:
+    from mlfit.api import MeasureOptions, ModelRef
+    from mlfit.catalog.loader import Target
+
+# source runtime -> destination runtime -> (converter module to probe, tool name)
+CONVERTERS: dict[Runtime, dict[Runtime, tuple[str, str]]] = {
+    Runtime.SKLEARN: {Runtime.ONNXRUNTIME: ("skl2onnx", "skl2onnx")},
+    Runtime.TENSORFLOW: {
+        Runtime.ONNXRUNTIME: ("tf2onnx", "tf2onnx"),
+        Runtime.TFLITE: ("tensorflow", "the TFLite converter"),
+    },
+}
+_DEST_FORMAT = {Runtime.ONNXRUNTIME: ModelFormat.ONNX, Runtime.TFLITE: ModelFormat.TFLITE}
+_MAX_ONNX_OPSET = {"skl2onnx": 21, "tf2onnx": 18}
+
+
+@dataclass(frozen=True)
+class Plan:
+    destination: Runtime
+    tool: str
+    reason: str
+
+
+def plan(source: Runtime, targets: Sequence[Target]) -> Plan | None:
+    """Which runtime to convert to, or None when every target already has the model's runtime."""
+    lacking = [t for t in targets if source not in t.profile.runtimes]
+    if targets and not lacking:
+        return None
+    options = CONVERTERS.get(source, {})
+    wanted = list(lacking[0].profile.runtimes) if lacking else list(options)
+    installed = [r for r in wanted if r in options and importlib.util.find_spec(options[r][0]) is not None]
+    if not installed:
+        known = [r for r in wanted if r in options]
+        where = f"{lacking[0].name} provides {', '.join(r.value for r in wanted)}" if lacking else "no target"
+        if known:
+            module = options[known[0]][0]
+            raise ModelError(
+                f"--convert: no converter installed from {source.value} to {known[0].value}",
+                f"pip install {module}",
+            )
+        raise ModelError(
+            f"--convert: mlfit cannot convert a {source.value} model to what {where}",
+            "convert the model yourself and check the converted file",
+        )
+    destination = installed[0]
+    reason = f"{lacking[0].name} has no {source.value} runtime" if lacking else "--convert given"
+    return Plan(destination, options[destination][1], reason)
+
+
+def _opset(targets: Sequence[Target], tool: str) -> int | None:
+    ceiling = _MAX_ONNX_OPSET.get(tool)
+    if ceiling is None:
+        return None
+    return min([ceiling, *(t.profile.opset.max for t in targets)])
+
+
+@contextlib.contextmanager
+def converted(
+    ref: ModelRef, targets: Sequence[Target], options: MeasureOptions, timeout: float = 600.0
+) -> Iterator[tuple[ModelRef, str | None]]:
+    """The model to measure and a description of the artefact (None when not converted).
+
+    The converted file lives in a temporary folder removed when the block ends.
+    """
+    from mlfit.api import ModelRef
+
+    chosen = plan(ref.runtime, targets)
+    if chosen is None:
+        yield ref, None
+        return
+    dest_format = _DEST_FORMAT[chosen.destination]
+    with tempfile.TemporaryDirectory(prefix="mlfit-convert-") as folder:
+        out = Path(folder) / f"converted.{dest_format.value}"
+        request = {
+            "source": str(ref.path),
+            "format": ref.format.value,
+            "destination": chosen.destination.value,
+            "output": str(out),
+            "trust_model": options.trust_model,
+            "trust_types": list(options.trust_types),
+            "signature": options.signature,
+            "opset": _opset(targets, chosen.tool),
+        }
+        request_path = Path(folder) / "request.json"
+        answer_path = Path(folder) / "answer.json"
+        request_path.write_text(json.dumps(request))
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "mlfit.convert", str(request_path), str(answer_path)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired:
+            raise ModelError(
+                f"--convert: {chosen.tool} did not finish within {timeout:g} s",
+                "raise --timeout, or convert the model yourself",
+            ) from None
+        answer: dict[str, Any] = {}
+        if answer_path.is_file():
+            answer = json.loads(answer_path.read_text())
+        if "error" in answer or not out.is_file():
+            lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+            message = answer.get("error") or (lines[-1][:300] if lines else f"exit code {proc.returncode}")
+            raise ModelError(
+                f"--convert: {chosen.tool} could not convert {ref.path.name} to "
+                f"{chosen.destination.value}: {message}",
+                answer.get("hint") or "convert the model yourself, or measure it without --convert",
+            )
+        artefact = (
+            f"{dest_format.value} converted from {ref.path.name} by {answer.get('tool', chosen.tool)} "
+            f"({chosen.reason})"
+        )
+        yield ModelRef(path=out, format=dest_format, runtime=chosen.destination, notes=ref.notes), artefact
+
+
+# ---- the conversion subprocess (imports the runtimes) ----
+
+
+def _name_batch_dims(path: Path) -> None:
+    """Name free leading dims 'batch' so --dim batch=N fills them as in the original model."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for tensor in model.graph.input:
+        dims = tensor.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].dim_param = "batch"
+    onnx.save(model, str(path))
+
+
+def _load_sklearn(source: str, fmt: str, trust_model: bool, trust_types: list[str]) -> Any:
+    from mlfit.backends.sklearn import load_pickle, load_skops
+
+    return load_skops(source, tuple(trust_types)) if fmt == "skops" else load_pickle(source, trust_model)
+
+
+def _sklearn_to_onnx(request: dict[str, Any]) -> str:
+    import skl2onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.base import is_classifier
+
+    model = _load_sklearn(
+        request["source"], request["format"], request["trust_model"], request["trust_types"]
+    )
+    n = getattr(model, "n_features_in_", None)
+    if n is None:
+        raise ModelError("the model does not record n_features_in_", "fit it with scikit-learn >= 1.0")
+    options = {id(model): {"zipmap": False}} if is_classifier(model) else None
+    onnx_model = skl2onnx.to_onnx(
+        model,
+        initial_types=[("X", FloatTensorType([None, int(n)]))],
+        target_opset=request["opset"],
+        options=options,
+    )
+    Path(request["output"]).write_bytes(onnx_model.SerializeToString())
+    _name_batch_dims(Path(request["output"]))
+    return f"skl2onnx {skl2onnx.__version__}"
+
+
+def _keras_or_function(request: dict[str, Any]) -> tuple[Any, Any, list[Any]]:
+    """(keras model or None, concrete function or None, input specs) of a TensorFlow model."""
+    import keras
+    import tensorflow as tf
+
+    if request["format"] == "savedmodel":
+        loaded = tf.saved_model.load(request["source"])
+        if request["signature"] not in loaded.signatures:
+            raise ModelError(
+                f"the SavedModel has no signature '{request['signature']}'",
+                f"choose one with --signature ({', '.join(loaded.signatures) or 'none'})",
+            )
+        fn = loaded.signatures[request["signature"]]
+        specs = [
+            tf.TensorSpec(s.shape, s.dtype, name=k)
+            for k, s in sorted(fn.structured_input_signature[1].items())
+        ]
+        return loaded, fn, specs
+    model = keras.saving.load_model(request["source"], compile=False, safe_mode=not request["trust_model"])
+    specs = [tf.TensorSpec(t.shape, t.dtype, name=str(t.name)) for t in model.inputs]
+    return model, None, specs
+
+
+def _tf_to_onnx(request: dict[str, Any]) -> str:
+    import tf2onnx
+
+    model, fn, specs = _keras_or_function(request)
+    if fn is None:
+        tf2onnx.convert.from_keras(
+            model, input_signature=specs, opset=request["opset"], output_path=request["output"]
+        )
+    else:
+        import tensorflow as tf
+
+        names = [spec.name for spec in specs]
+        # tf2onnx traces a tf.function with positional specs; a signature takes keywords.
+        wrapped = tf.function(lambda *xs: fn(**dict(zip(names, xs, strict=True))), input_signature=specs)
+        tf2onnx.convert.from_function(
+            wrapped, input_signature=specs, opset=request["opset"], output_path=request["output"]
+        )
+    _name_batch_dims(Path(request["output"]))
+    return f"tf2onnx {tf2onnx.__version__}"
+
+
+def _tf_to_tflite(request: dict[str, Any]) -> str:
+    import tensorflow as tf
+
+    if request["format"] == "savedmodel":
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            request["source"], signature_keys=[request["signature"]]
+        )
+    else:
+        model, _, _ = _keras_or_function(request)
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    Path(request["output"]).write_bytes(converter.convert())
+    return f"TFLite converter (TensorFlow {tf.__version__})"
+
+
+def convert_in_subprocess(request: dict[str, Any]) -> str:
+    """Do the conversion a request describes; returns the tool and version used."""
+    source, destination = request["format"], request["destination"]
+    if source in ("skops", "pickle") and destination == "onnxruntime":
+        return _sklearn_to_onnx(request)
+    if source in ("keras", "h5", "savedmodel") and destination == "onnxruntime":
+        return _tf_to_onnx(request)
+    if source in ("keras", "h5", "savedmodel") and destination == "tflite":
+        return _tf_to_tflite(request)
+    raise ModelError(f"no conversion from {source} to {destination}")
+
+
+def main(argv: list[str]) -> int:
+    request = json.loads(Path(argv[0]).read_text())
+    answer: dict[str, Any]
+    try:
+        answer = {"tool": convert_in_subprocess(request)}
+    except ModelError as exc:
+        answer = {"error": exc.message, "hint": exc.hint}
+    except Exception as exc:  # a converter's own failure: its first line is the useful part
+        text = str(exc).strip().splitlines()
+        answer = {"error": f"{type(exc).__name__}: {text[0][:300] if text else ''}"}
+    Path(argv[1]).write_text(json.dumps(answer))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,140 @@
+"""Static safety checks run in the parent before any worker loads a model.
+
+Each check reads the file without executing it (no unpickling, no TensorFlow import) and
+either passes, or raises a one-line :class:`~mlfit.errors.ModelError` (exit 3) that names
+what would run and how to proceed. ``--trust-model`` skips the checks; the model is then
+loaded only inside the worker process, never here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlfit.errors import ModelError
+from mlfit.formats import ModelFormat
+
+# Globals that are reason enough on their own to distrust a pickle.
+_DANGEROUS_MODULES = (
+    "os",
+    "posix",
+    "nt",
+    "subprocess",
+    "builtins",
+    "__builtin__",
+    "sys",
+    "shutil",
+    "socket",
+    "importlib",
+    "runpy",
+    "pty",
+    "code",
+    "codecs",
+    "pickle",
+    "marshal",
+    "ctypes",
+    "webbrowser",
+    "urllib",
+    "requests",
+    "http",
+    "io",
+    "tempfile",
+    "types",
+    "operator",
+    "functools",
+)
+_DANGEROUS_NAMES = ("eval", "exec", "system", "popen", "compile", "__import__", "getattr", "open", "apply")
+_TRUST_HINT = "--trust-model loads it anyway, inside the measurement worker only"
+
+
+def dangerous(name: str) -> bool:
+    """True for a global that can run code or touch the system by itself."""
+    module, _, attr = name.rpartition(".")
+    top = module.split(".")[0]
+    return top in _DANGEROUS_MODULES or attr in _DANGEROUS_NAMES
+
+
+def _listing(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def check_pickle(path: Path) -> None:
+    from mlfit.safety.pickle_scan import PickleScanError, scan_pickle
+
+    try:
+        scan = scan_pickle(path)
+    except PickleScanError as exc:
+        raise ModelError(
+            f"{path.name}: refusing to unpickle a file that cannot be scanned ({exc})",
+            f"re-save it with joblib.dump or skops.io.dump; {_TRUST_HINT}",
+        ) from None
+    bad = [g for g in scan.globals if dangerous(g)]
+    what = f"a pickle ({scan.compression}-compressed)" if scan.compression else "a pickle"
+    if bad:
+        cause = f"it would call {_listing(bad)}, which can run any code"
+    elif scan.globals:
+        cause = f"unpickling it would import and call {len(scan.globals)} globals: {_listing(scan.globals)}"
+    else:
+        cause = "unpickling can run code"
+    if scan.dynamic_globals:
+        cause += f" (plus {scan.dynamic_globals} global(s) built at load time)"
+    raise ModelError(
+        f"{path.name}: refusing to load {what}: {cause}",
+        "if you trust it, convert it to skops where you made it: "
+        "skops.io.dump(joblib.load(PATH), 'model.skops') "
+        f"and check the .skops file (types allowed one by one with --trust-type); or {_TRUST_HINT}",
+    )
+
+
+def check_keras(path: Path, fmt: ModelFormat) -> None:
+    from mlfit.safety.keras_scan import KerasConfigError, h5_config, keras_zip_config, walk_config
+
+    try:
+        config = keras_zip_config(path) if fmt is ModelFormat.KERAS else h5_config(path)
+    except KerasConfigError as exc:
+        raise ModelError(
+            f"{path.name}: cannot check the Keras model config ({exc})",
+            f"re-save the model with model.save('model.keras'); {_TRUST_HINT}",
+        ) from None
+    problems = walk_config(config)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ModelError(
+            f"{path.name}: refusing to load: {problems[0]}{more}",
+            "replace the layer with built-in layers or a registered layer and re-save; "
+            f"{_TRUST_HINT} (Keras safe mode off)",
+        )
+
+
+def check_savedmodel(path: Path) -> None:
+    from mlfit.safety.savedmodel_scan import SavedModelError, scan_savedmodel
+
+    try:
+        scan = scan_savedmodel(path)
+    except SavedModelError as exc:
+        raise ModelError(
+            f"{path.name}: cannot scan saved_model.pb ({exc})",
+            f"re-export with tf.saved_model.save or model.export; {_TRUST_HINT}",
+        ) from None
+    if scan.problems:
+        more = f" (and {len(scan.problems) - 1} more)" if len(scan.problems) > 1 else ""
+        raise ModelError(
+            f"{path.name}: refusing to load a SavedModel with file or network ops: {scan.problems[0]}{more}",
+            f"export the serving function without them; {_TRUST_HINT}",
+        )
+
+
+def check_model(path: Path, fmt: ModelFormat, trust_model: bool) -> None:
+    """Refuse a model that would run code on load, unless the user trusts it.
+
+    skops files are checked in the worker with skops's own type list (``--trust-type``),
+    which ``--trust-model`` never replaces.
+    """
+    if trust_model:
+        return
+    if fmt is ModelFormat.PICKLE:
+        check_pickle(path)
+    elif fmt in (ModelFormat.KERAS, ModelFormat.H5):
+        check_keras(path, fmt)
+    elif fmt is ModelFormat.SAVEDMODEL:
+        check_savedmodel(path)

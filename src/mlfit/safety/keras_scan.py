@@ -1,0 +1,149 @@
+"""Walk a Keras model config (``config.json`` in a ``.keras`` zip, the ``model_config``
+attribute of a legacy ``.h5``) before anything loads it, and list what could run code.
+
+Refused, each with the path of the layer that holds it:
+- ``Lambda`` layers (and Keras 2's ``TFOpLambda``/``SlicingOpLambda``): they carry
+  marshalled Python bytecode or call any TensorFlow function by name;
+- an object whose ``module`` is not one of Keras's own layer, model, initializer,
+  regularizer, constraint, activation, op or dtype-policy modules (custom layers, and
+  Keras utilities such as ``keras.utils.get_file`` reached through a config);
+- serialized Python functions (``__lambda__``) anywhere;
+- anything that switches unsafe deserialization on (``safe_mode: false``, a mention of
+  ``enable_unsafe_deserialization``).
+
+Nested models are part of the same config tree and are walked like any layer.
+``compile_config``/``training_config`` are skipped: mlfit loads with ``compile=False``,
+so losses and metrics named there are never deserialized.
+Pure Python (json, zipfile; h5py only when installed); imports no runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+_CODE_LAYERS = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
+_ALLOWED_MODULES = {
+    "keras", "keras.layers", "keras.models", "keras.initializers", "keras.regularizers", "keras.constraints",
+    "keras.activations", "keras.losses", "keras.metrics", "keras.dtype_policies", "keras.mixed_precision",
+}  # fmt: skip
+_ALLOWED_PREFIXES = (
+    "keras.layers.",
+    *(f"keras.src.{part}." for part in ("models", "layers", "initializers", "regularizers", "constraints",
+                                        "activations", "ops", "dtype_policies")),
+)  # fmt: skip
+_SKIPPED_KEYS = {"compile_config", "training_config"}
+_MAX_DEPTH = 200
+
+
+class KerasConfigError(Exception):
+    """The config cannot be read (not JSON, missing)."""
+
+
+def module_allowed(module: str) -> bool:
+    return module in _ALLOWED_MODULES or module.startswith(_ALLOWED_PREFIXES)
+
+
+def _label(node: dict[str, Any]) -> str | None:
+    cls = node.get("class_name")
+    config = node.get("config")
+    name = config.get("name") if isinstance(config, dict) else None
+    if not isinstance(cls, str) or cls.startswith("__"):
+        return None
+    return f"{name} ({cls})" if isinstance(name, str) else cls
+
+
+def walk_config(config: Any) -> list[str]:
+    """Every problem in a Keras config tree, as 'PATH: what' lines (empty when it is safe)."""
+    problems: list[str] = []
+    _walk(config, [], problems, 0)
+    # One line per layer: a Lambda layer's own serialized function is the same finding.
+    seen: set[str] = set()
+    unique: list[str] = []
+    for line in problems:
+        where = line.split(": ", 1)[0]
+        if where not in seen:
+            seen.add(where)
+            unique.append(line)
+    return unique
+
+
+def _walk(node: Any, path: list[str], problems: list[str], depth: int) -> None:
+    if depth > _MAX_DEPTH:
+        problems.append(f"{' > '.join(path) or 'model'}: config nested deeper than {_MAX_DEPTH} levels")
+        return
+    where = " > ".join(path) or "model"
+    if isinstance(node, list):
+        for item in node:
+            _walk(item, path, problems, depth + 1)
+        return
+    if isinstance(node, str):
+        if "enable_unsafe_deserialization" in node:
+            problems.append(f"{where}: mentions enable_unsafe_deserialization")
+        return
+    if not isinstance(node, dict):
+        return
+    here = path
+    if "class_name" in node:
+        label = _label(node)
+        if label is not None:
+            here = [*path, label]
+            where = " > ".join(here)
+        cls = node.get("class_name")
+        module = node.get("module")
+        if cls in _CODE_LAYERS:
+            problems.append(f"{where}: a {cls} layer runs arbitrary Python code")
+        elif cls == "__lambda__":
+            problems.append(f"{where}: a serialized Python lambda (bytecode)")
+        elif isinstance(module, str) and not module_allowed(module):
+            problems.append(f"{where}: class {cls} from module '{module}' is not part of Keras")
+        elif module is not None and not isinstance(module, str):
+            problems.append(f"{where}: class {cls} has a malformed module entry")
+    if node.get("function_type") == "lambda":
+        problems.append(f"{where}: a serialized Python lambda (bytecode)")
+    for key, value in node.items():
+        if key == "safe_mode" and value is False:
+            problems.append(f"{where}: sets safe_mode to false")
+        if key in _SKIPPED_KEYS:
+            continue
+        _walk(value, here, problems, depth + 1)
+
+
+def keras_zip_config(path: Path) -> Any:
+    """The parsed ``config.json`` of a ``.keras`` archive."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("config.json")
+            if info.file_size > 256 * 2**20:
+                raise KerasConfigError("config.json is larger than 256 MiB")
+            return json.loads(archive.read(info))
+    except KeyError:
+        raise KerasConfigError("no config.json in the archive") from None
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise KerasConfigError(f"config.json cannot be read: {exc}") from None
+
+
+def h5_config(path: Path) -> Any:
+    """The parsed ``model_config`` attribute of a legacy Keras HDF5 file.
+
+    Read with h5py (Keras itself needs it); without it the file cannot be verified.
+    """
+    try:
+        import h5py
+    except ImportError:
+        raise KerasConfigError("h5py is not installed, so the config cannot be checked") from None
+    try:
+        with h5py.File(path, "r") as h5:
+            raw = h5.attrs.get("model_config")
+    except OSError as exc:
+        raise KerasConfigError(f"not a readable HDF5 file: {exc}") from None
+    if raw is None:
+        raise KerasConfigError("no model_config attribute (a weights-only file, not a model)")
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    try:
+        return json.loads(str(raw))
+    except json.JSONDecodeError as exc:
+        raise KerasConfigError(f"model_config is not JSON: {exc}") from None

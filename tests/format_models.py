@@ -1,0 +1,168 @@
+"""Real models of every non-ONNX format, built once per test session in a subprocess
+(TensorFlow stays out of the pytest process): ``python tests/format_models.py FOLDER``.
+
+Test modules call :func:`models` with the session's base temp folder; the first call builds,
+later calls (other modules) reuse the files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SENTINEL_NAME = "PWNED_SENTINEL"
+
+
+def models(base: Path) -> dict[str, Path]:
+    """Build (once) and return every fixture model by name."""
+    folder = base / "format_models"
+    index = folder / "index.json"
+    if not index.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+        proc = subprocess.run(
+            [sys.executable, __file__, str(folder)], capture_output=True, text=True, env=env, timeout=600
+        )
+        assert proc.returncode == 0, proc.stderr[-4000:]
+    return {k: Path(v) for k, v in json.loads(index.read_text()).items()}
+
+
+def _build_keras(folder: Path, out: dict[str, str]) -> None:
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.Conv2D(8, 3, activation="relu")(inp)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    net = keras.Model(inp, keras.layers.Dense(4, activation="softmax")(x), name="convnet")
+    net.save(folder / "convnet.keras")
+    net.save(folder / "convnet.h5")
+    net.export(str(folder / "convnet_savedmodel"), verbose=False)
+    out.update(
+        keras=str(folder / "convnet.keras"),
+        h5=str(folder / "convnet.h5"),
+        savedmodel=str(folder / "convnet_savedmodel"),
+    )
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(net)
+    (folder / "convnet.tflite").write_bytes(converter.convert())
+
+    def representative() -> object:
+        rng = np.random.default_rng(0)
+        for _ in range(8):
+            yield [rng.random((1, 16, 16, 3), dtype=np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(net)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    (folder / "convnet_int8.tflite").write_bytes(converter.convert())
+    out.update(tflite=str(folder / "convnet.tflite"), tflite_int8=str(folder / "convnet_int8.tflite"))
+
+    # Hostile Keras files: a Lambda at the top, and one nested inside an inner model.
+    lam = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(4), keras.layers.Lambda(lambda z: z * 2)], name="with_lambda"
+    )
+    lam.save(folder / "lambda.keras")
+    lam.save(folder / "lambda.h5")
+    inner = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Lambda(lambda z: z + 1, name="sneaky")], name="inner"
+    )
+    outer_in = keras.Input((4,), name="x")
+    outer = keras.Model(outer_in, keras.layers.Dense(2)(inner(outer_in)), name="outer")
+    outer.save(folder / "nested_lambda.keras")
+    outer.save(folder / "nested_lambda.h5")
+    out.update(
+        lambda_keras=str(folder / "lambda.keras"),
+        lambda_h5=str(folder / "lambda.h5"),
+        nested_keras=str(folder / "nested_lambda.keras"),
+        nested_h5=str(folder / "nested_lambda.h5"),
+    )
+
+    # A SavedModel whose serving function writes a file.
+    target = folder / "written_by_savedmodel.txt"
+
+    class Writer(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            tf.io.write_file(str(target), tf.strings.as_string(tf.reduce_sum(x)))
+            return {"y": x * 2.0}
+
+    writer = Writer()
+    tf.saved_model.save(
+        writer, str(folder / "writer_savedmodel"), signatures={"serving_default": writer.serve}
+    )
+    out.update(writer_savedmodel=str(folder / "writer_savedmodel"), writer_target=str(target))
+
+
+def _build_sklearn(folder: Path, out: dict[str, str]) -> None:
+    import joblib
+    import skops.io as sio
+    from sklearn.datasets import load_digits, load_iris
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_iris(return_X_y=True)
+    iris = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
+    sio.dump(iris, folder / "iris.skops")
+    joblib.dump(iris, folder / "iris.joblib")
+    joblib.dump(iris, folder / "iris_zlib.joblib", compress=3)
+    for method in ("gzip", "bz2", "xz", "lzma"):
+        joblib.dump(iris, folder / f"iris_{method}.joblib", compress=(method, 3))
+        out[f"joblib_{method}"] = str(folder / f"iris_{method}.joblib")
+    Xd, yd = load_digits(return_X_y=True)
+    forest = make_pipeline(
+        StandardScaler(), RandomForestClassifier(n_estimators=5, max_depth=4, random_state=0)
+    )
+    forest.fit(Xd, yd)
+    sio.dump(forest, folder / "digits_forest.skops")
+    out.update(
+        skops=str(folder / "iris.skops"),
+        joblib=str(folder / "iris.joblib"),
+        joblib_zlib=str(folder / "iris_zlib.joblib"),
+        forest_skops=str(folder / "digits_forest.skops"),
+    )
+
+
+def _build_hostile_pickles(folder: Path, out: dict[str, str]) -> None:
+    import pickle
+
+    import joblib
+
+    sentinel = folder / SENTINEL_NAME
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, (f"touch {sentinel}",))
+
+    (folder / "hostile.pkl").write_bytes(pickle.dumps({"model": Payload()}))
+    joblib.dump({"model": Payload()}, folder / "hostile.joblib", compress=("gzip", 3))
+    out.update(
+        hostile_pkl=str(folder / "hostile.pkl"),
+        hostile_joblib=str(folder / "hostile.joblib"),
+        sentinel=str(sentinel),
+    )
+
+
+def main(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, str] = {}
+    _build_hostile_pickles(folder, out)
+    _build_sklearn(folder, out)
+    _build_keras(folder, out)
+    (folder / "index.json").write_text(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

@@ -1,0 +1,130 @@
+"""The Keras config walk (.keras and .h5) and the SavedModel op scan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import FAST, assert_no_traceback, run_mlfit
+from format_models import models
+from mlfit.errors import ExitCode, ModelError
+from mlfit.formats import ModelFormat
+from mlfit.safety import check_model
+from mlfit.safety.keras_scan import h5_config, keras_zip_config, walk_config
+from mlfit.safety.savedmodel_scan import REFUSED_OPS, scan_savedmodel
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return models(tmp_path_factory.getbasetemp())
+
+
+def _layer(cls: str, name: str, module: str | None = "keras.layers", **config: object) -> dict[str, object]:
+    return {"module": module, "class_name": cls, "config": {"name": name, **config}}
+
+
+def test_walk_finds_lambda_unknown_module_and_unsafe_switches() -> None:
+    model = {
+        "module": "keras",
+        "class_name": "Sequential",
+        "config": {
+            "name": "m",
+            "layers": [
+                _layer("Dense", "d"),
+                _layer("Lambda", "lam"),
+                _layer("MyLayer", "custom", module="evil_pkg.layers"),
+                {
+                    "module": "keras.utils",
+                    "class_name": "function",
+                    "config": "get_file",
+                    "registered_name": "get_file",
+                },
+                _layer("Dense", "flag", safe_mode=False),
+                _layer("Dense", "mention", note="keras.config.enable_unsafe_deserialization()"),
+            ],
+        },
+        "compile_config": {"loss": {"module": "my_losses", "class_name": "Custom", "config": {}}},
+    }
+    problems = walk_config(model)
+    text = "\n".join(problems)
+    assert "m (Sequential) > lam (Lambda)" in text
+    assert "evil_pkg.layers" in text
+    assert "keras.utils" in text
+    assert "safe_mode" in text
+    assert "enable_unsafe_deserialization" in text
+    assert "my_losses" not in text  # compile_config is never deserialized (compile=False)
+    assert len(problems) == 5
+
+
+def test_walk_accepts_plain_keras() -> None:
+    model = {
+        "module": "keras",
+        "class_name": "Functional",
+        "config": {
+            "name": "f",
+            "layers": [
+                _layer(
+                    "Conv2D",
+                    "c",
+                    kernel_initializer={
+                        "module": "keras.initializers",
+                        "class_name": "HeNormal",
+                        "config": {},
+                    },
+                ),
+                _layer("Add", "a", module="keras.src.ops.numpy"),
+                _layer("Dense", "legacy", module=None),
+            ],
+        },
+    }
+    assert walk_config(model) == []
+
+
+@pytest.mark.parametrize("key", ["lambda_keras", "lambda_h5", "nested_keras", "nested_h5"])
+def test_real_lambda_files_are_refused_with_the_layer_path(built: dict[str, Path], key: str) -> None:
+    path = built[key]
+    config = keras_zip_config(path) if path.suffix == ".keras" else h5_config(path)
+    problems = walk_config(config)
+    assert problems and "Lambda" in problems[0]
+    if key.startswith("nested"):
+        assert "outer (Functional) > inner (Sequential) > sneaky (Lambda)" in problems[0]
+    fmt = ModelFormat.KERAS if path.suffix == ".keras" else ModelFormat.H5
+    with pytest.raises(ModelError):
+        check_model(path, fmt, trust_model=False)
+
+
+def test_clean_keras_files_pass(built: dict[str, Path]) -> None:
+    check_model(built["keras"], ModelFormat.KERAS, trust_model=False)
+    check_model(built["h5"], ModelFormat.H5, trust_model=False)
+
+
+@pytest.mark.slow
+def test_cli_refuses_nested_lambda_then_trust_model_loads_it(built: dict[str, Path]) -> None:
+    run = run_mlfit("check", built["nested_h5"], "--target", "jetson", *FAST)
+    assert run.code == ExitCode.MODEL, run.output
+    assert_no_traceback(run)
+    assert "sneaky (Lambda)" in run.stderr and "--trust-model" in run.stderr
+    trusted = run_mlfit(
+        "check", built["lambda_keras"], "--target", "jetson", "--dim", "batch=1", "--trust-model", *FAST
+    )
+    assert trusted.code in (ExitCode.OK, ExitCode.BUDGET_FAILED), trusted.output
+    assert "Overall:" in trusted.stdout
+
+
+def test_savedmodel_scan(built: dict[str, Path]) -> None:
+    clean = scan_savedmodel(built["savedmodel"])
+    assert clean.problems == []
+    assert "RestoreV2" in clean.ops and clean.functions > 0  # the restore path is there, and allowed
+    hostile = scan_savedmodel(built["writer_savedmodel"])
+    assert any("WriteFile" in p for p in hostile.problems)
+    assert "WriteFile" in REFUSED_OPS and "ReadFile" in REFUSED_OPS
+
+
+@pytest.mark.slow
+def test_cli_refuses_a_savedmodel_that_writes_files(built: dict[str, Path]) -> None:
+    run = run_mlfit("check", built["writer_savedmodel"], "--target", "jetson", "--dim", "batch=1", *FAST)
+    assert run.code == ExitCode.MODEL, run.output
+    assert_no_traceback(run)
+    assert "WriteFile" in run.stderr
+    assert not Path(built["writer_target"]).exists()
