@@ -59,7 +59,7 @@ def test_unknown_signature_and_unfilled_dim(built: dict[str, Path]) -> None:
     assert run.code == ExitCode.MODEL, run.output
     assert_no_traceback(run)
     assert "serving_default" in run.stderr and "--signature" in run.stderr
-    run = run_mlfit("check", built["keras"], "--target", "jetson", *FAST)
+    run = run_mlfit("check", built["tflite"], "--target", "edge", *FAST)  # the free batch dim needs --dim
     assert run.code == ExitCode.USAGE, run.output
     assert "--dim batch=1" in run.stderr
 

@@ -25,8 +25,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ("keras", ModelFormat.KERAS), ("h5", ModelFormat.H5), ("savedmodel", ModelFormat.SAVEDMODEL),
     ("tflite", ModelFormat.TFLITE), ("tflite_int8", ModelFormat.TFLITE), ("skops", ModelFormat.SKOPS),
     ("joblib", ModelFormat.PICKLE), ("joblib_zlib", ModelFormat.PICKLE), ("joblib_gzip", ModelFormat.PICKLE),
-    ("joblib_bz2", ModelFormat.PICKLE), ("joblib_xz", ModelFormat.PICKLE), ("joblib_lzma", ModelFormat.PICKLE),
-    ("hostile_pkl", ModelFormat.PICKLE),
+    ("joblib_bz2", ModelFormat.PICKLE), ("joblib_xz", ModelFormat.PICKLE),
+    ("joblib_lzma", ModelFormat.PICKLE), ("hostile_pkl", ModelFormat.PICKLE),
 ])  # fmt: skip
 def test_sniff_by_content(built: dict[str, Path], key: str, fmt: ModelFormat) -> None:
     assert sniff(built[key]) is fmt
@@ -93,3 +93,13 @@ def test_conversion_errors_are_one_clear_line(built: dict[str, Path]) -> None:
     assert run.code == ExitCode.MODEL, run.output
     assert_no_traceback(run)
     assert run.stderr.startswith("mlfit: error: --convert:") and "nope" in run.stderr
+
+
+def test_plan_refuses_formats_without_a_converter() -> None:
+    from mlfit.catalog.loader import resolve_target
+    from mlfit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no converter for tflite"):
+        plan(Runtime.TFLITE, [resolve_target("weak-cpu")])
+    with pytest.raises(ConfigError, match="no converter for onnxruntime"):
+        plan(Runtime.ONNXRUNTIME, [])

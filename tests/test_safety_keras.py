@@ -128,3 +128,15 @@ def test_cli_refuses_a_savedmodel_that_writes_files(built: dict[str, Path]) -> N
     assert_no_traceback(run)
     assert "WriteFile" in run.stderr
     assert not Path(built["writer_target"]).exists()
+
+
+def test_keras_archive_with_escaping_member_is_refused(built: dict[str, Path], tmp_path: Path) -> None:
+    import zipfile
+
+    hostile = tmp_path / "escape.keras"
+    with zipfile.ZipFile(built["keras"]) as src, zipfile.ZipFile(hostile, "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, src.read(item))
+        dst.writestr("assets/../../../evil.txt", b"x")
+    with pytest.raises(ModelError, match="outside the archive"):
+        check_model(hostile, ModelFormat.KERAS, trust_model=False)

@@ -16,7 +16,6 @@ from typing import Any
 from mlfit import __version__
 from mlfit.catalog.loader import Target, resolve_target
 from mlfit.catalog.schema import MIN_SAMPLES, Percentile, Runtime
-from mlfit.checks.engine import evaluate
 from mlfit.errors import ConfigError, ModelError
 from mlfit.formats import ModelFormat, sniff, suffix_mismatch
 from mlfit.inputspec import InputSpec
@@ -46,6 +45,12 @@ class MeasureOptions:
     batch_size: int | None = None
     convert: bool = False  # measure a converted artefact when a target lacks the model's runtime
     extra: dict[str, Any] = field(default_factory=dict)
+    # Load scenarios (measure/scenarios.py): server at rates, offline, rate search, batch sweep.
+    scenario: str = "single-stream"
+    qps: tuple[float, ...] = ()
+    find_max_qps: bool = False
+    batch_sizes: tuple[int, ...] = ()
+    callers: int = 4
 
 
 # Batched throughput is measured at this batch for scikit-learn models when no target asks
@@ -89,12 +94,13 @@ def identify(model: str | Path, runtime: Runtime | None = None) -> ModelRef:
     return ModelRef(path=path.resolve(), format=found, runtime=runtime or found.runtime, notes=notes)
 
 
-def static_facts(ref: ModelRef) -> dict[str, Any] | None:
-    """File facts read without running anything (ONNX today)."""
+def static_facts(ref: ModelRef, inputs: InputSpec | None = None) -> dict[str, Any] | None:
+    """File facts read without running anything (ONNX today), with the input spec's dims applied."""
     if ref.format is ModelFormat.ONNX:
         from mlfit.analysis.graph import analyze_onnx
 
-        return analyze_onnx(ref.path)
+        spec = inputs or InputSpec()
+        return analyze_onnx(ref.path, dims=spec.dims, shapes=spec.shapes)
     return None
 
 
@@ -113,6 +119,20 @@ def _threads(targets: Sequence[Target], options: MeasureOptions) -> int:
     return max(1, min(wanted, cores))
 
 
+def _profile_threads(targets: Sequence[Target], threads: int, options: MeasureOptions) -> list[int]:
+    """Thread counts for node profiling: 1, the measured count, and each target's (capped at
+    the usable cores), so the projection can fit thread scaling per node."""
+    from mlfit.measure.host import usable_cores
+
+    if not targets:
+        return []
+    wanted = options.extra.get("profile_threads")
+    if wanted is not None:
+        return sorted({int(t) for t in wanted})
+    cores = usable_cores()
+    return sorted({1, threads, *(max(1, min(t.profile.threads, cores)) for t in targets)})
+
+
 def _model_info(ref: ModelRef, inputs: list[TensorInfo] | None = None, used: list[TensorInfo] | None = None,
                 outputs: list[TensorInfo] | None = None) -> ModelInfo:
     return ModelInfo(path=str(ref.path), sha256=sha256_of(ref.path), format=ref.format.value,
@@ -121,17 +141,21 @@ def _model_info(ref: ModelRef, inputs: list[TensorInfo] | None = None, used: lis
 
 
 def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
-                      on_event: EventFn | None = None) -> RunResult:
-    """Check the model is safe to load (or trusted), convert it when asked, then measure and check it."""
+                      on_event: EventFn | None = None, on_target: bool = False) -> RunResult:
+    """Check the model is safe to load (or trusted), convert it when asked, then measure and check it.
+
+    ``on_target``: this machine IS the targets' hardware (a cluster worker embodying them),
+    so the figures are labelled measured-on-target instead of being projected.
+    """
     from mlfit.safety import check_model
 
     check_model(ref.path, ref.format, options.trust_model)
     if not options.convert:
-        return _measure_and_check(ref, targets, inputs, options, on_event)
+        return _measure_and_check(ref, targets, inputs, options, on_event, on_target)
     from mlfit.convert import converted
 
     with converted(ref, targets, options, options.timeout or 600.0) as (measured, artefact):
-        result = _measure_and_check(measured, targets, inputs, options, on_event)
+        result = _measure_and_check(measured, targets, inputs, options, on_event, on_target)
     if artefact is None:
         return result
     note = f"measured the converted artefact: {artefact}"
@@ -142,20 +166,26 @@ def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpe
 
 
 def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
-                       on_event: EventFn | None = None) -> RunResult:
+                       on_event: EventFn | None = None, on_target: bool = False) -> RunResult:
     """Measure ``ref`` once in a worker and evaluate every target's budgets."""
     from mlfit.measure.host import host_info
     from mlfit.measure.launcher import Timeouts, run_worker, scratch_dir
+    from mlfit.measure.loadplan import plan_load
     from mlfit.measure.protocol import MeasureSettings, WorkerRequest
 
-    static = static_facts(ref)
+    static = static_facts(ref, inputs)
     threads = _threads(targets, options)
     batch = options.batch_size or max((t.profile.batch_size for t in targets), default=1)
     if batch <= 1 and not options.batch_size and ref.runtime is Runtime.SKLEARN:
         batch = SKLEARN_THROUGHPUT_BATCH
+    profile_threads = [] if on_target else _profile_threads(targets, threads, options)
     settings = MeasureSettings(
         warmup_iterations=options.warmup, min_time_s=options.min_time, max_time_s=options.max_time,
         min_samples=options.min_samples or _required_samples(targets), batch_size=batch if batch > 1 else None,
+        load=plan_load(targets, options.scenario, options.qps, options.find_max_qps, options.batch_sizes,
+                       options.callers),
+        profile_nodes=bool(profile_threads) and ref.runtime is Runtime.ONNXRUNTIME,
+        profile_threads=profile_threads,
     )
     created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     with scratch_dir() as scratch:
@@ -176,13 +206,24 @@ def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSp
         host = host.model_copy(update={"versions": {**host.versions,
                                                     ref.runtime.value: response.measurement.runtime_version}})
     model = _model_info(ref, response.inputs, response.inputs_used, response.outputs)
-    reports = []
+    reports: list[Any] = []
+    calibration: dict[str, Any] | None = None
     if response.error is None:
-        reports = [evaluate(t, model, response.measurement, static) for t in targets]
+        if on_target:
+            from mlfit.checks.engine import evaluate
+
+            reports = [evaluate(t, model, response.measurement, static, on_target=True) for t in targets]
+        else:
+            from mlfit.analysis.pipeline import evaluate_targets
+
+            reports, calibration = evaluate_targets(ref, targets, model, response.measurement, static,
+                                                    response.node_profile, host, request, timeouts, on_event,
+                                                    options.memory_limit)
         if ref.notes:
             reports = [r.model_copy(update={"notes": [*ref.notes, *r.notes]}) for r in reports]
     return RunResult(mlfit_version=__version__, created=created, model=model, host=host,
-                     measurement=response.measurement, analysis=static, targets=reports, error=response.error)
+                     measurement=response.measurement, analysis=static, calibration=calibration,
+                     node_profile=response.node_profile, targets=reports, error=response.error)
 
 
 def single_report(result: RunResult) -> Report:
@@ -224,3 +265,35 @@ def inspect(model: str | Path, runtime: Runtime | None = None) -> dict[str, Any]
                          "run `mlfit profile` to see its inputs and outputs")
     facts = {"path": str(ref.path), "size_bytes": size_of(ref.path), "notes": list(ref.notes), **facts}
     return facts
+
+
+def check_many(models: Sequence[str | Path], targets: Sequence[str | Target] = ("edge",),
+               inputs: InputSpec | None = None, options: MeasureOptions | None = None,
+               on_event: EventFn | None = None, cluster: str | None = None,
+               shared_path: bool = False) -> Report:
+    """Check many models (files, SavedModel folders, or folders of models) in one combined Report.
+
+    Locally the models are measured one at a time (parallel measurements on one machine
+    disturb each other). With ``cluster="tcp://HOST:PORT"`` each (model, target) measurement
+    goes to a Dask worker, on the target's own hardware where a worker embodies it.
+    """
+    from mlfit.multi import check_locally, combined_report, expand_models
+
+    flat: list[Target] = []
+    for target in targets:
+        flat.extend([target] if isinstance(target, Target) else resolve_targets([target]))
+    paths, notes = expand_models(models)
+    options = options or MeasureOptions()
+    inputs = inputs or InputSpec()
+    if cluster is None:
+        if shared_path:
+            raise ConfigError("--shared-path only applies with --cluster",
+                              "add --cluster tcp://SCHEDULER:PORT")
+        results = check_locally(paths, flat, inputs, options, on_event)
+        notes.append(f"{len(paths)} model(s) measured one at a time on this host, so that parallel "
+                     "measurements do not disturb each other")
+        return combined_report(results, notes)
+    from mlfit.cluster.client import check_on_cluster
+
+    results, cluster_notes = check_on_cluster(paths, flat, inputs, options, cluster, shared_path, on_event)
+    return combined_report(results, [*notes, *cluster_notes])

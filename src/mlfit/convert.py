@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlfit.catalog.schema import Runtime
-from mlfit.errors import ModelError
+from mlfit.errors import ConfigError, ModelError
 from mlfit.formats import ModelFormat
 
 if TYPE_CHECKING:
@@ -58,19 +58,24 @@ def plan(source: Runtime, targets: Sequence[Target]) -> Plan | None:
     if targets and not lacking:
         return None
     options = CONVERTERS.get(source, {})
+    if not options:
+        where = f" to a runtime {lacking[0].name} provides" if lacking else ""
+        raise ConfigError(f"--convert: mlfit has no converter for {source.value} models{where}",
+                          "convert the model yourself and check the converted file")
     wanted = list(lacking[0].profile.runtimes) if lacking else list(options)
     installed = [r for r in wanted if r in options and importlib.util.find_spec(options[r][0]) is not None]
     if not installed:
         known = [r for r in wanted if r in options]
-        where = f"{lacking[0].name} provides {', '.join(r.value for r in wanted)}" if lacking else "no target"
         if known:
             module = options[known[0]][0]
             raise ModelError(
                 f"--convert: no converter installed from {source.value} to {known[0].value}",
                 f"pip install {module}",
             )
-        raise ModelError(
-            f"--convert: mlfit cannot convert a {source.value} model to what {where}",
+        provides = ", ".join(r.value for r in wanted)
+        raise ConfigError(
+            f"--convert: mlfit cannot convert a {source.value} model to what {lacking[0].name} "
+            f"provides ({provides})",
             "convert the model yourself and check the converted file",
         )
     destination = installed[0]

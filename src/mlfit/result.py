@@ -156,6 +156,17 @@ class Measurement(_Frozen):
     extra: dict[str, Any] = Field(default_factory=dict, description="Backend- or scenario-specific figures")
 
 
+class CostItem(_Frozen):
+    """One of the largest contributors to a figure: a node, an op type, an initializer or an activation."""
+
+    kind: str  # "node", "op", "initializer", "activation"
+    name: str
+    op: str = ""
+    value: float
+    unit: str = ""
+    share: float | None = None
+
+
 class Check(_Frozen):
     metric: str  # e.g. "latency.p95", "memory.peak", "compat.opset"
     budget: str  # human text of the limit, e.g. "<= 80 ms"
@@ -169,6 +180,7 @@ class Check(_Frozen):
     method: str = ""
     margin: float | None = Field(None, description="Relative headroom: (limit - value) / limit, for upper limits")
     reason: str = ""
+    top: list[CostItem] = Field(default_factory=list, description="Largest contributors on the target")
 
 
 class TargetReport(_Frozen):
@@ -179,6 +191,7 @@ class TargetReport(_Frozen):
     verdict: Verdict
     checks: list[Check]
     notes: list[str] = Field(default_factory=list)
+    projection: dict[str, Any] | None = Field(None, description="How figures were carried to the target")
 
 
 class ErrorInfo(_Frozen):
@@ -199,6 +212,8 @@ class RunResult(_Frozen):
     host: HostInfo | None = None
     measurement: Measurement | None = None
     analysis: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = Field(None, description="Host calibration used for projections")
+    node_profile: dict[str, Any] | None = Field(None, description="onnxruntime node timings on this host")
     targets: list[TargetReport] = Field(default_factory=list)
     error: ErrorInfo | None = None
     complete: bool = True

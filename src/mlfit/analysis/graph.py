@@ -1,17 +1,29 @@
 """Static facts of an ONNX graph, read without executing anything.
 
 Imports ``onnx`` lazily (it is a parser, not a runtime) and never loads external data.
+With the input spec applied (``dims``/``shapes``), onnx's shape inference gives every
+tensor a shape; from those come per-node FLOPs/MACs and bytes, totals, and a sweep over
+live tensors in topological order that estimates the peak activation memory.
+Where onnx leaves shapes unknown, onnxruntime's symbolic shape inference is tried in a
+subprocess (the parent never imports a runtime).
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from mlfit.analysis.costs import op_cost
 from mlfit.errors import ModelError
 
 _CONTROL_FLOW = {"If", "Loop", "Scan"}
+_STANDARD_DOMAINS = ("ai.onnx", "ai.onnx.ml", "com.microsoft")
+TOP_N = 5
 
 
 def _dtype_name(elem_type: int) -> str:
@@ -19,6 +31,19 @@ def _dtype_name(elem_type: int) -> str:
 
     name = onnx.helper.tensor_dtype_to_np_dtype(elem_type).name if elem_type else "undefined"
     return {"float32": "float32", "object": "string"}.get(name, name)
+
+
+def _itemsize(dtype: str) -> int:
+    import numpy as np
+
+    if dtype in ("string", "undefined"):
+        return 0
+    if dtype == "bfloat16":
+        return 2
+    try:
+        return int(np.dtype(dtype).itemsize)
+    except TypeError:
+        return 1  # float8 / int4 variants: about a byte
 
 
 def _shape(value_info: Any) -> list[int | str | None]:
@@ -43,8 +68,187 @@ def load_onnx_proto(path: Path) -> Any:
         raise ModelError(f"{path}: not a valid onnx file ({exc})", "re-export the model") from None
 
 
-def analyze_onnx(path: Path) -> dict[str, Any]:
-    """Opset, IR version, op histogram, parameters by dtype, dtypes, I/O and control flow."""
+def _fix_inputs(model: Any, dims: dict[str, int], shapes: dict[str, list[int]]) -> dict[str, int]:
+    """Write concrete input dims into the graph (in place); unnamed/symbolic dims left over
+    are assumed to be 1 and returned, so the report can say so."""
+    initializer_names = {i.name for i in model.graph.initializer}
+    assumed: dict[str, int] = {}
+    for value in model.graph.input:
+        if value.name in initializer_names or not value.type.HasField("tensor_type"):
+            continue
+        tensor_dims = value.type.tensor_type.shape.dim
+        wanted = shapes.get(value.name)
+        if wanted is not None and len(wanted) == len(tensor_dims):
+            for dim, size in zip(tensor_dims, wanted, strict=True):
+                dim.dim_value = int(size)
+            continue
+        for i, dim in enumerate(tensor_dims):
+            if dim.HasField("dim_value") and dim.dim_value > 0:
+                continue
+            name = dim.dim_param if dim.HasField("dim_param") else ""
+            if name and name in dims:
+                dim.dim_value = int(dims[name])
+            else:
+                assumed[name or f"{value.name}[{i}]"] = 1
+                dim.dim_value = 1
+    return assumed
+
+
+def _infer(model: Any) -> Any:
+    import onnx
+
+    try:
+        return onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # onnx raises several types for odd graphs; fall back to the declared shapes
+        return model
+
+
+_ORT_SYMBOLIC = """
+import sys, onnx
+from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+m = onnx.load(sys.argv[1], load_external_data=False)
+out = SymbolicShapeInference.infer_shapes(m, auto_merge=True, guess_output_rank=True)
+onnx.save(out, sys.argv[2])
+"""
+
+
+def _ort_symbolic(model: Any) -> Any | None:
+    """onnxruntime's symbolic shape inference, in a subprocess; None when unavailable."""
+    import importlib.util
+
+    import onnx
+
+    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("sympy") is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="mlfit-shapes-") as tmp:
+        src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
+        onnx.save(model, str(src))
+        try:
+            subprocess.run(
+                [sys.executable, "-c", _ORT_SYMBOLIC, str(src), str(dst)],
+                capture_output=True,
+                timeout=120,
+                check=True,
+                stdin=subprocess.DEVNULL,
+            )
+            return onnx.load(str(dst), load_external_data=False)
+        except (subprocess.SubprocessError, OSError, ValueError):
+            return None
+
+
+def _value_types(model: Any) -> dict[str, tuple[str, list[int] | None]]:
+    """tensor name -> (dtype, concrete shape or None)."""
+    out: dict[str, tuple[str, list[int] | None]] = {}
+    graph = model.graph
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        if not value.type.HasField("tensor_type"):
+            continue
+        tt = value.type.tensor_type
+        shape: list[int] | None = None
+        if tt.HasField("shape"):
+            dims = _shape(value)
+            shape = [d for d in dims if isinstance(d, int)]
+            if len(shape) != len(dims):
+                shape = None
+        out[value.name] = (_dtype_name(tt.elem_type), shape)
+    for init in graph.initializer:
+        out[init.name] = (_dtype_name(init.data_type), [int(d) for d in init.dims])
+    for node in graph.node:  # Constant nodes carry their tensor in an attribute
+        if node.op_type == "Constant" and node.output:
+            for attr in node.attribute:
+                if attr.name == "value" and attr.HasField("t"):
+                    out[node.output[0]] = (_dtype_name(attr.t.data_type), [int(d) for d in attr.t.dims])
+    return out
+
+
+def _attrs(node: Any) -> dict[str, object]:
+    import onnx
+
+    wanted = {"kernel_shape", "transA", "transB", "group"}
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute if a.name in wanted}
+
+
+def _nbytes(types: dict[str, tuple[str, list[int] | None]], name: str) -> int | None:
+    if not name or name not in types:
+        return None if name else 0
+    dtype, shape = types[name]
+    if shape is None:
+        return None
+    count = 1
+    for d in shape:
+        count *= d
+    return count * _itemsize(dtype)
+
+
+def _node_costs(
+    model: Any, types: dict[str, tuple[str, list[int] | None]], params: set[str]
+) -> tuple[list[dict[str, Any]], int]:
+    nodes: list[dict[str, Any]] = []
+    unknown = 0
+    for index, node in enumerate(model.graph.node):
+        ins = [types.get(n, ("", None))[1] if n else None for n in node.input]
+        outs = [types.get(n, ("", None))[1] for n in node.output]
+        domain = node.domain or "ai.onnx"
+        op = node.op_type if domain in ("ai.onnx", "") else f"{domain}::{node.op_type}"
+        flops, macs, known = op_cost(node.op_type, ins, outs, _attrs(node))
+        read = [_nbytes(types, n) for n in node.input]
+        written = [_nbytes(types, n) for n in node.output]
+        if not known or any(b is None for b in [*read, *written]):
+            unknown += 1
+        nodes.append(
+            {
+                "name": node.name or f"{node.op_type}_{index}",
+                "op": op,
+                "flops": flops,
+                "macs": macs,
+                "bytes_read": sum(b or 0 for b in read),
+                "bytes_written": sum(b or 0 for b in written),
+                "param_bytes": sum(b or 0 for n, b in zip(node.input, read, strict=True) if n in params),
+            }
+        )
+    return nodes, unknown
+
+
+def _activation_sweep(
+    model: Any, types: dict[str, tuple[str, list[int] | None]], params: set[str]
+) -> tuple[int, list[dict[str, Any]]]:
+    """Peak bytes of live activations walking the nodes in (topological) file order, and
+    the largest activations. Initializers are parameters and counted apart."""
+    graph = model.graph
+    last_use: dict[str, int] = {}
+    for i, node in enumerate(graph.node):
+        for name in node.input:
+            last_use[name] = i
+    keep = {o.name for o in graph.output}
+    live: dict[str, int] = {}
+    for value in graph.input:
+        if value.name not in params:
+            live[value.name] = _nbytes(types, value.name) or 0
+    peak = sum(live.values())
+    sizes: dict[str, int] = {}
+    for i, node in enumerate(graph.node):
+        if node.op_type == "Constant":
+            continue
+        for name in node.output:
+            size = _nbytes(types, name) or 0
+            live[name] = size
+            sizes[name] = size
+        peak = max(peak, sum(live.values()))
+        for name in node.input:
+            if last_use.get(name) == i and name in live and name not in keep:
+                del live[name]
+    largest = sorted(sizes.items(), key=lambda kv: kv[1], reverse=True)[:TOP_N]
+    top = [{"name": n, "bytes": b, "shape": types.get(n, ("", None))[1]} for n, b in largest if b > 0]
+    return peak, top
+
+
+def analyze_onnx(
+    path: Path, dims: dict[str, int] | None = None, shapes: dict[str, list[int]] | None = None
+) -> dict[str, Any]:
+    """Opset, IR version, op histogram, parameters by dtype, dtypes, I/O, control flow, and
+    with shapes inferred: FLOPs/MACs and bytes per node, totals and peak activation memory."""
+    import numpy as np
+
     model = load_onnx_proto(path)
     graph = model.graph
     opsets = {o.domain or "ai.onnx": int(o.version) for o in model.opset_import}
@@ -55,7 +259,7 @@ def analyze_onnx(path: Path) -> dict[str, Any]:
         for node in g.node:
             domain = node.domain or "ai.onnx"
             ops[node.op_type if domain in ("ai.onnx", "") else f"{domain}::{node.op_type}"] += 1
-            if domain not in ("ai.onnx", "ai.onnx.ml", "com.microsoft"):
+            if domain not in _STANDARD_DOMAINS:
                 custom.add(domain)
             for attr in node.attribute:
                 if attr.g is not None and attr.g.node:
@@ -67,26 +271,27 @@ def analyze_onnx(path: Path) -> dict[str, Any]:
     params = 0
     param_bytes: Counter[str] = Counter()
     external = 0
+    initializers: list[tuple[str, int, list[int], str]] = []
     for init in graph.initializer:
-        count = 1
-        for d in init.dims:
-            count *= int(d)
+        count = int(np.prod([int(d) for d in init.dims])) if init.dims else 1
         params += count
         dtype = _dtype_name(init.data_type)
-        import numpy as np
-
-        itemsize = np.dtype(dtype).itemsize if dtype not in ("string", "undefined", "bfloat16") else 2
-        param_bytes[dtype] += count * itemsize
+        size = count * (_itemsize(dtype) if dtype != "string" else 1)
+        param_bytes[dtype] += size
+        initializers.append((init.name, size, [int(d) for d in init.dims], dtype))
         if init.data_location == 1:
             external += 1
     initializer_names = {i.name for i in graph.initializer}
-    inputs = [{"name": i.name, "dtype": _dtype_name(i.type.tensor_type.elem_type), "shape": _shape(i)}
-              for i in graph.input if i.name not in initializer_names]
-    outputs = [{"name": o.name, "dtype": _dtype_name(o.type.tensor_type.elem_type), "shape": _shape(o)}
-               for o in graph.output]
-    dtypes = sorted({*param_bytes, *(t["dtype"] for t in inputs), *(t["dtype"] for t in outputs)}
-                    - {"undefined"})
-    return {
+    inputs = [
+        {"name": i.name, "dtype": _dtype_name(i.type.tensor_type.elem_type), "shape": _shape(i)}
+        for i in graph.input
+        if i.name not in initializer_names
+    ]
+    outputs = [
+        {"name": o.name, "dtype": _dtype_name(o.type.tensor_type.elem_type), "shape": _shape(o)}
+        for o in graph.output
+    ]
+    facts: dict[str, Any] = {
         "format": "onnx",
         "ir_version": int(model.ir_version),
         "opset": opsets.get("ai.onnx"),
@@ -99,8 +304,65 @@ def analyze_onnx(path: Path) -> dict[str, Any]:
         "external_initializers": external,
         "inputs": inputs,
         "outputs": outputs,
-        "dtypes": dtypes,
         "dynamic_dims": sorted({d for t in inputs for d in t["shape"] if isinstance(d, str)}),
         "control_flow": sorted(set(ops) & _CONTROL_FLOW),
         "custom_domains": sorted(custom),
     }
+    largest = sorted(initializers, key=lambda t: t[1], reverse=True)[:TOP_N]
+    facts["top_initializers"] = [{"name": n, "bytes": b, "shape": s, "dtype": d} for n, b, s, d in largest]
+
+    # Shapes: the user's dims/shapes first, anything still symbolic assumed 1 (reported).
+    assumed = _fix_inputs(model, dict(dims or {}), dict(shapes or {}))
+    inferred = _infer(model)
+    types = _value_types(inferred)
+    nodes, unknown = _node_costs(inferred, types, initializer_names)
+    method = "onnx shape inference"
+    if unknown and not facts["control_flow"] and not custom:
+        fallback = _ort_symbolic(model)
+        if fallback is not None:
+            types2 = _value_types(fallback)
+            nodes2, unknown2 = _node_costs(fallback, types2, initializer_names)
+            if unknown2 < unknown:
+                inferred, types, nodes, unknown = fallback, types2, nodes2, unknown2
+                method = "onnxruntime symbolic shape inference"
+    activation_peak, top_activations = _activation_sweep(inferred, types, initializer_names)
+    used = {types[n][0] for node in inferred.graph.node for n in [*node.input, *node.output] if n in types}
+    facts["dtypes"] = sorted(
+        {*param_bytes, *(t["dtype"] for t in inputs), *(t["dtype"] for t in outputs), *used}
+        - {"undefined", ""}
+    )
+    op_totals: dict[str, dict[str, int]] = {}
+    for node in nodes:
+        entry = op_totals.setdefault(node["op"], {"count": 0, "flops": 0, "bytes": 0})
+        entry["count"] += 1
+        entry["flops"] += node["flops"]
+        entry["bytes"] += node["bytes_read"] + node["bytes_written"]
+    facts.update(
+        {
+            "flops": sum(n["flops"] for n in nodes),
+            "macs": sum(n["macs"] for n in nodes),
+            "bytes_moved": sum(n["bytes_read"] + n["bytes_written"] for n in nodes),
+            "activation_peak_bytes": activation_peak,
+            "top_activations": top_activations,
+            "op_costs": dict(sorted(op_totals.items(), key=lambda kv: kv[1]["flops"], reverse=True)),
+            "shape_inference": {
+                "method": method,
+                "assumed_dims": assumed,
+                "nodes_with_unknown_cost": unknown,
+                "note": (
+                    "FLOPs inside control-flow subgraphs are not counted" if facts["control_flow"] else ""
+                ),
+            },
+            "nodes": nodes,
+        }
+    )
+    return facts
+
+
+def compact(facts: dict[str, Any]) -> dict[str, Any]:
+    """The facts without the per-node list (for the terminal and small JSON)."""
+    return {k: v for k, v in facts.items() if k != "nodes"}
+
+
+def dumps(facts: dict[str, Any]) -> str:
+    return json.dumps(facts)

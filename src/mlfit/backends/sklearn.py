@@ -154,6 +154,6 @@ class SklearnBackend(Backend):
             "method": self.method,
             "estimator": type(self.model).__name__,
             "n_features_in": self.n_features,
-            "feature_names": bool(self.feature_names),
+            "feature_names": (self.feature_names or [])[:64],
             "joblib_version": str(joblib.__version__),
         }

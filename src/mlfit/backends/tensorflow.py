@@ -27,6 +27,7 @@ from mlfit.catalog.schema import Runtime
 from mlfit.errors import ModelError
 from mlfit.formats import ModelFormat, sniff
 from mlfit.result import TensorInfo
+from mlfit.safety import check_model
 
 BATCH_DIM = "batch"  # the name given to a free leading dim, so --dim batch=N fills it
 
@@ -65,6 +66,9 @@ class TensorFlowBackend(Backend):
         tf.config.threading.set_intra_op_parallelism_threads(options.threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
         self.format = sniff(Path(path))
+        # The parent ran these checks already; running them again here (cheap, static) keeps
+        # a worker started some other way from loading an untrusted .h5, which ignores safe mode.
+        check_model(Path(path), self.format, options.trust_model)
         if self.format is ModelFormat.SAVEDMODEL:
             self._load_savedmodel(path, options.signature)
         elif self.format in (ModelFormat.KERAS, ModelFormat.H5):

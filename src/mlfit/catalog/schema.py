@@ -51,6 +51,9 @@ class Cpu(_Strict):
     cores: PositiveInt
     frequency: Frequency
     peak_fp32: Flops = Field(description="Dense fp32 peak of all cores, FLOP/s")
+    sustained_fp32: Flops | None = Field(
+        None, description="fp32 GEMM throughput the runtime sustains on all cores, FLOP/s (e.g. measured by "
+        "`mlfit calibrate --emit-hardware`); projection uses it instead of assuming an efficiency")
     isa: list[str] = Field(default_factory=list, description="ISA features: avx2, avx512f, neon, ...")
     source: Source
 
@@ -146,6 +149,30 @@ class MemoryBudget(_Strict):
         return f"{(self.fraction_of_ram or 0) * 100:g}% of available RAM"
 
 
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, dict) else value
+
+
+class LoadLatencyBudget(_Strict):
+    """Latency under load: "p99 <= 50 ms at 100 requests per second" is {at: 100/s, p99: 50 ms}."""
+
+    at: Rate = Field(description="Request rate (Poisson arrivals) the latency limits hold at, e.g. 100/s")
+    p50: Duration | None = None
+    p90: Duration | None = None
+    p95: Duration | None = None
+    p99: Duration | None = None
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> LoadLatencyBudget:
+        if not self.limits():
+            raise ValueError("give at least one percentile limit beside 'at', e.g. {at: 100/s, p99: 50 ms}")
+        return self
+
+    def limits(self) -> dict[Percentile, float]:
+        """Percentile -> maximum latency in seconds, for the percentiles this budget sets."""
+        return {p: v for p in Percentile if (v := getattr(self, p.value)) is not None}
+
+
 class Budgets(_Strict):
     latency: dict[Percentile, Duration] = Field(default_factory=dict,
                                                description="Percentile -> maximum, e.g. {p95: 80 ms}")
@@ -154,6 +181,11 @@ class Budgets(_Strict):
         None, description="Absolute ('512 MiB') or a share of available RAM ('60%')")
     model_size: Size | None = None
     throughput: Rate | None = Field(None, description="Minimum inferences per second at the profile's batch size")
+    load_latency: Annotated[list[LoadLatencyBudget], BeforeValidator(_one_or_many)] = Field(
+        default_factory=list, description="Latency percentiles under a request rate: {at: 100/s, p99: 50 ms} "
+                                          "(or a list of them); measured with the server scenario")
+    sustains: Rate | None = Field(None, description="Minimum request rate served while keeping up "
+                                                    "(and within load_latency limits when given)")
 
 
 class OpsetRange(_Strict):

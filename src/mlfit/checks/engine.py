@@ -1,110 +1,355 @@
-"""Evaluate every budget of a target against what was measured and read statically.
+"""Evaluate every budget of a target against what was measured, projected and read statically.
 
-Pure: no I/O, no printing. Each budget becomes one :class:`Check` with its provenance.
-A figure measured on this host is labelled as such: until a projection exists for a
-target, host figures are not passed off as the target's.
+Pure: no I/O, no printing. Each budget becomes one :class:`Check` with its provenance and
+a three-way verdict from its bounds: PASS only when the conservative bound fits, FAIL when
+even the optimistic bound does not, INCONCLUSIVE otherwise with the reason. A measured
+percentile's bounds are distribution-free order-statistic bounds at 95% confidence; a
+projected figure's are the projection's band. A noisy measurement cannot PASS a latency
+budget. For a latency FAIL or INCONCLUSIVE the check names the costliest nodes and op types
+on the target; for memory, the largest initializers and activations.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from mlfit.analysis.compat import compat_checks
+from mlfit.analysis.project import Band, Projection
 from mlfit.catalog.loader import Target
-from mlfit.catalog.schema import Percentile
+from mlfit.catalog.schema import MIN_SAMPLES, Percentile
 from mlfit.catalog.units import format_duration, format_rate, format_size
-from mlfit.result import Check, Measurement, ModelInfo, Provenance, TargetReport, Verdict, worst
+from mlfit.checks.bounds import percentile_bounds, three_way
+from mlfit.checks.load import load_checks
+from mlfit.result import Check, CostItem, Measurement, ModelInfo, Provenance, TargetReport, Verdict, worst
+
+Fmt = Callable[[float], str]
+_FMT: dict[str, Fmt] = {"s": format_duration, "B": format_size, "/s": format_rate}
 
 
-def _upper_limit_check(metric: str, value: float, limit: float, unit: str, fmt: Any, provenance: Provenance,
-                       method: str = "", reason: str = "") -> Check:
-    verdict = Verdict.PASS if value <= limit else Verdict.FAIL
-    return Check(metric=metric, budget=f"<= {fmt(limit)}", limit=limit, value=value, lower=value, upper=value,
-                 unit=unit, verdict=verdict, provenance=provenance, method=method,
-                 margin=(limit - value) / limit, reason=reason)
+def _bounded_check(
+    metric: str,
+    value: float,
+    lower: float | None,
+    upper: float | None,
+    limit: float,
+    unit: str,
+    provenance: Provenance,
+    method: str,
+    higher_is_better: bool = False,
+) -> Check:
+    fmt = _FMT[unit]
+    verdict = three_way(lower, upper, limit, higher_is_better)
+    margin = ((value - limit) if higher_is_better else (limit - value)) / limit
+    reason = ""
+    if verdict is Verdict.FAIL:
+        bound = upper if higher_is_better else lower
+        reason = (
+            f"even the optimistic bound {fmt(bound if bound is not None else value)} is "
+            f"{'under' if higher_is_better else 'over'} the limit {fmt(limit)}"
+        )
+    elif verdict is Verdict.INCONCLUSIVE:
+        if lower is None or upper is None:
+            reason = "no confidence bound: too few samples for one; raise --max-time"
+        else:
+            reason = f"the band [{fmt(lower)} – {fmt(upper)}] straddles the limit {fmt(limit)}"
+    budget = f"{'>=' if higher_is_better else '<='} {fmt(limit)}"
+    return Check(
+        metric=metric,
+        budget=budget,
+        limit=limit,
+        value=value,
+        lower=lower,
+        upper=upper,
+        unit=unit,
+        verdict=verdict,
+        provenance=provenance,
+        method=method,
+        margin=margin,
+        reason=reason,
+    )
 
 
-def latency_checks(target: Target, m: Measurement, provenance: Provenance, method: str) -> list[Check]:
+def _with_reason(
+    check: Check, extra: str, top: list[CostItem] | None = None, verdict: Verdict | None = None
+) -> Check:
+    reason = "; ".join(r for r in (check.reason, extra) if r)
+    update: dict[str, Any] = {"reason": reason}
+    if top is not None:
+        update["top"] = top
+    if verdict is not None:
+        update["verdict"] = verdict
+    return check.model_copy(update=update)
+
+
+def _latency_top(projection: Projection | None) -> tuple[list[CostItem], str]:
+    if projection is None or not projection.top_nodes:
+        return [], ""
+    items = [
+        CostItem(kind="node", name=n["name"], op=n["op"], value=n["seconds"], unit="s", share=n["share"])
+        for n in projection.top_nodes
+    ]
+    items += [
+        CostItem(kind="op", name=o["op"], op=o["op"], value=o["seconds"], unit="s", share=o["share"])
+        for o in projection.top_ops
+    ]
+    text = "costliest on the target: " + ", ".join(f"{o['op']} {o['share']:.0%}" for o in projection.top_ops)
+    return items, text
+
+
+def _memory_top(static: dict[str, Any] | None) -> tuple[list[CostItem], str]:
+    if not static:
+        return [], ""
+    items = [
+        CostItem(kind="initializer", name=i["name"], value=float(i["bytes"]), unit="B")
+        for i in static.get("top_initializers", [])
+    ]
+    items += [
+        CostItem(kind="activation", name=a["name"], value=float(a["bytes"]), unit="B")
+        for a in static.get("top_activations", [])
+    ]
+    if not items:
+        return [], ""
+    parts = [f"{i.name} {format_size(i.value)}" for i in items[:3]]
+    return items, "largest initializers/activations: " + ", ".join(parts)
+
+
+def _needs_detail(check: Check) -> bool:
+    return check.verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE)
+
+
+def latency_checks(
+    target: Target, m: Measurement, provenance: Provenance, method: str, projection: Projection | None = None
+) -> list[Check]:
     checks: list[Check] = []
+    samples = [s / 1e9 for s in m.latency.samples_ns]
     for percentile, limit in target.profile.budgets.latency.items():
         metric = f"latency.{percentile.value}"
         value = getattr(m.latency, percentile.value)
         if value is None:
-            checks.append(Check(metric=metric, budget=f"<= {format_duration(limit)}", limit=limit, unit="s",
-                                verdict=Verdict.INCONCLUSIVE, provenance=provenance, method=method,
-                                reason=f"insufficient samples: {m.latency.n} collected, {percentile.value} needs "
-                                       f"{_min_samples(percentile)}; raise --max-time"))
+            checks.append(
+                Check(
+                    metric=metric,
+                    budget=f"<= {format_duration(limit)}",
+                    limit=limit,
+                    unit="s",
+                    verdict=Verdict.INCONCLUSIVE,
+                    provenance=provenance,
+                    method=method,
+                    margin=None,
+                    reason=f"insufficient samples: {m.latency.n} collected, {percentile.value} "
+                    f"needs {MIN_SAMPLES[percentile]}; raise --max-time",
+                )
+            )
             continue
-        check = _upper_limit_check(metric, value, limit, "s", format_duration, provenance, method)
-        if check.verdict is Verdict.PASS and m.unstable:
-            check = check.model_copy(update={
-                "verdict": Verdict.INCONCLUSIVE,
-                "reason": "measurement is unstable (" + "; ".join(m.warnings) + "); a noisy run cannot pass"})
+        if projection is not None and percentile in projection.latency:
+            band = projection.latency[percentile]
+            check = _bounded_check(metric, band.value, band.lower, band.upper, limit, "s", provenance, method)
+        else:
+            lower, upper = percentile_bounds(samples, percentile.quantile) if samples else (value, value)
+            check = _bounded_check(
+                metric,
+                value,
+                lower,
+                upper,
+                limit,
+                "s",
+                provenance,
+                f"{method}; bounds: order statistics at 95% confidence",
+            )
+        noisy = m.unstable and (projection is None or projection.from_host_timings)
+        if check.verdict is Verdict.PASS and noisy:
+            check = _with_reason(
+                check,
+                "measurement is unstable ("
+                + "; ".join(m.warnings)
+                + "); a noisy run cannot pass a latency budget",
+                verdict=Verdict.INCONCLUSIVE,
+            )
+        if _needs_detail(check):
+            top, text = _latency_top(projection)
+            check = _with_reason(check, f"margin {check.margin:+.0%}" + (f"; {text}" if text else ""), top)
         checks.append(check)
     return checks
 
 
-def _min_samples(p: Percentile) -> int:
-    from mlfit.catalog.schema import MIN_SAMPLES
+def _measured_checks(
+    target: Target, m: Measurement, static: dict[str, Any] | None, provenance: Provenance, method: str
+) -> list[Check]:
+    budgets, profile = target.profile.budgets, target.profile
+    checks = latency_checks(target, m, provenance, method)
+    if budgets.cold_start is not None:
+        v = m.cold_start.total_s
+        checks.append(
+            _bounded_check(
+                "cold_start",
+                v,
+                v,
+                v,
+                budgets.cold_start,
+                "s",
+                provenance,
+                "session creation + first inference; " + method,
+            )
+        )
+    if budgets.peak_memory is not None:
+        limit = budgets.peak_memory.limit_bytes(target.hardware)
+        v = float(m.memory.peak_bytes)
+        check = _bounded_check(
+            "memory.peak", v, v, v, limit, "B", provenance, "process high-water mark; " + method
+        )
+        if _needs_detail(check):
+            top, text = _memory_top(static)
+            check = _with_reason(check, text, top)
+        checks.append(check)
+    if budgets.throughput is not None:
+        tp = m.throughput
+        value = tp.batched_per_s if tp.batched_per_s and tp.batch_size == profile.batch_size else None
+        basis = f"batch {profile.batch_size}"
+        if value is None:
+            value = tp.single_stream_per_s
+            basis = "single stream (batch dim not free)" if profile.batch_size > 1 else "single stream"
+        checks.append(
+            _bounded_check(
+                "throughput",
+                value,
+                value,
+                value,
+                budgets.throughput,
+                "/s",
+                provenance,
+                f"{basis}; {method}",
+                higher_is_better=True,
+            )
+        )
+    return checks
 
-    return MIN_SAMPLES[p]
+
+def _band_check(
+    metric: str,
+    band: Band,
+    limit: float,
+    unit: str,
+    provenance: Provenance,
+    method: str,
+    higher_is_better: bool = False,
+) -> Check:
+    return _bounded_check(
+        metric, band.value, band.lower, band.upper, limit, unit, provenance, method, higher_is_better
+    )
 
 
-def evaluate(target: Target, model: ModelInfo, measurement: Measurement | None,
-             static: dict[str, Any] | None) -> TargetReport:
-    """All checks of one target. ``static`` holds file facts (opset, dtypes) where known."""
-    profile = target.profile
-    budgets = profile.budgets
-    checks: list[Check] = []
-    notes: list[str] = []
+def _projected_checks(
+    target: Target, m: Measurement, static: dict[str, Any] | None, projection: Projection
+) -> list[Check]:
+    budgets = target.profile.budgets
+    provenance = Provenance.MEASURED_ON_HOST if projection.measured else Provenance.PROJECTED
+    method = projection.method
+    checks = latency_checks(target, m, provenance, method, projection)
+    if budgets.cold_start is not None and projection.cold_start is not None:
+        checks.append(
+            _band_check(
+                "cold_start",
+                projection.cold_start,
+                budgets.cold_start,
+                "s",
+                provenance,
+                "session creation + first inference; " + method,
+            )
+        )
+    if budgets.peak_memory is not None and projection.memory_peak is not None:
+        limit = budgets.peak_memory.limit_bytes(target.hardware)
+        check = _band_check(
+            "memory.peak",
+            projection.memory_peak,
+            limit,
+            "B",
+            provenance,
+            "process peak: host high-water mark carried to the target's architecture, "
+            "never below runtime baseline + parameters + peak activations",
+        )
+        if _needs_detail(check):
+            top, text = _memory_top(static)
+            check = _with_reason(check, text, top)
+        checks.append(check)
+    if budgets.throughput is not None and projection.throughput is not None:
+        checks.append(
+            _band_check(
+                "throughput",
+                projection.throughput,
+                budgets.throughput,
+                "/s",
+                provenance,
+                f"{projection.throughput_basis}; {method}",
+                higher_is_better=True,
+            )
+        )
+    return checks
 
-    if model.runtime not in [r.value for r in profile.runtimes]:
-        checks.append(Check(metric="compat.runtime", budget=f"one of {', '.join(r.value for r in profile.runtimes)}",
-                            verdict=Verdict.FAIL, provenance=Provenance.STATIC,
-                            reason=f"the model runs on {model.runtime}, which {target.name} does not provide"))
-    if static:
-        opset = static.get("opset")
-        if isinstance(opset, int):
-            ok = profile.opset.min <= opset <= profile.opset.max
-            checks.append(Check(metric="compat.opset", budget=f"{profile.opset.min}..{profile.opset.max}",
-                                value=float(opset), verdict=Verdict.PASS if ok else Verdict.FAIL,
-                                provenance=Provenance.STATIC,
-                                reason="" if ok else f"opset {opset} is outside what {target.name} supports"))
-        dtypes = static.get("dtypes")
-        if isinstance(dtypes, list):
-            unsupported = sorted(set(dtypes) - set(profile.dtypes))
-            checks.append(Check(metric="compat.dtypes", budget=", ".join(profile.dtypes),
-                                verdict=Verdict.FAIL if unsupported else Verdict.PASS,
-                                provenance=Provenance.STATIC,
-                                reason=f"unsupported dtypes: {', '.join(unsupported)}" if unsupported else ""))
+
+def evaluate(
+    target: Target,
+    model: ModelInfo,
+    measurement: Measurement | None,
+    static: dict[str, Any] | None,
+    projection: Projection | None = None,
+    node_profile: dict[str, Any] | None = None,
+    on_target: bool = False,
+) -> TargetReport:
+    """All checks of one target: compatibility (static), then latency, cold start, memory and
+    throughput, projected onto the target's hardware when a projection is given.
+
+    ``on_target``: the measurement was taken on the target's own hardware (a cluster worker
+    that embodies it), so its figures are the target's, labelled measured-on-target, and no
+    projection applies.
+    """
+    budgets = target.profile.budgets
+    host_version = measurement.runtime_version if measurement is not None else None
+    checks, notes = compat_checks(target, model, static, node_profile, host_version)
     if budgets.model_size is not None:
-        checks.append(_upper_limit_check("model.size", float(model.size_bytes), budgets.model_size, "B",
-                                         format_size, Provenance.STATIC, "file size on disk"))
-
-    if measurement is not None:
-        host_method = "measured on this host, not on the target's hardware"
-        provenance = Provenance.MEASURED_ON_HOST
-        checks.extend(latency_checks(target, measurement, provenance, host_method))
-        if budgets.cold_start is not None:
-            checks.append(_upper_limit_check("cold_start", measurement.cold_start.total_s, budgets.cold_start, "s",
-                                             format_duration, provenance, "session creation + first inference; "
-                                             + host_method))
-        if budgets.peak_memory is not None:
-            limit = budgets.peak_memory.limit_bytes(target.hardware)
-            checks.append(_upper_limit_check("memory.peak", float(measurement.memory.peak_bytes), limit, "B",
-                                             format_size, provenance, "process high-water mark; " + host_method))
-        if budgets.throughput is not None:
-            tp = measurement.throughput
-            value = tp.batched_per_s if tp.batched_per_s and tp.batch_size == profile.batch_size else None
-            basis = f"batch {profile.batch_size}"
-            if value is None:
-                value = tp.single_stream_per_s
-                basis = "single stream (batch dim not free)" if profile.batch_size > 1 else "single stream"
-            verdict = Verdict.PASS if value >= budgets.throughput else Verdict.FAIL
-            checks.append(Check(metric="throughput", budget=f">= {format_rate(budgets.throughput)}",
-                                limit=budgets.throughput, value=value, lower=value, upper=value, unit="/s",
-                                verdict=verdict, provenance=provenance, method=f"{basis}; {host_method}",
-                                margin=(value - budgets.throughput) / budgets.throughput))
-        notes.append(f"latency, memory and throughput were measured on this host, not on {target.hardware.name}")
+        v = float(model.size_bytes)
+        checks.append(
+            _bounded_check(
+                "model.size", v, v, v, budgets.model_size, "B", Provenance.STATIC, "file size on disk"
+            )
+        )
+    summary: dict[str, Any] | None = None
+    if measurement is not None and on_target:
+        method = "measured on the target's own hardware"
+        checks.extend(_measured_checks(target, measurement, static, Provenance.MEASURED_ON_TARGET, method))
+        checks.extend(load_checks(target, measurement, Provenance.MEASURED_ON_TARGET, method))
+        notes.append(f"latency, memory and throughput were measured on {target.name}'s own hardware "
+                     "(a worker embodying the target)")
+    elif measurement is not None and projection is not None:
+        checks.extend(_projected_checks(target, measurement, static, projection))
+        notes.extend(projection.notes)
+        summary = projection.summary()
+        load_method = "measured on this host under load; load figures are not projected"
+        checks.extend(load_checks(target, measurement, Provenance.MEASURED_ON_HOST, load_method))
+        if not projection.measured:
+            notes.append(
+                f"latency, memory and throughput are projected onto {target.hardware.name} "
+                f"({projection.method})"
+            )
+    elif measurement is not None:
+        method = "measured on this host, not on the target's hardware"
+        checks.extend(_measured_checks(target, measurement, static, Provenance.MEASURED_ON_HOST, method))
+        checks.extend(load_checks(target, measurement, Provenance.MEASURED_ON_HOST, method))
+        notes.append(
+            f"latency, memory and throughput were measured on this host, not on {target.hardware.name} "
+            f"(no projection: host calibration unavailable)"
+        )
     verdict = worst([c.verdict for c in checks]) if checks else Verdict.PASS
-    return TargetReport(target=target.name, hardware=target.hardware.id, hardware_name=target.hardware.name,
-                        source=target.source, verdict=verdict, checks=checks, notes=notes)
+    return TargetReport(
+        target=target.name,
+        hardware=target.hardware.id,
+        hardware_name=target.hardware.name,
+        source=target.source,
+        verdict=verdict,
+        checks=checks,
+        notes=notes,
+        projection=summary,
+    )
+
+
+__all__ = ["Percentile", "evaluate", "latency_checks"]

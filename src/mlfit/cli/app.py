@@ -13,8 +13,10 @@ import typer
 from typer.exceptions import TyperException
 
 from mlfit import __version__
+from mlfit.cli import calibrate as calibrate_cmd
 from mlfit.cli import check as check_cmd
 from mlfit.cli import targets as targets_cmd
+from mlfit.cli import worker as worker_cmd
 from mlfit.errors import ExitCode, MlfitError
 
 EXIT_CODES_HELP = (
@@ -47,7 +49,9 @@ def _root(
 
 
 check_cmd.register(app)
+calibrate_cmd.register(app)
 app.add_typer(targets_cmd.app, name="targets")
+worker_cmd.register(app)
 
 
 def error_line(text: str) -> None:

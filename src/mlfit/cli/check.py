@@ -45,6 +45,32 @@ Convert = Annotated[bool, typer.Option("--convert", help="When a target lacks th
                                        rich_help_panel="Model")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Exit 4 when any verdict is INCONCLUSIVE.")]
+# Load scenarios and scale-out (issue 8): see docs/scale.md.
+_LOAD, _SCALE = "Load", "Scale"
+Scenario_ = Annotated[str, typer.Option(
+    "--scenario", rich_help_panel=_LOAD,
+    help="single-stream (one request at a time), server (Poisson arrivals at --qps from concurrent callers; "
+         "latency from each request's scheduled arrival) or offline (maximum batched throughput).")]
+Qps = Annotated[list[float] | None, typer.Option(
+    "--qps", rich_help_panel=_LOAD, help="Request rate per second for the server scenario (repeatable).")]
+FindMaxQps = Annotated[bool, typer.Option(
+    "--find-max-qps", rich_help_panel=_LOAD,
+    help="Search for the highest request rate at which the target's latency percentile budget still holds; "
+         "reports the rate with its bounds.")]
+BatchSizes = Annotated[str | None, typer.Option(
+    "--batch-sizes", rich_help_panel=_LOAD,
+    help="Sweep batch sizes, e.g. 1,2,4,8 (where the batch dim is free): latency and throughput per size.")]
+Callers = Annotated[int, typer.Option(
+    "--callers", min=1, max=256, rich_help_panel=_LOAD,
+    help="Concurrent callers (threads) in the server and offline scenarios.")]
+Cluster = Annotated[str | None, typer.Option(
+    "--cluster", rich_help_panel=_SCALE,
+    help="Run the measurements on a Dask cluster: tcp://SCHEDULER:PORT. Workers started with `mlfit worker "
+         "SCHEDULER --target NAME` measure on the target itself.")]
+SharedPath = Annotated[bool, typer.Option(
+    "--shared-path", rich_help_panel=_SCALE,
+    help="With --cluster: workers read the model files at the same paths (shared filesystem) instead of "
+         "receiving their bytes.")]
 
 
 def _runtime(name: str | None) -> Any:
@@ -83,6 +109,14 @@ def exit_code_for(result: Any, strict: bool) -> int:
     return int(ExitCode.OK)
 
 
+def _progress_line(event: dict[str, object]) -> None:
+    """Progress of a many-model run: one line per model started or finished."""
+    text = event.get("text")
+    if event.get("event") == "model" and isinstance(text, str):
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
 def _render(result: Any, outputs: list[Any]) -> None:
     from rich.console import Console
 
@@ -101,10 +135,47 @@ def _render(result: Any, outputs: list[Any]) -> None:
         sys.stderr.write(f"mlfit: error: {err.message}" + (f" ({err.hint})" if err.hint else "") + "\n")
 
 
+def exit_code_for_report(report: Any, strict: bool) -> int:
+    """One exit code for many models: a model that could not be measured (3) outranks a failed
+    budget (1), which outranks inconclusive (4 under --strict)."""
+    errors = [r.error for r in report.results if r.error is not None]
+    if errors:
+        return max(int(e.exit_code) for e in errors)
+    from mlfit.result import Verdict
+
+    verdicts = [r.verdict for r in report.results]
+    if Verdict.FAIL in verdicts:
+        return int(ExitCode.BUDGET_FAILED)
+    if Verdict.INCONCLUSIVE in verdicts:
+        if strict:
+            return int(ExitCode.INCONCLUSIVE)
+        sys.stderr.write("mlfit: warning: some verdicts are INCONCLUSIVE (see the reasons above); "
+                         "--strict makes that exit 4\n")
+    return int(ExitCode.OK)
+
+
+def _render_report(report: Any, outputs: list[Any]) -> None:
+    from rich.console import Console
+
+    from mlfit.report.outputs import write_outputs
+    from mlfit.report.terminal import render_terminal
+
+    to_stdout = any(path == "-" for _, path in outputs)
+    Console(stderr=to_stdout).print(render_terminal(report))
+    write_outputs(report, outputs)
+    for result in report.results:
+        if result.error is not None:
+            err = result.error
+            sys.stderr.write(f"mlfit: error: {result.model.path}: {err.message}"
+                             + (f" ({err.hint})" if err.hint else "") + "\n")
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def check(
-        model: Annotated[Path, typer.Argument(help="Model file or SavedModel directory.", show_default=False)],
+        models: Annotated[list[Path], typer.Argument(
+            help="Model files, SavedModel directories, or folders of models (every recognised model file in "
+                 "them).", show_default=False, metavar="MODEL...")],
         target: Annotated[list[str], typer.Option("--target", "-t", help="Built-in target name, profile YAML "
                                                   "path, or 'all' (repeatable). See `mlfit targets`.")],
         dim: Dims = None, shape: Shapes = None, value: Values = None, range_: Ranges = None, data: Data = None,
@@ -113,13 +184,21 @@ def register(app: typer.Typer) -> None:
         runtime: Runtime_ = None, strict: Strict = False, quiet: Quiet = False,
         trust_model: TrustModel = False, trust_type: TrustType = None, signature: Signature = "serving_default",
         method: Method = "predict", convert: Convert = False,
+        scenario: Scenario_ = "single-stream", qps: Qps = None, find_max_qps: FindMaxQps = False,
+        batch_sizes: BatchSizes = None, callers: Callers = 4, cluster: Cluster = None,
+        shared_path: SharedPath = False,
     ) -> None:
-        """Measure MODEL once and check it against every budget of each --target.
+        """Measure each MODEL once and check it against every budget of each --target.
 
         Exit codes: 0 all budgets pass; 1 a budget failed; 2 usage or configuration error;
         3 the model could not be loaded or measured; 4 inconclusive under --strict.
+
+        Many models (or a folder) give one combined report; locally they are measured one at
+        a time. See docs/scale.md for load scenarios and --cluster.
         """
-        from mlfit.api import MeasureOptions, identify, measure_and_check, resolve_targets
+        from mlfit.api import MeasureOptions, check_many, identify, measure_and_check, resolve_targets
+        from mlfit.measure.loadplan import parse_batch_sizes, plan_load
+        from mlfit.multi import is_savedmodel
         from mlfit.report.outputs import parse_outputs
 
         targets = resolve_targets(target)
@@ -128,7 +207,17 @@ def register(app: typer.Typer) -> None:
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
                                  timeout=timeout, runtime=_runtime(runtime), trust_model=trust_model,
                                  trust_types=tuple(trust_type or ()), signature=signature,
-                                 method=_method(method), convert=convert)
+                                 method=_method(method), convert=convert, scenario=scenario,
+                                 qps=tuple(qps or ()), find_max_qps=find_max_qps,
+                                 batch_sizes=parse_batch_sizes(batch_sizes), callers=callers)
+        plan_load(targets, options.scenario, options.qps, options.find_max_qps, options.batch_sizes,
+                  options.callers)  # refuse bad load flags before measuring anything
+        if cluster or shared_path or len(models) > 1 or any(m.is_dir() and not is_savedmodel(m) for m in models):
+            report = check_many(models, targets, spec, options, None if quiet else _progress_line,
+                                cluster=cluster, shared_path=shared_path)
+            _render_report(report, outputs)
+            raise typer.Exit(exit_code_for_report(report, strict))
+        model = models[0]
         ref = identify(model, options.runtime)
         with Progress(f"{Path(model).name}", quiet) as progress:
             result = measure_and_check(ref, targets, spec, options, progress)

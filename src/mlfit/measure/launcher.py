@@ -37,6 +37,7 @@ DEFAULT_TIMEOUTS: dict[Phase, float] = {
     Phase.MEASURE: 120.0,  # on top of the loop's own max time
     Phase.THROUGHPUT: 120.0,
     Phase.PROFILE: 300.0,
+    Phase.SCENARIO: 120.0,  # on top of the loop's max time; re-armed at each run of the scenario
     Phase.DONE: 60.0,
 }
 
@@ -50,7 +51,7 @@ class Timeouts:
         return cls({phase: seconds for phase in Phase})
 
     def bound(self, phase: Phase, settings_max_time: float) -> float:
-        extra = settings_max_time if phase in (Phase.MEASURE, Phase.THROUGHPUT) else 0.0
+        extra = settings_max_time if phase in (Phase.MEASURE, Phase.THROUGHPUT, Phase.SCENARIO) else 0.0
         return self.per_phase[phase] + extra
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlfit.inputspec import InputSpec
+from mlfit.measure.scenarios import ScenarioSettings
 from mlfit.result import ErrorInfo, Measurement, TensorInfo
 
 
@@ -26,6 +27,7 @@ class Phase(str, Enum):
     MEASURE = "measure"
     THROUGHPUT = "throughput"
     PROFILE = "profile"
+    SCENARIO = "scenario"
     DONE = "done"
 
     @property
@@ -41,6 +43,7 @@ class Phase(str, Enum):
             Phase.MEASURE: "measuring latency",
             Phase.THROUGHPUT: "measuring batched throughput",
             Phase.PROFILE: "profiling nodes",
+            Phase.SCENARIO: "running the load scenario",
             Phase.DONE: "finishing",
         }[self]
 
@@ -56,6 +59,7 @@ class MeasureSettings(BaseModel):
     batch_size: int | None = None  # measure batched throughput too, when the batch dim is free
     profile_nodes: bool = False  # node-level timings for projection (onnxruntime)
     profile_threads: list[int] = Field(default_factory=list)
+    load: ScenarioSettings = Field(default_factory=ScenarioSettings)  # server/offline/max-qps/batch sweep
 
 
 class WorkerRequest(BaseModel):

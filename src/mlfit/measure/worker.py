@@ -155,6 +155,24 @@ def measure(request: WorkerRequest) -> WorkerResponse:
                                     batched_latency=batch_stats.model_copy(update={"samples_ns": []}))
             inference_peak = max(inference_peak, _tracker.peak())
 
+    load_extra: dict[str, Any] = {}
+    load_warnings: list[str] = []
+    if settings.load.active:
+        enter(Phase.SCENARIO)
+        from mlfit.measure.host import usable_cores
+        from mlfit.measure.scenarios import run_scenarios
+
+        def batch_feeds(size: int) -> list[Any] | None:
+            fresh = [dict(f) for f in build_feeds(declared, shapes, request.input_spec, data)]
+            batched = _batched_feeds(declared, fresh, size)
+            return None if batched is None else [backend.prepare(f) for f in batched]
+
+        load_extra, load_warnings = run_scenarios(
+            run, feeds, batch_feeds, settings.load, stats.mean, usable_cores(), request.threads,
+            settings.min_samples, settings.min_time_s, settings.max_time_s,
+            notify=lambda text: enter(Phase.SCENARIO))  # each step re-arms the phase's timeout
+        inference_peak = max(inference_peak, _tracker.peak())
+
     node_profile = None
     if settings.profile_nodes and runtime is Runtime.ONNXRUNTIME:
         enter(Phase.PROFILE)
@@ -167,6 +185,7 @@ def measure(request: WorkerRequest) -> WorkerResponse:
     warnings = quality_warnings(stats, host.load_avg_1m, host.cores_usable)
     if stats.insufficient:
         warnings.append(f"insufficient samples ({stats.n}) for {', '.join(stats.insufficient)}")
+    warnings.extend(load_warnings)
     details = backend.details()
     memory = MemoryPhases(
         method=_tracker.method, interpreter_bytes=interpreter, runtime_baseline_bytes=baseline,
@@ -179,7 +198,7 @@ def measure(request: WorkerRequest) -> WorkerResponse:
         cold_start=ColdStart(import_s=import_s, load_s=load_s, first_inference_s=first_s),
         latency=stats, memory=memory, throughput=throughput, warnings=warnings,
         unstable=any(w.startswith(("unstable", "busy")) for w in warnings),
-        extra={k: v for k, v in details.items() if k not in ("providers", "arena_enabled")},
+        extra={**{k: v for k, v in details.items() if k not in ("providers", "arena_enabled")}, **load_extra},
     )
     return WorkerResponse(measurement=measurement, inputs=declared, inputs_used=used, outputs=backend.outputs(),
                           node_profile=node_profile)

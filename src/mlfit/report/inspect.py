@@ -32,6 +32,11 @@ def render_inspect(facts: dict[str, Any]) -> RenderableType:
     ]
     if facts.get("flops") is not None:
         lines.append(f"FLOPs per inference: {facts['flops'] / 1e6:,.1f} M ({facts.get('macs', 0) / 1e6:,.1f} M MACs)")
+    if facts.get("activation_peak_bytes") is not None:
+        assumed = (facts.get("shape_inference") or {}).get("assumed_dims") or {}
+        given = ", ".join(f"{k}={v}" for k, v in assumed.items())
+        lines.append(f"peak activations: {format_size(facts['activation_peak_bytes'])}"
+                     + (f" (assuming {given})" if assumed else ""))
     if facts.get("dynamic_dims"):
         lines.append(f"symbolic dims: {', '.join(facts['dynamic_dims'])} (fill them with --dim NAME=VALUE)")
     if facts.get("control_flow"):

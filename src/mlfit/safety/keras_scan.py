@@ -115,6 +115,10 @@ def keras_zip_config(path: Path) -> Any:
     """The parsed ``config.json`` of a ``.keras`` archive."""
     try:
         with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                # Keras extracts assets to disk; a member that climbs out of its folder is hostile.
+                if name.startswith(("/", "\\")) or ".." in name.replace("\\", "/").split("/"):
+                    raise KerasConfigError(f"archive member '{name}' points outside the archive")
             info = archive.getinfo("config.json")
             if info.file_size > 256 * 2**20:
                 raise KerasConfigError("config.json is larger than 256 MiB")

@@ -1,0 +1,178 @@
+"""Can the model run on the target at all? Static compatibility checks, each with a verdict.
+
+A model that cannot run on the target for one of these reasons FAILS whatever its speed.
+Kernel availability is asked of the installed onnxruntime (in the worker, through its
+kernel registry) rather than read from a hard-coded list; where the target's execution
+provider is not built into this host's onnxruntime, that is said, not guessed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlfit.catalog.loader import Target
+from mlfit.catalog.units import format_size
+from mlfit.result import Check, ModelInfo, Provenance, Verdict
+
+# Highest ai.onnx opset each onnxruntime release implements (onnxruntime's compatibility
+# table, docs/compatibility: "ONNX opset support"). Used only when a profile pins an older
+# runtime than the host's; for the host's own runtime, its kernel registry is asked.
+ORT_MAX_OPSET = {
+    "1.10": 15, "1.11": 16, "1.12": 17, "1.13": 17, "1.14": 18, "1.15": 19, "1.16": 19, "1.17": 20,
+    "1.18": 21, "1.19": 21, "1.20": 21, "1.21": 22, "1.22": 22, "1.23": 23,
+}  # fmt: skip
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def _static(
+    metric: str,
+    budget: str,
+    ok: bool,
+    reason: str,
+    value: float | None = None,
+    limit: float | None = None,
+    unit: str = "",
+    verdict: Verdict | None = None,
+) -> Check:
+    return Check(
+        metric=metric,
+        budget=budget,
+        value=value,
+        limit=limit,
+        lower=value,
+        upper=value,
+        unit=unit,
+        verdict=verdict or (Verdict.PASS if ok else Verdict.FAIL),
+        provenance=Provenance.STATIC,
+        reason="" if ok and verdict is None else reason,
+        margin=((limit - value) / limit) if (limit and value is not None) else None,
+    )
+
+
+def compat_checks(
+    target: Target,
+    model: ModelInfo,
+    static: dict[str, Any] | None,
+    node_profile: dict[str, Any] | None,
+    host_runtime_version: str | None,
+) -> tuple[list[Check], list[str]]:
+    """Runtime, opset, kernels, dtypes, storage and memory fit: ``(checks, notes)``."""
+    profile, hw = target.profile, target.hardware
+    checks: list[Check] = []
+    notes: list[str] = []
+    runtimes = [r.value for r in profile.runtimes]
+    if model.runtime not in runtimes:
+        checks.append(
+            _static(
+                "compat.runtime",
+                f"one of {', '.join(runtimes)}",
+                False,
+                f"the model runs on {model.runtime}, which {target.name} does not provide",
+            )
+        )
+    pinned = profile.runtime_version
+    if pinned and host_runtime_version and _minor(pinned) != _minor(host_runtime_version):
+        notes.append(
+            f"{target.name} runs onnxruntime {pinned}; this host has {host_runtime_version}: kernel "
+            f"availability was asked of the host's runtime"
+        )
+    if static:
+        opset = static.get("opset")
+        if isinstance(opset, int):
+            hi = profile.opset.max
+            why = f"{target.name} supports opset {profile.opset.min}..{hi}"
+            runtime_max = (
+                ORT_MAX_OPSET.get(_minor(pinned)) if pinned and model.runtime == "onnxruntime" else None
+            )
+            if runtime_max is not None and runtime_max < hi:
+                hi = runtime_max
+                why = f"onnxruntime {pinned} on {target.name} implements opset up to {runtime_max}"
+            ok = profile.opset.min <= opset <= hi
+            checks.append(
+                _static(
+                    "compat.opset",
+                    f"{profile.opset.min}..{hi}",
+                    ok,
+                    f"opset {opset} is outside what the target runs: {why}",
+                    value=float(opset),
+                )
+            )
+        dtypes = static.get("dtypes")
+        if isinstance(dtypes, list):
+            unsupported = sorted(set(dtypes) - set(profile.dtypes) - {"string"})
+            checks.append(
+                _static(
+                    "compat.dtypes",
+                    ", ".join(profile.dtypes),
+                    not unsupported,
+                    f"{target.name} does not handle {', '.join(unsupported)}",
+                )
+            )
+        if static.get("custom_domains"):
+            notes.append(
+                f"custom op domains {', '.join(static['custom_domains'])}: the target needs their "
+                f"library built for its runtime"
+            )
+    kernel_check = _kernel_check(target, node_profile)
+    if kernel_check is not None:
+        checks.append(kernel_check)
+    elif model.runtime == "onnxruntime":
+        notes.append(
+            f"kernel availability for {profile.execution_provider} could not be asked here: this host's "
+            f"onnxruntime is not built with it (nodes without a kernel fall back to the CPU)"
+        )
+    # File size vs the target's storage (a hard limit, unlike the profile's model_size budget).
+    storage = hw.storage.size
+    checks.append(
+        _static(
+            "compat.storage",
+            f"<= {format_size(storage)}",
+            model.size_bytes <= storage,
+            f"the model file ({format_size(model.size_bytes)}) is larger than {hw.name}'s storage",
+            value=float(model.size_bytes),
+            limit=storage,
+            unit="B",
+        )
+    )
+    # Parameters + peak activations vs the memory the model can have there.
+    if static and static.get("parameter_bytes") is not None:
+        params = float(sum(static["parameter_bytes"].values()))
+        acts = float(static.get("activation_peak_bytes") or 0)
+        need = params + acts
+        gpu = next((a for a in hw.accelerators if a.kind == "gpu"), None)
+        on_gpu = gpu is not None and profile.execution_provider != "CPUExecutionProvider"
+        limit = float(gpu.memory) if on_gpu and gpu is not None else hw.memory.available
+        where = f"{gpu.name} memory" if on_gpu and gpu is not None else f"{hw.name}'s available RAM"
+        checks.append(
+            _static(
+                "compat.memory_fit",
+                f"<= {format_size(limit)}",
+                need <= limit,
+                f"parameters {format_size(params)} + peak activations {format_size(acts)} exceed {where}",
+                value=need,
+                limit=limit,
+                unit="B",
+            )
+        )
+    return checks, notes
+
+
+def _kernel_check(target: Target, node_profile: dict[str, Any] | None) -> Check | None:
+    kernels = (node_profile or {}).get("kernels") or {}
+    provider = target.profile.execution_provider
+    missing_by = kernels.get("missing") or {}
+    if provider not in missing_by:
+        return None
+    missing = list(missing_by[provider])
+    if missing and provider == "CPUExecutionProvider" and (node_profile or {}).get("by_threads"):
+        # The model just ran here on this provider: ops without a registered kernel were
+        # expanded as ONNX functions by the runtime, so they do run.
+        return _static("compat.kernels", f"every op has a {provider} kernel", True, "")
+    version = (node_profile or {}).get("runtime_version", "")
+    reason = f"no {provider} kernel in onnxruntime {version} for: {', '.join(missing[:8])}" + (
+        " ..." if len(missing) > 8 else ""
+    )
+    return _static("compat.kernels", f"every op has a {provider} kernel", not missing, reason)

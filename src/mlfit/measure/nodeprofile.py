@@ -1,0 +1,178 @@
+"""Node-level timings from onnxruntime's profiler, at one or more thread counts (worker side).
+
+The projection needs to know where the time goes on this host: per node, at the
+thread counts it can run here, so it can scale compute-bound and memory-bound nodes
+differently and extrapolate thread scaling. A few dozen runs per thread count keep
+this cheap. The nodes are the ones onnxruntime really ran (after fusion and layout
+changes), each with the shapes and byte counts the profiler reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import statistics
+import time
+from collections import defaultdict
+from typing import Any
+
+from mlfit.measure.protocol import WorkerRequest
+
+WARMUP_RUNS = 3
+MIN_RUNS = 5
+MAX_RUNS = 30
+TIME_PER_THREAD_COUNT_S = 0.6  # each thread count's timed runs stop after about this long
+
+
+def _shapes(entries: Any) -> tuple[list[list[int]], list[str]]:
+    shapes: list[list[int]] = []
+    dtypes: list[str] = []
+    for entry in entries or []:
+        for dtype, shape in dict(entry).items():
+            shapes.append([int(d) for d in shape])
+            dtypes.append(str(dtype))
+    return shapes, dtypes
+
+
+def _session(request: WorkerRequest, threads: int, prefix: str) -> Any:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.enable_cpu_mem_arena = request.enable_arena
+    so.log_severity_level = 3
+    so.enable_profiling = True
+    so.profile_file_prefix = prefix
+    for library in request.custom_op_libraries:
+        so.register_custom_ops_library(library)
+    provider = request.execution_provider
+    if provider not in ort.get_available_providers():
+        provider = "CPUExecutionProvider"
+    providers = [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
+    return ort.InferenceSession(request.model_path, sess_options=so, providers=providers)
+
+
+def _parse(
+    trace_path: str, skip_runs: int
+) -> tuple[list[float], dict[str, list[float]], dict[str, dict[str, Any]]]:
+    """Per timed run: total µs; per node: µs per timed run; per node: static facts."""
+    with open(trace_path, encoding="utf-8") as fh:
+        events = json.load(fh)
+    runs = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])[skip_runs:]
+    windows = [(e["ts"], e["ts"] + e["dur"]) for e in runs]
+    per_node: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(windows))
+    info: dict[str, dict[str, Any]] = {}
+    run_index = 0
+    for event in sorted(
+        (e for e in events if e.get("cat") == "Node" and str(e.get("name", "")).endswith("_kernel_time")),
+        key=lambda e: e["ts"],
+    ):
+        ts = event["ts"]
+        while run_index < len(windows) and ts > windows[run_index][1]:
+            run_index += 1
+        if run_index >= len(windows):
+            break
+        if ts < windows[run_index][0]:
+            continue  # a warm-up run
+        name = str(event["name"])[: -len("_kernel_time")]
+        args = event.get("args", {})
+        per_node[name][run_index] += float(event["dur"])
+        if name not in info:
+            in_shapes, in_dtypes = _shapes(args.get("input_type_shape"))
+            out_shapes, _ = _shapes(args.get("output_type_shape"))
+            info[name] = {
+                "op": str(args.get("op_name", "")),
+                "provider": str(args.get("provider", "")),
+                "inputs": in_shapes,
+                "outputs": out_shapes,
+                "dtypes": sorted(set(in_dtypes)),
+                "activation_bytes": int(args.get("activation_size", 0) or 0),
+                "param_bytes": int(args.get("parameter_size", 0) or 0),
+                "output_bytes": int(args.get("output_size", 0) or 0),
+            }
+    return [float(e["dur"]) for e in runs], dict(per_node), info
+
+
+def _kernels(model_path: str, providers: list[str]) -> dict[str, Any]:
+    """Ask the installed onnxruntime which of the model's ops have a kernel, per provider built in."""
+    import onnx
+    from onnxruntime.capi import onnxruntime_pybind11_state as C
+
+    model = onnx.load(model_path, load_external_data=False)
+    opsets = {o.domain or "": int(o.version) for o in model.opset_import}
+    ops = {(n.domain or "", n.op_type) for n in model.graph.node}
+    defs: dict[tuple[str, str, str], list[tuple[int, int]]] = defaultdict(list)
+    for k in C.get_all_opkernel_def():
+        defs[(k.provider, k.domain or "", k.op_name)].append(tuple(k.version_range))
+    out: dict[str, Any] = {}
+    providers = [p for p in providers if any(key[0] == p for key in defs)]
+    for provider in providers:
+        missing = []
+        for domain, op in sorted(ops):
+            version = opsets.get(domain, 0)
+            ranges = defs.get((provider, domain, op), [])
+            if not any(lo <= version <= hi or (version == 0 and lo >= 0) for lo, hi in ranges):
+                missing.append(f"{domain}::{op}" if domain else op)
+        out[provider] = missing
+    return {"providers": providers, "missing": out}
+
+
+def profile_nodes(
+    request: WorkerRequest, shapes: dict[str, list[int]], feed: Any, thread_counts: list[int]
+) -> dict[str, Any]:
+    """Profile every node at each thread count; JSON-able. Never raises: a profile that
+    cannot be taken is reported as ``{"error": ...}`` and the projection falls back."""
+    try:
+        return _profile_nodes(request, shapes, feed, thread_counts)
+    except Exception as exc:  # the measurement already succeeded; do not lose it to the profiler
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return {"error": f"{type(exc).__name__}: {text}", "by_threads": {}, "nodes": {}}
+
+
+def _profile_nodes(
+    request: WorkerRequest, shapes: dict[str, list[int]], feed: Any, thread_counts: list[int]
+) -> dict[str, Any]:
+    """Profile every node at each thread count; JSON-able."""
+    import onnxruntime as ort
+
+    del shapes  # the feed already has them; kept in the signature the worker calls
+    counts = sorted({max(1, int(t)) for t in (thread_counts or [request.threads])})
+    result: dict[str, Any] = {"runtime_version": ort.__version__, "by_threads": {}, "nodes": {}}
+    for threads in counts:
+        prefix = os.path.join(request.scratch_dir, f"ort_nodes_t{threads}")
+        session = _session(request, threads, prefix)
+        for _ in range(WARMUP_RUNS):
+            session.run(None, feed)
+        runs = 0
+        start = time.perf_counter()
+        while runs < MAX_RUNS and (runs < MIN_RUNS or time.perf_counter() - start < TIME_PER_THREAD_COUNT_S):
+            session.run(None, feed)
+            runs += 1
+        trace = session.end_profiling()
+        try:
+            totals, per_node, info = _parse(trace, WARMUP_RUNS)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(trace)
+        for name, facts in info.items():
+            result["nodes"].setdefault(name, facts)
+        node_us = {name: statistics.median(times) for name, times in per_node.items()}
+        per_run_sum = [sum(times[i] for times in per_node.values()) for i in range(len(totals))]
+        result["by_threads"][str(threads)] = {
+            "runs": len(totals),
+            "run_us": statistics.median(totals) if totals else 0.0,
+            "nodes_us": sum(node_us.values()),
+            # executor time outside any kernel: what a tiny graph costs per call, plus scheduling
+            "overhead_us": statistics.median([t - s for t, s in zip(totals, per_run_sum, strict=True)])
+            if totals
+            else 0.0,
+            "node_us": node_us,
+        }
+    try:
+        result["kernels"] = _kernels(request.model_path, list(ort.get_available_providers()))
+    except Exception as exc:  # the kernel registry is an internal API: never let it sink the profile
+        result["kernels"] = {"error": f"{type(exc).__name__}: {exc}"}
+    return result

@@ -1,0 +1,123 @@
+"""Many models in one run: expand folders, measure one model at a time, gather one Report.
+
+Locally the measurements run strictly one after another: two measurements on one machine
+steal cores and memory bandwidth from each other and both figures would be wrong. A model
+that cannot be loaded or measured becomes an error result; the others go on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlfit import __version__
+from mlfit.errors import ConfigError, ExitCode, MlfitError
+from mlfit.result import ErrorInfo, ModelInfo, Report, RunResult
+
+if TYPE_CHECKING:
+    from mlfit.api import MeasureOptions
+    from mlfit.catalog.loader import Target
+    from mlfit.inputspec import InputSpec
+
+EventFn = Callable[[dict[str, object]], None]
+# Suffixes that claim a model format (formats.py recognises the content; these only decide
+# whether a file in a folder that fails recognition is a broken model or not a model at all).
+MODEL_SUFFIXES = (".onnx", ".keras", ".h5", ".hdf5", ".tflite", ".skops", ".pkl", ".pickle", ".joblib")
+
+
+def is_savedmodel(path: Path) -> bool:
+    return (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file()
+
+
+def expand_models(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
+    """Model paths from the command line: a folder that is not a SavedModel stands for every
+    recognised model in it (files by content, SavedModel sub-folders). Returns (models, notes).
+
+    A path that does not exist is a usage error, raised before anything is measured.
+    """
+    from mlfit.formats import sniff
+
+    models: list[Path] = []
+    notes: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise ConfigError(f"model '{raw}' does not exist", "check the path")
+        if not path.is_dir() or is_savedmodel(path):
+            models.append(path)
+            continue
+        found: list[Path] = []
+        skipped: list[str] = []
+        for entry in sorted(path.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                if is_savedmodel(entry):
+                    found.append(entry)
+                continue
+            try:
+                sniff(entry)
+            except MlfitError:
+                # A file named like a model but not one is reported (as that model's error);
+                # anything else in the folder (README, labels.txt) is skipped.
+                if entry.suffix.lower() not in MODEL_SUFFIXES:
+                    skipped.append(entry.name)
+                    continue
+            found.append(entry)
+        if not found:
+            raise ConfigError(f"folder '{raw}' holds no recognised model file",
+                              "give model files (.onnx, .keras, .h5, .tflite, .skops, .joblib) or "
+                              "SavedModel folders")
+        models.extend(found)
+        if skipped:
+            shown = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+            notes.append(f"{raw}: skipped {len(skipped)} file(s) that are not models: {shown}")
+    unique: list[Path] = []
+    for model in models:
+        if model.resolve() not in [m.resolve() for m in unique]:
+            unique.append(model)
+    return unique, notes
+
+
+def error_result(path: Path, exc: MlfitError, phase: str = "identify") -> RunResult:
+    """A result for a model that failed before or during measurement, carrying the reason."""
+    from mlfit.api import sha256_of, size_of
+
+    try:
+        sha, size = sha256_of(path), size_of(path)
+    except OSError:
+        sha, size = "", 0
+    kind = "input" if exc.exit_code == ExitCode.USAGE else "load"
+    return RunResult(mlfit_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                     model=ModelInfo(path=str(path.resolve()), sha256=sha, format="unknown",
+                                     runtime="unknown", size_bytes=size, artefact=None),
+                     error=ErrorInfo(kind=kind, phase=phase, message=exc.message, hint=exc.hint,
+                                     exit_code=int(exc.exit_code)))
+
+
+def check_locally(models: Sequence[Path], targets: Sequence[Target], inputs: InputSpec,
+                  options: MeasureOptions, on_event: EventFn | None = None) -> list[RunResult]:
+    """Measure each model in turn on this host; a failing model does not stop the others."""
+    from mlfit.api import identify, measure_and_check
+
+    results: list[RunResult] = []
+    for i, path in enumerate(models, 1):
+        if on_event is not None:
+            on_event({"event": "model", "text": f"[{i}/{len(models)}] {path.name}: measuring"})
+        try:
+            ref = identify(path, options.runtime)
+            result = measure_and_check(ref, targets, inputs, options)
+        except MlfitError as exc:
+            result = error_result(path, exc)
+        results.append(result)
+        if on_event is not None:
+            on_event({"event": "model", "text": f"[{i}/{len(models)}] {path.name}: {result.verdict.value}"})
+    return results
+
+
+def combined_report(results: Sequence[RunResult], notes: Sequence[str]) -> Report:
+    """One document for every model: one result per model (and per machine on a cluster)."""
+    return Report(mlfit_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                  results=list(results), notes=list(notes), complete=all(r.complete for r in results))

@@ -1,0 +1,89 @@
+"""`mlfit calibrate`: measures, caches per host fingerprint, re-measures when stale, and
+writes a hardware file that the catalog accepts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_no_traceback, run_mlfit
+from mlfit.analysis.calibrate import per_thread, thread_counts
+from mlfit.catalog.loader import load_hardware_file
+
+
+@pytest.fixture(scope="module")
+def cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
+def test_calibrate_measures_then_caches(cache_home: Path, tmp_path: Path) -> None:
+    env = {"XDG_CACHE_HOME": str(cache_home)}
+    hw_file = tmp_path / "my-host.yaml"
+    first = run_mlfit("calibrate", "--emit-hardware", hw_file, env=env)
+    assert_no_traceback(first)
+    assert first.code == 0, first.output
+    assert "measured now" in first.stdout and "GEMM" in first.stdout
+    cached = list((cache_home / "mlfit").glob("calibration-*.json"))
+    assert len(cached) == 1
+    data = json.loads(cached[0].read_text())
+    assert data["duration_s"] < 20
+    assert all(v > 0 for v in data["gemm_flops"].values()) and all(v > 0 for v in data["bandwidth"].values())
+    assert data["call_overhead_s"] > 0
+
+    second = run_mlfit("calibrate", env=env)
+    assert second.code == 0 and "cached calibration" in second.stdout, second.output
+
+    # The emitted hardware file validates against the catalog schema, with measured figures.
+    hardware = load_hardware_file(hw_file)
+    assert hardware.cpu.sustained_fp32 and hardware.cpu.sustained_fp32 <= hardware.cpu.peak_fp32
+    assert "measured by mlfit calibrate" in hardware.cpu.source
+    assert "measured" in hardware.memory.source
+
+    # A calibration recorded for another fingerprint (or an older format) is stale: measured again.
+    data["fingerprint"] = "0000000000000000"
+    cached[0].write_text(json.dumps(data))
+    third = run_mlfit("calibrate", "--json", env=env)
+    assert third.code == 0, third.output
+    assert json.loads(third.stdout)["fingerprint"] != "0000000000000000"
+
+
+def test_emitted_hardware_is_usable_as_a_target(
+    cache_home: Path, tmp_path: Path, small_cnn_model: Path
+) -> None:
+    env = {"XDG_CACHE_HOME": str(cache_home)}
+    hw_file = tmp_path / "host.yaml"
+    assert run_mlfit("calibrate", "--emit-hardware", hw_file, "--id", "my-host", env=env).code == 0
+    profile = tmp_path / "here.yaml"
+    profile.write_text(
+        "schema_version: 1\nid: here\nhardware: host.yaml\nruntimes: [onnxruntime]\nthreads: 1\n"
+        "budgets:\n  latency: {p50: 10 s}\n"
+    )
+    run = run_mlfit(
+        "check",
+        small_cnn_model,
+        "--target",
+        profile,
+        "--json",
+        "-",
+        "--min-time",
+        "0.2",
+        "--max-time",
+        "2",
+        "--quiet",
+        env=env,
+    )
+    assert_no_traceback(run)
+    report = json.loads(run.stdout)["results"][0]["targets"][0]
+    assert report["hardware"] == "my-host"
+    assert any("sustained fp32 from its hardware file" in n for n in report["notes"])
+
+
+def test_thread_scaling_helpers() -> None:
+    assert thread_counts(1) == [1]
+    assert thread_counts(6) == [1, 2, 4, 6]
+    figures = {"1": 100.0, "2": 180.0}
+    assert per_thread(figures, 2) == 180.0
+    assert 180.0 < per_thread(figures, 4) <= 360.0  # beyond measured: the last step's efficiency
+    assert per_thread({"2": 180.0}, 1) == 90.0

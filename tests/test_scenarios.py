@@ -1,0 +1,365 @@
+"""Load scenarios: the server loop, the rate search, batch sweeps, load budgets and their checks.
+
+The scenario functions take any ``run(feed)`` callable; the unit tests drive them with a
+service that sleeps a known time (sleep releases the GIL like a runtime call does), so the
+capacity is known by construction and no test depends on how fast this machine is. The CLI
+tests run real ONNX models in the real worker subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import FAST, assert_no_traceback, run_mlfit
+from mlfit.catalog.loader import load_profile_file
+from mlfit.catalog.schema import Budgets, Percentile
+from mlfit.checks.load import best_batch_check, latency_at_rate_check
+from mlfit.errors import ConfigError
+from mlfit.measure.loadplan import parse_batch_sizes, plan_load
+from mlfit.measure.scenarios import (
+    LatencyGoal,
+    Scenario,
+    find_max_qps,
+    percentile_interval,
+    requests_for,
+    serve,
+    trial_verdict,
+)
+from mlfit.result import Provenance, Verdict
+from mlfit.zoo import builders
+
+
+def sleeper(seconds: float) -> Any:
+    def run(_feed: object) -> None:
+        time.sleep(seconds)
+
+    return run
+
+
+# ---------------------------------------------------------------- server loop
+
+
+def test_server_keeps_up_below_capacity_and_counts_latency_from_arrival() -> None:
+    # 4 callers x 2 ms service = 2000/s capacity; offer 100/s.
+    result = serve(sleeper(0.002), [None], rate=100, n_requests=80, callers=4, max_time_s=5)
+    assert result["kept_up"], result["reason"]
+    assert result["completed"] == 80
+    latency = result["latency"]
+    # Latency runs from the scheduled arrival, so it can never be shorter than the service time.
+    assert latency["min"] >= 0.002
+    assert 0.5 * result["offered_qps"] <= result["achieved_qps"] <= 1.5 * result["offered_qps"]
+
+
+def test_server_overloaded_does_not_keep_up_and_queueing_shows_in_latency() -> None:
+    # 1 caller x 10 ms = 100/s capacity; offer 400/s: the backlog grows every request.
+    result = serve(sleeper(0.010), [None], rate=400, n_requests=60, callers=1, max_time_s=5)
+    assert not result["kept_up"]
+    assert "served" in result["reason"] or "growing" in result["reason"]
+    # The last requests waited behind the earlier ones: far longer than one service time.
+    assert result["latency"]["max"] > 5 * 0.010
+    assert result["achieved_qps"] < 0.9 * result["offered_qps"]
+
+
+def test_server_stops_at_max_time_and_reports_unserved_requests() -> None:
+    result = serve(sleeper(0.05), [None], rate=1000, n_requests=500, callers=1, max_time_s=0.3)
+    assert not result["kept_up"]
+    assert result["completed"] < 500
+    assert "never served" in result["reason"]
+
+
+def test_requests_for_respects_samples_and_time_bounds() -> None:
+    assert requests_for(rate=1000, min_samples=662, min_time_s=0.1, max_time_s=10) == 662
+    assert requests_for(rate=10, min_samples=662, min_time_s=1, max_time_s=2) == 20  # capped by max time
+    assert requests_for(rate=100, min_samples=1, min_time_s=3, max_time_s=10) == 300
+
+
+# ---------------------------------------------------------------- confidence and verdicts
+
+
+def test_percentile_interval_brackets_the_percentile_and_narrows_with_samples() -> None:
+    few = sorted(float(i) for i in range(100))
+    many = sorted(float(i) / 10 for i in range(1000))
+    low, high = percentile_interval(few, 0.9)
+    assert low <= 89 <= high
+    low_m, high_m = percentile_interval(many, 0.9)
+    assert low_m <= 89.9 <= high_m
+    # Relative width shrinks with ten times the samples.
+    assert (high_m - low_m) / 100 < (high - low) / 100
+
+
+def _run(kept_up: bool, p90: float | None, ci: tuple[float, float] | None, n: int = 200) -> dict[str, Any]:
+    latency: dict[str, Any] = {"n": n, "p90": p90, "ci95": {"p90": list(ci)} if ci else {}}
+    return {
+        "qps": 100.0,
+        "kept_up": kept_up,
+        "reason": "" if kept_up else "served 50/s of 100/s",
+        "latency": latency,
+        "callers": 4,
+        "achieved_qps": 100.0 if kept_up else 50.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("run", "expected"),
+    [
+        (_run(True, 0.004, (0.003, 0.0045)), "PASS"),
+        (_run(True, 0.008, (0.006, 0.010)), "FAIL"),
+        (_run(True, 0.005, (0.004, 0.006)), "INCONCLUSIVE"),
+        (_run(True, None, None, n=20), "INCONCLUSIVE"),
+        (_run(False, 0.001, (0.001, 0.001)), "FAIL"),
+    ],
+)
+def test_trial_verdict_is_three_way(run: dict[str, Any], expected: str) -> None:
+    verdict, reason = trial_verdict(run, LatencyGoal(percentile=Percentile.P90, limit_s=0.005))
+    assert verdict == expected
+    assert (reason == "") == (expected == "PASS")
+
+
+def test_find_max_qps_brackets_the_capacity_of_a_known_service() -> None:
+    # 2 callers x 5 ms = 400/s capacity at best; with p90 <= 30 ms the limit lies below that.
+    result = find_max_qps(
+        sleeper(0.005),
+        [None],
+        LatencyGoal(percentile=Percentile.P90, limit_s=0.030),
+        callers=2,
+        start_rate=100,
+        min_time_s=0.2,
+        time_budget_s=8,
+        max_trials=7,
+    )
+    assert result["lower"] is not None and result["lower"] > 0, result
+    assert result["lower"] <= 400 * 1.1, result
+    if result["upper"] is not None:
+        assert result["upper"] > result["lower"]
+    verdicts = {t["verdict"] for t in result["trials"]}
+    assert "PASS" in verdicts
+    # Conservative: the reported rate is a rate that was proven to pass.
+    assert any(t["qps"] == result["rate"] and t["verdict"] == "PASS" for t in result["trials"])
+
+
+def test_run_scenarios_searches_even_for_a_microsecond_model() -> None:
+    from mlfit.measure.scenarios import ScenarioSettings, run_scenarios
+
+    settings = ScenarioSettings(
+        scenario=Scenario.SERVER,
+        find_max_qps=[LatencyGoal(percentile=Percentile.P50, limit_s=0.010)],
+        search_trials=3,
+    )
+    extra, _ = run_scenarios(
+        lambda _feed: None,
+        [None],
+        lambda _size: None,
+        settings,
+        single_stream_mean_s=1e-6,
+        usable_cores=2,
+        threads=1,
+        min_samples=1,
+        min_time_s=0.1,
+        max_time_s=2.0,
+    )
+    search = extra["scenario"]["max_qps"][0]
+    assert search["trials"], search  # the start rate is capped below the search's ceiling
+    assert search["trials"][0]["qps"] <= 5000
+
+
+# ---------------------------------------------------------------- budgets, plans, checks
+
+
+def test_profile_load_budgets_parse_with_units(tmp_path: Path) -> None:
+    path = tmp_path / "svc.yaml"
+    path.write_text(
+        "schema_version: 1\nid: svc\nhardware: weak-cpu-2vcpu\nruntimes: [onnxruntime]\n"
+        "budgets:\n  load_latency: {at: 6000/min, p99: 50 ms}\n  sustains: 30/s\n"
+    )
+    budgets = load_profile_file(path).budgets
+    assert budgets.load_latency[0].at == pytest.approx(100.0)
+    assert budgets.load_latency[0].limits() == {Percentile.P99: pytest.approx(0.05)}
+    assert budgets.sustains == pytest.approx(30.0)
+
+
+def test_bad_load_budget_names_file_line_and_fix(tmp_path: Path) -> None:
+    path = tmp_path / "svc.yaml"
+    path.write_text(
+        "schema_version: 1\nid: svc\nhardware: weak-cpu-2vcpu\nruntimes: [onnxruntime]\n"
+        "budgets:\n  load_latency: {at: 100/s}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_profile_file(path)
+    assert "svc.yaml:6" in err.value.message and "percentile limit" in err.value.message
+
+
+def test_plan_adds_rates_from_budgets_and_refuses_bad_flags(tmp_path: Path) -> None:
+    from mlfit.api import resolve_targets
+
+    path = tmp_path / "svc.yaml"
+    path.write_text(
+        "schema_version: 1\nid: svc\nhardware: weak-cpu-2vcpu\nruntimes: [onnxruntime]\n"
+        "budgets:\n  load_latency: {at: 40/s, p90: 50 ms}\n  sustains: 30/s\n"
+    )
+    targets = resolve_targets([str(path)])
+    plan = plan_load(targets, qps=[10])
+    assert plan.scenario is Scenario.SERVER and plan.server_rates == [10.0, 30.0, 40.0]
+    assert plan_load(resolve_targets(["edge"])).active is False
+    with pytest.raises(ConfigError, match="needs a request rate"):
+        plan_load(resolve_targets(["edge"]), scenario="server")
+    with pytest.raises(ConfigError, match="unknown --scenario"):
+        plan_load(targets, scenario="burst")
+    with pytest.raises(ConfigError, match="batch size"):
+        parse_batch_sizes("1,0,4")
+    assert parse_batch_sizes("8, 1,2,2") == (1, 2, 8)
+
+
+def test_latency_at_rate_check_uses_the_interval_and_keeping_up() -> None:
+    def check(run: dict[str, Any] | None) -> Verdict:
+        return latency_at_rate_check(
+            run, Percentile.P90, 0.005, 100.0, Provenance.MEASURED_ON_HOST, "m"
+        ).verdict
+
+    assert check(_run(True, 0.004, (0.003, 0.0045))) is Verdict.PASS
+    assert check(_run(True, 0.008, (0.006, 0.010))) is Verdict.FAIL
+    assert check(_run(True, 0.005, (0.004, 0.006))) is Verdict.INCONCLUSIVE
+    assert check(_run(False, 0.001, (0.001, 0.001))) is Verdict.FAIL
+    assert check(None) is Verdict.INCONCLUSIVE
+
+
+def test_best_batch_is_the_smallest_that_meets_the_throughput_budget() -> None:
+    from mlfit.api import resolve_targets
+    from mlfit.result import Measurement
+
+    target = resolve_targets(["weak-cpu"])[0]  # throughput budget 10/s
+    rows = [
+        {"batch_size": b, "throughput_per_s": t, "latency_p50_s": b / t}
+        for b, t in ((1, 5.0), (2, 12.0), (4, 20.0))
+    ]
+    fake = Measurement.model_construct(extra={"batch_sweep": rows})
+    check = best_batch_check(target, fake, Provenance.MEASURED_ON_HOST, "m")
+    assert check is not None and check.verdict is Verdict.PASS and "batch 2" in check.reason
+    fake = Measurement.model_construct(extra={"batch_sweep": rows[:1]})
+    check = best_batch_check(target, fake, Provenance.MEASURED_ON_HOST, "m")
+    assert check is not None and check.verdict is Verdict.FAIL
+    assert Budgets().load_latency == [] and Budgets().sustains is None
+
+
+# ---------------------------------------------------------------- the CLI, real worker
+
+
+@pytest.fixture(scope="module")
+def free_batch_model(models_dir: Path) -> Path:
+    return builders.save(
+        builders.mobilenet_v2(width=0.35, resolution=64, classes=10, batch="batch"),
+        models_dir / "mobilenet_v2_free_batch.onnx",
+    )
+
+
+@pytest.fixture(scope="module")
+def service_profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("profiles") / "svc.yaml"
+    path.write_text(
+        "schema_version: 1\nid: svc\nhardware: weak-cpu-2vcpu\nruntimes: [onnxruntime]\nthreads: 1\n"
+        "budgets:\n  latency: {p90: 50 ms}\n  load_latency: {at: 40/s, p90: 50 ms}\n"
+        "  sustains: 20/s\n  throughput: 10/s\n"
+    )
+    return path
+
+
+def test_cli_server_scenario_reports_latency_under_load(tiny_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    run = run_mlfit(
+        "check",
+        "--scenario",
+        "server",
+        "--qps",
+        "50",
+        tiny_model,
+        "--target",
+        "gpu-server",
+        "--json",
+        out,
+        *FAST,
+    )
+    assert_no_traceback(run)
+    assert run.code in (0, 1), run.output
+    assert "server at 50.0/s" in run.stdout and "load.p99@50/s" in run.stdout
+    measurement = json.loads(out.read_text())["results"][0]["measurement"]
+    server = measurement["extra"]["scenario"]["server"][0]
+    assert server["qps"] == 50 and server["completed"] > 0 and "kept_up" in server
+    assert server["latency"]["n"] == server["completed"]
+
+
+def test_cli_find_max_qps_gives_a_rate_with_bounds(
+    free_batch_model: Path, service_profile: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "r.json"
+    run = run_mlfit(
+        "check",
+        free_batch_model,
+        "--dim",
+        "batch=1",
+        "--target",
+        service_profile,
+        "--find-max-qps",
+        "--batch-sizes",
+        "1,2,4",
+        "--json",
+        out,
+        *FAST,
+    )
+    assert_no_traceback(run)
+    assert run.code in (0, 1), run.output
+    assert "max rate with p90 <= 50.00 ms" in run.stdout
+    report = json.loads(out.read_text())["results"][0]
+    search = report["measurement"]["extra"]["scenario"]["max_qps"][0]
+    assert search["percentile"] == "p90" and search["trials"]
+    if search["lower"] is not None and search["upper"] is not None:
+        assert search["lower"] < search["upper"]
+    sweep = report["measurement"]["extra"]["batch_sweep"]
+    assert [row["batch_size"] for row in sweep] == [1, 2, 4]
+    assert all(row["throughput_per_s"] > 0 and row["latency_p50_s"] > 0 for row in sweep)
+    metrics = {c["metric"] for c in report["targets"][0]["checks"]}
+    assert {"load.sustains", "load.p90@40/s", "batch.best"} <= metrics
+
+
+def test_cli_offline_and_fixed_batch_sweep_says_why(small_cnn_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    run = run_mlfit(
+        "check",
+        small_cnn_model,
+        "--target",
+        "weak-cpu",
+        "--scenario",
+        "offline",
+        "--batch-sizes",
+        "1,2",
+        "--json",
+        out,
+        *FAST,
+    )
+    assert_no_traceback(run)
+    measurement = json.loads(out.read_text())["results"][0]["measurement"]
+    offline = measurement["extra"]["scenario"]["offline"]
+    assert offline["throughput_per_s"] > 0 and offline["mode"].startswith("concurrent callers")
+    assert "batch_sweep" not in measurement["extra"]
+    assert any("batch sweep skipped" in w for w in measurement["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--scenario", "burst"), "unknown --scenario 'burst'"),
+        (("--scenario", "server"), "--scenario server needs a request rate"),
+        (("--batch-sizes", "1,x"), "is not a batch size"),
+        (("--qps", "0"), "must be greater than zero"),
+    ],
+)
+def test_cli_bad_load_flags_exit_2_with_one_line(
+    tiny_model: Path, args: tuple[str, ...], message: str
+) -> None:
+    run = run_mlfit("check", tiny_model, "--target", "edge", *args, *FAST)
+    assert_no_traceback(run)
+    assert run.code == 2, run.output
+    assert message in run.stderr
