@@ -141,11 +141,7 @@ def _accuracy(model: Path, pairs: int) -> tuple[list[str], list[bl.Row], list[st
     base_gap = bl.median([r["mlfit_base"] - r["script_base"] for r in runs])
     footprint = own_footprint()
     why = ""
-    if (
-        not ok
-        and footprint is not None
-        and abs(mlfit_peak - footprint - time_peak) < abs(mlfit_peak - time_peak)
-    ):
+    if not ok and footprint is not None and abs(mlfit_peak - footprint - time_peak) < abs(mlfit_peak - time_peak):
         why = (
             "mlfit's own modules (pydantic and the result models, imported by the worker before it measures) "
             f"hold {bl.fmt_mib(footprint)}; without them the peak is "
@@ -183,9 +179,7 @@ def _accuracy(model: Path, pairs: int) -> tuple[list[str], list[bl.Row], list[st
                 + "; for information, mlfit does not report this)",
                 bl.fmt_mib(mlfit_peak - footprint) if footprint is not None else "-",
                 bl.fmt_mib(time_peak),
-                f"{(mlfit_peak - footprint - time_peak) / time_peak * 100:+.1f}%"
-                if footprint is not None
-                else "-",
+                f"{(mlfit_peak - footprint - time_peak) / time_peak * 100:+.1f}%" if footprint is not None else "-",
                 "-",
                 "-",
             ],
@@ -249,9 +243,7 @@ def _spike_model(work: Path) -> tuple[list[object], bl.Row]:
     got = {}
     for name, path in paths.items():
         proc = bl.run([bl.PY, "-c", _API_PROFILE, str(path)])
-        data = (
-            json.loads(proc.stdout.strip().splitlines()[-1]) if proc.rc == 0 and proc.stdout.strip() else {}
-        )
+        data = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.rc == 0 and proc.stdout.strip() else {}
         if not data or data.get("error") or not data.get("memory"):
             why = data.get("error") or proc.last_error_line()
             return (

@@ -68,9 +68,7 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         goal = GOALS[key]
         if not runs:
             rows.append([LABELS[key], "-", "-", "-", "-", f"<= {goal:.2f}", bl.met(None, error)])
-            summary.append(
-                bl.Row(f"1. overhead, {key}", f"p50 ratio <= {goal:.2f}", "-", bl.met(None, error))
-            )
+            summary.append(bl.Row(f"1. overhead, {key}", f"p50 ratio <= {goal:.2f}", "-", bl.met(None, error)))
             continue
         ratio = bl.median([r["ratio"] for r in runs])
         lo, hi = min(r["ratio"] for r in runs), max(r["ratio"] for r in runs)
@@ -82,9 +80,8 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         extra = mlfit_p50 - bare_p50
         why = ""
         if not ok:
-            why = (
-                f"{'+' if extra >= 0 else '-'}{bl.fmt_time(abs(extra))} per call; pairs {lo:.3f}-{hi:.3f}"
-                + (", wider than the goal's margin: noise-bound" if noisy else "")
+            why = f"{'+' if extra >= 0 else '-'}{bl.fmt_time(abs(extra))} per call; pairs {lo:.3f}-{hi:.3f}" + (
+                ", wider than the goal's margin: noise-bound" if noisy else ""
             )
         verdict = bl.met(ok, why)
         if ok and noisy:
@@ -116,9 +113,7 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         f"thread(s), same warm-up policy, same sample count; {pairs} pairs run A B A B. "
         "Ratio = A/B per pair; the table shows medians.",
         "",
-        bl.table(
-            ["model", "mlfit p50", "bare loop p50", "ratio (median)", "ratio range", "goal", "met"], rows
-        ),
+        bl.table(["model", "mlfit p50", "bare loop p50", "ratio (median)", "ratio range", "goal", "met"], rows),
         "",
         "Pairs (mlfit p50 / bare p50 = ratio):",
         *details,
@@ -128,9 +123,7 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
 
 
 def run(work: Path, quick: bool) -> bl.Section:
-    return bl.timed_section(
-        1, "Harness overhead: mlfit p50 vs a bare onnxruntime loop", lambda: body(work, quick)
-    )
+    return bl.timed_section(1, "Harness overhead: mlfit p50 vs a bare onnxruntime loop", lambda: body(work, quick))
 
 
 if __name__ == "__main__":

@@ -242,18 +242,13 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
     why_this_tool = (
         "onnxruntime's Python wheel ships `onnxruntime.tools.onnxruntime_test` (used here); its other Python "
         "path, `onnxruntime.transformers.benchmark_helper`, imports torch and transformers"
-        + (
-            " (installed here, but it is built for transformer models)"
-            if has_torch
-            else ", not installed here"
-        )
+        + (" (installed here, but it is built for transformer models)" if has_torch else ", not installed here")
         + ", and `onnxruntime_perf_test` is a C++ tool that is not in the wheel."
     )
     text = [
         why_this_tool,
         "",
-        f"{pairs} round(s), each runs mlfit then its peers with the same sample count; medians. "
-        "Ratio = mlfit / peer.",
+        f"{pairs} round(s), each runs mlfit then its peers with the same sample count; medians. Ratio = mlfit / peer.",
         "",
         bl.table(["model, figure", "mlfit", "peer's figure", "ratio", "peer"], rows),
         *onnx_notes,

@@ -89,8 +89,7 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         "invocation and the walls are summed (a shell loop), which repeats CLI start-up per model"
     )
     text = [
-        f"Mode: {mode}. mlfit defaults (--min-time 1 s); models: single Adds of widths "
-        f"16..{15 + max(counts)}.",
+        f"Mode: {mode}. mlfit defaults (--min-time 1 s); models: single Adds of widths 16..{15 + max(counts)}.",
         "",
         bl.table(["models", "1 target", "5 targets", "per model (1 target)", "5 / 1", "goal", "met"], rows),
         *errors,

@@ -31,9 +31,7 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         loads.append(float(result.results[0]["host"].get("load_avg_1m") or 0.0))
     if len(p50s) < 2:
         why = "fewer than two runs succeeded"
-        return "\n".join(errors), [
-            bl.Row("4. stability of p50", f"max/min <= {GOAL}", "-", bl.met(None, why))
-        ]
+        return "\n".join(errors), [bl.Row("4. stability of p50", f"max/min <= {GOAL}", "-", bl.met(None, why))]
     ratio = bl.spread(p50s)
     ok = ratio <= GOAL
     busy = max(loads) > bl.usable_cores() * 0.5
@@ -60,9 +58,7 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         *errors,
     ]
     return "\n".join(text), [
-        bl.Row(
-            f"4. stability of p50 ({len(p50s)} runs)", f"max/min <= {GOAL}", f"{ratio:.3f}", bl.met(ok, why)
-        )
+        bl.Row(f"4. stability of p50 ({len(p50s)} runs)", f"max/min <= {GOAL}", f"{ratio:.3f}", bl.met(ok, why))
     ]
 
 

@@ -43,9 +43,7 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         value = bl.median(values)
         ok = value < GOAL_S
         load = bl.loadavg()[0]
-        why = (
-            "" if ok or load < bl.usable_cores() else f"load average {load:.2f} on {bl.usable_cores()} cores"
-        )
+        why = "" if ok or load < bl.usable_cores() else f"load average {load:.2f} on {bl.usable_cores()} cores"
         rows.append(
             [
                 name,
@@ -56,9 +54,7 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
             ]
         )
         if is_goal:
-            summary.append(
-                bl.Row(f"6. start-up, {name}", f"< {GOAL_S} s", bl.fmt_time(value), bl.met(ok, why))
-            )
+            summary.append(bl.Row(f"6. start-up, {name}", f"< {GOAL_S} s", bl.fmt_time(value), bl.met(ok, why)))
     text = [
         f"Median of {rounds} runs each (after one warm-up run), interleaved.",
         "",

@@ -162,9 +162,7 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
 
 
 def run(work: Path, quick: bool) -> bl.Section:
-    return bl.timed_section(
-        2, "Time to verdict: `mlfit check` vs a minimal script", lambda: body(work, quick)
-    )
+    return bl.timed_section(2, "Time to verdict: `mlfit check` vs a minimal script", lambda: body(work, quick))
 
 
 if __name__ == "__main__":

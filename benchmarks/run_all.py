@@ -82,9 +82,7 @@ class LoadSampler:
 
 def _demote_headings(markdown: str, levels: int = 2) -> str:
     """Nest an included document's headings under the item's own heading."""
-    return re.sub(
-        r"^(#{1,4}) ", lambda m: "#" * (len(m.group(1)) + levels) + " ", markdown, flags=re.MULTILINE
-    )
+    return re.sub(r"^(#{1,4}) ", lambda m: "#" * (len(m.group(1)) + levels) + " ", markdown, flags=re.MULTILINE)
 
 
 def _run_projection(quick: bool, out: Path) -> bl.Proc:
@@ -147,6 +145,18 @@ def crashed_section(number: int, title: str, exc: BaseException) -> bl.Section:
     )
 
 
+def _calibration_line() -> str:
+    cal = bl.CALIBRATION
+    if not cal:
+        return "Set-up: no host calibration was run."
+    if cal.get("rc") == 0:
+        return (
+            f"Set-up: `mlfit calibrate` ran once before any timing ({float(cal['wall_s']):.1f} s; "
+            "cached per host, so no timed `mlfit check` below pays for it)."
+        )
+    return f"Set-up: `mlfit calibrate` was not available or failed ({cal.get('note')}); timed runs may include it."
+
+
 def render(
     sections: list[bl.Section],
     quick: bool,
@@ -173,6 +183,8 @@ def render(
         f"Run started {started}, took {seconds / 60:.1f} min"
         + (" (over the 15-minute budget for `make bench` on 2 cores)." if seconds > 15 * 60 else ".")
         + f" Command: `{' '.join(['python', 'benchmarks/run_all.py', *sys.argv[1:]])}`.",
+        "",
+        _calibration_line(),
         "",
         bl.table(
             ["machine", ""],
