@@ -143,7 +143,8 @@ def main() -> int:
                     flush=True,
                 )
     lines += [
-        "| model | batch | measured | projected [band] | ratio projected/measured | in band | measured with |",
+        "| model | batch | measured | projected [band] | ratio projected/measured | in band "
+        "| measured with |",
         "|---|---:|---:|---:|---:|:---:|---|",
     ]
     for name, b, meas, band, how in rows:

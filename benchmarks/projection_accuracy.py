@@ -131,8 +131,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "projection_accuracy.md")
     parser.add_argument("--min-time", type=float, default=2.0)
-    parser.add_argument("--repeat", type=int, default=2, help="alternate projected/measured runs, keep medians")
-    parser.add_argument("--cores", type=int, default=None, help="restrict the whole run to this many cores first")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="alternate projected/measured runs, keep medians"
+    )
+    parser.add_argument(
+        "--cores", type=int, default=None, help="restrict the whole run to this many cores first"
+    )
     args = parser.parse_args()
     if args.cores:
         os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.cores]))
@@ -141,7 +145,8 @@ def main() -> int:
     cal, _ = load_or_calibrate()
     gemm = cal["gemm_flops"]
     print(
-        f"calibrated GEMM: 1 thread {gemm['1'] / 1e9:.0f} GFLOP/s, 2 threads {gemm.get('2', 0) / 1e9:.0f} GFLOP/s",
+        f"calibrated GEMM: 1 thread {gemm['1'] / 1e9:.0f} GFLOP/s, "
+        f"2 threads {gemm.get('2', 0) / 1e9:.0f} GFLOP/s",
         flush=True,
     )
     target = one_core_target(cal)
