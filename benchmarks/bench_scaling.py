@@ -51,10 +51,12 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
     models = _models(work, max(counts))
     multi = multi_model_supported(models)
     cells: dict[tuple[int, int], float] = {}
+    cell_phases: dict[tuple[int, int], dict[str, float]] = {}
     errors: list[str] = []
     for count in counts:
         chosen = models[:count]
         walls = {1: 0.0, 5: 0.0}
+        phases: dict[int, dict[str, float]] = {1: {}, 5: {}}
         batches = [chosen] if multi else [[m] for m in chosen]
         for batch in batches:
             for n_targets, targets in ((1, ONE), (5, FIVE)):
@@ -62,7 +64,10 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
                 if not result.ok:
                     errors.append(f"- {count} model(s), {n_targets} target(s): {result.why()}")
                 walls[n_targets] += result.proc.wall_s
+                for phase, seconds in result.phases().items():
+                    phases[n_targets][phase] = phases[n_targets].get(phase, 0.0) + seconds
         cells[(count, 1)], cells[(count, 5)] = walls[1], walls[5]
+        cell_phases[(count, 1)], cell_phases[(count, 5)] = phases[1], phases[5]
     rows, ratios = [], []
     for count in counts:
         one, five = cells[(count, 1)], cells[(count, 5)]
@@ -82,6 +87,14 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
     worst = max(ratios)
     ok = worst <= GOAL and not errors
     why = "" if ok else ("some invocations failed" if errors else f"worst ratio {worst:.3f}")
+    worst_count = counts[ratios.index(worst)]
+    one_p, five_p = cell_phases.get((worst_count, 1), {}), cell_phases.get((worst_count, 5), {})
+    growth = {k: five_p.get(k, 0.0) - one_p.get(k, 0.0) for k in set(one_p) | set(five_p)}
+    grew = [(k, v) for k, v in sorted(growth.items(), key=lambda kv: -kv[1]) if v > 0][:2]
+    if not ok and not errors and grew:
+        why += f" at {worst_count} model(s); the extra time with 5 targets is in: " + ", ".join(
+            f"{bl.PHASE_WORDS.get(k, k)} +{bl.fmt_time(v)}" for k, v in grew
+        )
     mode = (
         "one `mlfit check MODEL... --target ...` invocation per cell"
         if multi

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import benchlib as bl
 
@@ -23,7 +24,7 @@ RATIO_GOAL = 1.5
 WALL_GOAL_S = 10.0
 
 
-def _pair(model: Path, extra: list[str]) -> tuple[dict[str, float] | None, str]:
+def _pair(model: Path, extra: list[str]) -> tuple[dict[str, Any] | None, str]:
     a = bl.mlfit("check", str(model), "--dim", "batch=1", "--target", "edge", *extra)
     if not a.ok:
         return None, f"mlfit check failed: {a.why()}"
@@ -42,14 +43,22 @@ def _pair(model: Path, extra: list[str]) -> tuple[dict[str, float] | None, str]:
         "n": n,
         "loop": loop_s,
         "cold": cold["import_s"] + cold["load_s"] + cold["first_inference_s"],
+        "phases": a.phases(),
     }, ""
+
+
+def _median_phases(got: list[dict[str, Any]]) -> dict[str, float]:
+    """Per phase, the median over the runs that have a phase breakdown."""
+    runs = [r["phases"] for r in got if r["phases"]]
+    names = {name for phases in runs for name in phases}
+    return {name: bl.median([phases.get(name, 0.0) for phases in runs]) for name in names}
 
 
 def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
     model = bl.build_models(work)["example"]
     pairs = 1 if quick else 3
     variants = {"defaults": [], "--min-time 0": ["--min-time", "0"]}
-    runs: dict[str, list[dict[str, float]]] = {k: [] for k in variants}
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in variants}
     errors: list[str] = []
     for _ in range(pairs):
         for name, extra in variants.items():
@@ -69,11 +78,15 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         ok_ratio, ok_wall = ratio <= RATIO_GOAL, mlfit_s < WALL_GOAL_S
         why = ""
         if not ok_ratio:
-            other = bl.median([r["mlfit"] - r["loop"] - r["cold"] for r in got])
-            why = (
-                f"timed loop {bl.median([r['loop'] for r in got]):.2f} s, fixed cost {other:.2f} s; "
-                "see the breakdown below"
-            )
+            phases = _median_phases(got)
+            if phases:
+                why = f"largest shares: {bl.describe_phases(phases, top=3)}; see the breakdown below"
+            else:
+                other = bl.median([r["mlfit"] - r["loop"] - r["cold"] for r in got])
+                why = (
+                    f"timed loop {bl.median([r['loop'] for r in got]):.2f} s, fixed cost {other:.2f} s; "
+                    "see the breakdown below"
+                )
         rows.append(
             [
                 f"`mlfit check --target edge` ({name})",
@@ -125,7 +138,13 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
             f"before spawning the worker): {bl.fmt_time(bl.median(inspect_walls))}"
         )
     for name, got in runs.items():
-        if got:
+        phases = _median_phases(got) if got else {}
+        if phases:
+            breakdown.append(
+                f"- {name}: mlfit wall {bl.fmt_time(bl.median([r['mlfit'] for r in got]))}; per phase (medians, "
+                f"from the worker's phase marks in the JSON): {bl.describe_phases(phases)}"
+            )
+        elif got:
             breakdown.append(
                 f"- {name}: mlfit wall {bl.fmt_time(bl.median([r['mlfit'] for r in got]))} = timed "
                 f"loop {bl.fmt_time(bl.median([r['loop'] for r in got]))} + runtime import, load "
@@ -151,10 +170,10 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
             rows,
         ),
         "",
-        "Where mlfit's time goes (medians, from its JSON). The script pays one interpreter start and one "
-        "runtime import; mlfit pays two interpreter starts (CLI, then the isolated worker), the CLI's static "
-        "analysis of the model, a warm-up of at least 0.3 s, and a timed loop of at least --min-time "
-        "(1 s by default) so that percentiles are not read from a handful of samples:",
+        "Where mlfit's time goes. The script pays one interpreter start and one runtime import; mlfit pays "
+        "two interpreter starts (CLI, then the isolated worker), the CLI's static analysis of the model, a "
+        "warm-up of at least 0.3 s, a timed loop of at least --min-time (1 s by default) so that percentiles "
+        "are not read from a handful of samples, and, where it projects onto the target, node profiling:",
         *breakdown,
         *errors,
     ]

@@ -277,11 +277,60 @@ class MlfitRun:
     def latency(self) -> dict[str, Any]:
         return dict(self.measurement["latency"])
 
+    def phases(self) -> dict[str, float]:
+        """Seconds spent per worker phase, summed over the results, plus the rest of the wall time.
+
+        The launcher stamps when the worker enters each phase (memory_timeline.phases, seconds
+        since the worker was spawned); a phase lasts until the next one, and the last ("done")
+        until the last memory sample. "worker start-up" is interpreter start plus the worker's
+        imports; "mlfit, outside the worker" is the wall time not spent in any worker: CLI
+        start-up, static analysis, projection and the report. Empty when this build has no
+        timeline.
+        """
+        out: dict[str, float] = {}
+        worker_total = 0.0
+        for result in self.results:
+            timeline = ((result.get("measurement") or {}).get("extra") or {}).get("memory_timeline") or {}
+            marks = [(str(name), float(t)) for name, t in timeline.get("phases", [])]
+            if not marks:
+                return {}
+            end = max([t for t, _ in timeline.get("samples", [])] + [marks[-1][1]])
+            out["worker start-up"] = out.get("worker start-up", 0.0) + marks[0][1]
+            for (name, t), (_, t_next) in zip(marks, [*marks[1:], ("end", end)], strict=True):
+                out[name] = out.get(name, 0.0) + max(0.0, t_next - t)
+            worker_total += end
+        out["mlfit, outside the worker"] = max(0.0, self.proc.wall_s - worker_total)
+        return out
+
     def why(self) -> str:
         if self.results and self.results[0].get("error"):
             err = self.results[0]["error"]
             return str(err.get("message", err))
         return self.proc.last_error_line()
+
+
+PHASE_WORDS = {
+    "worker start-up": "worker start-up (interpreter and mlfit imports)",
+    "start": "reading the request",
+    "import": "runtime import",
+    "load": "model load",
+    "inputs": "input preparation",
+    "first_inference": "first inference",
+    "warmup": "warm-up",
+    "measure": "timed loop",
+    "throughput": "batched throughput",
+    "profile": "node profiling (for projection)",
+    "done": "host facts and result",
+    "mlfit, outside the worker": "outside the worker (CLI start-up, static analysis, projection, report)",
+}
+
+
+def describe_phases(phases: dict[str, float], top: int = 0) -> str:
+    """'timed loop 1.00 s, node profiling 0.90 s, ...', largest first (``top`` > 0 keeps that many)."""
+    items = sorted(phases.items(), key=lambda kv: -kv[1])
+    if top:
+        items = items[:top]
+    return ", ".join(f"{PHASE_WORDS.get(k, k)} {fmt_time(v)}" for k, v in items)
 
 
 def mlfit(command: str, *args: str, env: dict[str, str] | None = None, timeout: float = 600.0) -> MlfitRun:
