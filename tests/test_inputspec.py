@@ -62,3 +62,9 @@ def test_flags_that_do_not_match_the_model(kwargs: dict, fragment: str) -> None:
 
 def test_scalar_input_needs_nothing() -> None:
     assert resolve_shapes([RATE], parse_input_flags(values=["sample_rate=16000"]), {}) == {"sample_rate": []}
+
+
+def test_lenient_dims_for_several_models() -> None:
+    fixed = TensorInfo(name="x", dtype="float32", shape=[1, 4])
+    spec = parse_input_flags(dims=["batch=1"]).model_copy(update={"lenient_dims": True})
+    assert resolve_shapes([fixed], spec, {}) == {"x": [1, 4]}

@@ -19,6 +19,7 @@ def test_wheel_ships_the_catalog_and_runs_elsewhere(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "mlfit/_catalog/profiles/edge.yaml" in names
     assert "mlfit/_catalog/hardware/rpi4-4gb.yaml" in names
+    assert "mlfit/report/templates/report.html" in names  # the HTML report template
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(site), str(wheel)],
                    check=True, timeout=300, capture_output=True)

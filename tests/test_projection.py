@@ -11,7 +11,7 @@ import pytest
 
 from conftest import FAST, assert_no_traceback, run_mlfit
 from mlfit.analysis.graph import analyze_onnx
-from mlfit.analysis.project import Band, project, project_cpu, project_gpu
+from mlfit.analysis.project import THREAD_MODELS, Band, project, project_cpu, project_gpu, thread_speedup
 from mlfit.catalog.loader import Target, resolve_target
 from mlfit.catalog.schema import Hardware, Percentile
 from mlfit.checks.bounds import order_statistic_ranks, percentile_bounds, three_way
@@ -227,6 +227,52 @@ def test_one_thread_target_from_a_two_thread_profile() -> None:
     )
     assert one.details["factor"]["value"] > 1.3  # slower on one thread than the measured two
     assert any("scaled from 2" in n for n in one.notes)
+
+
+def test_band_sources_name_every_widening() -> None:
+    # A Pi-like target (other ISA, 4 threads from 1 and 2 profiled) measured on a busy host
+    # whose 2-thread nodes ran slower than 1-thread ones: each widening is recorded and stated.
+    m = _measurement(cv=0.5, unstable=True)
+    busy = _node_profile(conv_us=(3000.0, 3300.0), add_us=(300.0, 320.0))
+    hw = _hardware(arch="aarch64", peak_fp32="48 GFLOPS", frequency="1.5 GHz")
+    p = project_cpu(_target(hw, threads=4), m, busy, None, CALIBRATION, host_info())
+    sources = p.details["band_sources"]
+    assert {"target hardware", "threads"} <= set(sources)
+    assert any(k.startswith("host measurement") for k in sources)
+    for lo, hi in sources.values():
+        assert lo <= 1.0 <= hi
+    factor = p.details["factor"]
+    # The factor's band is the product of the hardware and thread widenings, nothing else.
+    hw_lo, hw_hi = sources["target hardware"]
+    th_lo, th_hi = sources["threads"]
+    assert factor["lower"] == pytest.approx(factor["value"] * hw_lo * th_lo, rel=1e-2)
+    assert factor["upper"] == pytest.approx(factor["value"] * hw_hi * th_hi, rel=1e-2)
+    # The hardware band's parts (compute, memory bandwidth, executor clock) add up to it.
+    parts = p.details["target_hardware_parts"]
+    assert "compute" in parts and "executor clock" in parts
+    assert 1 + sum(lo - 1 for lo, _ in parts.values()) == pytest.approx(hw_lo, abs=0.01)
+    assert 1 + sum(hi - 1 for _, hi in parts.values()) == pytest.approx(hw_hi, abs=0.01)
+    assert any(n.startswith("band, as multipliers on the centre") for n in p.notes)
+    assert any("fastest run" in n for n in p.notes)
+    assert any("likely pessimistic" in n for n in p.notes)
+
+
+def test_per_class_thread_model_follows_each_class_calibration() -> None:
+    # Conv scales like the calibrated convolution, MatMul like the GEMM, an Add like bandwidth.
+    cal = {**CALIBRATION, "conv_flops": {"1": 100e9, "2": 200e9}, "gemm_flops": {"1": 100e9, "2": 150e9}}
+    big = 1e9  # FLOPs: a node large enough to get its class's full speed-up
+    assert thread_speedup(cal, 2, big, "Conv", "per-class") == pytest.approx(2.0)
+    assert thread_speedup(cal, 2, big, "MatMul", "per-class") == pytest.approx(1.5)
+    assert thread_speedup(cal, 2, big, "Add", "per-class") == pytest.approx(20e9 / 15e9)
+    assert thread_speedup(cal, 2, big, "Conv") == pytest.approx(1.5)  # the default: GEMM for all
+    assert set(THREAD_MODELS) == {"gemm", "per-class"}
+    profile = _node_profile()
+    del profile["by_threads"]["1"]
+    target = _target(_hardware(cores=1, sustained_fp32="100 GFLOPS", peak_fp32="125 GFLOPS"), threads=1)
+    gemm = project_cpu(target, _measurement(), profile, None, cal, host_info())
+    per_class = project_cpu(target, _measurement(), profile, None, cal, host_info(), thread_model="per-class")
+    # The conv node gains more from its second thread under per-class, so 1 thread is slower.
+    assert per_class.details["factor"]["value"] > gemm.details["factor"]["value"]
 
 
 def test_without_calibration_no_cpu_projection() -> None:

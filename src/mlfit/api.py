@@ -285,6 +285,10 @@ def check_many(models: Sequence[str | Path], targets: Sequence[str | Target] = (
     paths, notes = expand_models(models)
     options = options or MeasureOptions()
     inputs = inputs or InputSpec()
+    if len(paths) > 1 and inputs.dims:
+        inputs = inputs.model_copy(update={"lenient_dims": True})
+        notes.append("with several models, a --dim applies to the models that have that dim and is ignored "
+                     "by the others")
     if cluster is None:
         if shared_path:
             raise ConfigError("--shared-path only applies with --cluster",

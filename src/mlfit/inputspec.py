@@ -27,6 +27,9 @@ class InputSpec(BaseModel):
     data_file: str | None = None  # .npz with arrays by input name
     data_arrays: dict[str, str] = Field(default_factory=dict)  # input -> .npy path
     seed: int = 0
+    # With several models, a --dim may belong to some of them only: it is then ignored for
+    # the models that lack it instead of stopping them (one model: always an error).
+    lenient_dims: bool = False
 
 
 def _split(flag: str, text: str, example: str) -> tuple[str, str]:
@@ -138,7 +141,7 @@ def resolve_shapes(inputs: list[TensorInfo], spec: InputSpec, data_shapes: dict[
                                   f"inputs: {describe_inputs(inputs)}")
     symbolic = {d for t in inputs for d in t.shape if isinstance(d, str)}
     for dim_name in spec.dims:
-        if dim_name not in symbolic:
+        if dim_name not in symbolic and not spec.lenient_dims:
             known = ", ".join(sorted(symbolic)) or "none (all dims are fixed)"
             raise ConfigError(f"--dim names '{dim_name}', which is not a symbolic dim of this model",
                               f"symbolic dims: {known}")

@@ -3,7 +3,8 @@
 Result file format history (``RESULT_SCHEMA_VERSION``):
   1 - first version: a report (kind "mlfit-report") holding one result per model:
       model, host, measurement (latency with raw samples, memory per phase, cold start,
-      throughput), per-target checks with provenance.
+      throughput), per-target checks with provenance. Optional ``comparison`` (a regression
+      compare against a baseline, ``mlfit compare`` / ``check --baseline``); null otherwise.
 Readers refuse newer versions (see :func:`load_result`).
 """
 
@@ -229,6 +230,66 @@ class RunResult(_Frozen):
         return self.verdict is Verdict.PASS
 
 
+class ChangeStatus(str, Enum):
+    """What a regression compare concluded for one metric."""
+
+    REGRESSION = "regression"  # significant and larger than the minimum effect, in the worse direction
+    IMPROVEMENT = "improvement"  # significant and larger than the minimum effect, in the better direction
+    UNCHANGED = "unchanged"  # no change larger than the minimum effect could be shown
+    INCONCLUSIVE = "inconclusive"  # a change may be there, but the evidence is too weak or too noisy
+    NOT_TESTED = "not-tested"  # a single reading per run (cold start) or missing on one side: reported only
+
+
+class MetricChange(_Frozen):
+    """One metric of a model, base run against new run. ``change`` is relative: (new - base) / base."""
+
+    metric: str
+    unit: str = ""
+    better: str = Field(default="lower", description="'lower' or 'higher': which direction is an improvement")
+    base: float | None = None
+    new: float | None = None
+    change: float | None = None
+    ci_low: float | None = Field(default=None, description="Lower end of the confidence interval of the change")
+    ci_high: float | None = None
+    p_value: float | None = None
+    method: str = ""
+    status: ChangeStatus
+    reason: str = ""
+
+
+class ModelComparison(_Frozen):
+    """Every compared metric of one model."""
+
+    model: str
+    base_model: str
+    same_file: bool = Field(description="Both runs measured a file with the same sha256")
+    changes: list[MetricChange] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+    @property
+    def regressed(self) -> bool:
+        return any(c.status is ChangeStatus.REGRESSION for c in self.changes)
+
+
+class Comparison(_Frozen):
+    """A new report compared with a baseline report (``mlfit compare``, ``mlfit check --baseline``)."""
+
+    base_path: str
+    base_created: str
+    min_effect: float = Field(description="Smallest relative change that counts (0.05 = 5%)")
+    confidence: float
+    method: str
+    same_host: bool
+    base_fingerprint: str | None = None
+    new_fingerprint: str | None = None
+    models: list[ModelComparison] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+    @property
+    def regressed(self) -> bool:
+        return any(m.regressed for m in self.models)
+
+
 class Report(_Frozen):
     """The document every reporter renders: one result per model (one row per model and target).
 
@@ -242,6 +303,7 @@ class Report(_Frozen):
     results: list[RunResult]
     notes: list[str] = Field(default_factory=list)
     complete: bool = True
+    comparison: Comparison | None = Field(default=None, description="Regression compare against a baseline")
 
     @property
     def verdict(self) -> Verdict:

@@ -210,20 +210,39 @@ def parallel_weight(flops: float) -> float:
     return max(floor, min(1.0, (math.log10(flops) - start) / span))
 
 
-def thread_speedup(cal: dict[str, Any], threads: int, flops: float) -> float:
-    """Speed-up of a node of ``flops`` at ``threads`` over one thread on this host."""
-    gemm = cal["gemm_flops"]
-    full = min(float(threads), per_thread(gemm, threads) / per_thread(gemm, 1))
+# Which calibrated figure's thread speed-up a node's full (large-node) speed-up follows.
+# "gemm" (the default): every node follows the 512x512 MatMul. "per-class" (a candidate,
+# evaluated side by side by benchmarks/projection_accuracy.py, no constant fitted): Conv
+# nodes follow the calibrated 3x3 convolution, MatMul/Gemm the GEMM, every other node the
+# triad bandwidth, since those are the figures the calibration measures for each class.
+THREAD_MODELS = ("gemm", "per-class")
+
+
+def _scaling_figure(cal: dict[str, Any], op: str, model: str) -> dict[str, float]:
+    if model == "per-class":
+        if "Conv" in op and cal.get("conv_flops"):
+            return dict(cal["conv_flops"])
+        if not ("MatMul" in op or "Gemm" in op):
+            return dict(cal["bandwidth"])
+    return dict(cal["gemm_flops"])
+
+
+def thread_speedup(cal: dict[str, Any], threads: int, flops: float, op: str = "", model: str = "gemm") -> float:
+    """Speed-up of a node of ``flops`` (op type ``op``) at ``threads`` over one thread on this host."""
+    figure = _scaling_figure(cal, op, model)
+    full = min(float(threads), per_thread(figure, threads) / per_thread(figure, 1))
     return max(0.5, 1 + (full - 1) * parallel_weight(flops))
 
 
-def _node_time_at(times: dict[int, float], threads: int, cal: dict[str, Any], flops: float) -> float:
+def _node_time_at(
+    times: dict[int, float], threads: int, cal: dict[str, Any], flops: float, op: str, model: str
+) -> float:
     if threads in times:
         return times[threads]
     if len(times) >= 2:
         return _amdahl(times, threads)
     ((t0, y0),) = times.items()
-    return y0 * thread_speedup(cal, t0, flops) / thread_speedup(cal, threads, flops)
+    return y0 * thread_speedup(cal, t0, flops, op, model) / thread_speedup(cal, threads, flops, op, model)
 
 
 def project_cpu(
@@ -233,8 +252,11 @@ def project_cpu(
     static: dict[str, Any] | None,
     cal: dict[str, Any],
     host: HostInfo,
+    thread_model: str = "gemm",
 ) -> Projection:
-    """Project a CPU target from the host's node profile (or the whole model when there is none)."""
+    """Project a CPU target from the host's node profile (or the whole model when there is none).
+
+    ``thread_model`` (one of ``THREAD_MODELS``) scales a node from a single profiled thread count."""
     notes: list[str] = []
     hw = target.hardware
     threads = max(1, min(target.profile.threads, hw.cpu.cores))
@@ -245,6 +267,7 @@ def project_cpu(
         )
     ratios = _cpu_ratios(target, cal, host.arch, threads, notes)
     band_lo, band_hi = 1.0, 1.0
+    sources: dict[str, tuple[float, float]] = {}  # each widening, as multipliers on the centre
     top_nodes: list[dict[str, Any]] = []
     top_ops: list[dict[str, Any]] = []
     details: dict[str, Any] = {
@@ -263,6 +286,7 @@ def project_cpu(
         # Same basis as the projected sum: per-node medians plus the executor's median overhead.
         host_total = float(base["nodes_us"]) + max(0.0, float(base["overhead_us"]))
         lo_sum = mid_sum = hi_sum = 0.0
+        kinds: dict[str, list[float]] = {}  # by the ratio that scaled it: [lower, centre, upper] sums
         per_node: list[tuple[float, str, str]] = []
         compute_share = 0.0
         for name, facts in node_profile["nodes"].items():  # type: ignore[index]
@@ -276,7 +300,7 @@ def project_cpu(
             flops, macs, _ = op_cost(facts["op"], facts["inputs"], facts["outputs"])
             moved = _moved_bytes(facts, macs)
             compute_bound = moved == 0 or flops / moved >= ratios.ridge
-            t_host = _node_time_at(times, threads, cal, flops)
+            t_host = _node_time_at(times, threads, cal, flops, facts["op"], thread_model)
             if compute_bound:
                 r = ratios.conv if "Conv" in facts["op"] else ratios.compute
             else:  # cache-resident small nodes run at the core's vector speed, streaming ones at DRAM's
@@ -284,6 +308,10 @@ def project_cpu(
             lo_sum += t_host * r.lower
             mid_sum += t_host * r.value
             hi_sum += t_host * r.upper
+            kind = kinds.setdefault("memory bandwidth" if r is ratios.memory else "compute", [0.0, 0.0, 0.0])
+            kind[0] += t_host * r.lower
+            kind[1] += t_host * r.value
+            kind[2] += t_host * r.upper
             if compute_bound:
                 compute_share += t_host * r.value
             per_node.append((t_host * r.value, name, facts["op"]))
@@ -293,6 +321,16 @@ def project_cpu(
         lo_sum += o_host * ratios.clock.lower
         mid_sum += o_host * ratios.clock.value
         hi_sum += o_host * ratios.clock.upper
+        kinds["executor clock"] = [o_host * x for x in (ratios.clock.lower, ratios.clock.value, ratios.clock.upper)]
+        # How wide the target's hardware alone makes the band (compute/bandwidth/clock ratios), and
+        # each ratio's part: the band if only that ratio's bounds were applied.
+        sources["target hardware"] = (lo_sum / mid_sum, hi_sum / mid_sum) if mid_sum else (1.0, 1.0)
+        if mid_sum:
+            details["target_hardware_parts"] = {
+                k: [round(1 + (lo - mid) / mid_sum, 3), round(1 + (hi - mid) / mid_sum, 3)]
+                for k, (lo, mid, hi) in kinds.items()
+                if mid > 0
+            }
         if threads > max(counts):
             doublings = math.log2(threads / max(counts))
             band_lo *= 0.92
@@ -301,14 +339,29 @@ def project_cpu(
                 f"{threads} threads extrapolated from {', '.join(map(str, counts))} measured here "
                 f"(Amdahl fit per node); band widened"
             )
+            sums = {t: float(by_threads[str(t)]["nodes_us"]) for t in counts}
+            if measurement.unstable and sums[max(counts)] >= sums[min(counts)]:
+                # Not widened further: the optimistic bound already starts from the fastest run.
+                notes.append(
+                    f"this host was busy: its nodes ran no faster at {max(counts)} threads than at "
+                    f"{min(counts)}, so the fit expects no gain from more threads and the centre is "
+                    f"likely pessimistic"
+                )
+            sources["threads"] = (band_lo, band_hi)
         elif threads < min(counts) or (threads not in counts and len(counts) < 2):
             # one profiled thread count: the FLOP-weighted thread speed-up is a model, not a fit
             band_lo *= 0.75
             band_hi *= 1.2
             notes.append(
                 f"{threads} thread(s) scaled from {', '.join(map(str, counts))} measured here "
-                f"with the calibrated GEMM thread speed-up weighted by each node's FLOPs"
+                + (
+                    "with each node class's calibrated thread speed-up (convolution, GEMM or bandwidth)"
+                    if thread_model == "per-class"
+                    else "with the calibrated GEMM thread speed-up"
+                )
+                + " weighted by each node's FLOPs"
             )
+            sources["threads"] = (band_lo, band_hi)
         factor = Band(mid_sum / host_total, lo_sum * band_lo / host_total, hi_sum * band_hi / host_total)
         per_node.sort(reverse=True)
         total_mid = mid_sum or 1.0
@@ -343,6 +396,7 @@ def project_cpu(
         lo = min(ratios.compute.lower, ratios.memory.lower) * thread_scale
         hi = max(ratios.compute.upper, ratios.memory.upper) * thread_scale * 1.15
         factor = Band(ratios.compute.value * thread_scale, lo, hi)
+        sources["target hardware, whole model"] = (factor.lower / factor.value, factor.upper / factor.value)
         method = (
             f"whole-model scaling from {measurement.runtime} at {t_h} thread(s) by the calibrated compute "
             f"and bandwidth ratios (no node profile: wide band)"
@@ -362,12 +416,13 @@ def project_cpu(
             factor.value, factor.lower * _RUNTIME_VERSION_BAND[0], factor.upper * _RUNTIME_VERSION_BAND[1]
         )
         notes.append(f"the target runs onnxruntime {version}, this host {host_version}: band widened")
-    if measurement.unstable:
-        notes.append("the host measurement was noisy; the projection inherits that noise")
+        sources["runtime version"] = _RUNTIME_VERSION_BAND
     details["factor"] = factor.__dict__
     robust = details.get("host_profiled_run_us")
     robust_p50 = robust / 1e6 + float(cal.get("call_overhead_s") or 0.0) if robust else None
     latency = _latency_bands(measurement, factor, robust_p50)
+    _host_sources(measurement, factor, latency, target, sources, notes, details)
+    details["band_sources"] = {k: [round(lo, 3), round(hi, 3)] for k, (lo, hi) in sources.items()}
     shift = (
         min(1.0, robust_p50 / measurement.latency.mean) if robust_p50 and measurement.latency.mean else 1.0
     )
@@ -421,6 +476,46 @@ def _latency_bands(m: Measurement, factor: Band, robust_p50: float | None = None
         centre = value * shift * factor.value
         out[p] = Band(centre, min(lo, centre), max(hi, centre))
     return out
+
+
+def _host_sources(
+    m: Measurement,
+    factor: Band,
+    latency: dict[Percentile, Band],
+    target: Target,
+    sources: dict[str, tuple[float, float]],
+    notes: list[str],
+    details: dict[str, Any],
+) -> None:
+    """Record how wide the host's own measurement makes each budgeted percentile's band, and
+    state every widening in one note, so that a wide band says where its width comes from."""
+    wanted = [p for p in target.profile.budgets.latency if p in latency] or [
+        p for p in (Percentile.P50,) if p in latency
+    ]
+    for p in wanted:
+        band = latency[p]
+        if band.value <= 0 or factor.value <= 0:
+            continue
+        # The percentile's band over the factor's band: what the host's samples add.
+        lo = (band.lower / band.value) / (factor.lower / factor.value)
+        hi = (band.upper / band.value) / (factor.upper / factor.value)
+        sources[f"host measurement, {p.value}"] = (lo, hi)
+    split = details.get("target_hardware_parts") or {}
+    inner = "; ".join(f"{k} x{lo:.2f}-x{hi:.2f}" for k, (lo, hi) in split.items())
+    parts = [
+        f"{name} x{lo:.2f}-x{hi:.2f}" + (f" ({inner})" if name == "target hardware" and inner else "")
+        for name, (lo, hi) in sources.items()
+    ]
+    if parts:
+        notes.append("band, as multipliers on the centre: " + "; ".join(parts))
+    if m.unstable:
+        seen = [f"{p.value} {v * 1e3:.3g} ms" for p in (Percentile.P95, Percentile.P50)
+                if (v := getattr(m.latency, p.value)) is not None]
+        notes.append(
+            f"the host measurement was noisy ({', '.join([*seen, ''])}fastest run "
+            f"{m.latency.min * 1e3:.3g} ms): the optimistic bounds start from the fastest run and the "
+            f"conservative ones keep this host's contention; measure on a quiet host for a narrower band"
+        )
 
 
 def _cpu_throughput(target: Target, m: Measurement, factor: Band, mean: Band) -> tuple[Band | None, str]:

@@ -15,6 +15,8 @@ from typer.exceptions import TyperException
 from mlfit import __version__
 from mlfit.cli import calibrate as calibrate_cmd
 from mlfit.cli import check as check_cmd
+from mlfit.cli import compare as compare_cmd
+from mlfit.cli import report_cmd
 from mlfit.cli import targets as targets_cmd
 from mlfit.cli import worker as worker_cmd
 from mlfit.errors import ExitCode, MlfitError
@@ -50,6 +52,8 @@ def _root(
 
 check_cmd.register(app)
 calibrate_cmd.register(app)
+report_cmd.register(app)
+compare_cmd.register(app)
 app.add_typer(targets_cmd.app, name="targets")
 worker_cmd.register(app)
 

@@ -10,12 +10,15 @@ from typing import Annotated, Any
 import typer
 
 from mlfit.cli.common import Data, Dims, Progress, Ranges, Seed, Shapes, Values, input_spec
+from mlfit.cli.compare import MinEffect, RunNoise
 from mlfit.errors import ExitCode
 
 Json = Annotated[str | None, typer.Option("--json", help="Write the full result as JSON to PATH ('-' for stdout).",
                                           rich_help_panel="Output")]
 Outputs = Annotated[list[str] | None, typer.Option("--output", "-o", help="FORMAT=PATH, repeatable "
-                                                   "(json).", rich_help_panel="Output")]
+                                                   "(json, markdown, junit, html, text).", rich_help_panel="Output")]
+Baseline = Annotated[Path | None, typer.Option("--baseline", help="Compare with this earlier result JSON; exit 1 on "
+                                               "a regression (see `mlfit compare`).", rich_help_panel="Output")]
 Threads = Annotated[int | None, typer.Option("--threads", min=1, help="Intra-op threads (default: the targets' "
                                              "threads, capped at the cores this process may use).",
                                              rich_help_panel="Measurement")]
@@ -117,7 +120,7 @@ def _progress_line(event: dict[str, object]) -> None:
         sys.stderr.flush()
 
 
-def _render(result: Any, outputs: list[Any]) -> None:
+def _render(result: Any, outputs: list[Any], comparison: Any = None) -> None:
     from rich.console import Console
 
     from mlfit.api import single_report
@@ -129,6 +132,12 @@ def _render(result: Any, outputs: list[Any]) -> None:
     console = Console(stderr=to_stdout)
     if result.error is None:
         console.print(render_terminal(report))
+    if comparison is not None:
+        from mlfit.cli.compare import print_comparison
+        from mlfit.compare import with_comparison
+
+        print_comparison(comparison, stderr=to_stdout)
+        report = with_comparison(report, comparison)
     write_outputs(report, outputs)
     if result.error is not None:
         err = result.error
@@ -186,12 +195,14 @@ def register(app: typer.Typer) -> None:
         method: Method = "predict", convert: Convert = False,
         scenario: Scenario_ = "single-stream", qps: Qps = None, find_max_qps: FindMaxQps = False,
         batch_sizes: BatchSizes = None, callers: Callers = 4, cluster: Cluster = None,
-        shared_path: SharedPath = False,
+        shared_path: SharedPath = False, baseline: Baseline = None,
+        min_effect: MinEffect = "5%", run_noise: RunNoise = "2%",
     ) -> None:
         """Measure each MODEL once and check it against every budget of each --target.
 
-        Exit codes: 0 all budgets pass; 1 a budget failed; 2 usage or configuration error;
-        3 the model could not be loaded or measured; 4 inconclusive under --strict.
+        Exit codes: 0 all budgets pass; 1 a budget failed (or a regression against --baseline);
+        2 usage or configuration error; 3 the model could not be loaded or measured;
+        4 inconclusive under --strict.
 
         Many models (or a folder) give one combined report; locally they are measured one at
         a time. See docs/scale.md for load scenarios and --cluster.
@@ -204,6 +215,14 @@ def register(app: typer.Typer) -> None:
         targets = resolve_targets(target)
         spec = input_spec(dim, shape, value, range_, data, seed)
         outputs = parse_outputs(output, json_path)
+        base_report = None
+        if baseline is not None:  # read and vet it before measuring, not after
+            from mlfit.cli.compare import check_host, compare_options
+            from mlfit.result import load_report
+
+            compare_opts = compare_options(min_effect, run_noise, strict=strict)
+            base_report = load_report(baseline)
+            check_host(base_report, baseline, strict)
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
                                  timeout=timeout, runtime=_runtime(runtime), trust_model=trust_model,
                                  trust_types=tuple(trust_type or ()), signature=signature,
@@ -215,14 +234,37 @@ def register(app: typer.Typer) -> None:
         if cluster or shared_path or len(models) > 1 or any(m.is_dir() and not is_savedmodel(m) for m in models):
             report = check_many(models, targets, spec, options, None if quiet else _progress_line,
                                 cluster=cluster, shared_path=shared_path)
+            many_comparison = None
+            if base_report is not None:
+                from mlfit.cli.compare import baseline_comparison, print_comparison
+
+                many_comparison = baseline_comparison(base_report, report, baseline, compare_opts)
+            if many_comparison is not None:
+                from mlfit.compare import with_comparison
+
+                report = with_comparison(report, many_comparison)
             _render_report(report, outputs)
-            raise typer.Exit(exit_code_for_report(report, strict))
+            if many_comparison is not None:
+                print_comparison(many_comparison, stderr=any(path == "-" for _, path in outputs))
+            code = exit_code_for_report(report, strict)
+            if many_comparison is not None and many_comparison.regressed and code in (0, ExitCode.INCONCLUSIVE):
+                code = int(ExitCode.BUDGET_FAILED)
+            raise typer.Exit(code)
         model = models[0]
         ref = identify(model, options.runtime)
         with Progress(f"{Path(model).name}", quiet) as progress:
             result = measure_and_check(ref, targets, spec, options, progress)
-        _render(result, outputs)
-        raise typer.Exit(exit_code_for(result, strict))
+        comparison = None
+        if base_report is not None and result.error is None:
+            from mlfit.api import single_report
+            from mlfit.cli.compare import baseline_comparison
+
+            comparison = baseline_comparison(base_report, single_report(result), baseline, compare_opts)
+        _render(result, outputs, comparison)
+        code = exit_code_for(result, strict)
+        if comparison is not None and comparison.regressed and code in (ExitCode.OK, ExitCode.INCONCLUSIVE):
+            code = int(ExitCode.BUDGET_FAILED)
+        raise typer.Exit(code)
 
     @app.command()
     def profile(
@@ -269,17 +311,20 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def schema(
-        kind: Annotated[str, typer.Option("--kind", help="hardware, profile or both.")] = "both",
+        kind: Annotated[str, typer.Option("--kind", help="hardware, profile, both, or report (the result JSON "
+                                          "format).")] = "both",
     ) -> None:
-        """Print the JSON Schema of hardware and profile files (for editor validation)."""
+        """Print the JSON Schema of hardware and profile files (for editor validation), or of result files."""
         from mlfit.catalog.schema import Hardware, Profile
         from mlfit.errors import ConfigError
+        from mlfit.result import Report
 
-        schemas = {"hardware": Hardware.model_json_schema(), "profile": Profile.model_json_schema()}
-        if kind == "both":
-            out: Any = schemas
+        schemas = {"hardware": Hardware.model_json_schema(), "profile": Profile.model_json_schema(),
+                   "report": Report.model_json_schema()}
+        if kind == "both":  # the two catalog file kinds, as before `report` existed
+            out: Any = {k: schemas[k] for k in ("hardware", "profile")}
         elif kind in schemas:
             out = schemas[kind]
         else:
-            raise ConfigError(f"--kind '{kind}': expected hardware, profile or both")
+            raise ConfigError(f"--kind '{kind}': expected hardware, profile, both or report")
         sys.stdout.write(json.dumps(out, indent=2) + "\n")

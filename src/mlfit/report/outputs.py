@@ -17,6 +17,19 @@ from mlfit.result import Report
 
 class OutputFormat(str, Enum):
     JSON = "json"
+    MARKDOWN = "markdown"
+    JUNIT = "junit"
+    HTML = "html"
+    TEXT = "text"
+
+
+# Other names people type for the same formats.
+_ALIASES = {
+    "md": OutputFormat.MARKDOWN,
+    "xml": OutputFormat.JUNIT,
+    "txt": OutputFormat.TEXT,
+    "terminal": OutputFormat.TEXT,
+}
 
 
 def renderer(fmt: OutputFormat) -> Callable[[Report], str | bytes]:
@@ -25,35 +38,69 @@ def renderer(fmt: OutputFormat) -> Callable[[Report], str | bytes]:
         from mlfit.report.json import render_json
 
         return render_json
+    if fmt is OutputFormat.MARKDOWN:
+        from mlfit.report.markdown import render_markdown
+
+        return render_markdown
+    if fmt is OutputFormat.JUNIT:
+        from mlfit.report.junit import render_junit
+
+        return render_junit
+    if fmt is OutputFormat.HTML:
+        from mlfit.report.html import render_html
+
+        return render_html
+    if fmt is OutputFormat.TEXT:
+        from mlfit.report.text import render_text
+
+        return render_text
     raise AssertionError(f"no renderer for {fmt}")  # pragma: no cover
+
+
+def format_names() -> str:
+    return ", ".join(f.value for f in OutputFormat)
+
+
+def parse_format(name: str, spec: str) -> OutputFormat:
+    key = name.strip().lower()
+    try:
+        return _ALIASES.get(key) or OutputFormat(key)
+    except ValueError:
+        raise ConfigError(
+            f"--output '{spec}': unknown format '{name}'", f"formats: {format_names()}"
+        ) from None
 
 
 def parse_outputs(specs: list[str] | None, json_path: str | None) -> list[tuple[OutputFormat, str]]:
     outputs: list[tuple[OutputFormat, str]] = []
     for spec in specs or []:
         if "=" not in spec:
-            raise ConfigError(f"--output '{spec}': expected FORMAT=PATH",
-                              f"formats: {', '.join(f.value for f in OutputFormat)}")
+            raise ConfigError(f"--output '{spec}': expected FORMAT=PATH", f"formats: {format_names()}")
         name, path = spec.split("=", 1)
-        try:
-            fmt = OutputFormat(name.strip().lower())
-        except ValueError:
-            raise ConfigError(f"--output '{spec}': unknown format '{name}'",
-                              f"formats: {', '.join(f.value for f in OutputFormat)}") from None
+        fmt = parse_format(name, spec)
         if not path:
             raise ConfigError(f"--output '{spec}': empty path")
         outputs.append((fmt, path))
     if json_path:
         outputs.append((OutputFormat.JSON, json_path))
+    seen: set[str] = set()
     for _, path in outputs:
-        if path != "-":
-            check_writable(Path(path))
+        if path == "-":
+            continue
+        key = str(Path(path).resolve())
+        if key in seen:
+            raise ConfigError(f"--output: '{path}' is given twice", "give each format its own file")
+        seen.add(key)
+        check_writable(Path(path))
+    if sum(1 for _, path in outputs if path == "-") > 1:
+        raise ConfigError("--output: only one format can go to stdout ('-')", "write the others to files")
     return outputs
 
 
 def write_outputs(report: Report, outputs: list[tuple[OutputFormat, str]]) -> None:
-    for fmt, path in outputs:
-        data = renderer(fmt)(report)
+    """Render every requested format first, then write: a reporter bug leaves no file half-updated."""
+    rendered = [(renderer(fmt)(report), path) for fmt, path in outputs]
+    for data, path in rendered:
         if path == "-":
             text = data.decode() if isinstance(data, bytes) else data
             sys.stdout.write(text)

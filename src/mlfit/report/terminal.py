@@ -9,8 +9,9 @@ from rich.table import Table
 from rich.text import Text
 
 from mlfit.catalog.units import format_duration, format_rate, format_size
+from mlfit.report.common import format_value
 from mlfit.report.load import load_lines
-from mlfit.result import Check, Provenance, Report, RunResult, Verdict
+from mlfit.result import Check, Provenance, Report, RunResult, TargetReport, Verdict
 
 VERDICT_STYLE = {
     Verdict.PASS: "bold green",
@@ -18,30 +19,18 @@ VERDICT_STYLE = {
     Verdict.INCONCLUSIVE: "bold yellow",
     Verdict.ERROR: "bold magenta",
 }
-PROVENANCE_LABEL = {
-    Provenance.MEASURED_ON_HOST: "measured (host)",
-    Provenance.MEASURED_ON_TARGET: "measured (target)",
+PROVENANCE_SHORT = {
+    Provenance.MEASURED_ON_HOST: "host",
+    Provenance.MEASURED_ON_TARGET: "target",
     Provenance.PROJECTED: "projected",
     Provenance.STATIC: "static",
 }
 
 
-def format_value(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit == "s":
-        return format_duration(value)
-    if unit == "B":
-        return format_size(value)
-    if unit == "/s":
-        return format_rate(value)
-    return f"{value:g}"
-
-
 def _value_cell(check: Check) -> str:
     text = format_value(check.value, check.unit)
     if check.provenance is Provenance.PROJECTED and check.lower is not None and check.upper is not None:
-        text += f" [{format_value(check.lower, check.unit)} – {format_value(check.upper, check.unit)}]"
+        text += f"\n[{format_value(check.lower, check.unit)} – {format_value(check.upper, check.unit)}]"
     return text
 
 
@@ -82,41 +71,61 @@ def measurement_summary(result: RunResult) -> RenderableType:
     return Group(*parts)
 
 
-def verdict_table(result: RunResult) -> RenderableType:
-    table = Table(title=f"Verdicts for {result.model.path}", title_justify="left", header_style="bold",
-                  caption="source: measured (host) = on this machine, not the target; projected = carried to "
-                          "the target's hardware with a \\[low – high] band; static = read from the file",
-                  caption_justify="left")
-    for column, justify in (("target", "left"), ("check", "left"), ("budget", "right"), ("value", "right"),
-                            ("margin", "right"), ("source", "left"), ("verdict", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for report in result.targets:
-        for i, check in enumerate(report.checks):
-            margin = f"{check.margin:+.0%}" if check.margin is not None else ""
-            budget = "profile's list" if check.metric == "compat.dtypes" else check.budget
-            table.add_row(report.target if i == 0 else "", check.metric, budget, _value_cell(check), margin,
-                          PROVENANCE_LABEL[check.provenance], verdict_text(check.verdict))
-        table.add_row("", Text("overall", style="bold"), "", "", "", report.hardware,
-                      verdict_text(report.verdict), end_section=True)
+LEGEND = ("source: host = measured on this machine, not the target; target = measured on the target's own "
+          "hardware; projected = carried to the target's hardware, with its [low – high] band; static = read "
+          "from the file")
+
+
+def target_table(report: TargetReport) -> Table:
+    """One target's checks; the title carries the target, its hardware and its verdict."""
+    title = Text.assemble((report.target, "bold"), f" on {report.hardware_name}: ", verdict_text(report.verdict))
+    table = Table(title=title, title_justify="left", header_style="bold", expand=False)
+    table.add_column("check", no_wrap=True)
+    table.add_column("budget", justify="right")
+    table.add_column("value", justify="right")
+    table.add_column("margin", justify="right")
+    table.add_column("source")
+    table.add_column("verdict", no_wrap=True)
+    for check in report.checks:
+        margin = f"{check.margin:+.0%}" if check.margin is not None else ""
+        budget = "profile's list" if check.metric == "compat.dtypes" else check.budget
+        table.add_row(check.metric, Text(budget), Text(_value_cell(check)), margin,
+                      PROVENANCE_SHORT[check.provenance], verdict_text(check.verdict))
     return table
 
 
-def reasons(result: RunResult) -> list[str]:
-    out: list[str] = []
-    for report in result.targets:
-        for check in report.checks:
-            if check.verdict is not Verdict.PASS and check.reason:
-                out.append(f"{report.target} {check.metric}: {check.reason}")
-        out.extend(f"{report.target}: {note}" for note in report.notes)
-    return out
+def summary_table(results: list[RunResult]) -> Table:
+    """One row per model and target: the verdict and how many checks ended each way."""
+    table = Table(title="Summary", title_justify="left", header_style="bold")
+    for column in ("model", "target", "hardware", "verdict", "checks"):
+        table.add_column(column)
+    for result in results:
+        name = result.model.path.rsplit("/", 1)[-1]
+        if result.error is not None:
+            table.add_row(name, "-", "-", verdict_text(Verdict.ERROR), result.error.kind)
+        for report in result.targets:
+            counts = [f"{sum(c.verdict is v for c in report.checks)} {v.value.lower()}"
+                      for v in Verdict if any(c.verdict is v for c in report.checks)]
+            table.add_row(name, report.target, report.hardware, verdict_text(report.verdict), ", ".join(counts))
+    return table
+
+
+def reasons(report: TargetReport) -> list[str]:
+    """Why each check did not pass, then the target's notes."""
+    out = [f"{check.metric}: {check.reason}" for check in report.checks
+           if check.verdict is not Verdict.PASS and check.reason]
+    return out + list(report.notes)
 
 
 def render_terminal(report: Report) -> RenderableType:
-    """Every result of the report, then the overall verdict."""
+    """Every result of the report, then a summary when there is more than one row, then the verdict."""
     parts: list[Any] = [render_result(r) for r in report.results]
-    if len(report.results) > 1 or not report.results[0].targets:
-        parts.extend(Text(f"note: {n}", style="dim") for n in report.notes)
-        return Group(*parts)
+    rows = sum(max(1, len(r.targets)) for r in report.results)
+    if rows > 1 and any(r.targets for r in report.results):
+        parts.append(summary_table(report.results))
+    parts.extend(Text(f"note: {n}", style="dim") for n in report.notes)
+    if any(r.targets for r in report.results):
+        parts.append(Text.assemble("Overall: ", verdict_text(report.verdict)))
     return Group(*parts)
 
 
@@ -126,14 +135,11 @@ def render_result(result: RunResult) -> RenderableType:
         return Text(f"{result.model.path}: ERROR ({err.kind} in {err.phase}): {err.message}", style="magenta")
     parts: list[Any] = [measurement_summary(result)]
     if result.targets:
-        parts.append(verdict_table(result))
-        notes = reasons(result)
-        seen: set[str] = set()
-        for line in notes:
-            key = line.split(": ", 1)[-1]
-            if key in seen:
-                continue
-            seen.add(key)
-            parts.append(Text(f"• {line}", style="dim" if "measured on this host" in line else ""))
-        parts.append(Text.assemble("Overall: ", verdict_text(result.verdict)))
+        parts.append(Text(f"\nVerdicts for {result.model.path}", style="bold"))
+    for report in result.targets:
+        parts.append(target_table(report))
+        parts.extend(Text(f"  • {line}", style="dim" if i >= len(report.checks) else "") for i, line in
+                     enumerate(reasons(report)))
+    if result.targets:
+        parts.append(Text(LEGEND, style="dim"))
     return Group(*parts)

@@ -1,0 +1,526 @@
+"""Regression compare: did NEW get slower or bigger than BASE, beyond noise and beyond a minimum effect?
+
+Each latency figure (p50, p90, p95, p99, mean, single-stream throughput) gets a confidence
+interval for its relative change from a *block* bootstrap of the raw samples
+(``LatencyStats.samples_ns``): samples are resampled in runs of consecutive values, so slow
+drift inside a run (a busy neighbour, a frequency change) widens the interval instead of
+being mistaken for independent evidence. Each resampled ratio is also multiplied by a
+log-normal run-to-run factor (``run_noise``), because one run per side cannot show how much
+two runs of the same model on the same machine differ.
+
+A change is a **regression** only when it is both significant and larger than the minimum
+effect (default 5%): the whole interval lies beyond +min_effect on the worse side. With
+``method="mannwhitney"`` a Mann-Whitney U test on all samples must also reject equality.
+An estimate beyond the minimum effect that is not established is ``inconclusive``.
+
+In a run flagged unstable, a tail figure (p90/p95/p99, mean, throughput) counts only when the
+median moved the same way: a busy machine inflates tails, the median resists. Memory and file
+size are single, repeatable readings per run, judged by the minimum effect (memory also by a
+1 MiB floor); cold start and batched throughput are single noisy readings and only reported.
+
+Pure: no I/O. The CLI reads the files (:func:`mlfit.result.load_report`) and renders.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+
+from mlfit.errors import ConfigError
+from mlfit.report.common import format_value
+from mlfit.result import (
+    ChangeStatus,
+    Comparison,
+    MetricChange,
+    ModelComparison,
+    Report,
+    RunResult,
+)
+
+DEFAULT_MIN_EFFECT = 0.05
+DEFAULT_CONFIDENCE = 0.95
+DEFAULT_RESAMPLES = 2000
+# Assumed run-to-run spread (standard deviation) of a latency figure between two runs of the same
+# model on the same machine: one run per side cannot show it, and ignoring it turns a busy
+# neighbour into a "regression". ~3% was seen on a shared 2-core VM; set 0 on a quiet machine.
+DEFAULT_RUN_NOISE = 0.02
+# Memory readings move by allocator and page granularity: smaller differences are not changes.
+MEMORY_FLOOR = float(2**20)
+# Blocks per resample: n/20 consecutive samples keep drift over a fraction of a run together.
+BLOCKS_PER_RESAMPLE = 20
+# Bound the memory of one vectorised bootstrap chunk (resamples x samples indices).
+_CHUNK_ELEMENTS = 4_000_000
+
+
+class Method(str, Enum):
+    """How a latency change is tested for significance."""
+
+    BOOTSTRAP = "bootstrap"
+    MANN_WHITNEY = "mannwhitney"
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """Settings of one compare (``mlfit compare`` flags: --min-effect, --confidence, --method, --run-noise,
+    --strict; ``resamples`` and ``seed`` keep the bootstrap reproducible)."""
+
+    min_effect: float = DEFAULT_MIN_EFFECT
+    confidence: float = DEFAULT_CONFIDENCE
+    method: Method = Method.BOOTSTRAP
+    resamples: int = DEFAULT_RESAMPLES
+    run_noise: float = DEFAULT_RUN_NOISE
+    seed: int = 0
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_effect < 10:
+            raise ConfigError(
+                f"minimum effect {self.min_effect:g} is out of range", "give a fraction such as 0.05"
+            )
+        if not 0.5 <= self.confidence < 1:
+            raise ConfigError(f"confidence {self.confidence:g} is out of range", "give a level such as 0.95")
+        if not 0 <= self.run_noise < 1:
+            raise ConfigError(f"run noise {self.run_noise:g} is out of range", "give a fraction such as 0.02")
+        if self.resamples < 100:
+            raise ConfigError(f"{self.resamples} resamples are too few for an interval", "use at least 100")
+
+
+# --- statistics --------------------------------------------------------------------------------
+
+
+_QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
+# Figures whose run-to-run spread on a busy machine dwarfs the model's: a noisy run cannot show a change.
+_TAIL = {"latency.p90", "latency.p95", "latency.p99", "latency.mean", "throughput.single_stream"}
+# Which direction is better for each sampled figure.
+_BETTER = {"throughput.single_stream": "higher"}
+_UNITS = {"throughput.single_stream": "/s"}
+# Cap on resamples x samples sorted per side, so a 100k-sample run still compares in about a second.
+_MAX_WORK = 10_000_000
+
+
+def row_statistics(sorted_rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Every compared latency figure of each row (one run or one resample, sorted ascending, seconds).
+
+    Percentiles use the nearest rank ceil(q * n), the same definition as the report's figures.
+    """
+    n = sorted_rows.shape[1]
+    out = {f"latency.{name}": sorted_rows[:, max(1, math.ceil(q * n)) - 1] for name, q in _QUANTILES.items()}
+    mean = sorted_rows.mean(axis=1)
+    out["latency.mean"] = mean
+    out["throughput.single_stream"] = 1.0 / mean
+    return out
+
+
+def block_bootstrap(samples: np.ndarray, resamples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Each figure of :func:`row_statistics` over circular moving-block resamples of ``samples``.
+
+    Blocks of n/20 consecutive samples keep slow drift together; resampling single samples
+    would treat correlated samples as independent and give intervals that are too narrow.
+    """
+    n = len(samples)
+    block = max(1, n // BLOCKS_PER_RESAMPLE)
+    blocks = math.ceil(n / block)
+    offsets = np.arange(block)
+    chunk = max(1, _CHUNK_ELEMENTS // (blocks * block))
+    parts: list[dict[str, np.ndarray]] = []
+    for start in range(0, resamples, chunk):
+        rows = min(chunk, resamples - start)
+        starts = rng.integers(0, n, size=(rows, blocks))
+        idx = ((starts[:, :, None] + offsets) % n).reshape(rows, blocks * block)[:, :n]
+        parts.append(row_statistics(np.sort(samples[idx], axis=1)))
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+def mann_whitney_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided Mann-Whitney U p-value (normal approximation, tie and continuity corrected)."""
+    n1, n2 = len(a), len(b)
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    combined = np.concatenate([a, b])
+    order = np.argsort(combined, kind="mergesort")
+    _, inverse, counts = np.unique(combined[order], return_inverse=True, return_counts=True)
+    average_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based mean rank of each tie group
+    ranks = np.empty(n1 + n2)
+    ranks[order] = average_rank[inverse]
+    u1 = ranks[:n1].sum() - n1 * (n1 + 1) / 2.0
+    n = n1 + n2
+    ties = float(np.sum(counts.astype(np.float64) ** 3 - counts))
+    variance = n1 * n2 / 12.0 * ((n + 1) - ties / (n * (n - 1)))
+    if variance <= 0:
+        return 1.0
+    z = max(0.0, abs(u1 - n1 * n2 / 2.0) - 0.5) / math.sqrt(variance)
+    return math.erfc(z / math.sqrt(2.0))
+
+
+# --- one metric ---------------------------------------------------------------------------------
+
+
+def _status(worse: float, lo: float, hi: float, significant: bool, effect: float) -> ChangeStatus:
+    """Classify a change given in the worse direction (positive = worse) with its interval [lo, hi]."""
+    if significant and lo > effect:
+        return ChangeStatus.REGRESSION
+    if significant and hi < -effect:
+        return ChangeStatus.IMPROVEMENT
+    return ChangeStatus.INCONCLUSIVE if abs(worse) > effect else ChangeStatus.UNCHANGED
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:+.1f}%"
+
+
+@dataclass(frozen=True)
+class _Sides:
+    """Point estimates and bootstrap distributions of both runs of one model."""
+
+    base: dict[str, float]
+    new: dict[str, float]
+    base_boot: dict[str, np.ndarray]
+    new_boot: dict[str, np.ndarray]
+    run_noise: np.ndarray  # multiplicative run-to-run factor per resample
+    resamples: int
+    mw_p: float | None
+    noisy: list[str]
+
+
+def _sides(base: np.ndarray, new: np.ndarray, noisy: list[str], options: CompareOptions) -> _Sides:
+    rng = np.random.default_rng(options.seed)
+    resamples = max(200, min(options.resamples, _MAX_WORK // max(len(base), len(new))))
+    point = {
+        side: {k: float(v[0]) for k, v in row_statistics(np.sort(x)[None, :]).items()}
+        for side, x in (("base", base), ("new", new))
+    }
+    # Two runs of one model on one machine differ by more than their samples show (frequency,
+    # placement, neighbours): each run gets an independent log-normal factor of that spread.
+    noise = np.exp(rng.normal(0.0, math.sqrt(2.0) * options.run_noise, resamples))
+    return _Sides(
+        base=point["base"],
+        new=point["new"],
+        base_boot=block_bootstrap(base, resamples, rng),
+        new_boot=block_bootstrap(new, resamples, rng),
+        run_noise=noise,
+        resamples=resamples,
+        mw_p=mann_whitney_p(base, new) if options.method is Method.MANN_WHITNEY else None,
+        noisy=noisy,
+    )
+
+
+def _sampled_change(
+    metric: str, sides: _Sides, options: CompareOptions, median: ChangeStatus | None = None
+) -> MetricChange:
+    """One latency figure; ``median`` is the median's status, which a noisy run's tail may only follow."""
+    base_value, new_value = sides.base[metric], sides.new[metric]
+    change = new_value / base_value - 1.0
+    ratios = sides.new_boot[metric] / sides.base_boot[metric] * sides.run_noise - 1.0
+    alpha = 1.0 - options.confidence
+    ci_low, ci_high = (float(v) for v in np.quantile(ratios, [alpha / 2, 1 - alpha / 2]))
+    better = _BETTER.get(metric, "lower")
+    sign = 1.0 if better == "lower" else -1.0
+    worse = sign * change
+    worse_lo, worse_hi = sorted((sign * ci_low, sign * ci_high))
+    conf = f"{options.confidence:.0%}"
+    method = (
+        f"{conf} block bootstrap ({sides.resamples} resamples) with {options.run_noise:.0%} run-to-run noise"
+    )
+    significant = worse_lo > 0 or worse_hi < 0
+    if options.method is Method.MANN_WHITNEY and sides.mw_p is not None:
+        significant = significant and sides.mw_p < alpha
+        method = f"Mann-Whitney U (p = {sides.mw_p:.2g}) and " + method
+    status = _status(worse, worse_lo, worse_hi, significant, options.min_effect)
+    effect = f"{options.min_effect:.0%}"
+    reason = {
+        ChangeStatus.REGRESSION: f"worse by {_pct(worse)[1:]}, beyond the {effect} minimum effect at {conf}",
+        ChangeStatus.IMPROVEMENT: f"better by {_pct(-worse)[1:]}, beyond the {effect} minimum effect "
+        f"at {conf}",
+        ChangeStatus.INCONCLUSIVE: f"{_pct(change)} is beyond {effect}, but the {conf} interval is not",
+        ChangeStatus.UNCHANGED: f"no change beyond {effect}",
+    }[status]
+    # A busy machine inflates tails and means; the median resists. In a noisy run a tail change
+    # counts only when the median moved the same way, i.e. when the model itself changed.
+    directed = (ChangeStatus.REGRESSION, ChangeStatus.IMPROVEMENT)
+    if metric in _TAIL and sides.noisy and status in directed and median is not status:
+        status = ChangeStatus.INCONCLUSIVE
+        who = "both runs were" if len(sides.noisy) == 2 else f"the {sides.noisy[0]} run was"
+        reason = (
+            f"{_pct(change)}, but {who} flagged unstable and the median did not move the same way: "
+            "a noisy run's tail cannot establish a change on its own (re-run on a quiet machine)"
+        )
+    return MetricChange(
+        metric=metric,
+        unit=_UNITS.get(metric, "s"),
+        better=better,
+        base=base_value,
+        new=new_value,
+        change=change,
+        ci_low=ci_low,
+        ci_high=ci_high,
+        p_value=sides.mw_p,
+        method=method,
+        status=status,
+        reason=reason,
+    )
+
+
+def _single_change(
+    name: str,
+    unit: str,
+    base: float | None,
+    new: float | None,
+    options: CompareOptions,
+    repeatable: bool,
+    method: str,
+    floor: float = 0.0,
+) -> MetricChange | None:
+    """A metric with one reading per run. ``floor``: an absolute change that must also be exceeded."""
+    if base is None or new is None:
+        return None
+    if base <= 0:
+        return MetricChange(
+            metric=name,
+            unit=unit,
+            base=base,
+            new=new,
+            method=method,
+            status=ChangeStatus.NOT_TESTED,
+            reason="base value is zero",
+        )
+    change = new / base - 1.0
+    effect = f"{options.min_effect:.0%}"
+    if not repeatable:
+        status, reason = ChangeStatus.NOT_TESTED, "one reading per run: the change is shown, not tested"
+    elif floor > 0 and abs(new - base) <= floor:
+        status, reason = ChangeStatus.UNCHANGED, f"within the {format_value(floor, unit)} reading granularity"
+    elif change > options.min_effect:
+        status, reason = (
+            ChangeStatus.REGRESSION,
+            f"larger by {_pct(change)[1:]}, beyond the {effect} minimum effect",
+        )
+    elif change < -options.min_effect:
+        status, reason = (
+            ChangeStatus.IMPROVEMENT,
+            f"smaller by {_pct(-change)[1:]}, beyond the {effect} minimum effect",
+        )
+    else:
+        status, reason = ChangeStatus.UNCHANGED, f"within the {effect} minimum effect"
+    return MetricChange(
+        metric=name, unit=unit, base=base, new=new, change=change, method=method, status=status, reason=reason
+    )
+
+
+# --- one model ----------------------------------------------------------------------------------
+
+
+def _shapes(result: RunResult) -> str:
+    return ", ".join(f"{t.name}={'x'.join(str(d) for d in t.shape)}" for t in result.model.inputs_used)
+
+
+def _notes(base: RunResult, new: RunResult) -> list[str]:
+    notes: list[str] = []
+    if base.model.sha256 != new.model.sha256:
+        notes.append(f"different model files (sha256 {base.model.sha256[:12]} -> {new.model.sha256[:12]})")
+    if _shapes(base) != _shapes(new):
+        notes.append(f"input shapes differ: {_shapes(base) or '?'} -> {_shapes(new) or '?'}")
+    bm, nm = base.measurement, new.measurement
+    if bm is not None and nm is not None:
+        if bm.threads != nm.threads:
+            notes.append(f"thread counts differ: {bm.threads} -> {nm.threads}")
+        if (bm.runtime, bm.runtime_version) != (nm.runtime, nm.runtime_version):
+            notes.append(
+                f"runtimes differ: {bm.runtime} {bm.runtime_version} -> {nm.runtime} {nm.runtime_version}"
+            )
+    return notes
+
+
+def _samples_s(result: RunResult) -> np.ndarray:
+    assert result.measurement is not None
+    return np.asarray(result.measurement.latency.samples_ns, dtype=np.float64) / 1e9
+
+
+def compare_results(base: RunResult, new: RunResult, options: CompareOptions) -> ModelComparison:
+    """Every metric both runs of one model have, with its change and verdict."""
+    notes = _notes(base, new)
+    changes: list[MetricChange] = []
+    bm, nm = base.measurement, new.measurement
+    if bm is not None and nm is not None:
+        noisy = [side for side, m in (("base", bm), ("new", nm)) if m.unstable]
+        base_s, new_s = _samples_s(base), _samples_s(new)
+        if len(base_s) >= 2 and len(new_s) >= 2:
+            sides = _sides(base_s, new_s, noisy, options)
+            for metric in sides.base:
+                field = metric.split(".", 1)[1]
+                if field in _QUANTILES and (
+                    getattr(bm.latency, field) is None or getattr(nm.latency, field) is None
+                ):
+                    continue  # too few samples for this percentile in one of the runs
+                median = changes[0].status if changes and changes[0].metric == "latency.p50" else None
+                changes.append(_sampled_change(metric, sides, options, median))
+        else:
+            notes.append("raw latency samples are missing: latency is not compared")
+        single = [
+            _single_change(
+                "memory.peak",
+                "B",
+                bm.memory.peak_bytes,
+                nm.memory.peak_bytes,
+                options,
+                True,
+                "kernel high-water mark, one reading per run (repeatable to well under 1%)",
+                MEMORY_FLOOR,
+            ),
+            _single_change(
+                "memory.model_cost",
+                "B",
+                bm.memory.model_cost,
+                nm.memory.model_cost,
+                options,
+                True,
+                "peak minus the runtime's import baseline, one reading per run",
+                MEMORY_FLOOR,
+            ),
+            _single_change(
+                "cold_start",
+                "s",
+                bm.cold_start.total_s,
+                nm.cold_start.total_s,
+                options,
+                False,
+                "load + first inference, one reading per run",
+            ),
+        ]
+        if (
+            bm.throughput.batched_per_s
+            and nm.throughput.batched_per_s
+            and bm.throughput.batch_size == nm.throughput.batch_size
+        ):
+            single.append(
+                _single_change(
+                    f"throughput.batch{nm.throughput.batch_size}",
+                    "/s",
+                    bm.throughput.batched_per_s,
+                    nm.throughput.batched_per_s,
+                    options,
+                    False,
+                    "batched loop, raw samples not kept",
+                )
+            )
+        changes.extend(c for c in single if c is not None)
+    size = _single_change(
+        "model.size",
+        "B",
+        float(base.model.size_bytes),
+        float(new.model.size_bytes),
+        options,
+        True,
+        "file size on disk",
+    )
+    if size is not None:
+        changes.append(size)
+    return ModelComparison(
+        model=new.model.path,
+        base_model=base.model.path,
+        same_file=base.model.sha256 == new.model.sha256,
+        changes=changes,
+        notes=notes,
+    )
+
+
+# --- two reports --------------------------------------------------------------------------------
+
+
+def _pairs(base: Report, new: Report) -> tuple[list[tuple[RunResult, RunResult]], list[str]]:
+    """Match results by model: one against one, else by file name, else by content hash."""
+    if len(base.results) == 1 and len(new.results) == 1:
+        return [(base.results[0], new.results[0])], []
+    pairs: list[tuple[RunResult, RunResult]] = []
+    warnings: list[str] = []
+    by_name = {Path(r.model.path).name: r for r in base.results}
+    by_hash = {r.model.sha256: r for r in base.results}
+    for result in new.results:
+        match = by_name.get(Path(result.model.path).name) or by_hash.get(result.model.sha256)
+        if match is None:
+            warnings.append(f"{result.model.path}: no run of this model in the baseline; not compared")
+        else:
+            pairs.append((match, result))
+    return pairs, warnings
+
+
+def _fingerprint(report: Report) -> tuple[str | None, str]:
+    for result in report.results:
+        if result.host is not None:
+            host = result.host
+            return host.fingerprint, f"{host.cpu_model}, {host.cores_logical} cores on {host.hostname}"
+    return None, "unknown host"
+
+
+def compare_reports(
+    base: Report, new: Report, base_path: str, options: CompareOptions | None = None
+) -> Comparison:
+    """Compare every model of ``new`` with its run in ``base``.
+
+    Different host fingerprints give a warning, or a :class:`ConfigError` under ``strict``:
+    latency measured on two machines says more about the machines than about the model.
+    """
+    options = options or CompareOptions()
+    base_fp, base_host = _fingerprint(base)
+    new_fp, new_host = _fingerprint(new)
+    same_host = base_fp is not None and base_fp == new_fp
+    warnings: list[str] = []
+    if not same_host:
+        text = (
+            f"the runs were measured on different machines (base: {base_host} [{base_fp}], new: {new_host} "
+            f"[{new_fp}]): latency and memory changes may come from the machines, not the model"
+        )
+        if options.strict:
+            raise ConfigError(
+                text + "; refusing under --strict",
+                "re-run the baseline on this machine, or drop --strict to compare anyway",
+            )
+        warnings.append(text)
+    pairs, unmatched = _pairs(base, new)
+    warnings.extend(unmatched)
+    models: list[ModelComparison] = []
+    for b, n in pairs:
+        failed = [
+            f"{side} run failed ({r.error.kind}: {r.error.message})"
+            for side, r in (("base", b), ("new", n))
+            if r.error is not None
+        ]
+        if failed:
+            warnings.append(f"{n.model.path}: not compared: {'; '.join(failed)}")
+            continue
+        models.append(compare_results(b, n, options))
+        for side, r in (("base", b), ("new", n)):
+            if r.measurement is not None and r.measurement.unstable:
+                warnings.append(
+                    f"{Path(n.model.path).name}: the {side} run was noisy "
+                    f"({'; '.join(r.measurement.warnings)}): its tail figures count only where the median agrees"
+                )
+    if not models:
+        raise ConfigError(
+            f"nothing to compare between {base_path} and the new result",
+            "both files need a successful run of the same model",
+        )
+    method = (
+        f"{options.method.value}; minimum effect {options.min_effect:.0%}; confidence "
+        f"{options.confidence:.0%}"
+    )
+    return Comparison(
+        base_path=base_path,
+        base_created=base.created,
+        min_effect=options.min_effect,
+        confidence=options.confidence,
+        method=method,
+        same_host=same_host,
+        base_fingerprint=base_fp,
+        new_fingerprint=new_fp,
+        models=models,
+        warnings=warnings,
+    )
+
+
+def with_comparison(report: Report, comparison: Comparison) -> Report:
+    """The new report carrying its comparison, for every reporter to render."""
+    return report.model_copy(update={"comparison": comparison})

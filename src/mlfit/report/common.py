@@ -1,0 +1,73 @@
+"""Wording shared by the text reporters (Markdown, JUnit, HTML): one place for labels and numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlfit.catalog.units import format_duration, format_rate, format_size
+from mlfit.result import ChangeStatus, Check, MetricChange, Provenance, RunResult, Verdict
+
+PROVENANCE_LABEL = {
+    Provenance.MEASURED_ON_HOST: "measured (host)",
+    Provenance.MEASURED_ON_TARGET: "measured (target)",
+    Provenance.PROJECTED: "projected",
+    Provenance.STATIC: "static",
+}
+VERDICT_ICON = {Verdict.PASS: "✅", Verdict.FAIL: "❌", Verdict.INCONCLUSIVE: "⚠️", Verdict.ERROR: "💥"}
+CHANGE_ICON = {
+    ChangeStatus.REGRESSION: "🔻",
+    ChangeStatus.IMPROVEMENT: "🔺",
+    ChangeStatus.UNCHANGED: "＝",
+    ChangeStatus.INCONCLUSIVE: "❔",
+    ChangeStatus.NOT_TESTED: "·",
+}
+
+
+def format_value(value: float | None, unit: str) -> str:
+    """A figure in its unit, the way people read it: '518.4 µs', '83.5 MiB', '2431.5/s'."""
+    if value is None:
+        return "-"
+    if unit == "s":
+        return format_duration(value)
+    if unit == "B":
+        return format_size(value)
+    if unit == "/s":
+        return format_rate(value)
+    return f"{value:g}"
+
+
+def value_text(check: Check) -> str:
+    """The check's value, with its [optimistic – conservative] band when it is a projection."""
+    text = format_value(check.value, check.unit)
+    if check.lower is not None and check.upper is not None and check.lower != check.upper:
+        text += f" [{format_value(check.lower, check.unit)} – {format_value(check.upper, check.unit)}]"
+    return text
+
+
+def margin_text(check: Check) -> str:
+    return f"{check.margin:+.0%}" if check.margin is not None else ""
+
+
+def budget_text(check: Check) -> str:
+    return check.budget
+
+
+def model_name(result: RunResult) -> str:
+    return Path(result.model.path).name or result.model.path
+
+
+def change_text(change: MetricChange) -> str:
+    return "-" if change.change is None else f"{change.change * 100:+.1f}%"
+
+
+def interval_text(change: MetricChange) -> str:
+    if change.ci_low is None or change.ci_high is None:
+        return "-"
+    return f"[{change.ci_low * 100:+.1f}%, {change.ci_high * 100:+.1f}%]"
+
+
+def error_text(result: RunResult) -> str:
+    err = result.error
+    if err is None:
+        return ""
+    return f"{err.kind} in {err.phase}: {err.message}" + (f" ({err.hint})" if err.hint else "")

@@ -1,0 +1,58 @@
+"""The terminal rendering of a regression compare (``mlfit compare``, ``mlfit check --baseline``)."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from mlfit.report.common import change_text, format_value, interval_text
+from mlfit.result import ChangeStatus, Comparison
+
+STATUS_STYLE = {
+    ChangeStatus.REGRESSION: "bold red",
+    ChangeStatus.IMPROVEMENT: "bold green",
+    ChangeStatus.UNCHANGED: "",
+    ChangeStatus.INCONCLUSIVE: "yellow",
+    ChangeStatus.NOT_TESTED: "dim",
+}
+
+
+def render_comparison(comparison: Comparison, warnings: bool = True) -> RenderableType:
+    """One compact table per model, the reasons for anything not unchanged below it, then the answer.
+
+    ``warnings=False`` leaves the warnings out, for a CLI that prints them on stderr.
+    """
+    parts: list[RenderableType] = []
+    if warnings:
+        parts.extend(Text(f"warning: {w}", style="yellow") for w in comparison.warnings)
+    for model in comparison.models:
+        table = Table(
+            title=f"Compared with {comparison.base_path}: {model.model}",
+            title_justify="left",
+            header_style="bold",
+            caption=f"{comparison.method}; a regression needs the whole interval beyond the minimum effect on "
+            "the worse side",
+            caption_justify="left",
+        )
+        table.add_column("metric", no_wrap=True)
+        for column in ("base", "new", "change", f"{comparison.confidence:.0%} interval"):
+            table.add_column(column, justify="right", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        for change in model.changes:
+            table.add_row(
+                change.metric,
+                format_value(change.base, change.unit),
+                format_value(change.new, change.unit),
+                change_text(change),
+                interval_text(change),
+                Text(change.status.value, style=STATUS_STYLE[change.status]),
+            )
+        parts.append(table)
+        for change in model.changes:
+            if change.status not in (ChangeStatus.UNCHANGED, ChangeStatus.NOT_TESTED):
+                parts.append(Text(f"• {change.metric}: {change.reason}", style=STATUS_STYLE[change.status]))
+        parts.extend(Text(f"• {note}", style="dim") for note in model.notes)
+    verdict = Text("REGRESSION", style="bold red") if comparison.regressed else Text("no regression", "bold green")
+    parts.append(Text.assemble("Compare: ", verdict))
+    return Group(*parts)

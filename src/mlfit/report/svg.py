@@ -1,0 +1,540 @@
+"""Inline SVG charts for the HTML report: no JavaScript, no fonts or files to fetch.
+
+Each function returns one ``<svg>`` element as text. Values go in raw (seconds, bytes,
+ratios); a formatter turns tick values into labels. Latency and budget-use axes are
+logarithmic, so a budget 100x beyond the measured figures still shows on the same chart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from html import escape
+
+import numpy as np
+
+WIDTH = 760
+LEFT, RIGHT, TOP, BOTTOM = 150, 24, 34, 46
+LEGEND_COLUMNS, LEGEND_ROW = 2, 15
+PALETTE = ["#d62728", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+MEASURED = "#1f77b4"
+PROJECTED = "#ff7f0e"
+STATUS_COLOUR = {"PASS": "#2ca02c", "FAIL": "#d62728", "INCONCLUSIVE": "#d4a000", "ERROR": "#9467bd"}
+
+Formatter = Callable[[float], str]
+
+
+def clip(text: str, limit: int) -> str:
+    """Shorten a label to ``limit`` characters so it stays inside its column (tooltips keep it whole)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _num(v: float) -> str:
+    return f"{v:.1f}"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Maps data values in [lo, hi] to pixels in [start, end], linearly or logarithmically."""
+
+    lo: float
+    hi: float
+    start: float
+    end: float
+    log: bool = False
+    tick_unit: float = 1.0  # linear ticks are round numbers of this unit (2**20 for MiB)
+
+    def __call__(self, value: float) -> float:
+        if self.log:
+            value = max(value, self.lo * 1e-3)
+            t = (math.log10(value) - math.log10(self.lo)) / (math.log10(self.hi) - math.log10(self.lo))
+        else:
+            t = (value - self.lo) / (self.hi - self.lo)
+        return self.start + t * (self.end - self.start)
+
+    def ticks(self) -> list[float]:
+        if self.log:
+            return _log_ticks(self.lo, self.hi)
+        u = self.tick_unit
+        return [t * u for t in _linear_ticks(self.lo / u, self.hi / u)]
+
+
+def _linear_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    span = hi - lo
+    raw = span / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.ceil(lo / step) * step
+    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+    mults = (1, 2, 5) if len(decades) <= 4 else (1,)
+    ticks = [m * 10.0**d for d in decades for m in mults]
+    return [t for t in ticks if lo <= t <= hi]
+
+
+def padded_range(values: Sequence[float], log: bool, pad: float = 0.08) -> tuple[float, float]:
+    """A data range with some air around it; never empty, never non-positive on a log axis."""
+    finite = [v for v in values if v is not None and math.isfinite(v) and (v > 0 or not log)]
+    if not finite:
+        return (0.1, 10.0) if log else (0.0, 1.0)
+    lo, hi = min(finite), max(finite)
+    if log:
+        if hi <= lo * 1.0001:
+            return lo / 1.5, hi * 1.5
+        factor = (hi / lo) ** pad
+        return lo / factor, hi * factor
+    if hi <= lo:
+        return lo - 1.0, hi + 1.0
+    span = hi - lo
+    return lo - span * pad, hi + span * pad
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A vertical line at ``value`` with a label, e.g. a budget ("edge p95 <= 80 ms")."""
+
+    value: float
+    label: str
+    colour: str = "#d62728"
+    dash: str | None = "6 3"
+    quantile: float | None = None  # for a CDF: where the curve must be at this value to meet the budget
+
+
+class Chart:
+    """An SVG canvas with a plot area and helpers to draw into it."""
+
+    def __init__(
+        self, title: str, height: int, label: str | None = None, legend: Sequence[Marker] = ()
+    ) -> None:
+        self.title = title
+        self.legend_entries = list(legend)
+        self.legend_rows = math.ceil(len(self.legend_entries) / LEGEND_COLUMNS)
+        self.height = height + self.legend_rows * LEGEND_ROW + (6 if self.legend_rows else 0)
+        self.parts: list[str] = []
+        self.label = label or title
+        self.plot_left, self.plot_right = LEFT, WIDTH - RIGHT
+        self.plot_top, self.plot_bottom = TOP, height - BOTTOM
+
+    def add(self, element: str) -> None:
+        self.parts.append(element)
+
+    def text(
+        self,
+        x: float,
+        y: float,
+        text: str,
+        anchor: str = "start",
+        size: int = 11,
+        colour: str = "#333",
+        weight: str = "normal",
+        rotate: float | None = None,
+    ) -> None:
+        transform = f' transform="rotate({rotate} {_num(x)} {_num(y)})"' if rotate is not None else ""
+        self.add(
+            f'<text x="{_num(x)}" y="{_num(y)}" text-anchor="{anchor}" font-size="{size}" fill="{colour}" '
+            f'font-weight="{weight}"{transform}>{escape(text)}</text>'
+        )
+
+    def line(
+        self,
+        x1: float,
+        y1: float,
+        x2: float,
+        y2: float,
+        colour: str = "#999",
+        width: float = 1,
+        dash: str | None = None,
+    ) -> None:
+        dashed = f' stroke-dasharray="{dash}"' if dash else ""
+        self.add(
+            f'<line x1="{_num(x1)}" y1="{_num(y1)}" x2="{_num(x2)}" y2="{_num(y2)}" stroke="{colour}" '
+            f'stroke-width="{width}"{dashed}/>'
+        )
+
+    def rect(
+        self,
+        x: float,
+        y: float,
+        w: float,
+        h: float,
+        colour: str,
+        opacity: float = 1.0,
+        tooltip: str | None = None,
+    ) -> None:
+        tip = f"<title>{escape(tooltip)}</title>" if tooltip else ""
+        self.add(
+            f'<rect x="{_num(x)}" y="{_num(y)}" width="{_num(max(w, 0.0))}" height="{_num(max(h, 0.0))}" '
+            f'fill="{colour}" fill-opacity="{opacity}">{tip}</rect>'
+        )
+
+    def circle(
+        self, x: float, y: float, r: float, colour: str, tooltip: str | None = None, stroke: str = "#fff"
+    ) -> None:
+        tip = f"<title>{escape(tooltip)}</title>" if tooltip else ""
+        self.add(
+            f'<circle cx="{_num(x)}" cy="{_num(y)}" r="{r}" fill="{colour}" stroke="{stroke}">{tip}</circle>'
+        )
+
+    def polyline(self, points: Sequence[tuple[float, float]], colour: str, width: float = 2) -> None:
+        coords = " ".join(f"{_num(x)},{_num(y)}" for x, y in points)
+        self.add(
+            f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="{width}" '
+            'stroke-linejoin="round"/>'
+        )
+
+    def x_axis(self, scale: Scale, fmt: Formatter, label: str) -> None:
+        y = self.plot_bottom
+        self.line(self.plot_left, y, self.plot_right, y, "#666")
+        for tick in scale.ticks():
+            x = scale(tick)
+            self.line(x, self.plot_top, x, y, "#eee")
+            self.line(x, y, x, y + 4, "#666")
+            self.text(x, y + 16, fmt(tick), "middle", 10, "#555")
+        self.text(
+            (self.plot_left + self.plot_right) / 2,
+            self.plot_bottom + BOTTOM - 12,
+            label,
+            "middle",
+            11,
+            "#333",
+        )
+
+    def y_axis(self, scale: Scale, fmt: Formatter, label: str) -> None:
+        x = self.plot_left
+        self.line(x, self.plot_top, x, self.plot_bottom, "#666")
+        for tick in scale.ticks():
+            y = scale(tick)
+            self.line(x, y, self.plot_right, y, "#eee")
+            self.text(x - 6, y + 3, fmt(tick), "end", 10, "#555")
+        self.text(16, (self.plot_top + self.plot_bottom) / 2, label, "middle", 11, "#333", rotate=-90)
+
+    def legend(self) -> None:
+        """Marker lines explained below the x axis, in columns, so labels never overlap."""
+        column_width = (WIDTH - LEFT) / LEGEND_COLUMNS
+        for i, marker in enumerate(self.legend_entries):
+            row, col = divmod(i, LEGEND_COLUMNS)
+            x = LEFT + col * column_width
+            y = self.plot_bottom + BOTTOM + row * LEGEND_ROW + 6
+            self.line(x, y - 4, x + 22, y - 4, marker.colour, 2, marker.dash)
+            self.text(x + 27, y, clip(marker.label, 48), "start", 10, "#333")
+
+    def svg(self) -> str:
+        self.legend()
+        head = (
+            f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {self.height}" width="{WIDTH}" '
+            f'height="{self.height}" role="img" aria-label="{escape(self.label)}" class="chart">'
+            f"<title>{escape(self.label)}</title>"
+        )
+        title = (
+            f'<text x="{LEFT}" y="18" font-size="13" font-weight="bold" fill="#222">'
+            f"{escape(self.title)}</text>"
+        )
+        return head + title + "".join(self.parts) + "</svg>"
+
+
+def _markers(chart: Chart, scale: Scale, markers: Sequence[Marker], tags: Sequence[Marker] = ()) -> None:
+    """Vertical marker lines (explained in the legend); ``tags`` also get a short label on the line."""
+    for marker in markers:
+        x = scale(marker.value)
+        chart.line(x, chart.plot_top, x, chart.plot_bottom, marker.colour, 1.5, marker.dash)
+    for marker in tags:
+        x = scale(marker.value)
+        chart.line(x, chart.plot_top, x, chart.plot_bottom, marker.colour, 1.2, marker.dash)
+        chart.text(x + 3, chart.plot_top + 10, marker.label, "start", 10, marker.colour)
+
+
+def latency_histogram(
+    samples_s: Sequence[float],
+    markers: Sequence[Marker],
+    fmt: Formatter,
+    tags: Sequence[Marker] = (),
+    bins: int = 40,
+) -> str:
+    """Counts of warm latency samples on a log axis, with budgets (legend) and percentiles (tags) as lines."""
+    values = np.asarray(samples_s, dtype=float)
+    values = values[values > 0]
+    chart = Chart(
+        "Latency histogram (warm, single inference)",
+        280,
+        "Histogram of warm latency samples with each latency budget as a vertical line",
+        markers,
+    )
+    lo, hi = padded_range(
+        [
+            float(values.min()) if len(values) else 1.0,
+            float(values.max()) if len(values) else 1.0,
+            *(m.value for m in [*markers, *tags]),
+        ],
+        log=True,
+    )
+    x = Scale(lo, hi, chart.plot_left, chart.plot_right, log=True)
+    data_lo, data_hi = (float(values.min()), float(values.max())) if len(values) else (lo, hi)
+    if data_hi <= data_lo:
+        data_lo, data_hi = data_lo / 1.05, data_hi * 1.05
+    edges = np.geomspace(data_lo, data_hi, bins + 1)
+    counts, _ = np.histogram(values, bins=edges)
+    top = max(1, int(counts.max()) if len(counts) else 1)
+    y = Scale(0, top * 1.1, chart.plot_bottom, chart.plot_top + 40)
+    chart.y_axis(y, lambda v: f"{v:g}", "samples")
+    chart.x_axis(x, fmt, "latency (log scale)")
+    for count, left, right in zip(counts, edges[:-1], edges[1:], strict=True):
+        if count:
+            chart.rect(
+                x(left),
+                y(count),
+                x(right) - x(left) - 0.5,
+                y(0) - y(count),
+                MEASURED,
+                0.85,
+                f"{fmt(left)} – {fmt(right)}: {count} samples",
+            )
+    _markers(chart, x, markers, tags)
+    return chart.svg()
+
+
+def latency_cdf(
+    samples_s: Sequence[float], markers: Sequence[Marker], fmt: Formatter, points: int = 400
+) -> str:
+    """The empirical CDF of warm latency on a log axis. A budget ``pXX <= L`` is met where the
+    curve has reached XX% by L: each budget is drawn with a dot at (L, XX%)."""
+    values = np.sort(np.asarray(samples_s, dtype=float))
+    values = values[values > 0]
+    chart = Chart(
+        "Latency CDF (a dot marks where a percentile budget needs the curve)",
+        280,
+        "Cumulative distribution of warm latency with each latency budget",
+        markers,
+    )
+    lo, hi = padded_range(
+        [
+            float(values.min()) if len(values) else 1.0,
+            float(values.max()) if len(values) else 1.0,
+            *(m.value for m in markers),
+        ],
+        log=True,
+    )
+    x = Scale(lo, hi, chart.plot_left, chart.plot_right, log=True)
+    y = Scale(0.0, 1.0, chart.plot_bottom, chart.plot_top + 40)
+    chart.y_axis(y, lambda v: f"{v:.0%}", "fraction of samples ≤ x")
+    chart.x_axis(x, fmt, "latency (log scale)")
+    n = len(values)
+    if n:
+        idx = np.unique(np.linspace(0, n - 1, min(points, n)).astype(int))
+        pts = [(x(lo), y(0.0))]
+        for i in idx:
+            pts.append((x(float(values[i])), pts[-1][1]))
+            pts.append((x(float(values[i])), y((i + 1) / n)))
+        pts.append((x(hi), y(1.0)))
+        chart.polyline(pts, MEASURED)
+    _markers(chart, x, markers)
+    for marker in markers:
+        if marker.quantile is not None:
+            chart.circle(
+                x(marker.value),
+                y(marker.quantile),
+                4,
+                marker.colour,
+                f"{marker.label}: the curve must reach {marker.quantile:.0%} here",
+            )
+    return chart.svg()
+
+
+def horizontal_bars(
+    title: str,
+    rows: Sequence[tuple[str, float]],
+    fmt: Formatter,
+    markers: Sequence[Marker] = (),
+    label: str = "",
+    colour: str = MEASURED,
+    tick_unit: float = 1.0,
+) -> str:
+    """One bar per row (linear axis from zero); markers beyond 4x the largest bar are listed, not drawn."""
+    height = TOP + BOTTOM + 26 * max(1, len(rows)) + 10
+    largest = max([v for _, v in rows] + [1.0])
+    shown = [m for m in markers if m.value <= largest * 4]
+    off = [
+        Marker(m.value, f"{m.label} (off scale →)", m.colour, None) for m in markers if m.value > largest * 4
+    ]
+    chart = Chart(title, height, legend=[*shown, *off])
+    x = Scale(
+        0.0,
+        max([largest, *(m.value for m in shown)]) * 1.08,
+        chart.plot_left,
+        chart.plot_right,
+        tick_unit=tick_unit,
+    )
+    chart.x_axis(x, fmt, label)
+    for i, (name, value) in enumerate(rows):
+        top = chart.plot_top + 8 + i * 26
+        chart.rect(x(0), top, x(value) - x(0), 18, colour, 0.85, f"{name}: {fmt(value)}")
+        chart.text(chart.plot_left - 6, top + 13, clip(name, 22), "end", 11)
+        inside = x(value) - x(0) > 90
+        chart.text(
+            x(value) + (-4 if inside else 4),
+            top + 13,
+            fmt(value),
+            "end" if inside else "start",
+            10,
+            "#fff" if inside else "#333",
+        )
+    _markers(chart, x, shown)
+    return chart.svg()
+
+
+@dataclass(frozen=True)
+class BudgetUse:
+    """One check drawn as the fraction of its budget it uses (1 = exactly at the limit)."""
+
+    label: str
+    value: float
+    low: float | None
+    high: float | None
+    projected: bool
+    verdict: str
+    tooltip: str
+
+
+def budget_use(rows: Sequence[BudgetUse]) -> str:
+    """Measured and projected figures of every budget on one log axis, as a share of their limit,
+    with the projection's [optimistic – conservative] band as a whisker."""
+    height = TOP + BOTTOM + 22 * max(1, len(rows)) + 12
+    chart = Chart(
+        "Budget use (share of each limit)",
+        height,
+        "Each check's value as a fraction of its budget; left of the red line fits",
+    )
+    everything = [v for r in rows for v in (r.value, r.low, r.high) if v is not None] + [1.0]
+    lo, hi = padded_range(everything, log=True)
+    x = Scale(min(lo, 0.5), max(hi, 2.0), chart.plot_left, chart.plot_right, log=True)
+    chart.x_axis(x, lambda v: f"{v:g}×", "share of the budget (log scale; 1× = at the limit)")
+    limit = x(1.0)
+    chart.rect(
+        limit, chart.plot_top, chart.plot_right - limit, chart.plot_bottom - chart.plot_top, "#d62728", 0.05
+    )
+    chart.line(limit, chart.plot_top, limit, chart.plot_bottom, "#d62728", 1.5)
+    chart.text(limit + 4, chart.plot_top + 10, "budget", "start", 10, "#d62728")
+    for i, row in enumerate(rows):
+        cy = chart.plot_top + 18 + i * 22
+        chart.text(chart.plot_left - 6, cy + 4, clip(row.label, 26), "end", 10)
+        colour = PROJECTED if row.projected else MEASURED
+        if row.low is not None and row.high is not None and row.low != row.high:
+            chart.line(x(row.low), cy, x(row.high), cy, colour, 3)
+            for end in (row.low, row.high):
+                chart.line(x(end), cy - 5, x(end), cy + 5, colour, 1.5)
+        chart.circle(x(row.value), cy, 5, colour, row.tooltip, STATUS_COLOUR.get(row.verdict, "#fff"))
+    lx, ly = WIDTH - 330, 14  # legend top right, beside the title
+    chart.circle(lx, ly, 4, MEASURED)
+    chart.text(lx + 8, ly + 4, "measured", size=10)
+    chart.circle(lx + 72, ly, 4, PROJECTED)
+    chart.text(lx + 80, ly + 4, "projected (whisker: optimistic – conservative)", size=10)
+    return chart.svg()
+
+
+def line_chart(
+    title: str,
+    xs: Sequence[float],
+    ys: Sequence[float],
+    x_label: str,
+    y_label: str,
+    y_fmt: Formatter,
+    colour: str = MEASURED,
+) -> str:
+    """A curve over a log2 x axis (batch sizes)."""
+    chart = Chart(title, 260)
+    x_lo, x_hi = padded_range(list(xs), log=True, pad=0.04)
+    x = Scale(x_lo, x_hi, chart.plot_left, chart.plot_right, log=True)
+    y_hi = max([*ys, 1e-12]) * 1.15
+    y = Scale(0.0, y_hi, chart.plot_bottom, chart.plot_top + 20)
+    chart.y_axis(y, y_fmt, y_label)
+    chart.line(chart.plot_left, chart.plot_bottom, chart.plot_right, chart.plot_bottom, "#666")
+    for value in xs:
+        chart.line(x(value), chart.plot_bottom, x(value), chart.plot_bottom + 4, "#666")
+        chart.text(x(value), chart.plot_bottom + 16, f"{value:g}", "middle", 10, "#555")
+    chart.text(
+        (chart.plot_left + chart.plot_right) / 2, chart.plot_bottom + BOTTOM - 12, x_label, "middle", 11
+    )
+    points = [(x(a), y(b)) for a, b in zip(xs, ys, strict=True)]
+    chart.polyline(points, colour)
+    for (px, py), a, b in zip(points, xs, ys, strict=True):
+        chart.circle(px, py, 3.5, colour, f"{x_label} {a:g}: {y_fmt(b)}")
+    return chart.svg()
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    label: str
+    change: float
+    low: float | None
+    high: float | None
+    status: str
+
+
+CHANGE_COLOUR = {
+    "regression": "#d62728",
+    "improvement": "#2ca02c",
+    "inconclusive": "#d4a000",
+    "unchanged": "#1f77b4",
+    "not-tested": "#999999",
+}
+
+
+def change_forest(rows: Sequence[ChangeRow], effect: float) -> str:
+    """Relative change of each metric with its interval; the band of ±effect is 'no change'."""
+    height = TOP + BOTTOM + 22 * max(1, len(rows)) + 10
+    chart = Chart(
+        "Change against the baseline (new / base − 1)",
+        height,
+        "Relative change per metric with its confidence interval",
+    )
+    values = [v for r in rows for v in (r.change, r.low, r.high) if v is not None] + [effect * 2, -effect * 2]
+    lo, hi = padded_range(values, log=False)
+    x = Scale(lo, hi, chart.plot_left, chart.plot_right)
+    chart.x_axis(x, lambda v: f"{v * 100:+.0f}%", "relative change (right = larger)")
+    chart.rect(
+        x(-effect), chart.plot_top, x(effect) - x(-effect), chart.plot_bottom - chart.plot_top, "#888", 0.12
+    )
+    chart.line(x(0), chart.plot_top, x(0), chart.plot_bottom, "#666")
+    chart.text(x(effect) + 3, chart.plot_top + 10, f"±{effect:.0%} minimum effect", "start", 10, "#666")
+    for i, row in enumerate(rows):
+        cy = chart.plot_top + 18 + i * 22
+        colour = CHANGE_COLOUR.get(row.status, "#333")
+        chart.text(chart.plot_left - 6, cy + 4, clip(row.label, 26), "end", 10)
+        if row.low is not None and row.high is not None:
+            chart.line(x(row.low), cy, x(row.high), cy, colour, 3)
+        chart.circle(x(row.change), cy, 5, colour, f"{row.label}: {row.change * 100:+.1f}% ({row.status})")
+    return chart.svg()
+
+
+def timeline(
+    title: str,
+    points: Sequence[tuple[float, float]],
+    phases: Sequence[tuple[str, float]],
+    fmt: Formatter,
+    limits: Sequence[Marker] = (),
+    tick_unit: float = 1.0,
+) -> str:
+    """Memory over time: a polled curve, phase starts as tagged vertical lines, and limits that fall
+    near the curve as horizontal lines (the legend lists every limit)."""
+    largest = max([v for _, v in points] + [1.0])
+    near = [m for m in limits if m.value <= largest * 1.5]
+    far = [Marker(m.value, f"{m.label} (off scale ↑)", m.colour, None) for m in limits if m.value > largest * 1.5]
+    chart = Chart(title, 260, "Resident memory of the worker over time with phase starts", [*near, *far])
+    t_end = max([t for t, _ in points] + [t for _, t in phases] + [1e-3])
+    x = Scale(0.0, t_end * 1.02, chart.plot_left, chart.plot_right)
+    y = Scale(0.0, max([largest, *(m.value for m in near)]) * 1.1, chart.plot_bottom, chart.plot_top + 20,
+              tick_unit=tick_unit)
+    chart.y_axis(y, fmt, "resident memory")
+    chart.x_axis(x, lambda v: f"{v:g} s", "time since the worker started")
+    for marker in near:
+        chart.line(chart.plot_left, y(marker.value), chart.plot_right, y(marker.value), marker.colour, 1.5,
+                   marker.dash)
+    for i, (name, start) in enumerate(phases):
+        px = x(start)
+        chart.line(px, chart.plot_top + 14, px, chart.plot_bottom, "#888", 1, "2 3")
+        chart.text(px + 3, chart.plot_top + 8 + (i % 3) * 9, name, "start", 9, "#555")
+    chart.polyline([(x(t), y(v)) for t, v in points], MEASURED)
+    return chart.svg()
