@@ -42,7 +42,12 @@ lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
 
+# Item 3 compares with GNU time's "Maximum resident set size": install it when missing.
 bench: $(VENV)/.installed-dev
+	@[ -x /usr/bin/time ] || { echo "installing GNU time (/usr/bin/time) for the memory benchmark"; \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q time; } \
+	  || echo "warning: could not install GNU time; item 3 of RESULTS.md will say so"
 	$(PY) benchmarks/run_all.py
 
 clean:
