@@ -44,11 +44,12 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2}
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
+def read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """A protobuf varint at ``pos``: (value, next position); ValueError when truncated or malformed."""
     result = shift = 0
     while True:
         if pos >= len(data):
-            raise ValueError("truncated")
+            raise ValueError("truncated varint")
         byte = data[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
@@ -65,7 +66,7 @@ def onnx_problem(data: bytes) -> str | None:
     seen_graph = False
     while pos < len(data):
         try:
-            key, pos = _varint(data, pos)
+            key, pos = read_varint(data, pos)
         except ValueError:
             return "truncated field header"
         number, wire = key >> 3, key & 7
@@ -73,9 +74,9 @@ def onnx_problem(data: bytes) -> str | None:
             return f"unexpected protobuf field {number} (wire type {wire}) at byte {pos}"
         try:
             if wire == 0:
-                _, pos = _varint(data, pos)
+                _, pos = read_varint(data, pos)
             else:
-                length, pos = _varint(data, pos)
+                length, pos = read_varint(data, pos)
                 if pos + length > len(data):
                     return f"truncated: field {number} needs {length} bytes, {len(data) - pos} remain"
                 pos += length

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlfit.formats import read_varint
+
 REFUSED_OPS: dict[str, str] = {
     **dict.fromkeys(["ReadFile", "WriteFile", "MatchingFiles", "ImmutableConst"], "reads or writes files"),
     **dict.fromkeys(["Save", "SaveSlices", "Restore", "RestoreSlice", "SaveV2", "RestoreV2",
@@ -66,18 +68,10 @@ class GraphScan:
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(data):
-            raise SavedModelError("truncated varint")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise SavedModelError("malformed varint")
+    try:
+        return read_varint(data, pos)
+    except ValueError as exc:
+        raise SavedModelError(str(exc)) from None
 
 
 def fields(data: bytes) -> list[tuple[int, int, bytes | int]]:
