@@ -102,19 +102,19 @@ def test_check_fail_exit_1(small_cnn_model: Path, tmp_path: Path) -> None:
     assert_no_traceback(run)
 
 
-def test_insufficient_samples_are_never_filled_in(small_cnn_model: Path, tmp_path: Path) -> None:
+def test_insufficient_samples_are_never_filled_in(cnn_model: Path, tmp_path: Path) -> None:
     profile = _profile(tmp_path, "p99", "  latency: {p99: 10 s}\n")
     out = tmp_path / "r.json"
-    run = run_mlfit("check", small_cnn_model, "--target", profile, "--json", out, "--min-time", "0",
-                    "--max-time", "0.02", "--warmup", "0", "-q")
+    run = run_mlfit("check", cnn_model, "--dim", "batch=1", "--target", profile, "--json", out, "--min-time", "0",
+                    "--max-time", "0.1", "--warmup", "0", "-q")
     result = json.loads(out.read_text())["results"][0]
     if result["measurement"]["latency"]["n"] < 662:
         assert result["measurement"]["latency"]["p99"] is None
         check = next(c for c in result["targets"][0]["checks"] if c["metric"] == "latency.p99")
         assert check["verdict"] == "INCONCLUSIVE" and "insufficient samples" in check["reason"]
         assert run.code == 0 and "INCONCLUSIVE" in run.stderr
-        strict = run_mlfit("check", small_cnn_model, "--target", profile, "--min-time", "0", "--max-time", "0.02",
-                           "--warmup", "0", "-q", "--strict")
+        strict = run_mlfit("check", cnn_model, "--dim", "batch=1", "--target", profile, "--min-time", "0",
+                           "--max-time", "0.1", "--warmup", "0", "-q", "--strict")
         assert strict.code == 4
 
 
