@@ -247,6 +247,13 @@ def _markers(chart: Chart, scale: Scale, markers: Sequence[Marker], tags: Sequen
         chart.text(x + 3, chart.plot_top + 10, marker.label, "start", 10, marker.colour)
 
 
+def _latency_axis(chart: Chart, values: np.ndarray, markers: Sequence[Marker]) -> Scale:
+    """A log x axis covering the samples and every marker, for the histogram and the CDF alike."""
+    ends = [float(values.min()), float(values.max())] if len(values) else [1.0, 1.0]
+    lo, hi = padded_range([*ends, *(m.value for m in markers)], log=True)
+    return Scale(lo, hi, chart.plot_left, chart.plot_right, log=True)
+
+
 def latency_histogram(
     samples_s: Sequence[float],
     markers: Sequence[Marker],
@@ -263,15 +270,8 @@ def latency_histogram(
         "Histogram of warm latency samples with each latency budget as a vertical line",
         markers,
     )
-    lo, hi = padded_range(
-        [
-            float(values.min()) if len(values) else 1.0,
-            float(values.max()) if len(values) else 1.0,
-            *(m.value for m in [*markers, *tags]),
-        ],
-        log=True,
-    )
-    x = Scale(lo, hi, chart.plot_left, chart.plot_right, log=True)
+    x = _latency_axis(chart, values, [*markers, *tags])
+    lo, hi = x.lo, x.hi
     data_lo, data_hi = (float(values.min()), float(values.max())) if len(values) else (lo, hi)
     if data_hi <= data_lo:
         data_lo, data_hi = data_lo / 1.05, data_hi * 1.05
@@ -309,15 +309,8 @@ def latency_cdf(
         "Cumulative distribution of warm latency with each latency budget",
         markers,
     )
-    lo, hi = padded_range(
-        [
-            float(values.min()) if len(values) else 1.0,
-            float(values.max()) if len(values) else 1.0,
-            *(m.value for m in markers),
-        ],
-        log=True,
-    )
-    x = Scale(lo, hi, chart.plot_left, chart.plot_right, log=True)
+    x = _latency_axis(chart, values, markers)
+    lo, hi = x.lo, x.hi
     y = Scale(0.0, 1.0, chart.plot_bottom, chart.plot_top + 40)
     chart.y_axis(y, lambda v: f"{v:.0%}", "fraction of samples ≤ x")
     chart.x_axis(x, fmt, "latency (log scale)")
