@@ -169,6 +169,13 @@ def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bo
         return measure_and_check(ref, targets, spec, options, progress)
 
 
+def _with_regression(code: int, comparison: Any) -> int:
+    """A regression against --baseline fails the run (exit 1) unless something worse already did."""
+    if comparison is not None and comparison.regressed and code in (ExitCode.OK, ExitCode.INCONCLUSIVE):
+        return int(ExitCode.BUDGET_FAILED)
+    return code
+
+
 def exit_code_for_report(report: Any, strict: bool) -> int:
     """One exit code for many models: a model that could not be measured (3) outranks a failed
     budget (1), which outranks inconclusive (4 under --strict)."""
@@ -278,10 +285,7 @@ def register(app: typer.Typer) -> None:
             _render_report(report, outputs)
             if many_comparison is not None:
                 print_comparison(many_comparison, stderr=any(path == "-" for _, path in outputs))
-            code = exit_code_for_report(report, strict)
-            if many_comparison is not None and many_comparison.regressed and code in (0, ExitCode.INCONCLUSIVE):
-                code = int(ExitCode.BUDGET_FAILED)
-            raise typer.Exit(code)
+            raise typer.Exit(_with_regression(exit_code_for_report(report, strict), many_comparison))
         result = _measure(models[0], targets, spec, options, quiet)
         comparison = None
         if base_report is not None and result.error is None:
@@ -290,10 +294,7 @@ def register(app: typer.Typer) -> None:
 
             comparison = baseline_comparison(base_report, single_report(result), baseline, compare_opts)
         _render(result, outputs, comparison)
-        code = exit_code_for(result, strict)
-        if comparison is not None and comparison.regressed and code in (ExitCode.OK, ExitCode.INCONCLUSIVE):
-            code = int(ExitCode.BUDGET_FAILED)
-        raise typer.Exit(code)
+        raise typer.Exit(_with_regression(exit_code_for(result, strict), comparison))
 
     @app.command()
     def profile(
