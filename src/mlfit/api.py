@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -59,21 +58,16 @@ SKLEARN_THROUGHPUT_BATCH = 256
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode())
-        with file.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    """SHA-256 of a model file or folder: regular files only, bounded (mlfit.safeio)."""
+    from mlfit import safeio
+
+    return safeio.sha256_of(path)
 
 
 def size_of(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
+    from mlfit import safeio
+
+    return safeio.size_of(path)
 
 
 @dataclass(frozen=True)
@@ -155,7 +149,7 @@ def error_result(model: str | Path | ModelRef, exc: MlfitError, created: str | N
         size = size_of(path)
         # A refused giant is named by path and size: hashing gigabytes would cost seconds for nothing.
         digest = sha256_of(path) if size < 2**31 else ""
-    except OSError:
+    except (OSError, MlfitError):  # a FIFO, a link out of the folder: named by path, not hashed
         digest, size = "", 0
     info = ModelInfo(path=str(path), sha256=digest, format=fmt, runtime=runtime, size_bytes=size,
                      artefact=None)
@@ -204,6 +198,7 @@ def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSp
                        on_event: EventFn | None = None, on_target: bool = False) -> RunResult:
     """Measure ``ref`` once in a worker and evaluate every target's budgets (after the static pre-checks)."""
     from mlfit import precheck
+    from mlfit.analysis.graph import StaticTooLarge
     from mlfit.measure.host import host_info
     from mlfit.measure.launcher import Timeouts, run_worker, scratch_dir
     from mlfit.measure.loadplan import plan_load
@@ -213,6 +208,9 @@ def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSp
     try:
         model_bytes, safety_notes = precheck.validate_model(ref, options.custom_op_libraries)
         static = static_facts(ref, inputs)
+    except StaticTooLarge as exc:  # skipped with a note: the worker measures it under its own limits
+        static = None
+        safety_notes = [*safety_notes, f"static analysis skipped: {exc.one_line()}"]
     except ModelError as exc:
         return error_result(ref, exc, created)
     fits = [precheck.fit_check(t, model_bytes, ref.format.value) for t in targets]

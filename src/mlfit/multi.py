@@ -87,7 +87,7 @@ def error_result(path: Path, exc: MlfitError, phase: str = "identify") -> RunRes
 
     try:
         sha, size = sha256_of(path), size_of(path)
-    except OSError:
+    except (OSError, MlfitError):  # a FIFO, a device, a link out of a folder: named, never read
         sha, size = "", 0
     kind = "input" if exc.exit_code == ExitCode.USAGE else "load"
     return RunResult(mlfit_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),

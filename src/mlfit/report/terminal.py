@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlfit.catalog.units import format_duration, format_rate, format_size
-from mlfit.report.common import format_value
+from mlfit.report.common import format_value, sanitized
 from mlfit.report.load import load_lines
 from mlfit.result import Check, Provenance, Report, RunResult, TargetReport, Verdict
 
@@ -44,8 +44,8 @@ def measurement_summary(result: RunResult) -> RenderableType:
     if m is None:
         return Text("")
     lat = m.latency
-    table = Table(title="Measured on this host" + (f": {host.cpu_model}" if host else ""), title_justify="left",
-                  show_header=True, header_style="bold")
+    table = Table(title=Text("Measured on this host" + (f": {host.cpu_model}" if host else "")),
+                  title_justify="left", show_header=True, header_style="bold")
     for column in ("n", "min", "mean", "p50", "p90", "p95", "p99", "max", "CV"):
         table.add_column(column, justify="right")
     table.add_row(str(lat.n), *(format_value(v, "s") for v in (lat.min, lat.mean, lat.p50, lat.p90, lat.p95,
@@ -89,7 +89,7 @@ def target_table(report: TargetReport) -> Table:
     for check in report.checks:
         margin = f"{check.margin:+.0%}" if check.margin is not None else ""
         budget = "profile's list" if check.metric == "compat.dtypes" else check.budget
-        table.add_row(check.metric, Text(budget), Text(_value_cell(check)), margin,
+        table.add_row(Text(check.metric), Text(budget), Text(_value_cell(check)), margin,
                       PROVENANCE_SHORT[check.provenance], verdict_text(check.verdict))
     return table
 
@@ -100,13 +100,14 @@ def summary_table(results: list[RunResult]) -> Table:
     for column in ("model", "target", "hardware", "verdict", "checks"):
         table.add_column(column)
     for result in results:
-        name = result.model.path.rsplit("/", 1)[-1]
+        name = Text(result.model.path.rsplit("/", 1)[-1])
         if result.error is not None:
-            table.add_row(name, "-", "-", verdict_text(Verdict.ERROR), result.error.kind)
+            table.add_row(name, "-", "-", verdict_text(Verdict.ERROR), Text(result.error.kind))
         for report in result.targets:
             counts = [f"{sum(c.verdict is v for c in report.checks)} {v.value.lower()}"
                       for v in Verdict if any(c.verdict is v for c in report.checks)]
-            table.add_row(name, report.target, report.hardware, verdict_text(report.verdict), ", ".join(counts))
+            table.add_row(name, Text(report.target), Text(report.hardware), verdict_text(report.verdict),
+                          ", ".join(counts))
     return table
 
 
@@ -118,7 +119,13 @@ def reasons(report: TargetReport) -> list[str]:
 
 
 def render_terminal(report: Report) -> RenderableType:
-    """Every result of the report, then a summary when there is more than one row, then the verdict."""
+    """Every result of the report, then a summary when there is more than one row, then the verdict.
+
+    Every text of the report (file names, input and op names, messages, notes) is made
+    printable first (:func:`mlfit.report.common.sanitized`) and reaches rich as ``Text``,
+    never as markup: a name can neither start a new line nor style one.
+    """
+    report = sanitized(report)
     parts: list[Any] = [render_result(r) for r in report.results]
     rows = sum(max(1, len(r.targets)) for r in report.results)
     if rows > 1 and any(r.targets for r in report.results):

@@ -82,6 +82,8 @@ def fields(data: bytes) -> list[tuple[int, int, bytes | int]]:
     while pos < end:
         key, pos = _varint(data, pos)
         number, wire = key >> 3, key & 7
+        if number == 0:  # invalid in protobuf (a file of zeros): refuse at once, as protobuf does
+            raise SavedModelError(f"invalid protobuf field number 0 at byte {pos - 1}")
         if wire == 0:
             value, pos = _varint(data, pos)
             out.append((number, wire, value))
@@ -157,10 +159,11 @@ def scan_pbtxt(text: str) -> GraphScan:
 
 def scan_savedmodel(folder: Path) -> GraphScan:
     """Scan ``folder/saved_model.pb`` (or ``.pbtxt``)."""
+    from mlfit import safeio
+
     pb = folder / "saved_model.pb"
-    try:
-        if pb.is_file():
-            return scan_graph_bytes(pb.read_bytes())
-        return scan_pbtxt((folder / "saved_model.pbtxt").read_text(errors="replace"))
-    except OSError as exc:
-        raise SavedModelError(f"cannot read: {exc.strerror}") from None
+    if pb.is_file():  # regular, inside the folder, capped before reading (mlfit.safeio)
+        return scan_graph_bytes(safeio.read_bounded(pb, "saved_model_pb", "saved_model.pb", within=folder))
+    text = safeio.read_bounded(folder / "saved_model.pbtxt", "saved_model_pbtxt", "saved_model.pbtxt",
+                               within=folder)
+    return scan_pbtxt(text.decode("utf-8", "replace"))
