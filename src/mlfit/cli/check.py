@@ -122,8 +122,7 @@ def exit_code_for(result: Any, strict: bool) -> int:
     if verdict is Verdict.INCONCLUSIVE:
         if strict:
             return int(ExitCode.INCONCLUSIVE)
-        sys.stderr.write("mlfit: warning: some verdicts are INCONCLUSIVE (see the reasons above); "
-                         "--strict makes that exit 4\n")
+        sys.stderr.write("mlfit: warning: INCONCLUSIVE (reasons above) exits 0; --strict makes it exit 4\n")
     return int(ExitCode.OK)
 
 
@@ -197,8 +196,7 @@ def exit_code_for_report(report: Any, strict: bool) -> int:
     if Verdict.INCONCLUSIVE in verdicts:
         if strict:
             return int(ExitCode.INCONCLUSIVE)
-        sys.stderr.write("mlfit: warning: some verdicts are INCONCLUSIVE (see the reasons above); "
-                         "--strict makes that exit 4\n")
+        sys.stderr.write("mlfit: warning: INCONCLUSIVE (reasons above) exits 0; --strict makes it exit 4\n")
     return int(ExitCode.OK)
 
 
