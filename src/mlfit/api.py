@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlfit import __version__
 from mlfit.catalog.loader import Target, resolve_target
@@ -20,6 +20,9 @@ from mlfit.errors import ConfigError, MlfitError, ModelError
 from mlfit.formats import ModelFormat, sniff, suffix_mismatch
 from mlfit.inputspec import InputSpec
 from mlfit.result import ErrorInfo, ModelInfo, Report, RunResult, TensorInfo
+
+if TYPE_CHECKING:
+    from mlfit.cluster import ClusterSpec
 
 EventFn = Callable[[dict[str, object]], None]
 
@@ -339,13 +342,14 @@ def inspect(model: str | Path, runtime: Runtime | None = None) -> dict[str, Any]
 
 def check_many(models: Sequence[str | Path], targets: Sequence[str | Target] = ("edge",),
                inputs: InputSpec | None = None, options: MeasureOptions | None = None,
-               on_event: EventFn | None = None, cluster: str | None = None,
+               on_event: EventFn | None = None, cluster: str | ClusterSpec | None = None,
                shared_path: bool = False) -> Report:
     """Check many models (files, SavedModel folders, or folders of models) in one combined Report.
 
     Locally the models are measured one at a time (parallel measurements on one machine
-    disturb each other). With ``cluster="tcp://HOST:PORT"`` each (model, target) measurement
-    goes to a Dask worker, on the target's own hardware where a worker embodies it.
+    disturb each other). With ``cluster="tcp://HOST:PORT"`` (or a ``ClusterSpec`` with mutual TLS)
+    each (model, target) measurement goes to a Dask worker, on the target's own hardware where a
+    worker embodies it.
     """
     from mlfit.multi import check_locally, combined_report, expand_models
 
