@@ -49,7 +49,7 @@ _QUIET_LOGGERS = ("distributed.protocol.pickle", "distributed.protocol.core", "d
 
 @dataclass
 class Job:
-    future: Any
+    future: Any  # None when it could not even be sent (``failed`` says why)
     path: Path
     targets: list[Target]
     resource: str | None  # the target resource it needs, None for "any worker"
@@ -57,6 +57,18 @@ class Job:
     workers: list[str] | None = None  # the only workers it may run on (general work: general workers)
     lost_since: float | None = None
     resubmits: int = field(default=RESUBMITS)
+    failed: RunResult | None = None
+
+    def send(self, restricted: bool) -> None:
+        """Submit (again); a Dask failure becomes this job's error result, not an exception."""
+        try:
+            self.future = self.submit(restricted)
+        except MlfitError:
+            raise
+        except Exception as exc:  # Dask's many kinds, or a refused pickle in the scheduler's reply
+            self.future = None
+            self.failed = _error(self, f"{self.label}: could not send the model to the cluster "
+                                 f"({type(exc).__name__}: {str(exc)[:200]})", "see the scheduler's and workers' logs")
 
     @property
     def label(self) -> str:
@@ -231,7 +243,7 @@ def check_on_cluster(
     on_event: EventFn | None = None,
 ) -> tuple[list[RunResult], list[str]]:
     """Measure every model for every target on the cluster. Returns (results, notes)."""
-    from mlfit.cluster.guard import no_unpickling
+    from mlfit.cluster.guard import RefusedUnpickling, no_unpickling
 
     spec = cluster if isinstance(cluster, ClusterSpec) else ClusterSpec(cluster)
     if (inputs.data_file or inputs.data_arrays) and not shared_path:
@@ -243,6 +255,10 @@ def check_on_cluster(
         client = _connect(spec)
         try:
             return _run(client, spec, paths, targets, inputs, options, shared_path, on_event)
+        except RefusedUnpickling as exc:
+            raise MlfitError(f"the cluster at {spec.address} sent a pickle, refused unread ({exc})",
+                             "a worker that is not mlfit's (or not honest) is in the cluster; use mutual TLS "
+                             "(docs/scale.md)", ExitCode.MODEL) from None
         finally:
             client.close(timeout=10)
 
@@ -297,9 +313,10 @@ def _run(client: Any, spec: ClusterSpec, paths: Sequence[Path], targets: Sequenc
         if elsewhere:
             groups.append((list(elsewhere), None))
         for group, resource in groups:
-            submit = submitter(path, group, resource)
-            jobs.append(Job(submit(True), path, group, resource, submit,
-                            workers=list(general) if resource is None and general else None))
+            job = Job(None, path, group, resource, submitter(path, group, resource),
+                      workers=list(general) if resource is None and general else None)
+            job.send(True)
+            jobs.append(job)
     results, refused = _gather(client, jobs, options, {t.name: t for t in targets}, on_event)
     notes = [
         f"{len(paths)} model(s) measured on the Dask cluster at {address} ({len(workers)} worker(s) at the "
@@ -363,6 +380,10 @@ def _gather(
             time.sleep(POLL_S)  # futures' status is kept current by the client's own thread
         first = False
         for job in list(pending):
+            if job.failed is not None:
+                settle(job, job.failed)
+                say(f"{job.label}: ERROR (not sent)")
+                continue
             status = job.future.status
             if status == "finished":
                 try:
@@ -376,7 +397,7 @@ def _gather(
                 say(f"{job.label}: {result.verdict.value} (measured by {where})")
             elif status in ("cancelled", "lost") and job.resubmits > 0:
                 job.resubmits -= 1  # most often: the worker holding the scattered model is gone
-                job.future = job.submit(job.workers is not None)
+                job.send(job.workers is not None)
             elif status in ("error", "cancelled", "lost"):
                 settle(
                     job,
@@ -397,10 +418,14 @@ def _gather(
             continue
         now = time.monotonic()
         for job in list(pending):
+            if job.failed is not None:
+                continue  # settled on the next pass
             if job.workers is not None and not any(w in current for w in job.workers):
                 job.workers = None  # every general worker is gone: any worker will do
                 job.future.cancel()
-                job.future = job.submit(False)
+                job.send(False)
+                if job.failed is not None:
+                    continue
             able = any(job.resource in r for r in current.values()) if job.resource else bool(current)
             if able:
                 job.lost_since = None
@@ -425,7 +450,8 @@ def _gather(
                 )
                 say(f"{job.label}: ERROR (worker lost)")
     for job in list(pending):
-        job.future.cancel()
+        if job.future is not None:
+            job.future.cancel()
         settle(
             job,
             _error(

@@ -36,8 +36,11 @@ ALLOWED_GLOBALS = frozenset({("builtins", name) for name in ("bytes", "bytearray
                                                               "set", "frozenset")})
 
 
-class RefusedUnpickling(pickle.UnpicklingError):
-    """An unpickler in this process tried to look up a global while the guard was on."""
+class RefusedUnpickling(pickle.UnpicklingError, TypeError):
+    """An unpickler in this process tried to look up a global while the guard was on.
+
+    Also a TypeError: where Dask tolerates a traceback it cannot rebuild (``clean_exception``
+    catches TypeError), a refused one degrades the same way instead of escaping."""
 
 
 _state = threading.Lock()
