@@ -94,13 +94,15 @@ def identify(model: str | Path, runtime: Runtime | None = None) -> ModelRef:
     return ModelRef(path=path.resolve(), format=found, runtime=runtime or found.runtime, notes=notes)
 
 
-def static_facts(ref: ModelRef, inputs: InputSpec | None = None) -> dict[str, Any] | None:
-    """File facts read without running anything (ONNX today), with the input spec's dims applied."""
+def static_facts(ref: ModelRef, inputs: InputSpec | None = None,
+                 shapes: dict[str, list[int]] | None = None) -> dict[str, Any] | None:
+    """File facts read without running anything (ONNX today), with the input spec's dims applied
+    (``shapes``: the concrete input shapes the run resolved, batch included)."""
     if ref.format is ModelFormat.ONNX:
         from mlfit.analysis.graph import analyze_onnx
 
         spec = inputs or InputSpec()
-        return analyze_onnx(ref.path, dims=spec.dims, shapes=spec.shapes)
+        return analyze_onnx(ref.path, dims=spec.dims, shapes={**(shapes or {}), **spec.shapes})
     return None
 
 
@@ -212,7 +214,17 @@ def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSp
     created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     try:
         model_bytes, safety_notes = precheck.validate_model(ref, options.custom_op_libraries)
-        static = static_facts(ref, inputs)
+    except ModelError as exc:
+        return error_result(ref, exc, created)
+    try:  # inputs before the worker: batch from the targets, integer ranges from the graph, refusals
+        from mlfit.signature import plan_inputs
+
+        plan = plan_inputs(ref.path, ref.format, targets, inputs, options.batch_size, options.signature)
+    except ConfigError as exc:
+        return error_result(ref, exc, created, kind="input")
+    inputs, safety_notes = plan.spec, [*safety_notes, *plan.notes]
+    try:
+        static = static_facts(ref, inputs, plan.shapes)
     except ModelError as exc:
         return error_result(ref, exc, created)
     fits = [precheck.fit_check(t, model_bytes, ref.format.value) for t in targets]

@@ -5,6 +5,8 @@ Result file format history (``RESULT_SCHEMA_VERSION``):
       model, host, measurement (latency with raw samples, memory per phase, cold start,
       throughput), per-target checks with provenance. Optional ``comparison`` (a regression
       compare against a baseline, ``mlfit compare`` / ``check --baseline``); null otherwise.
+      Optional ``model.inputs_used[].fill`` (the values each input was fed and why: --value, --range,
+      a range read from the model, --data, the float default); readers of older files see null.
 Readers refuse newer versions (see :func:`load_result`).
 """
 
@@ -42,10 +44,22 @@ class Provenance(str, Enum):
     STATIC = "static"  # read from the model file (sizes, opset, dtypes)
 
 
+class InputFill(_Frozen):
+    """The values an input was measured with, and where they came from (so a run can be repeated)."""
+
+    kind: str = Field(description="constant, uniform (random, seeded), data (real samples) or quantized "
+                                  "(uniform in real units, quantized with the tensor's scale and zero point)")
+    low: float | None = None
+    high: float | None = Field(None, description="Exclusive for integers")
+    value: float | None = None
+    source: str = Field("", description="Why these values: a flag, the model's graph, or the default for floats")
+
+
 class TensorInfo(_Frozen):
     name: str
     dtype: str
     shape: list[int | str | None]  # ints are fixed dims, strings symbolic, None unknown
+    fill: InputFill | None = Field(None, description="inputs_used only: the values fed")
 
 
 class ModelInfo(_Frozen):
