@@ -124,6 +124,9 @@ def test_check_runs_without_flags_and_records_the_values(byte_embedding: Path, t
     assert "258-row table" in used["fill"]["source"]
     notes = " ".join(result["targets"][0]["notes"])
     assert "batch dim of bytes set to 1 from the batch_size of target edge" in notes
+    run = run_mlfit("profile", byte_embedding, "--batch", "3", "--json", out, *FAST)
+    assert run.code == 0, run.output
+    assert json.loads(out.read_text())["results"][0]["model"]["inputs_used"][0]["shape"] == [3, 64]
 
 
 def test_scalar_rate_exits_2_before_the_worker_then_runs_with_the_flag(voice: Path, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ Parsing is pure and cheap; resolution needs only the model's declared inputs.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -115,6 +116,26 @@ def parse_input_flags(
             data_file = str(Path(raw).resolve())
     return InputSpec(dims=out_dims, shapes=out_shapes, values=out_values, ranges=out_ranges,
                      data_file=data_file, data_arrays=data_arrays, seed=seed)
+
+
+def input_spec(dims: Mapping[str, int] | None = None, shapes: Mapping[str, Sequence[int]] | None = None,
+               values: Mapping[str, float] | None = None,
+               ranges: Mapping[str, tuple[float, float]] | None = None,
+               data: str | Path | Mapping[str, str | Path] | None = None, seed: int = 0) -> InputSpec:
+    """The Python API's typed inputs, checked exactly as their flags are (same rules, same messages):
+    ``dims={"batch": 1}``, ``shapes={"image": (1, 3, 224, 224)}``, ``values={"sr": 16000}``,
+    ``ranges={"input_ids": (0, 30000)}``, ``data="samples.npz"`` or ``data={"x": "x.npy"}``."""
+    data_flags: list[str] = []
+    if isinstance(data, Mapping):
+        data_flags = [f"{name}={path}" for name, path in data.items()]
+    elif data is not None:
+        data_flags = [str(data)]
+    return parse_input_flags(
+        dims=[f"{k}={v}" for k, v in (dims or {}).items()],
+        shapes=[f"{k}={'x'.join(str(d) for d in v)}" for k, v in (shapes or {}).items()],
+        values=[f"{k}={v}" for k, v in (values or {}).items()],
+        ranges=[f"{k}={low}:{high}" for k, (low, high) in (ranges or {}).items()],
+        data=data_flags, seed=seed)
 
 
 def _flag_example(inputs: list[TensorInfo], spec: InputSpec) -> str:

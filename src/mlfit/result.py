@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mlfit.errors import ConfigError, ExitCode
+from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
 
 RESULT_SCHEMA_VERSION = 1
 
@@ -253,9 +253,32 @@ class RunResult(_Frozen):
             return Verdict.ERROR
         return worst([t.verdict for t in self.targets]) if self.targets else Verdict.PASS
 
+    def exit_code(self, strict: bool = False) -> int:
+        """The exit code ``mlfit check`` gives this result: 0 pass (INCONCLUSIVE too, unless strict),
+        1 a budget failed, 4 INCONCLUSIVE under strict, or the error's own code (2, 3, 130)."""
+        if self.error is not None:
+            return int(self.error.exit_code)
+        return _verdict_exit_code(self.verdict, strict)
+
     @property
     def passed(self) -> bool:
-        return self.verdict is Verdict.PASS
+        """True exactly when ``mlfit check`` (without --strict) exits 0: every budget PASSes or is
+        INCONCLUSIVE (the band straddles the limit: not shown to fail). ``exit_code(strict=True) == 0``
+        is the stricter gate."""
+        return self.exit_code() == 0
+
+    def raise_for_error(self) -> RunResult:
+        """Raise the error that stopped this model (an MlfitError with message, hint and exit code,
+        the same line the CLI prints); return the result itself when there is none."""
+        if self.error is None:
+            return self
+        kinds: dict[int, type[MlfitError]] = {int(ExitCode.USAGE): ConfigError, int(ExitCode.MODEL): ModelError}
+        kind = kinds.get(self.error.exit_code, MlfitError)
+        try:
+            code = ExitCode(self.error.exit_code)
+        except ValueError:
+            code = ExitCode.MODEL
+        raise kind(self.error.message, self.error.hint, code)
 
 
 class ChangeStatus(str, Enum):
@@ -337,9 +360,28 @@ class Report(_Frozen):
     def verdict(self) -> Verdict:
         return worst([r.verdict for r in self.results])
 
+    def exit_code(self, strict: bool = False) -> int:
+        """``mlfit check``'s exit code for many models: an error's code (the highest) outranks a failed
+        budget (1), which outranks INCONCLUSIVE (4 under strict, else 0)."""
+        errors = [r.error.exit_code for r in self.results if r.error is not None]
+        if errors:
+            return max(errors)
+        return _verdict_exit_code(self.verdict, strict)
+
     @property
     def passed(self) -> bool:
-        return self.verdict is Verdict.PASS
+        """True exactly when ``mlfit check`` (without --strict) exits 0; see :meth:`RunResult.passed`."""
+        return self.exit_code() == 0
+
+
+def _verdict_exit_code(verdict: Verdict, strict: bool) -> int:
+    if verdict is Verdict.FAIL:
+        return int(ExitCode.BUDGET_FAILED)
+    if verdict is Verdict.INCONCLUSIVE and strict:
+        return int(ExitCode.INCONCLUSIVE)
+    if verdict is Verdict.ERROR:
+        return int(ExitCode.MODEL)
+    return int(ExitCode.OK)
 
 
 _SEVERITY = [Verdict.PASS, Verdict.INCONCLUSIVE, Verdict.FAIL, Verdict.ERROR]
