@@ -239,7 +239,8 @@ def measure(max_threads: int) -> dict[str, Any]:
             }
         ),
         "method": f"onnxruntime MatMul {gemm_n}x{gemm_n}, Conv 3x3 {conv_c}ch {conv_hw}x{conv_hw}, Add of "
-        f"{add_n * 4 // 2**20} MiB arrays (triad-like: 2 reads + 1 write), fastest tenth of calls (1 thread: by CPU time); "
+        f"{add_n * 4 // 2**20} MiB arrays (triad-like: 2 reads + 1 write), fastest tenth of calls "
+        f"(1 thread: by CPU time); "
         f"per-call overhead = median of 2000 runs of a one-node graph",
         "duration_s": time.perf_counter() - started,
     }

@@ -255,6 +255,22 @@ def _node_time_at(
     return y0 * thread_speedup(cal, t0, flops, op, model) / thread_speedup(cal, threads, flops, op, model)
 
 
+def _host_total_at(
+    node_profile: dict[str, Any], one: dict[str, Any], threads: int, cal: dict[str, Any], thread_model: str
+) -> float:
+    """The host's uncontended run (µs) at ``threads``: each node's single-thread figure carried by the
+    calibrated thread speed-up, the same way the target's sum is built, plus the executor's overhead."""
+    total = 0.0
+    nodes = node_profile.get("nodes") or {}
+    for name, t in one["node_us"].items():
+        facts = nodes.get(name)
+        if facts is None:
+            continue
+        flops = op_cost(facts["op"], facts["inputs"], facts["outputs"])[0]
+        total += _node_time_at({1: float(t)}, threads, cal, flops, facts["op"], thread_model)
+    return total + max(0.0, float(one["overhead_us"]))
+
+
 def project_cpu(
     target: Target,
     measurement: Measurement,
@@ -308,13 +324,7 @@ def project_cpu(
     if by_threads and (str(measurement.threads) in by_threads or uncontended):
         counts = sorted(int(k) for k in by_threads)
         if uncontended:
-            host_total = sum(
-                _node_time_at({1: float(t)}, measurement.threads, cal,
-                              op_cost(node_profile["nodes"][n]["op"], node_profile["nodes"][n]["inputs"],  # type: ignore[index]
-                                      node_profile["nodes"][n]["outputs"])[0],  # type: ignore[index]
-                              node_profile["nodes"][n]["op"], thread_model)  # type: ignore[index]
-                for n, t in by_threads["1"]["node_us"].items() if n in node_profile["nodes"]  # type: ignore[index]
-            ) + max(0.0, float(by_threads["1"]["overhead_us"]))
+            host_total = _host_total_at(node_profile or {}, by_threads["1"], measurement.threads, cal, thread_model)
         else:
             base = by_threads[str(measurement.threads)]
             # Same basis as the projected sum: per-node medians plus the executor's median overhead.

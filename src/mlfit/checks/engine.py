@@ -6,8 +6,9 @@ even the optimistic bound does not, INCONCLUSIVE otherwise with the reason. A me
 percentile's bounds are distribution-free order-statistic bounds at 95% confidence; a
 projected figure's are the projection's band. Noise widens a band; it never decides a verdict
 by itself (host contention is taken out of projected figures in ``mlfit.analysis.uncontended``,
-and a measured figure is judged by its order-statistic bounds alone). For a latency FAIL or INCONCLUSIVE the check names the costliest nodes and op types
-on the target; for memory, the largest initializers and activations.
+and a measured figure is judged by its order-statistic bounds alone). For a latency FAIL or
+INCONCLUSIVE the check names the costliest nodes and op types on the target; for memory, the
+largest initializers and activations.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def max_time_for(m: Measurement, percentile: Percentile) -> float:
 
 
 def _insufficient(m: Measurement, percentile: Percentile) -> str:
-    return (f"{m.latency.n} samples, {percentile.value} needs {MIN_SAMPLES[percentile]} for its own figure; "
+    return (f"insufficient samples: {m.latency.n} collected, {percentile.value} needs {MIN_SAMPLES[percentile]}; "
             f"--max-time {max_time_for(m, percentile):g} would give them at "
             f"{format_duration(m.latency.mean)} per call")
 
