@@ -38,7 +38,7 @@ from mlfit.analysis.uncontended import (
 )
 from mlfit.catalog.loader import Target
 from mlfit.catalog.schema import Percentile
-from mlfit.checks.bounds import percentile_bounds
+from mlfit.measure.bounds import percentile_bounds
 from mlfit.result import HostInfo, Measurement
 
 # Sustained fraction of the dense fp32 peak that onnxruntime's kernels reach on a CPU whose
