@@ -179,7 +179,7 @@ def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpe
     from mlfit.safety import check_model
 
     try:
-        check_model(ref.path, ref.format, options.trust_model)
+        check_model(ref.path, ref.format, options.trust_model, options.signature)
     except ModelError as exc:
         return error_result(ref, exc)
     if not options.convert:
