@@ -297,13 +297,24 @@ def single_report(result: RunResult) -> Report:
                   complete=result.complete)
 
 
-def resolve_targets(names: Sequence[str]) -> list[Target]:
-    """Resolve --target values; ``all`` means every built-in target."""
+def resolve_targets(names: Sequence[str], container: str | None = None,
+                    budgets: Sequence[str] = ()) -> list[Target]:
+    """Resolve --target values; ``all`` means every built-in target. ``container`` picks the
+    container of a deployment manifest; ``budgets`` (``METRIC=VALUE``) add to or override every
+    target's budgets."""
+    from dataclasses import replace
+
     from mlfit.catalog.loader import builtin_targets
+    from mlfit.catalog.manifest import apply_budget_flags
 
     resolved: list[Target] = []
     for name in names:
-        resolved.extend(builtin_targets() if name == "all" else [resolve_target(name)])
+        resolved.extend(builtin_targets() if name == "all" else [resolve_target(name, container)])
+    if container is not None and not any(t.profile.container is not None for t in resolved):
+        raise ConfigError(f"--container {container}: no --target is a Kubernetes manifest or Compose file",
+                          "pass the manifest with --target deploy.yaml, or drop --container")
+    if budgets:
+        resolved = [replace(t, profile=apply_budget_flags(t.profile, list(budgets))) for t in resolved]
     return resolved
 
 
