@@ -171,7 +171,7 @@ def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bo
     try:
         ref = identify(model, options.runtime)
     except ModelError as exc:
-        return error_result(model, exc)
+        return error_result(model, exc, kind="load")
     with Progress(f"{Path(model).name}", quiet) as progress:
         return measure_and_check(ref, targets, spec, options, progress)
 
