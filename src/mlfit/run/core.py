@@ -101,7 +101,7 @@ def run_model(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, optio
     from mlfit.safety import check_model
 
     try:
-        check_model(ref.path, ref.format, options.trust_model)
+        check_model(ref.path, ref.format, options.trust_model, options.signature)
     except ModelError as exc:
         return error_result(ref, exc, kind="load")
     if not options.convert:
