@@ -38,6 +38,7 @@ BUILDERS = {
     "mobilenet_v3_large": lambda: _zoo().mobilenet_v3("large"),
     "mobilenet_v3_small": lambda: _zoo().mobilenet_v3("small"),
     "resnet50": lambda: _zoo().resnet50(),
+    "resnet50_v1": lambda: _zoo().resnet50(version="1"),
 }
 
 
@@ -72,11 +73,12 @@ def row_config(row: dict[str, Any]) -> Any:
     from mlfit.analysis import devicemodel
     from mlfit.catalog.loader import resolve_hardware
 
-    hw = resolve_hardware(str(row["device"]))
+    ref = str(row["device"])
+    hw = resolve_hardware(str(bl.HERE.parent / ref) if ref.endswith(".yaml") else ref)
     gpu = row["runtime"] in ("tensorrt", "onnxruntime-cuda")
     device = devicemodel.Device.from_hardware(hw, gpu=gpu)
     batch = OFFLINE_BATCH if row["batch"] == "offline" else int(row["batch"])
-    return devicemodel.Config(device, str(row["precision"]), int(row["threads"] or 1), batch,
+    return devicemodel.Config(device, str(row["runtime"]), str(row["precision"]), int(row["threads"] or 1), batch,
                               str(row.get("mode") or ""), str(row.get("source_group") or ""),
                               fused_elementwise=row["runtime"] == "tensorrt")
 
@@ -99,7 +101,7 @@ def shown(row: dict[str, Any], seconds: float) -> float:
 def usable_rows(truth: dict[str, Any], work: Path) -> tuple[list[dict[str, Any]], list[tuple[Any, Any, float]]]:
     meta, data = [], []
     for row in truth["rows"]:
-        if row["model"] not in BUILDERS:
+        if row["model"] not in BUILDERS or row.get("exclude"):
             continue
         meta.append(row)
         data.append((structure(row["model"], work), row_config(row), observed_seconds(row)))
@@ -180,13 +182,15 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
 
     f_err, f_cov, f_width = summary("fitted")
     v_err, v_cov, v_width = summary("validation")
-    skipped = [r["id"] for r in truth["rows"] if r["model"] not in BUILDERS]
+    skipped = [f"{r['id']} ({r.get('exclude') or 'no zoo builder'})" for r in truth["rows"]
+               if r["model"] not in BUILDERS or r.get("exclude")]
     offsets = ", ".join(f"{k} {math.exp(v):.2f}x" for k, v in sorted(params.offsets.items()))
     text = [
         f"Every row of `benchmarks/device_truth.yaml` ({len(truth['rows'])} rows, {len(data)} with a zoo "
-        f"builder{'; not projected: ' + ', '.join(skipped) if skipped else ''}), mlfit's fitted device model "
-        "(`mlfit.analysis.devicemodel`) beside the published figure. Ratio: projected over published "
-        "(for a throughput: published over projected, so > 1 always means mlfit is pessimistic). "
+        f"builder and not excluded{'; not projected: ' + '; '.join(skipped) if skipped else ''}), "
+        "mlfit's fitted device model "
+        "(`mlfit.analysis.devicemodel`) beside the published figure. Ratio: projected time over published "
+        "time (for a throughput: published rate over projected rate), so > 1 always means mlfit is pessimistic. "
         "Fitted: the committed fit, which saw every row. Validation: leave-one-out (the row's fit and "
         "its band never saw it).",
         "",

@@ -33,13 +33,16 @@ from typing import Any
 
 from mlfit.analysis.costs import VIEW_OPS
 
-# Priors for what no row of the truth table isolates (stated, not fitted).
+# Priors for what no row of the truth table isolates (stated, not fitted). Column names:
+#   "<runtime>-fp32"          the runtime's kernels on the reference core (Cortex-A72), over its peak
+#   "<runtime>-int8-dotprod"  int8 against fp32 on a core with int8 dot products (SDOT / VNNI)
+#   "<runtime>-int8-no-dotprod"  ... on a core without them (Pi 4's Cortex-A72)
+#   "core:<name>"             a core's speed against the reference core at equal peak per core
+#   "armv7-mode", "gpu-<precision>", "source:<group>"
 PRIORS: dict[str, float] = {
-    # XNNPACK's NEON fp32 kernels sustain ~60% of a Cortex-A7x's peak on large 1x1 convolutions
-    "cpu-arm-fp32": math.log(1 / 0.6),
-    # x86: no published row yet; taken as the ARM family's (band widened)
-    "cpu-x86-fp32": math.log(1 / 0.6),
-    # int8 without SDOT: widening multiplies (SMULL/SMLAL), ~1.5x fewer ops per cycle than fp32 FMA gain
+    # XNNPACK-class NEON fp32 kernels sustain ~60% of a Cortex-A7x's peak on large 1x1 convolutions
+    "fp32": math.log(1 / 0.6),
+    # int8 without SDOT: widening multiplies (SMULL/SMLAL): ~1.7x over fp32 at best
     "int8-no-dotprod": math.log(0.6),
     # int8 with SDOT: 16 int8 MACs per 128-bit instruction against 4 fp32 FMAs; depthwise and
     # elementwise layers do not use it, so ~2x end to end rather than 4x
@@ -50,6 +53,20 @@ PRIORS: dict[str, float] = {
     "gpu-fp16": math.log(1 / 0.5),
     "gpu-int8": math.log(1 / 0.5),
 }
+REFERENCE_CORE = "Cortex-A72"
+RUNTIME_FAMILY = {"tflite": "xnnpack", "xnnpack": "xnnpack", "onnxruntime": "onnxruntime", "ncnn": "ncnn",
+                  "tensorrt": "tensorrt", "tensorflow": "tensorflow"}
+
+
+def prior(column: str) -> float:
+    if column.startswith(("core:", "source:")):
+        return 0.0
+    for suffix in ("int8-no-dotprod", "int8-dotprod", "fp32"):
+        if column.endswith(suffix):
+            return PRIORS[suffix]
+    return PRIORS.get(column, 0.0)
+
+
 DEFAULTS: dict[str, float] = {
     "k_dw": 8.0,
     "sigma": 0.25,
@@ -93,6 +110,18 @@ class Structure:
         return cls(dense, dw, other, kernels)
 
 
+def core_of(model: str, arch: str, isa: Sequence[str]) -> str:
+    """The core a hardware file's CPU is built from: its Arm core name, or the x86 vector width."""
+    import re
+
+    found = re.search(r"Cortex-A\d+[A-Z]*", model)
+    if found:
+        return found.group(0)
+    if arch == "x86":
+        return "x86-avx512" if "avx512f" in {s.lower() for s in isa} else "x86-avx2"
+    return model
+
+
 @dataclass(frozen=True)
 class Device:
     """The figures of a hardware file the model uses."""
@@ -107,19 +136,22 @@ class Device:
     dotprod: bool
     peak_fp16: float | None = None
     peak_int8: float | None = None
+    core: str = ""
 
     @classmethod
     def from_hardware(cls, hw: Any, gpu: bool = False) -> Device:
+        """Per-core figures are per logical CPU (``cores`` in the file), as the peak is divided."""
         cpu = hw.cpu
         arch = "arm" if cpu.arch.value.startswith(("aarch64", "arm")) else "x86"
         isa = {s.lower() for s in cpu.isa}
         dot = bool(isa & {"dotprod", "asimddp", "avx512_vnni", "avx_vnni"})
+        core = core_of(cpu.model, arch, cpu.isa)
         if gpu:
             acc = next(a for a in hw.accelerators if a.kind == "gpu")
             return cls(hw.id, "gpu", arch, float(acc.peak_fp32), 1, float(cpu.frequency), float(acc.bandwidth),
-                       dot, acc.peak_fp16, acc.peak_int8)
+                       dot, acc.peak_fp16, acc.peak_int8, acc.name)
         return cls(hw.id, "cpu", arch, float(cpu.peak_fp32) / cpu.cores, cpu.cores, float(cpu.frequency),
-                   float(hw.memory.bandwidth), dot)
+                   float(hw.memory.bandwidth), dot, core=core)
 
 
 @dataclass(frozen=True)
@@ -127,6 +159,7 @@ class Config:
     """One deployment configuration: where, how many threads, which precision, which kernels."""
 
     device: Device
+    runtime: str = "xnnpack"  # a key of RUNTIME_FAMILY, or any other name (its own family)
     precision: str = "fp32"  # fp32, fp16, int8
     threads: int = 1
     batch: int = 1
@@ -139,9 +172,12 @@ class Config:
     def columns(self) -> list[str]:
         if self.device.kind == "gpu":
             return [f"gpu-{self.precision}"]
-        cols = [f"cpu-{self.device.arch}-fp32"]
+        family = RUNTIME_FAMILY.get(self.runtime, self.runtime)
+        cols = [f"{family}-fp32"]
+        if self.device.core != REFERENCE_CORE:
+            cols.append(f"core:{self.device.core}")
         if self.precision == "int8":
-            cols.append("int8-dotprod" if self.device.dotprod else "int8-no-dotprod")
+            cols.append(f"{family}-int8-dotprod" if self.device.dotprod else f"{family}-int8-no-dotprod")
         if self.mode == "armv7":
             cols.append("armv7-mode")
         if self.source:
@@ -164,7 +200,12 @@ class Params:
         """A column's log-offset and whether the table fitted it."""
         if column in self.offsets:
             return self.offsets[column], True
-        return PRIORS.get(column, 0.0), False
+        if column.endswith("-fp32"):
+            # another runtime's kernels: the mean of the runtimes the table measured
+            families = [v for k, v in self.offsets.items() if k.endswith("-fp32")]
+            if families:
+                return sum(families) / len(families), False
+        return prior(column), False
 
 
 def thread_speedup(threads: int, sigma: float) -> float:
@@ -229,45 +270,51 @@ K_DW_GRID = tuple(round(2 ** (i / 4), 4) for i in range(0, 29))  # 1 .. 128
 SIGMA_GRID = tuple(round(0.02 * i, 2) for i in range(0, 31))  # 0 .. 0.6
 
 
-def _solve(rows: Sequence[tuple[Structure, Config, float]], k_dw: float, sigma: float,
-           base: Params) -> tuple[float, dict[str, float]]:
+def fit(rows: Sequence[tuple[Structure, Config, float]], base: Params | None = None) -> Params:
+    """Least squares in log space: the offsets solved linearly for every point of a grid over
+    ``k_dw`` and ``sigma`` (vectorised: the design matrix does not depend on the grid), the point
+    with the smallest sum of squared log residuals kept. A small ridge pull towards each column's
+    prior keeps the solve determined when two columns always appear together."""
     import numpy as np
 
-    cols = sorted({col for _, c, _ in rows for col in c.columns()})
-    a = np.zeros((len(rows), len(cols)))
-    y = np.zeros(len(rows))
-    probe = Params(k_dw, sigma, {}, base.dispatch_s_at_1ghz, base.launch_s)
-    for i, (s, c, t) in enumerate(rows):
-        rest = max(t - fixed_seconds(s, c, probe), t * 0.05)
-        y[i] = math.log(rest) - math.log(base_seconds(s, c, k_dw, sigma))
-        for col in c.columns():
-            a[i, cols.index(col)] = 1.0
-    # A column shared by every row of a nested group is not identifiable on its own: a small
-    # ridge pull towards the prior keeps lstsq determined without moving well-fitted columns.
-    ridge = 0.05
-    prior = np.array([PRIORS.get(col, 0.0) for col in cols])
-    a2 = np.vstack([a, ridge * np.eye(len(cols))])
-    y2 = np.concatenate([y, ridge * prior])
-    sol, *_ = np.linalg.lstsq(a2, y2, rcond=None)
-    resid = y - a @ sol
-    return float(resid @ resid), {col: float(v) for col, v in zip(cols, sol, strict=True)}
-
-
-def fit(rows: Sequence[tuple[Structure, Config, float]], base: Params | None = None) -> Params:
-    """Least squares in log space: a grid over ``k_dw`` and ``sigma``, the offsets solved linearly."""
     base = base or Params(DEFAULTS["k_dw"], DEFAULTS["sigma"], {})
     has_cpu = any(c.device.kind == "cpu" for _, c, _ in rows)
     has_threads = len({c.threads for _, c, _ in rows if c.device.kind == "cpu"}) > 1
-    sigmas = SIGMA_GRID if has_threads else (base.sigma,)
-    kdws = K_DW_GRID if has_cpu else (base.k_dw,)
-    best: tuple[float, float, float, dict[str, float]] | None = None
-    for k in kdws:
-        for sg in sigmas:
-            sse, offsets = _solve(rows, k, sg, base)
-            if best is None or sse < best[0] - 1e-12:
-                best = (sse, k, sg, offsets)
-    assert best is not None
-    _, k, sg, offsets = best
+    sigmas = np.array(SIGMA_GRID if has_threads else (base.sigma,))
+    kdws = np.array(K_DW_GRID if has_cpu else (base.k_dw,))
+    cols = sorted({col for _, c, _ in rows for col in c.columns()})
+    n, m = len(rows), len(cols)
+    a = np.zeros((n, m))
+    dense, dw, threads, moved, target = (np.zeros(n) for _ in range(5))
+    gpu = np.zeros(n, dtype=bool)
+    for i, (s, c, t) in enumerate(rows):
+        for col in c.columns():
+            a[i, cols.index(col)] = 1.0
+        # the compute and memory parts at k_dw = 0 and 1 and sigma = 0 give every grid point linearly
+        zero = base_seconds(s, c, 0.0, 0.0)
+        moved[i] = base_seconds(Structure(0.0, 0.0, s.other_bytes, s.kernels), c, 0.0, 0.0)
+        dense[i] = zero - moved[i]
+        dw[i] = base_seconds(s, c, 1.0, 0.0) - zero
+        gpu[i] = c.device.kind == "gpu"
+        threads[i] = 1 if gpu[i] else max(1, min(c.threads, c.device.cores))
+        target[i] = max(t - fixed_seconds(s, c, base), t * 0.05)
+    ridge = 0.05
+    a2 = np.vstack([a, ridge * np.eye(m)])
+    pinv = np.linalg.pinv(a2)
+    pulls = ridge * np.array([prior(col) for col in cols])
+    grid = [(float(k), float(sg)) for k in kdws for sg in sigmas]
+    ks = np.array([k for k, _ in grid])
+    sgs = np.array([sg for _, sg in grid])
+    # S(t) = t / (1 + sigma (t - 1)); at sigma = 0 the base used t threads: rescale by (1 + sigma (t - 1))
+    slow = 1 + np.outer(threads - 1, sgs)
+    slow[gpu, :] = 1.0
+    compute = (dense[:, None] + dw[:, None] * ks[None, :]) * slow
+    y = np.log(target)[:, None] - np.log(compute + moved[:, None])
+    sol = pinv @ np.vstack([y, np.repeat(pulls[:, None], len(grid), axis=1)])
+    resid = y - a @ sol
+    best = int(np.argmin((resid * resid).sum(axis=0)))
+    k, sg = grid[best]
+    offsets = {col: float(v) for col, v in zip(cols, sol[:, best], strict=True)}
     devices = tuple(sorted({c.device.id for _, c, _ in rows}))
     return Params(k, sg, offsets, base.dispatch_s_at_1ghz, base.launch_s, base.band_log, devices)
 

@@ -181,8 +181,11 @@ def mobilenet_v3(size: str = "large", resolution: int = 224, classes: int = 1000
     return b.model([inp], [outp], f"mobilenet_v3_{size}")
 
 
-def resnet50(resolution: int = 224, classes: int = 1000, batch: int | str = 1, seed: int = 0) -> onnx.ModelProto:
-    """ResNet-50 v1.5 (He et al. 2016): 25.6M params, ~4.1G MACs at 224x224. BatchNorm folded into Conv."""
+def resnet50(resolution: int = 224, classes: int = 1000, batch: int | str = 1, seed: int = 0,
+             version: str = "1.5") -> onnx.ModelProto:
+    """ResNet-50 v1.5 (He et al. 2016): 25.6M params, ~4.1G MACs at 224x224. BatchNorm folded into Conv.
+    ``version="1"``: the original (Caffe) network, whose downsampling stride sits on the first 1x1
+    convolution of a block instead of the 3x3: ~3.9G MACs."""
     b = GraphBuilder(seed)
     x = b.node("Relu", [b.conv("input", 3, 64, 7, stride=2)])
     x = b.node("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
@@ -191,8 +194,9 @@ def resnet50(resolution: int = 224, classes: int = 1000, batch: int | str = 1, s
         for i in range(blocks):
             s = stride if i == 0 else 1
             c_out = width * 4
-            y = b.node("Relu", [b.conv(x, c_in, width, 1)])
-            y = b.node("Relu", [b.conv(y, width, width, 3, stride=s)])
+            s1, s3 = (s, 1) if version == "1" else (1, s)
+            y = b.node("Relu", [b.conv(x, c_in, width, 1, stride=s1)])
+            y = b.node("Relu", [b.conv(y, width, width, 3, stride=s3)])
             y = b.conv(y, width, c_out, 1)
             shortcut = b.conv(x, c_in, c_out, 1, stride=s) if (s != 1 or c_in != c_out) else x
             x = b.node("Relu", [b.node("Add", [y, shortcut])])
