@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 from mlfit.catalog.schema import Runtime
 from mlfit.errors import ConfigError, ModelError
 from mlfit.formats import ModelFormat
+from mlfit.modelref import ModelRef
 
 if TYPE_CHECKING:
-    from mlfit.api import MeasureOptions, ModelRef
     from mlfit.catalog.loader import Target
+    from mlfit.options import MeasureOptions
 
 # source runtime -> destination runtime -> (converter module to probe, tool name)
 CONVERTERS: dict[Runtime, dict[Runtime, tuple[str, str]]] = {
@@ -98,8 +99,6 @@ def converted(
 
     The converted file lives in a temporary folder removed when the block ends.
     """
-    from mlfit.api import ModelRef
-
     chosen = plan(ref.runtime, targets)
     if chosen is None:
         yield ref, None

@@ -39,6 +39,7 @@ class Provenance(str, Enum):
     MEASURED_ON_HOST = "measured-on-host"  # measured here, on a machine that is not the target
     MEASURED_ON_TARGET = "measured-on-target"  # measured on the target's own hardware
     PROJECTED = "projected"  # derived for the target from host measurements, with a band
+    EMULATED = "emulated"  # measured on this host inside the target's container limits (cgroup)
     STATIC = "static"  # read from the model file (sizes, opset, dtypes)
 
 
@@ -184,6 +185,43 @@ class Check(_Frozen):
     top: list[CostItem] = Field(default_factory=list, description="Largest contributors on the target")
 
 
+class Throttle(_Frozen):
+    """CFS bandwidth counters of one phase: periods, periods that ran out of quota, time throttled."""
+
+    periods: int
+    throttled_periods: int
+    throttled_s: float
+
+
+class ThreadComparison(_Frozen):
+    """The runtime's default thread count inside the container versus threads matched to the quota."""
+
+    default_threads: int
+    matched_threads: int
+    default_p50_s: float | None = None
+    default_p99_s: float | None = None
+    default_throughput: float | None = None
+    matched_p50_s: float | None = None
+    matched_p99_s: float | None = None
+    matched_throughput: float | None = None
+    recommendation: str = ""
+
+
+class Emulation(_Frozen):
+    """How a target's figures were emulated: the limits imposed on the worker and what they did."""
+
+    method: str = Field(description="cgroup v1, cgroup v2 or systemd-run --scope")
+    cpu: float | None = Field(None, description="CPU limit imposed (CFS quota), cores")
+    memory_bytes: int | None = Field(None, description="Memory limit imposed, bytes (swap off)")
+    cpuset: str | None = None
+    source: str = ""
+    threads: int = Field(description="Threads the runtime was given in the measured configuration")
+    throttling: dict[str, Throttle] = Field(default_factory=dict, description="Per worker phase")
+    cgroup_peak_bytes: int | None = Field(None, description="The cgroup's memory high-water mark (page cache too)")
+    oom_killed: bool = False
+    threads_compared: ThreadComparison | None = None
+
+
 class TargetReport(_Frozen):
     target: str
     hardware: str
@@ -193,6 +231,7 @@ class TargetReport(_Frozen):
     checks: list[Check]
     notes: list[str] = Field(default_factory=list)
     projection: dict[str, Any] | None = Field(None, description="How figures were carried to the target")
+    emulation: Emulation | None = Field(None, description="Container limits the figures were measured under")
 
 
 class PartialTimings(_Frozen):

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlfit.catalog.hostfacts import cpu_flags, cpu_mhz, flops_per_cycle
 from mlfit.errors import ConfigError, ModelError
 
 CALIBRATION_VERSION = 1
@@ -139,46 +140,6 @@ def _add_model(n: int) -> Any:
     )
 
 
-def _cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def _cpu_mhz() -> float | None:
-    for path in ("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq",):
-        try:
-            return int(Path(path).read_text().strip()) / 1000
-        except (OSError, ValueError):
-            pass
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("cpu mhz"):
-                return float(line.split(":", 1)[1])
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def flops_per_cycle(flags: set[str], arch: str) -> int:
-    """Dense fp32 FLOP per cycle per core from ISA flags (two FMA pipes assumed where common)."""
-    if arch in ("x86_64", "AMD64"):
-        if "avx512f" in flags:
-            return 64
-        if "fma" in flags and "avx2" in flags:
-            return 32
-        if "avx" in flags:
-            return 16
-        return 8
-    if "asimd" in flags or "neon" in flags:
-        return 16 if "asimddp" in flags else 8
-    return 4
-
-
 def measure(max_threads: int) -> dict[str, Any]:
     """Run every calibration figure; imports onnxruntime (subprocess side only)."""
     import platform
@@ -217,8 +178,8 @@ def measure(max_threads: int) -> dict[str, Any]:
         tiny.run(None, feeds)
         calls.append(time.perf_counter() - t0)
     overhead = statistics.median(calls)
-    flags = _cpu_flags()
-    mhz = _cpu_mhz()
+    flags = cpu_flags()
+    mhz = cpu_mhz()
     fpc = flops_per_cycle(flags, platform.machine())
     return {
         "schema_version": CALIBRATION_VERSION,

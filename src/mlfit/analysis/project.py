@@ -28,7 +28,7 @@ from mlfit.analysis.calibrate import per_thread
 from mlfit.analysis.costs import VIEW_OPS, op_cost
 from mlfit.catalog.loader import Target
 from mlfit.catalog.schema import Percentile
-from mlfit.checks.bounds import percentile_bounds
+from mlfit.measure.bounds import percentile_bounds
 from mlfit.result import HostInfo, Measurement
 
 # Sustained fraction of the dense fp32 peak that onnxruntime's kernels reach on a CPU whose

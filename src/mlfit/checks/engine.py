@@ -20,8 +20,9 @@ from mlfit.catalog.loader import Target
 from mlfit.catalog.schema import MIN_SAMPLES, Percentile
 from mlfit.catalog.units import format_duration, format_rate, format_size
 from mlfit.checks.bounds import percentile_bounds, three_way
+from mlfit.checks.container import describe_limits, emulation_notes
 from mlfit.checks.load import load_checks
-from mlfit.result import Check, CostItem, Measurement, ModelInfo, Provenance, TargetReport, Verdict, worst
+from mlfit.result import Check, CostItem, Emulation, Measurement, ModelInfo, Provenance, TargetReport, Verdict, worst
 
 Fmt = Callable[[float], str]
 _FMT: dict[str, Fmt] = {"s": format_duration, "B": format_size, "/s": format_rate}
@@ -297,6 +298,7 @@ def evaluate(
     projection: Projection | None = None,
     node_profile: dict[str, Any] | None = None,
     on_target: bool = False,
+    emulation: Emulation | None = None,
 ) -> TargetReport:
     """All checks of one target: compatibility (static), then latency, cold start, memory and
     throughput, projected onto the target's hardware when a projection is given.
@@ -304,6 +306,9 @@ def evaluate(
     ``on_target``: the measurement was taken on the target's own hardware (a cluster worker
     that embodies it), so its figures are the target's, labelled measured-on-target, and no
     projection applies.
+
+    ``emulation``: the measurement was taken on this host inside the target's container limits
+    (a cgroup); its figures are the target's, labelled emulated, and no projection applies.
     """
     budgets = target.profile.budgets
     host_version = measurement.runtime_version if measurement is not None else None
@@ -316,7 +321,12 @@ def evaluate(
             )
         )
     summary: dict[str, Any] | None = None
-    if measurement is not None and on_target:
+    if measurement is not None and emulation is not None:
+        method = f"measured on this host under the container's limits ({describe_limits(emulation)})"
+        checks.extend(_measured_checks(target, measurement, static, Provenance.EMULATED, method))
+        checks.extend(load_checks(target, measurement, Provenance.EMULATED, method))
+        notes.extend(emulation_notes(emulation))
+    elif measurement is not None and on_target:
         method = "measured on the target's own hardware"
         checks.extend(_measured_checks(target, measurement, static, Provenance.MEASURED_ON_TARGET, method))
         checks.extend(load_checks(target, measurement, Provenance.MEASURED_ON_TARGET, method))
@@ -351,6 +361,7 @@ def evaluate(
         checks=checks,
         notes=notes,
         projection=summary,
+        emulation=emulation,
     )
 
 

@@ -78,6 +78,13 @@ Cluster = Annotated[str | None, typer.Option(
     "--cluster", rich_help_panel=_SCALE,
     help="Run the measurements on a Dask cluster: tcp://SCHEDULER:PORT. Workers started with `mlfit worker "
          "SCHEDULER --target NAME` measure on the target itself.")]
+Budget = Annotated[list[str] | None, typer.Option(
+    "--budget", rich_help_panel="Targets",
+    help="Add or override a budget of every target, METRIC=VALUE (repeatable): latency.p95=80ms, "
+         "cold_start=2s, peak_memory=400MiB, model_size=50MB, throughput=10/s.")]
+Container_ = Annotated[str | None, typer.Option(
+    "--container", rich_help_panel="Targets",
+    help="With a Kubernetes manifest or Compose file as --target: the container (or service) to check.")]
 SharedPath = Annotated[bool, typer.Option(
     "--shared-path", rich_help_panel=_SCALE,
     help="With --cluster: workers read the model files at the same paths (shared filesystem) instead of "
@@ -164,7 +171,7 @@ def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bo
     try:
         ref = identify(model, options.runtime)
     except ModelError as exc:
-        return error_result(model, exc)
+        return error_result(model, exc, kind="load")
     with Progress(f"{Path(model).name}", quiet) as progress:
         return measure_and_check(ref, targets, spec, options, progress)
 
@@ -221,7 +228,9 @@ def register(app: typer.Typer) -> None:
             help="Model files, SavedModel directories, or folders of models (every recognised model file in "
                  "them).", show_default=False, metavar="MODEL...")],
         target: Annotated[list[str], typer.Option("--target", "-t", help="Built-in target name, profile YAML "
-                                                  "path, or 'all' (repeatable). See `mlfit targets`.")],
+                                                  "path, Kubernetes manifest or Compose file (measured under its "
+                                                  "container limits), or 'all' (repeatable). See `mlfit targets`.",
+                                                  rich_help_panel="Targets")],
         dim: Dims = None, shape: Shapes = None, value: Values = None, range_: Ranges = None, data: Data = None,
         seed: Seed = 0, json_path: Json = None, output: Outputs = None, threads: Threads = None,
         min_time: MinTime = 1.0, max_time: MaxTime = 30.0, warmup: Warmup = 10, timeout: Timeout = None,
@@ -233,6 +242,7 @@ def register(app: typer.Typer) -> None:
         shared_path: SharedPath = False, baseline: Baseline = None,
         min_effect: MinEffect = "5%", run_noise: RunNoise = "2%",
         memory_limit: MemoryLimit = None, custom_op_library: CustomOps = None,
+        budget: Budget = None, container: Container_ = None,
     ) -> None:
         """Measure each MODEL once and check it against every budget of each --target.
 
@@ -249,7 +259,7 @@ def register(app: typer.Typer) -> None:
         from mlfit.precheck import parse_memory_limit
         from mlfit.report.outputs import parse_outputs
 
-        targets = resolve_targets(target)
+        targets = resolve_targets(target, container=container, budgets=budget or ())
         spec = input_spec(dim, shape, value, range_, data, seed)
         outputs = parse_outputs(output, json_path)
         base_report = None

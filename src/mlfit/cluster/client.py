@@ -23,9 +23,9 @@ from mlfit.errors import ConfigError, ExitCode, MlfitError
 from mlfit.result import RunResult
 
 if TYPE_CHECKING:
-    from mlfit.api import MeasureOptions
     from mlfit.catalog.loader import Target
     from mlfit.inputspec import InputSpec
+    from mlfit.options import MeasureOptions
 
 EventFn = Callable[[dict[str, object]], None]
 
@@ -97,7 +97,7 @@ def _multi_threaded(client: Any) -> list[str]:
 
 
 def _error(job: Job, message: str, hint: str, kind: str = "cluster") -> RunResult:
-    from mlfit.multi import error_result
+    from mlfit.run import error_result
 
     result = error_result(job.path, MlfitError(message, hint, ExitCode.MODEL))
     error = result.error.model_copy(update={"kind": kind, "phase": "cluster"}) if result.error else None

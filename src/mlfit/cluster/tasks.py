@@ -1,5 +1,5 @@
 """What runs on a Dask worker: one model measured for some targets, in mlfit's usual
-isolated worker subprocess (``api.measure_and_check``), returned as JSON.
+isolated worker subprocess (:func:`mlfit.run.run_path`, the path every run takes), returned as JSON.
 
 Imported by the workers by reference, so it must stay importable without the client.
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mlfit.api import MeasureOptions
     from mlfit.catalog.loader import Target
     from mlfit.inputspec import InputSpec
+    from mlfit.options import MeasureOptions
 
 # Model files larger than this are refused for shipping: put them on a shared path.
 MAX_PAYLOAD_BYTES = 2 * 2**30
@@ -87,22 +87,18 @@ def measure_task(
     ``on_target``: this worker embodies the targets, so the figures are theirs. Errors the
     user can fix come back as an error result; the JSON keeps the client's model path.
     """
-    from mlfit.api import identify, measure_and_check
-    from mlfit.errors import ConfigError, MlfitError
-    from mlfit.multi import error_result
+    from mlfit.errors import ConfigError
+    from mlfit.run import error_result, run_path
 
     with tempfile.TemporaryDirectory(prefix="mlfit-cluster-") as tmp:
         path = _materialise(payload, Path(tmp))
-        try:
-            if not path.exists():
-                raise ConfigError(
-                    f"model '{payload.origin}' is not on this worker's filesystem",
-                    "--shared-path needs the same path on every worker; drop it to send the bytes",
-                )
-            result = measure_and_check(
-                identify(path, options.runtime), targets, inputs, options, on_target=on_target
+        if not path.exists():
+            missing = ConfigError(
+                f"model '{payload.origin}' is not on this worker's filesystem",
+                "--shared-path needs the same path on every worker; drop it to send the bytes",
             )
-        except MlfitError as exc:
-            result = error_result(path, exc)
+            result = error_result(path, missing, phase="identify")
+        else:
+            result = run_path(path, targets, inputs, options, on_target=on_target)
     result = result.model_copy(update={"model": result.model.model_copy(update={"path": payload.origin})})
     return {"result": result.model_dump_json(), "worker": _worker_address(), "hostname": socket.gethostname()}

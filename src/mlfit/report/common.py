@@ -10,6 +10,7 @@ from mlfit.result import ChangeStatus, Check, MetricChange, Provenance, RunResul
 PROVENANCE_LABEL = {
     Provenance.MEASURED_ON_HOST: "measured (host)",
     Provenance.MEASURED_ON_TARGET: "measured (target)",
+    Provenance.EMULATED: "emulated (container limits)",
     Provenance.PROJECTED: "projected",
     Provenance.STATIC: "static",
 }

@@ -22,6 +22,7 @@ VERDICT_STYLE = {
 PROVENANCE_SHORT = {
     Provenance.MEASURED_ON_HOST: "host",
     Provenance.MEASURED_ON_TARGET: "target",
+    Provenance.EMULATED: "emulated",
     Provenance.PROJECTED: "projected",
     Provenance.STATIC: "static",
 }
