@@ -5,6 +5,11 @@ Result file format history (``RESULT_SCHEMA_VERSION``):
       model, host, measurement (latency with raw samples, memory per phase, cold start,
       throughput), per-target checks with provenance. Optional ``comparison`` (a regression
       compare against a baseline, ``mlfit compare`` / ``check --baseline``); null otherwise.
+  2 - contention: ``latency.cpu_samples_ns`` (process CPU time of each timed call, index for
+      index with ``samples_ns``) and ``measurement.contention`` (per phase: wall and CPU time,
+      involuntary context switches, steal, runnable tasks and load before/after; the
+      reference kernel timed between the model's runs). Both optional: version 1 files read
+      as before (no CPU samples, no contention record).
 Readers refuse newer versions (see :func:`load_result`).
 """
 
@@ -19,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlfit.errors import ConfigError, ExitCode
 
-RESULT_SCHEMA_VERSION = 1
+RESULT_SCHEMA_VERSION = 2
 
 
 class _Frozen(BaseModel):
@@ -94,6 +99,9 @@ class LatencyStats(_Frozen):
     p99: float | None
     max: float
     samples_ns: list[int] = Field(repr=False)
+    cpu_samples_ns: list[int] = Field(default_factory=list, repr=False,
+                                      description="Process CPU time of each timed call (all threads), "
+                                                  "index for index with samples_ns; empty when not recorded")
     insufficient: list[str] = Field(default_factory=list, description="Percentiles without enough samples")
 
 
@@ -144,6 +152,53 @@ class Throughput(_Frozen):
     batched_latency: LatencyStats | None = None
 
 
+class PhaseContention(_Frozen):
+    """How busy the host was while one phase ran: what this process got and what else wanted the CPUs."""
+
+    phase: str
+    wall_s: float
+    cpu_s: float = Field(description="Process CPU time (all threads) spent in the phase")
+    threads: int = Field(description="Threads the runtime was asked to use")
+    involuntary_switches: int = Field(description="Times the kernel took a CPU away from this process")
+    voluntary_switches: int = 0
+    steal_fraction: float | None = Field(None, description="Share of the host's CPU time a hypervisor "
+                                                           "gave to other guests (/proc/stat steal)")
+    runnable_before: int | None = Field(None, description="Runnable tasks on the host (/proc/loadavg)")
+    runnable_after: int | None = None
+    load_1m_before: float | None = None
+    load_1m_after: float | None = None
+
+    @property
+    def cpu_share(self) -> float:
+        """CPU time received over what ``threads`` busy threads could have had (1.0 = nothing took it)."""
+        return self.cpu_s / (self.wall_s * max(1, self.threads)) if self.wall_s > 0 else 1.0
+
+    @property
+    def switches_per_s(self) -> float:
+        return self.involuntary_switches / self.wall_s if self.wall_s > 0 else 0.0
+
+
+class ReferenceKernel(_Frozen):
+    """A fixed single-thread kernel timed between the model's runs, under the same conditions:
+    compared with the cached host calibration it says how much slower the host was right then."""
+
+    name: str
+    flops: float = Field(description="Floating-point operations per call")
+    samples_ns: list[int] = Field(default_factory=list, repr=False,
+                                  description="CPU time of each call (the calling thread's clock)")
+    flops_per_s: float = Field(description="From the fastest tenth of the calls, as the calibration")
+
+
+class Contention(_Frozen):
+    """Contention signals of a measurement, per phase, and the interleaved reference kernel."""
+
+    phases: list[PhaseContention] = Field(default_factory=list)
+    reference: ReferenceKernel | None = None
+
+    def phase(self, name: str) -> PhaseContention | None:
+        return next((p for p in self.phases if p.phase == name), None)
+
+
 class Measurement(_Frozen):
     runtime: str
     runtime_version: str
@@ -156,6 +211,7 @@ class Measurement(_Frozen):
     warnings: list[str] = Field(default_factory=list)
     unstable: bool = False
     extra: dict[str, Any] = Field(default_factory=dict, description="Backend- or scenario-specific figures")
+    contention: Contention | None = Field(None, description="How busy the host was, per phase (schema 2)")
 
 
 class CostItem(_Frozen):
