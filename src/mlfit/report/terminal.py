@@ -74,7 +74,8 @@ def measurement_summary(result: RunResult) -> RenderableType:
 
 
 LEGEND = ("source: host = measured on this machine, not the target; target = measured on the target's own "
-          "hardware; projected = carried to the target's hardware, with its [low – high] band; static = read "
+          "hardware; emulated = measured on this machine inside the target's container limits (a cgroup); "
+          "projected = carried to the target's hardware, with its [low – high] band; static = read "
           "from the file")
 
 

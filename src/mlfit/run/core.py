@@ -130,6 +130,16 @@ def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSp
     gate = _gate(ref, targets, inputs, options, created)
     if isinstance(gate, RunResult):
         return gate
+    if not on_target and any(t.profile.container is not None for t in targets):
+        from mlfit.run.emulate import with_emulated
+
+        return with_emulated(ref, targets, inputs, options, on_event, gate, created, _hosted)
+    return _hosted(ref, targets, inputs, options, on_event, on_target, gate, created)
+
+
+def _hosted(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
+            on_event: EventFn | None, on_target: bool, gate: Gate, created: str) -> RunResult:
+    """Measure on this host and evaluate each target (projected, or measured on the target)."""
     plan = plan_measurement(ref, targets, options, on_target)
     measured = _measure(ref, plan, gate.inputs, options, gate, on_event)
     if measured.error is not None:
