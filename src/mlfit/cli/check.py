@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlfit.cli.common import Data, Dims, Progress, Ranges, Seed, Shapes, Values, input_spec
+from mlfit.cli.common import Batch, Data, Dims, Progress, Ranges, Seed, Shapes, Values, input_spec
 from mlfit.cli.compare import MinEffect, RunNoise
 from mlfit.errors import ExitCode
 
@@ -78,6 +78,13 @@ Cluster = Annotated[str | None, typer.Option(
     "--cluster", rich_help_panel=_SCALE,
     help="Run the measurements on a Dask cluster: tcp://SCHEDULER:PORT. Workers started with `mlfit worker "
          "SCHEDULER --target NAME` measure on the target itself.")]
+Budget = Annotated[list[str] | None, typer.Option(
+    "--budget", rich_help_panel="Targets",
+    help="Add or override a budget of every target, METRIC=VALUE (repeatable): latency.p95=80ms, "
+         "cold_start=2s, peak_memory=400MiB, model_size=50MB, throughput=10/s.")]
+Container_ = Annotated[str | None, typer.Option(
+    "--container", rich_help_panel="Targets",
+    help="With a Kubernetes manifest or Compose file as --target: the container (or service) to check.")]
 SharedPath = Annotated[bool, typer.Option(
     "--shared-path", rich_help_panel=_SCALE,
     help="With --cluster: workers read the model files at the same paths (shared filesystem) instead of "
@@ -129,19 +136,15 @@ def _method(name: str) -> str:
 
 
 def exit_code_for(result: Any, strict: bool) -> int:
+    """The result's own exit code (RunResult.exit_code, which the API's ``passed`` follows), with a
+    warning when INCONCLUSIVE verdicts pass without --strict."""
     from mlfit.result import Verdict
 
-    if result.error is not None:
-        return int(result.error.exit_code)
-    verdict = result.verdict
-    if verdict is Verdict.FAIL:
-        return int(ExitCode.BUDGET_FAILED)
-    if verdict is Verdict.INCONCLUSIVE:
-        if strict:
-            return int(ExitCode.INCONCLUSIVE)
+    code = int(result.exit_code(strict))
+    if code == ExitCode.OK and result.verdict is Verdict.INCONCLUSIVE:
         sys.stderr.write("mlfit: warning: some verdicts are INCONCLUSIVE (see the reasons above); "
                          "--strict makes that exit 4\n")
-    return int(ExitCode.OK)
+    return code
 
 
 def _progress_line(event: dict[str, object]) -> None:
@@ -188,7 +191,7 @@ def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bo
     try:
         ref = identify(model, options.runtime)
     except ModelError as exc:
-        return error_result(model, exc)
+        return error_result(model, exc, kind="load")
     with Progress(f"{Path(model).name}", quiet) as progress:
         return measure_and_check(ref, targets, spec, options, progress)
 
@@ -203,20 +206,7 @@ def _with_regression(code: int, comparison: Any) -> int:
 def exit_code_for_report(report: Any, strict: bool) -> int:
     """One exit code for many models: a model that could not be measured (3) outranks a failed
     budget (1), which outranks inconclusive (4 under --strict)."""
-    errors = [r.error for r in report.results if r.error is not None]
-    if errors:
-        return max(int(e.exit_code) for e in errors)
-    from mlfit.result import Verdict
-
-    verdicts = [r.verdict for r in report.results]
-    if Verdict.FAIL in verdicts:
-        return int(ExitCode.BUDGET_FAILED)
-    if Verdict.INCONCLUSIVE in verdicts:
-        if strict:
-            return int(ExitCode.INCONCLUSIVE)
-        sys.stderr.write("mlfit: warning: some verdicts are INCONCLUSIVE (see the reasons above); "
-                         "--strict makes that exit 4\n")
-    return int(ExitCode.OK)
+    return exit_code_for(report, strict)
 
 
 def _render_report(report: Any, outputs: list[Any]) -> None:
@@ -245,9 +235,11 @@ def register(app: typer.Typer) -> None:
             help="Model files, SavedModel directories, or folders of models (every recognised model file in "
                  "them).", show_default=False, metavar="MODEL...")],
         target: Annotated[list[str], typer.Option("--target", "-t", help="Built-in target name, profile YAML "
-                                                  "path, or 'all' (repeatable). See `mlfit targets`.")],
+                                                  "path, Kubernetes manifest or Compose file (measured under its "
+                                                  "container limits), or 'all' (repeatable). See `mlfit targets`.",
+                                                  rich_help_panel="Targets")],
         dim: Dims = None, shape: Shapes = None, value: Values = None, range_: Ranges = None, data: Data = None,
-        seed: Seed = 0, json_path: Json = None, output: Outputs = None, threads: Threads = None,
+        seed: Seed = 0, batch: Batch = None, json_path: Json = None, output: Outputs = None, threads: Threads = None,
         min_time: MinTime = 1.0, max_time: MaxTime = 30.0, warmup: Warmup = 10, timeout: Timeout = None,
         runtime: Runtime_ = None, strict: Strict = False, quiet: Quiet = False,
         trust_model: TrustModel = False, trust_type: TrustType = None, signature: Signature = "serving_default",
@@ -257,6 +249,7 @@ def register(app: typer.Typer) -> None:
         shared_path: SharedPath = False, baseline: Baseline = None,
         min_effect: MinEffect = "5%", run_noise: RunNoise = "2%",
         memory_limit: MemoryLimit = None, custom_op_library: CustomOps = None,
+        budget: Budget = None, container: Container_ = None,
         tls_ca_file: TlsCa = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
     ) -> None:
         """Measure each MODEL once and check it against every budget of each --target.
@@ -274,7 +267,7 @@ def register(app: typer.Typer) -> None:
         from mlfit.precheck import parse_memory_limit
         from mlfit.report.outputs import parse_outputs
 
-        targets = resolve_targets(target)
+        targets = resolve_targets(target, container=container, budgets=budget or ())
         spec = input_spec(dim, shape, value, range_, data, seed)
         outputs = parse_outputs(output, json_path)
         cluster_spec = _cluster_spec(cluster, tls_ca_file, tls_cert, tls_key)
@@ -289,7 +282,7 @@ def register(app: typer.Typer) -> None:
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
                                  timeout=timeout, runtime=_runtime(runtime), trust_model=trust_model,
                                  trust_types=tuple(trust_type or ()), signature=signature,
-                                 method=_method(method), convert=convert, scenario=scenario,
+                                 method=_method(method), convert=convert, scenario=scenario, batch_size=batch,
                                  qps=tuple(qps or ()), find_max_qps=find_max_qps,
                                  batch_sizes=parse_batch_sizes(batch_sizes), callers=callers,
                                  memory_limit=parse_memory_limit(memory_limit, targets),
@@ -326,7 +319,7 @@ def register(app: typer.Typer) -> None:
     def profile(
         model: Annotated[Path, typer.Argument(help="Model file or SavedModel directory.", show_default=False)],
         dim: Dims = None, shape: Shapes = None, value: Values = None, range_: Ranges = None, data: Data = None,
-        seed: Seed = 0, json_path: Json = None, output: Outputs = None, threads: Threads = None,
+        seed: Seed = 0, batch: Batch = None, json_path: Json = None, output: Outputs = None, threads: Threads = None,
         min_time: MinTime = 1.0, max_time: MaxTime = 30.0, warmup: Warmup = 10, timeout: Timeout = None,
         runtime: Runtime_ = None, quiet: Quiet = False,
         trust_model: TrustModel = False, trust_type: TrustType = None, signature: Signature = "serving_default",
@@ -343,7 +336,7 @@ def register(app: typer.Typer) -> None:
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
                                  timeout=timeout, runtime=_runtime(runtime), trust_model=trust_model,
                                  trust_types=tuple(trust_type or ()), signature=signature,
-                                 method=_method(method), convert=convert,
+                                 method=_method(method), convert=convert, batch_size=batch,
                                  memory_limit=parse_memory_limit(memory_limit, []),
                                  custom_op_libraries=tuple(custom_op_library or ()))
         result = _measure(model, [], spec, options, quiet)

@@ -30,10 +30,10 @@ from mlfit.errors import ConfigError, ExitCode, MlfitError
 from mlfit.result import Check, Provenance, RunResult, TargetReport, Verdict, worst
 
 if TYPE_CHECKING:
-    from mlfit.api import MeasureOptions
     from mlfit.catalog.loader import Target
     from mlfit.cluster.tasks import ModelPayload, TaskAnswer
     from mlfit.inputspec import InputSpec
+    from mlfit.options import MeasureOptions
 
 EventFn = Callable[[dict[str, object]], None]
 
@@ -141,7 +141,7 @@ def _multi_threaded(client: Any) -> list[str]:
 
 
 def _error(job: Job, message: str, hint: str, kind: str = "cluster") -> RunResult:
-    from mlfit.multi import error_result
+    from mlfit.run import error_result
 
     result = error_result(job.path, MlfitError(message, hint, ExitCode.MODEL))
     error = result.error.model_copy(update={"kind": kind, "phase": "cluster"}) if result.error else None

@@ -1,5 +1,6 @@
 """What runs on a Dask worker: one model measured for some targets, in mlfit's usual
-isolated worker subprocess (``api.measure_and_check``), returned as JSON text.
+isolated worker subprocess (:func:`mlfit.run.run_path`, the path every run takes), returned as
+JSON text.
 
 The answer is a ``str`` (a :class:`TaskAnswer` as JSON): Dask carries it as msgpack, and the
 client accepts nothing else (it never unpickles a worker's answer; see :mod:`mlfit.cluster.guard`)
@@ -15,6 +16,7 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,9 +26,9 @@ from pydantic import BaseModel, ConfigDict
 from mlfit.result import RunResult
 
 if TYPE_CHECKING:
-    from mlfit.api import MeasureOptions
     from mlfit.catalog.loader import Target
     from mlfit.inputspec import InputSpec
+    from mlfit.options import MeasureOptions
 
 # Model files larger than this are refused for shipping: put them on a shared path.
 MAX_PAYLOAD_BYTES = 2 * 2**30
@@ -125,26 +127,28 @@ def measure_task(
     checks that claim against the host facts in the result). Every error becomes an error
     result, so the task itself never fails; the JSON keeps the client's model path.
     """
-    from mlfit.api import identify, measure_and_check
     from mlfit.cluster.scratch import own_folder
     from mlfit.errors import ConfigError, MlfitError
-    from mlfit.multi import error_result
+    from mlfit.run import error_result, run_path
 
     scratch = Path(tempfile.mkdtemp(prefix="task-", dir=own_folder()))
     path = Path(payload.origin)
     try:
         path = _materialise(payload, scratch)
         if not path.exists():
-            raise ConfigError(
+            missing = ConfigError(
                 f"model '{payload.origin}' is not on this worker's filesystem",
                 "--shared-path needs the same path on every worker; drop it to send the bytes",
             )
-        result = measure_and_check(identify(path, options.runtime), targets, inputs, options, on_target=on_target)
+            result = error_result(path, missing, phase="identify")
+        else:
+            result = run_path(path, targets, inputs, options, on_target=on_target)
     except MlfitError as exc:
-        result = error_result(path, exc)
+        result = error_result(path, exc, phase="cluster")
     except Exception as exc:  # a bug, but a task that raises would make Dask pickle the exception
+        traceback.print_exc()  # kept in the worker's log
         result = error_result(path, MlfitError(f"the measurement failed on the worker ({type(exc).__name__}: "
-                                               f"{exc})", "see the worker's log"))
+                                               f"{exc})", "see the worker's log"), phase="cluster")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     result = result.model_copy(update={"model": result.model.model_copy(update={"path": payload.origin})})

@@ -106,25 +106,27 @@ def check_keras(path: Path, fmt: ModelFormat) -> None:
         )
 
 
-def check_savedmodel(path: Path) -> None:
+def check_savedmodel(path: Path, signature: str = "serving_default") -> None:
     from mlfit.safety.savedmodel_scan import SavedModelError, scan_savedmodel
 
     try:
-        scan = scan_savedmodel(path)
+        scan = scan_savedmodel(path, signature)
     except SavedModelError as exc:
         raise ModelError(
-            f"{path.name}: cannot scan saved_model.pb ({exc})",
+            f"{path.name}: cannot check the SavedModel ({exc})",
             f"re-export with tf.saved_model.save or model.export; {_TRUST_HINT}",
         ) from None
-    if scan.problems:
-        more = f" (and {len(scan.problems) - 1} more)" if len(scan.problems) > 1 else ""
+    if scan.problems_found:
+        first = scan.problems_found[0]
+        more = f" (and {len(scan.problems_found) - 1} more)" if len(scan.problems_found) > 1 else ""
         raise ModelError(
-            f"{path.name}: refusing to load a SavedModel with file or network ops: {scan.problems[0]}{more}",
-            f"export the serving function without them; {_TRUST_HINT}",
+            f"{path.name}: refusing to load a SavedModel: loading it or calling signature '{signature}' "
+            f"runs {_listing(scan.refused_ops)}; {first}{more}",
+            f"export the serving function with TensorFlow's compute ops only (docs/refusals.md); {_TRUST_HINT}",
         )
 
 
-def check_model(path: Path, fmt: ModelFormat, trust_model: bool) -> None:
+def check_model(path: Path, fmt: ModelFormat, trust_model: bool, signature: str = "serving_default") -> None:
     """Refuse a model that would run code on load, unless the user trusts it.
 
     skops files are checked in the worker with skops's own type list (``--trust-type``),
@@ -137,4 +139,4 @@ def check_model(path: Path, fmt: ModelFormat, trust_model: bool) -> None:
     elif fmt in (ModelFormat.KERAS, ModelFormat.H5):
         check_keras(path, fmt)
     elif fmt is ModelFormat.SAVEDMODEL:
-        check_savedmodel(path)
+        check_savedmodel(path, signature)
