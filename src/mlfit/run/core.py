@@ -70,7 +70,7 @@ def static_facts(ref: ModelRef, inputs: InputSpec | None = None) -> dict[str, An
         from mlfit.analysis.graph import analyze_onnx
 
         spec = inputs or InputSpec()
-        return analyze_onnx(ref.path, dims=spec.dims, shapes=spec.shapes)
+        return analyze_onnx(ref.path, dims=spec.dims, shapes=spec.shapes, values=spec.values)
     return None
 
 
