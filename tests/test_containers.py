@@ -167,3 +167,24 @@ def test_ctrl_c_removes_the_cgroup(busy_model: Path, tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert _leftover_cgroups() == []
+
+
+def test_container_on_named_hardware_is_projected_and_emulated(busy_model: Path, tmp_path: Path) -> None:
+    profile = tmp_path / "pi-pod.yaml"
+    profile.write_text("""\
+schema_version: 1
+id: pi-pod
+hardware: rpi5-8gb
+runtimes: [onnxruntime]
+threads: 1
+budgets: {latency: {p50: 10 s}}
+container: {cpu: "1", memory: 1Gi}
+""")
+    code, report, output = _check(busy_model, profile, tmp_path)
+    assert code in (0, 1), output
+    target = report["results"][0]["targets"][0]
+    sources = {c["metric"]: c["provenance"] for c in target["checks"]}
+    assert sources["latency.p50"] == "projected"
+    assert sources["memory.peak"] == "emulated"
+    assert target["emulation"]["memory_bytes"] == 2**30
+    assert target["hardware"] == "rpi5-8gb"
