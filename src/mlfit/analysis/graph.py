@@ -232,7 +232,8 @@ def _node_costs(
         outs = [types.get(n, ("", None))[1] for n in node.output]
         domain = node.domain or "ai.onnx"
         op = node.op_type if domain in ("ai.onnx", "") else f"{domain}::{node.op_type}"
-        flops, macs, known = op_cost(node.op_type, ins, outs, _attrs(node))
+        attrs = _attrs(node)
+        flops, macs, known = op_cost(node.op_type, ins, outs, attrs)
         read = [_nbytes(types, n) for n in node.input]
         written = [_nbytes(types, n) for n in node.output]
         if not known or any(b is None for b in [*read, *written]):
@@ -246,6 +247,8 @@ def _node_costs(
                 "bytes_read": sum(b or 0 for b in read),
                 "bytes_written": sum(b or 0 for b in written),
                 "param_bytes": sum(b or 0 for n, b in zip(node.input, read, strict=True) if n in params),
+                # grouped (depthwise when group == channels) convolutions run at another efficiency
+                "group": int(attrs.get("group", 1) or 1),  # type: ignore[call-overload]
             }
         )
     return nodes, unknown
