@@ -188,3 +188,15 @@ container: {cpu: "1", memory: 1Gi}
     assert sources["memory.peak"] == "emulated"
     assert target["emulation"]["memory_bytes"] == 2**30
     assert target["hardware"] == "rpi5-8gb"
+
+
+def test_a_tenth_of_a_cpu_throttles_a_busy_model(busy_model: Path, tmp_path: Path) -> None:
+    """At 100m even a busy host leaves the worker more CPU than its quota, so the counters must move."""
+    code, report, output = _check(busy_model, _manifest(tmp_path, "100m", "2Gi"), tmp_path, "--threads", "1",
+                                  "--min-time", "1", "--max-time", "3")
+    assert code in (0, 1), output
+    target = report["results"][0]["targets"][0]
+    measure = target["emulation"]["throttling"]["measure"]
+    assert measure["periods"] >= 5
+    assert measure["throttled_periods"] >= measure["periods"] // 2, measure
+    assert measure["throttled_s"] > 0.1
