@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlfit.cli.common import Data, Dims, Progress, Ranges, Seed, Shapes, Values, input_spec
+from mlfit.cli.common import Batch, Data, Dims, Progress, Ranges, Seed, Shapes, Values, input_spec
 from mlfit.cli.compare import MinEffect, RunNoise
 from mlfit.errors import ExitCode
 
@@ -112,19 +112,15 @@ def _method(name: str) -> str:
 
 
 def exit_code_for(result: Any, strict: bool) -> int:
+    """The result's own exit code (RunResult.exit_code, which the API's ``passed`` follows), with a
+    warning when INCONCLUSIVE verdicts pass without --strict."""
     from mlfit.result import Verdict
 
-    if result.error is not None:
-        return int(result.error.exit_code)
-    verdict = result.verdict
-    if verdict is Verdict.FAIL:
-        return int(ExitCode.BUDGET_FAILED)
-    if verdict is Verdict.INCONCLUSIVE:
-        if strict:
-            return int(ExitCode.INCONCLUSIVE)
+    code = int(result.exit_code(strict))
+    if code == ExitCode.OK and result.verdict is Verdict.INCONCLUSIVE:
         sys.stderr.write("mlfit: warning: some verdicts are INCONCLUSIVE (see the reasons above); "
                          "--strict makes that exit 4\n")
-    return int(ExitCode.OK)
+    return code
 
 
 def _progress_line(event: dict[str, object]) -> None:
@@ -186,20 +182,7 @@ def _with_regression(code: int, comparison: Any) -> int:
 def exit_code_for_report(report: Any, strict: bool) -> int:
     """One exit code for many models: a model that could not be measured (3) outranks a failed
     budget (1), which outranks inconclusive (4 under --strict)."""
-    errors = [r.error for r in report.results if r.error is not None]
-    if errors:
-        return max(int(e.exit_code) for e in errors)
-    from mlfit.result import Verdict
-
-    verdicts = [r.verdict for r in report.results]
-    if Verdict.FAIL in verdicts:
-        return int(ExitCode.BUDGET_FAILED)
-    if Verdict.INCONCLUSIVE in verdicts:
-        if strict:
-            return int(ExitCode.INCONCLUSIVE)
-        sys.stderr.write("mlfit: warning: some verdicts are INCONCLUSIVE (see the reasons above); "
-                         "--strict makes that exit 4\n")
-    return int(ExitCode.OK)
+    return exit_code_for(report, strict)
 
 
 def _render_report(report: Any, outputs: list[Any]) -> None:
@@ -232,7 +215,7 @@ def register(app: typer.Typer) -> None:
                                                   "container limits), or 'all' (repeatable). See `mlfit targets`.",
                                                   rich_help_panel="Targets")],
         dim: Dims = None, shape: Shapes = None, value: Values = None, range_: Ranges = None, data: Data = None,
-        seed: Seed = 0, json_path: Json = None, output: Outputs = None, threads: Threads = None,
+        seed: Seed = 0, batch: Batch = None, json_path: Json = None, output: Outputs = None, threads: Threads = None,
         min_time: MinTime = 1.0, max_time: MaxTime = 30.0, warmup: Warmup = 10, timeout: Timeout = None,
         runtime: Runtime_ = None, strict: Strict = False, quiet: Quiet = False,
         trust_model: TrustModel = False, trust_type: TrustType = None, signature: Signature = "serving_default",
@@ -273,7 +256,7 @@ def register(app: typer.Typer) -> None:
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
                                  timeout=timeout, runtime=_runtime(runtime), trust_model=trust_model,
                                  trust_types=tuple(trust_type or ()), signature=signature,
-                                 method=_method(method), convert=convert, scenario=scenario,
+                                 method=_method(method), convert=convert, scenario=scenario, batch_size=batch,
                                  qps=tuple(qps or ()), find_max_qps=find_max_qps,
                                  batch_sizes=parse_batch_sizes(batch_sizes), callers=callers,
                                  memory_limit=parse_memory_limit(memory_limit, targets),
@@ -310,7 +293,7 @@ def register(app: typer.Typer) -> None:
     def profile(
         model: Annotated[Path, typer.Argument(help="Model file or SavedModel directory.", show_default=False)],
         dim: Dims = None, shape: Shapes = None, value: Values = None, range_: Ranges = None, data: Data = None,
-        seed: Seed = 0, json_path: Json = None, output: Outputs = None, threads: Threads = None,
+        seed: Seed = 0, batch: Batch = None, json_path: Json = None, output: Outputs = None, threads: Threads = None,
         min_time: MinTime = 1.0, max_time: MaxTime = 30.0, warmup: Warmup = 10, timeout: Timeout = None,
         runtime: Runtime_ = None, quiet: Quiet = False,
         trust_model: TrustModel = False, trust_type: TrustType = None, signature: Signature = "serving_default",
@@ -327,7 +310,7 @@ def register(app: typer.Typer) -> None:
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
                                  timeout=timeout, runtime=_runtime(runtime), trust_model=trust_model,
                                  trust_types=tuple(trust_type or ()), signature=signature,
-                                 method=_method(method), convert=convert,
+                                 method=_method(method), convert=convert, batch_size=batch,
                                  memory_limit=parse_memory_limit(memory_limit, []),
                                  custom_op_libraries=tuple(custom_op_library or ()))
         result = _measure(model, [], spec, options, quiet)
