@@ -157,17 +157,23 @@ def profile(model: str | Path, *, dims: Mapping[str, int] | None = None,
     return _run_one(model, [], spec, options, batch, on_event)
 
 
-def inspect(model: str | Path, runtime: Runtime | None = None) -> dict[str, Any]:
-    """Static facts about a model, without running it."""
+def inspect(model: str | Path, runtime: Runtime | None = None, inputs: InputSpec | None = None) -> dict[str, Any]:
+    """Static facts about a model, without running it; ``inputs`` fixes symbolic dims, whole
+    input shapes and constant input values (``--dim``/``--shape``/``--value``) before the
+    FLOPs and shapes are computed."""
     ref = identify(model, runtime)
     if ref.format is ModelFormat.ONNX:
         from mlfit.onnxsafety import check_protobuf_size
 
         check_protobuf_size(ref.path)
-    facts = static_facts(ref)
+    facts = static_facts(ref, inputs)
     if facts is None:
         raise ModelError(f"static inspection of {ref.format.value} models is not available yet",
                          "run `mlfit profile` to see its inputs and outputs")
+    if inputs is not None:  # facts["inputs"] are the declared inputs, symbolic dims still named
+        from mlfit.inputspec import check_flag_names
+
+        check_flag_names(facts["inputs"], inputs)
     facts = {"path": str(ref.path), "size_bytes": size_of(ref.path), "notes": list(ref.notes), **facts}
     return facts
 

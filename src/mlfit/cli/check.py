@@ -347,14 +347,19 @@ def register(app: typer.Typer) -> None:
     def inspect(
         model: Annotated[Path, typer.Argument(help="Model file.", show_default=False)],
         json_out: Annotated[bool, typer.Option("--json", help="Print the facts as JSON.")] = False,
+        dim: Dims = None, shape: Shapes = None, value: Values = None,
     ) -> None:
-        """Show a model's inputs, outputs, opset, op histogram, parameters and size, without running it."""
+        """Show a model's inputs, outputs, opset, op histogram, parameters and size, without running it.
+
+        FLOPs and activation sizes need concrete shapes: give the symbolic dims (--dim), whole input
+        shapes (--shape) or constant input values (--value); dims left open are taken as 1 and said."""
         from rich.console import Console
 
         from mlfit.api import inspect as inspect_model
         from mlfit.report.inspect import render_inspect
 
-        facts = inspect_model(model)
+        spec = input_spec(dim, shape, value, None, None, 0)
+        facts = inspect_model(model, inputs=spec)
         if json_out:
             sys.stdout.write(json.dumps(facts, indent=2) + "\n")
         else:
