@@ -48,9 +48,11 @@ ci-tools:
 test: $(VENV)/.installed-dev browser ci-tools
 	$(PY) -m pytest -q
 
+# lint-imports checks the layer contracts in pyproject.toml ([tool.importlinter]): no circles, no upward calls.
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
+	PYTHONPATH=src $(VENV)/bin/lint-imports
 
 # Item 3 compares with GNU time's "Maximum resident set size": install it when missing.
 bench: $(VENV)/.installed-dev

@@ -22,7 +22,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from mlfit.catalog.units import format_duration, format_rate, format_size
-from mlfit.report.common import change_text, format_value, interval_text
+from mlfit.report.common import change_text, describe_input, format_value, interval_text
 from mlfit.report.load import load_lines
 from mlfit.result import ChangeStatus, Check, Comparison, Report, RunResult, TargetReport, Verdict
 
@@ -97,6 +97,9 @@ def measurement_lines(result: RunResult, width: int) -> list[RenderableType]:
     lines += pack([f"peak {format_size(mem.peak_bytes)} (baseline {format_size(mem.runtime_baseline_bytes)}",
                    f"load +{format_size(mem.load_delta)}", f"inference +{format_size(mem.inference_delta)})"], width,
                   first="  memory ", indent=4)
+    if result.model.inputs_used:  # the shapes and values measured with, one item per input
+        lines += pack([describe_input(t) for t in result.model.inputs_used], width, first="  inputs: ", indent=4,
+                      sep="; ")
     out: list[RenderableType] = []
     if result.model.artefact:
         out += _prose(f"measured artefact: {result.model.artefact}", width)
