@@ -167,3 +167,36 @@ def test_ctrl_c_removes_the_cgroup(busy_model: Path, tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert _leftover_cgroups() == []
+
+
+def test_container_on_named_hardware_is_projected_and_emulated(busy_model: Path, tmp_path: Path) -> None:
+    profile = tmp_path / "pi-pod.yaml"
+    profile.write_text("""\
+schema_version: 1
+id: pi-pod
+hardware: rpi5-8gb
+runtimes: [onnxruntime]
+threads: 1
+budgets: {latency: {p50: 10 s}}
+container: {cpu: "1", memory: 1Gi}
+""")
+    code, report, output = _check(busy_model, profile, tmp_path)
+    assert code in (0, 1), output
+    target = report["results"][0]["targets"][0]
+    sources = {c["metric"]: c["provenance"] for c in target["checks"]}
+    assert sources["latency.p50"] == "projected"
+    assert sources["memory.peak"] == "emulated"
+    assert target["emulation"]["memory_bytes"] == 2**30
+    assert target["hardware"] == "rpi5-8gb"
+
+
+def test_a_tenth_of_a_cpu_throttles_a_busy_model(busy_model: Path, tmp_path: Path) -> None:
+    """At 100m even a busy host leaves the worker more CPU than its quota, so the counters must move."""
+    code, report, output = _check(busy_model, _manifest(tmp_path, "100m", "2Gi"), tmp_path, "--threads", "1",
+                                  "--min-time", "1", "--max-time", "3")
+    assert code in (0, 1), output
+    target = report["results"][0]["targets"][0]
+    measure = target["emulation"]["throttling"]["measure"]
+    assert measure["periods"] >= 5
+    assert measure["throttled_periods"] >= measure["periods"] // 2, measure
+    assert measure["throttled_s"] > 0.1

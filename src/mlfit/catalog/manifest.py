@@ -190,16 +190,16 @@ def manifest_profile(path: Path, container: str | None = None, documents: list[L
     documents = documents if documents is not None else load_yaml_documents(path)
     candidate = _pick(find_containers(documents), path, container)
     limits = container_limits(candidate, path)
-    budgets = Budgets(peak_memory=f"{limits.memory:.0f} B" if limits.memory is not None else None)
-    return Profile(
+    from mlfit.catalog.loader import with_container_budget
+
+    return with_container_budget(Profile(
         id=_profile_id(candidate.name),
         description=f"container '{candidate.name}' of {candidate.owner} in {path.name}",
         hardware="host",
         runtimes=list(Runtime),
         threads=limits.cpus_allowed() or _cores_seen(),
-        budgets=budgets,
         container=limits,
-    )
+    ))
 
 
 def _cores_seen() -> int:

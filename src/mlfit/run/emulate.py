@@ -207,7 +207,9 @@ def with_emulated(ref: Any, targets: Sequence[Target], inputs: InputSpec, option
     from mlfit.run.core import model_info
 
     emulated = [t for t in targets if is_emulated(t)]
-    others = [t for t in targets if not is_emulated(t)]
+    # A container on named hardware (not this host) is also projected to that hardware: its CPU
+    # figures come from the projection, its memory and OOM from the run under its limits.
+    others = [t for t in targets if not is_emulated(t) or t.hardware.id != "host"]
     fits = dict(zip([t.name for t in targets], gate.fits, strict=True))
     runs = measure_emulated(ref, emulated, inputs, options, on_event, gate.memory_limit, gate.limit_source)
     first = next((r.response for r in runs if r.response.measurement is not None), runs[0].response)
@@ -227,9 +229,30 @@ def with_emulated(ref: Any, targets: Sequence[Target], inputs: InputSpec, option
     by_name = {r.target: r for r in result.targets}
     for run in runs:
         for report in evaluate_emulated(run, model, gate.static):
-            report = precheck.add_fit_check(report, fits[report.target])
-            if gate.notes:
-                report = report.model_copy(update={"notes": [*gate.notes, *report.notes]})
+            if report.target in by_name:  # projected to its node's hardware: keep the projection's CPU figures
+                report = _on_node(by_name[report.target], report)
+            else:
+                report = precheck.add_fit_check(report, fits[report.target])
+                if gate.notes:
+                    report = report.model_copy(update={"notes": [*gate.notes, *report.notes]})
             by_name[report.target] = report
     ordered = [by_name[t.name] for t in targets if t.name in by_name]
     return result.model_copy(update={"targets": ordered, "model": model})
+
+
+_MEMORY_METRICS = ("memory.peak",)
+
+
+def _on_node(projected: TargetReport, emulated: TargetReport) -> TargetReport:
+    """A container on named hardware: latency, cold start and throughput as projected to that
+    hardware, memory (and an OOM kill) as measured under the container's limits."""
+    from mlfit.result import worst
+
+    memory = [c for c in emulated.checks if c.metric in _MEMORY_METRICS]
+    checks = [c for c in projected.checks if c.metric not in _MEMORY_METRICS] + memory
+    notes = [*projected.notes, *emulated.notes,
+             "CPU figures are projected to the node's hardware without the CFS quota's waits; the throttling "
+             "note above says how much the quota cost on this host"]
+    verdict = worst([c.verdict for c in checks]) if checks else Verdict.PASS
+    return projected.model_copy(update={"checks": checks, "notes": notes, "verdict": verdict,
+                                        "emulation": emulated.emulation})
