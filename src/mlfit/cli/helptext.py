@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperCommand
 
@@ -63,7 +62,7 @@ EXAMPLES: dict[str, str] = {
 class GroupedCommand(TyperCommand):
     """A command whose options are listed per ``rich_help_panel``, even in plain-text help."""
 
-    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_options(self, ctx: Any, formatter: Any) -> None:  # typer's vendored click types
         args: list[tuple[str, str]] = []
         panels: dict[str, list[tuple[str, str]]] = {}
         for param in self.get_params(ctx):
@@ -83,7 +82,7 @@ class GroupedCommand(TyperCommand):
             with formatter.section(panel):
                 formatter.write_dl(panels[panel])
 
-    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
         if not self.epilog:
             return
         formatter.write_paragraph()
