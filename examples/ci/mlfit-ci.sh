@@ -1,27 +1,34 @@
 #!/usr/bin/env bash
-# mlfit in CI: check a model against deployment targets and against the base branch's model.
+# mlfit in CI: check a model against deployment targets and, optionally, against a baseline.
 #
-#   mlfit-ci.sh MODEL BASE_REF [TARGET...]          (targets default to: edge)
+#   mlfit-ci.sh MODEL BASELINE [TARGET...]          (targets default to: edge)
 #
-# The base branch's model is measured first, on this same runner, so the regression compare
-# sets like against like (a baseline from another machine would compare the machines). Then
-# the new model is checked; reports go to $MLFIT_REPORTS (default: reports/):
+# BASELINE is one of:
+#   a git ref (e.g. the pull request's base branch): that ref's MODEL is measured first, on this
+#     same runner, so the regression compare sets like against like (a baseline from another
+#     machine would compare the machines);
+#   a stored result, FILE.json (from `mlfit check --json`): compared as it is;
+#   "" (empty): no baseline, budgets only.
+# Reports go to $MLFIT_REPORTS (default: reports/):
 #   mlfit.json  the full result (schema: schemas/report.schema.json)
 #   mlfit.xml   JUnit: one test case per target and budget, one per compared metric
 #   mlfit.html  self-contained report with plots, to keep as an artifact
-#   Markdown    to $MLFIT_SUMMARY, else $GITHUB_STEP_SUMMARY, else reports/mlfit.md
-# Extra flags for both runs (inputs, threads, timing) come from $MLFIT_FLAGS, e.g. "--dim batch=1".
+#   mlfit.md    Markdown (or $MLFIT_SUMMARY), appended to $GITHUB_STEP_SUMMARY when that is set
+# Extra flags for both runs (inputs, threads, timing) come from $MLFIT_FLAGS, e.g. "--threads 1";
+# MLFIT_STRICT=true makes INCONCLUSIVE verdicts exit 4 instead of 0.
 # The exit code is mlfit's: 0 pass; 1 a budget failed or a regression; 2 usage; 3 model error;
 # 4 inconclusive under --strict. Any non-zero code fails the job.
 set -uo pipefail
 
-model=${1:?usage: mlfit-ci.sh MODEL BASE_REF [TARGET...]}
-base_ref=${2:?usage: mlfit-ci.sh MODEL BASE_REF [TARGET...]}
+model=${1:?usage: mlfit-ci.sh MODEL BASELINE [TARGET...]}
+base=${2?usage: mlfit-ci.sh MODEL BASELINE [TARGET...]}
 shift 2
 [ $# -gt 0 ] || set -- edge
+mlfit=${MLFIT:-mlfit}
 reports=${MLFIT_REPORTS:-reports}
-summary=${MLFIT_SUMMARY:-${GITHUB_STEP_SUMMARY:-$reports/mlfit.md}}
+summary=${MLFIT_SUMMARY:-$reports/mlfit.md}
 read -r -a flags <<< "${MLFIT_FLAGS:-}"
+case "${MLFIT_STRICT:-false}" in true|1|yes) flags+=(--strict) ;; esac
 targets=()
 for target in "$@"; do targets+=(--target "$target"); done
 mkdir -p "$reports"
@@ -31,11 +38,19 @@ cleanup() { git worktree remove --force "$work/base" >/dev/null 2>&1; rm -rf "$w
 trap cleanup EXIT
 
 baseline=()
-if git fetch --quiet --depth=1 origin "$base_ref" 2>/dev/null \
+if [ -z "$base" ]; then
+  echo "mlfit-ci: no baseline given; checking the budgets only" >&2
+elif [[ "$base" == *.json ]]; then
+  if [ -f "$base" ]; then
+    baseline=(--baseline "$base")
+  else
+    echo "mlfit-ci: baseline $base does not exist; checking without a baseline" >&2
+  fi
+elif git fetch --quiet --depth=1 origin "$base" 2>/dev/null \
     && git worktree add --quiet --detach "$work/base" FETCH_HEAD 2>/dev/null \
     && [ -e "$work/base/$model" ]; then
-  echo "mlfit-ci: measuring $model from $base_ref as the baseline" >&2
-  mlfit check "$work/base/$model" "${targets[@]}" ${flags[@]+"${flags[@]}"} --quiet \
+  echo "mlfit-ci: measuring $model from $base as the baseline" >&2
+  "$mlfit" check "$work/base/$model" "${targets[@]}" ${flags[@]+"${flags[@]}"} --quiet \
     --json "$reports/baseline.json" >/dev/null
   status=$?
   if [ "$status" -le 1 ] || [ "$status" -eq 4 ]; then  # a verdict, not a broken run: usable as a baseline
@@ -44,11 +59,17 @@ if git fetch --quiet --depth=1 origin "$base_ref" 2>/dev/null \
     echo "mlfit-ci: the baseline run failed (exit $status); checking without a baseline" >&2
   fi
 else
-  echo "mlfit-ci: no $model on $base_ref; checking without a baseline" >&2
+  echo "mlfit-ci: no $model on $base; checking without a baseline" >&2
 fi
 
-mlfit check "$model" "${targets[@]}" ${flags[@]+"${flags[@]}"} ${baseline[@]+"${baseline[@]}"} \
+"$mlfit" check "$model" "${targets[@]}" ${flags[@]+"${flags[@]}"} ${baseline[@]+"${baseline[@]}"} \
   --output json="$reports/mlfit.json" \
   --output junit="$reports/mlfit.xml" \
   --output html="$reports/mlfit.html" \
   --output markdown="$summary"
+status=$?
+# The step summary is appended to, never replaced: other steps of the job may have written to it.
+if [ -n "${GITHUB_STEP_SUMMARY:-}" ] && [ -f "$summary" ]; then
+  cat "$summary" >> "$GITHUB_STEP_SUMMARY"
+fi
+exit "$status"

@@ -8,20 +8,19 @@ that cannot be loaded or measured becomes an error result; the others go on.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlfit import __version__
-from mlfit.errors import ConfigError, ExitCode, MlfitError
-from mlfit.result import ErrorInfo, ModelInfo, Report, RunResult
+from mlfit.errors import ConfigError, MlfitError
+from mlfit.result import Report, RunResult
 
 if TYPE_CHECKING:
-    from mlfit.api import MeasureOptions
     from mlfit.catalog.loader import Target
     from mlfit.inputspec import InputSpec
+    from mlfit.options import EventFn, MeasureOptions
 
-EventFn = Callable[[dict[str, object]], None]
 # Suffixes that claim a model format (formats.py recognises the content; these only decide
 # whether a file in a folder that fails recognition is a broken model or not a model at all).
 MODEL_SUFFIXES = (".onnx", ".keras", ".h5", ".hdf5", ".tflite", ".skops", ".pkl", ".pickle", ".joblib")
@@ -81,36 +80,16 @@ def expand_models(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
     return unique, notes
 
 
-def error_result(path: Path, exc: MlfitError, phase: str = "identify") -> RunResult:
-    """A result for a model that failed before or during measurement, carrying the reason."""
-    from mlfit.api import sha256_of, size_of
-
-    try:
-        sha, size = sha256_of(path), size_of(path)
-    except (OSError, MlfitError):  # a FIFO, a device, a link out of a folder: named, never read
-        sha, size = "", 0
-    kind = "input" if exc.exit_code == ExitCode.USAGE else "load"
-    return RunResult(mlfit_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                     model=ModelInfo(path=str(path.resolve()), sha256=sha, format="unknown",
-                                     runtime="unknown", size_bytes=size, artefact=None),
-                     error=ErrorInfo(kind=kind, phase=phase, message=exc.message, hint=exc.hint,
-                                     exit_code=int(exc.exit_code)))
-
-
 def check_locally(models: Sequence[Path], targets: Sequence[Target], inputs: InputSpec,
                   options: MeasureOptions, on_event: EventFn | None = None) -> list[RunResult]:
     """Measure each model in turn on this host; a failing model does not stop the others."""
-    from mlfit.api import identify, measure_and_check
+    from mlfit.run import run_path
 
     results: list[RunResult] = []
     for i, path in enumerate(models, 1):
         if on_event is not None:
             on_event({"event": "model", "text": f"[{i}/{len(models)}] {path.name}: measuring"})
-        try:
-            ref = identify(path, options.runtime)
-            result = measure_and_check(ref, targets, inputs, options)
-        except MlfitError as exc:
-            result = error_result(path, exc)
+        result = run_path(path, targets, inputs, options)
         results.append(result)
         if on_event is not None:
             on_event({"event": "model", "text": f"[{i}/{len(models)}] {path.name}: {result.verdict.value}"})

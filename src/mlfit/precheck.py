@@ -16,8 +16,8 @@ from mlfit.errors import ConfigError, ModelError
 from mlfit.result import Check, Provenance, TargetReport, Verdict, worst
 
 if TYPE_CHECKING:
-    from mlfit.api import ModelRef
     from mlfit.catalog.loader import Target
+    from mlfit.modelref import ModelRef
 
 # Without --memory-limit the worker is still stopped before it can exhaust the host:
 # at this share of the memory available when the measurement starts.
@@ -68,8 +68,8 @@ def validate_model(ref: ModelRef, custom_op_libraries: Sequence[str]) -> tuple[i
     """Parent-side ONNX refusals before any runtime reads the file (code-running formats are
     refused by :func:`mlfit.safety.check_model`); returns the model's static size (parameter
     bytes for ONNX, size on disk otherwise) and notes for the report."""
-    from mlfit.api import size_of
     from mlfit.formats import ModelFormat
+    from mlfit.modelref import size_of
 
     if ref.format is ModelFormat.ONNX:
         from mlfit.onnxsafety import validate_onnx

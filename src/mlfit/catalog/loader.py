@@ -11,7 +11,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from mlfit.catalog.schema import CATALOG_SCHEMA_VERSION, Hardware, Profile
-from mlfit.catalog.yamlload import Located, load_yaml
+from mlfit.catalog.yamlload import Located, load_yaml, load_yaml_documents
 from mlfit.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
@@ -98,6 +98,10 @@ def _looks_like_path(ref: str) -> bool:
 
 
 def resolve_hardware(ref: str, relative_to: Path | None = None) -> Hardware:
+    if ref == "host":
+        from mlfit.catalog.hostfacts import host_hardware
+
+        return host_hardware()
     if _looks_like_path(ref):
         path = Path(ref)
         if not path.is_absolute() and relative_to is not None:
@@ -119,13 +123,23 @@ def _builtin_hardware(name: str) -> Hardware:
     return load_hardware_file(path)
 
 
-def resolve_target(ref: str) -> Target:
-    """A built-in target name or a path to a profile YAML, resolved with its hardware."""
+def resolve_target(ref: str, container: str | None = None) -> Target:
+    """A built-in target name, a path to a profile YAML, or a deployment manifest (Kubernetes
+    or Compose; ``container`` picks one of its containers), resolved with its hardware."""
     if _looks_like_path(ref):
         path = Path(ref)
         if not path.exists():
             raise ConfigError(f"profile file '{ref}' does not exist", "check the --target path")
-        profile = load_profile_file(path)
+        documents = load_yaml_documents(path)
+        from mlfit.catalog.manifest import is_manifest, manifest_profile
+
+        if is_manifest(documents):
+            profile = manifest_profile(path, container, documents)
+            return Target(profile, resolve_hardware(profile.hardware), str(path))
+        if len(documents) != 1:
+            raise ConfigError(f"{path}:1:1: expected exactly one YAML document, found {len(documents)}",
+                              "a profile is one document; a multi-document file must be a Kubernetes manifest")
+        profile = with_container_budget(_validate(documents[0], Profile))
         try:
             hardware = resolve_hardware(profile.hardware, relative_to=path.parent)
         except ConfigError as exc:
@@ -139,6 +153,18 @@ def resolve_target(ref: str) -> Target:
         raise ConfigError(f"unknown target '{ref}'", hint)
     profile = load_profile_file(path)
     return Target(profile, resolve_hardware(profile.hardware), "built-in")
+
+
+def with_container_budget(profile: Profile) -> Profile:
+    """A container's memory limit is the peak-memory budget when the profile sets none: the
+    OOM killer enforces it whatever the budgets say."""
+    container = profile.container
+    if container is None or container.memory is None or profile.budgets.peak_memory is not None:
+        return profile
+    from mlfit.catalog.schema import MemoryBudget
+
+    budgets = profile.budgets.model_copy(update={"peak_memory": MemoryBudget(absolute=container.memory)})
+    return profile.model_copy(update={"budgets": budgets})
 
 
 def builtin_targets() -> list[Target]:

@@ -22,6 +22,8 @@ Frequency = Annotated[float, BeforeValidator(units.parse_frequency)]
 Flops = Annotated[float, BeforeValidator(units.parse_flops)]
 Bandwidth = Annotated[float, BeforeValidator(units.parse_bandwidth)]
 Rate = Annotated[float, BeforeValidator(units.parse_rate)]
+Cpus = Annotated[float, BeforeValidator(units.parse_cpus)]
+MemoryLimit = Annotated[float, BeforeValidator(units.parse_memory_limit)]
 Source = Annotated[str, Field(min_length=3, description="Where the numbers come from: a datasheet, "
                                                       "a benchmark reference, or 'measured'.")]
 
@@ -200,13 +202,44 @@ class Runtime(str, Enum):
     SKLEARN = "sklearn"
 
 
+class Container(_Strict):
+    """The limits of the container the model is deployed in (a Kubernetes pod's ``resources``,
+    ``docker run --cpus/--memory``). A target with a container is measured *emulated*: on this
+    host, in a cgroup with these limits."""
+
+    cpu: Cpus | None = Field(None, description="CPU limit in cores: 0.5, '500m' (the CFS quota)")
+    memory: MemoryLimit | None = Field(None, description="Memory limit: '512 MiB' or '512Mi' (the OOM killer's)")
+    cpuset: str | None = Field(None, pattern=r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$",
+                               description="CPUs the container may run on, e.g. '0-1'")
+    cpu_request: Cpus | None = Field(None, description="CPU request (scheduling only; recorded, not imposed)")
+    memory_request: MemoryLimit | None = Field(None, description="Memory request (recorded, not imposed)")
+    source: str = Field("", description="Where the limits come from (a manifest and container name)")
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> Container:
+        if self.cpu is None and self.memory is None and not self.cpuset:
+            raise ValueError("give at least one limit: cpu, memory or cpuset")
+        return self
+
+    def cpus_allowed(self) -> int | None:
+        """Number of CPUs in the cpuset, when one is given."""
+        if not self.cpuset:
+            return None
+        count = 0
+        for part in self.cpuset.split(","):
+            low, _, high = part.partition("-")
+            count += int(high or low) - int(low) + 1
+        return count
+
+
 class Profile(_Strict):
     """A deployment: which hardware, what runs there, and the budgets a model must meet."""
 
     schema_version: Literal[1] = 1
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     description: str = ""
-    hardware: str = Field(description="Built-in hardware id or a path to a hardware YAML file")
+    hardware: str = Field(description="Built-in hardware id, a path to a hardware YAML file, or 'host' (this "
+                                      "machine: the target is measured here, under the container's limits)")
     runtimes: list[Runtime] = Field(min_length=1)
     runtime_version: str | None = Field(None, description="onnxruntime version deployed on the target, if pinned")
     execution_provider: str = "CPUExecutionProvider"
@@ -214,6 +247,8 @@ class Profile(_Strict):
     batch_size: PositiveInt = 1
     budgets: Budgets = Field(default_factory=Budgets)
     opset: OpsetRange = Field(default_factory=OpsetRange)
+    container: Container | None = Field(None, description="Container limits; the target is then measured "
+                                          "emulated, in a cgroup with these limits")
     dtypes: list[str] = Field(default_factory=lambda: ["float32", "int64", "int32", "bool", "int8", "uint8"])
 
     @field_validator("dtypes")

@@ -78,6 +78,75 @@ def parse_rate(text: object) -> float:
     return _parse(text, RATE_UNITS, "rate", "30/s")
 
 
+# Kubernetes resource quantities (k8s.io/apimachinery resource.Quantity): binary suffixes are
+# powers of 1024, SI suffixes powers of 1000; "m" is milli. Upper-case "K" is accepted for "k".
+_K8S_SUFFIXES = {
+    "": 1.0, "m": 1e-3, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+    "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60,
+}  # fmt: skip
+_K8S_QUANTITY = re.compile(r"^\s*(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?P<exp>[eE][+-]?[0-9]+)?(?P<unit>[A-Za-z]*)\s*$")
+# Docker and Compose sizes (docker/go-units RAMInBytes): b, k, m, g, t, p with an optional "b",
+# any case, all powers of 1024: "512m" and "512M" are both 512 MiB.
+_DOCKER_SUFFIXES = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "p": 2**50}
+_DOCKER_SIZE = re.compile(r"^\s*(?P<num>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[a-zA-Z]{0,3})\s*$")
+
+
+def _k8s_quantity(text: object, kind: str, example: str) -> float:
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        raise ValueError(f"expected a {kind} such as '{example}', got {type(text).__name__}")
+    raw = str(text)
+    match = _K8S_QUANTITY.match(raw)
+    if not match:
+        raise ValueError(f"expected a {kind} such as '{example}', got '{raw}'")
+    unit = match.group("unit")
+    if unit not in _K8S_SUFFIXES or (unit and match.group("exp")):
+        known = ", ".join(k for k in _K8S_SUFFIXES if k)
+        raise ValueError(f"unknown {kind} unit '{unit}' in '{raw}'; use one of: {known}")
+    value = float(match.group("num") + (match.group("exp") or "")) * _K8S_SUFFIXES[unit]
+    if not math.isfinite(value) or value > _MAX_VALUE:
+        raise ValueError(f"{kind} '{raw}' is out of range")
+    if value <= 0:
+        raise ValueError(f"{kind} '{raw}' must be greater than zero")
+    return value
+
+
+def parse_cpus(text: object) -> float:
+    """CPUs from a Kubernetes or Compose quantity: '500m', '0.5', 2."""
+    value = _k8s_quantity(text, "CPU quantity", "500m")
+    if value < 0.001:
+        raise ValueError(f"CPU quantity '{text}' is below the smallest quota (1m)")
+    return value
+
+
+def parse_k8s_memory(text: object) -> float:
+    """Bytes from a Kubernetes memory quantity: '512Mi', '1G', '129e6', 134217728."""
+    return _k8s_quantity(text, "memory quantity", "512Mi")
+
+
+def parse_docker_memory(text: object) -> float:
+    """Bytes from a Docker/Compose size: '512m', '1g', '1gb', 536870912 (powers of 1024)."""
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        raise ValueError(f"expected a size such as '512m', got {type(text).__name__}")
+    match = _DOCKER_SIZE.match(str(text))
+    unit = match.group("unit").lower() if match else ""
+    if unit.endswith("b") and len(unit) == 2:
+        unit = unit[0]
+    if not match or unit not in _DOCKER_SUFFIXES:
+        raise ValueError(f"expected a size such as '512m' or '1g' (b, k, m, g, t), got '{text}'")
+    value = float(match.group("num")) * _DOCKER_SUFFIXES[unit]
+    if value <= 0 or value > _MAX_VALUE:
+        raise ValueError(f"size '{text}' must be greater than zero and below 1 EB")
+    return value
+
+
+def parse_memory_limit(text: object) -> float:
+    """Bytes from mlfit's own units ('512 MiB') or a Kubernetes quantity ('512Mi', '1G')."""
+    try:
+        return parse_size(text)
+    except ValueError:
+        return parse_k8s_memory(text)
+
+
 def format_duration(seconds: float) -> str:
     if seconds < 1e-3:
         return f"{seconds * 1e6:.1f} µs"

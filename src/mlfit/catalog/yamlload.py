@@ -95,12 +95,10 @@ class _Converter:
         return self.scalar_loader.construct_object(node)
 
 
-def load_yaml(path: Path) -> Located:
-    """Load one YAML document safely; every problem is a ConfigError with a location.
-
-    Only a regular file is read (a FIFO or ``/dev/zero`` named as a profile or a profile's
-    ``hardware:`` is refused at once, never read), and at most MAX_FILE_BYTES of it.
-    """
+def _read_text(path: Path) -> str:
+    """The text of a YAML file: only a regular file is read (a FIFO or ``/dev/zero`` named as a
+    profile or as a profile's ``hardware:`` is refused at once, never read; mlfit.safeio), and
+    at most MAX_FILE_BYTES of it, even when its size on disk says less."""
     from mlfit import safeio
 
     source = str(path)
@@ -117,10 +115,20 @@ def load_yaml(path: Path) -> Located:
         raise ConfigError(f"{source}:1:1: file is over the {MAX_FILE_BYTES}-byte limit for profiles",
                           "a profile or hardware file is a short YAML document")
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{source}:1:1: cannot read as UTF-8 text ({exc})") from None
-    return load_yaml_text(text, source)
+
+
+def load_yaml(path: Path) -> Located:
+    """Load one YAML document safely; every problem is a ConfigError with a location."""
+    return load_yaml_text(_read_text(path), str(path))
+
+
+def load_yaml_documents(path: Path) -> list[Located]:
+    """Load every document of a multi-document YAML file (``---`` separated, as in Kubernetes
+    manifests), with the same bounds as :func:`load_yaml` over the whole file."""
+    return _load_all(_read_text(path), str(path))
 
 
 def _check_depth(text: str, source: str) -> None:
@@ -139,9 +147,16 @@ def _check_depth(text: str, source: str) -> None:
 
 
 def load_yaml_text(text: str, source: str = "<string>") -> Located:
+    documents = _load_all(text, source)
+    if len(documents) != 1:
+        raise ConfigError(f"{source}:1:1: expected exactly one YAML document, found {len(documents)}")
+    return documents[0]
+
+
+def _load_all(text: str, source: str) -> list[Located]:
     try:
         _check_depth(text, source)
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        nodes = [node for node in yaml.compose_all(text, Loader=yaml.SafeLoader) if node is not None]
     except yaml.MarkedYAMLError as exc:
         problem = exc.problem or str(exc)
         raise _error(source, exc.problem_mark, f"invalid YAML: {problem}") from None
@@ -150,13 +165,15 @@ def load_yaml_text(text: str, source: str = "<string>") -> Located:
     except RecursionError:  # PyYAML composes recursively: thousands of '[' exhaust the stack
         raise ConfigError(f"{source}:1:1: invalid YAML: nested too deeply (over {MAX_DEPTH} levels)",
                           "a profile is a shallow document") from None
-    if len(nodes) != 1:
-        raise ConfigError(f"{source}:1:1: expected exactly one YAML document, found {len(nodes)}")
-    converter = _Converter(source)
-    try:
-        data = converter.convert(nodes[0], ())
-    except yaml.constructor.ConstructorError as exc:
-        raise _error(source, exc.problem_mark, f"invalid value: {exc.problem}") from None
-    except (ValueError, OverflowError) as exc:
-        raise ConfigError(f"{source}:1:1: invalid value: {exc}") from None
-    return Located(data=data, source=source, marks=converter.marks, key_marks=converter.key_marks)
+    documents = []
+    converter = _Converter(source)  # one converter: MAX_NODES bounds the whole file, not each document
+    for node in nodes:
+        converter.marks, converter.key_marks = {}, {}
+        try:
+            data = converter.convert(node, ())
+        except yaml.constructor.ConstructorError as exc:
+            raise _error(source, exc.problem_mark, f"invalid value: {exc.problem}") from None
+        except (ValueError, OverflowError) as exc:
+            raise ConfigError(f"{source}:1:1: invalid value: {exc}") from None
+        documents.append(Located(data=data, source=source, marks=converter.marks, key_marks=converter.key_marks))
+    return documents

@@ -19,6 +19,9 @@ Ranges = Annotated[list[str] | None, typer.Option("--range", help="Bound random 
 Data = Annotated[list[str] | None, typer.Option("--data", help="Real samples: FILE.npz (arrays by input name) "
                                                 "or INPUT=FILE.npy; cycled through.", rich_help_panel="Inputs")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for generated inputs.", rich_help_panel="Inputs")]
+Batch = Annotated[int | None, typer.Option("--batch", min=1, help="Fill every input's free leading (batch) dim "
+                                           "with N (default: the targets' batch_size; 1 without a target).",
+                                           rich_help_panel="Inputs")]
 
 
 def input_spec(dim: list[str] | None, shape: list[str] | None, value: list[str] | None,
@@ -28,8 +31,13 @@ def input_spec(dim: list[str] | None, shape: list[str] | None, value: list[str] 
     return parse_input_flags(dims=dim, shapes=shape, values=value, ranges=range_, data=data, seed=seed)
 
 
+# In a log (not a terminal) only the phases that can take long get a line: the runtime's import (17 s
+# for TensorFlow) and the timed loop. A failure or timeout in any phase names it in its error.
+LOGGED_PHASES = ("import", "measure")
+
+
 class Progress:
-    """Phase progress on stderr: a spinner on a terminal, plain lines in CI logs."""
+    """Phase progress on stderr: a spinner on a terminal, a line per long phase in CI logs."""
 
     def __init__(self, label: str, quiet: bool = False) -> None:
         from rich.console import Console
@@ -64,6 +72,6 @@ class Progress:
             return
         if self.status is not None:
             self.status.update(text)
-        elif kind == "phase":
+        elif kind == "phase" and event["phase"] in LOGGED_PHASES:
             sys.stderr.write(text + "\n")
             sys.stderr.flush()

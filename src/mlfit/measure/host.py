@@ -11,36 +11,21 @@ from pathlib import Path
 
 import psutil
 
+from mlfit.catalog.hostfacts import cpu_model
 from mlfit.result import HostInfo
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "processor\t: arm")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def cgroup_cpu_quota() -> float | None:
-    """CPUs granted by the cgroup v2 quota (cpu.max), or None when unlimited."""
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-    except (OSError, ValueError):
-        return None
-    if quota == "max":
-        return None
-    return int(quota) / int(period)
+    """CPUs granted by this process's cgroup quota (v2 cpu.max or v1 cfs_quota_us), or None."""
+    from mlfit.measure.cgroup import own_cpu_quota
+
+    return own_cpu_quota()
 
 
 def cgroup_memory_limit() -> int | None:
-    try:
-        text = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-    except OSError:
-        return None
-    return None if text == "max" else int(text)
+    from mlfit.measure.cgroup import own_memory_limit
+
+    return own_memory_limit()
 
 
 def affinity() -> list[int]:

@@ -18,11 +18,15 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
+from mlfit.catalog.units import format_size
 from mlfit.errors import ExitCode
 from mlfit.measure.protocol import SAMPLES_FILE, Phase, WorkerRequest, WorkerResponse
-from mlfit.result import ErrorInfo, PartialTimings
+from mlfit.result import Emulation, ErrorInfo, PartialTimings, Throttle
+
+if TYPE_CHECKING:
+    from mlfit.measure.cgroup import Cgroup, Limits, Throttling
 
 EventFn = Callable[[dict[str, object]], None]
 
@@ -125,12 +129,27 @@ def _kept(partial: PartialTimings | None) -> str:
 
 def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | None = None,
                on_event: EventFn | None = None, memory_limit: int | None = None,
-               limit_source: str = "--memory-limit") -> WorkerResponse:
+               limit_source: str = "--memory-limit", container: Limits | None = None) -> WorkerResponse:
     """Run one measurement in a fresh subprocess; never raises for a dying worker.
 
     A timeout, the memory ceiling or Ctrl-C (KeyboardInterrupt in this process) stops the
     worker's whole process group and returns an error with the partial timings.
+
+    ``container``: run the worker in a cgroup with these limits (an emulated target); the
+    response then carries an :class:`Emulation` record, and an OOM kill under the memory limit
+    comes back as an error of kind ``oom`` with exit code 1 (a measured FAIL, not a broken run).
     """
+    if container is None:
+        return _run_worker(request, runtime_label, timeouts, on_event, memory_limit, limit_source, None)
+    from mlfit.measure.cgroup import limited
+
+    with limited(container) as group:
+        return _run_worker(request, runtime_label, timeouts, on_event, memory_limit, limit_source, group)
+
+
+def _run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | None,
+                on_event: EventFn | None, memory_limit: int | None, limit_source: str,
+                group: Cgroup | None) -> WorkerResponse:
     timeouts = timeouts or Timeouts()
     scratch = Path(request.scratch_dir)
     request_path = scratch / "request.json"
@@ -140,12 +159,20 @@ def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | 
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     env["PYTHONUNBUFFERED"] = "1"
+    command = [sys.executable, "-m", "mlfit.measure.worker", str(request_path), str(out_path)]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mlfit.measure.worker", str(request_path), str(out_path)],
-            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+            [*(group.wrapper if group else []), *command], stdout=subprocess.PIPE, stderr=log,
+            stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+            preexec_fn=group.join_self if group and not group.wrapper else None,
         )
     assert proc.stdout is not None
+    throttling = None
+    if group is not None:
+        from mlfit.measure.cgroup import Throttling
+
+        group.attach(proc.pid)
+        throttling = Throttling(group)
     started = time.time()
     phase_marks: list[tuple[str, float]] = []
     samples: list[tuple[float, float]] = []
@@ -175,6 +202,8 @@ def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | 
                 break
             if event.get("event") == "phase":
                 phase = Phase(str(event["phase"]))
+                if throttling is not None:
+                    throttling.mark(phase.value)
                 phase_marks.append((phase.value, round(time.time() - started, 4)))
                 deadline = time.monotonic() + timeouts.bound(phase, request.settings.max_time_s)
             elif event.get("event") == "timing":
@@ -202,6 +231,36 @@ def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | 
     }
     bound = timeouts.bound(phase, request.settings.max_time_s)
     partial = _partial(timings, scratch) if stop is not None or proc.returncode else None
+    emulation = _emulation(group, throttling, request.threads) if group is not None and throttling else None
+    if emulation is not None and emulation.oom_killed and stop is None:
+        peak = f"; the cgroup's peak was {format_size(emulation.cgroup_peak_bytes)}" \
+            if emulation.cgroup_peak_bytes else ""
+        return WorkerResponse(emulation=emulation, error=ErrorInfo(
+            kind="oom", phase=phase.value, exit_code=int(ExitCode.BUDGET_FAILED), partial=partial,
+            message=f"{runtime_label} was killed by the OOM killer under the container's memory limit of "
+                    f"{format_size(emulation.memory_bytes or 0)} while {phase.doing}{peak}{_kept(partial)}",
+            hint="the model does not fit the container: raise the memory limit, or use a smaller model or batch"))
+    response = _response(request, runtime_label, stop, phase, bound, partial, proc, memory_limit, limit_source,
+                         log_path, out_path, timeline)
+    return response.model_copy(update={"emulation": emulation}) if emulation is not None else response
+
+
+def _emulation(group: Cgroup, throttling: Throttling, threads: int) -> Emulation:
+    throttling.mark("done")
+    memory = group.memory_stat()
+    limits = group.limits
+    return Emulation(
+        method=group.method, cpu=limits.cpu, memory_bytes=limits.memory, cpuset=limits.cpuset, threads=threads,
+        throttling={name: Throttle(periods=c.periods, throttled_periods=c.throttled_periods,
+                                   throttled_s=c.throttled_s)
+                    for name, c in throttling.phases.items() if c.periods},
+        cgroup_peak_bytes=memory.peak_bytes, oom_killed=memory.oom_kills > 0)
+
+
+def _response(request: WorkerRequest, runtime_label: str, stop: str | None, phase: Phase, bound: float,
+              partial: PartialTimings | None, proc: subprocess.Popen[bytes], memory_limit: int | None,
+              limit_source: str, log_path: Path, out_path: Path, timeline: dict[str, Any]) -> WorkerResponse:
+    """The worker's answer, or the explained error of how it stopped."""
     if stop == "interrupted":
         return WorkerResponse(error=ErrorInfo(
             kind="interrupted", phase=phase.value, exit_code=int(ExitCode.INTERRUPTED), partial=partial,

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from mlfit.catalog.units import format_duration, format_rate, format_size
 from mlfit.errors import printable
-from mlfit.result import ChangeStatus, Check, MetricChange, Provenance, RunResult, Verdict
+from mlfit.result import ChangeStatus, Check, MetricChange, Provenance, RunResult, TensorInfo, Verdict
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -35,6 +35,7 @@ def sanitized(model: M) -> M:
 PROVENANCE_LABEL = {
     Provenance.MEASURED_ON_HOST: "measured (host)",
     Provenance.MEASURED_ON_TARGET: "measured (target)",
+    Provenance.EMULATED: "emulated (container limits)",
     Provenance.PROJECTED: "projected",
     Provenance.STATIC: "static",
 }
@@ -96,3 +97,18 @@ def error_text(result: RunResult) -> str:
     if err is None:
         return ""
     return f"{err.kind} in {err.phase}: {err.message}" + (f" ({err.hint})" if err.hint else "")
+
+
+def describe_input(tensor: TensorInfo) -> str:
+    """'bytes int32[1x64]: uniform [0, 258) (the model: ...)': the shape and values an input was measured with."""
+    text = f"{tensor.name} {tensor.dtype}[{'x'.join(map(str, tensor.shape))}]"
+    fill = tensor.fill
+    if fill is None:
+        return text
+    if fill.kind == "constant":
+        values = f"constant {fill.value:g}"
+    elif fill.kind == "data":
+        values = "real samples"
+    else:
+        values = f"{'quantized ' if fill.kind == 'quantized' else ''}uniform [{fill.low:g}, {fill.high:g})"
+    return f"{text}: {values} ({fill.source})" if fill.source else f"{text}: {values}"

@@ -1,20 +1,19 @@
-"""From one host measurement to every target's report: calibration, GPU measurement where a
-GPU is here, projection, checks. Parent side: never imports a runtime (the calibration and
-the GPU measurement run in subprocesses)."""
+"""From a host measurement to every target's report: calibration, GPU measurement where a
+GPU is here, projection, checks (the "evaluate" stage of :mod:`mlfit.run`). Parent side:
+never imports a runtime (the calibration and the GPU measurement run in subprocesses)."""
 
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from mlfit.analysis.project import Projection, is_gpu_target, project
 from mlfit.catalog.loader import Target
 from mlfit.checks.engine import evaluate
 from mlfit.errors import MlfitError
+from mlfit.options import EventFn
 from mlfit.result import HostInfo, Measurement, ModelInfo, TargetReport
-
-EventFn = Callable[[dict[str, object]], None]
 
 
 def cuda_available(host: HostInfo) -> bool:

@@ -1,0 +1,365 @@
+"""One model through every stage: safety -> (conversion) -> gate -> plan -> measure -> evaluate
+-> assemble. The single path for one model (``mlfit.api``), many models (``mlfit.multi``) and
+cluster tasks (``mlfit.cluster``); nothing below this module imports it.
+
+Each stage is one function of about a screenful. A model that cannot be loaded or measured
+gives a :class:`RunResult` carrying the error (never an exception), so many models can be
+checked one after another.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlfit import __version__
+from mlfit.catalog.loader import Target
+from mlfit.catalog.schema import MIN_SAMPLES, Percentile, Runtime
+from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
+from mlfit.formats import ModelFormat
+from mlfit.inputspec import InputSpec
+from mlfit.modelref import ModelRef, identify, sha256_of, size_of
+from mlfit.options import SKLEARN_THROUGHPUT_BATCH, STOPPED_KINDS, EventFn, MeasureOptions
+from mlfit.result import Check, ErrorInfo, ModelInfo, RunResult, TensorInfo
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+# ---------------------------------------------------------------- results without a measurement
+
+
+def error_result(model: str | Path | ModelRef, exc: MlfitError, created: str | None = None,
+                 kind: str | None = None, phase: str = "static") -> RunResult:
+    """A result that carries an error instead of a measurement, so a report can list the model
+    (and a check of several models goes on with the others).
+
+    ``kind`` defaults to "input" for a usage error (exit 2) and "load" otherwise."""
+    path = model.path if isinstance(model, ModelRef) else Path(model).resolve()
+    fmt = model.format.value if isinstance(model, ModelRef) else "unknown"
+    runtime = model.runtime.value if isinstance(model, ModelRef) else "unknown"
+    try:
+        size = size_of(path)
+        # A refused giant is named by path and size: hashing gigabytes would cost seconds for nothing.
+        digest = sha256_of(path) if size < 2**31 else ""
+    except (OSError, MlfitError):  # a FIFO, a device, a link out of a folder: named by path, never read
+        digest, size = "", 0
+    info = ModelInfo(path=str(path), sha256=digest, format=fmt, runtime=runtime, size_bytes=size,
+                     artefact=None)
+    notes = "".join(f"; {note}" for note in model.notes) if isinstance(model, ModelRef) else ""
+    kind = kind or ("input" if exc.exit_code == ExitCode.USAGE else "load")
+    error = ErrorInfo(kind=kind, phase=phase, message=exc.message + notes, hint=exc.hint,
+                      exit_code=int(exc.exit_code))
+    return RunResult(mlfit_version=__version__, created=created or _now(), model=info, error=error)
+
+
+def model_info(ref: ModelRef, inputs: list[TensorInfo] | None = None, used: list[TensorInfo] | None = None,
+               outputs: list[TensorInfo] | None = None) -> ModelInfo:
+    return ModelInfo(path=str(ref.path), sha256=sha256_of(ref.path), format=ref.format.value,
+                     runtime=ref.runtime.value, size_bytes=size_of(ref.path), inputs=inputs or [],
+                     inputs_used=used or [], outputs=outputs or [])
+
+
+def static_facts(ref: ModelRef, inputs: InputSpec | None = None,
+                 shapes: dict[str, list[int]] | None = None) -> dict[str, Any] | None:
+    """File facts read without running anything (ONNX today), with the input spec's dims applied
+    (``shapes``: the concrete input shapes the run resolved, batch included)."""
+    if ref.format is ModelFormat.ONNX:
+        from mlfit.analysis.graph import analyze_onnx
+
+        spec = inputs or InputSpec()
+        return analyze_onnx(ref.path, dims=spec.dims, shapes={**(shapes or {}), **spec.shapes},
+                            values=spec.values)
+    return None
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def run_path(path: str | Path, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
+             on_event: EventFn | None = None, on_target: bool = False) -> RunResult:
+    """Identify a model file and run it: the step of a many-model or cluster run, so a file that cannot
+    be identified or measured becomes an error result and the other models go on."""
+    try:
+        ref = identify(path, options.runtime)
+    except MlfitError as exc:
+        return error_result(path, exc, phase="identify")
+    try:
+        return run_model(ref, targets, inputs, options, on_event, on_target)
+    except MlfitError as exc:
+        return error_result(ref, exc)
+
+
+def run_model(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
+              on_event: EventFn | None = None, on_target: bool = False) -> RunResult:
+    """Check the model is safe to load (or trusted), convert it when asked, then measure and check it.
+
+    ``on_target``: this machine IS the targets' hardware (a cluster worker embodying them),
+    so the figures are labelled measured-on-target instead of being projected.
+    """
+    from mlfit.safety import check_model
+
+    try:
+        check_model(ref.path, ref.format, options.trust_model, options.signature)
+    except ModelError as exc:
+        return error_result(ref, exc, kind="load")
+    if not options.convert:
+        return _measure_and_check(ref, targets, inputs, options, on_event, on_target)
+    from mlfit.convert import converted
+
+    try:
+        with converted(ref, targets, options, options.timeout or 600.0) as (measured, artefact):
+            result = _measure_and_check(measured, targets, inputs, options, on_event, on_target)
+    except ModelError as exc:  # the conversion failed: a result with an error, like any load failure
+        return error_result(ref, exc, kind="load")
+    if artefact is None:
+        return result
+    note = f"measured the converted artefact: {artefact}"
+    model = result.model.model_copy(update={"path": str(ref.path), "sha256": sha256_of(ref.path),
+                                            "artefact": artefact})
+    reports = [r.model_copy(update={"notes": [note, *r.notes]}) for r in result.targets]
+    return result.model_copy(update={"model": model, "targets": reports})
+
+
+def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
+                       on_event: EventFn | None, on_target: bool) -> RunResult:
+    created = _now()
+    gate = _gate(ref, targets, inputs, options, created)
+    if isinstance(gate, RunResult):
+        return gate
+    if not on_target and any(t.profile.container is not None for t in targets):
+        from mlfit.run.emulate import with_emulated
+
+        return with_emulated(ref, targets, inputs, options, on_event, gate, created, _hosted)
+    return _hosted(ref, targets, inputs, options, on_event, on_target, gate, created)
+
+
+def _hosted(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
+            on_event: EventFn | None, on_target: bool, gate: Gate, created: str) -> RunResult:
+    """Measure on this host and evaluate each target (projected, or measured on the target)."""
+    plan = plan_measurement(ref, targets, options, on_target)
+    measured = _measure(ref, plan, gate.inputs, options, gate, on_event)
+    if measured.error is not None:
+        return _assemble(ref, gate, measured, [], None, created)
+    try:
+        reports, calibration = _evaluate(ref, targets, gate, measured, plan, options, on_event, on_target)
+    except KeyboardInterrupt:  # Ctrl-C while calibrating or projecting: keep the measurement
+        message = "interrupted while projecting to the targets; the host measurement is kept"
+        error = ErrorInfo(kind="interrupted", phase="projection", exit_code=130, message=message,
+                          hint="the report is marked incomplete")
+        return _assemble(ref, gate, measured.model_copy(update={"error": error}), [], None, created)
+    return _assemble(ref, gate, measured, reports, calibration, created)
+
+
+# ---------------------------------------------------------------- stage: gate (static pre-checks)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What the static pre-checks found: the model's static size, notes for the report, the
+    static graph facts, each target's fit check, and the worker's memory ceiling."""
+
+    model_bytes: int
+    notes: tuple[str, ...]
+    static: dict[str, Any] | None
+    fits: tuple[Check | None, ...]
+    memory_limit: int
+    limit_source: str
+    inputs: InputSpec  # the user's, with the batch and the ranges read from the model (mlfit.signature)
+
+
+def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
+          created: str) -> Gate | RunResult:
+    """Parent-side refusals and static verdicts, before any worker is spawned: a result when the
+    run ends here (refused, or decided statically), else what the later stages need."""
+    from mlfit import precheck
+
+    try:
+        model_bytes, safety_notes = precheck.validate_model(ref, options.custom_op_libraries)
+    except ModelError as exc:
+        return error_result(ref, exc, created, kind="load")
+    try:  # inputs before any worker: batch from the targets, integer ranges from the graph, refusals
+        from mlfit.signature import plan_inputs
+
+        planned = plan_inputs(ref.path, ref.format, targets, inputs, options.batch_size, options.signature)
+    except ConfigError as exc:
+        return error_result(ref, exc, created, kind="input")
+    inputs, safety_notes = planned.spec, [*safety_notes, *planned.notes]
+    from mlfit.analysis.graph import StaticTooLarge
+
+    try:
+        static = static_facts(ref, inputs, planned.shapes)
+    except StaticTooLarge as exc:  # skipped with a note: the worker measures it under its own limits
+        static = None
+        safety_notes = [*safety_notes, f"static analysis skipped: {exc.one_line()}"]
+    except ModelError as exc:
+        return error_result(ref, exc, created, kind="load")
+    fits = tuple(precheck.fit_check(t, model_bytes, ref.format.value) for t in targets)
+    if targets and all(fits):
+        # The parameters alone exceed every target's memory: the verdict is static, nothing is loaded.
+        reports = [precheck.static_target_report(t, c) for t, c in zip(targets, fits, strict=True) if c]
+        return RunResult(mlfit_version=__version__, created=created, model=model_info(ref), analysis=static,
+                         targets=reports)
+    try:
+        precheck.refuse_if_too_big(model_bytes, options.memory_limit)
+    except ModelError as exc:
+        return error_result(ref, exc, created, kind="memory")
+    memory_limit, limit_source = options.memory_limit, "--memory-limit"
+    if memory_limit is None:
+        memory_limit = precheck.default_memory_limit()
+        limit_source = "the default, 90% of this host's free memory"
+    return Gate(model_bytes=model_bytes, notes=(*ref.notes, *safety_notes), static=static, fits=fits,
+                memory_limit=memory_limit, limit_source=limit_source, inputs=inputs)
+
+
+# ---------------------------------------------------------------- stage: plan
+
+
+def required_samples(targets: Sequence[Target]) -> int:
+    needed = [MIN_SAMPLES[p] for t in targets for p in t.profile.budgets.latency]
+    return max(needed, default=MIN_SAMPLES[Percentile.P99])
+
+
+def measured_threads(targets: Sequence[Target], options: MeasureOptions) -> int:
+    """Threads to measure with: --threads, else the targets' largest, capped at the usable cores."""
+    from mlfit.measure.host import usable_cores
+
+    cores = usable_cores()
+    if options.threads is not None:
+        return options.threads
+    wanted = max((t.profile.threads for t in targets), default=cores)
+    return max(1, min(wanted, cores))
+
+
+def profile_threads(targets: Sequence[Target], threads: int, options: MeasureOptions) -> list[int]:
+    """Thread counts for node profiling: 1, the measured count, and each target's (capped at
+    the usable cores), so the projection can fit thread scaling per node."""
+    from mlfit.measure.host import usable_cores
+
+    if not targets:
+        return []
+    wanted = options.extra.get("profile_threads")
+    if wanted is not None:
+        return sorted({int(t) for t in wanted})
+    cores = usable_cores()
+    return sorted({1, threads, *(max(1, min(t.profile.threads, cores)) for t in targets)})
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the worker is asked to do."""
+
+    threads: int
+    batch: int
+    settings: Any  # measure.protocol.MeasureSettings
+
+
+def plan_measurement(ref: ModelRef, targets: Sequence[Target], options: MeasureOptions,
+                     on_target: bool) -> Plan:
+    from mlfit.measure.loadplan import plan_load
+    from mlfit.measure.protocol import MeasureSettings
+
+    threads = measured_threads(targets, options)
+    batch = options.batch_size or max((t.profile.batch_size for t in targets), default=1)
+    if batch <= 1 and not options.batch_size and ref.runtime is Runtime.SKLEARN:
+        batch = SKLEARN_THROUGHPUT_BATCH
+    counts = [] if on_target else profile_threads(targets, threads, options)
+    settings = MeasureSettings(
+        warmup_iterations=options.warmup, min_time_s=options.min_time, max_time_s=options.max_time,
+        min_samples=options.min_samples or required_samples(targets), batch_size=batch if batch > 1 else None,
+        load=plan_load(targets, options.scenario, options.qps, options.find_max_qps, options.batch_sizes,
+                       options.callers),
+        profile_nodes=bool(counts) and ref.runtime is Runtime.ONNXRUNTIME,
+        profile_threads=counts,
+    )
+    return Plan(threads=threads, batch=batch, settings=settings)
+
+
+# ---------------------------------------------------------------- stage: measure
+
+
+@dataclass(frozen=True)
+class Measured:
+    """The worker's answer with the host facts and the request that produced it."""
+
+    response: Any  # measure.protocol.WorkerResponse
+    host: Any  # result.HostInfo
+    request: Any  # measure.protocol.WorkerRequest
+    timeouts: Any  # measure.launcher.Timeouts
+    error: ErrorInfo | None
+
+    def model_copy(self, update: dict[str, Any]) -> Measured:
+        return Measured(**{**self.__dict__, **update})
+
+
+def _measure(ref: ModelRef, plan: Plan, inputs: InputSpec, options: MeasureOptions, gate: Gate,
+             on_event: EventFn | None) -> Measured:
+    """One worker run of the plan (a subprocess; a crash or timeout becomes an error, not an exception)."""
+    from mlfit.measure.host import host_info
+    from mlfit.measure.launcher import Timeouts, run_worker, scratch_dir
+    from mlfit.measure.protocol import WorkerRequest
+
+    with scratch_dir() as scratch:
+        request = WorkerRequest(
+            model_path=str(ref.path), runtime=ref.runtime.value, threads=plan.threads,
+            trust_model=options.trust_model, trust_types=list(options.trust_types), signature=options.signature,
+            method=options.method, custom_op_libraries=list(options.custom_op_libraries),
+            enable_arena=options.enable_arena, input_spec=inputs, settings=plan.settings, scratch_dir=scratch,
+        )
+        timeouts = Timeouts.uniform(options.timeout) if options.timeout else Timeouts()
+        response = run_worker(request, ref.runtime.value, timeouts, on_event, gate.memory_limit,
+                              gate.limit_source)
+    host = host_info({"mlfit": __version__})
+    if response.measurement is not None and response.timeline is not None:
+        measurement = response.measurement
+        response = response.model_copy(update={"measurement": measurement.model_copy(
+            update={"extra": {**measurement.extra, "memory_timeline": response.timeline}})})
+    if response.measurement is not None:
+        host = host.model_copy(update={"versions": {**host.versions,
+                                                    ref.runtime.value: response.measurement.runtime_version}})
+    return Measured(response=response, host=host, request=request, timeouts=timeouts, error=response.error)
+
+
+# ---------------------------------------------------------------- stage: evaluate
+
+
+def _evaluate(ref: ModelRef, targets: Sequence[Target], gate: Gate, measured: Measured, plan: Plan,
+              options: MeasureOptions, on_event: EventFn | None, on_target: bool) -> tuple[list[Any],
+                                                                                            dict[str, Any] | None]:
+    """Every target's report: measured on the target, or projected from this host (run.evaluate)."""
+    from mlfit import precheck
+
+    response = measured.response
+    model = model_info(ref, response.inputs, response.inputs_used, response.outputs)
+    calibration: dict[str, Any] | None = None
+    if on_target:
+        from mlfit.checks.engine import evaluate
+
+        reports = [evaluate(t, model, response.measurement, gate.static, on_target=True) for t in targets]
+    else:
+        from mlfit.run.evaluate import evaluate_targets
+
+        reports, calibration = evaluate_targets(ref, targets, model, response.measurement, gate.static,
+                                                response.node_profile, measured.host, measured.request,
+                                                measured.timeouts, on_event, options.memory_limit)
+    reports = [precheck.add_fit_check(r, fit) for r, fit in zip(reports, gate.fits, strict=True)]
+    if gate.notes:
+        reports = [r.model_copy(update={"notes": [*gate.notes, *r.notes]}) for r in reports]
+    return reports, calibration
+
+
+# ---------------------------------------------------------------- stage: assemble
+
+
+def _assemble(ref: ModelRef, gate: Gate, measured: Measured, reports: list[Any],
+              calibration: dict[str, Any] | None, created: str) -> RunResult:
+    response, error = measured.response, measured.error
+    model = model_info(ref, response.inputs, response.inputs_used, response.outputs)
+    complete = error is None or error.kind not in STOPPED_KINDS
+    return RunResult(mlfit_version=__version__, created=created, model=model, host=measured.host,
+                     measurement=response.measurement, analysis=gate.static, calibration=calibration,
+                     node_profile=response.node_profile, targets=reports, error=error, complete=complete)

