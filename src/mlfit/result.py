@@ -486,7 +486,7 @@ def worst(verdicts: list[Verdict]) -> Verdict:
 
 
 # JSON values a result file may hold (raw samples and per-node costs included).
-REPORT_MAX_VALUES = 20_000_000
+REPORT_MAX_VALUES = 8_000_000
 
 
 def load_report(path: Path) -> Report:

@@ -45,7 +45,7 @@ GiB = 1 << 30
 # genuine file of that kind needs and far below what would hurt the parent.
 CAPS: dict[str, int] = {
     "profile": 1 * MiB,  # a profile or hardware YAML is a few hundred bytes
-    "report": 256 * MiB,  # a result JSON (raw samples, per-node costs) read as --baseline
+    "report": 64 * MiB,  # a result JSON (raw samples, per-node costs): --baseline, the worker's answer
     "calibration": 4 * MiB,  # mlfit's own host-calibration cache
     "zip_json": 64 * MiB,  # config.json of a .keras, schema.json of a .skops (decompressed)
     "saved_model_pb": 2 * GiB - 1,  # protobuf (and so TensorFlow) cannot parse more

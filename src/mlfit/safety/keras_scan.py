@@ -166,4 +166,7 @@ def h5_config(path: Path) -> Any:
         raw = raw.encode("utf-8", "replace")
     elif not isinstance(raw, bytes):
         raw = str(raw).encode("utf-8", "replace")
+    if len(raw) > limit:  # a variable-length string's storage size says nothing; its bytes do
+        raise ModelError(f"{path}: the model_config attribute is {safeio.size_text(len(raw))}, over the "
+                         f"{safeio.size_text(limit)} limit; refused", "re-save the model")
     return safeio.loads_bounded(raw, path, "the model_config attribute", ModelError)
