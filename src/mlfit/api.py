@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlfit import __version__
 from mlfit.catalog.loader import Target, resolve_target
@@ -29,6 +29,9 @@ from mlfit.run import (
     run_model,
     static_facts,
 )
+
+if TYPE_CHECKING:
+    from mlfit.cluster import ClusterSpec
 
 # Names kept importable from here for callers written before mlfit.run existed.
 __all__ = ["SKLEARN_THROUGHPUT_BATCH", "STOPPED_KINDS", "CheckResult", "EventFn", "InputSpec", "MeasureOptions",
@@ -154,29 +157,36 @@ def profile(model: str | Path, *, dims: Mapping[str, int] | None = None,
     return _run_one(model, [], spec, options, batch, on_event)
 
 
-def inspect(model: str | Path, runtime: Runtime | None = None) -> dict[str, Any]:
-    """Static facts about a model, without running it."""
+def inspect(model: str | Path, runtime: Runtime | None = None, inputs: InputSpec | None = None) -> dict[str, Any]:
+    """Static facts about a model, without running it; ``inputs`` fixes symbolic dims, whole
+    input shapes and constant input values (``--dim``/``--shape``/``--value``) before the
+    FLOPs and shapes are computed."""
     ref = identify(model, runtime)
     if ref.format is ModelFormat.ONNX:
         from mlfit.onnxsafety import check_protobuf_size
 
         check_protobuf_size(ref.path)
-    facts = static_facts(ref)
+    facts = static_facts(ref, inputs)
     if facts is None:
         raise ModelError(f"static inspection of {ref.format.value} models is not available yet",
                          "run `mlfit profile` to see its inputs and outputs")
+    if inputs is not None:  # facts["inputs"] are the declared inputs, symbolic dims still named
+        from mlfit.inputspec import check_flag_names
+
+        check_flag_names(facts["inputs"], inputs)
     facts = {"path": str(ref.path), "size_bytes": size_of(ref.path), "notes": list(ref.notes), **facts}
     return facts
 
 
 def check_many(models: Sequence[str | Path], targets: Sequence[str | Target] = ("edge",),
                inputs: InputSpec | None = None, options: MeasureOptions | None = None,
-               on_event: EventFn | None = None, cluster: str | None = None,
+               on_event: EventFn | None = None, cluster: str | ClusterSpec | None = None,
                shared_path: bool = False) -> Report:
     """Check many models (files, SavedModel folders, or folders of models) in one combined Report.
 
     Locally the models are measured one at a time (parallel measurements on one machine
-    disturb each other). With ``cluster="tcp://HOST:PORT"`` each (model, target) measurement
+    disturb each other). With ``cluster="tcp://HOST:PORT"`` (or a ``ClusterSpec`` with mutual TLS)
+    each (model, target) measurement
     goes to a Dask worker, on the target's own hardware where a worker embodies it.
     """
     from mlfit.multi import check_locally, combined_report, expand_models

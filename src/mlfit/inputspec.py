@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -154,6 +155,23 @@ def _flag_example(inputs: list[TensorInfo], spec: InputSpec) -> str:
                     for j, d in enumerate(tensor.shape)))
                 break
     return " ".join(flags)
+
+
+def check_flag_names(inputs: list[dict[str, Any]], spec: InputSpec) -> None:
+    """Refuse --dim/--shape/--value names the model does not have (static facts' ``inputs``:
+    name, dtype, shape with symbolic dims as strings), as a measurement would."""
+    names = {str(t["name"]) for t in inputs}
+    listing = "; ".join(f"{t['name']} {t['dtype']}[{', '.join(str(d) for d in t['shape'])}]" for t in inputs)
+    for flag, given in (("--shape", spec.shapes), ("--value", spec.values)):
+        for name in given:
+            if name not in names:
+                raise ConfigError(f"{flag} names input '{name}', which the model does not have", f"inputs: {listing}")
+    symbolic = {d for t in inputs for d in t["shape"] if isinstance(d, str)}
+    for dim_name in spec.dims:
+        if dim_name not in symbolic:
+            known = ", ".join(sorted(symbolic)) or "none (all dims are fixed)"
+            raise ConfigError(f"--dim names '{dim_name}', which is not a symbolic dim of this model",
+                              f"symbolic dims: {known}")
 
 
 def describe_inputs(inputs: list[TensorInfo]) -> str:

@@ -200,11 +200,13 @@ class Params:
         """A column's log-offset and whether the table fitted it."""
         if column in self.offsets:
             return self.offsets[column], True
-        if column.endswith("-fp32"):
-            # another runtime's kernels: the mean of the runtimes the table measured
-            families = [v for k, v in self.offsets.items() if k.endswith("-fp32")]
-            if families:
-                return sum(families) / len(families), False
+        for kind in ("-fp32", "core:"):
+            # another runtime's kernels, or a core with no row: the mean of those the table measured
+            # (the reference Cortex-A72 is the least efficient core measured; newer ones sit closer
+            # to their peak, so 1.0 would be a biased guess for an unmeasured core)
+            seen = [v for k, v in self.offsets.items() if (k.endswith(kind) if kind == "-fp32" else k.startswith(kind))]
+            if seen and (column.endswith(kind) if kind == "-fp32" else column.startswith(kind)):
+                return sum(seen) / len(seen), False
         return prior(column), False
 
 
@@ -354,6 +356,24 @@ def loo(rows: Sequence[tuple[Structure, Config, float]], base: Params | None = N
         s, c, t = rows[i]
         out.append((predict(s, c, params), t))
     return out
+
+
+def leave_group_out(rows: Sequence[tuple[Structure, Config, float]], groups: Sequence[str],
+                    base: Params | None = None) -> list[tuple[Prediction, float]]:
+    """Each group's rows (e.g. every row of one device) predicted by a fit that never saw the
+    group, its band from a leave-one-out inside the other groups: how mlfit fares on a device
+    the table does not have (its core offset then keeps its prior unless another device shares it)."""
+    out: list[tuple[Prediction, float] | None] = [None] * len(rows)
+    for group in sorted(set(groups)):
+        others = [r for r, g in zip(rows, groups, strict=True) if g != group]
+        params = fit(others, base)
+        inner = [abs(log_residual(t, p.value)) for p, t in loo(others, base, nested=False)]
+        params = Params(params.k_dw, params.sigma, params.offsets, params.dispatch_s_at_1ghz, params.launch_s,
+                        quantile(inner, BAND_QUANTILE), params.fitted_devices)
+        for i, (s, c, t) in enumerate(rows):
+            if groups[i] == group:
+                out[i] = (predict(s, c, params), t)
+    return [o for o in out if o is not None]
 
 
 def params_from_dict(data: dict[str, Any]) -> Params:

@@ -89,6 +89,30 @@ SharedPath = Annotated[bool, typer.Option(
     "--shared-path", rich_help_panel=_SCALE,
     help="With --cluster: workers read the model files at the same paths (shared filesystem) instead of "
          "receiving their bytes.")]
+TlsCa = Annotated[Path | None, typer.Option(
+    "--tls-ca-file", rich_help_panel=_SCALE, help="With --cluster tls://...: the CA certificate (PEM) that signs "
+    "every cluster member (mutual TLS, docs/scale.md).")]
+TlsCert = Annotated[Path | None, typer.Option(
+    "--tls-cert", rich_help_panel=_SCALE, help="With --cluster tls://...: this client's certificate (PEM).")]
+TlsKey = Annotated[Path | None, typer.Option(
+    "--tls-key", rich_help_panel=_SCALE, help="With --cluster tls://...: this client's private key (PEM).")]
+
+
+def _cluster_spec(address: str | None, ca_file: Path | None, cert: Path | None, key: Path | None) -> Any:
+    """--cluster and the --tls-* files, checked before anything is measured."""
+    from mlfit.errors import ConfigError
+
+    if address is None:
+        if ca_file or cert or key:
+            raise ConfigError("--tls-ca-file, --tls-cert and --tls-key only apply with --cluster",
+                              "add --cluster tls://SCHEDULER:PORT")
+        return None
+    from mlfit.cluster import ClusterSpec
+    from mlfit.cluster.net import check_scheme, parse_address, tls_from_flags
+
+    tls = tls_from_flags(ca_file, cert, key)
+    check_scheme(parse_address(address), tls)
+    return ClusterSpec(address, tls)
 
 
 def _runtime(name: str | None) -> Any:
@@ -226,6 +250,7 @@ def register(app: typer.Typer) -> None:
         min_effect: MinEffect = "5%", run_noise: RunNoise = "2%",
         memory_limit: MemoryLimit = None, custom_op_library: CustomOps = None,
         budget: Budget = None, container: Container_ = None,
+        tls_ca_file: TlsCa = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
     ) -> None:
         """Measure each MODEL once and check it against every budget of each --target.
 
@@ -245,6 +270,7 @@ def register(app: typer.Typer) -> None:
         targets = resolve_targets(target, container=container, budgets=budget or ())
         spec = input_spec(dim, shape, value, range_, data, seed)
         outputs = parse_outputs(output, json_path)
+        cluster_spec = _cluster_spec(cluster, tls_ca_file, tls_cert, tls_key)
         base_report = None
         if baseline is not None:  # read and vet it before measuring, not after
             from mlfit.cli.compare import check_host, compare_options
@@ -265,7 +291,7 @@ def register(app: typer.Typer) -> None:
                   options.callers)  # refuse bad load flags before measuring anything
         if cluster or shared_path or len(models) > 1 or any(m.is_dir() and not is_savedmodel(m) for m in models):
             report = check_many(models, targets, spec, options, None if quiet else _progress_line,
-                                cluster=cluster, shared_path=shared_path)
+                                cluster=cluster_spec, shared_path=shared_path)
             many_comparison = None
             if base_report is not None:
                 from mlfit.cli.compare import baseline_comparison, print_comparison
@@ -321,14 +347,19 @@ def register(app: typer.Typer) -> None:
     def inspect(
         model: Annotated[Path, typer.Argument(help="Model file.", show_default=False)],
         json_out: Annotated[bool, typer.Option("--json", help="Print the facts as JSON.")] = False,
+        dim: Dims = None, shape: Shapes = None, value: Values = None,
     ) -> None:
-        """Show a model's inputs, outputs, opset, op histogram, parameters and size, without running it."""
+        """Show a model's inputs, outputs, opset, op histogram, parameters and size, without running it.
+
+        FLOPs and activation sizes need concrete shapes: give the symbolic dims (--dim), whole input
+        shapes (--shape) or constant input values (--value); dims left open are taken as 1 and said."""
         from rich.console import Console
 
         from mlfit.api import inspect as inspect_model
         from mlfit.report.inspect import render_inspect
 
-        facts = inspect_model(model)
+        spec = input_spec(dim, shape, value, None, None, 0)
+        facts = inspect_model(model, inputs=spec)
         if json_out:
             sys.stdout.write(json.dumps(facts, indent=2) + "\n")
         else:

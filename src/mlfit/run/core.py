@@ -72,7 +72,8 @@ def static_facts(ref: ModelRef, inputs: InputSpec | None = None,
         from mlfit.analysis.graph import analyze_onnx
 
         spec = inputs or InputSpec()
-        return analyze_onnx(ref.path, dims=spec.dims, shapes={**(shapes or {}), **spec.shapes})
+        return analyze_onnx(ref.path, dims=spec.dims, shapes={**(shapes or {}), **spec.shapes},
+                            values=spec.values)
     return None
 
 
