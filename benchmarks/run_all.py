@@ -24,6 +24,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+import bench_load_verdicts
 import bench_memory
 import bench_overhead
 import bench_peers
@@ -45,6 +46,7 @@ ITEMS: dict[int, tuple[str, RunFn | None]] = {
     6: ("Start-up", bench_startup.run),
     7: (PROJECTION_TITLE, None),
     8: ("Peers", bench_peers.run),
+    9: ("Verdicts under load", bench_load_verdicts.run),
 }
 
 
