@@ -1,4 +1,4 @@
-"""Item 9, verdicts under load: the same models checked quiet and with two busy processes.
+"""Item 12, verdicts under load: the same models checked quiet and with two busy processes.
 
     python benchmarks/bench_load_verdicts.py [--quick]
 
@@ -137,7 +137,7 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
                 why = "" if ok else (f"verdicts {q.get('verdict')} / {lo.get('verdict')}" if not passed
                                      else f"p95 moved {moved:.0%}")
                 summary.append(bl.Row(
-                    f"9. verdicts under load (example, {target})",
+                    f"12. verdicts under load (example, {target})",
                     f"PASS quiet and loaded; p95 moves <= {GOAL:.0%} (goal {STRETCH:.0%})",
                     f"{q.get('verdict')} / {lo.get('verdict')}; p95 x{r95:.2f}",
                     bl.met(ok, why) + ("" if not ok or moved <= STRETCH else f" (over the {STRETCH:.0%} goal)"),
@@ -160,13 +160,13 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         *errors,
     ]
     if not summary:
-        summary.append(bl.Row("9. verdicts under load", f"p95 moves <= {GOAL:.0%}", "-",
+        summary.append(bl.Row("12. verdicts under load", f"p95 moves <= {GOAL:.0%}", "-",
                               bl.met(None, "the example's runs failed")))
     return "\n".join(text), summary
 
 
 def run(work: Path, quick: bool) -> bl.Section:
-    return bl.timed_section(9, "Verdicts under load", lambda: body(work, quick))
+    return bl.timed_section(12, "Verdicts under load", lambda: body(work, quick))
 
 
 if __name__ == "__main__":

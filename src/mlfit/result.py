@@ -10,6 +10,8 @@ Result file format history (``RESULT_SCHEMA_VERSION``):
       involuntary context switches, steal, runnable tasks and load before/after; the
       reference kernel timed between the model's runs). Both optional: version 1 files read
       as before (no CPU samples, no contention record).
+      Also optional: ``model.inputs_used[].fill`` (the values each input was fed and why: --value, --range,
+      a range read from the model, --data, the float default); readers of older files see null.
 Readers refuse newer versions (see :func:`load_result`).
 """
 
@@ -22,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mlfit.errors import ConfigError, ExitCode
+from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
 
 RESULT_SCHEMA_VERSION = 2
 
@@ -48,10 +50,22 @@ class Provenance(str, Enum):
     STATIC = "static"  # read from the model file (sizes, opset, dtypes)
 
 
+class InputFill(_Frozen):
+    """The values an input was measured with, and where they came from (so a run can be repeated)."""
+
+    kind: str = Field(description="constant, uniform (random, seeded), data (real samples) or quantized "
+                                  "(uniform in real units, quantized with the tensor's scale and zero point)")
+    low: float | None = None
+    high: float | None = Field(None, description="Exclusive for integers")
+    value: float | None = None
+    source: str = Field("", description="Why these values: a flag, the model's graph, or the default for floats")
+
+
 class TensorInfo(_Frozen):
     name: str
     dtype: str
     shape: list[int | str | None]  # ints are fixed dims, strings symbolic, None unknown
+    fill: InputFill | None = Field(None, description="inputs_used only: the values fed")
 
 
 class ModelInfo(_Frozen):
@@ -334,9 +348,32 @@ class RunResult(_Frozen):
             return Verdict.ERROR
         return worst([t.verdict for t in self.targets]) if self.targets else Verdict.PASS
 
+    def exit_code(self, strict: bool = False) -> int:
+        """The exit code ``mlfit check`` gives this result: 0 pass (INCONCLUSIVE too, unless strict),
+        1 a budget failed, 4 INCONCLUSIVE under strict, or the error's own code (2, 3, 130)."""
+        if self.error is not None:
+            return int(self.error.exit_code)
+        return _verdict_exit_code(self.verdict, strict)
+
     @property
     def passed(self) -> bool:
-        return self.verdict is Verdict.PASS
+        """True exactly when ``mlfit check`` (without --strict) exits 0: every budget PASSes or is
+        INCONCLUSIVE (the band straddles the limit: not shown to fail). ``exit_code(strict=True) == 0``
+        is the stricter gate."""
+        return self.exit_code() == 0
+
+    def raise_for_error(self) -> RunResult:
+        """Raise the error that stopped this model (an MlfitError with message, hint and exit code,
+        the same line the CLI prints); return the result itself when there is none."""
+        if self.error is None:
+            return self
+        kinds: dict[int, type[MlfitError]] = {int(ExitCode.USAGE): ConfigError, int(ExitCode.MODEL): ModelError}
+        kind = kinds.get(self.error.exit_code, MlfitError)
+        try:
+            code = ExitCode(self.error.exit_code)
+        except ValueError:
+            code = ExitCode.MODEL
+        raise kind(self.error.message, self.error.hint, code)
 
 
 class ChangeStatus(str, Enum):
@@ -418,9 +455,28 @@ class Report(_Frozen):
     def verdict(self) -> Verdict:
         return worst([r.verdict for r in self.results])
 
+    def exit_code(self, strict: bool = False) -> int:
+        """``mlfit check``'s exit code for many models: an error's code (the highest) outranks a failed
+        budget (1), which outranks INCONCLUSIVE (4 under strict, else 0)."""
+        errors = [r.error.exit_code for r in self.results if r.error is not None]
+        if errors:
+            return max(errors)
+        return _verdict_exit_code(self.verdict, strict)
+
     @property
     def passed(self) -> bool:
-        return self.verdict is Verdict.PASS
+        """True exactly when ``mlfit check`` (without --strict) exits 0; see :meth:`RunResult.passed`."""
+        return self.exit_code() == 0
+
+
+def _verdict_exit_code(verdict: Verdict, strict: bool) -> int:
+    if verdict is Verdict.FAIL:
+        return int(ExitCode.BUDGET_FAILED)
+    if verdict is Verdict.INCONCLUSIVE and strict:
+        return int(ExitCode.INCONCLUSIVE)
+    if verdict is Verdict.ERROR:
+        return int(ExitCode.MODEL)
+    return int(ExitCode.OK)
 
 
 _SEVERITY = [Verdict.PASS, Verdict.INCONCLUSIVE, Verdict.FAIL, Verdict.ERROR]

@@ -455,6 +455,17 @@ def project_cpu(
         failure = (node_profile or {}).get("error")
         if failure:
             notes.append(f"onnxruntime's node profile failed ({failure}); whole-model projection")
+    robust = details.get("host_profiled_run_us")
+    robust_p50 = robust / 1e6 + float(cal.get("call_overhead_s") or 0.0) if robust else None
+    if uncontended or measurement.contention is not None:  # the host figure the bands below start from
+        host_base = robust_p50 if uncontended and robust_p50 else sample_p50(measurement)
+    else:
+        wall = measurement.latency.p50 or measurement.latency.mean
+        host_base = min(wall, robust_p50) if robust_p50 else wall
+    fitted = _fitted_cpu_factor(target, measurement, static, threads, details, host_base, host.arch)
+    if fitted is not None:  # the model fitted on published device measurements replaces the host ratios
+        details["factor_host_ratio"] = factor.__dict__  # kept as a cross-check
+        factor, method, notes, sources = fitted
     version = target.profile.runtime_version
     host_version = measurement.runtime_version
     if (
@@ -469,10 +480,8 @@ def project_cpu(
         notes.append(f"the target runs onnxruntime {version}, this host {host_version}: band widened")
         sources["runtime version"] = _RUNTIME_VERSION_BAND
     details["factor"] = factor.__dict__
-    robust = details.get("host_profiled_run_us")
-    robust_p50 = robust / 1e6 + float(cal.get("call_overhead_s") or 0.0) if robust else None
     if uncontended or measurement.contention is not None:
-        base = robust_p50 if uncontended and robust_p50 else sample_p50(measurement)
+        base = host_base
         load = host_load(measurement, host.cores_usable, base)
         latency = _uncontended_bands(measurement, factor, base, load)
         _load_note(load, base, measurement, sources, notes, details)
@@ -504,6 +513,67 @@ def project_cpu(
         top_ops=top_ops,
         details=details,
     )
+
+
+def model_precision(static: dict[str, Any]) -> str:
+    """fp32, fp16 or int8: the dtype that holds most of the parameter bytes."""
+    by = static.get("parameter_bytes") or {}
+    eight = float(by.get("int8", 0)) + float(by.get("uint8", 0))
+    half = float(by.get("float16", 0))
+    full = float(by.get("float32", 0))
+    return "int8" if eight > max(half, full) else ("fp16" if half > full else "fp32")
+
+
+def _fitted_cpu_factor(
+    target: Target,
+    m: Measurement,
+    static: dict[str, Any] | None,
+    threads: int,
+    details: dict[str, Any],
+    host: float,
+    host_arch: str,
+) -> tuple[Band, str, list[str], dict[str, tuple[float, float]]] | None:
+    """The target's time from the device model fitted on published measurements
+    (``mlfit.analysis.devicemodel``), as a factor on ``host``, the host figure the percentile bands
+    start from (so the projected median is the device model's figure); None without
+    static node facts or a committed fit. The host's per-node ratio stays in the details as a
+    cross-check."""
+    from mlfit.analysis import devicemodel as dm
+
+    params = dm.fitted()
+    if params is None or not static or not static.get("nodes"):
+        return None
+    if not host or host <= 0:
+        return None
+    hw = target.hardware
+    precision = model_precision(static)
+    config = dm.Config(dm.Device.from_hardware(hw), m.runtime, precision, threads, target.profile.batch_size)
+    pred = dm.predict(dm.Structure.from_static(static), config, params)
+    details["device_model"] = {
+        "seconds": pred.value, "lower": pred.lower, "upper": pred.upper, "columns": config.columns(),
+        "unfitted": list(pred.unfitted), "precision": precision, "threads": threads,
+        "widenings_log": {k: round(v, 4) for k, v in pred.widenings.items()},
+    }
+    sources = {name: (math.exp(-h), math.exp(h)) for name, h in pred.widenings.items()}
+    notes = [
+        f"fitted device model: {pred.value * 1e3:.3g} ms per inference on {hw.name} ({m.runtime}, {precision}, "
+        f"{threads} thread(s)) from this model's op classes (dense/depthwise FLOPs, streamed bytes, kernels) and "
+        f"constants fitted on published measurements of real devices (benchmarks/device_truth.yaml); the "
+        f"host's measured percentiles give the tail's shape",
+        "band widenings combine in quadrature: "
+        + "; ".join(f"{k} x{math.exp(h):.2f}" for k, h in pred.widenings.items()),
+    ]
+    if _isa_family(host_arch) != _isa_family(hw.cpu.arch.value):
+        notes.append(
+            f"this host is {host_arch}, the target {hw.cpu.arch.value}: the device model projects from the "
+            f"model's structure and the target's fitted constants, not by scaling this host's kernels, so the "
+            f"instruction-set difference does not widen the band"
+        )
+    method = (
+        f"device model fitted on published device measurements ({', '.join(config.columns())}), "
+        f"{threads} thread(s) on {hw.name}; host percentiles scaled to it"
+    )
+    return Band(pred.value / host, pred.lower / host, pred.upper / host), method, notes, sources
 
 
 def _uncontended_bands(

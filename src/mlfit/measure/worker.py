@@ -21,10 +21,10 @@ _tracker = PeakTracker()
 _INTERPRETER_BYTES = _tracker.current()
 
 from mlfit.backends.base import Backend, LoadOptions, create_backend  # noqa: E402
-from mlfit.backends.feeds import build_feeds, data_shapes, load_data  # noqa: E402
+from mlfit.backends.feeds import build_feeds, data_shapes, fill_for, load_data  # noqa: E402
 from mlfit.catalog.schema import Runtime  # noqa: E402
 from mlfit.errors import ExitCode, MlfitError  # noqa: E402
-from mlfit.inputspec import resolve_shapes  # noqa: E402
+from mlfit.inputspec import refuse_unranged_integers, resolve_shapes  # noqa: E402
 from mlfit.measure.contention import phase_record, snapshot  # noqa: E402
 from mlfit.measure.host import host_info  # noqa: E402
 from mlfit.measure.protocol import SAMPLES_FILE, Phase, WorkerRequest, WorkerResponse  # noqa: E402
@@ -124,6 +124,17 @@ def _batched_feeds(inputs: list[TensorInfo], feeds: list[dict[str, Any]], batch:
     return [out]
 
 
+def _device_label(runtime: Runtime, details: dict[str, Any], requested: str) -> str:
+    """What executed the model: onnxruntime's provider, or the other runtimes' own CPU path
+    (an "execution provider" is an onnxruntime word; a TensorFlow run never had one)."""
+    if runtime is Runtime.ONNXRUNTIME:
+        return str(details.get("providers", [requested])[0])
+    if runtime is Runtime.TFLITE:
+        return f"{details.get('interpreter', 'tflite')} interpreter, CPU"
+    return {Runtime.TENSORFLOW: "TensorFlow CPU", Runtime.SKLEARN: "scikit-learn (NumPy, CPU)"}.get(
+        runtime, f"{runtime.value} CPU")
+
+
 def _reference_timer() -> Any:
     """The interleaved reference kernel (mlfit.measure.refkernel), or None where it cannot run."""
     try:
@@ -164,8 +175,10 @@ def measure(request: WorkerRequest) -> WorkerResponse:
     data = load_data(request.input_spec)
     shapes = resolve_shapes(declared, request.input_spec, data_shapes(declared, data))
     quantization = backend.quantization()
+    refuse_unranged_integers(declared, request.input_spec, set(data), set(quantization))
     feeds = [backend.prepare(f) for f in build_feeds(declared, shapes, request.input_spec, data, quantization)]
-    used = [TensorInfo(name=t.name, dtype=t.dtype, shape=list(shapes[t.name])) for t in declared]
+    used = [TensorInfo(name=t.name, dtype=t.dtype, shape=list(shapes[t.name]),
+                       fill=fill_for(t, request.input_spec, set(data), quantization.get(t.name))) for t in declared]
     _tracker.reset()
 
     enter(Phase.FIRST_INFERENCE)
@@ -268,7 +281,7 @@ def measure(request: WorkerRequest) -> WorkerResponse:
     )
     measurement = Measurement(
         runtime=runtime.value, runtime_version=backend.version(), threads=request.threads,
-        execution_provider=details.get("providers", [request.execution_provider])[0],
+        execution_provider=_device_label(runtime, details, request.execution_provider),
         cold_start=ColdStart(import_s=import_s, load_s=load_s, first_inference_s=first_s),
         latency=stats, memory=memory, throughput=throughput, warnings=warnings,
         unstable=any(w.startswith(("unstable", "busy")) for w in warnings),

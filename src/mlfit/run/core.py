@@ -18,7 +18,7 @@ from typing import Any
 from mlfit import __version__
 from mlfit.catalog.loader import Target
 from mlfit.catalog.schema import MIN_SAMPLES, Percentile, Runtime
-from mlfit.errors import ExitCode, MlfitError, ModelError
+from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
 from mlfit.formats import ModelFormat
 from mlfit.inputspec import InputSpec
 from mlfit.modelref import ModelRef, identify, sha256_of, size_of
@@ -64,13 +64,16 @@ def model_info(ref: ModelRef, inputs: list[TensorInfo] | None = None, used: list
                      inputs_used=used or [], outputs=outputs or [])
 
 
-def static_facts(ref: ModelRef, inputs: InputSpec | None = None) -> dict[str, Any] | None:
-    """File facts read without running anything (ONNX today), with the input spec's dims applied."""
+def static_facts(ref: ModelRef, inputs: InputSpec | None = None,
+                 shapes: dict[str, list[int]] | None = None) -> dict[str, Any] | None:
+    """File facts read without running anything (ONNX today), with the input spec's dims applied
+    (``shapes``: the concrete input shapes the run resolved, batch included)."""
     if ref.format is ModelFormat.ONNX:
         from mlfit.analysis.graph import analyze_onnx
 
         spec = inputs or InputSpec()
-        return analyze_onnx(ref.path, dims=spec.dims, shapes=spec.shapes)
+        return analyze_onnx(ref.path, dims=spec.dims, shapes={**(shapes or {}), **spec.shapes},
+                            values=spec.values)
     return None
 
 
@@ -128,8 +131,18 @@ def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSp
     gate = _gate(ref, targets, inputs, options, created)
     if isinstance(gate, RunResult):
         return gate
+    if not on_target and any(t.profile.container is not None for t in targets):
+        from mlfit.run.emulate import with_emulated
+
+        return with_emulated(ref, targets, inputs, options, on_event, gate, created, _hosted)
+    return _hosted(ref, targets, inputs, options, on_event, on_target, gate, created)
+
+
+def _hosted(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
+            on_event: EventFn | None, on_target: bool, gate: Gate, created: str) -> RunResult:
+    """Measure on this host and evaluate each target (projected, or measured on the target)."""
     plan = plan_measurement(ref, targets, options, on_target)
-    measured = _measure(ref, plan, inputs, options, gate, on_event)
+    measured = _measure(ref, plan, gate.inputs, options, gate, on_event)
     if measured.error is not None:
         return _assemble(ref, gate, measured, [], None, created)
     try:
@@ -156,6 +169,7 @@ class Gate:
     fits: tuple[Check | None, ...]
     memory_limit: int
     limit_source: str
+    inputs: InputSpec  # the user's, with the batch and the ranges read from the model (mlfit.signature)
 
 
 def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
@@ -166,7 +180,17 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
 
     try:
         model_bytes, safety_notes = precheck.validate_model(ref, options.custom_op_libraries)
-        static = static_facts(ref, inputs)
+    except ModelError as exc:
+        return error_result(ref, exc, created, kind="load")
+    try:  # inputs before any worker: batch from the targets, integer ranges from the graph, refusals
+        from mlfit.signature import plan_inputs
+
+        planned = plan_inputs(ref.path, ref.format, targets, inputs, options.batch_size, options.signature)
+    except ConfigError as exc:
+        return error_result(ref, exc, created, kind="input")
+    inputs, safety_notes = planned.spec, [*safety_notes, *planned.notes]
+    try:
+        static = static_facts(ref, inputs, planned.shapes)
     except ModelError as exc:
         return error_result(ref, exc, created, kind="load")
     fits = tuple(precheck.fit_check(t, model_bytes, ref.format.value) for t in targets)
@@ -184,7 +208,7 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
         memory_limit = precheck.default_memory_limit()
         limit_source = "the default, 90% of this host's free memory"
     return Gate(model_bytes=model_bytes, notes=(*ref.notes, *safety_notes), static=static, fits=fits,
-                memory_limit=memory_limit, limit_source=limit_source)
+                memory_limit=memory_limit, limit_source=limit_source, inputs=inputs)
 
 
 # ---------------------------------------------------------------- stage: plan

@@ -43,6 +43,7 @@ _DANGEROUS_MODULES = (
     "functools",
 )
 _DANGEROUS_NAMES = ("eval", "exec", "system", "popen", "compile", "__import__", "getattr", "open", "apply")
+_ALL = 10_000  # a pickle's refusal names every global it would import and call
 _TRUST_HINT = "--trust-model loads it anyway, inside the measurement worker only"
 
 
@@ -64,20 +65,25 @@ def check_pickle(path: Path) -> None:
     try:
         scan = scan_pickle(path)
     except PickleScanError as exc:
+        seen = f"; before that it would import and call {_listing(exc.globals_seen, _ALL)}" if exc.globals_seen else ""
         raise ModelError(
-            f"{path.name}: refusing to unpickle a file that cannot be scanned ({exc})",
+            f"{path.name}: refusing to unpickle a file that cannot be scanned ({exc}{seen})",
             f"re-save it with joblib.dump or skops.io.dump; {_TRUST_HINT}",
         ) from None
     bad = [g for g in scan.globals if dangerous(g)]
     what = f"a pickle ({scan.compression}-compressed)" if scan.compression else "a pickle"
     if bad:
-        cause = f"it would call {_listing(bad)}, which can run any code"
+        others = [g for g in scan.globals if g not in bad]
+        cause = f"it would call {_listing(bad, _ALL)}, which can run any code" + (
+            f" (and import and call {_listing(others, _ALL)})" if others else "")
     elif scan.globals:
-        cause = f"unpickling it would import and call {len(scan.globals)} globals: {_listing(scan.globals)}"
+        cause = f"unpickling it would import and call {len(scan.globals)} globals: {_listing(scan.globals, _ALL)}"
     else:
         cause = "unpickling can run code"
     if scan.dynamic_globals:
         cause += f" (plus {scan.dynamic_globals} global(s) built at load time)"
+    if scan.inconsistencies:
+        cause = f"it is inconsistent ({scan.inconsistencies[0]}; joblib never writes this) and {cause}"
     raise ModelError(
         f"{path.name}: refusing to load {what}: {cause}",
         "if you trust it, convert it to skops where you made it: "
