@@ -457,3 +457,38 @@ def test_model_is_sent_again_when_the_worker_holding_it_dies(
     (result,) = report["results"]
     assert result["error"] is None and result["measurement"]["latency"]["n"] > 0
     assert any("1 task(s) were sent again" in n for n in report["notes"]), report["notes"]
+
+
+def test_scratch_sweep_removes_only_folders_of_dead_processes(tmp_path: Path) -> None:
+    """The lock, not the pid, says who is alive: a folder whose lock a live process holds stays;
+    one whose process is gone (lock free) or that never had a lock goes."""
+    from mlfit.cluster import scratch
+
+    base = str(tmp_path)
+    root = scratch.root(base)
+    (root / "pLIVE").mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)", str(root / "pLIVE" / ".lock")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout is not None
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        for name in ("pDEAD", "pHALF"):
+            (root / name).mkdir()
+            (root / name / "model.onnx").write_bytes(b"secret model bytes")
+        (root / "pDEAD" / ".lock").touch()  # its process is gone: nobody holds the lock
+        removed = {p.name for p in scratch.sweep(base)}
+        assert removed == {"pDEAD", "pHALF"}
+        assert (root / "pLIVE").is_dir()
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    assert {p.name for p in scratch.sweep(base)} == {"pLIVE"}  # now its process is gone too
+    os.chmod(root, 0o755)
+    (tmp_path / "elsewhere").mkdir()
+    root.rmdir()
+    root.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ConfigError, match="not a folder owned by this user"):
+        scratch.root(base)
