@@ -99,6 +99,8 @@ class Projection:
         """JSON-able description for the result file."""
         return {
             "method": self.method,
+            "latency": {p.value: {"value": b.value, "lower": b.lower, "upper": b.upper}
+                        for p, b in self.latency.items()},
             "notes": self.notes,
             "top_nodes": self.top_nodes,
             "top_ops": self.top_ops,
