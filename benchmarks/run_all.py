@@ -24,6 +24,8 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+import bench_containers
+import bench_devices
 import bench_memory
 import bench_overhead
 import bench_peers
@@ -45,6 +47,8 @@ ITEMS: dict[int, tuple[str, RunFn | None]] = {
     6: ("Start-up", bench_startup.run),
     7: (PROJECTION_TITLE, None),
     8: ("Peers", bench_peers.run),
+    9: (bench_devices.TITLE, bench_devices.run),
+    11: ("Container limits", bench_containers.run),
 }
 
 

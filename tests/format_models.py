@@ -104,6 +104,27 @@ def _build_keras(folder: Path, out: dict[str, str]) -> None:
     out.update(writer_savedmodel=str(folder / "writer_savedmodel"), writer_target=str(target))
 
 
+def _build_inputs(folder: Path, out: dict[str, str]) -> None:
+    """Models whose inputs need more than a batch (issue 14): an embedding over 258 byte values
+    (fixed length), and tokens of free length plus a scalar sample rate nothing bounds."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    ids = keras.Input((32,), dtype="int32", name="bytes")
+    x = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(258, 8)(ids))
+    embed = keras.Model(ids, keras.layers.Dense(2)(x), name="byte_embedding")
+    embed.save(folder / "byte_embedding.keras")
+    (folder / "byte_embedding.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(embed).convert())
+    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    rate = keras.Input((), dtype="int32", name="rate")
+    x = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(300, 4)(tokens))
+    y = keras.layers.Add()([x, keras.layers.Dense(4)(keras.layers.Reshape((1,))(rate))])
+    keras.Model([tokens, rate], y, name="tokens_rate").save(folder / "tokens_rate.keras")
+    out.update(embed_keras=str(folder / "byte_embedding.keras"), embed_tflite=str(folder / "byte_embedding.tflite"),
+               tokens_rate_keras=str(folder / "tokens_rate.keras"))
+
+
 def _build_sklearn(folder: Path, out: dict[str, str]) -> None:
     import joblib
     import skops.io as sio
@@ -161,6 +182,7 @@ def main(folder: Path) -> None:
     _build_hostile_pickles(folder, out)
     _build_sklearn(folder, out)
     _build_keras(folder, out)
+    _build_inputs(folder, out)
     (folder / "index.json").write_text(json.dumps(out))
 
 

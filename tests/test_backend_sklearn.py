@@ -31,7 +31,7 @@ def test_skops_pipeline_gets_verdicts_with_single_row_and_batched_throughput(
     assert_no_traceback(run)
     result = _result(out)
     assert result["model"]["format"] == "skops" and result["model"]["runtime"] == "sklearn"
-    assert result["model"]["inputs"] == [{"name": "X", "dtype": "float64", "shape": ["batch", 4]}]
+    assert result["model"]["inputs"] == [{"name": "X", "dtype": "float64", "shape": ["batch", 4], "fill": None}]
     throughput = result["measurement"]["throughput"]
     assert throughput["single_stream_per_s"] > 0
     assert throughput["batch_size"] == 256 and throughput["batched_per_s"] > 0

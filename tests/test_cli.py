@@ -113,6 +113,7 @@ def test_insufficient_samples_are_never_filled_in(cnn_model: Path, tmp_path: Pat
         assert result["measurement"]["latency"]["p99"] is None
         check = next(c for c in result["targets"][0]["checks"] if c["metric"] == "latency.p99")
         assert check["verdict"] == "INCONCLUSIVE" and "insufficient samples" in check["reason"]
+        assert "bounds do not decide" in check["reason"] and "--max-time " in check["reason"]
         assert run.code == 0 and "INCONCLUSIVE" in run.stderr
         strict = run_mlfit("check", cnn_model, "--dim", "batch=1", "--target", profile, "--min-time", "0",
                            "--max-time", "0.1", "--warmup", "0", "-q", "--strict")

@@ -1,25 +1,25 @@
 """A real local Dask cluster: scheduler and workers as separate processes, all on 127.0.0.1.
 
-Checks routing (a worker embodying ``edge`` measures edge, labelled measured-on-target; the
-others go anywhere), the combined report, and a worker killed in the middle of a measurement.
-Every process is started in its own session and killed by id in the fixtures' finally blocks;
-every wait is bounded.
+Checks routing (a worker embodying ``this-host``, a target whose hardware file describes this
+machine, measures it, labelled measured-on-target; the others go anywhere), the combined
+report, and a worker killed in the middle of a measurement. Every process is started in its
+own session and killed by id in the fixtures' finally blocks (tests/_cluster.py); every wait is
+bounded. Security (binding, TLS, refused answers, claims, bounded connect, scratch cleanup):
+tests/test_cluster_security.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,146 +29,19 @@ pytest.importorskip("distributed")
 
 import psutil
 
+from _cluster import cluster_factory, host_target
 from mlfit.cli.worker import worker_argv
-
-LOOPBACK = "127.0.0.1"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class LocalCluster:
-    address: str
-    logs: Path
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"{name}.log").open("wb")
-        proc = subprocess.Popen(
-            argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env={**os.environ, **(env or {})},
-        )
-        self.procs[name] = proc
-        return proc
-
-    def worker(self, name: str, targets: list[str], env: dict[str, str] | None = None) -> None:
-        """Start ``mlfit worker`` (the documented wrapper) bound to loopback, without a nanny."""
-        argv = [
-            sys.executable,
-            "-m",
-            "mlfit",
-            "worker",
-            self.address,
-            "--host",
-            LOOPBACK,
-            "--name",
-            name,
-            "--no-nanny",
-            "--death-timeout",
-            "30",
-        ]
-        for target in targets:
-            argv += ["--target", target]
-        self.start(name, argv, env)
-
-    def plain_worker(self, name: str, nthreads: int) -> None:
-        """Start a plain ``dask worker`` (no mlfit wrapper, no target), bound to loopback."""
-        argv = [
-            sys.executable,
-            "-m",
-            "distributed.cli.dask_worker",
-            self.address,
-            "--host",
-            LOOPBACK,
-            "--name",
-            name,
-            "--nthreads",
-            str(nthreads),
-            "--no-dashboard",
-            "--no-nanny",
-            "--death-timeout",
-            "30",
-        ]
-        self.start(name, argv)
-
-    def wait_for_workers(self, n: int, timeout: float = 90.0) -> dict[str, set[str]]:
-        from distributed import Client
-
-        from mlfit.cluster.client import worker_resources
-
-        with Client(self.address, timeout=30, set_as_default=False) as client:
-            client.wait_for_workers(n, timeout=timeout)
-            return worker_resources(client)
-
-    def kill_tree(self, name: str) -> None:
-        """SIGKILL one process and everything under it (measurement subprocesses included), by pid."""
-        proc = self.procs[name]
-        try:
-            children = psutil.Process(proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            children = []
-        for victim in [proc.pid, *(c.pid for c in children)]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(victim, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        """Terminate workers, then the scheduler; SIGKILL whatever (or whoever's children) is left."""
-        for name in list(self.procs)[::-1]:
-            proc = self.procs[name]
-            try:
-                leftovers = psutil.Process(proc.pid).children(recursive=True)
-            except psutil.NoSuchProcess:
-                leftovers = []
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.kill_tree(name)
-            for child in leftovers:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    child.kill()
 
 
 @pytest.fixture
-def make_cluster(tmp_path: Path) -> Iterator[object]:
-    clusters: list[LocalCluster] = []
+def make_cluster(tmp_path: Path) -> Iterator[Any]:
+    yield from cluster_factory(tmp_path)
 
-    def make() -> LocalCluster:
-        port = _free_port()
-        logs = tmp_path / f"cluster-{port}"
-        logs.mkdir()
-        cluster = LocalCluster(f"tcp://{LOOPBACK}:{port}", logs)
-        clusters.append(cluster)
-        cluster.start(
-            "scheduler",
-            [
-                sys.executable,
-                "-m",
-                "distributed.cli.dask_scheduler",
-                "--host",
-                LOOPBACK,
-                "--port",
-                str(port),
-                "--no-dashboard",
-            ],
-        )
-        return cluster
 
-    try:
-        yield make
-    finally:
-        for cluster in clusters:
-            cluster.stop()
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A target whose hardware file describes this machine: a worker may honestly claim it."""
+    return host_target(tmp_path_factory.mktemp("lab"))
 
 
 @pytest.fixture(scope="module")
@@ -196,16 +69,17 @@ def test_worker_command_line_is_loopback_ready_and_advertises_targets() -> None:
     assert argv[argv.index("--resources") + 1] == "mlfit-target-edge=1,mlfit-target-weak-cpu=1"
     assert "--no-dashboard" in argv and argv[argv.index("--nthreads") + 1] == "1"
     assert argv[argv.index("--host") + 1] == "127.0.0.1"
+    assert argv[argv.index("--worker-class") + 1] == "mlfit.cluster.node.MeasuringWorker"
 
 
 def test_routing_and_combined_report_on_a_local_cluster(
-    make_cluster: object, zoo: Path, tmp_path: Path
+    make_cluster: object, zoo: Path, lab: Path, tmp_path: Path
 ) -> None:
     cluster = make_cluster()  # type: ignore[operator]
-    cluster.worker("edge-pi", ["edge"])
+    cluster.worker("lab-box", [str(lab)])
     cluster.worker("general", [])
     workers = cluster.wait_for_workers(2)
-    assert sorted(map(sorted, workers.values())) == [[], ["mlfit-target-edge"]]
+    assert sorted(map(sorted, workers.values())) == [[], ["mlfit-target-this-host"]]
     edge_address = next(a for a, r in workers.items() if r)
     out = tmp_path / "report.json"
     run = _run(
@@ -213,7 +87,7 @@ def test_routing_and_combined_report_on_a_local_cluster(
             "check",
             zoo,
             "--target",
-            "edge",
+            lab,
             "--target",
             "weak-cpu",
             "--cluster",
@@ -229,30 +103,31 @@ def test_routing_and_combined_report_on_a_local_cluster(
     rows = {
         (Path(r["model"]["path"]).name, t["target"]): (r, t) for r in report["results"] for t in r["targets"]
     }
-    assert set(rows) == {(m, t) for m in ("a_tiny.onnx", "b_cnn.onnx") for t in ("edge", "weak-cpu")}
+    assert set(rows) == {(m, t) for m in ("a_tiny.onnx", "b_cnn.onnx") for t in ("this-host", "weak-cpu")}
     for model in ("a_tiny.onnx", "b_cnn.onnx"):
-        result, edge = rows[(model, "edge")]
+        result, edge = rows[(model, "this-host")]
         measured = {c["provenance"] for c in edge["checks"] if c["metric"].startswith(("latency", "memory"))}
         assert measured == {"measured-on-target"}
-        assert any(edge_address in note for note in edge["notes"])
+        assert any(edge_address in note and "host facts match" in note for note in edge["notes"])
         assert result["model"]["path"] == str((zoo / model).resolve())  # the client's path, not the worker's
         assert result["host"]["fingerprint"]
         _, other = rows[(model, "weak-cpu")]
         measured = {c["provenance"] for c in other["checks"] if c["metric"].startswith(("latency", "memory"))}
         assert measured == {"projected"}  # no worker embodies weak-cpu: projected from a worker's run
         assert not any(edge_address in note for note in other["notes"])
-    assert any("measured on the target's own worker: edge" in n for n in report["notes"])
+    assert any("measured on the target's own worker: this-host" in n for n in report["notes"])
+    assert any("sent once" in n and "JSON text" in n for n in report["notes"])
     assert any("no worker embodies weak-cpu" in n for n in report["notes"])
     assert any("one model at a time" in n for n in report["notes"])
     assert "measured (target)" in run.stdout
 
 
 def test_worker_killed_mid_run_is_reported_and_the_rest_go_on(
-    make_cluster: object, zoo: Path, tmp_path: Path
+    make_cluster: object, zoo: Path, lab: Path, tmp_path: Path
 ) -> None:
     cluster = make_cluster()  # type: ignore[operator]
-    # The edge worker's measurements hang in the timed loop, so it is surely mid-run when killed.
-    cluster.worker("edge-pi", ["edge"], env={"MLFIT_WORKER_FAULT": "measure:hang"})
+    # The lab worker's measurements hang in the timed loop, so it is surely mid-run when killed.
+    cluster.worker("edge-pi", [str(lab)], env={"MLFIT_WORKER_FAULT": "measure:hang"})
     cluster.plain_worker("general", nthreads=2)  # plain `dask worker`, two tasks at once
     cluster.wait_for_workers(2)
     out = tmp_path / "report.json"
@@ -265,7 +140,7 @@ def test_worker_killed_mid_run_is_reported_and_the_rest_go_on(
             "check",
             str(zoo),
             "--target",
-            "edge",
+            str(lab),
             "--target",
             "weak-cpu",
             "--cluster",
@@ -305,7 +180,7 @@ def test_worker_killed_mid_run_is_reported_and_the_rest_go_on(
     finished = [r for r in report["results"] if r["error"] is None]
     assert len(errors) == 2, [r["error"] for r in errors]
     assert all("left the cluster" in r["error"]["message"] for r in errors)
-    assert all("[edge]" in r["error"]["message"] for r in errors)
+    assert all("[this-host]" in r["error"]["message"] for r in errors)
     assert len(finished) == 2 and all([t["target"] for t in r["targets"]] == ["weak-cpu"] for r in finished)
     assert "left the cluster" in stderr
     assert any("run several tasks at once" in n for n in report["notes"])

@@ -12,11 +12,23 @@ DTYPES = ["float32", "float16", "float64", "int8", "uint8", "int32", "int64", "b
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_every_dtype_builds_reproducibly(dtype: str) -> None:
     tensor = TensorInfo(name="x", dtype=dtype, shape=[2, 3])
-    spec = parse_input_flags(seed=7)
+    integer = dtype.startswith(("int", "uint"))
+    spec = parse_input_flags(seed=7, ranges=["x=0:100"] if integer else None)
     first = build_feeds([tensor], {"x": [2, 3]}, spec, {})[0]["x"]
     again = build_feeds([tensor], {"x": [2, 3]}, spec, {})[0]["x"]
     assert first.dtype == np.dtype(dtype) and first.shape == (2, 3)
     np.testing.assert_array_equal(first, again)
+
+
+def test_an_integer_input_never_gets_a_guessed_range() -> None:
+    ids = TensorInfo(name="ids", dtype="int64", shape=[1, 8])
+    with pytest.raises(ConfigError) as info:
+        build_feeds([ids], {"ids": [1, 8]}, parse_input_flags(), {})
+    assert "--range ids=LOW:HIGH" in info.value.one_line()
+    derived = parse_input_flags().model_copy(update={"derived_ranges": {"ids": (0, 258)},
+                                                     "range_sources": {"ids": "a 258-row table"}})
+    feed = build_feeds([ids], {"ids": [1, 8]}, derived, {})[0]["ids"]
+    assert feed.min() >= 0 and feed.max() < 258
 
 
 def test_range_and_value() -> None:

@@ -1,5 +1,6 @@
-"""A noisy machine (issue 6, case 13): CV over 10% or a high load marks the measurement
-unstable with its reasons, and a latency budget cannot PASS on it."""
+"""A noisy machine (issue 6, case 13; issue 12): CV over 10% or a high load marks the measurement
+unstable with its reasons; noise widens the bounds but never decides a verdict by itself
+(the earlier rule "a noisy run cannot pass a latency budget" is gone)."""
 
 from __future__ import annotations
 
@@ -48,22 +49,29 @@ def test_steady_measurement_passes() -> None:
     assert _latency_checks(m) == [Verdict.PASS]
 
 
-def test_high_cv_is_unstable_and_cannot_pass() -> None:
+def test_high_cv_is_unstable_and_its_bounds_decide() -> None:
     m = _measurement(NOISY)
     assert m.unstable
     assert any(w.startswith("unstable: coefficient of variation is 2") for w in m.warnings)
     report = evaluate(resolve_targets(["edge"])[0], MODEL, m, None)
     check = next(c for c in report.checks if c.metric == "latency.p95")
-    assert check.verdict is Verdict.INCONCLUSIVE  # 16 ms is far under 80 ms, yet a noisy run cannot pass
-    assert "coefficient of variation" in check.reason and "a noisy run cannot pass" in check.reason
-    assert report.verdict is Verdict.INCONCLUSIVE
+    # 16 ms with its conservative bound far under 80 ms: noise widened nothing that matters here
+    assert check.verdict is Verdict.PASS and check.upper is not None and check.upper <= 0.08
+    assert "noisy run cannot pass" not in check.reason
 
 
-def test_high_load_is_unstable_and_cannot_pass() -> None:
+def test_noise_never_rescues_a_median_over_the_limit() -> None:
+    noisy_slow = [60_000_000 if i % 2 else 100_000_000 for i in range(700)]  # p95 100 ms, p50 60 ms
+    report = evaluate(resolve_targets(["weak-cpu"])[0], MODEL, _measurement(noisy_slow), None)
+    p50 = next(c for c in report.checks if c.metric == "latency.p50")
+    assert p50.verdict is Verdict.FAIL  # even the optimistic bound of the median is over 50 ms
+
+
+def test_high_load_is_unstable_but_does_not_decide() -> None:
     m = _measurement(STEADY, load_avg=7.5, cores=4)
     assert m.unstable
     assert "busy machine: load average 7.50 on 4 cores" in m.warnings
-    assert _latency_checks(m) == [Verdict.INCONCLUSIVE]
+    assert _latency_checks(m) == [Verdict.PASS]
 
 
 def test_noise_never_turns_a_fail_into_a_pass() -> None:
@@ -77,7 +85,7 @@ def test_under_10_percent_cv_is_not_flagged() -> None:
 
 
 @pytest.mark.slow
-def test_real_run_on_a_loaded_machine_is_marked_unstable(tmp_path: Path, tiny_model: Path) -> None:
+def test_real_run_on_a_loaded_machine_is_marked_unstable_and_still_passes(tmp_path: Path, tiny_model: Path) -> None:
     marker, env = marker_env()
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], env={**os.environ, **env})
             for _ in range((os.cpu_count() or 1) + 1)]
@@ -89,11 +97,13 @@ def test_real_run_on_a_loaded_machine_is_marked_unstable(tmp_path: Path, tiny_mo
             hog.kill()
             hog.wait()
     assert_no_traceback(run)
-    assert run.code == 0, run.output  # INCONCLUSIVE is a warning without --strict
-    measurement = load_report(out)["results"][0]["measurement"]
-    assert measurement["unstable"] is True, measurement["warnings"]
-    checks = load_report(out)["results"][0]["targets"][0]["checks"]
-    latency = [c for c in checks if c["metric"].startswith("latency.")]
-    assert latency and all(c["verdict"] == "INCONCLUSIVE" for c in latency)
-    assert all("a noisy run cannot pass" in c["reason"] for c in latency if c["value"] is not None)
+    assert run.code == 0, run.output
+    result = load_report(out)["results"][0]
+    measurement = result["measurement"]
+    assert measurement["contention"]["phases"], "contention signals recorded per phase"
+    measure = next(p for p in measurement["contention"]["phases"] if p["phase"] == "measure")
+    assert measure["involuntary_switches"] >= 0 and measure["runnable_before"] is not None
+    latency = [c for c in result["targets"][0]["checks"] if c["metric"].startswith("latency.")]
+    assert latency and all(c["verdict"] == "PASS" for c in latency), latency  # a tiny model, 80 ms budget
+    assert any("host load while measuring" in n for n in result["targets"][0]["notes"])
     assert_no_process_left(marker)

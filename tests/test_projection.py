@@ -343,7 +343,9 @@ def test_projected_verdicts_follow_the_band() -> None:
     assert check.verdict is Verdict.INCONCLUSIVE and "straddles" in check.reason
 
 
-def test_noisy_measurement_cannot_pass_latency() -> None:
+def test_noisy_measurement_is_judged_by_its_bounds() -> None:
+    """Noise never decides by itself (issue 12): a band far under the limit PASSes, projected or
+    measured on this host, though the measurement is flagged unstable."""
     m = _measurement(unstable=True)
     target = resolve_target("weak-cpu")
     profile = target.profile.model_copy(
@@ -352,9 +354,9 @@ def test_noisy_measurement_cannot_pass_latency() -> None:
     target = Target(profile, target.hardware, "test")
     projection = project_cpu(target, m, _node_profile(), None, CALIBRATION, host_info())
     check = _latency_check(evaluate(target, _model_info(), m, None, projection, None))
-    assert check.verdict is Verdict.INCONCLUSIVE and "noisy run cannot pass" in check.reason
+    assert check.verdict is Verdict.PASS and "noisy" not in check.reason
     measured = _latency_check(evaluate(target, _model_info(), m, None, None, None))
-    assert measured.provenance is Provenance.MEASURED_ON_HOST and measured.verdict is Verdict.INCONCLUSIVE
+    assert measured.provenance is Provenance.MEASURED_ON_HOST and measured.verdict is Verdict.PASS
 
 
 def test_compat_checks_fail_whatever_the_speed(models_dir: Path) -> None:

@@ -91,3 +91,126 @@ def test_scan_never_imports_the_modules_it_names(tmp_path: Path) -> None:
     path.write_bytes(b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00\x8c\x0fno_such_mod_xyz\x8c\x01f\x93)R.")
     assert scan_pickle(path).globals == ["no_such_mod_xyz.f"]
     assert "no_such_mod_xyz" not in sys.modules
+
+
+# --- the scan reads what joblib's unpickler reads (issue 11, item 3) ---------------------------
+
+def _filler(size: int) -> bytes:
+    """Opcodes that leave the stack as they found it, exactly ``size`` bytes long (size >= 2)."""
+    out = b""
+    while size % 2:
+        out += b"K\x010"  # BININT1 1, POP: 3 bytes
+        size -= 3
+    return out + b"N0" * (size // 2)  # NONE, POP
+
+
+def _size_mismatch_joblib(path: Path, sentinel: Path) -> Path:
+    """A real joblib file whose array dtype says 'V64' while its pickled state gives 8-byte
+    elements: joblib reads 8 bytes per element, a scan that trusts the code skips 64, and
+    ``os.system`` sits in the difference."""
+    import joblib
+    import numpy as np
+
+    count = 16
+    joblib.dump({"weights": np.zeros(count, dtype="V8"), "scale": 2.5}, path, protocol=2)
+    data = path.read_bytes()
+    code = b"X\x02\x00\x00\x00V8"  # BINUNICODE 'V8', protocol 2 has no frames to fix up
+    assert data.count(code) == 1
+    data = data.replace(code, b"X\x03\x00\x00\x00V64")
+    command = f"touch {sentinel}".encode()
+    hidden = (b"\x8c\x02os\x8c\x06system\x93" + b"\x8c" + bytes([len(command)]) + command + b"\x85R0")
+    hidden += _filler(count * 56 - len(hidden))
+    end = data.index(b"\x00" * (count * 8)) + count * 8  # the array bytes joblib wrote
+    path.write_bytes(data[:end] + hidden + data[end:])
+    return path
+
+
+def test_array_size_mismatch_hides_nothing(tmp_path: Path) -> None:
+    sentinel = tmp_path / "PWNED"
+    path = _size_mismatch_joblib(tmp_path / "model.joblib", sentinel)
+    scan = scan_pickle(path)
+    assert "posix.system" in scan.globals or "os.system" in scan.globals, scan.globals
+    assert scan.inconsistencies and "declares 64-byte elements" in scan.inconsistencies[0]
+    run = run_mlfit("check", path, "--target", "weak-cpu", *FAST)
+    assert_no_traceback(run)
+    assert run.code == ExitCode.MODEL, run.output
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert "os.system" in run.stderr and "inconsistent" in run.stderr
+    assert "numpy.dtype" in run.stderr  # every global, also those before the hidden one
+    assert not sentinel.exists()
+
+
+def test_the_size_mismatch_attack_is_real(tmp_path: Path) -> None:
+    """joblib itself runs the hidden call: the scan must not skip those bytes."""
+    import subprocess
+    import sys
+
+    sentinel = tmp_path / "PWNED"
+    path = _size_mismatch_joblib(tmp_path / "model.joblib", sentinel)
+    proc = subprocess.run([sys.executable, "-c", f"import joblib; print(joblib.load({str(path)!r})['scale'])"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "2.5" in proc.stdout, proc.stderr
+    assert sentinel.exists()
+
+
+def _framed_joblib(path: Path, sentinel: Path) -> Path:
+    """A joblib file whose wrapper BUILD sits inside a pickle frame that also holds ``os.system``.
+
+    pickle._Unframer (what joblib reads with) takes the array bytes from after the frame and
+    then runs the rest of the frame; a reader that ignores frames takes the hidden call as
+    array bytes."""
+    import struct
+
+    import joblib
+    import numpy as np
+
+    array = np.arange(4, dtype="f8")
+    joblib.dump(array, path, protocol=2)  # no frames: PROTO 2, opcodes, BUILD, padding, bytes, rest
+    data = path.read_bytes()
+    start = data.index(array.tobytes())
+    build = data.rindex(b"b", 0, start)  # the wrapper's BUILD; the padding byte and padding follow
+    padding, rest = data[build + 1 : start], data[start + len(array.tobytes()) :]
+    command = f"touch {sentinel}".encode()
+    hidden = b"\x8c\x02os\x8c\x06system\x93\x8c" + bytes([len(command)]) + command + b"\x85R0"
+    frame = data[2 : build + 1] + hidden + rest
+    path.write_bytes(data[:2] + b"\x95" + struct.pack("<Q", len(frame)) + frame + padding + array.tobytes())
+    return path
+
+
+def test_array_bytes_inside_a_frame_come_from_after_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    sentinel = tmp_path / "PWNED"
+    path = _framed_joblib(tmp_path / "framed.joblib", sentinel)
+    scan = scan_pickle(path)
+    assert any(g.endswith(".system") for g in scan.globals), scan.globals
+    assert scan.arrays == 1 and not scan.inconsistencies
+    with pytest.raises(ModelError, match="system"):
+        check_model(path, ModelFormat.PICKLE, trust_model=False)
+    assert not sentinel.exists()
+    # and joblib really does run it, with the array intact
+    proc = subprocess.run([sys.executable, "-c", f"import joblib; print(joblib.load({str(path)!r}).sum())"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "6.0" in proc.stdout, proc.stderr
+    assert sentinel.exists()
+
+
+def test_wrapper_tricks_and_truncation_are_refused(tmp_path: Path) -> None:
+    import joblib
+    import numpy as np
+
+    path = tmp_path / "a.joblib"
+    joblib.dump({"w": np.ones(1000)}, path, protocol=2)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.joblib"
+    cut.write_bytes(data[: len(data) - 4000])
+    with pytest.raises(PickleScanError, match="truncated"):
+        scan_pickle(cut)
+    overflow = tmp_path / "overflow.joblib"
+    shape = b"J\x00\x00\x00\x40J\x00\x00\x00\x40J\x00\x00\x00\x40\x87"  # (2^30, 2^30, 2^30) as BININTs
+    old_shape = b"M\xe8\x03\x85"  # BININT2 1000, TUPLE1
+    assert data.count(old_shape) == 1
+    overflow.write_bytes(data.replace(old_shape, shape))
+    with pytest.raises(PickleScanError, match="overflows"):
+        scan_pickle(overflow)

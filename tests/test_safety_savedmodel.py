@@ -1,87 +1,126 @@
-"""The SavedModel op scan on hand-built protobuf bytes: where checkpoint ops are allowed."""
+"""The SavedModel reachability scan on small SavedModels built with TensorFlow's own
+descriptors (no TensorFlow needed): calls, attribute placeholders, the TF1 restore path."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mlfit.errors import ModelError
 from mlfit.formats import ModelFormat
 from mlfit.safety import check_model
-from mlfit.safety.savedmodel_scan import SavedModelError, scan_graph_bytes, scan_savedmodel
+from mlfit.safety.savedmodel_scan import SavedModelError, scan_saved_model_proto, scan_savedmodel
+from mlfit.safety.tfproto import message_class
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
+def _model(tf2: bool = True) -> Any:
+    sm = message_class("tensorflow.SavedModel")()
+    meta = sm.meta_graphs.add()
+    if tf2:  # root -> signatures -> serving_default -> function "serve"
+        objects = meta.object_graph_def
+        root = objects.nodes.add()
+        root.children.add(node_id=1, local_name="signatures")
+        objects.nodes.add().children.add(node_id=2, local_name="serving_default")
+        objects.nodes.add().bare_concrete_function.concrete_function_name = "serve"
+    return sm
+
+
+def _function(sm: Any, name: str, *nodes: tuple[str, str]) -> Any:
+    fn = sm.meta_graphs[0].graph_def.library.function.add()
+    fn.signature.name = name
+    for node_name, op in nodes:
+        node = fn.node_def.add()
+        node.name, node.op = node_name, op
+    return fn
+
+
+def test_calls_are_followed_and_unreached_functions_ignored() -> None:
+    sm = _model()
+    serve = _function(sm, "serve", ("mm", "MatMul"), ("call", "StatefulPartitionedCall"))
+    serve.node_def[1].attr["f"].func.name = "inner"
+    _function(sm, "inner", ("w", "WriteFile"))
+    _function(sm, "__inference__traced_save_1", ("s", "SaveV2"))  # never reached: not judged
+    scan = scan_saved_model_proto(sm)
+    assert scan.refused_ops == ["WriteFile"] and "SaveV2" not in scan.ops
+
+
+def test_every_function_attr_is_followed() -> None:
+    sm = _model()
+    serve = _function(sm, "serve", ("if", "StatelessIf"), ("map", "SomeOp"), ("direct", "by_name"))
+    serve.node_def[0].attr["then_branch"].func.name = "then"
+    serve.node_def[0].attr["else_branch"].func.name = "other"
+    serve.node_def[1].attr["fs"].list.func.add().name = "in_list"
+    nested = serve.node_def[0].attr["then_branch"].func.attr["inner"].func
+    nested.name = "nested"
+    for name, op in [("then", "Relu"), ("other", "ReadFile"), ("in_list", "PyFunc"), ("nested", "Save"),
+                     ("by_name", "WriteFile")]:
+        _function(sm, name, ("n", op))
+    refused = set(scan_saved_model_proto(sm).refused_ops)
+    assert refused == {"SomeOp", "ReadFile", "PyFunc", "Save", "WriteFile"}
+
+
+def test_placeholder_attrs_take_the_callers_value() -> None:
+    sm = _model()
+    serve = _function(sm, "serve", ("call", "PartitionedCall"))
+    serve.node_def[0].attr["f"].func.name = "printer"
+    serve.node_def[0].attr["f"].func.attr["stream"].s = b"file:///tmp/leak"
+    printer = _function(sm, "printer", ("p", "PrintV2"))
+    printer.node_def[0].attr["output_stream"].placeholder = "stream"
+    assert scan_saved_model_proto(sm).refused_ops == ["PrintV2"]
+    serve.node_def[0].attr["f"].func.attr["stream"].s = b"stderr"
+    assert scan_saved_model_proto(sm).problems == []
+    del serve.node_def[0].attr["f"].func.attr["stream"]  # unbound: refused, not guessed
+    assert scan_saved_model_proto(sm).refused_ops == ["PrintV2"]
+
+
+def test_tf1_restore_path_and_init_ops() -> None:
+    sm = _model(tf2=False)
+    meta = sm.meta_graphs[0]
+    meta.saver_def.filename_tensor_name = "save/Const:0"
+    meta.saver_def.restore_op_name = "save/restore_all"
+    graph = meta.graph_def
+    for name, op, inputs in [("save/Const", "PlaceholderWithDefault", []),
+                             ("save/RestoreV2", "RestoreV2", ["save/Const"]),
+                             ("save/restore_all", "NoOp", ["^save/RestoreV2"]),
+                             ("evil", "RestoreV2", ["path"]), ("path", "Const", []),
+                             ("init", "NoOp", ["^write"]), ("write", "WriteFile", []),
+                             ("unused_save", "SaveV2", [])]:
+        node = graph.node.add(name=name, op=op)
+        node.input.extend(inputs)
+    meta.collection_def["saved_model_main_op"].node_list.value.append("init")
+    scan = scan_saved_model_proto(sm)
+    assert scan.layout == "tf1" and scan.refused_ops == ["WriteFile"]  # the saver's own RestoreV2 passes
+    graph.node[2].input.append("^evil")  # restore_all now also runs a RestoreV2 of another path
+    assert scan_saved_model_proto(sm).refused_ops == ["RestoreV2", "WriteFile"]
 
 
 def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+    assert len(payload) < 128  # one-byte lengths keep the hand encoding simple
+    return bytes([number << 3 | 2, len(payload)]) + payload
 
 
-def _node(name: str, op: str, attr: bytes = b"") -> bytes:
-    return _field(1, name.encode()) + _field(2, op.encode()) + (_field(5, attr) if attr else b"")
+def test_last_occurrence_of_a_field_wins(tmp_path: Path) -> None:
+    """A node with ``op`` twice: protobuf (and TensorFlow) keep the last one, so must the scan."""
+    meta = _model().meta_graphs[0].SerializeToString()  # the object graph naming 'serve'
+    node = _field(1, b"n") + _field(2, b"Identity") + _field(2, b"WriteFile")
+    function = _field(1, _field(1, b"serve")) + _field(3, node)
+    graph = _field(2, _field(1, function))  # GraphDef.library.function
+    data = bytes([0x12]) + _encode_len(len(meta) + len(graph) + 2) + meta + _field(2, graph)
+    folder = tmp_path / "dup"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(data)
+    assert scan_savedmodel(folder).refused_ops == ["WriteFile"]
 
 
-def _function(name: str, *nodes: bytes) -> bytes:
-    return _field(1, _field(1, name.encode())) + b"".join(_field(3, n) for n in nodes)
-
-
-def _saved_model(top: list[bytes], functions: list[bytes]) -> bytes:
-    library = b"".join(_field(1, f) for f in functions)
-    graph = b"".join(_field(1, n) for n in top) + _field(2, library)
-    return _field(2, _field(2, graph))  # SavedModel.meta_graphs[0].graph_def
-
-
-def test_checkpoint_ops_only_on_the_restore_path() -> None:
-    clean = _saved_model([_node("save/SaveV2", "SaveV2")], [
-        _function("__inference__traced_restore_123", _node("RestoreV2", "RestoreV2")),
-        _function("__inference__traced_save_120", _node("s", "SaveV2"), _node("m", "MergeV2Checkpoints")),
-        _function("__inference_serve_7", _node("mm", "MatMul")),
-    ])  # fmt: skip
-    scan = scan_graph_bytes(clean)
-    assert scan.problems == [] and scan.functions == 3 and scan.ops["SaveV2"] == 2
-    hostile = _saved_model([], [_function("__inference_serve_7", _node("steal", "RestoreV2"))])
-    problems = scan_graph_bytes(hostile).problems
-    assert problems == [
-        "function __inference_serve_7: op RestoreV2 ('steal') reads or writes checkpoint files "
-        "outside the standard restore path"
-    ]
-
-
-@pytest.mark.parametrize(
-    "op",
-    [
-        "ReadFile",
-        "WriteFile",
-        "PyFunc",
-        "DebugIdentityV2",
-        "InitializeTableFromTextFileV2",
-        "TFRecordDataset",
-        "CreateSummaryFileWriter",
-        "MatchingFiles",
-    ],
-)
-def test_refused_ops_anywhere(op: str) -> None:
-    top_level = scan_graph_bytes(_saved_model([_node("x", op)], []))
-    in_function = scan_graph_bytes(
-        _saved_model([], [_function("__inference__traced_restore_1", _node("x", op))])
-    )
-    assert top_level.problems and in_function.problems
-
-
-def test_print_to_file_is_refused_but_print_to_stderr_is_not() -> None:
-    to_file = _node("p", "PrintV2", _field(1, b"output_stream") + _field(2, _field(2, b"file:///tmp/leak")))
-    to_err = _node("p", "PrintV2", _field(1, b"output_stream") + _field(2, _field(2, b"stderr")))
-    assert scan_graph_bytes(_saved_model([], [_function("f", to_file)])).problems
-    assert not scan_graph_bytes(_saved_model([], [_function("f", to_err)])).problems
+def _encode_len(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((value & 0x7F) | (0x80 if value > 0x7F else 0))
+        value >>= 7
+        if not value:
+            return bytes(out)
 
 
 def test_unreadable_savedmodel_is_refused(tmp_path: Path) -> None:
@@ -90,14 +129,23 @@ def test_unreadable_savedmodel_is_refused(tmp_path: Path) -> None:
     (folder / "saved_model.pb").write_bytes(b"\x12\xff\xff\xff\x0f")
     with pytest.raises(SavedModelError):
         scan_savedmodel(folder)
-    with pytest.raises(ModelError, match="cannot scan"):
+    with pytest.raises(ModelError, match="cannot check the SavedModel"):
         check_model(folder, ModelFormat.SAVEDMODEL, trust_model=False)
 
 
-def test_pbtxt_is_scanned_too(tmp_path: Path) -> None:
+@pytest.mark.parametrize("op_text", ['op: "WriteFile"', 'op : "WriteFile"', 'op: "Write" "File"',
+                                     'op: "\\127rite\\x46ile"', "op:'WriteFile'", 'op: "Identity" op: "WriteFile"'])
+def test_pbtxt_is_parsed_like_tensorflow(tmp_path: Path, op_text: str) -> None:
     folder = tmp_path / "text"
     folder.mkdir()
     (folder / "saved_model.pbtxt").write_text(
-        'meta_graphs { graph_def { node { name: "r" op: "ReadFile" } } }'
+        "meta_graphs { object_graph_def { nodes { children { node_id: 1 local_name: 'signatures' } } "
+        "nodes { children { node_id: 2 local_name: 'serving_default' } } "
+        "nodes { bare_concrete_function { concrete_function_name: 'serve' } } } "
+        "graph_def { library { function { signature { name: 'serve' } node_def { name: 'w' " + op_text + " } } } } }"
     )
-    assert scan_savedmodel(folder).problems
+    if op_text.count("op") == 2:  # a singular field given twice: text_format.Parse (TensorFlow's) refuses
+        with pytest.raises(SavedModelError, match="text-format"):
+            scan_savedmodel(folder)
+        return
+    assert scan_savedmodel(folder).refused_ops == ["WriteFile"]

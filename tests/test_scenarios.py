@@ -426,3 +426,37 @@ def test_cli_bad_load_flags_exit_2_with_one_line(
     assert_no_traceback(run)
     assert run.code == 2, run.output
     assert message in run.stderr
+
+
+# ---------------------------------------------------------------- MLPerf LoadGen (where installed)
+
+
+def test_loadgen_server_and_offline_give_the_builtin_fields_and_state_their_length() -> None:
+    pytest.importorskip("mlperf_loadgen", reason="mlcommons-loadgen is not installed")
+    from mlfit.measure.scenarios import Scenario, ScenarioSettings, run_scenarios
+
+    def batch_feeds(size: int) -> list[Any] | None:
+        return [None]
+
+    settings = ScenarioSettings(scenario=Scenario.OFFLINE, server_rates=[100.0], callers=2)
+    extra, warnings = run_scenarios(sleeper(0.002), [None], batch_feeds, settings, 0.002, 2, 1, 130, 0.5, 3.0)
+    scenario = extra["scenario"]
+    assert scenario["generator"].startswith("mlperf-loadgen")
+    server = scenario["server"][0]
+    assert server["completed"] == server["requests"] == 130 and server["latency"]["n"] == 130
+    assert server["latency"]["p50"] >= 0.002  # at least the service time
+    assert 50 < server["achieved_qps"] < 200 and server["kept_up"], server.get("reason")
+    record = server["loadgen"]
+    assert record["settings"]["scenario"] == "Server" and record["settings"]["server_target_qps"] == 100
+    assert record["summary"]["result"] in ("VALID", "INVALID") and record["summary"]["p99_s"] > 0
+    # A CI-sized run is a fraction of LoadGen's own minimum duration and of the MLPerf rules' 600 s.
+    assert record["length"]["loadgen_default_min_duration_s"] > 0
+    assert record["length"]["share_of_mlperf_minimum"] < 0.05
+    offline = scenario["offline"]
+    assert offline["loadgen"]["settings"]["scenario"] == "Offline" and offline["throughput_per_s"] > 0
+    assert not warnings
+    # The built-in generator stays the fallback, with the same fields.
+    builtin, _ = run_scenarios(sleeper(0.002), [None], batch_feeds, settings.model_copy(update={"use_loadgen": False}),
+                               0.002, 2, 1, 130, 0.5, 3.0)
+    assert builtin["scenario"]["generator"] == "built-in"
+    assert set(builtin["scenario"]["server"][0]) <= set(server) | {"loadgen", "generator"}

@@ -1,14 +1,16 @@
 """The public Python API. The CLI is a thin layer over these functions.
 
->>> result = mlfit.check("model.onnx", targets=["edge"])      # doctest: +SKIP
->>> assert result.passed, result.verdict                          # doctest: +SKIP
+>>> result = mlfit.check("model.onnx", targets=["edge"], dims={"batch": 1})  # doctest: +SKIP
+>>> result.raise_for_error()           # the model could not be measured: MlfitError(message, hint)  # doctest: +SKIP
+>>> result.write("html", "report.html")                                     # doctest: +SKIP
+>>> assert result.passed, result.verdict  # passed == `mlfit check` exits 0   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlfit import __version__
 from mlfit.catalog.loader import Target, resolve_target
@@ -28,9 +30,12 @@ from mlfit.run import (
     static_facts,
 )
 
+if TYPE_CHECKING:
+    from mlfit.cluster import ClusterSpec
+
 # Names kept importable from here for callers written before mlfit.run existed.
-__all__ = ["SKLEARN_THROUGHPUT_BATCH", "STOPPED_KINDS", "EventFn", "InputSpec", "MeasureOptions", "ModelRef",
-           "check", "check_many", "error_result", "identify", "inspect", "measure_and_check", "profile",
+__all__ = ["SKLEARN_THROUGHPUT_BATCH", "STOPPED_KINDS", "CheckResult", "EventFn", "InputSpec", "MeasureOptions",
+           "ModelRef", "check", "check_many", "error_result", "identify", "inspect", "measure_and_check", "profile",
            "resolve_targets", "sha256_of", "single_report", "size_of", "static_facts"]
 
 
@@ -67,44 +72,121 @@ def resolve_targets(names: Sequence[str], container: str | None = None,
     return resolved
 
 
-def check(model: str | Path, targets: Sequence[str] = ("edge",), inputs: InputSpec | None = None,
-          options: MeasureOptions | None = None, on_event: EventFn | None = None) -> RunResult:
-    """Measure a model once and check it against each target. ``result.passed`` is the verdict."""
-    resolved = resolve_targets(targets)
-    ref = identify(model, options.runtime if options else None)
-    return measure_and_check(ref, resolved, inputs or InputSpec(), options or MeasureOptions(), on_event)
+class CheckResult(RunResult):
+    """What :func:`check` and :func:`profile` return: the :class:`~mlfit.result.RunResult` the CLI
+    renders, plus writing reports.
+
+    - ``passed``: True exactly when ``mlfit check`` would exit 0 (every budget PASS, or INCONCLUSIVE
+      without strict); ``exit_code(strict=True)`` is the CLI's ``--strict`` code.
+    - ``error``: why the model could not be loaded or measured (a result, not an exception, so a
+      loop over models goes on); ``raise_for_error()`` raises it as an MlfitError (message, hint,
+      exit_code).
+    - ``write("html", "report.html")``: any report format the CLI writes (json, markdown, junit,
+      html, text), atomically.
+    """
+
+    def report(self) -> Report:
+        """The one-model report document the reporters render."""
+        return single_report(self)
+
+    def write(self, fmt: str, path: str | Path) -> Path:
+        """Write the report as ``fmt`` to ``path`` (atomically); returns the path."""
+        from mlfit.report.outputs import parse_format, write_outputs
+
+        write_outputs(self.report(), [(parse_format(fmt, f"{fmt}={path}"), str(path))])
+        return Path(path)
 
 
-def profile(model: str | Path, inputs: InputSpec | None = None, options: MeasureOptions | None = None,
-            on_event: EventFn | None = None) -> RunResult:
-    """Measure a model without targets."""
-    ref = identify(model, options.runtime if options else None)
-    return measure_and_check(ref, [], inputs or InputSpec(), options or MeasureOptions(), on_event)
+def _typed(result: RunResult) -> CheckResult:
+    return CheckResult.model_construct(**dict(result))
 
 
-def inspect(model: str | Path, runtime: Runtime | None = None) -> dict[str, Any]:
-    """Static facts about a model, without running it."""
+def _spec(inputs: InputSpec | None, dims: Mapping[str, int] | None, shapes: Mapping[str, Sequence[int]] | None,
+          values: Mapping[str, float] | None, ranges: Mapping[str, tuple[float, float]] | None,
+          data: str | Path | Mapping[str, str | Path] | None, seed: int) -> InputSpec:
+    from mlfit.inputspec import input_spec
+
+    typed = any(x is not None for x in (dims, shapes, values, ranges, data))
+    if inputs is not None and typed:
+        raise ConfigError("give inputs either as InputSpec or as dims/shapes/values/ranges/data, not both")
+    return inputs if inputs is not None else input_spec(dims, shapes, values, ranges, data, seed)
+
+
+def _run_one(model: str | Path, targets: Sequence[Target], spec: InputSpec, options: MeasureOptions | None,
+             batch: int | None, on_event: EventFn | None) -> CheckResult:
+    from dataclasses import replace
+
+    options = options or MeasureOptions()
+    if batch is not None:
+        options = replace(options, batch_size=batch)
+    try:
+        ref = identify(model, options.runtime)
+    except ModelError as exc:  # not a model mlfit can read: a result with the error, as the CLI reports it
+        return _typed(error_result(model, exc))
+    return _typed(measure_and_check(ref, targets, spec, options, on_event))
+
+
+def check(model: str | Path, targets: Sequence[str] = ("edge",), *,
+          dims: Mapping[str, int] | None = None, shapes: Mapping[str, Sequence[int]] | None = None,
+          values: Mapping[str, float] | None = None, ranges: Mapping[str, tuple[float, float]] | None = None,
+          data: str | Path | Mapping[str, str | Path] | None = None, batch: int | None = None, seed: int = 0,
+          inputs: InputSpec | None = None, options: MeasureOptions | None = None,
+          on_event: EventFn | None = None) -> CheckResult:
+    """Measure a model once and check it against each target (built-in names or profile YAML paths).
+
+    Inputs, as the CLI's flags: ``dims={"seq": 128}`` fills a symbolic dim, ``shapes={"x": (1, 3, 224, 224)}``
+    an input's whole shape, ``values={"sr": 16000}`` a constant, ``ranges={"ids": (0, 30000)}`` random values
+    in [low, high), ``data`` real samples (an .npz, or {input: .npy}); ``batch`` fills every free leading dim
+    (default: the targets' batch_size). Integer inputs whose range the model does not state need a value
+    or a range. Bad arguments raise :class:`~mlfit.errors.ConfigError`; what is decided against the model
+    (a dim it lacks, a model that cannot be loaded or measured) gives a result with ``error`` (see
+    :meth:`CheckResult.raise_for_error`).
+    """
+    spec = _spec(inputs, dims, shapes, values, ranges, data, seed)
+    return _run_one(model, resolve_targets(targets), spec, options, batch, on_event)
+
+
+def profile(model: str | Path, *, dims: Mapping[str, int] | None = None,
+            shapes: Mapping[str, Sequence[int]] | None = None, values: Mapping[str, float] | None = None,
+            ranges: Mapping[str, tuple[float, float]] | None = None,
+            data: str | Path | Mapping[str, str | Path] | None = None, batch: int | None = None, seed: int = 0,
+            inputs: InputSpec | None = None, options: MeasureOptions | None = None,
+            on_event: EventFn | None = None) -> CheckResult:
+    """Measure a model without targets (inputs as for :func:`check`; batch 1 unless ``batch``)."""
+    spec = _spec(inputs, dims, shapes, values, ranges, data, seed)
+    return _run_one(model, [], spec, options, batch, on_event)
+
+
+def inspect(model: str | Path, runtime: Runtime | None = None, inputs: InputSpec | None = None) -> dict[str, Any]:
+    """Static facts about a model, without running it; ``inputs`` fixes symbolic dims, whole
+    input shapes and constant input values (``--dim``/``--shape``/``--value``) before the
+    FLOPs and shapes are computed."""
     ref = identify(model, runtime)
     if ref.format is ModelFormat.ONNX:
         from mlfit.onnxsafety import check_protobuf_size
 
         check_protobuf_size(ref.path)
-    facts = static_facts(ref)
+    facts = static_facts(ref, inputs)
     if facts is None:
         raise ModelError(f"static inspection of {ref.format.value} models is not available yet",
                          "run `mlfit profile` to see its inputs and outputs")
+    if inputs is not None:  # facts["inputs"] are the declared inputs, symbolic dims still named
+        from mlfit.inputspec import check_flag_names
+
+        check_flag_names(facts["inputs"], inputs)
     facts = {"path": str(ref.path), "size_bytes": size_of(ref.path), "notes": list(ref.notes), **facts}
     return facts
 
 
 def check_many(models: Sequence[str | Path], targets: Sequence[str | Target] = ("edge",),
                inputs: InputSpec | None = None, options: MeasureOptions | None = None,
-               on_event: EventFn | None = None, cluster: str | None = None,
+               on_event: EventFn | None = None, cluster: str | ClusterSpec | None = None,
                shared_path: bool = False) -> Report:
     """Check many models (files, SavedModel folders, or folders of models) in one combined Report.
 
     Locally the models are measured one at a time (parallel measurements on one machine
-    disturb each other). With ``cluster="tcp://HOST:PORT"`` each (model, target) measurement
+    disturb each other). With ``cluster="tcp://HOST:PORT"`` (or a ``ClusterSpec`` with mutual TLS)
+    each (model, target) measurement
     goes to a Dask worker, on the target's own hardware where a worker embodies it.
     """
     from mlfit.multi import check_locally, combined_report, expand_models

@@ -27,21 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from mlfit.catalog.schema import Runtime
 from mlfit.errors import ConfigError, ModelError
-from mlfit.formats import ModelFormat
+from mlfit.formats import CONVERTERS, ModelFormat
 from mlfit.modelref import ModelRef
 
 if TYPE_CHECKING:
     from mlfit.catalog.loader import Target
     from mlfit.options import MeasureOptions
 
-# source runtime -> destination runtime -> (converter module to probe, tool name)
-CONVERTERS: dict[Runtime, dict[Runtime, tuple[str, str]]] = {
-    Runtime.SKLEARN: {Runtime.ONNXRUNTIME: ("skl2onnx", "skl2onnx")},
-    Runtime.TENSORFLOW: {
-        Runtime.ONNXRUNTIME: ("tf2onnx", "tf2onnx"),
-        Runtime.TFLITE: ("tensorflow", "the TFLite converter"),
-    },
-}
 _DEST_FORMAT = {Runtime.ONNXRUNTIME: ModelFormat.ONNX, Runtime.TFLITE: ModelFormat.TFLITE}
 _MAX_ONNX_OPSET = {"skl2onnx": 21, "tf2onnx": 18}
 

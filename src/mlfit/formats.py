@@ -39,6 +39,15 @@ _SUFFIXES = {
     ".tflite": ModelFormat.TFLITE, ".skops": ModelFormat.SKOPS, ".pkl": ModelFormat.PICKLE,
     ".pickle": ModelFormat.PICKLE, ".joblib": ModelFormat.PICKLE,
 }  # fmt: skip
+# What --convert can do (mlfit.convert), here so that checks can suggest it without importing it:
+# source runtime -> destination runtime -> (converter module to probe, tool name).
+CONVERTERS: dict[Runtime, dict[Runtime, tuple[str, str]]] = {
+    Runtime.SKLEARN: {Runtime.ONNXRUNTIME: ("skl2onnx", "skl2onnx")},
+    Runtime.TENSORFLOW: {
+        Runtime.ONNXRUNTIME: ("tf2onnx", "tf2onnx"),
+        Runtime.TFLITE: ("tensorflow", "the TFLite converter"),
+    },
+}
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 # Top-level fields of onnx.ModelProto and their protobuf wire types.
 _ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2}

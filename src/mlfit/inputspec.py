@@ -7,7 +7,9 @@ Parsing is pure and cheap; resolution needs only the model's declared inputs.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +32,14 @@ class InputSpec(BaseModel):
     # With several models, a --dim may belong to some of them only: it is then ignored for
     # the models that lack it instead of stopping them (one model: always an error).
     lenient_dims: bool = False
+    # Set by the run before measuring (mlfit.signature.plan_inputs), not by a flag of the same name:
+    # the leading free dim of every input is filled with ``batch`` (the targets' batch_size or
+    # --batch), and integer inputs get the valid range read from the model (an embedding table's
+    # rows, a OneHot depth, a Clip), each with the reason, so the report can say where it came from.
+    batch: int | None = None
+    batch_source: str = ""
+    derived_ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    range_sources: dict[str, str] = Field(default_factory=dict)
 
 
 def _split(flag: str, text: str, example: str) -> tuple[str, str]:
@@ -109,22 +119,116 @@ def parse_input_flags(
                      data_file=data_file, data_arrays=data_arrays, seed=seed)
 
 
-def _flag_example(inputs: list[TensorInfo]) -> str:
+def input_spec(dims: Mapping[str, int] | None = None, shapes: Mapping[str, Sequence[int]] | None = None,
+               values: Mapping[str, float] | None = None,
+               ranges: Mapping[str, tuple[float, float]] | None = None,
+               data: str | Path | Mapping[str, str | Path] | None = None, seed: int = 0) -> InputSpec:
+    """The Python API's typed inputs, checked exactly as their flags are (same rules, same messages):
+    ``dims={"batch": 1}``, ``shapes={"image": (1, 3, 224, 224)}``, ``values={"sr": 16000}``,
+    ``ranges={"input_ids": (0, 30000)}``, ``data="samples.npz"`` or ``data={"x": "x.npy"}``."""
+    data_flags: list[str] = []
+    if isinstance(data, Mapping):
+        data_flags = [f"{name}={path}" for name, path in data.items()]
+    elif data is not None:
+        data_flags = [str(data)]
+    return parse_input_flags(
+        dims=[f"{k}={v}" for k, v in (dims or {}).items()],
+        shapes=[f"{k}={'x'.join(str(d) for d in v)}" for k, v in (shapes or {}).items()],
+        values=[f"{k}={v}" for k, v in (values or {}).items()],
+        ranges=[f"{k}={low}:{high}" for k, (low, high) in (ranges or {}).items()],
+        data=data_flags, seed=seed)
+
+
+def _flag_example(inputs: list[TensorInfo], spec: InputSpec) -> str:
     flags: list[str] = []
     for tensor in inputs:
-        for dim in tensor.shape:
-            if isinstance(dim, str) and f"--dim {dim}=" not in " ".join(flags):
+        batch = spec.batch if spec.batch is not None and is_batch_dim(tensor) else None
+        for i, dim in enumerate(tensor.shape):
+            if i == 0 and batch is not None:
+                continue
+            if isinstance(dim, str) and dim not in spec.dims and f"--dim {dim}=" not in " ".join(flags):
                 flags.append(f"--dim {dim}={1 if 'batch' in dim.lower() or dim.lower() == 'n' else 'N'}")
             elif dim is None:
                 flags.append(f"--shape {tensor.name}=" + "x".join(
-                    str(d) if isinstance(d, int) else "N" for d in tensor.shape))
+                    str(batch) if j == 0 and batch is not None else str(spec.dims.get(d, "N"))
+                    if isinstance(d, str) else str(d) if isinstance(d, int) else "N"
+                    for j, d in enumerate(tensor.shape)))
                 break
     return " ".join(flags)
+
+
+def check_flag_names(inputs: list[dict[str, Any]], spec: InputSpec) -> None:
+    """Refuse --dim/--shape/--value names the model does not have (static facts' ``inputs``:
+    name, dtype, shape with symbolic dims as strings), as a measurement would."""
+    names = {str(t["name"]) for t in inputs}
+    listing = "; ".join(f"{t['name']} {t['dtype']}[{', '.join(str(d) for d in t['shape'])}]" for t in inputs)
+    for flag, given in (("--shape", spec.shapes), ("--value", spec.values)):
+        for name in given:
+            if name not in names:
+                raise ConfigError(f"{flag} names input '{name}', which the model does not have", f"inputs: {listing}")
+    symbolic = {d for t in inputs for d in t["shape"] if isinstance(d, str)}
+    for dim_name in spec.dims:
+        if dim_name not in symbolic:
+            known = ", ".join(sorted(symbolic)) or "none (all dims are fixed)"
+            raise ConfigError(f"--dim names '{dim_name}', which is not a symbolic dim of this model",
+                              f"symbolic dims: {known}")
 
 
 def describe_inputs(inputs: list[TensorInfo]) -> str:
     return "; ".join(
         f"{t.name} {t.dtype}[{', '.join('?' if d is None else str(d) for d in t.shape)}]" for t in inputs)
+
+
+def is_batch_dim(tensor: TensorInfo) -> bool:
+    """Whether the input's leading dim is a free batch dim: free (symbolic or unknown), and the
+    input has more dims after it or the dim is named like a batch. A rank-1 free dim named
+    'samples' is a length, not a batch, and is never filled from a batch size."""
+    if not tensor.shape or (isinstance(tensor.shape[0], int) and tensor.shape[0] > 0):
+        return False
+    lead = tensor.shape[0]
+    named_batch = isinstance(lead, str) and ("batch" in lead.lower() or lead.lower() in ("n", "b"))
+    return len(tensor.shape) >= 2 or named_batch
+
+
+def batch_filled(inputs: list[TensorInfo], spec: InputSpec, data_names: set[str] | None = None) -> list[str]:
+    """Inputs whose leading dim :func:`resolve_shapes` fills from ``spec.batch``."""
+    if spec.batch is None:
+        return []
+    skip = set(spec.shapes) | set(data_names or ())
+    return [t.name for t in inputs if t.name not in skip and is_batch_dim(t)
+            and not (isinstance(t.shape[0], str) and t.shape[0] in spec.dims)]
+
+
+_INTEGER_DTYPES = frozenset({"int8", "uint8", "int16", "uint16", "int32", "int64", "uint32", "uint64"})
+
+
+def unranged_integers(inputs: list[TensorInfo], spec: InputSpec, data_names: set[str],
+                      quantized: set[str]) -> list[TensorInfo]:
+    """Integer inputs nothing gives values to: no --value, --range, --data, no range read from the
+    model, and not quantized (a quantized input is real-valued: [0, 1) in real units)."""
+    given = set(spec.values) | set(spec.ranges) | set(spec.derived_ranges) | data_names | quantized
+    return [t for t in inputs if t.dtype in _INTEGER_DTYPES and t.name not in given]
+
+
+def refuse_unranged_integers(inputs: list[TensorInfo], spec: InputSpec, data_names: set[str],
+                             quantized: set[str]) -> None:
+    """Stop (exit 2) naming every integer input whose valid values are not known, with a ready flag:
+    random integers in a guessed range would measure another computation (an index out of an
+    embedding table, a sample rate of 42)."""
+    missing = unranged_integers(inputs, spec, data_names, quantized)
+    if not missing:
+        return
+    flags = []
+    for tensor in missing:
+        per_sample = tensor.shape[1:] if is_batch_dim(tensor) else tensor.shape
+        scalar = all(d == 1 for d in per_sample)  # one number per sample (a sample rate): a constant
+        flags.append(f"--value {tensor.name}=N" if scalar else f"--range {tensor.name}=LOW:HIGH")
+    what = "; ".join(f"{t.name} {t.dtype}[{', '.join('?' if d is None else str(d) for d in t.shape)}]"
+                     + (" (a scalar)" if not t.shape else "") for t in missing)
+    raise ConfigError(
+        f"integer input(s) whose valid values the model does not state: {what}; mlfit never guesses them",
+        f"give each one: {' '.join(flags)} (a constant for a scalar such as a sample rate; HIGH is exclusive "
+        "for integers), or real samples with --data")
 
 
 def resolve_shapes(inputs: list[TensorInfo], spec: InputSpec, data_shapes: dict[str, tuple[int, ...]]) -> dict[
@@ -163,11 +267,13 @@ def resolve_shapes(inputs: list[TensorInfo], spec: InputSpec, data_shapes: dict[
             shapes[tensor.name] = given
             continue
         concrete: list[int] = []
-        for dim in tensor.shape:
+        for i, dim in enumerate(tensor.shape):
             if isinstance(dim, int) and dim > 0:
                 concrete.append(dim)
             elif isinstance(dim, str) and dim in spec.dims:
                 concrete.append(spec.dims[dim])
+            elif i == 0 and spec.batch is not None and is_batch_dim(tensor):
+                concrete.append(spec.batch)
             else:
                 missing.append(tensor)
                 break
@@ -176,5 +282,5 @@ def resolve_shapes(inputs: list[TensorInfo], spec: InputSpec, data_shapes: dict[
     if missing:
         raise ConfigError(
             f"the model has dims nothing fills: {describe_inputs(missing)}; mlfit never guesses them",
-            f"for example: {_flag_example(missing)}")
+            f"for example: {_flag_example(missing, spec)}")
     return shapes

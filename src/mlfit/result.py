@@ -5,12 +5,18 @@ Result file format history (``RESULT_SCHEMA_VERSION``):
       model, host, measurement (latency with raw samples, memory per phase, cold start,
       throughput), per-target checks with provenance. Optional ``comparison`` (a regression
       compare against a baseline, ``mlfit compare`` / ``check --baseline``); null otherwise.
-  2 - one measurement per deployment configuration (runtime, threads, batch): a result's
+  2 - contention: ``latency.cpu_samples_ns`` (process CPU time of each timed call, index for
+      index with ``samples_ns``) and ``measurement.contention`` (per phase: wall and CPU time,
+      involuntary context switches, steal, runnable tasks and load before/after; the
+      reference kernel timed between the model's runs). Both optional: version 1 files read
+      as before (no CPU samples, no contention record).
+      Also optional: ``model.inputs_used[].fill`` (the values each input was fed and why: --value, --range,
+      a range read from the model, --data, the float default); readers of older files see null.
+  3 - one measurement per deployment configuration (runtime, threads, batch): a result's
       ``configurations`` lists each configuration measured in its own worker run, the targets
       that share it, and (for all but the first, whose measurement stays ``measurement``) its
-      own measurement; each target report names its ``configuration``. Also target
-      ``emulation`` (container limits). Version 1 files still read: the new fields default
-      to empty, and a v1 result's one measurement served every target.
+      own measurement; each target report names its ``configuration``. Older files still read:
+      the new fields default to empty, and their one measurement served every target.
 Readers refuse newer versions (see :func:`load_result`).
 """
 
@@ -23,9 +29,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mlfit.errors import ConfigError, ExitCode
+from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
 
-RESULT_SCHEMA_VERSION = 2
+RESULT_SCHEMA_VERSION = 3
 
 
 class _Frozen(BaseModel):
@@ -49,10 +55,22 @@ class Provenance(str, Enum):
     STATIC = "static"  # read from the model file (sizes, opset, dtypes)
 
 
+class InputFill(_Frozen):
+    """The values an input was measured with, and where they came from (so a run can be repeated)."""
+
+    kind: str = Field(description="constant, uniform (random, seeded), data (real samples) or quantized "
+                                  "(uniform in real units, quantized with the tensor's scale and zero point)")
+    low: float | None = None
+    high: float | None = Field(None, description="Exclusive for integers")
+    value: float | None = None
+    source: str = Field("", description="Why these values: a flag, the model's graph, or the default for floats")
+
+
 class TensorInfo(_Frozen):
     name: str
     dtype: str
     shape: list[int | str | None]  # ints are fixed dims, strings symbolic, None unknown
+    fill: InputFill | None = Field(None, description="inputs_used only: the values fed")
 
 
 class ModelInfo(_Frozen):
@@ -100,6 +118,9 @@ class LatencyStats(_Frozen):
     p99: float | None
     max: float
     samples_ns: list[int] = Field(repr=False)
+    cpu_samples_ns: list[int] = Field(default_factory=list, repr=False,
+                                      description="Process CPU time of each timed call (all threads), "
+                                                  "index for index with samples_ns; empty when not recorded")
     insufficient: list[str] = Field(default_factory=list, description="Percentiles without enough samples")
 
 
@@ -150,6 +171,53 @@ class Throughput(_Frozen):
     batched_latency: LatencyStats | None = None
 
 
+class PhaseContention(_Frozen):
+    """How busy the host was while one phase ran: what this process got and what else wanted the CPUs."""
+
+    phase: str
+    wall_s: float
+    cpu_s: float = Field(description="Process CPU time (all threads) spent in the phase")
+    threads: int = Field(description="Threads the runtime was asked to use")
+    involuntary_switches: int = Field(description="Times the kernel took a CPU away from this process")
+    voluntary_switches: int = 0
+    steal_fraction: float | None = Field(None, description="Share of the host's CPU time a hypervisor "
+                                                           "gave to other guests (/proc/stat steal)")
+    runnable_before: int | None = Field(None, description="Runnable tasks on the host (/proc/loadavg)")
+    runnable_after: int | None = None
+    load_1m_before: float | None = None
+    load_1m_after: float | None = None
+
+    @property
+    def cpu_share(self) -> float:
+        """CPU time received over what ``threads`` busy threads could have had (1.0 = nothing took it)."""
+        return self.cpu_s / (self.wall_s * max(1, self.threads)) if self.wall_s > 0 else 1.0
+
+    @property
+    def switches_per_s(self) -> float:
+        return self.involuntary_switches / self.wall_s if self.wall_s > 0 else 0.0
+
+
+class ReferenceKernel(_Frozen):
+    """A fixed single-thread kernel timed between the model's runs, under the same conditions:
+    compared with the cached host calibration it says how much slower the host was right then."""
+
+    name: str
+    flops: float = Field(description="Floating-point operations per call")
+    samples_ns: list[int] = Field(default_factory=list, repr=False,
+                                  description="CPU time of each call (the calling thread's clock)")
+    flops_per_s: float = Field(description="From the fastest tenth of the calls, as the calibration")
+
+
+class Contention(_Frozen):
+    """Contention signals of a measurement, per phase, and the interleaved reference kernel."""
+
+    phases: list[PhaseContention] = Field(default_factory=list)
+    reference: ReferenceKernel | None = None
+
+    def phase(self, name: str) -> PhaseContention | None:
+        return next((p for p in self.phases if p.phase == name), None)
+
+
 class Measurement(_Frozen):
     runtime: str
     runtime_version: str
@@ -162,6 +230,7 @@ class Measurement(_Frozen):
     warnings: list[str] = Field(default_factory=list)
     unstable: bool = False
     extra: dict[str, Any] = Field(default_factory=dict, description="Backend- or scenario-specific figures")
+    contention: Contention | None = Field(None, description="How busy the host was, per phase (schema 2)")
 
 
 class CostItem(_Frozen):
@@ -300,9 +369,32 @@ class RunResult(_Frozen):
             return Verdict.ERROR
         return worst([t.verdict for t in self.targets]) if self.targets else Verdict.PASS
 
+    def exit_code(self, strict: bool = False) -> int:
+        """The exit code ``mlfit check`` gives this result: 0 pass (INCONCLUSIVE too, unless strict),
+        1 a budget failed, 4 INCONCLUSIVE under strict, or the error's own code (2, 3, 130)."""
+        if self.error is not None:
+            return int(self.error.exit_code)
+        return _verdict_exit_code(self.verdict, strict)
+
     @property
     def passed(self) -> bool:
-        return self.verdict is Verdict.PASS
+        """True exactly when ``mlfit check`` (without --strict) exits 0: every budget PASSes or is
+        INCONCLUSIVE (the band straddles the limit: not shown to fail). ``exit_code(strict=True) == 0``
+        is the stricter gate."""
+        return self.exit_code() == 0
+
+    def raise_for_error(self) -> RunResult:
+        """Raise the error that stopped this model (an MlfitError with message, hint and exit code,
+        the same line the CLI prints); return the result itself when there is none."""
+        if self.error is None:
+            return self
+        kinds: dict[int, type[MlfitError]] = {int(ExitCode.USAGE): ConfigError, int(ExitCode.MODEL): ModelError}
+        kind = kinds.get(self.error.exit_code, MlfitError)
+        try:
+            code = ExitCode(self.error.exit_code)
+        except ValueError:
+            code = ExitCode.MODEL
+        raise kind(self.error.message, self.error.hint, code)
 
     def measurement_for(self, target: str) -> Measurement | None:
         """The measurement that judged ``target``: its configuration's (a v1 result: the one)."""
@@ -391,9 +483,28 @@ class Report(_Frozen):
     def verdict(self) -> Verdict:
         return worst([r.verdict for r in self.results])
 
+    def exit_code(self, strict: bool = False) -> int:
+        """``mlfit check``'s exit code for many models: an error's code (the highest) outranks a failed
+        budget (1), which outranks INCONCLUSIVE (4 under strict, else 0)."""
+        errors = [r.error.exit_code for r in self.results if r.error is not None]
+        if errors:
+            return max(errors)
+        return _verdict_exit_code(self.verdict, strict)
+
     @property
     def passed(self) -> bool:
-        return self.verdict is Verdict.PASS
+        """True exactly when ``mlfit check`` (without --strict) exits 0; see :meth:`RunResult.passed`."""
+        return self.exit_code() == 0
+
+
+def _verdict_exit_code(verdict: Verdict, strict: bool) -> int:
+    if verdict is Verdict.FAIL:
+        return int(ExitCode.BUDGET_FAILED)
+    if verdict is Verdict.INCONCLUSIVE and strict:
+        return int(ExitCode.INCONCLUSIVE)
+    if verdict is Verdict.ERROR:
+        return int(ExitCode.MODEL)
+    return int(ExitCode.OK)
 
 
 _SEVERITY = [Verdict.PASS, Verdict.INCONCLUSIVE, Verdict.FAIL, Verdict.ERROR]

@@ -52,6 +52,22 @@ def _static(
     )
 
 
+def _convert_hint(runtime: str, provided: list[str]) -> str:
+    """'; --convert measures ...' when mlfit has a converter from the model's runtime to one the
+    target provides (mlfit.formats.CONVERTERS), else nothing: a flag that cannot help is not suggested."""
+    from mlfit.catalog.schema import Runtime
+    from mlfit.formats import CONVERTERS
+
+    try:
+        source = Runtime(runtime)
+    except ValueError:
+        return ""
+    reachable = [r.value for r in CONVERTERS.get(source, {}) if r.value in provided]
+    if not reachable:
+        return ""
+    return f"; --convert measures it converted to {reachable[0]}, which it provides"
+
+
 def compat_checks(
     target: Target,
     model: ModelInfo,
@@ -70,11 +86,13 @@ def compat_checks(
                 "compat.runtime",
                 f"one of {', '.join(runtimes)}",
                 False,
-                f"the model runs on {model.runtime}, which {target.name} does not provide",
+                f"the model runs on {model.runtime}, which {target.name} does not provide"
+                + _convert_hint(model.runtime, runtimes),
             )
         )
     pinned = profile.runtime_version
-    if pinned and host_runtime_version and _minor(pinned) != _minor(host_runtime_version):
+    onnx_model = model.runtime == "onnxruntime"
+    if onnx_model and pinned and host_runtime_version and _minor(pinned) != _minor(host_runtime_version):
         notes.append(
             f"{target.name} runs onnxruntime {pinned}; this host has {host_runtime_version}: kernel "
             f"availability was asked of the host's runtime"
@@ -119,7 +137,7 @@ def compat_checks(
     kernel_check = _kernel_check(target, node_profile)
     if kernel_check is not None:
         checks.append(kernel_check)
-    elif model.runtime == "onnxruntime":
+    elif onnx_model:
         notes.append(
             f"kernel availability for {profile.execution_provider} could not be asked here: this host's "
             f"onnxruntime is not built with it (nodes without a kernel fall back to the CPU)"

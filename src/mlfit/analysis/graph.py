@@ -16,7 +16,7 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlfit.analysis.costs import op_cost
 from mlfit.errors import ModelError
@@ -92,6 +92,76 @@ def _fix_inputs(model: Any, dims: dict[str, int], shapes: dict[str, list[int]]) 
                 assumed[name or f"{value.name}[{i}]"] = 1
                 dim.dim_value = 1
     return assumed
+
+
+def _bind_values(model: Any, values: dict[str, float]) -> list[str]:
+    """Turn inputs given a constant value (``--value NAME=V``) into initializers of that value (in
+    place), so shape inference can compute the shapes that depend on them; the names bound."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    bound: list[str] = []
+    initializer_names = {i.name for i in model.graph.initializer}
+    for value in list(model.graph.input):
+        if value.name not in values or value.name in initializer_names:
+            continue
+        tensor = value.type.tensor_type
+        shape = [max(1, d.dim_value) for d in tensor.shape.dim]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)
+        array = np.full(shape, values[value.name], dtype=dtype)
+        model.graph.initializer.append(numpy_helper.from_array(array, value.name))
+        model.graph.input.remove(value)
+        bound.append(value.name)
+    return bound
+
+
+# Constant nodes whose tensors count as parameters: any floating tensor, and integer tensors
+# larger than a shape or axis list (quantized weights), so that weights stored as Constant
+# nodes (common in exported OCR and detection models) are counted like initializers.
+_CONSTANT_PARAM_MIN_INT_ELEMENTS = 64
+
+
+class _TensorHead(NamedTuple):
+    """What the parameter count needs of a tensor, without its data."""
+
+    name: str
+    dims: list[int]
+    data_type: int
+    data_location: int = 0
+
+
+def _constant_tensors(graph: Any) -> list[Any]:
+    """The tensors of Constant nodes in ``graph`` and of initializers and Constant nodes in every
+    subgraph (If/Loop/Scan bodies): weights that do not live in the main graph's initializers."""
+    out: list[Any] = []
+
+    def walk(g: Any, top: bool) -> None:
+        if not top:
+            out.extend(_TensorHead(i.name, list(i.dims), i.data_type, i.data_location) for i in g.initializer)
+        for node in g.node:
+            if node.op_type == "Constant" and (node.domain or "") in ("", "ai.onnx"):
+                for attr in node.attribute:
+                    if attr.name == "value" and attr.HasField("t"):
+                        # named as the graph refers to it (the node's output); the header only
+                        name = node.output[0] if node.output else attr.t.name
+                        out.append(_TensorHead(name, list(attr.t.dims), attr.t.data_type, attr.t.data_location))
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    walk(attr.g, False)
+                for sub in attr.graphs:
+                    walk(sub, False)
+
+    walk(graph, True)
+    return out
+
+
+def _is_parameter(tensor: Any) -> bool:
+    import math
+
+    count = math.prod(int(d) for d in tensor.dims) if tensor.dims else 1
+    dtype = _dtype_name(tensor.data_type)
+    return dtype.startswith(("float", "bfloat")) or count > _CONSTANT_PARAM_MIN_INT_ELEMENTS
 
 
 # onnx's data propagation materialises initializers: a 100 MB weight cost 2 GB and a 1 GB
@@ -232,7 +302,8 @@ def _node_costs(
         outs = [types.get(n, ("", None))[1] for n in node.output]
         domain = node.domain or "ai.onnx"
         op = node.op_type if domain in ("ai.onnx", "") else f"{domain}::{node.op_type}"
-        flops, macs, known = op_cost(node.op_type, ins, outs, _attrs(node))
+        attrs = _attrs(node)
+        flops, macs, known = op_cost(node.op_type, ins, outs, attrs)
         read = [_nbytes(types, n) for n in node.input]
         written = [_nbytes(types, n) for n in node.output]
         if not known or any(b is None for b in [*read, *written]):
@@ -246,6 +317,8 @@ def _node_costs(
                 "bytes_read": sum(b or 0 for b in read),
                 "bytes_written": sum(b or 0 for b in written),
                 "param_bytes": sum(b or 0 for n, b in zip(node.input, read, strict=True) if n in params),
+                # grouped (depthwise when group == channels) convolutions run at another efficiency
+                "group": int(attrs.get("group", 1) or 1),  # type: ignore[call-overload]
             }
         )
     return nodes, unknown
@@ -285,10 +358,13 @@ def _activation_sweep(
 
 
 def analyze_onnx(
-    path: Path, dims: dict[str, int] | None = None, shapes: dict[str, list[int]] | None = None
+    path: Path, dims: dict[str, int] | None = None, shapes: dict[str, list[int]] | None = None,
+    values: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Opset, IR version, op histogram, parameters by dtype, dtypes, I/O, control flow, and
-    with shapes inferred: FLOPs/MACs and bytes per node, totals and peak activation memory."""
+    """Opset, IR version, op histogram, parameters by dtype (wherever the weights live:
+    initializers, Constant nodes, subgraphs), dtypes, I/O, control flow, and with shapes
+    inferred: FLOPs/MACs and bytes per node, totals and peak activation memory. ``values``
+    binds inputs to a constant (``--value``) before shape inference."""
     import numpy as np
 
     model = load_onnx_proto(path)
@@ -314,7 +390,8 @@ def analyze_onnx(
     param_bytes: Counter[str] = Counter()
     external = 0
     initializers: list[tuple[str, int, list[int], str]] = []
-    for init in graph.initializer:
+    constants = [c for c in _constant_tensors(graph) if _is_parameter(c)]
+    for init in [*graph.initializer, *constants]:
         count = int(np.prod([int(d) for d in init.dims])) if init.dims else 1
         params += count
         dtype = _dtype_name(init.data_type)
@@ -323,7 +400,7 @@ def analyze_onnx(
         initializers.append((init.name, size, [int(d) for d in init.dims], dtype))
         if init.data_location == 1:
             external += 1
-    initializer_names = {i.name for i in graph.initializer}
+    initializer_names = {i.name for i in graph.initializer} | {c.name for c in constants if c.name}
     inputs = [
         {"name": i.name, "dtype": _dtype_name(i.type.tensor_type.elem_type), "shape": _shape(i)}
         for i in graph.input
@@ -343,6 +420,7 @@ def analyze_onnx(
         "node_count": sum(ops.values()),
         "parameters": params,
         "parameter_bytes": dict(param_bytes),
+        "constant_parameters": sum(int(np.prod([int(d) for d in c.dims])) if c.dims else 1 for c in constants),
         "external_initializers": external,
         "inputs": inputs,
         "outputs": outputs,
@@ -355,6 +433,7 @@ def analyze_onnx(
 
     # Shapes: the user's dims/shapes first, anything still symbolic assumed 1 (reported).
     assumed = _fix_inputs(model, dict(dims or {}), dict(shapes or {}))
+    bound = _bind_values(model, dict(values or {}))
     inferred = _infer(model)
     types = _value_types(inferred)
     nodes, unknown = _node_costs(inferred, types, initializer_names)
@@ -390,6 +469,7 @@ def analyze_onnx(
             "shape_inference": {
                 "method": method,
                 "assumed_dims": assumed,
+                "values_bound": bound,
                 "nodes_with_unknown_cost": unknown,
                 "note": (
                     "FLOPs inside control-flow subgraphs are not counted" if facts["control_flow"] else ""

@@ -26,6 +26,16 @@ from typing import Any
 
 from mlfit.analysis.calibrate import per_thread
 from mlfit.analysis.costs import VIEW_OPS, op_cost
+from mlfit.analysis.uncontended import (
+    BUSY_WIDENING,
+    HostLoad,
+    dispersion,
+    host_load,
+    reference_scale,
+    sample_p50,
+    scaled_calibration,
+    single_thread_cost,
+)
 from mlfit.catalog.loader import Target
 from mlfit.catalog.schema import Percentile
 from mlfit.measure.bounds import percentile_bounds
@@ -245,6 +255,22 @@ def _node_time_at(
     return y0 * thread_speedup(cal, t0, flops, op, model) / thread_speedup(cal, threads, flops, op, model)
 
 
+def _host_total_at(
+    node_profile: dict[str, Any], one: dict[str, Any], threads: int, cal: dict[str, Any], thread_model: str
+) -> float:
+    """The host's uncontended run (µs) at ``threads``: each node's single-thread figure carried by the
+    calibrated thread speed-up, the same way the target's sum is built, plus the executor's overhead."""
+    total = 0.0
+    nodes = node_profile.get("nodes") or {}
+    for name, t in one["node_us"].items():
+        facts = nodes.get(name)
+        if facts is None:
+            continue
+        flops = op_cost(facts["op"], facts["inputs"], facts["outputs"])[0]
+        total += _node_time_at({1: float(t)}, threads, cal, flops, facts["op"], thread_model)
+    return total + max(0.0, float(one["overhead_us"]))
+
+
 def project_cpu(
     target: Target,
     measurement: Measurement,
@@ -265,6 +291,14 @@ def project_cpu(
             f"the profile asks for {target.profile.threads} threads on {hw.cpu.cores} cores; "
             f"projected at {threads}"
         )
+    scale = reference_scale(measurement, cal)
+    if scale is not None:
+        cal = scaled_calibration(cal, scale)
+        if abs(scale - 1) >= 0.03:
+            notes.append(
+                f"this host ran at {scale:.0%} of its calibrated speed while the model was measured (the "
+                f"calibration's GEMM timed between the model's runs): the host-to-target ratios use that"
+            )
     ratios = _cpu_ratios(target, cal, host.arch, threads, notes)
     band_lo, band_hi = 1.0, 1.0
     sources: dict[str, tuple[float, float]] = {}  # each widening, as multipliers on the centre
@@ -279,12 +313,22 @@ def project_cpu(
         },
         "ridge_flop_per_byte": ratios.ridge,
     }
+    details["reference_scale"] = scale
     by_threads = (node_profile or {}).get("by_threads") or {}
-    if by_threads and str(measurement.threads) in by_threads:
+    uncontended = single_thread_cost(node_profile) is not None
+    if uncontended:
+        # Contention-proof basis: the single-thread profile's per-node fastest fifth, carried to
+        # any thread count by the calibrated thread speed-up (mlfit.analysis.uncontended).
+        one = by_threads["1"]
+        by_threads = {"1": {**one, "node_us": one["node_us_low"], "overhead_us": one["overhead_us_low"]}}
+    if by_threads and (str(measurement.threads) in by_threads or uncontended):
         counts = sorted(int(k) for k in by_threads)
-        base = by_threads[str(measurement.threads)]
-        # Same basis as the projected sum: per-node medians plus the executor's median overhead.
-        host_total = float(base["nodes_us"]) + max(0.0, float(base["overhead_us"]))
+        if uncontended:
+            host_total = _host_total_at(node_profile or {}, by_threads["1"], measurement.threads, cal, thread_model)
+        else:
+            base = by_threads[str(measurement.threads)]
+            # Same basis as the projected sum: per-node medians plus the executor's median overhead.
+            host_total = float(base["nodes_us"]) + max(0.0, float(base["overhead_us"]))
         lo_sum = mid_sum = hi_sum = 0.0
         kinds: dict[str, list[float]] = {}  # by the ratio that scaled it: [lower, centre, upper] sums
         per_node: list[tuple[float, str, str]] = []
@@ -331,7 +375,7 @@ def project_cpu(
                 for k, (lo, mid, hi) in kinds.items()
                 if mid > 0
             }
-        if threads > max(counts):
+        if len(counts) >= 2 and threads > max(counts):
             doublings = math.log2(threads / max(counts))
             band_lo *= 0.92
             band_hi *= 1 + 0.2 * doublings
@@ -348,7 +392,9 @@ def project_cpu(
                     f"likely pessimistic"
                 )
             sources["threads"] = (band_lo, band_hi)
-        elif threads < min(counts) or (threads not in counts and len(counts) < 2):
+        elif (threads != measurement.threads) if uncontended else (
+            threads < min(counts) or (threads not in counts and len(counts) < 2)
+        ):
             # one profiled thread count: the FLOP-weighted thread speed-up is a model, not a fit
             band_lo *= 0.75
             band_hi *= 1.2
@@ -384,7 +430,10 @@ def project_cpu(
             }
         )
         method = (
+            "per-node scaling of onnxruntime's single-thread node profile (each node's uncontended "
+            "fastest fifth) " if uncontended else
             f"per-node scaling of onnxruntime's node profile at {measurement.threads} thread(s) "
+        ) + (
             f"(compute- or memory-bound against the target's ridge "
             f"{ratios.ridge:.1f} FLOP/B) to {hw.name}, {threads} thread(s)"
         )
@@ -404,6 +453,17 @@ def project_cpu(
         failure = (node_profile or {}).get("error")
         if failure:
             notes.append(f"onnxruntime's node profile failed ({failure}); whole-model projection")
+    robust = details.get("host_profiled_run_us")
+    robust_p50 = robust / 1e6 + float(cal.get("call_overhead_s") or 0.0) if robust else None
+    if uncontended or measurement.contention is not None:  # the host figure the bands below start from
+        host_base = robust_p50 if uncontended and robust_p50 else sample_p50(measurement)
+    else:
+        wall = measurement.latency.p50 or measurement.latency.mean
+        host_base = min(wall, robust_p50) if robust_p50 else wall
+    fitted = _fitted_cpu_factor(target, measurement, static, threads, details, host_base, host.arch)
+    if fitted is not None:  # the model fitted on published device measurements replaces the host ratios
+        details["factor_host_ratio"] = factor.__dict__  # kept as a cross-check
+        factor, method, notes, sources = fitted
     version = target.profile.runtime_version
     host_version = measurement.runtime_version
     if (
@@ -418,19 +478,25 @@ def project_cpu(
         notes.append(f"the target runs onnxruntime {version}, this host {host_version}: band widened")
         sources["runtime version"] = _RUNTIME_VERSION_BAND
     details["factor"] = factor.__dict__
-    robust = details.get("host_profiled_run_us")
-    robust_p50 = robust / 1e6 + float(cal.get("call_overhead_s") or 0.0) if robust else None
-    latency = _latency_bands(measurement, factor, robust_p50)
+    if uncontended or measurement.contention is not None:
+        base = host_base
+        load = host_load(measurement, host.cores_usable, base)
+        latency = _uncontended_bands(measurement, factor, base, load)
+        _load_note(load, base, measurement, sources, notes, details)
+        mean_host = base * dispersion(measurement)[Percentile.P50]
+        mean = Band(mean_host * factor.value, latency[Percentile.P50].lower, latency[Percentile.P50].upper)
+    else:  # a schema-1 measurement: no CPU times, no contention signals
+        latency = _latency_bands(measurement, factor, robust_p50)
+        shift = (
+            min(1.0, robust_p50 / measurement.latency.mean) if robust_p50 and measurement.latency.mean else 1.0
+        )
+        mean = Band(
+            measurement.latency.mean * shift * factor.value,
+            measurement.latency.mean * factor.lower,
+            measurement.latency.mean * factor.upper,
+        )
     _host_sources(measurement, factor, latency, target, sources, notes, details)
     details["band_sources"] = {k: [round(lo, 3), round(hi, 3)] for k, (lo, hi) in sources.items()}
-    shift = (
-        min(1.0, robust_p50 / measurement.latency.mean) if robust_p50 and measurement.latency.mean else 1.0
-    )
-    mean = Band(
-        measurement.latency.mean * shift * factor.value,
-        measurement.latency.mean * factor.lower,
-        measurement.latency.mean * factor.upper,
-    )
     throughput, basis = _cpu_throughput(target, measurement, factor, mean)
     return Projection(
         target=target.name,
@@ -444,6 +510,108 @@ def project_cpu(
         top_nodes=top_nodes,
         top_ops=top_ops,
         details=details,
+    )
+
+
+def model_precision(static: dict[str, Any]) -> str:
+    """fp32, fp16 or int8: the dtype that holds most of the parameter bytes."""
+    by = static.get("parameter_bytes") or {}
+    eight = float(by.get("int8", 0)) + float(by.get("uint8", 0))
+    half = float(by.get("float16", 0))
+    full = float(by.get("float32", 0))
+    return "int8" if eight > max(half, full) else ("fp16" if half > full else "fp32")
+
+
+def _fitted_cpu_factor(
+    target: Target,
+    m: Measurement,
+    static: dict[str, Any] | None,
+    threads: int,
+    details: dict[str, Any],
+    host: float,
+    host_arch: str,
+) -> tuple[Band, str, list[str], dict[str, tuple[float, float]]] | None:
+    """The target's time from the device model fitted on published measurements
+    (``mlfit.analysis.devicemodel``), as a factor on ``host``, the host figure the percentile bands
+    start from (so the projected median is the device model's figure); None without
+    static node facts or a committed fit. The host's per-node ratio stays in the details as a
+    cross-check."""
+    from mlfit.analysis import devicemodel as dm
+
+    params = dm.fitted()
+    if params is None or not static or not static.get("nodes"):
+        return None
+    if not host or host <= 0:
+        return None
+    hw = target.hardware
+    precision = model_precision(static)
+    config = dm.Config(dm.Device.from_hardware(hw), m.runtime, precision, threads, target.profile.batch_size)
+    pred = dm.predict(dm.Structure.from_static(static), config, params)
+    details["device_model"] = {
+        "seconds": pred.value, "lower": pred.lower, "upper": pred.upper, "columns": config.columns(),
+        "unfitted": list(pred.unfitted), "precision": precision, "threads": threads,
+        "widenings_log": {k: round(v, 4) for k, v in pred.widenings.items()},
+    }
+    sources = {name: (math.exp(-h), math.exp(h)) for name, h in pred.widenings.items()}
+    notes = [
+        f"fitted device model: {pred.value * 1e3:.3g} ms per inference on {hw.name} ({m.runtime}, {precision}, "
+        f"{threads} thread(s)) from this model's op classes (dense/depthwise FLOPs, streamed bytes, kernels) and "
+        f"constants fitted on published measurements of real devices (benchmarks/device_truth.yaml); the "
+        f"host's measured percentiles give the tail's shape",
+        "band widenings combine in quadrature: "
+        + "; ".join(f"{k} x{math.exp(h):.2f}" for k, h in pred.widenings.items()),
+    ]
+    if _isa_family(host_arch) != _isa_family(hw.cpu.arch.value):
+        notes.append(
+            f"this host is {host_arch}, the target {hw.cpu.arch.value}: the device model projects from the "
+            f"model's structure and the target's fitted constants, not by scaling this host's kernels, so the "
+            f"instruction-set difference does not widen the band"
+        )
+    method = (
+        f"device model fitted on published device measurements ({', '.join(config.columns())}), "
+        f"{threads} thread(s) on {hw.name}; host percentiles scaled to it"
+    )
+    return Band(pred.value / host, pred.lower / host, pred.upper / host), method, notes, sources
+
+
+def _uncontended_bands(
+    m: Measurement, factor: Band, base: float, load: HostLoad | None
+) -> dict[Percentile, Band]:
+    """Each percentile from the model's uncontended cost: ``base`` (the host's uncontended median at
+    the measured threads) times the uncontended spread of that percentile, carried by the factor.
+    Host load never moves the centre; it widens the band by as much as the estimate itself was
+    seen to move between a quiet and a fully loaded host (``BUSY_WIDENING``)."""
+    spread = dispersion(m)
+    busy = load.busy if load is not None else 0.0
+    lo_w, hi_w = BUSY_WIDENING
+    out: dict[Percentile, Band] = {}
+    for p in Percentile:
+        if getattr(m.latency, p.value) is None and m.latency.n < 2:
+            continue
+        host = base * spread[p]
+        out[p] = Band(host * factor.value, host * factor.lower * (1 - lo_w * busy),
+                      host * factor.upper * (1 + hi_w * busy))
+    return out
+
+
+def _load_note(
+    load: HostLoad | None, base: float, m: Measurement, sources: dict[str, tuple[float, float]],
+    notes: list[str], details: dict[str, Any],
+) -> None:
+    """State how busy the host was and what that did to the band."""
+    details["uncontended_p50_host_s"] = base
+    if load is None:
+        return
+    details["host_load"] = {"cpu_share": load.cpu_share, "busy": load.busy, "switches_per_s": load.switches_per_s,
+                            "runnable": load.runnable, "steal": load.steal, "slowdown": load.slowdown}
+    lo_w, hi_w = BUSY_WIDENING
+    wall = m.latency.p50 or m.latency.mean
+    notes.append(
+        f"host load while measuring: {load.describe()}; projections start from the model's uncontended "
+        f"cost on this host ({base * 1e3:.3g} ms per call at {m.threads} thread(s); measured (host) wall p50 "
+        f"{wall * 1e3:.3g} ms)"
+        + (f"; the band is widened x{1 - lo_w * load.busy:.2f}-x{1 + hi_w * load.busy:.2f} for it"
+           if load.busy >= 0.05 else "")
     )
 
 
@@ -508,7 +676,7 @@ def _host_sources(
     ]
     if parts:
         notes.append("band, as multipliers on the centre: " + "; ".join(parts))
-    if m.unstable:
+    if m.unstable and m.contention is None:
         seen = [f"{p.value} {v * 1e3:.3g} ms" for p in (Percentile.P95, Percentile.P50)
                 if (v := getattr(m.latency, p.value)) is not None]
         notes.append(

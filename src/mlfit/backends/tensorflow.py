@@ -68,7 +68,7 @@ class TensorFlowBackend(Backend):
         self.format = sniff(Path(path))
         # The parent ran these checks already; running them again here (cheap, static) keeps
         # a worker started some other way from loading an untrusted .h5, which ignores safe mode.
-        check_model(Path(path), self.format, options.trust_model)
+        check_model(Path(path), self.format, options.trust_model, options.signature)
         if self.format is ModelFormat.SAVEDMODEL:
             self._load_savedmodel(path, options.signature)
         elif self.format in (ModelFormat.KERAS, ModelFormat.H5):

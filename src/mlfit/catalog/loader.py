@@ -139,7 +139,7 @@ def resolve_target(ref: str, container: str | None = None) -> Target:
         if len(documents) != 1:
             raise ConfigError(f"{path}:1:1: expected exactly one YAML document, found {len(documents)}",
                               "a profile is one document; a multi-document file must be a Kubernetes manifest")
-        profile = _validate(documents[0], Profile)
+        profile = with_container_budget(_validate(documents[0], Profile))
         try:
             hardware = resolve_hardware(profile.hardware, relative_to=path.parent)
         except ConfigError as exc:
@@ -153,6 +153,18 @@ def resolve_target(ref: str, container: str | None = None) -> Target:
         raise ConfigError(f"unknown target '{ref}'", hint)
     profile = load_profile_file(path)
     return Target(profile, resolve_hardware(profile.hardware), "built-in")
+
+
+def with_container_budget(profile: Profile) -> Profile:
+    """A container's memory limit is the peak-memory budget when the profile sets none: the
+    OOM killer enforces it whatever the budgets say."""
+    container = profile.container
+    if container is None or container.memory is None or profile.budgets.peak_memory is not None:
+        return profile
+    from mlfit.catalog.schema import MemoryBudget
+
+    budgets = profile.budgets.model_copy(update={"peak_memory": MemoryBudget(absolute=container.memory)})
+    return profile.model_copy(update={"budgets": budgets})
 
 
 def builtin_targets() -> list[Target]:

@@ -184,30 +184,28 @@ def _profile_id(name: str) -> str:
 
 def manifest_profile(path: Path, container: str | None = None, documents: list[Located] | None = None) -> Profile:
     """A deployment profile for one container of a manifest: this host's hardware under the
-    container's limits, every runtime, one thread per whole CPU of the limit (see docs/containers.md),
-    and the memory limit as the peak-memory budget. Budgets beyond that come from --budget."""
+    container's limits, every runtime, the thread count a runtime picks there by default (the CPUs
+    it sees; runtimes ignore quotas: see docs/containers.md), and the memory limit as the
+    peak-memory budget. Budgets beyond that come from --budget."""
     documents = documents if documents is not None else load_yaml_documents(path)
     candidate = _pick(find_containers(documents), path, container)
     limits = container_limits(candidate, path)
-    budgets = Budgets(peak_memory=f"{limits.memory:.0f} B" if limits.memory is not None else None)
-    return Profile(
+    from mlfit.catalog.loader import with_container_budget
+
+    return with_container_budget(Profile(
         id=_profile_id(candidate.name),
         description=f"container '{candidate.name}' of {candidate.owner} in {path.name}",
         hardware="host",
         runtimes=list(Runtime),
-        threads=default_threads(limits),
-        budgets=budgets,
+        threads=limits.cpus_allowed() or _cores_seen(),
         container=limits,
-    )
+    ))
 
 
-def default_threads(limits: Container, host_cores: int | None = None) -> int:
-    """Threads that match the limit: the CPU quota rounded up, capped by the cpuset."""
-    import math
+def _cores_seen() -> int:
+    import os
 
-    wanted = math.ceil(limits.cpu) if limits.cpu is not None else (limits.cpus_allowed() or host_cores or 1)
-    allowed = limits.cpus_allowed()
-    return max(1, min(wanted, allowed) if allowed else wanted)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 # --budget METRIC=VALUE: the metric names of the report's checks, mapped to the profile's budget keys.

@@ -4,13 +4,16 @@ Pure: no I/O, no printing. Each budget becomes one :class:`Check` with its prove
 a three-way verdict from its bounds: PASS only when the conservative bound fits, FAIL when
 even the optimistic bound does not, INCONCLUSIVE otherwise with the reason. A measured
 percentile's bounds are distribution-free order-statistic bounds at 95% confidence; a
-projected figure's are the projection's band. A noisy measurement cannot PASS a latency
-budget. For a latency FAIL or INCONCLUSIVE the check names the costliest nodes and op types
-on the target; for memory, the largest initializers and activations.
+projected figure's are the projection's band. Noise widens a band; it never decides a verdict
+by itself (host contention is taken out of projected figures in ``mlfit.analysis.uncontended``,
+and a measured figure is judged by its order-statistic bounds alone). For a latency FAIL or
+INCONCLUSIVE the check names the costliest nodes and op types on the target; for memory, the
+largest initializers and activations.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +25,7 @@ from mlfit.catalog.units import format_duration, format_rate, format_size
 from mlfit.checks.bounds import percentile_bounds, three_way
 from mlfit.checks.container import describe_limits, emulation_notes
 from mlfit.checks.load import load_checks, load_not_judged
+from mlfit.measure.stats import nearest_rank
 from mlfit.result import Check, CostItem, Emulation, Measurement, ModelInfo, Provenance, TargetReport, Verdict, worst
 
 Fmt = Callable[[float], str]
@@ -119,55 +123,63 @@ def _needs_detail(check: Check) -> bool:
     return check.verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE)
 
 
+def max_time_for(m: Measurement, percentile: Percentile) -> float:
+    """The ``--max-time`` (seconds) that gives ``percentile`` its minimum sample count at the
+    measured mean time per call, with a fifth to spare, rounded up to a tenth of a second."""
+    per_call = m.latency.mean if m.latency.mean > 0 else m.latency.max
+    return math.ceil(MIN_SAMPLES[percentile] * per_call * 1.2 * 10) / 10
+
+
+def _insufficient(m: Measurement, percentile: Percentile) -> str:
+    return (f"insufficient samples: {m.latency.n} collected, {percentile.value} needs {MIN_SAMPLES[percentile]}; "
+            f"--max-time {max_time_for(m, percentile):g} would give them at "
+            f"{format_duration(m.latency.mean)} per call")
+
+
 def latency_checks(
     target: Target, m: Measurement, provenance: Provenance, method: str, projection: Projection | None = None
 ) -> list[Check]:
+    """One check per latency budget: bounds decide, noise only widens them.
+
+    A percentile below its MLPerf minimum sample count is still judged when its bounds decide:
+    the order-statistic bounds of the samples (or the projection's band, whose conservative end
+    needs an order-statistic upper bound to exist) PASS or FAIL it; otherwise it is
+    INCONCLUSIVE and the reason names the ``--max-time`` that would give it enough samples."""
     checks: list[Check] = []
     samples = [s / 1e9 for s in m.latency.samples_ns]
     for percentile, limit in target.profile.budgets.latency.items():
         metric = f"latency.{percentile.value}"
         value = getattr(m.latency, percentile.value)
-        if value is None:
-            checks.append(
-                Check(
-                    metric=metric,
-                    budget=f"<= {format_duration(limit)}",
-                    limit=limit,
-                    unit="s",
-                    verdict=Verdict.INCONCLUSIVE,
-                    provenance=provenance,
-                    method=method,
-                    margin=None,
-                    reason=f"insufficient samples: {m.latency.n} collected, {percentile.value} "
-                    f"needs {MIN_SAMPLES[percentile]}; raise --max-time",
-                )
-            )
-            continue
-        if projection is not None and percentile in projection.latency:
+        # A roofline does not use this host's samples: their count cannot withhold its percentile.
+        host_free = projection is not None and not projection.from_host_timings and percentile in projection.latency
+        short = value is None and not host_free
+        lower_os, upper_os = percentile_bounds(samples, percentile.quantile) if samples else (value, value)
+        if projection is not None and percentile not in projection.latency:
+            check = Check(metric=metric, budget=f"<= {format_duration(limit)}", limit=limit, unit="s",
+                          verdict=Verdict.INCONCLUSIVE, provenance=provenance, method=method, margin=None,
+                          reason=f"no projected {percentile.value}: host figures are not judged against "
+                                 f"{target.name}'s budget")
+        elif projection is not None:
             band = projection.latency[percentile]
-            check = _bounded_check(metric, band.value, band.lower, band.upper, limit, "s", provenance, method)
+            # Too few samples for a conservative order-statistic bound: the band's upper end is a model
+            # of the tail, not evidence for it, so it cannot PASS.
+            upper = band.upper if upper_os is not None or not short else None
+            check = _bounded_check(metric, band.value, band.lower, upper, limit, "s", provenance, method)
+        elif samples:
+            value = value if value is not None else nearest_rank(sorted(samples), percentile.quantile)
+            check = _bounded_check(metric, value, lower_os, upper_os, limit, "s", provenance,
+                                   f"{method}; bounds: order statistics at 95% confidence")
         else:
-            lower, upper = percentile_bounds(samples, percentile.quantile) if samples else (value, value)
-            check = _bounded_check(
-                metric,
-                value,
-                lower,
-                upper,
-                limit,
-                "s",
-                provenance,
-                f"{method}; bounds: order statistics at 95% confidence",
-            )
-        noisy = m.unstable and (projection is None or projection.from_host_timings)
-        if check.verdict is Verdict.PASS and noisy:
-            check = _with_reason(
-                check,
-                "measurement is unstable ("
-                + "; ".join(m.warnings)
-                + "); a noisy run cannot pass a latency budget",
-                verdict=Verdict.INCONCLUSIVE,
-            )
-        if _needs_detail(check):
+            check = Check(metric=metric, budget=f"<= {format_duration(limit)}", limit=limit, unit="s",
+                          verdict=Verdict.INCONCLUSIVE, provenance=provenance, method=method, margin=None,
+                          reason="no samples")
+        if short:
+            note = _insufficient(m, percentile)
+            if check.verdict is Verdict.INCONCLUSIVE:
+                check = check.model_copy(update={"reason": f"bounds do not decide yet: {note}"})
+            else:
+                check = _with_reason(check, f"decided by its bounds below the minimum sample count ({note})")
+        if _needs_detail(check) and check.margin is not None:
             top, text = _latency_top(projection)
             check = _with_reason(check, f"margin {check.margin:+.0%}" + (f"; {text}" if text else ""), top)
         checks.append(check)

@@ -17,7 +17,7 @@ from mlfit import __version__
 from mlfit.cli import calibrate as calibrate_cmd
 from mlfit.cli import check as check_cmd
 from mlfit.cli import compare as compare_cmd
-from mlfit.cli import report_cmd
+from mlfit.cli import helptext, report_cmd
 from mlfit.cli import targets as targets_cmd
 from mlfit.cli import worker as worker_cmd
 from mlfit.errors import ExitCode, MlfitError
@@ -57,6 +57,7 @@ report_cmd.register(app)
 compare_cmd.register(app)
 app.add_typer(targets_cmd.app, name="targets")
 worker_cmd.register(app)
+helptext.apply(app)  # --help: options grouped by panel, examples per command
 
 
 def error_line(text: str) -> None:

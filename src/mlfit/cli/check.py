@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlfit.cli.common import Data, Dims, Progress, Ranges, Seed, Shapes, Values, input_spec
+from mlfit.cli.common import Batch, Data, Dims, Progress, Ranges, Seed, Shapes, Values, input_spec
 from mlfit.cli.compare import MinEffect, RunNoise
 from mlfit.errors import ExitCode
 
@@ -89,6 +89,30 @@ SharedPath = Annotated[bool, typer.Option(
     "--shared-path", rich_help_panel=_SCALE,
     help="With --cluster: workers read the model files at the same paths (shared filesystem) instead of "
          "receiving their bytes.")]
+TlsCa = Annotated[Path | None, typer.Option(
+    "--tls-ca-file", rich_help_panel=_SCALE, help="With --cluster tls://...: the CA certificate (PEM) that signs "
+    "every cluster member (mutual TLS, docs/scale.md).")]
+TlsCert = Annotated[Path | None, typer.Option(
+    "--tls-cert", rich_help_panel=_SCALE, help="With --cluster tls://...: this client's certificate (PEM).")]
+TlsKey = Annotated[Path | None, typer.Option(
+    "--tls-key", rich_help_panel=_SCALE, help="With --cluster tls://...: this client's private key (PEM).")]
+
+
+def _cluster_spec(address: str | None, ca_file: Path | None, cert: Path | None, key: Path | None) -> Any:
+    """--cluster and the --tls-* files, checked before anything is measured."""
+    from mlfit.errors import ConfigError
+
+    if address is None:
+        if ca_file or cert or key:
+            raise ConfigError("--tls-ca-file, --tls-cert and --tls-key only apply with --cluster",
+                              "add --cluster tls://SCHEDULER:PORT")
+        return None
+    from mlfit.cluster import ClusterSpec
+    from mlfit.cluster.net import check_scheme, parse_address, tls_from_flags
+
+    tls = tls_from_flags(ca_file, cert, key)
+    check_scheme(parse_address(address), tls)
+    return ClusterSpec(address, tls)
 
 
 def _runtime(name: str | None) -> Any:
@@ -112,19 +136,15 @@ def _method(name: str) -> str:
 
 
 def exit_code_for(result: Any, strict: bool) -> int:
+    """The result's own exit code (RunResult.exit_code, which the API's ``passed`` follows), with a
+    warning when INCONCLUSIVE verdicts pass without --strict."""
     from mlfit.result import Verdict
 
-    if result.error is not None:
-        return int(result.error.exit_code)
-    verdict = result.verdict
-    if verdict is Verdict.FAIL:
-        return int(ExitCode.BUDGET_FAILED)
-    if verdict is Verdict.INCONCLUSIVE:
-        if strict:
-            return int(ExitCode.INCONCLUSIVE)
+    code = int(result.exit_code(strict))
+    if code == ExitCode.OK and result.verdict is Verdict.INCONCLUSIVE:
         sys.stderr.write("mlfit: warning: some verdicts are INCONCLUSIVE (see the reasons above); "
                          "--strict makes that exit 4\n")
-    return int(ExitCode.OK)
+    return code
 
 
 def _progress_line(event: dict[str, object]) -> None:
@@ -186,20 +206,7 @@ def _with_regression(code: int, comparison: Any) -> int:
 def exit_code_for_report(report: Any, strict: bool) -> int:
     """One exit code for many models: a model that could not be measured (3) outranks a failed
     budget (1), which outranks inconclusive (4 under --strict)."""
-    errors = [r.error for r in report.results if r.error is not None]
-    if errors:
-        return max(int(e.exit_code) for e in errors)
-    from mlfit.result import Verdict
-
-    verdicts = [r.verdict for r in report.results]
-    if Verdict.FAIL in verdicts:
-        return int(ExitCode.BUDGET_FAILED)
-    if Verdict.INCONCLUSIVE in verdicts:
-        if strict:
-            return int(ExitCode.INCONCLUSIVE)
-        sys.stderr.write("mlfit: warning: some verdicts are INCONCLUSIVE (see the reasons above); "
-                         "--strict makes that exit 4\n")
-    return int(ExitCode.OK)
+    return exit_code_for(report, strict)
 
 
 def _render_report(report: Any, outputs: list[Any]) -> None:
@@ -232,7 +239,7 @@ def register(app: typer.Typer) -> None:
                                                   "container limits), or 'all' (repeatable). See `mlfit targets`.",
                                                   rich_help_panel="Targets")],
         dim: Dims = None, shape: Shapes = None, value: Values = None, range_: Ranges = None, data: Data = None,
-        seed: Seed = 0, json_path: Json = None, output: Outputs = None, threads: Threads = None,
+        seed: Seed = 0, batch: Batch = None, json_path: Json = None, output: Outputs = None, threads: Threads = None,
         min_time: MinTime = 1.0, max_time: MaxTime = 30.0, warmup: Warmup = 10, timeout: Timeout = None,
         runtime: Runtime_ = None, strict: Strict = False, quiet: Quiet = False,
         trust_model: TrustModel = False, trust_type: TrustType = None, signature: Signature = "serving_default",
@@ -243,6 +250,7 @@ def register(app: typer.Typer) -> None:
         min_effect: MinEffect = "5%", run_noise: RunNoise = "2%",
         memory_limit: MemoryLimit = None, custom_op_library: CustomOps = None,
         budget: Budget = None, container: Container_ = None,
+        tls_ca_file: TlsCa = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
     ) -> None:
         """Measure each MODEL once and check it against every budget of each --target.
 
@@ -262,6 +270,7 @@ def register(app: typer.Typer) -> None:
         targets = resolve_targets(target, container=container, budgets=budget or ())
         spec = input_spec(dim, shape, value, range_, data, seed)
         outputs = parse_outputs(output, json_path)
+        cluster_spec = _cluster_spec(cluster, tls_ca_file, tls_cert, tls_key)
         base_report = None
         if baseline is not None:  # read and vet it before measuring, not after
             from mlfit.cli.compare import check_host, compare_options
@@ -273,7 +282,7 @@ def register(app: typer.Typer) -> None:
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
                                  timeout=timeout, runtime=_runtime(runtime), trust_model=trust_model,
                                  trust_types=tuple(trust_type or ()), signature=signature,
-                                 method=_method(method), convert=convert, scenario=scenario,
+                                 method=_method(method), convert=convert, scenario=scenario, batch_size=batch,
                                  qps=tuple(qps or ()), find_max_qps=find_max_qps,
                                  batch_sizes=parse_batch_sizes(batch_sizes), callers=callers,
                                  memory_limit=parse_memory_limit(memory_limit, targets),
@@ -282,7 +291,7 @@ def register(app: typer.Typer) -> None:
                   options.callers)  # refuse bad load flags before measuring anything
         if cluster or shared_path or len(models) > 1 or any(m.is_dir() and not is_savedmodel(m) for m in models):
             report = check_many(models, targets, spec, options, None if quiet else _progress_line,
-                                cluster=cluster, shared_path=shared_path)
+                                cluster=cluster_spec, shared_path=shared_path)
             many_comparison = None
             if base_report is not None:
                 from mlfit.cli.compare import baseline_comparison, print_comparison
@@ -310,7 +319,7 @@ def register(app: typer.Typer) -> None:
     def profile(
         model: Annotated[Path, typer.Argument(help="Model file or SavedModel directory.", show_default=False)],
         dim: Dims = None, shape: Shapes = None, value: Values = None, range_: Ranges = None, data: Data = None,
-        seed: Seed = 0, json_path: Json = None, output: Outputs = None, threads: Threads = None,
+        seed: Seed = 0, batch: Batch = None, json_path: Json = None, output: Outputs = None, threads: Threads = None,
         min_time: MinTime = 1.0, max_time: MaxTime = 30.0, warmup: Warmup = 10, timeout: Timeout = None,
         runtime: Runtime_ = None, quiet: Quiet = False,
         trust_model: TrustModel = False, trust_type: TrustType = None, signature: Signature = "serving_default",
@@ -327,7 +336,7 @@ def register(app: typer.Typer) -> None:
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
                                  timeout=timeout, runtime=_runtime(runtime), trust_model=trust_model,
                                  trust_types=tuple(trust_type or ()), signature=signature,
-                                 method=_method(method), convert=convert,
+                                 method=_method(method), convert=convert, batch_size=batch,
                                  memory_limit=parse_memory_limit(memory_limit, []),
                                  custom_op_libraries=tuple(custom_op_library or ()))
         result = _measure(model, [], spec, options, quiet)
@@ -338,14 +347,19 @@ def register(app: typer.Typer) -> None:
     def inspect(
         model: Annotated[Path, typer.Argument(help="Model file.", show_default=False)],
         json_out: Annotated[bool, typer.Option("--json", help="Print the facts as JSON.")] = False,
+        dim: Dims = None, shape: Shapes = None, value: Values = None,
     ) -> None:
-        """Show a model's inputs, outputs, opset, op histogram, parameters and size, without running it."""
+        """Show a model's inputs, outputs, opset, op histogram, parameters and size, without running it.
+
+        FLOPs and activation sizes need concrete shapes: give the symbolic dims (--dim), whole input
+        shapes (--shape) or constant input values (--value); dims left open are taken as 1 and said."""
         from rich.console import Console
 
         from mlfit.api import inspect as inspect_model
         from mlfit.report.inspect import render_inspect
 
-        facts = inspect_model(model)
+        spec = input_spec(dim, shape, value, None, None, 0)
+        facts = inspect_model(model, inputs=spec)
         if json_out:
             sys.stdout.write(json.dumps(facts, indent=2) + "\n")
         else:

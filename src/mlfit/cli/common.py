@@ -19,6 +19,9 @@ Ranges = Annotated[list[str] | None, typer.Option("--range", help="Bound random 
 Data = Annotated[list[str] | None, typer.Option("--data", help="Real samples: FILE.npz (arrays by input name) "
                                                 "or INPUT=FILE.npy; cycled through.", rich_help_panel="Inputs")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for generated inputs.", rich_help_panel="Inputs")]
+Batch = Annotated[int | None, typer.Option("--batch", min=1, help="Fill every input's free leading (batch) dim "
+                                           "with N (default: the targets' batch_size; 1 without a target).",
+                                           rich_help_panel="Inputs")]
 
 
 def input_spec(dim: list[str] | None, shape: list[str] | None, value: list[str] | None,

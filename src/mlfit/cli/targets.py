@@ -42,16 +42,29 @@ def list_targets(ctx: typer.Context) -> None:
 
 
 @app.command()
-def show(name: Annotated[str, typer.Argument(help="Built-in target name or profile YAML path.")]) -> None:
-    """Print one target, resolved with its hardware, as YAML."""
+def show(name: Annotated[str, typer.Argument(help="Built-in target name or profile YAML path.")],
+         hardware: Annotated[bool, typer.Option("--hardware", help="Print the target's hardware file instead of "
+                                                "its profile.")] = False) -> None:
+    """Print one target as a profile YAML you can copy and edit (units as people write them; it passes
+    `mlfit targets validate`), or its hardware with --hardware."""
     import yaml
 
+    from mlfit.catalog.describe import to_yaml_data
     from mlfit.catalog.loader import resolve_target
 
     target = resolve_target(name)
-    doc = {"profile": target.profile.model_dump(mode="json"), "hardware": target.hardware.model_dump(mode="json"),
-           "source": target.source}
-    sys.stdout.write(yaml.safe_dump(doc, sort_keys=False))
+    if hardware:
+        head = f"# hardware of target {target.name} ({target.source})\n"
+        sys.stdout.write(head + yaml.safe_dump(to_yaml_data(target.hardware), sort_keys=False, allow_unicode=True))
+        return
+    data = to_yaml_data(target.profile)
+    ref = target.profile.hardware
+    if target.source != "built-in" and ref != "host" and ("/" in ref or ref.endswith((".yaml", ".yml"))):
+        path = Path(ref)
+        data["hardware"] = str(path if path.is_absolute() else (Path(target.source).parent / path).resolve())
+    head = (f"# target {target.name} ({target.source}) on {target.hardware.id}: {target.hardware.name}\n"
+            f"# its hardware as YAML: mlfit targets show {name} --hardware\n")
+    sys.stdout.write(head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 
 @app.command()

@@ -2,28 +2,36 @@
 gather the results, and turn every way a worker can vanish into an explained error result.
 
 Routing: a target some worker embodies (resource ``mlfit-target-NAME``) is measured there and
-labelled measured-on-target; the other targets of a model are measured together on any worker
-and evaluated as they would be locally (host figures, or projections). A worker that dies
-mid-run costs only the measurements that needed it: the scheduler re-runs free tasks on the
-remaining workers, and tasks that only a lost worker could run are reported, not waited on.
+labelled measured-on-target when the worker's host facts match the target's hardware; the other
+targets of a model are measured together on any worker and evaluated as they would be locally
+(host figures, or projections). A worker that dies mid-run costs only the measurements that
+needed it: the scheduler re-runs free tasks on the remaining workers, and tasks that only a lost
+worker could run are reported, not waited on.
+
+Trust: a worker's answer is JSON text, fetched as msgpack and validated with pydantic; nothing a
+worker sends is unpickled in this process (:mod:`mlfit.cluster.guard`).
 """
 
 from __future__ import annotations
 
-import re
+import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlfit.cluster import RESOURCE_PREFIX, resource_name
+from pydantic import ValidationError
+
+from mlfit.cluster import RESOURCE_PREFIX, ClusterSpec, resource_name
 from mlfit.errors import ConfigError, ExitCode, MlfitError
-from mlfit.result import RunResult
+from mlfit.result import Check, Provenance, RunResult, TargetReport, Verdict, worst
 
 if TYPE_CHECKING:
     from mlfit.catalog.loader import Target
+    from mlfit.cluster.tasks import ModelPayload, TaskAnswer
     from mlfit.inputspec import InputSpec
     from mlfit.options import MeasureOptions
 
@@ -33,15 +41,34 @@ CONNECT_TIMEOUT_S = 15.0  # reaching the scheduler
 WORKER_WAIT_S = 30.0  # for the first worker to be connected
 LOST_GRACE_S = 5.0  # a nanny restarts a dead worker within this; after it, the worker is gone
 POLL_S = 0.5
+RESUBMITS = 1  # a task whose scattered model was lost with its worker is sent again this often
+# Dask logs a refused payload with a traceback; mlfit reports it as one line instead.
+_QUIET_LOGGERS = ("distributed.protocol.pickle", "distributed.protocol.core", "distributed.core",
+                  "distributed.client", "distributed.utils")
 
 
 @dataclass
 class Job:
-    future: Any
+    future: Any  # None when it could not even be sent (``failed`` says why)
     path: Path
     targets: list[Target]
     resource: str | None  # the target resource it needs, None for "any worker"
+    submit: Callable[[bool], Any]  # sends it (again); False: to any worker
+    workers: list[str] | None = None  # the only workers it may run on (general work: general workers)
     lost_since: float | None = None
+    resubmits: int = field(default=RESUBMITS)
+    failed: RunResult | None = None
+
+    def send(self, restricted: bool) -> None:
+        """Submit (again); a Dask failure becomes this job's error result, not an exception."""
+        try:
+            self.future = self.submit(restricted)
+        except MlfitError:
+            raise
+        except Exception as exc:  # Dask's many kinds, or a refused pickle in the scheduler's reply
+            self.future = None
+            self.failed = _error(self, f"{self.label}: could not send the model to the cluster "
+                                 f"({type(exc).__name__}: {str(exc)[:200]})", "see the scheduler's and workers' logs")
 
     @property
     def label(self) -> str:
@@ -49,33 +76,50 @@ class Job:
         return f"{self.path.name} [{names}]"
 
 
-_ADDRESS = re.compile(r"^(tcp|tls|ws|wss|ucx)://(\[[0-9a-fA-F:.]+\]|[^/:\s\[\]]+):[0-9]{1,5}$")
-
-
 def check_address(address: str) -> str:
     """Refuse a scheduler address Dask would spend half a minute failing on."""
-    if not _ADDRESS.match(address):
-        raise ConfigError(
-            f"--cluster '{address}': expected a scheduler address such as tcp://HOST:8786",
-            "give the address `dask scheduler` printed (tcp:// or tls://, host and port)",
-        )
+    from mlfit.cluster.net import parse_address
+
+    parse_address(address)
     return address
 
 
-def _connect(address: str) -> Any:
-    check_address(address)
+@contextmanager
+def _quiet_dask() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _connect(spec: ClusterSpec) -> Any:
+    """A Dask client that accepts only msgpack answers; every failure is a ConfigError naming the
+    address, within a bounded time."""
+    from mlfit.cluster.net import check_scheme, parse_address, probe, warn_if_plain_tcp
+
+    address = parse_address(spec.address)
+    check_scheme(address, spec.tls)
     try:
         from distributed import Client
     except ImportError:
         raise ConfigError(
             "--cluster needs the 'distributed' package", "pip install 'mlfit[cluster]'"
         ) from None
+    warn_if_plain_tcp(address, "--cluster")
+    probe(address, spec.tls)
+    security = spec.tls.security("client") if spec.tls is not None else None
     try:
-        return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
+        return Client(spec.address, timeout=CONNECT_TIMEOUT_S, set_as_default=False, security=security,
+                      deserializers=["msgpack"], direct_to_workers=False)
+    except Exception as exc:  # Dask raises many kinds here (OSError, TimeoutError, ssl, ValueError)
         raise ConfigError(
-            f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: {exc})",
-            "start one with `dask scheduler`, or check the tcp://HOST:PORT address",
+            f"cannot connect to the Dask scheduler at {spec.address} ({type(exc).__name__}: {exc})",
+            "start one with `dask scheduler`, check the address, and for tls:// the --tls-* files",
         ) from None
 
 
@@ -104,32 +148,88 @@ def _error(job: Job, message: str, hint: str, kind: str = "cluster") -> RunResul
     return result.model_copy(update={"error": error})
 
 
-def _finished(job: Job, on_target: bool) -> tuple[RunResult, str]:
-    """The job's result, with who measured it in each target's notes."""
-    payload = job.future.result()
-    result = RunResult.model_validate_json(payload["result"])
-    where = f"Dask worker {payload['worker']} on host {payload['hostname']}"
-    label = "the target's own hardware" if on_target else "a worker that is not the target's hardware"
-    targets = [
-        t.model_copy(update={"notes": [*t.notes, f"measured by {where} ({label})"]}) for t in result.targets
-    ]
-    return result.model_copy(update={"targets": targets}), where
+def _answer(client: Any, job: Job) -> TaskAnswer:
+    """Fetch the job's answer as msgpack text and validate it; MlfitError when it is anything else."""
+    from mlfit.cluster.tasks import MAX_ANSWER_CHARS, TaskAnswer
+
+    try:
+        (text,) = client.gather([job.future], direct=False)
+    except Exception as exc:  # the deserializer refused it, or the comm failed
+        raise MlfitError(
+            f"{job.label}: refused the worker's answer: it was not plain JSON text ({type(exc).__name__}: "
+            f"{str(exc)[:200]})",
+            "a worker that is not mlfit's (or not honest) is in the cluster; use mutual TLS (docs/scale.md)",
+        ) from None
+    if not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:
+        raise MlfitError(f"{job.label}: refused the worker's answer: not a JSON text of at most "
+                         f"{MAX_ANSWER_CHARS} characters ({type(text).__name__})",
+                         "is every worker running the same mlfit version?")
+    try:
+        return TaskAnswer.model_validate_json(text)
+    except ValidationError as exc:
+        raise MlfitError(f"{job.label}: the worker's answer is not a valid mlfit result "
+                         f"({exc.error_count()} problem(s), first: {exc.errors()[0]['msg']})",
+                         "is every worker running the same mlfit version?") from None
+
+
+def _unverified(report: TargetReport, why: str) -> TargetReport:
+    """A target report whose figures came from a worker that is not the target: its measured-on-
+    target figures become that host's own, and they no longer decide the verdict."""
+    reason = f"claimed, unverified: {why}"
+    checks: list[Check] = []
+    for check in report.checks:
+        if check.provenance is Provenance.MEASURED_ON_TARGET:
+            check = check.model_copy(update={
+                "provenance": Provenance.MEASURED_ON_HOST, "verdict": Verdict.INCONCLUSIVE,
+                "method": "measured on a worker that claims to be the target but does not match its hardware",
+                "reason": reason})
+        checks.append(check)
+    verdict = worst([c.verdict for c in checks]) if checks else report.verdict
+    return report.model_copy(update={"checks": checks, "verdict": verdict, "notes": [reason, *report.notes]})
+
+
+def _finished(client: Any, job: Job, by_name: dict[str, Target]) -> tuple[RunResult, str, list[tuple[str, str]]]:
+    """The job's validated result, with who measured it in each target's notes, and the claims
+    that did not hold."""
+    from mlfit.cluster.claims import describe, mismatches
+
+    answer = _answer(client, job)
+    result = answer.result
+    where = f"Dask worker {answer.worker} on host {answer.hostname}"
+    on_target = job.resource is not None
+    refused: list[tuple[str, str]] = []
+    reports: list[TargetReport] = []
+    for report in result.targets:
+        target = by_name.get(report.target)
+        if target is None or report.target not in {t.name for t in job.targets}:
+            raise MlfitError(f"{job.label}: the worker answered for target '{report.target}', which was not asked",
+                             "is every worker running the same mlfit version?")
+        if on_target and result.host is not None:
+            found = mismatches(result.host, target.hardware)
+            if found:
+                why = (f"{where} advertises {target.name} but its host facts do not match {target.hardware.id} "
+                       f"({'; '.join(found)}); its figures are that host's, not the target's")
+                refused.append((target.name, why))
+                report = _unverified(report, why)
+            else:
+                report = report.model_copy(update={"notes": [
+                    *report.notes, f"measured by {where} (the target's own hardware: its host facts match "
+                    f"{target.hardware.id}: {describe(result.host)})"]})
+                reports.append(report)
+                continue
+        label = "a worker that is not the target's hardware" if not on_target else "a worker claiming the target"
+        reports.append(report.model_copy(update={"notes": [*report.notes, f"measured by {where} ({label})"]}))
+    return result.model_copy(update={"targets": reports}), where, refused
 
 
 def _failure(job: Job) -> RunResult:
-    exc = job.future.exception()
-    name = type(exc).__name__
-    if name == "KilledWorker":
-        return _error(
-            job,
-            f"{job.label}: the Dask worker died while measuring, on every try",
-            "see the worker's log; the other models went on",
-            kind="crash",
-        )
+    # The exception itself is not read: Dask would unpickle it (the guard refuses that anyway).
     return _error(
         job,
-        f"{job.label}: the cluster task failed ({name}: {exc})",
-        "see the worker's log; the other models went on",
+        f"{job.label}: the cluster task failed (a worker died while measuring on every try, or a "
+        "worker that is not mlfit's raised an error)",
+        "see the workers' logs; the other models went on",
+        kind="crash",
     )
 
 
@@ -138,74 +238,89 @@ def check_on_cluster(
     targets: Sequence[Target],
     inputs: InputSpec,
     options: MeasureOptions,
-    address: str,
+    cluster: str | ClusterSpec,
     shared_path: bool,
     on_event: EventFn | None = None,
 ) -> tuple[list[RunResult], list[str]]:
-    """Measure every model for every target on the cluster at ``address``. Returns (results, notes)."""
-    from mlfit.cluster.tasks import measure_task, pack
+    """Measure every model for every target on the cluster. Returns (results, notes)."""
+    from mlfit.cluster.guard import RefusedUnpickling, no_unpickling
 
+    spec = cluster if isinstance(cluster, ClusterSpec) else ClusterSpec(cluster)
     if (inputs.data_file or inputs.data_arrays) and not shared_path:
         raise ConfigError(
             "--data files are not sent to cluster workers",
             "put them on a filesystem every worker mounts and add --shared-path",
         )
-    client = _connect(address)
-    try:
+    with _quiet_dask(), no_unpickling():
+        client = _connect(spec)
         try:
-            client.wait_for_workers(1, timeout=WORKER_WAIT_S)
-        except (TimeoutError, OSError):
-            raise ConfigError(
-                f"no Dask worker joined the scheduler at {address} within {WORKER_WAIT_S:g} s",
-                "start one with `mlfit worker ADDRESS --target NAME` or `dask worker ADDRESS`",
-            ) from None
-        workers = worker_resources(client)
-        crowded = _multi_threaded(client)
-        offered = set().union(*workers.values()) if workers else set()
-        # Targets no device claims prefer general-purpose workers, so a Raspberry Pi is not
-        # kept busy with work that is not its own; any worker may still take them.
-        general = [address for address, resources in workers.items() if not resources]
-        embodied = [t for t in targets if resource_name(t.name) in offered]
-        elsewhere = [t for t in targets if resource_name(t.name) not in offered]
-        jobs: list[Job] = []
-        for path in paths:
-            # The bytes travel inside each task, not scattered once: scattered data lives on one
-            # worker, and a worker that dies would take every model it held with it.
-            sent = pack(path, shared_path)
-            for target in embodied:
-                resource = resource_name(target.name)
-                future = client.submit(
-                    measure_task,
-                    sent,
-                    [target],
-                    inputs,
-                    options,
-                    True,
-                    pure=False,
-                    resources={resource: 1},
-                    key=_key(path, target.name),
-                )
-                jobs.append(Job(future, path, [target], resource))
-            if elsewhere:
-                future = client.submit(
-                    measure_task,
-                    sent,
-                    list(elsewhere),
-                    inputs,
-                    options,
-                    False,
-                    pure=False,
-                    key=_key(path, "any"),
-                    workers=general or None,
-                    allow_other_workers=bool(general),
-                )
-                jobs.append(Job(future, path, list(elsewhere), None))
-        results = _gather(client, jobs, options, on_event)
-    finally:
-        client.close(timeout=10)
+            return _run(client, spec, paths, targets, inputs, options, shared_path, on_event)
+        except RefusedUnpickling as exc:
+            raise MlfitError(f"the cluster at {spec.address} sent a pickle, refused unread ({exc})",
+                             "a worker that is not mlfit's (or not honest) is in the cluster; use mutual TLS "
+                             "(docs/scale.md)", ExitCode.MODEL) from None
+        finally:
+            client.close(timeout=10)
+
+
+def _run(client: Any, spec: ClusterSpec, paths: Sequence[Path], targets: Sequence[Target], inputs: InputSpec,
+         options: MeasureOptions, shared_path: bool, on_event: EventFn | None) -> tuple[list[RunResult], list[str]]:
+    from mlfit.cluster.tasks import measure_task, pack
+
+    address = spec.address
+    try:
+        client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+    except (TimeoutError, OSError):
+        raise ConfigError(
+            f"no Dask worker joined the scheduler at {address} within {WORKER_WAIT_S:g} s",
+            "start one with `mlfit worker ADDRESS --target NAME` or `dask worker ADDRESS`",
+        ) from None
+    workers = worker_resources(client)
+    crowded = _multi_threaded(client)
+    offered = set().union(*workers.values()) if workers else set()
+    # Targets no device claims prefer general-purpose workers, so a Raspberry Pi is not
+    # kept busy with work that is not its own; any worker may still take them.
+    general = [address for address, resources in workers.items() if not resources]
+    embodied = [t for t in targets if resource_name(t.name) in offered]
+    elsewhere = [t for t in targets if resource_name(t.name) not in offered]
+    payloads: dict[Path, Any] = {}
+
+    def payload(path: Path) -> Any:
+        """The model's bytes, scattered once to one worker (a general one when there is one, so
+        that data locality does not pull general work onto a target's device; other workers fetch
+        the bytes from it); sent again only when the worker holding them is gone."""
+        held = payloads.get(path)
+        if held is None or held.status != "finished":
+            sent: ModelPayload = pack(path, shared_path)
+            held = client.scatter(sent, broadcast=False, hash=False, workers=general or None)
+            payloads[path] = held
+        return held
+
+    def submitter(path: Path, group: list[Target], resource: str | None) -> Callable[[bool], Any]:
+        def submit(restricted: bool) -> Any:
+            if resource is not None:
+                return client.submit(measure_task, payload(path), group, inputs, options, True, pure=False,
+                                     resources={resource: 1}, key=_key(path, group[0].name))
+            # Strictly on a general worker while there is one (a loose restriction lets an idle
+            # device steal the task); unrestricted once none is left.
+            return client.submit(measure_task, payload(path), group, inputs, options, False, pure=False,
+                                 key=_key(path, "any"), workers=(general or None) if restricted else None)
+        return submit
+
+    jobs: list[Job] = []
+    for path in paths:
+        groups: list[tuple[list[Target], str | None]] = [([t], resource_name(t.name)) for t in embodied]
+        if elsewhere:
+            groups.append((list(elsewhere), None))
+        for group, resource in groups:
+            job = Job(None, path, group, resource, submitter(path, group, resource),
+                      workers=list(general) if resource is None and general else None)
+            job.send(True)
+            jobs.append(job)
+    results, refused = _gather(client, jobs, options, {t.name: t for t in targets}, on_event)
     notes = [
         f"{len(paths)} model(s) measured on the Dask cluster at {address} ({len(workers)} worker(s) at the "
-        "start)"
+        "start); each model's bytes were sent once, and answers were accepted only as JSON text"
     ]
     if crowded:
         notes.append(
@@ -214,11 +329,14 @@ def check_on_cluster(
         )
     else:
         notes.append("each worker measured one model at a time (--nthreads 1)")
-    if embodied:
+    unverified = {name for name, _ in refused}
+    verified = [t.name for t in embodied if t.name not in unverified]
+    if verified:
         notes.append(
-            f"measured on the target's own worker: {', '.join(t.name for t in embodied)} "
-            "(labelled 'measured (target)')"
+            f"measured on the target's own worker: {', '.join(verified)} "
+            "(labelled 'measured (target)': the worker's host facts match the target's hardware)"
         )
+    notes.extend(dict.fromkeys(f"claimed, unverified: {why}" for _, why in refused))
     if elsewhere:
         notes.append(
             f"no worker embodies {', '.join(t.name for t in elsewhere)}: measured on any worker and "
@@ -228,7 +346,7 @@ def check_on_cluster(
 
 
 def _key(path: Path, where: str) -> str:
-    """A readable, unique task key (shown by the scheduler's dashboard and logs)."""
+    """A readable, unique task key (shown by the scheduler's logs)."""
     return f"mlfit-{path.name}-{where}-{uuid.uuid4().hex[:8]}"
 
 
@@ -240,10 +358,11 @@ def _deadline(jobs: Sequence[Job], options: MeasureOptions) -> float:
 
 
 def _gather(
-    client: Any, jobs: list[Job], options: MeasureOptions, on_event: EventFn | None
-) -> list[RunResult]:
+    client: Any, jobs: list[Job], options: MeasureOptions, by_name: dict[str, Target], on_event: EventFn | None
+) -> tuple[list[RunResult], list[tuple[str, str]]]:
     order = {id(job): i for i, job in enumerate(jobs)}
     results: dict[int, RunResult] = {}
+    refused: list[tuple[str, str]] = []
     pending = list(jobs)
     deadline = _deadline(jobs, options)
 
@@ -261,11 +380,24 @@ def _gather(
             time.sleep(POLL_S)  # futures' status is kept current by the client's own thread
         first = False
         for job in list(pending):
+            if job.failed is not None:
+                settle(job, job.failed)
+                say(f"{job.label}: ERROR (not sent)")
+                continue
             status = job.future.status
             if status == "finished":
-                result, where = _finished(job, job.resource is not None)
+                try:
+                    result, where, wrong = _finished(client, job, by_name)
+                except MlfitError as exc:
+                    settle(job, _error(job, exc.message, exc.hint or "", kind="refused"))
+                    say(f"{job.label}: ERROR (answer refused)")
+                    continue
+                refused.extend(wrong)
                 settle(job, result)
                 say(f"{job.label}: {result.verdict.value} (measured by {where})")
+            elif status in ("cancelled", "lost") and job.resubmits > 0:
+                job.resubmits -= 1  # most often: the worker holding the scattered model is gone
+                job.send(job.workers is not None)
             elif status in ("error", "cancelled", "lost"):
                 settle(
                     job,
@@ -286,6 +418,14 @@ def _gather(
             continue
         now = time.monotonic()
         for job in list(pending):
+            if job.failed is not None:
+                continue  # settled on the next pass
+            if job.workers is not None and not any(w in current for w in job.workers):
+                job.workers = None  # every general worker is gone: any worker will do
+                job.future.cancel()
+                job.send(False)
+                if job.failed is not None:
+                    continue
             able = any(job.resource in r for r in current.values()) if job.resource else bool(current)
             if able:
                 job.lost_since = None
@@ -310,7 +450,8 @@ def _gather(
                 )
                 say(f"{job.label}: ERROR (worker lost)")
     for job in list(pending):
-        job.future.cancel()
+        if job.future is not None:
+            job.future.cancel()
         settle(
             job,
             _error(
@@ -320,4 +461,4 @@ def _gather(
                 kind="timeout",
             ),
         )
-    return [results[i] for i in sorted(results)]
+    return [results[i] for i in sorted(results)], refused

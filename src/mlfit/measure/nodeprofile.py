@@ -5,22 +5,32 @@ thread counts it can run here, so it can scale compute-bound and memory-bound no
 differently and extrapolate thread scaling. A few dozen runs per thread count keep
 this cheap. The nodes are the ones onnxruntime really ran (after fusion and layout
 changes), each with the shapes and byte counts the profiler reports.
+
+Each thread count keeps two figures per node: the median (``node_us``) and the fastest fifth
+(``node_us_low``, the 20th percentile). Another process taking a core lengthens some runs of a
+node, never shortens one, and a node is short next to a scheduler time slice, so the fast
+runs of each node are the ones nothing interrupted: the low figure is the node's uncontended
+cost, which the projection uses (see ``mlfit.analysis.uncontended``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from mlfit.measure.protocol import WorkerRequest
 
 WARMUP_RUNS = 3
 MIN_RUNS = 5
+MIN_RUNS_ONE_THREAD = 10  # the single-thread count carries the projection: enough runs for a 20th percentile
+LOW_QUANTILE = 0.2
 MAX_RUNS = 30
 TIME_PER_THREAD_COUNT_S = 0.6  # each thread count's timed runs stop after about this long
 
@@ -120,20 +130,28 @@ def _kernels(model_path: str, providers: list[str]) -> dict[str, Any]:
     return {"providers": providers, "missing": out}
 
 
+def _low(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(LOW_QUANTILE * len(ordered)) - 1)]
+
+
 def profile_nodes(
-    request: WorkerRequest, shapes: dict[str, list[int]], feed: Any, thread_counts: list[int]
+    request: WorkerRequest, shapes: dict[str, list[int]], feed: Any, thread_counts: list[int],
+    between: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Profile every node at each thread count; JSON-able. Never raises: a profile that
-    cannot be taken is reported as ``{"error": ...}`` and the projection falls back."""
+    cannot be taken is reported as ``{"error": ...}`` and the projection falls back.
+    ``between`` runs after each timed single-thread run (the interleaved reference kernel)."""
     try:
-        return _profile_nodes(request, shapes, feed, thread_counts)
+        return _profile_nodes(request, shapes, feed, thread_counts, between)
     except Exception as exc:  # the measurement already succeeded; do not lose it to the profiler
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return {"error": f"{type(exc).__name__}: {text}", "by_threads": {}, "nodes": {}}
 
 
 def _profile_nodes(
-    request: WorkerRequest, shapes: dict[str, list[int]], feed: Any, thread_counts: list[int]
+    request: WorkerRequest, shapes: dict[str, list[int]], feed: Any, thread_counts: list[int],
+    between: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Profile every node at each thread count; JSON-able."""
     import onnxruntime as ort
@@ -148,9 +166,12 @@ def _profile_nodes(
             session.run(None, feed)
         runs = 0
         start = time.perf_counter()
-        while runs < MAX_RUNS and (runs < MIN_RUNS or time.perf_counter() - start < TIME_PER_THREAD_COUNT_S):
+        min_runs = MIN_RUNS_ONE_THREAD if threads == 1 else MIN_RUNS
+        while runs < MAX_RUNS and (runs < min_runs or time.perf_counter() - start < TIME_PER_THREAD_COUNT_S):
             session.run(None, feed)
             runs += 1
+            if threads == 1 and between is not None:
+                between()
         trace = session.end_profiling()
         try:
             totals, per_node, info = _parse(trace, WARMUP_RUNS)
@@ -160,8 +181,13 @@ def _profile_nodes(
         for name, facts in info.items():
             result["nodes"].setdefault(name, facts)
         node_us = {name: statistics.median(times) for name, times in per_node.items()}
+        node_low = {name: _low(times) for name, times in per_node.items()}
         per_run_sum = [sum(times[i] for times in per_node.values()) for i in range(len(totals))]
+        overheads = [t - s for t, s in zip(totals, per_run_sum, strict=True)]
         result["by_threads"][str(threads)] = {
+            "nodes_us_low": sum(node_low.values()),
+            "overhead_us_low": _low(overheads) if overheads else 0.0,
+            "node_us_low": node_low,
             "runs": len(totals),
             "run_us": statistics.median(totals) if totals else 0.0,
             "nodes_us": sum(node_us.values()),

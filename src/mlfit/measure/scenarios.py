@@ -78,6 +78,9 @@ class ScenarioSettings(BaseModel):
     batch_sizes: list[int] = Field(default_factory=list)
     offline_batch: int | None = Field(default=None, ge=1)
     seed: int = 0
+    # Server and offline runs go through MLPerf LoadGen where it is installed (mlfit.measure.loadgen);
+    # False forces the built-in generator (the fallback, and what the rate search always uses).
+    use_loadgen: bool = True
 
     @property
     def active(self) -> bool:
@@ -369,12 +372,23 @@ def run_scenarios(run: RunFn, feeds: Sequence[Any], batch_feeds: BatchFeedsFn, s
         if notify is not None:
             notify(text)
 
+    from mlfit.measure import loadgen
+
+    use_loadgen = settings.use_loadgen and loadgen.available()
+    scenario["generator"] = f"mlperf-loadgen {loadgen.version()}" if use_loadgen else "built-in"
+    if settings.use_loadgen and not use_loadgen and (settings.server_rates or settings.scenario is Scenario.OFFLINE):
+        warnings.append("server/offline used mlfit's built-in load generator: MLPerf LoadGen is not installed "
+                        "(pip install mlcommons-loadgen)")
     if settings.server_rates:
         runs = []
         for rate in sorted(set(settings.server_rates)):
-            step(f"serving {rate:g}/s")
+            step(f"serving {rate:g}/s" + (" (MLPerf LoadGen)" if use_loadgen else ""))
             n = requests_for(rate, min_samples, min_time_s, max_time_s)
-            runs.append(serve(run, feeds, rate, n, settings.callers, max_time_s + 5.0, settings.seed))
+            if use_loadgen:
+                runs.append(loadgen.serve(run, feeds, rate, n, settings.callers, max_time_s, min_time_s,
+                                          settings.seed, _latency_summary, KEEP_UP_SHARE))
+            else:
+                runs.append(serve(run, feeds, rate, n, settings.callers, max_time_s + 5.0, settings.seed))
         scenario["server"] = runs
     if settings.find_max_qps:
         # Where to start: what the callers could do if cores scaled perfectly, halved.
@@ -393,7 +407,11 @@ def run_scenarios(run: RunFn, feeds: Sequence[Any], batch_feeds: BatchFeedsFn, s
     if settings.scenario is Scenario.OFFLINE:
         step("offline throughput")
         batch = settings.offline_batch or max(settings.batch_sizes, default=8)
-        scenario["offline"] = offline(run, feeds, batch_feeds, batch, settings.callers, min_time_s)
+        if use_loadgen:
+            scenario["offline"] = loadgen.offline(run, feeds, batch_feeds, batch, settings.callers, min_time_s,
+                                                  single_stream_mean_s)
+        else:
+            scenario["offline"] = offline(run, feeds, batch_feeds, batch, settings.callers, min_time_s)
     if settings.batch_sizes:
         step("batch sweep")
         rows, note = batch_sweep(run, batch_feeds, settings.batch_sizes, min_time_s, max_time_s)
@@ -401,6 +419,6 @@ def run_scenarios(run: RunFn, feeds: Sequence[Any], batch_feeds: BatchFeedsFn, s
             extra["batch_sweep"] = rows
         if note:
             warnings.append(note)
-    if len(scenario) > 2 or settings.scenario is not Scenario.SINGLE_STREAM:
+    if len(scenario) > 3 or settings.scenario is not Scenario.SINGLE_STREAM:
         extra["scenario"] = scenario
     return extra, warnings

@@ -21,15 +21,26 @@ _tracker = PeakTracker()
 _INTERPRETER_BYTES = _tracker.current()
 
 from mlfit.backends.base import Backend, LoadOptions, create_backend  # noqa: E402
-from mlfit.backends.feeds import build_feeds, data_shapes, load_data  # noqa: E402
+from mlfit.backends.feeds import build_feeds, data_shapes, fill_for, load_data  # noqa: E402
 from mlfit.catalog.schema import Runtime  # noqa: E402
 from mlfit.errors import ExitCode, MlfitError  # noqa: E402
-from mlfit.inputspec import resolve_shapes  # noqa: E402
+from mlfit.inputspec import refuse_unranged_integers, resolve_shapes  # noqa: E402
+from mlfit.measure.contention import phase_record, snapshot  # noqa: E402
 from mlfit.measure.host import host_info  # noqa: E402
 from mlfit.measure.protocol import SAMPLES_FILE, Phase, WorkerRequest, WorkerResponse  # noqa: E402
 from mlfit.measure.stats import latency_stats, quality_warnings  # noqa: E402
 from mlfit.measure.timing import LoopPolicy, timed_loop, warm_up  # noqa: E402
-from mlfit.result import ColdStart, ErrorInfo, Measurement, MemoryPhases, TensorInfo, Throughput  # noqa: E402
+from mlfit.result import (  # noqa: E402
+    ColdStart,
+    Contention,
+    ErrorInfo,
+    Measurement,
+    MemoryPhases,
+    PhaseContention,
+    ReferenceKernel,
+    TensorInfo,
+    Throughput,
+)
 
 # Test hook: MLFIT_WORKER_FAULT=PHASE:SIGNAL makes the worker kill itself with a real
 # signal when it enters PHASE (e.g. "load:SIGSEGV", "measure:SIGABRT", "load:hang"), so the
@@ -113,6 +124,27 @@ def _batched_feeds(inputs: list[TensorInfo], feeds: list[dict[str, Any]], batch:
     return [out]
 
 
+def _device_label(runtime: Runtime, details: dict[str, Any], requested: str) -> str:
+    """What executed the model: onnxruntime's provider, or the other runtimes' own CPU path
+    (an "execution provider" is an onnxruntime word; a TensorFlow run never had one)."""
+    if runtime is Runtime.ONNXRUNTIME:
+        return str(details.get("providers", [requested])[0])
+    if runtime is Runtime.TFLITE:
+        return f"{details.get('interpreter', 'tflite')} interpreter, CPU"
+    return {Runtime.TENSORFLOW: "TensorFlow CPU", Runtime.SKLEARN: "scikit-learn (NumPy, CPU)"}.get(
+        runtime, f"{runtime.value} CPU")
+
+
+def _reference_timer() -> Any:
+    """The interleaved reference kernel (mlfit.measure.refkernel), or None where it cannot run."""
+    try:
+        from mlfit.measure.refkernel import ReferenceTimer
+
+        return ReferenceTimer()
+    except Exception:  # never lose a measurement to the reference kernel
+        return None
+
+
 def measure(request: WorkerRequest) -> WorkerResponse:
     settings = request.settings
     runtime = Runtime(request.runtime)
@@ -143,8 +175,10 @@ def measure(request: WorkerRequest) -> WorkerResponse:
     data = load_data(request.input_spec)
     shapes = resolve_shapes(declared, request.input_spec, data_shapes(declared, data))
     quantization = backend.quantization()
+    refuse_unranged_integers(declared, request.input_spec, set(data), set(quantization))
     feeds = [backend.prepare(f) for f in build_feeds(declared, shapes, request.input_spec, data, quantization)]
-    used = [TensorInfo(name=t.name, dtype=t.dtype, shape=list(shapes[t.name])) for t in declared]
+    used = [TensorInfo(name=t.name, dtype=t.dtype, shape=list(shapes[t.name]),
+                       fill=fill_for(t, request.input_spec, set(data), quantization.get(t.name))) for t in declared]
     _tracker.reset()
 
     enter(Phase.FIRST_INFERENCE)
@@ -164,17 +198,23 @@ def measure(request: WorkerRequest) -> WorkerResponse:
     first_s = time.perf_counter() - t0
     emit("timing", name="first_inference_s", value=first_s)
 
+    contention: list[PhaseContention] = []
     enter(Phase.WARMUP)
+    before = snapshot()
     warm_up(run, feeds, settings.warmup_iterations, settings.warmup_time_s, max(settings.warmup_time_s * 10, 5.0))
+    contention.append(phase_record(Phase.WARMUP.value, before, snapshot(), request.threads))
 
     enter(Phase.MEASURE)
     policy = LoopPolicy(min_samples=settings.min_samples, min_time_s=settings.min_time_s,
                         max_time_s=settings.max_time_s)
     stream = _SampleStream(Path(request.scratch_dir) / SAMPLES_FILE)
     timed = _stalling(run) if _FAULT == "measure:stall" else run
-    samples = timed_loop(timed, feeds, policy, progress=stream, samples=stream.samples)
+    cpu_samples: list[int] = []
+    before = snapshot()
+    samples = timed_loop(timed, feeds, policy, progress=stream, samples=stream.samples, cpu=cpu_samples)
+    contention.append(phase_record(Phase.MEASURE.value, before, snapshot(), request.threads))
     inference_peak = _tracker.peak()
-    stats = latency_stats(samples)
+    stats = latency_stats(samples).model_copy(update={"cpu_samples_ns": cpu_samples[: len(samples)]})
 
     throughput = Throughput(single_stream_per_s=1.0 / stats.mean if stats.mean > 0 else 0.0)
     if settings.batch_size and settings.batch_size > 1:
@@ -213,11 +253,19 @@ def measure(request: WorkerRequest) -> WorkerResponse:
         inference_peak = max(inference_peak, _tracker.peak())
 
     node_profile = None
+    reference: ReferenceKernel | None = None
     if settings.profile_nodes and runtime is Runtime.ONNXRUNTIME:
         enter(Phase.PROFILE)
         from mlfit.measure.nodeprofile import profile_nodes
 
-        node_profile = profile_nodes(request, shapes, feeds[0], settings.profile_threads)
+        before = snapshot()
+        timer = _reference_timer()
+        node_profile = profile_nodes(request, shapes, feeds[0], settings.profile_threads,
+                                     between=timer.tick if timer is not None else None)
+        contention.append(phase_record(Phase.PROFILE.value, before, snapshot(), 1))
+        if timer is not None:
+            timer.tick(max(0, 9 - len(timer.samples_ns)))
+            reference = timer.result()
 
     enter(Phase.DONE)
     host = host_info()
@@ -233,11 +281,12 @@ def measure(request: WorkerRequest) -> WorkerResponse:
     )
     measurement = Measurement(
         runtime=runtime.value, runtime_version=backend.version(), threads=request.threads,
-        execution_provider=details.get("providers", [request.execution_provider])[0],
+        execution_provider=_device_label(runtime, details, request.execution_provider),
         cold_start=ColdStart(import_s=import_s, load_s=load_s, first_inference_s=first_s),
         latency=stats, memory=memory, throughput=throughput, warnings=warnings,
         unstable=any(w.startswith(("unstable", "busy")) for w in warnings),
         extra={**{k: v for k, v in details.items() if k not in ("providers", "arena_enabled")}, **load_extra},
+        contention=Contention(phases=contention, reference=reference),
     )
     return WorkerResponse(measurement=measurement, inputs=declared, inputs_used=used, outputs=backend.outputs(),
                           node_profile=node_profile)

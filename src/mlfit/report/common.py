@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlfit.catalog.units import format_duration, format_rate, format_size
-from mlfit.result import ChangeStatus, Check, MetricChange, Provenance, RunResult, Verdict
+from mlfit.result import ChangeStatus, Check, MetricChange, Provenance, RunResult, TensorInfo, Verdict
 
 PROVENANCE_LABEL = {
     Provenance.MEASURED_ON_HOST: "measured (host)",
@@ -72,3 +72,18 @@ def error_text(result: RunResult) -> str:
     if err is None:
         return ""
     return f"{err.kind} in {err.phase}: {err.message}" + (f" ({err.hint})" if err.hint else "")
+
+
+def describe_input(tensor: TensorInfo) -> str:
+    """'bytes int32[1x64]: uniform [0, 258) (the model: ...)': the shape and values an input was measured with."""
+    text = f"{tensor.name} {tensor.dtype}[{'x'.join(map(str, tensor.shape))}]"
+    fill = tensor.fill
+    if fill is None:
+        return text
+    if fill.kind == "constant":
+        values = f"constant {fill.value:g}"
+    elif fill.kind == "data":
+        values = "real samples"
+    else:
+        values = f"{'quantized ' if fill.kind == 'quantized' else ''}uniform [{fill.low:g}, {fill.high:g})"
+    return f"{text}: {values} ({fill.source})" if fill.source else f"{text}: {values}"

@@ -21,6 +21,7 @@ from mlfit.report.common import (
     PROVENANCE_LABEL,
     budget_text,
     change_text,
+    describe_input,
     error_text,
     format_value,
     interval_text,
@@ -206,11 +207,11 @@ def _memory_chart(result: RunResult) -> str:
     chart = svg.horizontal_bars(
         "Peak resident memory per phase", rows, format_size, markers, "resident memory", tick_unit=unit
     )
-    arena = {True: "on", False: "off", None: "unknown"}[mem.arena_enabled]
+    # Only onnxruntime has an arena (None for the other runtimes): no ONNX Runtime note on a TensorFlow run.
+    arena = "" if mem.arena_enabled is None else f"; onnxruntime memory arena: {'on' if mem.arena_enabled else 'off'}"
     text = (
         f'<p class="muted">Method: {e(mem.method)}. The model adds {e(format_size(mem.model_cost))} over the '
-        f"imported runtime (import +{e(format_size(mem.runtime_import_delta))}); onnxruntime memory arena: "
-        f"{arena}.</p>"
+        f"imported runtime (import +{e(format_size(mem.runtime_import_delta))}){arena}.</p>"
     )
     return chart + text + _memory_timeline(result, markers, unit)
 
@@ -553,11 +554,7 @@ def _environment(result: RunResult) -> str:
         rows.append(
             [
                 "inputs measured",
-                e(
-                    ", ".join(
-                        f"{t.name}: {t.dtype}[{'x'.join(map(str, t.shape))}]" for t in model.inputs_used
-                    )
-                ),
+                "<br>".join(e(describe_input(t)) for t in model.inputs_used),
             ]
         )
     if model.artefact:

@@ -12,6 +12,20 @@ def _ms(value: float | None) -> str:
     return format_duration(value) if value is not None else "n/a"
 
 
+def _loadgen_note(run: dict[str, Any]) -> str:
+    """'; MLPerf LoadGen 6.0.17: run 2.1 s, 21% of LoadGen's 10 s minimum (MLPerf rules: 600 s), INVALID'."""
+    record = run.get("loadgen")
+    if not record:
+        return ""
+    length = record.get("length", {})
+    share = length.get("share_of_loadgen_minimum")
+    verdict = record.get("summary", {}).get("result", "?")
+    return (f"; {run.get('generator', 'MLPerf LoadGen')}: run {length.get('run_s', 0):.1f} s"
+            + (f", {share:.0%} of LoadGen's {length.get('loadgen_default_min_duration_s', 0):g} s minimum" if share
+               else "")
+            + f" (MLPerf rules: {length.get('mlperf_rules_min_duration_s', 600):g} s), LoadGen says {verdict}")
+
+
 def _server_line(run: dict[str, Any]) -> str:
     head = (
         f"server at {format_rate(run['qps'])} ({run['callers']} callers, "
@@ -28,7 +42,8 @@ def _server_line(run: dict[str, Any]) -> str:
     )
     if latency.get("insufficient"):
         text += f" (too few requests for {', '.join(latency['insufficient'])})"
-    return text + ("; kept up" if run.get("kept_up") else f"; DID NOT KEEP UP: {run.get('reason', '')}")
+    text += "; kept up" if run.get("kept_up") else f"; DID NOT KEEP UP: {run.get('reason', '')}"
+    return text + _loadgen_note(run)
 
 
 def _search_line(search: dict[str, Any]) -> str:
@@ -60,7 +75,7 @@ def load_lines(m: Measurement) -> list[str]:
     if offline:
         lines.append(
             f"offline: {format_rate(offline['throughput_per_s'])} ({offline['mode']}, batch "
-            f"{offline['batch_size']}, {offline['callers']} caller(s))"
+            f"{offline['batch_size']}, {offline['callers']} caller(s))" + _loadgen_note(offline)
         )
     for row in m.extra.get("batch_sweep") or []:
         lines.append(

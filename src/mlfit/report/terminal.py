@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlfit.catalog.units import format_duration, format_rate, format_size
-from mlfit.report.common import format_value
+from mlfit.report.common import describe_input, format_value
 from mlfit.report.load import load_lines
 from mlfit.result import Check, Provenance, Report, RunResult, TargetReport, Verdict
 
@@ -64,6 +64,7 @@ def measurement_summary(result: RunResult) -> RenderableType:
         + (f", {format_rate(tp.batched_per_s)} at batch {tp.batch_size}" if tp.batched_per_s else ""),
     ]
     lines.extend(load_lines(m))  # server / offline / rate search / batch sweep, when run
+    lines.extend(f"input {describe_input(t)}" for t in result.model.inputs_used)
     lines.extend(configuration_lines(result))
     if result.model.artefact:
         lines.insert(0, f"measured artefact: {result.model.artefact}")
@@ -90,7 +91,8 @@ def configuration_lines(result: RunResult) -> list[str]:
 
 
 LEGEND = ("source: host = measured on this machine, not the target; target = measured on the target's own "
-          "hardware; projected = carried to the target's hardware, with its [low – high] band; static = read "
+          "hardware; emulated = measured on this machine inside the target's container limits (a cgroup); "
+          "projected = carried to the target's hardware, with its [low – high] band; static = read "
           "from the file")
 
 

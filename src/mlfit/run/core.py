@@ -18,7 +18,7 @@ from typing import Any
 from mlfit import __version__
 from mlfit.catalog.loader import Target
 from mlfit.catalog.schema import MIN_SAMPLES, Percentile, Runtime
-from mlfit.errors import ExitCode, MlfitError, ModelError
+from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
 from mlfit.formats import ModelFormat
 from mlfit.inputspec import InputSpec
 from mlfit.modelref import ModelRef, identify, sha256_of, size_of
@@ -65,13 +65,16 @@ def model_info(ref: ModelRef, inputs: list[TensorInfo] | None = None, used: list
                      inputs_used=used or [], outputs=outputs or [])
 
 
-def static_facts(ref: ModelRef, inputs: InputSpec | None = None) -> dict[str, Any] | None:
-    """File facts read without running anything (ONNX today), with the input spec's dims applied."""
+def static_facts(ref: ModelRef, inputs: InputSpec | None = None,
+                 shapes: dict[str, list[int]] | None = None) -> dict[str, Any] | None:
+    """File facts read without running anything (ONNX today), with the input spec's dims applied
+    (``shapes``: the concrete input shapes the run resolved, batch included)."""
     if ref.format is ModelFormat.ONNX:
         from mlfit.analysis.graph import analyze_onnx
 
         spec = inputs or InputSpec()
-        return analyze_onnx(ref.path, dims=spec.dims, shapes=spec.shapes)
+        return analyze_onnx(ref.path, dims=spec.dims, shapes={**(shapes or {}), **spec.shapes},
+                            values=spec.values)
     return None
 
 
@@ -102,7 +105,7 @@ def run_model(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, optio
     from mlfit.safety import check_model
 
     try:
-        check_model(ref.path, ref.format, options.trust_model)
+        check_model(ref.path, ref.format, options.trust_model, options.signature)
     except ModelError as exc:
         return error_result(ref, exc, kind="load")
     if not options.convert:
@@ -129,9 +132,21 @@ def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSp
     gate = _gate(ref, targets, inputs, options, created)
     if isinstance(gate, RunResult):
         return gate
-    plan = plan_measurement(ref, targets, options, on_target)
-    measured = _measure(ref, plan, inputs, options, gate, on_event)
-    if measured.runs[0].response.error is not None:  # the primary run failed: nothing to judge
+    if not on_target and any(t.profile.container is not None for t in targets):
+        from mlfit.run.emulate import with_emulated
+
+        return with_emulated(ref, targets, inputs, options, on_event, gate, created, _hosted)
+    return _hosted(ref, targets, inputs, options, on_event, on_target, gate, created)
+
+
+def _hosted(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
+            on_event: EventFn | None, on_target: bool, gate: Gate, created: str) -> RunResult:
+    """Measure on this host and evaluate each target (projected, or measured on the target)."""
+    batch_from_targets = inputs.batch is None and options.batch_size is None
+    plan = plan_measurement(ref, targets, options, on_target, gate.inputs, batch_from_targets)
+    measured = _measure(ref, plan, options, gate, on_event)
+    stopped = measured.error is not None and measured.error.kind == "interrupted"
+    if measured.runs[0].response.error is not None or stopped:  # nothing to judge, or Ctrl-C: stop here
         return _assemble(ref, gate, measured, [], None, created)
     try:
         reports, calibration = _evaluate(ref, targets, gate, measured, options, on_event, on_target)
@@ -157,6 +172,7 @@ class Gate:
     fits: tuple[Check | None, ...]
     memory_limit: int
     limit_source: str
+    inputs: InputSpec  # the user's, with the batch and the ranges read from the model (mlfit.signature)
 
 
 def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
@@ -167,7 +183,17 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
 
     try:
         model_bytes, safety_notes = precheck.validate_model(ref, options.custom_op_libraries)
-        static = static_facts(ref, inputs)
+    except ModelError as exc:
+        return error_result(ref, exc, created, kind="load")
+    try:  # inputs before any worker: batch from the targets, integer ranges from the graph, refusals
+        from mlfit.signature import plan_inputs
+
+        planned = plan_inputs(ref.path, ref.format, targets, inputs, options.batch_size, options.signature)
+    except ConfigError as exc:
+        return error_result(ref, exc, created, kind="input")
+    inputs, safety_notes = planned.spec, [*safety_notes, *planned.notes]
+    try:
+        static = static_facts(ref, inputs, planned.shapes)
     except ModelError as exc:
         return error_result(ref, exc, created, kind="load")
     fits = tuple(precheck.fit_check(t, model_bytes, ref.format.value) for t in targets)
@@ -185,7 +211,7 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
         memory_limit = precheck.default_memory_limit()
         limit_source = "the default, 90% of this host's free memory"
     return Gate(model_bytes=model_bytes, notes=(*ref.notes, *safety_notes), static=static, fits=fits,
-                memory_limit=memory_limit, limit_source=limit_source)
+                memory_limit=memory_limit, limit_source=limit_source, inputs=inputs)
 
 
 # ---------------------------------------------------------------- stage: plan
@@ -214,16 +240,19 @@ class PlannedRun:
 
     config: Configuration
     settings: Any  # measure.protocol.MeasureSettings
+    inputs: InputSpec
 
 
-def plan_measurement(ref: ModelRef, targets: Sequence[Target], options: MeasureOptions,
-                     on_target: bool) -> list[PlannedRun]:
+def plan_measurement(ref: ModelRef, targets: Sequence[Target], options: MeasureOptions, on_target: bool,
+                     inputs: InputSpec | None = None, batch_from_targets: bool = False) -> list[PlannedRun]:
     """One run per deployment configuration (:mod:`mlfit.run.configs`); the first is the primary.
 
     Node profiling (for projection) runs once, in the primary run, at every thread count the
     configurations and targets use. Load scenarios run in each configuration for its own targets
     where this host is the targets' hardware (their figures are judged); elsewhere once, in the
     primary run, as host figures shown beside the verdicts and never judged against a budget.
+    When the model's free batch dim is filled from the targets (no --batch, --dim or
+    ``InputSpec.batch``), each run feeds its own configuration's batch.
     """
     from mlfit.measure.host import usable_cores
     from mlfit.measure.loadplan import plan_load
@@ -249,7 +278,10 @@ def plan_measurement(ref: ModelRef, targets: Sequence[Target], options: MeasureO
             batch_size=config.batch if config.batch > 1 else None, load=load,
             profile_nodes=profile, profile_threads=counts if profile else [],
         )
-        runs.append(PlannedRun(config=config, settings=settings))
+        spec = inputs or InputSpec()
+        if batch_from_targets and own and spec.batch is not None:
+            spec = spec.model_copy(update={"batch": own[0].profile.batch_size})
+        runs.append(PlannedRun(config=config, settings=settings, inputs=spec))
     return runs
 
 
@@ -275,7 +307,7 @@ class Measured:
     error: ErrorInfo | None  # the first run's error, or the first failed configuration's (named)
 
 
-def _measure(ref: ModelRef, plan: Sequence[PlannedRun], inputs: InputSpec, options: MeasureOptions, gate: Gate,
+def _measure(ref: ModelRef, plan: Sequence[PlannedRun], options: MeasureOptions, gate: Gate,
              on_event: EventFn | None) -> Measured:
     """One worker run (a subprocess) per configuration, in order; a crash, timeout or Ctrl-C
     becomes an error, not an exception, and stops the runs that remain."""
@@ -295,7 +327,7 @@ def _measure(ref: ModelRef, plan: Sequence[PlannedRun], inputs: InputSpec, optio
                 trust_model=options.trust_model, trust_types=list(options.trust_types),
                 signature=options.signature, method=options.method,
                 custom_op_libraries=list(options.custom_op_libraries), enable_arena=options.enable_arena,
-                input_spec=inputs, settings=planned.settings, scratch_dir=scratch,
+                input_spec=planned.inputs, settings=planned.settings, scratch_dir=scratch,
             )
             response = run_worker(request, ref.runtime.value, timeouts, on_event, gate.memory_limit,
                                   gate.limit_source)

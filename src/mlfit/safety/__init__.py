@@ -43,6 +43,7 @@ _DANGEROUS_MODULES = (
     "functools",
 )
 _DANGEROUS_NAMES = ("eval", "exec", "system", "popen", "compile", "__import__", "getattr", "open", "apply")
+_ALL = 10_000  # a pickle's refusal names every global it would import and call
 _TRUST_HINT = "--trust-model loads it anyway, inside the measurement worker only"
 
 
@@ -64,20 +65,25 @@ def check_pickle(path: Path) -> None:
     try:
         scan = scan_pickle(path)
     except PickleScanError as exc:
+        seen = f"; before that it would import and call {_listing(exc.globals_seen, _ALL)}" if exc.globals_seen else ""
         raise ModelError(
-            f"{path.name}: refusing to unpickle a file that cannot be scanned ({exc})",
+            f"{path.name}: refusing to unpickle a file that cannot be scanned ({exc}{seen})",
             f"re-save it with joblib.dump or skops.io.dump; {_TRUST_HINT}",
         ) from None
     bad = [g for g in scan.globals if dangerous(g)]
     what = f"a pickle ({scan.compression}-compressed)" if scan.compression else "a pickle"
     if bad:
-        cause = f"it would call {_listing(bad)}, which can run any code"
+        others = [g for g in scan.globals if g not in bad]
+        cause = f"it would call {_listing(bad, _ALL)}, which can run any code" + (
+            f" (and import and call {_listing(others, _ALL)})" if others else "")
     elif scan.globals:
-        cause = f"unpickling it would import and call {len(scan.globals)} globals: {_listing(scan.globals)}"
+        cause = f"unpickling it would import and call {len(scan.globals)} globals: {_listing(scan.globals, _ALL)}"
     else:
         cause = "unpickling can run code"
     if scan.dynamic_globals:
         cause += f" (plus {scan.dynamic_globals} global(s) built at load time)"
+    if scan.inconsistencies:
+        cause = f"it is inconsistent ({scan.inconsistencies[0]}; joblib never writes this) and {cause}"
     raise ModelError(
         f"{path.name}: refusing to load {what}: {cause}",
         "if you trust it, convert it to skops where you made it: "
@@ -106,25 +112,27 @@ def check_keras(path: Path, fmt: ModelFormat) -> None:
         )
 
 
-def check_savedmodel(path: Path) -> None:
+def check_savedmodel(path: Path, signature: str = "serving_default") -> None:
     from mlfit.safety.savedmodel_scan import SavedModelError, scan_savedmodel
 
     try:
-        scan = scan_savedmodel(path)
+        scan = scan_savedmodel(path, signature)
     except SavedModelError as exc:
         raise ModelError(
-            f"{path.name}: cannot scan saved_model.pb ({exc})",
+            f"{path.name}: cannot check the SavedModel ({exc})",
             f"re-export with tf.saved_model.save or model.export; {_TRUST_HINT}",
         ) from None
-    if scan.problems:
-        more = f" (and {len(scan.problems) - 1} more)" if len(scan.problems) > 1 else ""
+    if scan.problems_found:
+        first = scan.problems_found[0]
+        more = f" (and {len(scan.problems_found) - 1} more)" if len(scan.problems_found) > 1 else ""
         raise ModelError(
-            f"{path.name}: refusing to load a SavedModel with file or network ops: {scan.problems[0]}{more}",
-            f"export the serving function without them; {_TRUST_HINT}",
+            f"{path.name}: refusing to load a SavedModel: loading it or calling signature '{signature}' "
+            f"runs {_listing(scan.refused_ops)}; {first}{more}",
+            f"export the serving function with TensorFlow's compute ops only (docs/refusals.md); {_TRUST_HINT}",
         )
 
 
-def check_model(path: Path, fmt: ModelFormat, trust_model: bool) -> None:
+def check_model(path: Path, fmt: ModelFormat, trust_model: bool, signature: str = "serving_default") -> None:
     """Refuse a model that would run code on load, unless the user trusts it.
 
     skops files are checked in the worker with skops's own type list (``--trust-type``),
@@ -137,4 +145,4 @@ def check_model(path: Path, fmt: ModelFormat, trust_model: bool) -> None:
     elif fmt in (ModelFormat.KERAS, ModelFormat.H5):
         check_keras(path, fmt)
     elif fmt is ModelFormat.SAVEDMODEL:
-        check_savedmodel(path)
+        check_savedmodel(path, signature)

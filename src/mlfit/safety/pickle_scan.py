@@ -3,10 +3,22 @@ opcode stream with :mod:`pickletools`, never unpickled.
 
 A pickle runs code through its globals (``os.system``, ``builtins.eval``, any callable
 reached by REDUCE), so the list of globals is what a user must judge before trusting it.
-The scan follows joblib's layout: numpy array bytes written raw after a
-``NumpyArrayWrapper`` (skipped by size, from the wrapper's shape and dtype), object
-arrays as nested pickles (scanned too), and whole files compressed with zlib, gzip, bz2,
-xz or lzma (decompressed as a stream, so nothing is held in memory at once).
+The scan reads exactly the bytes ``joblib.load`` reads (joblib 1.x ``NumpyUnpickler`` on
+Python's ``pickle._Unpickler``):
+
+- pickle frames (``FRAME``) are buffered the way ``pickle._Unframer`` buffers them, so a raw
+  array read inside a frame takes its bytes from after the frame, as the real loader does;
+- after a ``BUILD`` on a ``NumpyArrayWrapper`` the array bytes are stepped over by the size
+  joblib computes: the product of ``shape`` (int64, as joblib does) times the element size
+  of the dtype *as numpy rebuilds it from its pickled arguments and state* (numpy is used
+  for that, on plain values only), after the alignment padding byte and padding;
+- object arrays are a nested pickle read by a plain unpickler (no wrapper handling inside);
+- whole files compressed with zlib, gzip, bz2, xz or lzma are decompressed as a stream.
+
+Anything joblib never writes is itself a refusal (:class:`PickleScanError`): a wrapper not
+built by ``NEWOBJ`` with no arguments, or built twice, a dtype whose code declares an
+element size its pickled state contradicts, a shape that overflows, old-style wrappers that
+point at other files, a truncated array. The error carries every global read before it.
 
 The symbolic stack below models only plain values (str, bytes, numbers, tuples, lists,
 dicts) and opaque markers for everything else; no object is ever created.
@@ -33,11 +45,20 @@ _XZ = b"\xfd7zXZ"
 _LZMA = b"\x5d\x00"
 _LZ4 = b"\x04\x22\x4d\x18"
 _WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
+# Old joblib (< 0.10) wrappers read their array from another file next to the pickle.
+_FOREIGN_WRAPPERS = ("joblib.numpy_pickle_compat.NDArrayWrapper", "joblib.numpy_pickle_compat.ZNDArrayWrapper",
+                     "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper",
+                     "sklearn.externals.joblib.numpy_pickle_compat.NDArrayWrapper",
+                     "sklearn.externals.joblib.numpy_pickle_compat.ZNDArrayWrapper")
 _MAX_OPS = 50_000_000  # a bound on pathological files; real models stay far below
 
 
 class PickleScanError(Exception):
-    """The file is not a pickle the scanner can read to its end."""
+    """The file is not a pickle the scanner can read to its end (or is inconsistent)."""
+
+    def __init__(self, message: str, globals_seen: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.globals_seen: list[str] = list(globals_seen or [])
 
 
 @dataclass
@@ -48,6 +69,9 @@ class PickleScan:
     globals: list[str] = field(default_factory=list)  # first-seen order, unique
     dynamic_globals: int = 0  # STACK_GLOBAL whose names were not plain strings
     arrays: int = 0  # joblib arrays skipped
+    # What joblib never writes but the loader would still read (it uses the size numpy derives):
+    # reason enough to refuse, and the scan goes on so every global is listed.
+    inconsistencies: list[str] = field(default_factory=list)
 
     def add(self, name: str) -> None:
         if name not in self.globals:
@@ -159,64 +183,173 @@ def scan_pickle(path: Path) -> PickleScan:
     result = PickleScan(compression=kind)
     try:
         with stream:
-            _scan_stream(stream, result)  # bytes after STOP are never read by an unpickler
+            _scan_stream(stream, result, joblib_arrays=True)  # bytes after STOP are never read
+    except PickleScanError as exc:
+        exc.globals_seen = list(result.globals)
+        raise
     except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
-        raise PickleScanError(f"cannot decompress: {exc}") from None
+        raise PickleScanError(f"cannot decompress: {exc}", result.globals) from None
     return result
 
 
-def _dtype_itemsize(dtype: Any) -> int | None:
-    """Item size of a pickled numpy dtype (``numpy.dtype('f8', False, True)`` + state)."""
+class _Framed:
+    """The byte source an unpickler reads opcodes from: ``pickle._Unframer``'s semantics.
+
+    Opcodes and their arguments come from the current frame while it has bytes; raw reads
+    (joblib's array payloads) always go to the file itself, after the frame.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.frame: io.BytesIO | None = None
+        self.pos = 0
+
+    def tell(self) -> int:
+        return self.pos
+
+    def raw_read(self, size: int) -> bytes:
+        """``size`` bytes from the file (short only at its end), read in bounded chunks."""
+        chunks: list[bytes] = []
+        left = size
+        while left > 0:
+            chunk = self.raw.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    def read(self, size: int) -> bytes:
+        self.pos += size
+        if self.frame is not None:
+            data = self.frame.read(size)
+            if not data and size != 0:
+                self.frame = None
+                return self.raw_read(size)
+            if len(data) < size:
+                raise PickleScanError("pickle exhausted before end of frame")
+            return data
+        return self.raw_read(size)
+
+    def readline(self) -> bytes:
+        if self.frame is not None:
+            data = self.frame.readline()
+            if not data:
+                self.frame = None
+                return self._raw_line()
+            if data[-1:] != b"\n":
+                raise PickleScanError("pickle exhausted before end of frame")
+            self.pos += len(data)
+            return data
+        return self._raw_line()
+
+    def _raw_line(self) -> bytes:
+        line = bytearray()
+        while not line.endswith(b"\n"):
+            byte = self.raw.read(1)
+            if not byte:
+                break
+            line += byte
+            if len(line) > 1 << 20:
+                raise PickleScanError("a text opcode argument longer than 1 MiB")
+        self.pos += len(line)
+        return bytes(line)
+
+    def start_frame(self, size: int) -> None:
+        if self.frame is not None and self.frame.read() != b"":
+            raise PickleScanError("beginning of a new frame before end of current frame")
+        data = self.raw_read(size)
+        if len(data) < size:
+            raise PickleScanError("truncated frame")
+        self.frame = io.BytesIO(data)
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """``value`` with any pickled ``numpy.dtype`` rebuilt; PickleScanError for anything not plain data."""
+    if depth > 32:
+        raise PickleScanError("a dtype nested too deeply")
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return value
+    if isinstance(value, tuple):
+        return tuple(_plain(v, depth + 1) for v in value)
+    if isinstance(value, list):
+        return [_plain(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {_plain(k, depth + 1): _plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, _Opaque) and value.global_name == "numpy.dtype":
+        return _rebuild_dtype(value, depth + 1)
+    raise PickleScanError("a joblib array whose dtype cannot be read statically")
+
+
+def _rebuild_dtype(dtype: _Opaque, depth: int = 0, notes: list[str] | None = None) -> Any:
+    """The dtype numpy's unpickling builds: ``numpy.dtype(code, align, copy)`` then ``__setstate__``."""
     import numpy as np
 
-    if not isinstance(dtype, _Opaque) or not dtype.args or not isinstance(dtype.args[0], str):
-        return None
-    code = dtype.args[0]
+    args = dtype.args
+    if not isinstance(args, tuple) or not args or not isinstance(args[0], str) or len(args) > 3:
+        raise PickleScanError("a joblib array whose dtype cannot be read statically")
+    align = bool(args[1]) if len(args) > 1 and isinstance(args[1], bool) else False
     try:
-        parsed = np.dtype(code)
-    except TypeError:
-        return None
-    if parsed.hasobject:
-        return -1
-    if parsed.itemsize == 0 and isinstance(dtype.state, tuple) and len(dtype.state) > 5:
-        size = dtype.state[5]  # flexible types (str, bytes, void) keep their size in the state
-        return size if isinstance(size, int) and size > 0 else None
-    return parsed.itemsize
+        built = np.dtype(args[0], align, True)  # always a fresh copy: never touch numpy's own dtypes
+        declared = built.itemsize
+        if dtype.state is not None:
+            built.__setstate__(_plain(dtype.state, depth + 1))  # type: ignore[attr-defined]
+    except PickleScanError:
+        raise
+    except Exception as exc:  # numpy refuses the state: so would the real load
+        raise PickleScanError(f"a joblib array dtype numpy cannot rebuild ({type(exc).__name__})") from None
+    if declared and built.itemsize != declared:
+        note = (f"a joblib array dtype '{args[0]}' declares {declared}-byte elements but its pickled state "
+                f"gives {built.itemsize}, which is what the loader reads")
+        if notes is None:
+            raise PickleScanError(note)
+        notes.append(note)
+    return built
 
 
-def _skip_array(stream: IO[bytes], state: Any, result: PickleScan) -> None:
-    """Step over the raw bytes joblib wrote after a NumpyArrayWrapper."""
+def _wrapper_payload(state: Any, notes: list[str]) -> tuple[int, bool, bool]:
+    """(payload bytes, object array?, alignment padding?) the way joblib's read_array sizes them."""
+    if isinstance(state, tuple) and len(state) == 2:
+        raise PickleScanError("a joblib array wrapper with slot state (joblib never writes this)")
     if not isinstance(state, dict):
         raise PickleScanError("a joblib array wrapper without its state")
     shape = state.get("shape")
-    itemsize = _dtype_itemsize(state.get("dtype"))
-    if (
-        not isinstance(shape, tuple)
-        or not all(isinstance(d, int) and d >= 0 for d in shape)
-        or itemsize is None
-    ):
-        raise PickleScanError("a joblib array whose shape or dtype cannot be read statically")
-    result.arrays += 1
-    if itemsize < 0:  # object arrays are written as a nested pickle: scan it too
-        _scan_stream(stream, result)
-        return
-    if state.get("numpy_array_alignment_bytes") is not None:
-        pad = stream.read(1)
-        if len(pad) != 1:
-            raise PickleScanError("truncated joblib array")
-        _skip(stream, pad[0])
+    if not isinstance(shape, tuple) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        raise PickleScanError("a joblib array whose shape cannot be read statically")
     count = 1
     for dim in shape:
+        if dim < 0:
+            raise PickleScanError("a joblib array with a negative dimension")
         count *= dim
-    _skip(stream, count * itemsize)
+    if count >= 2**63:  # joblib multiplies as int64, which would wrap around
+        raise PickleScanError("a joblib array whose element count overflows int64")
+    dtype = state.get("dtype")
+    if not isinstance(dtype, _Opaque) or dtype.global_name != "numpy.dtype":
+        raise PickleScanError("a joblib array whose dtype cannot be read statically")
+    built = _rebuild_dtype(dtype, 0, notes)
+    alignment = state.get("numpy_array_alignment_bytes")
+    return count * built.itemsize, bool(built.hasobject), alignment is not None
 
 
-def _skip(stream: IO[bytes], size: int) -> None:
-    while size > 0:
-        chunk = stream.read(min(size, 1 << 20))
+def _read_array(framed: _Framed, state: Any, result: PickleScan) -> None:
+    """Step over the array joblib's ``NumpyArrayWrapper.read_array`` reads after the wrapper's BUILD."""
+    size, objects, padded = _wrapper_payload(state, result.inconsistencies)
+    result.arrays += 1
+    if objects:  # an object array is a nested pickle on the same file, read by a plain unpickler
+        _scan_stream(framed.raw, result, joblib_arrays=False)
+        return
+    if padded:
+        pad = framed.raw_read(1)
+        if len(pad) != 1:
+            raise PickleScanError("truncated joblib array (no padding byte)")
+        if len(framed.raw_read(pad[0])) != pad[0]:
+            raise PickleScanError("truncated joblib array (padding)")
+    left = size
+    while left > 0:
+        chunk = framed.raw.read(min(left, 1 << 20))
         if not chunk:
-            raise PickleScanError("truncated: array data ends early")
-        size -= len(chunk)
+            raise PickleScanError(f"truncated: a joblib array needs {size} bytes, the file ends {left} bytes short")
+        left -= len(chunk)
 
 
 def _pop_mark(stack: list[Any]) -> list[Any]:
@@ -224,6 +357,8 @@ def _pop_mark(stack: list[Any]) -> list[Any]:
         if stack[i] is _MARK:
             items = stack[i + 1 :]
             del stack[i:]
+            for item in items:
+                _no_wrapper_class(item)
             return items
     raise PickleScanError("MARK expected on the stack")
 
@@ -231,20 +366,32 @@ def _pop_mark(stack: list[Any]) -> list[Any]:
 def _pop(stack: list[Any]) -> Any:
     if not stack:
         raise PickleScanError("stack underflow")
-    return stack.pop()
+    value = stack.pop()
+    _no_wrapper_class(value)
+    return value
 
 
-def _scan_stream(stream: IO[bytes], result: PickleScan) -> None:
+def _no_wrapper_class(value: Any) -> None:
+    """joblib only ever instantiates its wrapper with NEWOBJ; any other use could hide an array."""
+    if isinstance(value, _Opaque) and value.kind == "global" and value.global_name == _WRAPPER:
+        raise PickleScanError("a joblib array wrapper used in a way joblib never writes")
+
+
+def _scan_stream(raw: IO[bytes], result: PickleScan, joblib_arrays: bool) -> None:
+    framed = _Framed(raw)
     stack: list[Any] = []
     memo: dict[int, Any] = {}
     ops = 0
     try:
-        for opcode, arg, _pos in pickletools.genops(stream):
+        for opcode, arg, _pos in pickletools.genops(framed):  # type: ignore[arg-type]  # read/readline/tell suffice
             ops += 1
             if ops > _MAX_OPS:
                 raise PickleScanError("too many opcodes")
             name = opcode.name
-            if name in ("PROTO", "FRAME"):
+            if name == "PROTO":
+                continue
+            if name == "FRAME":
+                framed.start_frame(int(arg or 0))
                 continue
             if name == "STOP":
                 return
@@ -253,8 +400,11 @@ def _scan_stream(stream: IO[bytes], result: PickleScan) -> None:
             elif name in ("GLOBAL", "INST"):
                 module, attr = _python3_name(*str(arg).partition(" ")[::2])
                 result.add(f"{module}.{attr}")
+                _refuse_foreign(f"{module}.{attr}")
                 if name == "INST":
                     _pop_mark(stack)
+                    if f"{module}.{attr}" == _WRAPPER:
+                        raise PickleScanError("a joblib array wrapper used in a way joblib never writes")
                     stack.append(_Opaque("object", f"{module}.{attr}"))
                 else:
                     stack.append(_Opaque("global", f"{module}.{attr}"))
@@ -262,6 +412,7 @@ def _scan_stream(stream: IO[bytes], result: PickleScan) -> None:
                 attr, module = _pop(stack), _pop(stack)
                 if isinstance(module, str) and isinstance(attr, str):
                     result.add(f"{module}.{attr}")
+                    _refuse_foreign(f"{module}.{attr}")
                     stack.append(_Opaque("global", f"{module}.{attr}"))
                 else:
                     result.dynamic_globals += 1
@@ -269,13 +420,29 @@ def _scan_stream(stream: IO[bytes], result: PickleScan) -> None:
             elif name in ("EXT1", "EXT2", "EXT4"):  # a global through copyreg's extension registry
                 result.dynamic_globals += 1
                 stack.append(_Opaque("global"))
-            elif name in ("MEMOIZE",):
-                memo[len(memo)] = stack[-1] if stack else None
+            elif name == "MEMOIZE":
+                if not stack:
+                    raise PickleScanError("MEMOIZE on an empty stack")
+                memo[len(memo)] = stack[-1]
             elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                memo[int(arg or 0)] = stack[-1] if stack else None
+                if not stack:
+                    raise PickleScanError("PUT on an empty stack")
+                memo[int(arg or 0)] = stack[-1]
             elif name in ("GET", "BINGET", "LONG_BINGET"):
-                stack.append(memo.get(int(arg or 0), _Opaque()))
-            elif name in ("REDUCE", "NEWOBJ"):
+                if int(arg or 0) not in memo:
+                    raise PickleScanError(f"memo key {arg} was never stored")
+                stack.append(memo[int(arg or 0)])
+            elif name == "NEWOBJ":
+                args = _pop(stack)
+                if not stack:
+                    raise PickleScanError("stack underflow")
+                func = stack.pop()  # the class: a wrapper class is allowed only here
+                glob = func.global_name if isinstance(func, _Opaque) else None
+                kind = "wrapper" if glob == _WRAPPER and joblib_arrays else "object"
+                if glob == _WRAPPER and args != ():
+                    raise PickleScanError("a joblib array wrapper built with arguments (joblib never writes this)")
+                stack.append(_Opaque(kind, glob, args))
+            elif name == "REDUCE":
                 args = _pop(stack)
                 func = _pop(stack)
                 glob = func.global_name if isinstance(func, _Opaque) else None
@@ -293,12 +460,19 @@ def _scan_stream(stream: IO[bytes], result: PickleScan) -> None:
                 state = _pop(stack)
                 target = stack[-1] if stack else None
                 if isinstance(target, _Opaque):
-                    target.state = state
-                    if target.global_name == _WRAPPER:
-                        _skip_array(stream, state, result)
-            elif name in ("EMPTY_DICT",):
+                    if target.kind == "wrapper":
+                        if target.state is not None:
+                            raise PickleScanError("a joblib array wrapper built twice (joblib never writes this)")
+                        target.state = state
+                        _read_array(framed, state, result)
+                        stack[-1] = _Opaque("array")  # the loader puts the array in the wrapper's place
+                    else:
+                        if target.global_name == "numpy.dtype" and target.state is not None:
+                            raise PickleScanError("a numpy dtype given its state twice (numpy never writes this)")
+                        target.state = state
+            elif name == "EMPTY_DICT":
                 stack.append({})
-            elif name in ("EMPTY_LIST",):
+            elif name == "EMPTY_LIST":
                 stack.append([])
             elif name == "EMPTY_TUPLE":
                 stack.append(())
@@ -334,8 +508,10 @@ def _scan_stream(stream: IO[bytes], result: PickleScan) -> None:
             elif name == "POP_MARK":
                 _pop_mark(stack)
             elif name == "DUP":
-                stack.append(stack[-1] if stack else _Opaque())
-            elif name in ("NONE",):
+                if not stack:
+                    raise PickleScanError("DUP on an empty stack")
+                stack.append(stack[-1])
+            elif name == "NONE":
                 stack.append(None)
             elif name in ("NEWTRUE", "NEWFALSE"):
                 stack.append(name == "NEWTRUE")
@@ -356,9 +532,14 @@ def _scan_stream(stream: IO[bytes], result: PickleScan) -> None:
                 stack.extend(_Opaque() for _ in opcode.stack_after)
     except ValueError as exc:  # pickletools' own complaints: bad opcode, truncated argument
         raise PickleScanError(str(exc)) from None
-    except (MemoryError, OverflowError):  # a BINBYTES8-style length of petabytes: pickletools reads it at once
+    except (MemoryError, OverflowError):  # a BINBYTES8-style length of petabytes
         raise PickleScanError("an opcode claims an object larger than memory (corrupt or hostile file)") from None
     raise PickleScanError("the pickle has no STOP opcode (truncated)")
+
+
+def _refuse_foreign(name: str) -> None:
+    if name in _FOREIGN_WRAPPERS:
+        raise PickleScanError(f"{name} reads its array from another file (joblib < 0.10 format)")
 
 
 def _python3_name(module: str, attr: str) -> tuple[str, str]:

@@ -1,166 +1,328 @@
-"""Scan a TensorFlow SavedModel for ops that touch files, the network or Python, reading
-``saved_model.pb`` with a small protobuf wire-format walker (TensorFlow is never imported).
+"""Judge a TensorFlow SavedModel by what loading it and calling one signature can run.
 
-Every graph is scanned: each MetaGraphDef's top-level GraphDef and every function of its
-function library. Refused ops (see ``REFUSED_OPS`` and docs/formats.md) read or write
-files, open readers or writers on files, log to files or remote debuggers, run Python,
-or make remote calls.
+``saved_model.pb`` / ``saved_model.pbtxt`` are parsed with TensorFlow's own descriptors
+(:mod:`mlfit.safety.tfproto`: protobuf semantics, text format through ``text_format``),
+never with TensorFlow. Then, following ``tf.saved_model.load`` (the worker's loader):
 
-The checkpoint ops (``SaveV2``, ``RestoreV2``, ``MergeV2Checkpoints``) are the standard
-restore path: TensorFlow's loader runs them with the variables folder it chooses. They
-are allowed only there: in the top-level saver graph and in the functions TensorFlow
-generates for saving and restoring (``__inference__traced_save_*``,
-``__inference__traced_restore_*``); anywhere else (a serving function, say) they are
-refused like ``WriteFile``.
+- **TF2 layout** (one meta graph with an object graph): loading runs each resource's
+  ``_create_resource``/``_initialize``/``_destroy_resource`` functions and each saveable
+  object's save/restore functions; variables are restored by TensorFlow's Python code
+  with the model's own variables path (no graph op). The signature is the function the
+  object graph names under ``signatures/<name>``, plus the nodes its ``signature_def``
+  outputs depend on.
+- **TF1 layout** (anything else): the saver's restore op, the init op (``__saved_model_init_op``,
+  ``saved_model_main_op``, ``legacy_init_op``), every other collection of ops and variable
+  initializer the default local init can pick up, asset feeds, and the signature's outputs,
+  each with every node it depends on (data and control inputs).
+
+From these roots every call is followed: an op that names a library function, every
+function-typed attribute (``f``, ``then_branch``, ``body``, dataset functions, lists of
+functions, functions nested in a function's attributes) and attribute placeholders,
+resolved with the values the calling node passes (or the callee's defaults). A function's
+whole body counts as reachable. Every reachable op must be on the allowlist in
+:mod:`mlfit.safety.tf_ops`; ``PrintV2`` must print to stderr/stdout/the log;
+``RestoreV2`` is accepted only on the TF1 restore path, with its prefix being exactly the
+filename tensor the loader feeds (the model's own ``variables/``). No exemption depends on
+a function's name.
 """
 
 from __future__ import annotations
 
-import re
+import os
+import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from mlfit.formats import read_varint
+from mlfit.safety.tf_ops import ALLOWED_OPS, PRINT_STREAMS, RUNS_DATA_AS_CODE
+from mlfit.safety.tfproto import ProtoError, parse_binary, parse_text
 
-REFUSED_OPS: dict[str, str] = {
-    **dict.fromkeys(["ReadFile", "WriteFile", "MatchingFiles", "ImmutableConst"], "reads or writes files"),
-    **dict.fromkeys(["Save", "SaveSlices", "Restore", "RestoreSlice", "SaveV2", "RestoreV2",
-                     "MergeV2Checkpoints"],
-                    "reads or writes checkpoint files outside the standard restore path"),
-    **dict.fromkeys(["WholeFileReader", "WholeFileReaderV2", "TextLineReader", "TextLineReaderV2",
-                     "FixedLengthRecordReader", "FixedLengthRecordReaderV2", "TFRecordReader",
-                     "TFRecordReaderV2", "LMDBReader", "IdentityReader", "IdentityReaderV2"], "reads files"),
-    **dict.fromkeys(["TFRecordDataset", "TFRecordDatasetV2", "TextLineDataset", "FixedLengthRecordDataset",
-                     "FixedLengthRecordDatasetV2", "CSVDataset", "CSVDatasetV2", "ExperimentalCSVDataset",
-                     "LMDBDataset", "ExperimentalLMDBDataset", "SqlDataset", "ExperimentalSqlDataset",
-                     "LoadDataset", "ExperimentalLoadDataset"], "reads files or databases"),
-    **dict.fromkeys(["SaveDataset", "SaveDatasetV2", "ExperimentalSaveDataset", "DatasetToTFRecord",
-                     "ExperimentalDatasetToTFRecord", "SnapshotDataset", "SnapshotDatasetV2", "CacheDataset",
-                     "CacheDatasetV2"], "writes files"),
-    **dict.fromkeys(["InitializeTableFromTextFile", "InitializeTableFromTextFileV2"],
-                    "reads a vocabulary file named in the graph"),
-    **dict.fromkeys(["CreateSummaryFileWriter", "CreateSummaryDbWriter", "WriteSummary", "WriteScalarSummary",
-                     "WriteHistogramSummary", "WriteImageSummary", "WriteAudioSummary", "WriteGraphSummary",
-                     "WriteRawProtoSummary", "ImportEvent", "FlushSummaryWriter"], "writes summary files"),
-    **dict.fromkeys(["DebugIdentity", "DebugIdentityV2", "DebugIdentityV3", "DebugNanCount",
-                     "DebugNumericSummary", "DebugNumericSummaryV2"], "sends tensors to debug files or URLs"),
-    **dict.fromkeys(["PyFunc", "PyFuncStateless", "EagerPyFunc"], "runs Python code"),
-    **dict.fromkeys(["Rpc", "TryRpc", "RpcClient", "RpcCall", "RpcServer", "RpcServerStart",
-                     "RpcServerRegister", "RpcCheckStatus", "RpcGetValue", "DeleteRpcFutureResource",
-                     "GcsConfigureCredentials", "GcsConfigureBlockCache", "BigQueryReader",
-                     "GenerateBigQueryReaderPartitions", "FileSystemSetConfiguration"],
-                    "talks to the network or a remote file system"),
-}  # fmt: skip
-_CHECKPOINT_OPS = {"SaveV2", "RestoreV2", "MergeV2Checkpoints"}
-_RESTORE_FUNCTION = re.compile(r"^__inference__traced_(save|restore)_\d+$")
-_PRINT_TO_FILE = b"file://"  # PrintV2's output_stream may name a file
+MAX_PROTO_BYTES = 2**31  # protobuf's own limit; TensorFlow cannot read a larger saved_model.pb
+MAX_VISITS = 200_000  # function instantiations + nodes judged: a bound on hostile call graphs
+_RESTORE_OPS = frozenset({"RestoreV2"})
+_NO_TRAIN = frozenset({"train_op", "saved_model_train_op", "summaries"})
 
 
 class SavedModelError(Exception):
-    """saved_model.pb cannot be parsed."""
+    """saved_model.pb / .pbtxt cannot be read or parsed."""
+
+
+@dataclass
+class Problem:
+    op: str
+    where: str
+    node: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.op} at '{self.node}' in {self.where}: {self.why}"
 
 
 @dataclass
 class GraphScan:
-    ops: dict[str, int] = field(default_factory=dict)  # op -> count, over every graph and function
-    functions: int = 0
-    problems: list[str] = field(default_factory=list)  # 'where: Op (why)'
+    ops: dict[str, int] = field(default_factory=dict)  # reachable op -> count
+    functions: int = 0  # distinct functions reached
+    layout: str = ""  # "tf2" or "tf1"
+    signature_found: bool = False
+    problems_found: list[Problem] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        return [str(p) for p in self.problems_found]
+
+    @property
+    def refused_ops(self) -> list[str]:
+        """Names of the refused ops, first-seen order, unique."""
+        return list(dict.fromkeys(p.op for p in self.problems_found))
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    try:
-        return read_varint(data, pos)
-    except ValueError as exc:
-        raise SavedModelError(str(exc)) from None
+def _node_name(tensor: str) -> str:
+    return tensor.lstrip("^").split(":")[0]
 
 
-def fields(data: bytes) -> list[tuple[int, int, bytes | int]]:
-    """Top-level fields of a protobuf message: (number, wire type, bytes or int)."""
-    out: list[tuple[int, int, bytes | int]] = []
-    pos = 0
-    end = len(data)
-    while pos < end:
-        key, pos = _varint(data, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(data, pos)
-            out.append((number, wire, value))
-        elif wire == 2:
-            length, pos = _varint(data, pos)
-            if pos + length > end:
-                raise SavedModelError("truncated length-delimited field")
-            out.append((number, wire, data[pos : pos + length]))
-            pos += length
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        else:
-            raise SavedModelError(f"unsupported wire type {wire}")
-    if pos != end:
-        raise SavedModelError("truncated fixed-width field")
+class _Walker:
+    def __init__(self, graph: Any, scan: GraphScan, filename_tensor: str | None) -> None:
+        self.library = {f.signature.name: f for f in graph.library.function}
+        self.nodes = {n.name: n for n in graph.node}
+        self.scan = scan
+        self.filename_node = _node_name(filename_tensor) if filename_tensor else None
+        self.seen_calls: set[tuple[str, bytes]] = set()
+        self.seen_top: set[str] = set()
+        self.functions: set[str] = set()
+        self.visits = 0
+
+    def _tick(self) -> None:
+        self.visits += 1
+        if self.visits > MAX_VISITS:
+            raise SavedModelError(f"the graph's call structure is too large to check (over {MAX_VISITS} steps)")
+
+    # -- the top-level graph: only what the roots depend on ------------------------------------
+    def top(self, roots: Iterable[str], where: str, restore_path: bool = False) -> None:
+        stack = [_node_name(r) for r in roots if r]
+        while stack:
+            name = stack.pop()
+            if name in self.seen_top:
+                continue
+            self.seen_top.add(name)
+            self._tick()
+            node = self.nodes.get(name)
+            if node is None:
+                continue  # TensorFlow fails to load a graph that names a missing node
+            self.judge(node, where, {}, restore_path)
+            stack.extend(_node_name(i) for i in node.input)
+
+    # -- functions: the whole body, with the caller's attribute values ------------------------
+    def call(self, name: str, attrs: dict[str, Any], where: str) -> None:
+        function = self.library.get(name)
+        if function is None:
+            self.problem(name, where, name, "calls a function that is not in the model's library")
+            return
+        bindings: dict[str, Any] = {a.name: a.default_value for a in function.signature.attr
+                                    if a.HasField("default_value")}
+        bindings.update(attrs)
+        key = (name, b"".join(k.encode() + b"=" + v.SerializeToString(deterministic=True) + b";"
+                              for k, v in sorted(bindings.items())))
+        if key in self.seen_calls:
+            return
+        self.seen_calls.add(key)
+        self.functions.add(name)
+        self._tick()
+        for node in function.node_def:
+            self.judge(node, f"function {name}", bindings, False)
+
+    def judge(self, node: Any, where: str, bindings: dict[str, Any], restore_path: bool) -> None:
+        self._tick()
+        op = node.op
+        self.scan.ops[op] = self.scan.ops.get(op, 0) + 1
+        attrs = {k: self._resolve(v, bindings) for k, v in node.attr.items()}
+        for key, value in attrs.items():
+            if value is None:
+                self.problem(op, where, node.name, f"attribute '{key}' is left to a caller that does not set it")
+                continue
+            for fn_name, fn_attrs in self._functions_in(value, bindings):
+                self.call(fn_name, fn_attrs, where)
+        if op in self.library:  # a node whose op is a library function calls it with its attrs
+            self.call(op, {k: v for k, v in attrs.items() if v is not None}, where)
+            return
+        if op == "PrintV2":
+            stream = attrs.get("output_stream")
+            target = stream.s.decode("utf-8", "replace") if stream is not None else "stderr"
+            if target not in PRINT_STREAMS:
+                self.problem(op, where, node.name, f"prints to '{target}' (only stderr, stdout or the log)")
+            return
+        if op in _RESTORE_OPS:
+            if not (restore_path and self.filename_node and node.input
+                    and _node_name(node.input[0]) == self.filename_node and not node.input[0].startswith("^")):
+                self.problem(op, where, node.name, "reads a checkpoint other than the one the loader restores")
+            return
+        if op in RUNS_DATA_AS_CODE:
+            self.problem(op, where, node.name, "runs a graph or code carried as data")
+        elif op not in ALLOWED_OPS:
+            self.problem(op, where, node.name, "not on mlfit's allowlist of pure compute ops")
+
+    def _resolve(self, value: Any, bindings: dict[str, Any]) -> Any:
+        if value.WhichOneof("value") == "placeholder":
+            return bindings.get(value.placeholder)
+        return value
+
+    def _functions_in(self, value: Any, bindings: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        kind = value.WhichOneof("value")
+        funcs = [value.func] if kind == "func" else list(value.list.func) if kind == "list" else []
+        out: list[tuple[str, dict[str, Any]]] = []
+        for func in funcs:
+            attrs = {k: self._resolve(v, bindings) for k, v in func.attr.items()}
+            for v in attrs.values():  # functions passed inside a function's attributes run too
+                if v is not None:
+                    out.extend(self._functions_in(v, bindings))
+            out.append((func.name, {k: v for k, v in attrs.items() if v is not None}))
+        return out
+
+    def problem(self, op: str, where: str, node: str, why: str) -> None:
+        self.scan.problems_found.append(Problem(op, where, node, why))
+
+
+def _object_functions(graph: Any, node_id: int) -> list[str]:
+    if not 0 <= node_id < len(graph.nodes):
+        return []
+    obj = graph.nodes[node_id]
+    kind = obj.WhichOneof("kind")
+    if kind == "function":
+        return list(obj.function.concrete_functions)
+    if kind == "bare_concrete_function":
+        return [obj.bare_concrete_function.concrete_function_name]
+    return []
+
+
+def _child(graph: Any, node_id: int, name: str) -> int | None:
+    if not 0 <= node_id < len(graph.nodes):
+        return None
+    for ref in graph.nodes[node_id].children:
+        if ref.local_name == name:
+            return int(ref.node_id)
+    return None
+
+
+def _signature_tensors(meta: Any, key: str) -> list[str]:
+    """Every tensor a signature names (dense, sparse and composite encodings)."""
+    if key not in meta.signature_def:
+        return []
+    sig = meta.signature_def[key]
+    out: list[str] = []
+    for info in [*sig.inputs.values(), *sig.outputs.values()]:
+        kind = info.WhichOneof("encoding")
+        if kind == "name":
+            out.append(info.name)
+        elif kind == "coo_sparse":
+            coo = info.coo_sparse
+            out += [coo.values_tensor_name, coo.indices_tensor_name, coo.dense_shape_tensor_name]
+        elif kind == "composite_tensor":
+            out += [c.name for c in info.composite_tensor.components]
     return out
 
 
-def _sub(message: bytes, number: int) -> list[bytes]:
-    return [v for n, w, v in fields(message) if n == number and w == 2 and isinstance(v, bytes)]
+def scan_saved_model_proto(saved_model: Any, signature: str = "serving_default") -> GraphScan:
+    """Judge a parsed ``tensorflow.SavedModel`` for loading and calling ``signature``."""
+    scan = GraphScan()
+    metas = list(saved_model.meta_graphs)
+    if not metas:
+        raise SavedModelError("no meta graph in the SavedModel")
+    tf2 = len(metas) == 1 and metas[0].HasField("object_graph_def")
+    scan.layout = "tf2" if tf2 else "tf1"
+    for index, meta in enumerate(metas):
+        where = "the graph" if len(metas) == 1 else f"meta graph {index}"
+        filename = meta.saver_def.filename_tensor_name if meta.HasField("saver_def") else None
+        walker = _Walker(meta.graph_def, scan, None if tf2 else filename)
+        signature_roots = _signature_tensors(meta, signature)
+        if tf2:
+            objects = meta.object_graph_def
+            sig_map = _child(objects, 0, "signatures")
+            sig_node = _child(objects, sig_map, signature) if sig_map is not None else None
+            sig_functions = _object_functions(objects, sig_node) if sig_node is not None else []
+            scan.signature_found = bool(sig_functions or signature_roots)
+            for name in sig_functions:
+                walker.call(name, {}, f"signature '{signature}'")
+            for node_id, obj in enumerate(objects.nodes):
+                if obj.WhichOneof("kind") == "resource":
+                    for ref in obj.children:
+                        for name in _object_functions(objects, ref.node_id):
+                            walker.call(name, {}, f"resource {ref.local_name}")
+                for saveable in obj.saveable_objects.values():
+                    for fn_id in (saveable.save_function, saveable.restore_function):
+                        for name in _object_functions(objects, fn_id):
+                            walker.call(name, {}, f"saveable of object {node_id}")
+        else:
+            scan.signature_found = scan.signature_found or bool(signature_roots)
+            if filename:
+                walker.top([meta.saver_def.restore_op_name, filename], f"{where} (variable restore)", True)
+            init: list[str] = _signature_tensors(meta, "__saved_model_init_op")
+            for key, collection in meta.collection_def.items():
+                if key in _NO_TRAIN:
+                    continue
+                init.extend(collection.node_list.value)
+                if key.endswith("variables"):
+                    init.extend(_variable_initializers(collection.bytes_list.value))
+            init.extend(a.tensor_info.name for a in meta.asset_file_def)
+            walker.top(init, f"{where} (init ops)")
+        walker.top(signature_roots, f"signature '{signature}'")
+        scan.functions += len(walker.functions)
+    return scan
 
 
-def _text(message: bytes, number: int) -> str:
-    values = _sub(message, number)
-    return values[0].decode("utf-8", "replace") if values else ""
+def _variable_initializers(serialized: Iterable[bytes]) -> list[str]:
+    from mlfit.safety.tfproto import message_class
 
-
-def _scan_nodes(nodes: list[bytes], where: str, restore_path: bool, scan: GraphScan) -> None:
-    for node in nodes:
-        name = _text(node, 1)  # NodeDef.name
-        op = _text(node, 2)  # NodeDef.op
-        scan.ops[op] = scan.ops.get(op, 0) + 1
-        if op in _CHECKPOINT_OPS and restore_path:
+    out: list[str] = []
+    cls = message_class("tensorflow.VariableDef")
+    for data in serialized:
+        try:
+            var = cls.FromString(data)
+        except Exception:  # not a VariableDef: TensorFlow's collection would fail to load too
             continue
-        if op in REFUSED_OPS:
-            scan.problems.append(f"{where}: op {op} ('{name}') {REFUSED_OPS[op]}")
-        elif op == "PrintV2" and any(_PRINT_TO_FILE in attr for attr in _sub(node, 5)):
-            scan.problems.append(f"{where}: op PrintV2 ('{name}') prints to a file")
+        out.extend(n for n in (var.initializer_name, var.snapshot_name) if n)
+    return out
 
 
-def scan_graph_bytes(data: bytes) -> GraphScan:
-    """Scan a serialized SavedModel proto."""
-    scan = GraphScan()
-    meta_graphs = _sub(data, 2)  # SavedModel.meta_graphs
-    if not meta_graphs:
-        raise SavedModelError("no meta graph in saved_model.pb")
-    for index, meta in enumerate(meta_graphs):
-        for graph in _sub(meta, 2):  # MetaGraphDef.graph_def
-            # The top-level graph holds the saver (TF1 layouts run their graph through it too,
-            # so its non-checkpoint ops are checked like any function's).
-            _scan_nodes(_sub(graph, 1), f"meta graph {index}", True, scan)
-            for library in _sub(graph, 2):  # GraphDef.library
-                for function in _sub(library, 1):  # FunctionDefLibrary.function
-                    scan.functions += 1
-                    signature = _sub(function, 1)  # FunctionDef.signature (OpDef)
-                    fname = _text(signature[0], 1) if signature else "?"
-                    restore = bool(_RESTORE_FUNCTION.match(fname))
-                    _scan_nodes(_sub(function, 3), f"function {fname}", restore, scan)
-    return scan
+def _read_regular(path: Path) -> bytes:
+    """The bytes of a regular file, refusing devices/FIFOs and files over protobuf's limit."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise SavedModelError(f"cannot read {path.name}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise SavedModelError(f"{path.name} is not a regular file")
+        if info.st_size > MAX_PROTO_BYTES:
+            raise SavedModelError(f"{path.name} is {info.st_size} bytes, over protobuf's 2 GiB limit")
+        try:
+            return fh.read()
+        except MemoryError:
+            raise SavedModelError(f"{path.name} is too large to read into memory") from None
 
 
-def scan_pbtxt(text: str) -> GraphScan:
-    """A text-format SavedModel: ops are read from ``op: "Name"`` lines (no function names)."""
-    scan = GraphScan()
-    for op in re.findall(r'\bop:\s*"([A-Za-z0-9_>]+)"', text):
-        scan.ops[op] = scan.ops.get(op, 0) + 1
-        if op in REFUSED_OPS and op not in _CHECKPOINT_OPS:
-            scan.problems.append(f"graph: op {op} {REFUSED_OPS[op]}")
-    return scan
-
-
-def scan_savedmodel(folder: Path) -> GraphScan:
-    """Scan ``folder/saved_model.pb`` (or ``.pbtxt``)."""
+def parse_savedmodel(folder: Path) -> Any:
+    """The ``tensorflow.SavedModel`` TensorFlow would read from ``folder`` (pb first, then pbtxt)."""
     pb = folder / "saved_model.pb"
     try:
-        if pb.is_file():
-            return scan_graph_bytes(pb.read_bytes())
-        return scan_pbtxt((folder / "saved_model.pbtxt").read_text(errors="replace"))
-    except OSError as exc:
-        raise SavedModelError(f"cannot read: {exc.strerror}") from None
+        if pb.exists() or pb.is_symlink():
+            return parse_binary(_read_regular(pb))
+        text = _read_regular(folder / "saved_model.pbtxt")
+        try:
+            decoded = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SavedModelError("saved_model.pbtxt is not UTF-8 text") from None
+        return parse_text(decoded)
+    except ProtoError as exc:
+        raise SavedModelError(str(exc)) from None
+    except (MemoryError, RecursionError):
+        raise SavedModelError("the SavedModel protobuf is too large or too deeply nested to parse") from None
+
+
+def scan_savedmodel(folder: Path, signature: str = "serving_default") -> GraphScan:
+    """Parse ``folder``'s SavedModel and judge what loading it and calling ``signature`` runs."""
+    saved_model = parse_savedmodel(folder)
+    try:
+        return scan_saved_model_proto(saved_model, signature)
+    except RecursionError:
+        raise SavedModelError("the SavedModel's functions nest too deeply to check") from None

@@ -1,4 +1,4 @@
-"""ONNX graph builders for well-known networks: MobileNetV2, ResNet-50, an MLP, a
+"""ONNX graph builders for well-known networks: MobileNetV1, MobileNetV2, MobileNetV3, ResNet-50, an MLP, a
 transformer encoder block, a single Add. Weights are random; shapes and FLOPs are real.
 """
 
@@ -105,8 +105,87 @@ def mobilenet_v2(width: float = 1.0, resolution: int = 224, classes: int = 1000,
     return b.model([inp], [outp], f"mobilenet_v2_{width}_{resolution}")
 
 
-def resnet50(resolution: int = 224, classes: int = 1000, batch: int | str = 1, seed: int = 0) -> onnx.ModelProto:
-    """ResNet-50 v1.5 (He et al. 2016): 25.6M params, ~4.1G MACs at 224x224. BatchNorm folded into Conv."""
+def mobilenet_v1(width: float = 1.0, resolution: int = 224, classes: int = 1000, batch: int | str = 1,
+                 seed: int = 0) -> onnx.ModelProto:
+    """MobileNetV1 (Howard et al. 2017): 4.2M params, ~569M MACs at width 1.0, 224x224.
+    BatchNorm folded into Conv; ReLU6 after every convolution."""
+    b = GraphBuilder(seed)
+    # (output channels, stride) of the 13 depthwise-separable blocks
+    blocks = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), *[(512, 1)] * 5, (1024, 2), (1024, 1)]
+    c_in = _make_divisible(32 * width)
+    x = b.relu6(b.conv("input", 3, c_in, 3, stride=2))
+    for c, stride in blocks:
+        c_out = _make_divisible(c * width)
+        x = b.relu6(b.conv(x, c_in, c_in, 3, stride=stride, group=c_in))
+        x = b.relu6(b.conv(x, c_in, c_out, 1))
+        c_in = c_out
+    x = b.node("Flatten", [b.node("GlobalAveragePool", [x])], axis=1)
+    w = b.weight((classes, c_in))
+    bias = b.constant(np.zeros(classes, np.float32), "b")
+    b.node("Gemm", [x, w, bias], transB=1)
+    b.nodes[-1].output[0] = "logits"
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, resolution, resolution])
+    outp = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, classes])
+    return b.model([inp], [outp], f"mobilenet_v1_{width}_{resolution}")
+
+
+_MNV3_LARGE = [  # kernel, expanded, out, squeeze-excite, hard-swish, stride
+    (3, 16, 16, False, False, 1), (3, 64, 24, False, False, 2), (3, 72, 24, False, False, 1),
+    (5, 72, 40, True, False, 2), (5, 120, 40, True, False, 1), (5, 120, 40, True, False, 1),
+    (3, 240, 80, False, True, 2), (3, 200, 80, False, True, 1), (3, 184, 80, False, True, 1),
+    (3, 184, 80, False, True, 1), (3, 480, 112, True, True, 1), (3, 672, 112, True, True, 1),
+    (5, 672, 160, True, True, 2), (5, 960, 160, True, True, 1), (5, 960, 160, True, True, 1),
+]
+_MNV3_SMALL = [
+    (3, 16, 16, True, False, 2), (3, 72, 24, False, False, 2), (3, 88, 24, False, False, 1),
+    (5, 96, 40, True, True, 2), (5, 240, 40, True, True, 1), (5, 240, 40, True, True, 1),
+    (5, 120, 48, True, True, 1), (5, 144, 48, True, True, 1), (5, 288, 96, True, True, 2),
+    (5, 576, 96, True, True, 1), (5, 576, 96, True, True, 1),
+]
+
+
+def mobilenet_v3(size: str = "large", resolution: int = 224, classes: int = 1000, batch: int | str = 1,
+                 seed: int = 0) -> onnx.ModelProto:
+    """MobileNetV3 Large/Small (Howard et al. 2019): ~219M / ~56M MACs, 5.4M / 2.5M params at 224x224.
+    Squeeze-excite with hard-sigmoid, hard-swish activations; BatchNorm folded into Conv."""
+    b = GraphBuilder(seed)
+    table, last, head = (_MNV3_LARGE, 960, 1280) if size == "large" else (_MNV3_SMALL, 576, 1024)
+
+    def act(x: str, hswish: bool) -> str:
+        return b.node("HardSwish", [x]) if hswish else b.node("Relu", [x])
+
+    x = act(b.conv("input", 3, 16, 3, stride=2), True)
+    c_in = 16
+    for k, exp, c_out, se, hs, stride in table:
+        y = x
+        if exp != c_in:
+            y = act(b.conv(y, c_in, exp, 1), hs)
+        y = act(b.conv(y, exp, exp, k, stride=stride, group=exp), hs)
+        if se:
+            squeeze = _make_divisible(exp // 4)
+            s = b.node("GlobalAveragePool", [y])
+            s = b.node("Relu", [b.conv(s, exp, squeeze, 1)])
+            s = b.node("HardSigmoid", [b.conv(s, squeeze, exp, 1)], alpha=1.0 / 6, beta=0.5)
+            y = b.node("Mul", [y, s])
+        y = b.conv(y, exp, c_out, 1)
+        x = b.node("Add", [x, y]) if stride == 1 and c_in == c_out else y
+        c_in = c_out
+    x = act(b.conv(x, c_in, last, 1), True)
+    x = b.node("Flatten", [b.node("GlobalAveragePool", [x])], axis=1)
+    x = b.node("HardSwish", [b.node("Gemm", [x, b.weight((head, last)), b.constant(np.zeros(head, np.float32))],
+                                    transB=1)])
+    b.node("Gemm", [x, b.weight((classes, head)), b.constant(np.zeros(classes, np.float32), "b")], transB=1)
+    b.nodes[-1].output[0] = "logits"
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, resolution, resolution])
+    outp = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, classes])
+    return b.model([inp], [outp], f"mobilenet_v3_{size}")
+
+
+def resnet50(resolution: int = 224, classes: int = 1000, batch: int | str = 1, seed: int = 0,
+             version: str = "1.5") -> onnx.ModelProto:
+    """ResNet-50 v1.5 (He et al. 2016): 25.6M params, ~4.1G MACs at 224x224. BatchNorm folded into Conv.
+    ``version="1"``: the original (Caffe) network, whose downsampling stride sits on the first 1x1
+    convolution of a block instead of the 3x3: ~3.9G MACs."""
     b = GraphBuilder(seed)
     x = b.node("Relu", [b.conv("input", 3, 64, 7, stride=2)])
     x = b.node("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
@@ -115,8 +194,9 @@ def resnet50(resolution: int = 224, classes: int = 1000, batch: int | str = 1, s
         for i in range(blocks):
             s = stride if i == 0 else 1
             c_out = width * 4
-            y = b.node("Relu", [b.conv(x, c_in, width, 1)])
-            y = b.node("Relu", [b.conv(y, width, width, 3, stride=s)])
+            s1, s3 = (s, 1) if version == "1" else (1, s)
+            y = b.node("Relu", [b.conv(x, c_in, width, 1, stride=s1)])
+            y = b.node("Relu", [b.conv(y, width, width, 3, stride=s3)])
             y = b.conv(y, width, c_out, 1)
             shortcut = b.conv(x, c_in, c_out, 1, stride=s) if (s != 1 or c_in != c_out) else x
             x = b.node("Relu", [b.node("Add", [y, shortcut])])

@@ -1,0 +1,402 @@
+"""A per-device time model fitted on published measurements from real devices.
+
+The model's structure comes from this host's static analysis of the model (which ops, their
+shapes): dense FLOPs (Conv with group 1, ConvTranspose, MatMul, Gemm), depthwise/grouped Conv
+FLOPs, bytes moved by every other op (elementwise, pooling, softmax, ...) and the number of
+kernels. The device side comes from its hardware file (peak per core, bandwidth, ISA) and a few
+fitted constants:
+
+    CPU:  t = e^b * [ (F_dense + k_dw * F_dw) / (P_core * S(threads)) + B_other / BW ] + K * d
+    GPU:  t = e^b * [ (F_dense + k_dw * F_dw) / P_path + B_other / BW ] + K * launch / batch
+
+* ``k_dw``: how many dense FLOPs one depthwise FLOP costs (depthwise convolutions reach a small
+  fraction of the peak: few FLOPs per byte, no register blocking over input channels);
+* ``S(t) = t / (1 + sigma * (t - 1))``: thread scaling with one contention constant ``sigma``;
+* ``b``: the sum of log-offsets of the columns the configuration has: the kernel family
+  (``cpu-arm-fp32``: XNNPACK/TFLite NEON kernels), int8 with or without the Arm dot-product
+  instructions (``int8-dotprod``: Cortex-A76/A78 have SDOT, the Pi 4's A72 does not), the 32-bit
+  OS mode, the GPU path (``gpu-int8``: tensor cores at the int8 peak);
+* ``d``, ``launch``: per-op dispatch on a CPU (scaled by clock) and kernel launch on a GPU.
+
+Fitted by ``fit`` (numpy least squares in log space over a grid of ``k_dw`` and ``sigma``) on
+the rows of ``benchmarks/device_truth.yaml``; the constants live in ``_devicefit.py``, written by
+``benchmarks/bench_devices.py --write-params``. A column no row of the table exercises keeps its
+stated prior, and the band says so. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlfit.analysis.costs import VIEW_OPS
+
+# Priors for what no row of the truth table isolates (stated, not fitted). Column names:
+#   "<runtime>-fp32"          the runtime's kernels on the reference core (Cortex-A72), over its peak
+#   "<runtime>-int8-dotprod"  int8 against fp32 on a core with int8 dot products (SDOT / VNNI)
+#   "<runtime>-int8-no-dotprod"  ... on a core without them (Pi 4's Cortex-A72)
+#   "core:<name>"             a core's speed against the reference core at equal peak per core
+#   "armv7-mode", "gpu-<precision>", "source:<group>"
+PRIORS: dict[str, float] = {
+    # XNNPACK-class NEON fp32 kernels sustain ~60% of a Cortex-A7x's peak on large 1x1 convolutions
+    "fp32": math.log(1 / 0.6),
+    # int8 without SDOT: widening multiplies (SMULL/SMLAL): ~1.7x over fp32 at best
+    "int8-no-dotprod": math.log(0.6),
+    # int8 with SDOT: 16 int8 MACs per 128-bit instruction against 4 fp32 FMAs; depthwise and
+    # elementwise layers do not use it, so ~2x end to end rather than 4x
+    "int8-dotprod": math.log(0.5),
+    "armv7-mode": 0.0,
+    # GPU efficiencies as the roofline's centre: 50% of the path's peak
+    "gpu-fp32": math.log(1 / 0.5),
+    "gpu-fp16": math.log(1 / 0.5),
+    "gpu-int8": math.log(1 / 0.5),
+}
+REFERENCE_CORE = "Cortex-A72"
+RUNTIME_FAMILY = {"tflite": "xnnpack", "xnnpack": "xnnpack", "onnxruntime": "onnxruntime", "ncnn": "ncnn",
+                  "tensorrt": "tensorrt", "tensorflow": "tensorflow"}
+
+
+def prior(column: str) -> float:
+    if column.startswith(("core:", "source:")):
+        return 0.0
+    for suffix in ("int8-no-dotprod", "int8-dotprod", "fp32"):
+        if column.endswith(suffix):
+            return PRIORS[suffix]
+    return PRIORS.get(column, 0.0)
+
+
+DEFAULTS: dict[str, float] = {
+    "k_dw": 8.0,
+    "sigma": 0.25,
+    "dispatch_s_at_1ghz": 4e-6,  # XNNPACK/TFLite per-operator cost at 1 GHz (prior)
+    "launch_s": 10e-6,  # CUDA kernel launch + executor per kernel (the roofline's centre)
+}
+# Widening, as a log half-width, for a column the table has no row for, and for a device that
+# has no row of its own (the table's devices say nothing about its memory system or thermals).
+UNFITTED_COLUMN = math.log(1.5)
+UNSEEN_DEVICE = math.log(1.3)
+
+_DENSE = ("Conv", "ConvTranspose", "MatMul", "Gemm", "FusedConv", "FusedGemm", "FusedMatMul", "QLinearConv",
+          "QLinearMatMul", "ConvInteger", "MatMulInteger")
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What of a model decides its time on a device, from the static node list (batch 1)."""
+
+    dense_flops: float
+    depthwise_flops: float
+    other_bytes: float
+    kernels: int
+
+    @classmethod
+    def from_static(cls, static: dict[str, Any]) -> Structure:
+        dense = dw = other = 0.0
+        kernels = 0
+        for n in static.get("nodes") or []:
+            op = str(n["op"]).split("::")[-1]
+            if op in VIEW_OPS:
+                continue
+            kernels += 1
+            if op in _DENSE:
+                if int(n.get("group", 1) or 1) > 1:
+                    dw += float(n["flops"])
+                else:
+                    dense += float(n["flops"])
+            else:
+                other += float(n["bytes_read"]) + float(n["bytes_written"])
+        return cls(dense, dw, other, kernels)
+
+
+def core_of(model: str, arch: str, isa: Sequence[str]) -> str:
+    """The core a hardware file's CPU is built from: its Arm core name, or the x86 vector width."""
+    import re
+
+    found = re.search(r"Cortex-A\d+[A-Z]*", model)
+    if found:
+        return found.group(0)
+    if arch == "x86":
+        return "x86-avx512" if "avx512f" in {s.lower() for s in isa} else "x86-avx2"
+    return model
+
+
+@dataclass(frozen=True)
+class Device:
+    """The figures of a hardware file the model uses."""
+
+    id: str
+    kind: str  # "cpu" or "gpu"
+    arch: str  # "arm" or "x86"
+    peak_core: float  # FLOP/s of one core (CPU) or of the whole GPU path (fp32)
+    cores: int
+    frequency: float
+    bandwidth: float
+    dotprod: bool
+    peak_fp16: float | None = None
+    peak_int8: float | None = None
+    core: str = ""
+
+    @classmethod
+    def from_hardware(cls, hw: Any, gpu: bool = False) -> Device:
+        """Per-core figures are per logical CPU (``cores`` in the file), as the peak is divided."""
+        cpu = hw.cpu
+        arch = "arm" if cpu.arch.value.startswith(("aarch64", "arm")) else "x86"
+        isa = {s.lower() for s in cpu.isa}
+        dot = bool(isa & {"dotprod", "asimddp", "avx512_vnni", "avx_vnni"})
+        core = core_of(cpu.model, arch, cpu.isa)
+        if gpu:
+            acc = next(a for a in hw.accelerators if a.kind == "gpu")
+            return cls(hw.id, "gpu", arch, float(acc.peak_fp32), 1, float(cpu.frequency), float(acc.bandwidth),
+                       dot, acc.peak_fp16, acc.peak_int8, acc.name)
+        return cls(hw.id, "cpu", arch, float(cpu.peak_fp32) / cpu.cores, cpu.cores, float(cpu.frequency),
+                   float(hw.memory.bandwidth), dot, core=core)
+
+
+@dataclass(frozen=True)
+class Config:
+    """One deployment configuration: where, how many threads, which precision, which kernels."""
+
+    device: Device
+    runtime: str = "xnnpack"  # a key of RUNTIME_FAMILY, or any other name (its own family)
+    precision: str = "fp32"  # fp32, fp16, int8
+    threads: int = 1
+    batch: int = 1
+    mode: str = ""  # "armv7": a 32-bit OS on a 64-bit core
+    source: str = ""  # a nuisance offset for a source whose builds are known to differ
+    # The runtime fuses elementwise ops into the convolutions' epilogues (TensorRT): their bytes
+    # never reach memory, so only the compute term remains.
+    fused_elementwise: bool = False
+
+    def columns(self) -> list[str]:
+        if self.device.kind == "gpu":
+            return [f"gpu-{self.precision}"]
+        family = RUNTIME_FAMILY.get(self.runtime, self.runtime)
+        cols = [f"{family}-fp32"]
+        if self.device.core != REFERENCE_CORE:
+            cols.append(f"core:{self.device.core}")
+        if self.precision == "int8":
+            cols.append(f"{family}-int8-dotprod" if self.device.dotprod else f"{family}-int8-no-dotprod")
+        if self.mode == "armv7":
+            cols.append("armv7-mode")
+        if self.source:
+            cols.append(f"source:{self.source}")
+        return cols
+
+
+@dataclass(frozen=True)
+class Params:
+    k_dw: float
+    sigma: float
+    offsets: dict[str, float]
+    dispatch_s_at_1ghz: float = DEFAULTS["dispatch_s_at_1ghz"]
+    launch_s: float = DEFAULTS["launch_s"]
+    band_log: float = math.log(1.5)  # half-width of the band from validation residuals
+    fitted_devices: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def offset(self, column: str) -> tuple[float, bool]:
+        """A column's log-offset and whether the table fitted it."""
+        if column in self.offsets:
+            return self.offsets[column], True
+        for kind in ("-fp32", "core:"):
+            # another runtime's kernels, or a core with no row: the mean of those the table measured
+            # (the reference Cortex-A72 is the least efficient core measured; newer ones sit closer
+            # to their peak, so 1.0 would be a biased guess for an unmeasured core)
+            seen = [v for k, v in self.offsets.items() if (k.endswith(kind) if kind == "-fp32" else k.startswith(kind))]
+            if seen and (column.endswith(kind) if kind == "-fp32" else column.startswith(kind)):
+                return sum(seen) / len(seen), False
+        return prior(column), False
+
+
+def thread_speedup(threads: int, sigma: float) -> float:
+    t = max(1, threads)
+    return t / (1 + sigma * (t - 1))
+
+
+def base_seconds(s: Structure, c: Config, k_dw: float, sigma: float) -> float:
+    """The part of the time the offsets multiply: compute at the path's peak plus streamed bytes."""
+    d = c.device
+    work = s.dense_flops + k_dw * s.depthwise_flops
+    elem = 1 if c.precision == "int8" else (2 if c.precision == "fp16" else 4)
+    moved = s.other_bytes * elem / 4
+    if c.fused_elementwise:
+        moved = 0.0
+    if d.kind == "gpu":
+        peak = {"int8": d.peak_int8, "fp16": d.peak_fp16}.get(c.precision) or d.peak_core
+        return work / float(peak) + moved / d.bandwidth
+    threads = max(1, min(c.threads, d.cores))
+    return work / (d.peak_core * thread_speedup(threads, sigma)) + moved / d.bandwidth
+
+
+def fixed_seconds(s: Structure, c: Config, p: Params) -> float:
+    """Per-op dispatch (CPU, by clock) or kernel launches spread over the batch (GPU)."""
+    if c.device.kind == "gpu":
+        return s.kernels * p.launch_s / max(1, c.batch)
+    return s.kernels * p.dispatch_s_at_1ghz * (1e9 / c.device.frequency)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Seconds per inference (per sample for a batch): centre and band, with each widening named."""
+
+    value: float
+    lower: float
+    upper: float
+    widenings: dict[str, float] = field(default_factory=dict)  # name -> log half-width
+    unfitted: tuple[str, ...] = ()
+
+
+def predict(s: Structure, c: Config, p: Params) -> Prediction:
+    offset = 0.0
+    unfitted: list[str] = []
+    for col in c.columns():
+        value, fitted = p.offset(col)
+        offset += value
+        if not fitted and not col.startswith("source:"):
+            unfitted.append(col)
+    centre = math.exp(offset) * base_seconds(s, c, p.k_dw, p.sigma) + fixed_seconds(s, c, p)
+    widen = {"validation residuals": p.band_log}
+    for col in unfitted:
+        widen[f"no truth-table row for '{col}' (prior)"] = UNFITTED_COLUMN
+    if p.fitted_devices and c.device.id not in p.fitted_devices:
+        widen[f"no truth-table row for device {c.device.id}"] = UNSEEN_DEVICE
+    half = math.sqrt(sum(h * h for h in widen.values()))  # independent sources add in quadrature
+    return Prediction(centre, centre * math.exp(-half), centre * math.exp(half), widen, tuple(unfitted))
+
+
+# ---- fitting -------------------------------------------------------------------------------
+
+K_DW_GRID = tuple(round(2 ** (i / 4), 4) for i in range(0, 29))  # 1 .. 128
+SIGMA_GRID = tuple(round(0.02 * i, 2) for i in range(0, 31))  # 0 .. 0.6
+
+
+def fit(rows: Sequence[tuple[Structure, Config, float]], base: Params | None = None) -> Params:
+    """Least squares in log space: the offsets solved linearly for every point of a grid over
+    ``k_dw`` and ``sigma`` (vectorised: the design matrix does not depend on the grid), the point
+    with the smallest sum of squared log residuals kept. A small ridge pull towards each column's
+    prior keeps the solve determined when two columns always appear together."""
+    import numpy as np
+
+    base = base or Params(DEFAULTS["k_dw"], DEFAULTS["sigma"], {})
+    has_cpu = any(c.device.kind == "cpu" for _, c, _ in rows)
+    has_threads = len({c.threads for _, c, _ in rows if c.device.kind == "cpu"}) > 1
+    sigmas = np.array(SIGMA_GRID if has_threads else (base.sigma,))
+    kdws = np.array(K_DW_GRID if has_cpu else (base.k_dw,))
+    cols = sorted({col for _, c, _ in rows for col in c.columns()})
+    n, m = len(rows), len(cols)
+    a = np.zeros((n, m))
+    dense, dw, threads, moved, target = (np.zeros(n) for _ in range(5))
+    gpu = np.zeros(n, dtype=bool)
+    for i, (s, c, t) in enumerate(rows):
+        for col in c.columns():
+            a[i, cols.index(col)] = 1.0
+        # the compute and memory parts at k_dw = 0 and 1 and sigma = 0 give every grid point linearly
+        zero = base_seconds(s, c, 0.0, 0.0)
+        moved[i] = base_seconds(Structure(0.0, 0.0, s.other_bytes, s.kernels), c, 0.0, 0.0)
+        dense[i] = zero - moved[i]
+        dw[i] = base_seconds(s, c, 1.0, 0.0) - zero
+        gpu[i] = c.device.kind == "gpu"
+        threads[i] = 1 if gpu[i] else max(1, min(c.threads, c.device.cores))
+        target[i] = max(t - fixed_seconds(s, c, base), t * 0.05)
+    ridge = 0.05
+    a2 = np.vstack([a, ridge * np.eye(m)])
+    pinv = np.linalg.pinv(a2)
+    pulls = ridge * np.array([prior(col) for col in cols])
+    grid = [(float(k), float(sg)) for k in kdws for sg in sigmas]
+    ks = np.array([k for k, _ in grid])
+    sgs = np.array([sg for _, sg in grid])
+    # S(t) = t / (1 + sigma (t - 1)); at sigma = 0 the base used t threads: rescale by (1 + sigma (t - 1))
+    slow = 1 + np.outer(threads - 1, sgs)
+    slow[gpu, :] = 1.0
+    compute = (dense[:, None] + dw[:, None] * ks[None, :]) * slow
+    y = np.log(target)[:, None] - np.log(compute + moved[:, None])
+    sol = pinv @ np.vstack([y, np.repeat(pulls[:, None], len(grid), axis=1)])
+    resid = y - a @ sol
+    best = int(np.argmin((resid * resid).sum(axis=0)))
+    k, sg = grid[best]
+    offsets = {col: float(v) for col, v in zip(cols, sol[:, best], strict=True)}
+    devices = tuple(sorted({c.device.id for _, c, _ in rows}))
+    return Params(k, sg, offsets, base.dispatch_s_at_1ghz, base.launch_s, base.band_log, devices)
+
+
+def log_residual(observed: float, predicted: float) -> float:
+    return math.log(observed / predicted)
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    pos = q * (len(ordered) - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+# The band covers this quantile of the absolute log residuals of rows the fit did not see.
+BAND_QUANTILE = 0.85
+
+
+def loo(rows: Sequence[tuple[Structure, Config, float]], base: Params | None = None,
+        nested: bool = True) -> list[tuple[Prediction, float]]:
+    """Leave-one-out: each row predicted by a fit on the others; its band from the residuals
+    of a leave-one-out inside those others (so the band never saw the row it is judged on)."""
+    out: list[tuple[Prediction, float]] = []
+    for i in range(len(rows)):
+        others = [r for j, r in enumerate(rows) if j != i]
+        params = fit(others, base)
+        band = params.band_log
+        if nested and len(others) >= 3:
+            inner = [abs(log_residual(t, predict(s, c, fit([r for k, r in enumerate(others) if k != j], base)).value))
+                     for j, (s, c, t) in enumerate(others)]
+            band = quantile(inner, BAND_QUANTILE)
+        params = Params(params.k_dw, params.sigma, params.offsets, params.dispatch_s_at_1ghz, params.launch_s,
+                        band, params.fitted_devices)
+        s, c, t = rows[i]
+        out.append((predict(s, c, params), t))
+    return out
+
+
+def leave_group_out(rows: Sequence[tuple[Structure, Config, float]], groups: Sequence[str],
+                    base: Params | None = None) -> list[tuple[Prediction, float]]:
+    """Each group's rows (e.g. every row of one device) predicted by a fit that never saw the
+    group, its band from a leave-one-out inside the other groups: how mlfit fares on a device
+    the table does not have (its core offset then keeps its prior unless another device shares it)."""
+    out: list[tuple[Prediction, float] | None] = [None] * len(rows)
+    for group in sorted(set(groups)):
+        others = [r for r, g in zip(rows, groups, strict=True) if g != group]
+        params = fit(others, base)
+        inner = [abs(log_residual(t, p.value)) for p, t in loo(others, base, nested=False)]
+        params = Params(params.k_dw, params.sigma, params.offsets, params.dispatch_s_at_1ghz, params.launch_s,
+                        quantile(inner, BAND_QUANTILE), params.fitted_devices)
+        for i, (s, c, t) in enumerate(rows):
+            if groups[i] == group:
+                out[i] = (predict(s, c, params), t)
+    return [o for o in out if o is not None]
+
+
+def params_from_dict(data: dict[str, Any]) -> Params:
+    return Params(
+        float(data["k_dw"]), float(data["sigma"]), {str(k): float(v) for k, v in data["offsets"].items()},
+        float(data.get("dispatch_s_at_1ghz", DEFAULTS["dispatch_s_at_1ghz"])),
+        float(data.get("launch_s", DEFAULTS["launch_s"])), float(data["band_log"]),
+        tuple(data.get("fitted_devices", ())), tuple(data.get("notes", ())),
+    )
+
+
+def params_to_dict(p: Params) -> dict[str, Any]:
+    return {
+        "k_dw": p.k_dw, "sigma": p.sigma, "offsets": dict(sorted(p.offsets.items())),
+        "dispatch_s_at_1ghz": p.dispatch_s_at_1ghz, "launch_s": p.launch_s, "band_log": p.band_log,
+        "fitted_devices": list(p.fitted_devices), "notes": list(p.notes),
+    }
+
+
+def fitted() -> Params | None:
+    """The committed fit (``_devicefit.py``), or None before one was written."""
+    try:
+        from mlfit.analysis._devicefit import PARAMS
+    except ImportError:
+        return None
+    return params_from_dict(PARAMS)

@@ -1,0 +1,172 @@
+"""The model's uncontended cost: what a call costs when nothing else wants the CPU.
+
+A shared host (a CI runner, a 2-core VM next to other jobs) lengthens the wall time of a
+call whenever another process holds a core; it does not change the work the call does.
+Measured on a 2-core VM with the example model and two ``yes`` processes on both cores
+(benchmarks/bench_load_verdicts.py; numbers in docs/contention.md):
+
+- the timed loop's wall p50 moved 1.3-4x and its p95 3-5x between quiet and loaded;
+- single-thread CPU time per call moved 5-15% (what is left is real: a neighbour's cache and
+  memory traffic slow the core itself);
+- the per-node times of onnxruntime's single-thread profile, fastest fifth of each node
+  (``node_us_low``), summed, moved 3-14%: a node is short next to a scheduler time slice, so
+  its fast runs are the uninterrupted ones. At 2 threads the same sums moved 30-50%: one
+  descheduled thread stalls every parallel node, so multi-thread figures are not used as the
+  model's cost; thread scaling comes from the calibration instead.
+
+So the projection starts from the single-thread per-node low figures (see
+``mlfit.analysis.project``), the spread of the percentiles from the fast half of the timed
+loop, and the host-to-target ratio from a calibration scaled by a reference kernel timed in
+the same worker (:func:`reference_scale`). The host's wall figures stay what they are:
+measured on this host, busy or not. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from mlfit.catalog.schema import Percentile
+from mlfit.result import Measurement
+
+# Standard normal quantiles: the spread of the upper percentiles is read from the lower half.
+_Z = {0.2: 0.8416, Percentile.P50: 0.0, Percentile.P90: 1.2816, Percentile.P95: 1.6449, Percentile.P99: 2.3263}
+# How far the uncontended estimate itself moved between a quiet and a fully loaded host (the
+# per-node low sums and CPU times above: up to ~15%): the band widens by up to this much.
+BUSY_WIDENING = (0.15, 0.2)  # lower bound down by 15%, upper up by 20%, at busy = 1
+_SCALE_LIMITS = (0.25, 2.0)
+
+
+@dataclass(frozen=True)
+class HostLoad:
+    """How busy the host was during the timed loop."""
+
+    cpu_share: float  # CPU time the process got over what its threads could have had
+    switches_per_s: float
+    runnable: int | None
+    cores: int
+    steal: float | None
+    slowdown: float | None  # wall p50 over the uncontended p50, when known
+
+    @property
+    def busy(self) -> float:
+        """0 (nothing else ran) to 1 (every core had another runnable task): the larger of the
+        runnable tasks beyond this one per core and the share of wall time lost to contention
+        (1 - uncontended / wall p50). The CPU share alone is not used: a runtime whose idle pool
+        threads sleep instead of spinning gets a low share on a quiet host."""
+        signals = []
+        if self.runnable is not None:
+            signals.append((self.runnable - 1) / max(1, self.cores))
+        if self.slowdown is not None and self.slowdown > 0:
+            signals.append(1 - 1 / self.slowdown)
+        if not signals:
+            signals.append(1 - self.cpu_share)
+        return max(0.0, min(1.0, max(signals)))
+
+    def describe(self) -> str:
+        parts = [f"the model's threads got {self.cpu_share:.0%} of the CPU they asked for",
+                 f"{self.switches_per_s:.0f} involuntary context switches/s"]
+        if self.runnable is not None:
+            parts.append(f"{self.runnable} runnable tasks on {self.cores} cores")
+        if self.steal:
+            parts.append(f"steal {self.steal:.0%}")
+        if self.slowdown is not None:
+            parts.append(f"wall p50 {self.slowdown:.2f}x the uncontended cost")
+        return ", ".join(parts)
+
+
+def host_load(m: Measurement, cores: int, uncontended_p50: float | None = None) -> HostLoad | None:
+    """The measure phase's contention signals, or None for a result without them (schema 1)."""
+    phase = m.contention.phase("measure") if m.contention is not None else None
+    if phase is None:
+        return None
+    runnable = max(x for x in (phase.runnable_before, phase.runnable_after) if x is not None) \
+        if phase.runnable_before is not None or phase.runnable_after is not None else None
+    wall_p50 = m.latency.p50 or m.latency.mean
+    slowdown = wall_p50 / uncontended_p50 if uncontended_p50 and wall_p50 else None
+    return HostLoad(cpu_share=min(1.0, phase.cpu_share), switches_per_s=phase.switches_per_s,
+                    runnable=runnable, cores=cores, steal=phase.steal_fraction, slowdown=slowdown)
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
+
+
+def least_disturbed(m: Measurement) -> list[float]:
+    """Per call, seconds: the wall time, or the CPU time when less (one thread: the time the call
+    ran; more threads: the calling thread's share was interrupted less than the wall shows)."""
+    wall = m.latency.samples_ns
+    cpu = m.latency.cpu_samples_ns
+    if cpu and len(cpu) == len(wall):
+        return sorted(min(w, c) / 1e9 if c > 0 else w / 1e9 for w, c in zip(wall, cpu, strict=True))
+    return sorted(w / 1e9 for w in wall)
+
+
+def dispersion(m: Measurement) -> dict[Percentile, float]:
+    """Each percentile over the median of the uncontended distribution.
+
+    Contention only lengthens calls, so the fast half of the samples is the least disturbed; the
+    spread of the upper percentiles is read from it (the median over the 20th percentile, taken
+    as log-symmetric), never above the spread actually observed and never below 1."""
+    values = least_disturbed(m)
+    if len(values) < 5:
+        return {p: 1.0 for p in Percentile}
+    p50, p20 = _quantile(values, 0.5), _quantile(values, 0.2)
+    sigma = math.log(p50 / p20) / _Z[0.2] if p20 > 0 else 0.0
+    wall = sorted(s / 1e9 for s in m.latency.samples_ns)
+    w50 = _quantile(wall, 0.5)
+    out: dict[Percentile, float] = {}
+    for p in Percentile:
+        observed = _quantile(wall, p.quantile) / w50 if w50 > 0 else 1.0
+        out[p] = max(1.0, min(observed, math.exp(sigma * _Z[p])))
+    return out
+
+
+def sample_p50(m: Measurement) -> float:
+    """The uncontended median from the samples alone (no node profile): with one thread the CPU
+    time of a call is the call uninterrupted; with more, the 20th percentile of the least
+    disturbed times (contention only lengthens calls), a slightly optimistic figure."""
+    values = least_disturbed(m)
+    cpu_ok = bool(m.latency.cpu_samples_ns) and m.threads == 1
+    return _quantile(values, 0.5 if cpu_ok else 0.2)
+
+
+def single_thread_cost(node_profile: dict[str, Any] | None) -> float | None:
+    """Seconds per call at one thread from the node profile's per-node fast figures (kernels plus
+    the executor's fast overhead), or None without a single-thread profile of that kind."""
+    one = ((node_profile or {}).get("by_threads") or {}).get("1")
+    if not one or "nodes_us_low" not in one:
+        return None
+    return (float(one["nodes_us_low"]) + max(0.0, float(one.get("overhead_us_low", 0.0)))) / 1e6
+
+
+def reference_scale(m: Measurement, cal: dict[str, Any] | None) -> float | None:
+    """The host's speed while the model ran over its speed when calibrated: the reference kernel
+    (the calibration's own single-thread GEMM, timed between the model's runs, CPU time) over the
+    cached calibration's figure. None without both."""
+    ref = m.contention.reference if m.contention is not None else None
+    if ref is None or not cal:
+        return None
+    cached = (cal.get("gemm_flops") or {}).get("1")
+    if not cached or ref.flops_per_s <= 0:
+        return None
+    lo, hi = _SCALE_LIMITS
+    return max(lo, min(hi, ref.flops_per_s / float(cached)))
+
+
+def scaled_calibration(cal: dict[str, Any], scale: float) -> dict[str, Any]:
+    """The calibration as this host ran while the model was measured: every rate times ``scale``,
+    the per-call overhead over it."""
+    out = dict(cal)
+    for key in ("gemm_flops", "conv_flops", "bandwidth"):
+        if isinstance(cal.get(key), dict):
+            out[key] = {k: float(v) * scale for k, v in cal[key].items()}
+    # The peak and the clock scale too, so the host's efficiency (rate over peak) stays what it
+    # was calibrated at: a busy neighbour slows this host, it does not change its design.
+    for key in ("copy_bandwidth_1t", "peak_fp32_per_core", "frequency_mhz"):
+        if cal.get(key):
+            out[key] = float(cal[key]) * scale
+    if cal.get("call_overhead_s"):
+        out["call_overhead_s"] = float(cal["call_overhead_s"]) / scale
+    return out

@@ -1,0 +1,202 @@
+"""Measured under a container's limits (issue 15): the worker runs in a real cgroup with a CFS
+quota and a memory limit. Each test is skipped, with the reason, where this machine cannot make
+a cgroup (not root, no delegated subtree, no systemd)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from conftest import FAST, assert_no_traceback, run_mlfit
+from mlfit.measure import cgroup
+
+REASON = cgroup.can_emulate()
+needs_cgroups = pytest.mark.skipif(REASON is not None, reason=f"cannot make a cgroup here: {REASON}")
+pytestmark = [needs_cgroups, pytest.mark.slow]
+
+
+def _manifest(tmp_path: Path, cpu: str | None, memory: str | None, name: str = "pod.yaml") -> Path:
+    limits = ", ".join(f"{k}: {v}" for k, v in (("cpu", cpu), ("memory", memory)) if v is not None)
+    path = tmp_path / name
+    path.write_text(f"""\
+apiVersion: v1
+kind: Pod
+metadata: {{name: scorer}}
+spec:
+  containers:
+    - name: model
+      image: registry.example/model:1
+      resources:
+        limits: {{{limits}}}
+""")
+    return path
+
+
+def _leftover_cgroups() -> list[str]:
+    found = []
+    for folder in [*cgroup.v1_dirs().values(), *([d] if (d := cgroup.v2_dir()) else [])]:
+        found += [p.name for p in folder.glob(f"mlfit-{os.getpid()}-*")]
+        found += [p.name for p in folder.glob("mlfit-*") if not Path(f"/proc/{p.name.split('-')[1]}").exists()]
+    return found
+
+
+def _check(model: Path, target: Path, tmp_path: Path, *extra: str) -> tuple[int, dict, str]:
+    out = tmp_path / f"r{time.monotonic_ns()}.json"
+    run = run_mlfit("check", model, "--target", target, "--json", out, *FAST, *extra)
+    assert_no_traceback(run)
+    report = json.loads(out.read_text()) if out.exists() else {}
+    return run.code, report, run.output
+
+
+def _busy_model(path: Path) -> Path:
+    """A chain of 1024x1024 MatMuls: a few ms of pure CPU per inference, single-threaded."""
+    rng = np.random.default_rng(0)
+    nodes, inits = [], []
+    prev = "x"
+    for i in range(6):
+        w = numpy_helper.from_array(rng.standard_normal((512, 512)).astype(np.float32) * 0.04, f"w{i}")
+        inits.append(w)
+        nodes.append(helper.make_node("MatMul", [prev, f"w{i}"], [f"h{i}"]))
+        prev = f"h{i}"
+    graph = helper.make_graph(nodes, "busy", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 512])],
+                              [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [64, 512])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def _big_model(path: Path, mib: int) -> Path:
+    """One Add with a ``mib``-MiB initializer: the runtime needs at least that much memory to load it."""
+    n = mib * 2**20 // 4
+    w = numpy_helper.from_array(np.ones(n, dtype=np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "big",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def busy_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _busy_model(tmp_path_factory.mktemp("containers") / "busy.onnx")
+
+
+def _single_stream(report: dict) -> float:
+    result = report["results"][0]
+    return float(result["measurement"]["throughput"]["single_stream_per_s"])
+
+
+def test_half_a_cpu_halves_throughput_and_throttles(busy_model: Path, tmp_path: Path) -> None:
+    full = _manifest(tmp_path, "1", "2Gi", "full.yaml")
+    half = _manifest(tmp_path, "500m", "2Gi", "half.yaml")
+    rates: dict[str, list[float]] = {"full": [], "half": []}
+    reports = {}
+    for _ in range(2):  # interleaved, so a busy moment of the host hits both alike
+        for name, path in (("full", full), ("half", half)):
+            code, report, output = _check(busy_model, path, tmp_path, "--threads", "1", "--min-time", "1.5")
+            assert code == 0, output
+            rates[name].append(_single_stream(report))
+            reports[name] = report
+    target = reports["half"]["results"][0]["targets"][0]
+    measure = target["emulation"]["throttling"]["measure"]
+    assert measure["periods"] > 0  # the worker ran inside the cgroup
+    if measure["throttled_periods"] == 0:
+        # The quota binds only when the worker could use more than half a CPU: on a host so busy
+        # that it gets less, the limit changes nothing (true of a real pod on such a node too).
+        pytest.skip(f"host too busy for a 0.5-CPU quota to bind (load {os.getloadavg()[0]:.1f}); rates {rates}")
+    ratio = max(rates["half"]) / max(rates["full"])
+    assert 0.4 <= ratio <= 0.6, rates
+    assert {c["provenance"] for c in target["checks"] if c["metric"] != "model.size"
+            and not c["metric"].startswith("compat")} == {"emulated"}
+    emulation = target["emulation"]
+    assert emulation["cpu"] == 0.5 and emulation["threads"] == 1
+    assert measure["throttled_s"] > 0
+    assert any("CFS throttling" in note for note in target["notes"])
+    assert _leftover_cgroups() == []
+
+
+def test_memory_limit_below_the_model_is_an_oom_fail(tmp_path: Path) -> None:
+    model = _big_model(tmp_path / "big.onnx", 160)
+    code, report, output = _check(model, _manifest(tmp_path, "1", "120Mi"), tmp_path)
+    assert code == 1, output
+    target = report["results"][0]["targets"][0]
+    assert target["verdict"] == "FAIL"
+    check = next(c for c in target["checks"] if c["metric"] == "memory.peak")
+    assert check["verdict"] == "FAIL" and check["provenance"] == "emulated"
+    assert "OOM" in check["reason"] and "120.0 MiB" in check["reason"]
+    assert target["emulation"]["oom_killed"] is True
+    assert "OOM" in output
+    assert _leftover_cgroups() == []
+
+
+def test_thread_default_is_compared_with_the_quota(busy_model: Path, tmp_path: Path) -> None:
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs 2 cores for the runtime's default to differ from a 1-CPU quota")
+    code, report, output = _check(busy_model, _manifest(tmp_path, "500m", "2Gi"), tmp_path)
+    assert code == 0, output
+    target = report["results"][0]["targets"][0]
+    compared = target["emulation"]["threads_compared"]
+    assert compared["default_threads"] == len(os.sched_getaffinity(0))
+    assert compared["matched_threads"] == 1
+    assert compared["default_p50_s"] > 0 and compared["matched_p50_s"] > 0
+    assert "threads" in compared["recommendation"]
+
+
+def test_ctrl_c_removes_the_cgroup(busy_model: Path, tmp_path: Path) -> None:
+    target = _manifest(tmp_path, "250m", "2Gi")
+    proc = subprocess.Popen([sys.executable, "-m", "mlfit", "check", busy_model, "--target", target,
+                             "--min-time", "20", "--max-time", "30", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(
+            p.name.startswith(f"mlfit-{proc.pid}-") for d in cgroup.v1_dirs().values() for p in d.glob("mlfit-*")) \
+            and cgroup.v2_dir() is None:
+        time.sleep(0.2)
+    time.sleep(3)  # inside the timed loop
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert _leftover_cgroups() == []
+
+
+def test_container_on_named_hardware_is_projected_and_emulated(busy_model: Path, tmp_path: Path) -> None:
+    profile = tmp_path / "pi-pod.yaml"
+    profile.write_text("""\
+schema_version: 1
+id: pi-pod
+hardware: rpi5-8gb
+runtimes: [onnxruntime]
+threads: 1
+budgets: {latency: {p50: 10 s}}
+container: {cpu: "1", memory: 1Gi}
+""")
+    code, report, output = _check(busy_model, profile, tmp_path)
+    assert code in (0, 1), output
+    target = report["results"][0]["targets"][0]
+    sources = {c["metric"]: c["provenance"] for c in target["checks"]}
+    assert sources["latency.p50"] == "projected"
+    assert sources["memory.peak"] == "emulated"
+    assert target["emulation"]["memory_bytes"] == 2**30
+    assert target["hardware"] == "rpi5-8gb"
+
+
+def test_a_tenth_of_a_cpu_throttles_a_busy_model(busy_model: Path, tmp_path: Path) -> None:
+    """At 100m even a busy host leaves the worker more CPU than its quota, so the counters must move."""
+    code, report, output = _check(busy_model, _manifest(tmp_path, "100m", "2Gi"), tmp_path, "--threads", "1",
+                                  "--min-time", "1", "--max-time", "3")
+    assert code in (0, 1), output
+    target = report["results"][0]["targets"][0]
+    measure = target["emulation"]["throttling"]["measure"]
+    assert measure["periods"] >= 5
+    assert measure["throttled_periods"] >= measure["periods"] // 2, measure
+    assert measure["throttled_s"] > 0.1

@@ -1,0 +1,254 @@
+"""The device model fitted on published measurements, the hardware facts it relies on, and the
+thread and int8 rules (table-driven)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlfit.analysis import devicemodel as dm
+from mlfit.analysis.graph import analyze_onnx
+from mlfit.analysis.project import model_precision, project_cpu, project_gpu
+from mlfit.catalog.loader import Target, resolve_hardware, resolve_target
+from mlfit.catalog.schema import Percentile
+from mlfit.checks.engine import latency_checks
+from mlfit.measure.host import host_info
+from mlfit.result import Provenance, Verdict
+from mlfit.zoo import builders
+
+ROOT = Path(__file__).resolve().parents[1]
+TRUTH = ROOT / "benchmarks" / "device_truth.yaml"
+RESERVED = ("deepedgebench", "ultralytics", "deeplearningexamples")
+
+# ----------------------------------------------------------------------------- hardware facts
+
+# (hardware id, field path, value in base units, a phrase its source must name)
+FACTS = [
+    ("rpi4-4gb", "cpu.frequency", 1.5e9, "B0 stepping"),
+    ("rpi4-4gb", "cpu.peak_fp32", 48e9, "Cortex-A72"),
+    ("rpi4-4gb-c0", "cpu.frequency", 1.8e9, "C0 stepping"),
+    ("rpi4-4gb-c0", "cpu.peak_fp32", 57.6e9, "jeffgeerling.com"),
+    ("jetson-orin-nano-8gb", "cpu.frequency", 1.5e9, "1.5 GHz"),
+    ("jetson-orin-nano-8gb", "memory.bandwidth", 68e9, "68 GB/s"),
+    ("jetson-orin-nano-8gb", "gpu.peak_fp32", 1.28e12, "625 MHz"),
+    ("jetson-orin-nano-8gb-super", "cpu.frequency", 1.7e9, "CPU 1.7 GHz was 1.5"),
+    ("jetson-orin-nano-8gb-super", "memory.bandwidth", 102e9, "102 GB/s was 68"),
+    ("jetson-orin-nano-8gb-super", "gpu.peak_fp32", 2.09e12, "1.02 GHz"),
+    ("jetson-orin-nano-8gb-super", "gpu.peak_int8", 33.5e12, "67 TOPS int8 sparse"),
+    ("jetson-orin-nano-8gb-super", "gpu.bandwidth", 102e9, "Super Boost"),
+]
+
+
+def _field(hw: Any, path: str) -> tuple[float, str]:
+    head, name = path.split(".")
+    part = next(a for a in hw.accelerators if a.kind == "gpu") if head == "gpu" else getattr(hw, head)
+    return float(getattr(part, name)), part.source
+
+
+@pytest.mark.parametrize(("hw_id", "path", "value", "phrase"), FACTS)
+def test_hardware_facts_are_pinned_to_their_sources(hw_id: str, path: str, value: float, phrase: str) -> None:
+    got, source = _field(resolve_hardware(hw_id), path)
+    assert got == pytest.approx(value, rel=1e-6)
+    assert phrase in source
+
+
+@pytest.mark.parametrize("hw_id", ["rpi4-4gb", "rpi4-4gb-c0", "jetson-orin-nano-8gb", "jetson-orin-nano-8gb-super"])
+def test_revision_and_mode_are_named(hw_id: str) -> None:
+    name = resolve_hardware(hw_id).name
+    assert any(word in name for word in ("B0", "C0", "original mode", "Super mode")), name
+
+
+def test_the_same_xeon_has_one_flop_per_cycle() -> None:
+    """weak-cpu-2vcpu and t4-server name the same Xeon: equal FLOP per cycle per physical core."""
+    per_cycle = {}
+    for hw_id, physical in (("weak-cpu-2vcpu", 1), ("t4-server", 2)):
+        cpu = resolve_hardware(hw_id).cpu
+        assert "8259CL" in cpu.model
+        per_cycle[hw_id] = float(cpu.peak_fp32) / (physical * float(cpu.frequency))
+    assert per_cycle["weak-cpu-2vcpu"] == pytest.approx(per_cycle["t4-server"]) == pytest.approx(64)
+
+
+# ----------------------------------------------------------------------------- rules, table-driven
+
+def _structure() -> dm.Structure:
+    return dm.Structure(dense_flops=1.1e9, depthwise_flops=4e7, other_bytes=3e7, kernels=100)
+
+
+def _config(hw_id: str, threads: int = 4, precision: str = "fp32", runtime: str = "tflite") -> dm.Config:
+    return dm.Config(dm.Device.from_hardware(resolve_hardware(hw_id)), runtime, precision, threads)
+
+
+@pytest.mark.parametrize(
+    ("hw_id", "runtime", "fewer", "more"),
+    [
+        ("rpi4-4gb", "tflite", 1, 4),
+        ("rpi4-4gb", "onnxruntime", 1, 4),
+        ("rpi4-4gb", "tflite", 2, 4),
+        ("rpi5-8gb", "tflite", 1, 2),
+        ("jetson-orin-nano-8gb", "onnxruntime", 2, 6),
+    ],
+)
+def test_more_threads_never_project_slower(hw_id: str, runtime: str, fewer: int, more: int) -> None:
+    params = dm.fitted()
+    assert params is not None
+    slow = dm.predict(_structure(), _config(hw_id, fewer, runtime=runtime), params).value
+    fast = dm.predict(_structure(), _config(hw_id, more, runtime=runtime), params).value
+    assert fast < slow
+
+
+@pytest.mark.parametrize(("threads", "cores", "same_as"), [(8, 4, 4), (16, 6, 6)])
+def test_threads_beyond_the_cores_are_capped(threads: int, cores: int, same_as: int) -> None:
+    params = dm.fitted()
+    assert params is not None
+    hw_id = "rpi4-4gb" if cores == 4 else "jetson-orin-nano-8gb"
+    capped = dm.predict(_structure(), _config(hw_id, threads), params).value
+    assert capped == pytest.approx(dm.predict(_structure(), _config(hw_id, same_as), params).value)
+
+
+@pytest.mark.parametrize(("threads", "sigma", "speedup"), [(1, 0.3, 1.0), (4, 0.0, 4.0), (4, 1 / 3, 2.0)])
+def test_thread_speedup_formula(threads: int, sigma: float, speedup: float) -> None:
+    assert dm.thread_speedup(threads, sigma) == pytest.approx(speedup)
+
+
+@pytest.mark.parametrize(
+    ("hw_id", "column"),
+    [
+        ("rpi4-4gb", "xnnpack-int8-no-dotprod"),  # Cortex-A72: no SDOT
+        ("rpi4-4gb-c0", "xnnpack-int8-no-dotprod"),
+        ("rpi5-8gb", "xnnpack-int8-dotprod"),  # Cortex-A76: SDOT
+        ("jetson-orin-nano-8gb", "xnnpack-int8-dotprod"),  # Cortex-A78AE
+        ("t4-server", "xnnpack-int8-dotprod"),  # Cascade Lake: AVX-512 VNNI
+    ],
+)
+def test_int8_follows_the_dot_product_instructions(hw_id: str, column: str) -> None:
+    config = _config(hw_id, precision="int8")
+    assert column in config.columns()
+    assert not any(c.endswith("fp16") for c in config.columns())
+
+
+def test_int8_on_the_pi4_is_faster_than_fp32_but_less_than_the_dotprod_prior() -> None:
+    params = dm.fitted()
+    assert params is not None
+    fp32 = dm.predict(_structure(), _config("rpi4-4gb"), params).value
+    int8 = dm.predict(_structure(), _config("rpi4-4gb", precision="int8"), params).value
+    assert int8 < fp32
+    # the Pi 5's int8 column has no XNNPACK row: it keeps its prior, and the band says so
+    pi5 = dm.predict(_structure(), _config("rpi5-8gb", precision="int8"), params)
+    assert "xnnpack-int8-dotprod" in pi5.unfitted
+    assert any("xnnpack-int8-dotprod" in k for k in pi5.widenings)
+
+
+def test_an_unmeasured_runtime_and_device_widen_the_band_by_name() -> None:
+    params = dm.fitted()
+    assert params is not None
+    seen = dm.predict(_structure(), _config("rpi4-4gb"), params)
+    unseen = dm.predict(_structure(), _config("weak-cpu-2vcpu", 2, runtime="onnxruntime"), params)
+    assert unseen.upper / unseen.lower > seen.upper / seen.lower
+    assert any("onnxruntime-fp32" in k for k in unseen.widenings)
+    assert any("device weak-cpu-2vcpu" in k for k in unseen.widenings)
+
+
+def test_gpu_launches_spread_over_the_batch() -> None:
+    device = dm.Device.from_hardware(resolve_hardware("t4-server"), gpu=True)
+    p = dm.Params(8.0, 0.2, {"gpu-int8": 0.0})
+    one = dm.predict(_structure(), dm.Config(device, "tensorrt", "int8", 1, 1), p).value
+    many = dm.predict(_structure(), dm.Config(device, "tensorrt", "int8", 1, 64), p).value
+    assert one - many == pytest.approx(100 * p.launch_s * (1 - 1 / 64))
+
+
+# ----------------------------------------------------------------------------- the fit
+
+
+def test_fit_recovers_known_constants() -> None:
+    """Rows generated from known constants (two devices, two runtimes, 1-4 threads): the fit finds them."""
+    truth = dm.Params(16.0, 0.2, {"xnnpack-fp32": math.log(1.3), "ncnn-fp32": math.log(0.9),
+                                  "core:Cortex-A76": math.log(0.5)})
+    shapes = [dm.Structure(1.1e9, 4e7, 3e7, 60), dm.Structure(6e8, 9e7, 8e7, 100), dm.Structure(8e9, 0, 5e7, 120)]
+    rows = []
+    for hw_id in ("rpi4-4gb", "rpi5-8gb"):
+        for runtime in ("xnnpack", "ncnn"):
+            for threads in (1, 2, 4):
+                for s in shapes:
+                    c = _config(hw_id, threads, runtime=runtime)
+                    rows.append((s, c, dm.predict(s, c, truth).value))
+    got = dm.fit(rows)
+    assert got.k_dw == pytest.approx(16.0)
+    assert got.sigma == pytest.approx(0.2)
+    for col, value in truth.offsets.items():
+        assert got.offsets[col] == pytest.approx(value, abs=0.02)
+
+
+def test_truth_table_rows_are_cited_and_never_reserved() -> None:
+    table = yaml.safe_load(TRUTH.read_text())
+    assert len(table["rows"]) >= 40
+    for row in table["rows"]:
+        source = table["sources"][row["source"]]
+        assert source["url"].startswith("https://") and row["where"]
+        for field in ("model", "device", "runtime", "precision", "threads", "batch", "input", "figure", "unit", "kind"):
+            assert field in row, (row["id"], field)
+        text = " ".join(str(v) for v in (*row.values(), *source.values())).lower().replace(" ", "")
+        assert not any(name in text for name in RESERVED), row["id"]
+
+
+@pytest.mark.slow
+def test_committed_fit_matches_the_truth_table(tmp_path: Path) -> None:
+    """_devicefit.py is the fit of the current table (regenerate with bench_devices.py --write-params)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_devices
+
+    _, data = bench_devices.usable_rows(bench_devices.load_truth(), tmp_path)
+    current = bench_devices.fit_all(data)
+    committed = dm.fitted()
+    assert committed is not None
+    assert committed.k_dw == current.k_dw and committed.sigma == current.sigma
+    assert committed.offsets == pytest.approx(current.offsets)
+    assert committed.band_log == pytest.approx(current.band_log)
+
+
+# ----------------------------------------------------------------------------- wired into project()
+
+
+@pytest.fixture(scope="module")
+def mnv2_static(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    path = builders.save(builders.mobilenet_v2(), tmp_path_factory.mktemp("dm") / "mnv2.onnx")
+    return analyze_onnx(path)
+
+
+def _target(name: str, threads: int) -> Target:
+    base = resolve_target(name)
+    return Target(base.profile.model_copy(update={"threads": threads}), base.hardware, "test")
+
+
+def test_projection_uses_the_device_model_and_the_targets_threads(mnv2_static: dict[str, Any]) -> None:
+    from test_projection import CALIBRATION, _measurement
+
+    m = _measurement(mean_s=0.01, threads=2).model_copy(update={"runtime": "tflite"})
+    one = project_cpu(_target("edge", 1), m, None, mnv2_static, CALIBRATION, host_info())
+    four = project_cpu(_target("edge", 4), m, None, mnv2_static, CALIBRATION, host_info())
+    assert "device model" in four.method and four.details["device_model"]["threads"] == 4
+    p50 = Percentile.P50
+    assert four.latency[p50].value < one.latency[p50].value
+    assert 0.02 < four.details["device_model"]["seconds"] < 0.12  # MobileNetV2 on a Pi 4, 4 threads
+    # the projected median is the device model's figure; the host only gives the tail its shape
+    assert four.latency[p50].value == pytest.approx(four.details["device_model"]["seconds"], rel=0.02)
+    assert "factor_host_ratio" in four.details and four.details["band_sources"]
+    assert model_precision(mnv2_static) == "fp32"
+
+
+def test_gpu_roofline_percentiles_are_not_withheld_for_host_samples(mnv2_static: dict[str, Any]) -> None:
+    from test_projection import _measurement
+
+    few = _measurement(mean_s=0.01).model_copy()
+    few = few.model_copy(update={"latency": few.latency.model_copy(update={"p99": None, "n": 40})})
+    target = resolve_target("jetson")
+    projection = project_gpu(target, few, mnv2_static, host_info())
+    assert projection is not None and not projection.from_host_timings
+    checks = latency_checks(target, few, Provenance.PROJECTED, "roofline", projection)
+    p99 = next(c for c in checks if c.metric == "latency.p99")
+    assert "insufficient samples" not in (p99.reason or "")
+    assert p99.verdict in (Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE)
