@@ -242,6 +242,13 @@ def test_worker_listens_on_loopback_only_and_serves_no_web_page(make_cluster: An
     assert sockets and {ip for ip, _ in sockets} == {LOOPBACK}, sockets
     assert len(sockets) == 2, sockets  # the nanny's and the worker's comm ports: no HTTP server
     assert "listening on 127.0.0.1" in (cluster.logs / "quiet.log").read_text()
+    # Asked for, the web pages are served, on the listen address only.
+    cluster.worker("asked", [], host=None, extra=["--dashboard"])
+    cluster.wait_for_workers(2)
+    (asked,) = [w for w in cluster.worker_info().values() if w["name"] == "asked"]
+    assert "dashboard" in asked["services"]
+    sockets = _listening(cluster.procs["asked"].pid)
+    assert {ip for ip, _ in sockets} == {LOOPBACK} and len(sockets) == 2, sockets  # comm + HTTP, no nanny
 
 
 @pytest.mark.slow
@@ -409,3 +416,44 @@ def test_killed_worker_leaves_no_model_bytes_behind(make_cluster: Any, tiny_mode
         time.sleep(0.2)
     assert not folder.exists()
     assert not list(scratch.glob("p*/task-*/tiny_add.onnx"))
+
+
+@pytest.mark.slow
+def test_model_is_sent_again_when_the_worker_holding_it_dies(
+    make_cluster: Any, tiny_model: Path, tmp_path: Path
+) -> None:
+    """The model's bytes are scattered once, to one worker; when that worker dies mid-run, the
+    bytes die with it, and the client sends them again so that another worker can measure."""
+    cluster = make_cluster()
+    cluster.worker("holder", [], env={"MLFIT_WORKER_FAULT": "measure:hang"})
+    cluster.wait_for_workers(1)
+    out = tmp_path / "report.json"
+    check = subprocess.Popen(
+        [sys.executable, "-m", "mlfit", "check", str(tiny_model), "--target", "weak-cpu", "--cluster",
+         cluster.address, "--json", str(out), *FAST],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        holder = psutil.Process(cluster.procs["holder"].pid)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any("mlfit.measure.worker" in " ".join(c.cmdline()) for c in holder.children(recursive=True)):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the holder never started a measurement")
+        cluster.worker("rescuer", [])
+        cluster.wait_for_workers(2)
+        cluster.kill_tree("holder")
+        stdout, stderr = check.communicate(timeout=180)
+    finally:
+        if check.poll() is None:
+            check.kill()
+            check.wait(timeout=10)
+    assert "Traceback" not in stdout + stderr, stderr
+    assert check.returncode in (0, 1), stdout + stderr
+    report = json.loads(out.read_text())
+    (result,) = report["results"]
+    assert result["error"] is None and result["measurement"]["latency"]["n"] > 0
+    assert any("1 task(s) were sent again" in n for n in report["notes"]), report["notes"]

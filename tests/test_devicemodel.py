@@ -252,3 +252,18 @@ def test_gpu_roofline_percentiles_are_not_withheld_for_host_samples(mnv2_static:
     p99 = next(c for c in checks if c.metric == "latency.p99")
     assert "insufficient samples" not in (p99.reason or "")
     assert p99.verdict in (Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE)
+
+
+@pytest.mark.parametrize("runtime", ["tflite", "tensorflow"])
+def test_whole_model_projection_follows_the_targets_threads(runtime: str) -> None:
+    """No node profile and no static facts (a .tflite file): one shared 2-thread measurement on a busy
+    host whose calibrated GEMM gained nothing from a second thread; the 4-thread target still projects
+    faster than the 1-thread one."""
+    from test_projection import CALIBRATION, _measurement
+
+    flat = {**CALIBRATION, "gemm_flops": {"1": 100e9, "2": 100e9}}
+    m = _measurement(mean_s=0.02, threads=2).model_copy(update={"runtime": runtime})
+    p50 = Percentile.P50
+    by_threads = {t: project_cpu(_target("edge", t), m, None, None, flat, host_info()).latency[p50].value
+                  for t in (1, 2, 4)}
+    assert by_threads[4] < by_threads[2] < by_threads[1]

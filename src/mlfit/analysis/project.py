@@ -99,6 +99,8 @@ class Projection:
         """JSON-able description for the result file."""
         return {
             "method": self.method,
+            "latency": {p.value: {"value": b.value, "lower": b.lower, "upper": b.upper}
+                        for p, b in self.latency.items()},
             "notes": self.notes,
             "top_nodes": self.top_nodes,
             "top_ops": self.top_ops,
@@ -440,8 +442,14 @@ def project_cpu(
     else:
         # No node profile (another runtime): the whole model between the memory and compute ratios.
         t_h = measurement.threads
-        gemm = cal["gemm_flops"]
-        thread_scale = per_thread(gemm, t_h) / per_thread(gemm, threads)
+        # The target's thread scaling, not this host's: the device model's fitted contention
+        # constant, so more target threads never project slower (a busy host's calibrated GEMM
+        # may show no 2-thread gain, and a TFLite run has no node profile to correct it).
+        from mlfit.analysis import devicemodel as dm
+
+        fit = dm.fitted()
+        sigma = fit.sigma if fit is not None else dm.DEFAULTS["sigma"]
+        thread_scale = dm.thread_speedup(t_h, sigma) / dm.thread_speedup(threads, sigma)
         lo = min(ratios.compute.lower, ratios.memory.lower) * thread_scale
         hi = max(ratios.compute.upper, ratios.memory.upper) * thread_scale * 1.15
         factor = Band(ratios.compute.value * thread_scale, lo, hi)

@@ -31,8 +31,13 @@ def input_spec(dim: list[str] | None, shape: list[str] | None, value: list[str] 
     return parse_input_flags(dims=dim, shapes=shape, values=value, ranges=range_, data=data, seed=seed)
 
 
+# In a log (not a terminal) only the phases that can take long get a line: the runtime's import (17 s
+# for TensorFlow) and the timed loop. A failure or timeout in any phase names it in its error.
+LOGGED_PHASES = ("import", "measure")
+
+
 class Progress:
-    """Phase progress on stderr: a spinner on a terminal, plain lines in CI logs."""
+    """Phase progress on stderr: a spinner on a terminal, a line per long phase in CI logs."""
 
     def __init__(self, label: str, quiet: bool = False) -> None:
         from rich.console import Console
@@ -69,6 +74,6 @@ class Progress:
             return
         if self.status is not None:
             self.status.update(text)
-        elif kind in ("phase", "configuration"):
+        elif kind == "configuration" or (kind == "phase" and event["phase"] in LOGGED_PHASES):
             sys.stderr.write(text + "\n")
             sys.stderr.flush()

@@ -101,7 +101,43 @@ def run_model(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, optio
 
     ``on_target``: this machine IS the targets' hardware (a cluster worker embodying them),
     so the figures are labelled measured-on-target instead of being projected.
+
+    Everything reads a private copy made first (:mod:`mlfit.safety.snapshot`): the checks read
+    it and the worker loads it, so a file swapped into the model's place after the checks is
+    never loaded. The result names the user's path.
     """
+    import dataclasses
+
+    from mlfit.safety.snapshot import private_copy
+
+    try:
+        with private_copy(ref.path, ref.format) as copy:
+            result = _run_private(dataclasses.replace(ref, path=copy), targets, inputs, options, on_event,
+                                  on_target)
+    except ModelError as exc:
+        return error_result(ref, exc, kind="load")
+    return _named_as(result, ref, copy)
+
+
+def _named_as(result: RunResult, ref: ModelRef, copy: Path) -> RunResult:
+    """``result`` with the private copy's path replaced by the user's everywhere it shows."""
+    swaps = [(str(copy), str(ref.path)), (str(copy.parent), str(ref.path.parent))]
+
+    def named(text: str) -> str:
+        for private, public in swaps:
+            text = text.replace(private, public)
+        return text
+
+    model = result.model.model_copy(update={"path": str(ref.path)})
+    error = result.error
+    if error is not None:
+        error = error.model_copy(update={"message": named(error.message),
+                                         "hint": named(error.hint) if error.hint else error.hint})
+    return result.model_copy(update={"model": model, "error": error})
+
+
+def _run_private(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
+                 on_event: EventFn | None, on_target: bool) -> RunResult:
     from mlfit.safety import check_model
 
     try:
