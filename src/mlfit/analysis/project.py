@@ -504,6 +504,7 @@ def project_cpu(
             measurement.latency.mean * factor.upper,
         )
     _host_sources(measurement, factor, latency, target, sources, notes, details)
+    _explain_wide_band(latency, target, sources, notes)
     details["band_sources"] = {k: [round(lo, 3), round(hi, 3)] for k, (lo, hi) in sources.items()}
     throughput, basis = _cpu_throughput(target, measurement, factor, mean)
     return Projection(
@@ -519,6 +520,29 @@ def project_cpu(
         top_ops=top_ops,
         details=details,
     )
+
+
+WIDE_BAND = 3.0  # a projected band wider than this (upper over lower) is explained in the result
+
+
+def _explain_wide_band(
+    latency: dict[Percentile, Band], target: Target, sources: dict[str, tuple[float, float]], notes: list[str]
+) -> None:
+    """A band wider than 3x says little: name its widest parts, so the reader knows what would
+    narrow it (a quiet host, a measured hardware file, a truth-table row for the device)."""
+    wanted = [p for p in target.profile.budgets.latency if p in latency] or [
+        p for p in (Percentile.P50,) if p in latency
+    ]
+    for p in wanted:
+        band = latency[p]
+        if band.lower <= 0 or band.upper / band.lower <= WIDE_BAND:
+            continue
+        parts = sorted(sources.items(), key=lambda kv: kv[1][1] / max(kv[1][0], 1e-9), reverse=True)
+        widest = "; ".join(f"{name} x{hi / max(lo, 1e-9):.2f}" for name, (lo, hi) in parts[:3])
+        notes.append(
+            f"the {p.value} band is {band.upper / band.lower:.1f}x wide (over {WIDE_BAND:g}x, so it decides "
+            f"little); its widest parts: {widest}"
+        )
 
 
 def model_precision(static: dict[str, Any]) -> str:
