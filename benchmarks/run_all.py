@@ -26,6 +26,7 @@ from pathlib import Path
 
 import bench_containers
 import bench_devices
+import bench_load_verdicts
 import bench_memory
 import bench_overhead
 import bench_peers
@@ -49,6 +50,7 @@ ITEMS: dict[int, tuple[str, RunFn | None]] = {
     8: ("Peers", bench_peers.run),
     9: (bench_devices.TITLE, bench_devices.run),
     11: ("Container limits", bench_containers.run),
+    12: ("Verdicts under load", bench_load_verdicts.run),
 }
 
 

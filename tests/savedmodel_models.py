@@ -316,11 +316,42 @@ def _build_tf1(folder: Path, out: dict[str, str]) -> None:
     build("tf1_restore_elsewhere", "tf1_restore_elsewhere")
 
 
+def _build_tflite(folder: Path, out: dict[str, str]) -> None:
+    """TFLite models with Flex (Select TF) and custom ops, converted by TensorFlow's converter."""
+    import tensorflow as tf
+
+    target = folder / "SENTINEL_tflite"
+    out["sentinel_tflite"] = str(target)
+    spec = [tf.TensorSpec([1, 4], tf.float32)]
+
+    @tf.function(input_signature=spec)
+    def writer(x: tf.Tensor) -> tf.Tensor:
+        done = tf.raw_ops.WriteFile(filename=str(target), contents=tf.strings.as_string(tf.reduce_sum(x)))
+        with tf.control_dependencies([done]):
+            return tf.identity(x * 2.0)
+
+    @tf.function(input_signature=spec)
+    def strings(x: tf.Tensor) -> tf.Tensor:
+        joined = tf.strings.reduce_join(tf.strings.as_string(x), axis=-1)
+        return tf.cast(tf.strings.length(joined), tf.float32) + tf.reduce_sum(x)
+
+    select = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    for name, fn, ops, custom in [("flex_write", writer, select, False),
+                                  ("custom_write", writer, [tf.lite.OpsSet.TFLITE_BUILTINS], True),
+                                  ("flex_benign", strings, select, False)]:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
+        converter.target_spec.supported_ops = ops
+        converter.allow_custom_ops = custom
+        (folder / f"{name}.tflite").write_bytes(converter.convert())
+        out[name] = str(folder / f"{name}.tflite")
+
+
 def main(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, str] = {}
     _build_tf2(folder, out)
     _build_tf1(folder, out)
+    _build_tflite(folder, out)
     # Building ran nothing hostile: tracing a tf.function does not execute its ops.
     leaked = [k for k, v in out.items() if k.startswith("sentinel_") and Path(v).exists()]
     if leaked:

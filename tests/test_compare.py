@@ -8,8 +8,15 @@ import pytest
 from mlfit.compare import CompareOptions, Method, block_bootstrap, compare_reports, mann_whitney_p, row_statistics
 from mlfit.errors import ConfigError
 from mlfit.measure.stats import latency_stats
-from mlfit.result import ChangeStatus
+from mlfit.result import ChangeStatus, RunResult
 from reportdata import failed_result, report, run_result, samples_ns
+from reportdata import model as model_info
+
+
+def edited(result: RunResult) -> RunResult:
+    """The same model file name with other content: a new version of the model (what can regress).
+    Two runs of the very same file, inputs and configuration never regress (issue 12)."""
+    return result.model_copy(update={"model": result.model.model_copy(update={"sha256": "f" * 64})})
 
 
 def statuses(comparison, metric_prefix: str = "") -> dict[str, ChangeStatus]:
@@ -57,7 +64,7 @@ def test_same_distribution_is_never_a_regression(seed: int) -> None:
 
 
 def test_a_large_slowdown_is_a_regression_with_an_interval_above_the_effect() -> None:
-    comparison = compare_reports(report(run_result(0.004)), report(run_result(0.006, seed=9)), "base.json")
+    comparison = compare_reports(report(run_result(0.004)), report(edited(run_result(0.006, seed=9))), "base.json")
     assert comparison.regressed
     p50 = next(c for c in comparison.models[0].changes if c.metric == "latency.p50")
     assert p50.status is ChangeStatus.REGRESSION
@@ -68,7 +75,7 @@ def test_a_large_slowdown_is_a_regression_with_an_interval_above_the_effect() ->
 
 
 def test_a_speedup_is_an_improvement_not_a_regression() -> None:
-    comparison = compare_reports(report(run_result(0.006)), report(run_result(0.004, seed=9)), "base.json")
+    comparison = compare_reports(report(run_result(0.006)), report(edited(run_result(0.004, seed=9))), "base.json")
     assert not comparison.regressed
     assert statuses(comparison)["latency.p50"] is ChangeStatus.IMPROVEMENT
 
@@ -76,21 +83,21 @@ def test_a_speedup_is_an_improvement_not_a_regression() -> None:
 def test_a_change_below_the_minimum_effect_is_not_a_regression() -> None:
     comparison = compare_reports(report(run_result(0.004)), report(run_result(0.0041, seed=9)), "base.json")
     assert not comparison.regressed
-    strict_effect = compare_reports(report(run_result(0.004)), report(run_result(0.0041, seed=9)), "base.json",
+    strict_effect = compare_reports(report(run_result(0.004)), report(edited(run_result(0.0041, seed=9))), "base.json",
                                     CompareOptions(min_effect=0.001, run_noise=0.0))
     assert strict_effect.regressed  # with no noise allowance and a tiny effect, 2.5% is real
 
 
 def test_run_to_run_noise_keeps_a_machine_step_from_being_a_regression() -> None:
     """A 7% step between two runs of one model (seen on a shared VM) is not proven at 5%."""
-    base, new = report(run_result(0.004)), report(run_result(0.00428, seed=9))
+    base, new = report(run_result(0.004)), report(edited(run_result(0.00428, seed=9)))
     assert not compare_reports(base, new, "b").regressed
     assert compare_reports(base, new, "b", CompareOptions(run_noise=0.0)).regressed
 
 
 def test_mann_whitney_method_reports_p_values() -> None:
     options = CompareOptions(method=Method.MANN_WHITNEY)
-    slow = compare_reports(report(run_result(0.004)), report(run_result(0.006, seed=9)), "b", options)
+    slow = compare_reports(report(run_result(0.004)), report(edited(run_result(0.006, seed=9))), "b", options)
     same = compare_reports(report(run_result(0.004)), report(run_result(0.004, seed=9)), "b", options)
     assert slow.regressed and not same.regressed
     p50 = next(c for c in slow.models[0].changes if c.metric == "latency.p50")
@@ -114,7 +121,7 @@ def test_noisy_tail_alone_cannot_establish_a_regression() -> None:
 
 def test_memory_growth_beyond_effect_and_floor_is_a_regression() -> None:
     base = report(run_result(peak=120 * 2**20))
-    grown = compare_reports(base, report(run_result(peak=150 * 2**20)), "b")
+    grown = compare_reports(base, report(edited(run_result(peak=150 * 2**20))), "b")
     same = compare_reports(base, report(run_result(peak=120 * 2**20 + 300_000)), "b")
     assert statuses(grown)["memory.peak"] is ChangeStatus.REGRESSION
     assert statuses(same)["memory.peak"] is ChangeStatus.UNCHANGED
@@ -152,3 +159,25 @@ def test_nothing_to_compare_is_a_usage_error() -> None:
 def test_bad_options_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         CompareOptions(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_same_file_measured_twice_never_regresses() -> None:
+    """A 50% slower second run of the same file, inputs and configuration: the host's doing."""
+    comparison = compare_reports(report(run_result(0.004)), report(run_result(0.006, seed=9)), "b")
+    assert not comparison.regressed
+    p50 = next(c for c in comparison.models[0].changes if c.metric == "latency.p50")
+    assert p50.status is ChangeStatus.INCONCLUSIVE and "the host's, not the model's" in p50.reason
+    assert any("only the host differs" in n for n in comparison.models[0].notes)
+
+
+def test_runs_that_are_not_comparable_are_refused_with_the_reason() -> None:
+    base = run_result(0.004)
+    other_input = base.model_copy(update={"model": model_info(shape=(2, 3, 64, 64))})
+    with pytest.raises(ConfigError, match=r"not comparable.*different inputs"):
+        compare_reports(report(base), report(other_input), "b")
+    assert base.measurement is not None
+    threads = base.model_copy(update={"measurement": base.measurement.model_copy(update={"threads": 4})})
+    with pytest.raises(ConfigError, match=r"not comparable.*threads differs"):
+        compare_reports(report(base), report(threads), "b")
+    # another file may take other inputs: that is the change a compare is for
+    compare_reports(report(base), report(edited(other_input)), "b")

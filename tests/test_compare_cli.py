@@ -1,4 +1,5 @@
-"""`mlfit compare` and `mlfit check --baseline` on real runs: quiet on re-runs, loud on a real slow-down.
+"""`mlfit compare` and `mlfit check --baseline` on real runs: quiet on re-runs (even one made next to two
+busy processes), loud on a real slow-down, and a refusal (exit 2) when the runs are not comparable.
 
 Runs use one thread: on a shared machine a second thread mostly measures the neighbours.
 """
@@ -6,32 +7,51 @@ Runs use one thread: on a shared machine a second thread mostly measures the nei
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from conftest import assert_no_traceback, run_mlfit
 from mlfit.result import ChangeStatus, Report, Verdict
+from mlfit.zoo import builders
 
 RUN = ("--threads", "1", "--min-time", "1", "--max-time", "4", "--warmup", "5", "--quiet")
 SMALL, LARGE = "input=1x3x160x160", "input=2x3x160x160"  # the same network, twice the work
+BIG = "input=1x3x320x320"  # the same network built at twice the resolution: four times the work
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory, cnn_model: Path) -> dict[str, Path]:
-    """Three runs of the same model and input, and one with a larger input."""
+def big_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example's network at 320x320 instead of 160x160: a real slow-down, another file."""
+    return builders.save(builders.mobilenet_v2(width=0.5, resolution=320, batch="batch", seed=42),
+                         tmp_path_factory.mktemp("big") / "mobilenet_v2_320.onnx")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, cnn_model: Path, big_model: Path) -> dict[str, Path]:
+    """Three runs of the same model and input, one of them while two processes keep both cores
+    busy; the same file on a larger input; and the network at twice the resolution."""
     out = tmp_path_factory.mktemp("compare")
-    paths = {name: out / f"{name}.json" for name in ("a", "b", "c", "slow")}
+    paths = {name: out / f"{name}.json" for name in ("a", "b", "c", "loaded", "other_input", "slow")}
     for name, path in paths.items():
-        shape = LARGE if name == "slow" else SMALL
-        run = run_mlfit("profile", cnn_model, "--shape", shape, *RUN, "--json", path)
+        model, shape = (big_model, BIG) if name == "slow" else (cnn_model, LARGE if name == "other_input" else SMALL)
+        hogs = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(2)] if name == "loaded" else []
+        try:
+            run = run_mlfit("profile", model, "--shape", shape, *RUN, "--json", path)
+        finally:
+            for hog in hogs:
+                hog.kill()
+                hog.wait()
         assert run.code == 0, run.output
     return paths
 
 
-@pytest.mark.parametrize("base, new", [("a", "b"), ("b", "c"), ("c", "a"), ("b", "a")])
+@pytest.mark.parametrize("base, new", [("a", "b"), ("b", "c"), ("c", "a"), ("b", "a"), ("a", "loaded"),
+                                       ("loaded", "a")])
 def test_reruns_of_the_same_model_are_not_a_regression(runs: dict[str, Path], base: str, new: str,
                                                         tmp_path: Path) -> None:
+    """Two runs of the same file never exit 1, even when one ran next to two busy processes."""
     out = tmp_path / "cmp.json"
     run = run_mlfit("compare", runs[base], runs[new], "--output", f"json={out}")
     assert_no_traceback(run)
@@ -39,21 +59,30 @@ def test_reruns_of_the_same_model_are_not_a_regression(runs: dict[str, Path], ba
     assert "Compare: no regression" in run.stdout
     comparison = Report.model_validate_json(out.read_text()).comparison
     assert comparison is not None and comparison.same_host and not comparison.regressed
+    cost = next(c for c in comparison.models[0].changes if c.metric == "cost.uncontended")
+    assert cost.status is not ChangeStatus.REGRESSION
 
 
-def test_a_larger_input_is_a_regression(runs: dict[str, Path], tmp_path: Path) -> None:
+def test_a_model_at_twice_the_resolution_is_a_regression(runs: dict[str, Path], tmp_path: Path) -> None:
     out = {fmt: tmp_path / f"cmp.{fmt}" for fmt in ("json", "markdown", "junit", "html")}
     run = run_mlfit("compare", runs["a"], runs["slow"], *(f"--output={f}={p}" for f, p in out.items()))
     assert run.code == 1, run.output
     assert "Compare: REGRESSION" in run.stdout
     comparison = Report.model_validate_json(out["json"].read_text()).comparison
     assert comparison is not None and comparison.regressed
-    p50 = next(c for c in comparison.models[0].changes if c.metric == "latency.p50")
-    assert p50.status is ChangeStatus.REGRESSION and p50.ci_low is not None and p50.ci_low > 0.05
+    cost = next(c for c in comparison.models[0].changes if c.metric == "cost.uncontended")
+    assert cost.status is ChangeStatus.REGRESSION and cost.ci_low is not None and cost.ci_low > 0.05
     assert any("input shapes differ" in n for n in comparison.models[0].notes)
     assert "🔻 regression" in out["markdown"].read_text()
     assert "<failure" in out["junit"].read_text()
     assert "Change against the baseline" in out["html"].read_text()
+
+
+def test_the_same_file_on_other_inputs_is_not_comparable(runs: dict[str, Path]) -> None:
+    run = run_mlfit("compare", runs["a"], runs["other_input"])
+    assert_no_traceback(run)
+    assert run.code == 2, run.output
+    assert "not comparable" in run.stderr and "different inputs" in run.stderr and "REGRESSION" not in run.stdout
 
 
 def test_mann_whitney_agrees(runs: dict[str, Path]) -> None:
@@ -61,9 +90,9 @@ def test_mann_whitney_agrees(runs: dict[str, Path]) -> None:
     assert run_mlfit("compare", runs["a"], runs["b"], "--method", "mannwhitney").code == 0
 
 
-def test_check_with_a_baseline_fails_on_a_slow_down(runs: dict[str, Path], cnn_model: Path, tmp_path: Path) -> None:
+def test_check_with_a_baseline_fails_on_a_slow_down(runs: dict[str, Path], big_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit("check", cnn_model, "--target", "weak-cpu", "--shape", LARGE, *RUN, "--baseline", runs["a"],
+    run = run_mlfit("check", big_model, "--target", "weak-cpu", "--shape", BIG, *RUN, "--baseline", runs["a"],
                     "--json", out)
     assert_no_traceback(run)
     stored = Report.model_validate_json(out.read_text())

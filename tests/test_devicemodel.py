@@ -237,6 +237,8 @@ def test_projection_uses_the_device_model_and_the_targets_threads(mnv2_static: d
     # the projected median is the device model's figure; the host only gives the tail its shape
     assert four.latency[p50].value == pytest.approx(four.details["device_model"]["seconds"], rel=0.02)
     assert "factor_host_ratio" in four.details and four.details["band_sources"]
+    assert four.latency[p50].upper / four.latency[p50].lower < 3  # a quiet measurement: a narrow band
+    assert not any("wide (over 3x" in n for n in four.notes)
     assert model_precision(mnv2_static) == "fp32"
 
 
@@ -252,3 +254,29 @@ def test_gpu_roofline_percentiles_are_not_withheld_for_host_samples(mnv2_static:
     p99 = next(c for c in checks if c.metric == "latency.p99")
     assert "insufficient samples" not in (p99.reason or "")
     assert p99.verdict in (Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE)
+
+
+@pytest.mark.parametrize("runtime", ["tflite", "tensorflow"])
+def test_whole_model_projection_follows_the_targets_threads(runtime: str) -> None:
+    """No node profile and no static facts (a .tflite file): one shared 2-thread measurement on a busy
+    host whose calibrated GEMM gained nothing from a second thread; the 4-thread target still projects
+    faster than the 1-thread one."""
+    from test_projection import CALIBRATION, _measurement
+
+    flat = {**CALIBRATION, "gemm_flops": {"1": 100e9, "2": 100e9}}
+    m = _measurement(mean_s=0.02, threads=2).model_copy(update={"runtime": runtime})
+    p50 = Percentile.P50
+    by_threads = {t: project_cpu(_target("edge", t), m, None, None, flat, host_info()).latency[p50].value
+                  for t in (1, 2, 4)}
+    assert by_threads[4] < by_threads[2] < by_threads[1]
+
+
+def test_a_band_wider_than_3x_is_explained() -> None:
+    """A noisy host measurement widens the band past 3x: the result says so and names the widest parts."""
+    from test_projection import CALIBRATION, _measurement
+
+    noisy = _measurement(mean_s=0.02, threads=2, cv=0.9, unstable=True)
+    p = project_cpu(_target("edge", 4), noisy, None, None, CALIBRATION, host_info())
+    band = p.latency[Percentile.P95]
+    assert band.upper / band.lower > 3
+    assert any("wide (over 3x" in n and "widest parts" in n for n in p.notes), p.notes

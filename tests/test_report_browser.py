@@ -89,6 +89,8 @@ def test_report_loads_without_console_errors(which: str, real_page: Path, tmp_pa
     dom = result.stdout
     assert dom.count("<svg") >= 4 and "<table" in dom and "Verdicts per target" in dom
     assert "Latency histogram" in dom and "Latency CDF" in dom and "Peak resident memory per phase" in dom
+    if which == "real":  # a real onnxruntime run: per-op costs from its node profile, latency per target
+        assert "Per-op costs" in dom and "beside each target" in dom and "Notes for edge" in dom
 
 
 @pytest.mark.parametrize("which", ["real", "rich"])

@@ -7,12 +7,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mlfit.errors import ModelError
 from mlfit.formats import ModelFormat
 from mlfit.safety import check_model
-from mlfit.safety.savedmodel_scan import SavedModelError, scan_saved_model_proto, scan_savedmodel
-from mlfit.safety.tfproto import message_class
+from mlfit.safety.savedmodel_scan import (
+    GraphScan,
+    SavedModelError,
+    _child,
+    _object_functions,
+    scan_saved_model_proto,
+    scan_savedmodel,
+)
+from mlfit.safety.tf_ops import ALLOWED_OPS
+from mlfit.safety.tfproto import ProtoError, message_class, parse_binary, parse_text
+from test_fuzz import FUZZ
 
 
 def _model(tf2: bool = True) -> Any:
@@ -149,3 +160,105 @@ def test_pbtxt_is_parsed_like_tensorflow(tmp_path: Path, op_text: str) -> None:
             scan_savedmodel(folder)
         return
     assert scan_savedmodel(folder).refused_ops == ["WriteFile"]
+
+
+# --- property-based fuzzing of the parser and the reachability walk ---------------------------
+
+
+_OPS = ["MatMul", "Relu", "Identity", "WriteFile", "ReadFile", "SaveV2", "PrintV2", "MatchingFiles",
+        "DatasetFromGraph", "NoOp", "Const"]
+_FUNCS = [f"f{i}" for i in range(6)]
+
+graphs = st.lists(  # function i: a list of (op, callee or None, how it calls)
+    st.lists(st.tuples(st.sampled_from(_OPS), st.none() | st.sampled_from(_FUNCS),
+                       st.sampled_from(["f", "then_branch", "list", "nested", "by_name"])), max_size=4),
+    min_size=len(_FUNCS), max_size=len(_FUNCS))
+
+
+def _build(spec: list[list[tuple[str, str | None, str]]]) -> Any:
+    sm = _model()
+    sm.meta_graphs[0].object_graph_def.nodes[2].bare_concrete_function.concrete_function_name = "f0"
+    for index, nodes in enumerate(spec):
+        fn = _function(sm, _FUNCS[index])
+        for j, (op, callee, how) in enumerate(nodes):
+            node = fn.node_def.add(name=f"n{j}", op=op)
+            if callee is None:
+                continue
+            if how == "by_name":
+                node.op = callee
+            elif how == "list":
+                node.attr["fs"].list.func.add().name = callee
+            elif how == "nested":
+                node.attr["f"].func.name = "f5"
+                node.attr["f"].func.attr["g"].func.name = callee
+            else:
+                node.attr[how].func.name = callee
+    return sm
+
+
+def _reachable_ops(spec: list[list[tuple[str, str | None, str]]]) -> set[str]:
+    """An independent, simple reference: every op in every function reachable from f0."""
+    seen, todo, ops = set(), ["f0"], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for op, callee, how in spec[_FUNCS.index(name)]:
+            if callee is not None and how == "by_name":
+                todo.append(callee)
+                continue
+            ops.add(op)
+            if callee is not None:
+                todo.append(callee)
+                if how == "nested":
+                    todo.append("f5")
+    return ops
+
+
+@FUZZ
+@given(graphs)
+def test_walk_refuses_whatever_the_signature_can_reach(spec: list[list[tuple[str, str | None, str]]]) -> None:
+    scan = scan_saved_model_proto(_build(spec))
+    reached = _reachable_ops(spec)
+    unsafe = {op for op in reached if op not in ALLOWED_OPS and op != "PrintV2"}
+    assert unsafe <= set(scan.refused_ops), (unsafe, scan.refused_ops)
+    assert set(scan.refused_ops) <= {op for op in reached if op not in ALLOWED_OPS} | {"PrintV2"}
+
+
+@FUZZ
+@given(st.binary(max_size=600))
+def test_parser_on_random_bytes(data: bytes) -> None:
+    try:
+        result = scan_saved_model_proto(parse_binary(data))
+    except (ProtoError, SavedModelError):
+        return
+    assert isinstance(result, GraphScan)
+
+
+_PBTXT = ("meta_graphs { object_graph_def { nodes { children { node_id: 1 local_name: 'signatures' } } "
+          "nodes { children { node_id: 2 local_name: 'serving_default' } } "
+          "nodes { bare_concrete_function { concrete_function_name: 'serve' } } } "
+          "graph_def { library { function { signature { name: 'serve' } "
+          "node_def { name: 'w' op: 'WriteFile' } } } } }")
+
+
+@FUZZ
+@given(st.integers(0, len(_PBTXT)), st.text(max_size=12), st.integers(0, 4))
+def test_pbtxt_parser_on_mutated_text(at: int, insert: str, cut: int) -> None:
+    text = _PBTXT[:at] + insert + _PBTXT[at + cut:]
+    try:
+        parsed = parse_text(text)
+        scan = scan_saved_model_proto(parsed)
+    except (ProtoError, SavedModelError):
+        return
+    if len(parsed.meta_graphs) != 1 or not parsed.meta_graphs[0].HasField("object_graph_def"):
+        return
+    meta = parsed.meta_graphs[0]
+    objects = meta.object_graph_def
+    sig_map = _child(objects, 0, "signatures")
+    sig = _child(objects, sig_map, "serving_default") if sig_map is not None else None
+    names = set(_object_functions(objects, sig)) if sig is not None else set()
+    ops = {n.op for f in meta.graph_def.library.function if f.signature.name in names for n in f.node_def}
+    if "WriteFile" in ops:  # whatever the text looks like, what TensorFlow would run is refused
+        assert "WriteFile" in scan.refused_ops

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlfit.analysis.uncontended import cost_figure
 from mlfit.errors import ConfigError
 from mlfit.report.common import format_value
 from mlfit.result import (
@@ -324,14 +325,113 @@ def _notes(base: RunResult, new: RunResult) -> list[str]:
     if _shapes(base) != _shapes(new):
         notes.append(f"input shapes differ: {_shapes(base) or '?'} -> {_shapes(new) or '?'}")
     bm, nm = base.measurement, new.measurement
-    if bm is not None and nm is not None:
-        if bm.threads != nm.threads:
-            notes.append(f"thread counts differ: {bm.threads} -> {nm.threads}")
-        if (bm.runtime, bm.runtime_version) != (nm.runtime, nm.runtime_version):
-            notes.append(
-                f"runtimes differ: {bm.runtime} {bm.runtime_version} -> {nm.runtime} {nm.runtime_version}"
-            )
+    if bm is not None and nm is not None and (bm.runtime, bm.runtime_version) != (nm.runtime, nm.runtime_version):
+        notes.append(
+            f"runtimes differ: {bm.runtime} {bm.runtime_version} -> {nm.runtime} {nm.runtime_version}"
+        )
     return notes
+
+
+def _config(result: RunResult) -> dict[str, str]:
+    m = result.measurement
+    if m is None:
+        return {}
+    return {"runtime": m.runtime, "threads": str(m.threads), "execution provider": m.execution_provider,
+            "batch": str(m.throughput.batch_size or 1)}
+
+
+def not_comparable(base: RunResult, new: RunResult) -> list[str]:
+    """Why two runs of a model cannot be compared, or nothing when they can.
+
+    What is not the model must match: the deployment configuration the model was measured in
+    (runtime, threads, execution provider, batch), and, for the same file, the inputs it was
+    fed. A different file may take different inputs (a model retrained at another resolution is
+    the change a compare is for). Different machines are not refused here: see
+    :func:`compare_reports`."""
+    reasons: list[str] = []
+    if base.model.sha256 == new.model.sha256 and _shapes(base) != _shapes(new):
+        reasons.append(f"the same model file was measured on different inputs ({_shapes(base) or '?'} -> "
+                       f"{_shapes(new) or '?'})")
+    bc, nc = _config(base), _config(new)
+    for key in bc:
+        if key in nc and bc[key] != nc[key]:
+            reasons.append(f"{key} differs ({bc[key]} -> {nc[key]})")
+    return reasons
+
+
+def _same_setup(base: RunResult, new: RunResult) -> bool:
+    """The same file, inputs, configuration and runtime version: only the host can differ."""
+    bm, nm = base.measurement, new.measurement
+    return (base.model.sha256 == new.model.sha256 and _shapes(base) == _shapes(new) and not not_comparable(base, new)
+            and bm is not None and nm is not None and bm.runtime_version == nm.runtime_version)
+
+
+def _cost_change(base: RunResult, new: RunResult, options: CompareOptions) -> MetricChange | None:
+    """The contention-proof figure: each run's uncontended cost per call, the new one carried to the
+    base run's host speed by the reference kernel both timed, judged against the noise each run
+    measured in itself (the same figure from its even and its odd runs), never below ``run_noise``."""
+    b = cost_figure(base.measurement, base.node_profile)
+    n = cost_figure(new.measurement, new.node_profile)
+    if b is None or n is None or b.basis != n.basis or b.seconds <= 0 or n.seconds <= 0:
+        return None
+    new_value = n.seconds
+    method = f"uncontended cost per call ({b.basis})"
+    if b.reference_flops_per_s and n.reference_flops_per_s:
+        new_value *= n.reference_flops_per_s / b.reference_flops_per_s
+        method += (f"; new run carried to the base run's host speed by the reference kernel "
+                   f"(x{n.reference_flops_per_s / b.reference_flops_per_s:.3f})")
+    sigma = math.hypot(max(options.run_noise, b.noise), max(options.run_noise, n.noise))
+    z = float(np.sqrt(2.0) * _erfinv(options.confidence))
+    log_ratio = math.log(new_value / b.seconds)
+    ci_low, ci_high = math.expm1(log_ratio - z * sigma), math.expm1(log_ratio + z * sigma)
+    change = math.expm1(log_ratio)
+    significant = ci_low > 0 or ci_high < 0
+    status = _status(change, ci_low, ci_high, significant, options.min_effect)
+    conf, effect = f"{options.confidence:.0%}", f"{options.min_effect:.0%}"
+    reason = {
+        ChangeStatus.REGRESSION: f"worse by {_pct(change)[1:]}, beyond the {effect} minimum effect and the runs' "
+        f"own noise ({sigma:.1%}) at {conf}",
+        ChangeStatus.IMPROVEMENT: f"better by {_pct(-change)[1:]}, beyond the {effect} minimum effect and the runs' "
+        f"own noise ({sigma:.1%}) at {conf}",
+        ChangeStatus.INCONCLUSIVE: f"{_pct(change)} is beyond {effect}, but not beyond the runs' own noise "
+        f"({sigma:.1%}) at {conf}",
+        ChangeStatus.UNCHANGED: f"no change beyond {effect}",
+    }[status]
+    return MetricChange(metric="cost.uncontended", unit="s", better="lower", base=b.seconds, new=new_value,
+                        change=change, ci_low=ci_low, ci_high=ci_high, method=f"{method}; noise {sigma:.1%}",
+                        status=status, reason=reason)
+
+
+def _erfinv(p: float) -> float:
+    """Inverse error function at ``p`` (two-sided normal quantile / sqrt 2), by bisection: no scipy."""
+    lo, hi = 0.0, 6.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        if math.erf(mid) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def _judged_by_cost(changes: list[MetricChange], cost: MetricChange | None, same: bool) -> list[MetricChange]:
+    """Wall figures move with host load: a wall-time regression or improvement stands only when the
+    contention-proof cost moved the same way. Two runs of the same setup (file, inputs,
+    configuration, runtime version) never regress: what differs between them is the host."""
+    directed = (ChangeStatus.REGRESSION, ChangeStatus.IMPROVEMENT)
+    out: list[MetricChange] = []
+    for c in changes:
+        if c.status in directed and same:
+            c = c.model_copy(update={"status": ChangeStatus.INCONCLUSIVE, "reason": (
+                f"{_pct(c.change or 0.0)}, but both runs measured the same file with the same inputs, "
+                "configuration and runtime: the difference is the host's, not the model's")})
+        elif (c.status in directed and cost is not None and c.metric.startswith(("latency.", "throughput.single"))
+              and cost.status is not c.status):
+            c = c.model_copy(update={"status": ChangeStatus.INCONCLUSIVE, "reason": (
+                f"{_pct(c.change or 0.0)} in wall time, but the uncontended cost did not move the same way "
+                f"({cost.reason}): the host's load, not the model")})
+        out.append(c)
+    return out
 
 
 def _samples_s(result: RunResult) -> np.ndarray:
@@ -418,6 +518,13 @@ def compare_results(base: RunResult, new: RunResult, options: CompareOptions) ->
     )
     if size is not None:
         changes.append(size)
+    cost = _cost_change(base, new, options)
+    same = _same_setup(base, new)
+    if cost is not None:
+        changes.insert(0, cost)
+    changes = _judged_by_cost(changes, cost, same)
+    if same:
+        notes.append("the same file, inputs, configuration and runtime: only the host differs between the runs")
     return ModelComparison(
         model=new.model.path,
         base_model=base.model.path,
@@ -481,6 +588,18 @@ def compare_reports(
         warnings.append(text)
     pairs, unmatched = _pairs(base, new)
     warnings.extend(unmatched)
+    refused = [f"{Path(n.model.path).name}: {'; '.join(why)}" for b, n in pairs
+               if b.error is None and n.error is None and (why := not_comparable(b, n))]
+    if refused:
+        raise ConfigError(
+            "the runs are not comparable, so no difference is reported: " + " | ".join(refused),
+            "measure both with the same --shape/--dim/--data, --threads, --batch-sizes and targets",
+        )
+    targets = {side: sorted({t.target for r in rep.results for t in r.targets}) for side, rep in
+               (("base", base), ("new", new))}
+    if targets["base"] != targets["new"]:
+        warnings.append(f"the runs were checked against different targets ({', '.join(targets['base']) or '-'} -> "
+                        f"{', '.join(targets['new']) or '-'}): their verdicts are not compared")
     models: list[ModelComparison] = []
     for b, n in pairs:
         failed = [

@@ -22,11 +22,11 @@ PARAMS: dict[str, Any] = {
         "fitted on 60 rows of benchmarks/device_truth.yaml; band: the 85% quantile of leave-one-out |log residuals|"
     ],
     "offsets": {
-        "armv7-mode": -0.004930823677274019,
+        "armv7-mode": -0.004930823677274018,
         "core:Cortex-A76": -0.8296511052545305,
         "core:Cortex-A78AE": -1.0612113372474001,
         "core:x86-avx512": -0.4740720375321316,
-        "gpu-int8": 0.888547720239344,
+        "gpu-int8": 0.913633178998727,
         "ncnn-fp32": 0.02033002488315576,
         "ncnn-int8-dotprod": -0.14484576752760647,
         "ncnn-int8-no-dotprod": -0.2772935270584364,

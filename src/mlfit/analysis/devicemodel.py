@@ -90,24 +90,26 @@ class Structure:
     depthwise_flops: float
     other_bytes: float
     kernels: int
+    dense_kernels: int = 0  # convolutions and matrix products: the kernels left once pointwise ops are fused
 
     @classmethod
     def from_static(cls, static: dict[str, Any]) -> Structure:
         dense = dw = other = 0.0
-        kernels = 0
+        kernels = dense_kernels = 0
         for n in static.get("nodes") or []:
             op = str(n["op"]).split("::")[-1]
             if op in VIEW_OPS:
                 continue
             kernels += 1
             if op in _DENSE:
+                dense_kernels += 1
                 if int(n.get("group", 1) or 1) > 1:
                     dw += float(n["flops"])
                 else:
                     dense += float(n["flops"])
             else:
                 other += float(n["bytes_read"]) + float(n["bytes_written"])
-        return cls(dense, dw, other, kernels)
+        return cls(dense, dw, other, kernels, dense_kernels)
 
 
 def core_of(model: str, arch: str, isa: Sequence[str]) -> str:
@@ -232,9 +234,10 @@ def base_seconds(s: Structure, c: Config, k_dw: float, sigma: float) -> float:
 
 def fixed_seconds(s: Structure, c: Config, p: Params) -> float:
     """Per-op dispatch (CPU, by clock) or kernel launches spread over the batch (GPU)."""
+    kernels = s.dense_kernels if c.fused_elementwise and s.dense_kernels else s.kernels
     if c.device.kind == "gpu":
-        return s.kernels * p.launch_s / max(1, c.batch)
-    return s.kernels * p.dispatch_s_at_1ghz * (1e9 / c.device.frequency)
+        return kernels * p.launch_s / max(1, c.batch)
+    return kernels * p.dispatch_s_at_1ghz * (1e9 / c.device.frequency)
 
 
 @dataclass(frozen=True)
@@ -294,7 +297,7 @@ def fit(rows: Sequence[tuple[Structure, Config, float]], base: Params | None = N
             a[i, cols.index(col)] = 1.0
         # the compute and memory parts at k_dw = 0 and 1 and sigma = 0 give every grid point linearly
         zero = base_seconds(s, c, 0.0, 0.0)
-        moved[i] = base_seconds(Structure(0.0, 0.0, s.other_bytes, s.kernels), c, 0.0, 0.0)
+        moved[i] = base_seconds(Structure(0.0, 0.0, s.other_bytes, s.kernels, s.dense_kernels), c, 0.0, 0.0)
         dense[i] = zero - moved[i]
         dw[i] = base_seconds(s, c, 1.0, 0.0) - zero
         gpu[i] = c.device.kind == "gpu"

@@ -99,6 +99,8 @@ class Projection:
         """JSON-able description for the result file."""
         return {
             "method": self.method,
+            "latency": {p.value: {"value": b.value, "lower": b.lower, "upper": b.upper}
+                        for p, b in self.latency.items()},
             "notes": self.notes,
             "top_nodes": self.top_nodes,
             "top_ops": self.top_ops,
@@ -440,8 +442,14 @@ def project_cpu(
     else:
         # No node profile (another runtime): the whole model between the memory and compute ratios.
         t_h = measurement.threads
-        gemm = cal["gemm_flops"]
-        thread_scale = per_thread(gemm, t_h) / per_thread(gemm, threads)
+        # The target's thread scaling, not this host's: the device model's fitted contention
+        # constant, so more target threads never project slower (a busy host's calibrated GEMM
+        # may show no 2-thread gain, and a TFLite run has no node profile to correct it).
+        from mlfit.analysis import devicemodel as dm
+
+        fit = dm.fitted()
+        sigma = fit.sigma if fit is not None else dm.DEFAULTS["sigma"]
+        thread_scale = dm.thread_speedup(t_h, sigma) / dm.thread_speedup(threads, sigma)
         lo = min(ratios.compute.lower, ratios.memory.lower) * thread_scale
         hi = max(ratios.compute.upper, ratios.memory.upper) * thread_scale * 1.15
         factor = Band(ratios.compute.value * thread_scale, lo, hi)
@@ -496,6 +504,7 @@ def project_cpu(
             measurement.latency.mean * factor.upper,
         )
     _host_sources(measurement, factor, latency, target, sources, notes, details)
+    _explain_wide_band(latency, target, sources, notes)
     details["band_sources"] = {k: [round(lo, 3), round(hi, 3)] for k, (lo, hi) in sources.items()}
     throughput, basis = _cpu_throughput(target, measurement, factor, mean)
     return Projection(
@@ -511,6 +520,29 @@ def project_cpu(
         top_ops=top_ops,
         details=details,
     )
+
+
+WIDE_BAND = 3.0  # a projected band wider than this (upper over lower) is explained in the result
+
+
+def _explain_wide_band(
+    latency: dict[Percentile, Band], target: Target, sources: dict[str, tuple[float, float]], notes: list[str]
+) -> None:
+    """A band wider than 3x says little: name its widest parts, so the reader knows what would
+    narrow it (a quiet host, a measured hardware file, a truth-table row for the device)."""
+    wanted = [p for p in target.profile.budgets.latency if p in latency] or [
+        p for p in (Percentile.P50,) if p in latency
+    ]
+    for p in wanted:
+        band = latency[p]
+        if band.lower <= 0 or band.upper / band.lower <= WIDE_BAND:
+            continue
+        parts = sorted(sources.items(), key=lambda kv: kv[1][1] / max(kv[1][0], 1e-9), reverse=True)
+        widest = "; ".join(f"{name} x{hi / max(lo, 1e-9):.2f}" for name, (lo, hi) in parts[:3])
+        notes.append(
+            f"the {p.value} band is {band.upper / band.lower:.1f}x wide (over {WIDE_BAND:g}x, so it decides "
+            f"little); its widest parts: {widest}"
+        )
 
 
 def model_precision(static: dict[str, Any]) -> str:

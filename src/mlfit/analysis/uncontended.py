@@ -170,3 +170,39 @@ def scaled_calibration(cal: dict[str, Any], scale: float) -> dict[str, Any]:
     if cal.get("call_overhead_s"):
         out["call_overhead_s"] = float(cal["call_overhead_s"]) / scale
     return out
+
+
+@dataclass(frozen=True)
+class CostFigure:
+    """A run's contention-proof cost per call, with its within-run noise, for ``mlfit compare``."""
+
+    seconds: float
+    noise: float  # relative: how far the same figure from the even and the odd runs differed
+    basis: str
+    reference_flops_per_s: float | None  # the host's speed while measuring (reference kernel)
+
+
+def _split_noise(a: float, b: float) -> float:
+    return abs(a - b) / (a + b) if a > 0 and b > 0 else 0.0
+
+
+def cost_figure(m: Measurement | None, node_profile: dict[str, Any] | None) -> CostFigure | None:
+    """The uncontended cost of one run: the single-thread node profile's fast fifth when there is
+    one, else the sample-based uncontended median; None for a run without them (schema 1)."""
+    if m is None:
+        return None
+    ref = m.contention.reference.flops_per_s if m.contention and m.contention.reference else None
+    one = ((node_profile or {}).get("by_threads") or {}).get("1") or {}
+    cost = single_thread_cost(node_profile)
+    if cost is not None:
+        halves = [float(x) for x in one.get("nodes_us_low_halves") or []]
+        noise = _split_noise(*halves) if len(halves) == 2 else 0.0
+        return CostFigure(cost, noise, "onnxruntime node profile, 1 thread, fastest fifth per node", ref)
+    if m.contention is None or len(m.latency.samples_ns) < 10:
+        return None
+    even, odd = (m.model_copy(update={"latency": m.latency.model_copy(update={
+        "samples_ns": m.latency.samples_ns[i::2],
+        "cpu_samples_ns": m.latency.cpu_samples_ns[i::2] if m.latency.cpu_samples_ns else []})}) for i in (0, 1))
+    basis = "CPU time per call" if m.threads == 1 and m.latency.cpu_samples_ns else \
+        "20th percentile of the least disturbed calls"
+    return CostFigure(sample_p50(m), _split_noise(sample_p50(even), sample_p50(odd)), basis, ref)

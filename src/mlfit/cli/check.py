@@ -142,8 +142,7 @@ def exit_code_for(result: Any, strict: bool) -> int:
 
     code = int(result.exit_code(strict))
     if code == ExitCode.OK and result.verdict is Verdict.INCONCLUSIVE:
-        sys.stderr.write("mlfit: warning: some verdicts are INCONCLUSIVE (see the reasons above); "
-                         "--strict makes that exit 4\n")
+        sys.stderr.write("mlfit: warning: INCONCLUSIVE (reasons above) exits 0; --strict makes it exit 4\n")
     return code
 
 

@@ -31,8 +31,13 @@ def input_spec(dim: list[str] | None, shape: list[str] | None, value: list[str] 
     return parse_input_flags(dims=dim, shapes=shape, values=value, ranges=range_, data=data, seed=seed)
 
 
+# In a log (not a terminal) only the phases that can take long get a line: the runtime's import (17 s
+# for TensorFlow) and the timed loop. A failure or timeout in any phase names it in its error.
+LOGGED_PHASES = ("import", "measure")
+
+
 class Progress:
-    """Phase progress on stderr: a spinner on a terminal, plain lines in CI logs."""
+    """Phase progress on stderr: a spinner on a terminal, a line per long phase in CI logs."""
 
     def __init__(self, label: str, quiet: bool = False) -> None:
         from rich.console import Console
@@ -63,10 +68,12 @@ class Progress:
             text = f"{self.label}: {Phase(str(event['phase'])).doing}"
         elif kind == "progress":
             text = f"{self.label}: measuring latency ({event.get('n')} samples, {float(event.get('elapsed', 0)):.1f} s)"  # type: ignore[arg-type]
+        elif kind == "configuration":  # one worker run per deployment configuration (mlfit.run.configs)
+            text = f"{self.label}: configuration {event.get('text')}"
         else:
             return
         if self.status is not None:
             self.status.update(text)
-        elif kind == "phase":
+        elif kind == "configuration" or (kind == "phase" and event["phase"] in LOGGED_PHASES):
             sys.stderr.write(text + "\n")
             sys.stderr.flush()

@@ -140,7 +140,11 @@ def register(app: typer.Typer) -> None:
         """Compare NEW with BASE per metric, with confidence intervals; exit 1 on a regression, else 0.
 
         A regression is a change beyond --min-effect whose whole confidence interval lies on the worse
-        side. Runs from different machines give a warning, or exit 2 under --strict.
+        side, judged on the contention-proof cost (uncontended cost per call) against the noise the runs
+        measured in themselves; two runs of the same file, inputs and configuration never regress. Runs
+        that are not comparable (the same file on other inputs; another runtime, thread count,
+        execution provider or batch) exit 2 with the reason. Runs from different machines give a
+        warning, or exit 2 under --strict.
         """
         from mlfit.compare import compare_reports, with_comparison
         from mlfit.report.outputs import parse_outputs, write_outputs

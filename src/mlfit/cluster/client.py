@@ -54,7 +54,7 @@ class Job:
     targets: list[Target]
     resource: str | None  # the target resource it needs, None for "any worker"
     submit: Callable[[bool], Any]  # sends it (again); False: to any worker
-    workers: list[str] | None = None  # the only workers it may run on (general work: general workers)
+    general_only: bool = False  # general work runs only on general workers while there is one
     lost_since: float | None = None
     resubmits: int = field(default=RESUBMITS)
     failed: RunResult | None = None
@@ -67,13 +67,21 @@ class Job:
             raise
         except Exception as exc:  # Dask's many kinds, or a refused pickle in the scheduler's reply
             self.future = None
-            self.failed = _error(self, f"{self.label}: could not send the model to the cluster "
-                                 f"({type(exc).__name__}: {str(exc)[:200]})", "see the scheduler's and workers' logs")
+            self.failed = _error(self, f"{self.label}: could not send the model to the cluster ({_describe(exc)})",
+                                 "see the scheduler's and workers' logs")
 
     @property
     def label(self) -> str:
         names = ", ".join(t.name for t in self.targets)
         return f"{self.path.name} [{names}]"
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an exception Dask raised; an error it could only rebuild from a (refused)
+    pickle is named as such, not shown as bytes."""
+    if exc.args and isinstance(exc.args[0], bytes | bytearray):
+        return "an error sent as a pickle, not read"
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def check_address(address: str) -> str:
@@ -156,8 +164,7 @@ def _answer(client: Any, job: Job) -> TaskAnswer:
         (text,) = client.gather([job.future], direct=False)
     except Exception as exc:  # the deserializer refused it, or the comm failed
         raise MlfitError(
-            f"{job.label}: refused the worker's answer: it was not plain JSON text ({type(exc).__name__}: "
-            f"{str(exc)[:200]})",
+            f"{job.label}: refused the worker's answer: it was not plain JSON text ({_describe(exc)})",
             "a worker that is not mlfit's (or not honest) is in the cluster; use mutual TLS (docs/scale.md)",
         ) from None
     if not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:
@@ -206,6 +213,8 @@ def _finished(client: Any, job: Job, by_name: dict[str, Target]) -> tuple[RunRes
                              "is every worker running the same mlfit version?")
         if on_target and result.host is not None:
             found = mismatches(result.host, target.hardware)
+            if target.name not in answer.claims:
+                found.append("the worker that answered does not advertise this target")
             if found:
                 why = (f"{where} advertises {target.name} but its host facts do not match {target.hardware.id} "
                        f"({'; '.join(found)}); its figures are that host's, not the target's")
@@ -217,6 +226,10 @@ def _finished(client: Any, job: Job, by_name: dict[str, Target]) -> tuple[RunRes
                     f"{target.hardware.id}: {describe(result.host)})"]})
                 reports.append(report)
                 continue
+        if not on_target and any(c.provenance is Provenance.MEASURED_ON_TARGET for c in report.checks):
+            why = f"{where} was not asked to measure on {target.name}'s hardware but labelled figures so"
+            refused.append((target.name, why))
+            report = _unverified(report, why)
         label = "a worker that is not the target's hardware" if not on_target else "a worker claiming the target"
         reports.append(report.model_copy(update={"notes": [*report.notes, f"measured by {where} ({label})"]}))
     return result.model_copy(update={"targets": reports}), where, refused
@@ -285,6 +298,10 @@ def _run(client: Any, spec: ClusterSpec, paths: Sequence[Path], targets: Sequenc
     elsewhere = [t for t in targets if resource_name(t.name) not in offered]
     payloads: dict[Path, Any] = {}
 
+    def general_now() -> list[str]:
+        """General workers connected now (a resubmission must not name a dead one)."""
+        return [a for a, resources in worker_resources(client).items() if not resources]
+
     def payload(path: Path) -> Any:
         """The model's bytes, scattered once to one worker (a general one when there is one, so
         that data locality does not pull general work onto a target's device; other workers fetch
@@ -292,7 +309,7 @@ def _run(client: Any, spec: ClusterSpec, paths: Sequence[Path], targets: Sequenc
         held = payloads.get(path)
         if held is None or held.status != "finished":
             sent: ModelPayload = pack(path, shared_path)
-            held = client.scatter(sent, broadcast=False, hash=False, workers=general or None)
+            held = client.scatter(sent, broadcast=False, hash=False, workers=general_now() or None)
             payloads[path] = held
         return held
 
@@ -304,7 +321,7 @@ def _run(client: Any, spec: ClusterSpec, paths: Sequence[Path], targets: Sequenc
             # Strictly on a general worker while there is one (a loose restriction lets an idle
             # device steal the task); unrestricted once none is left.
             return client.submit(measure_task, payload(path), group, inputs, options, False, pure=False,
-                                 key=_key(path, "any"), workers=(general or None) if restricted else None)
+                                 key=_key(path, "any"), workers=(general_now() or None) if restricted else None)
         return submit
 
     jobs: list[Job] = []
@@ -314,7 +331,7 @@ def _run(client: Any, spec: ClusterSpec, paths: Sequence[Path], targets: Sequenc
             groups.append((list(elsewhere), None))
         for group, resource in groups:
             job = Job(None, path, group, resource, submitter(path, group, resource),
-                      workers=list(general) if resource is None and general else None)
+                      general_only=resource is None and bool(general))
             job.send(True)
             jobs.append(job)
     results, refused = _gather(client, jobs, options, {t.name: t for t in targets}, on_event)
@@ -337,6 +354,10 @@ def _run(client: Any, spec: ClusterSpec, paths: Sequence[Path], targets: Sequenc
             "(labelled 'measured (target)': the worker's host facts match the target's hardware)"
         )
     notes.extend(dict.fromkeys(f"claimed, unverified: {why}" for _, why in refused))
+    resent = sum(RESUBMITS - job.resubmits for job in jobs)
+    if resent:
+        notes.append(f"{resent} task(s) were sent again, with the model's bytes, after the worker holding "
+                     "them left the cluster")
     if elsewhere:
         notes.append(
             f"no worker embodies {', '.join(t.name for t in elsewhere)}: measured on any worker and "
@@ -397,7 +418,8 @@ def _gather(
                 say(f"{job.label}: {result.verdict.value} (measured by {where})")
             elif status in ("cancelled", "lost") and job.resubmits > 0:
                 job.resubmits -= 1  # most often: the worker holding the scattered model is gone
-                job.send(job.workers is not None)
+                job.send(job.general_only)
+                say(f"{job.label}: sent again (the task was {status}: the worker holding the model left)")
             elif status in ("error", "cancelled", "lost"):
                 settle(
                     job,
@@ -420,8 +442,8 @@ def _gather(
         for job in list(pending):
             if job.failed is not None:
                 continue  # settled on the next pass
-            if job.workers is not None and not any(w in current for w in job.workers):
-                job.workers = None  # every general worker is gone: any worker will do
+            if job.general_only and not any(not resources for resources in current.values()):
+                job.general_only = False  # every general worker is gone: any worker will do
                 job.future.cancel()
                 job.send(False)
                 if job.failed is not None:

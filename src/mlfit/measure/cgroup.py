@@ -45,16 +45,6 @@ class Limits:
     memory: int | None = None
     cpuset: str | None = None
 
-    def describe(self) -> str:
-        parts = []
-        if self.cpu is not None:
-            parts.append(f"cpu {self.cpu:g}")
-        if self.memory is not None:
-            parts.append(f"memory {self.memory / 2**20:.0f} MiB")
-        if self.cpuset:
-            parts.append(f"cpuset {self.cpuset}")
-        return ", ".join(parts) or "no limits"
-
 
 @dataclass(frozen=True)
 class CpuStat:

@@ -184,8 +184,13 @@ def _profile_nodes(
         node_low = {name: _low(times) for name, times in per_node.items()}
         per_run_sum = [sum(times[i] for times in per_node.values()) for i in range(len(totals))]
         overheads = [t - s for t, s in zip(totals, per_run_sum, strict=True)]
+        halves = [
+            sum(_low(times[start::2]) for times in per_node.values() if times[start::2]) for start in (0, 1)
+        ] if len(totals) >= 4 else []
         result["by_threads"][str(threads)] = {
             "nodes_us_low": sum(node_low.values()),
+            # the same figure from the even and the odd runs: how reproducible it is within this run
+            "nodes_us_low_halves": halves,
             "overhead_us_low": _low(overheads) if overheads else 0.0,
             "node_us_low": node_low,
             "runs": len(totals),

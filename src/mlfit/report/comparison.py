@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -18,7 +18,27 @@ STATUS_STYLE = {
 }
 
 
+class _ByWidth:
+    """The table from WIDE_FROM columns, else one line per metric (mlfit.report.compact)."""
+
+    def __init__(self, comparison: Comparison, warnings: bool) -> None:
+        self.comparison, self.warnings = comparison, warnings
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from mlfit.report.compact import WIDE_FROM, render_comparison_compact
+
+        if options.max_width >= WIDE_FROM:
+            yield render_comparison_wide(self.comparison, self.warnings)
+        else:
+            yield render_comparison_compact(self.comparison, options.max_width, self.warnings)
+
+
 def render_comparison(comparison: Comparison, warnings: bool = True) -> RenderableType:
+    """The compare for a terminal or a log, laid out for the width it is printed at."""
+    return _ByWidth(comparison, warnings)
+
+
+def render_comparison_wide(comparison: Comparison, warnings: bool = True) -> RenderableType:
     """One compact table per model, the reasons for anything not unchanged below it, then the answer.
 
     ``warnings=False`` leaves the warnings out, for a CLI that prints them on stderr.
@@ -35,10 +55,11 @@ def render_comparison(comparison: Comparison, warnings: bool = True) -> Renderab
             "the worse side",
             caption_justify="left",
         )
-        table.add_column("metric", no_wrap=True)
+        # Numbers fold rather than end in an ellipsis ("107.2..."): a figure is never cut.
+        table.add_column("metric", overflow="fold")
         for column in ("base", "new", "change", f"{comparison.confidence:.0%} interval"):
-            table.add_column(column, justify="right", no_wrap=True)
-        table.add_column("status", no_wrap=True)
+            table.add_column(column, justify="right", overflow="fold")
+        table.add_column("status", overflow="fold")
         for change in model.changes:
             table.add_row(
                 change.metric,

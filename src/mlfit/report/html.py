@@ -114,10 +114,16 @@ def _verdict_table(result: RunResult) -> str:
 
 
 def _notes(result: RunResult) -> str:
-    notes = sorted({n for t in result.targets for n in t.notes})
-    if not notes:
-        return ""
-    return '<ul class="reasons muted">' + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>"
+    """The notes of each target under its own name: a band widened for the Pi is not the VM's."""
+    out = []
+    for target in result.targets:
+        if target.notes:
+            out.append(
+                f'<div class="notes"><h4>Notes for {e(target.target)} <span class="muted">on '
+                f"{e(target.hardware_name)}</span></h4>"
+                '<ul class="reasons muted">' + "".join(f"<li>{e(n)}</li>" for n in target.notes) + "</ul></div>"
+            )
+    return "".join(out)
 
 
 def tick_duration(seconds: float) -> str:
@@ -148,41 +154,57 @@ def _target_colours(result: RunResult) -> dict[str, str]:
     return {t.target: svg.PALETTE[i % len(svg.PALETTE)] for i, t in enumerate(result.targets)}
 
 
-def _latency_markers(result: RunResult) -> list[svg.Marker]:
-    colours = _target_colours(result)
-    markers = []
+def _latency_lanes(result: RunResult) -> list[svg.Lane]:
+    """One lane per latency budget of every target, with the figure the target is judged by."""
+    lanes = []
     for target in result.targets:
         for check in target.checks:
-            if check.metric.startswith("latency.") and check.limit is not None and check.limit > 0:
-                name = check.metric.split(".", 1)[1]
-                markers.append(
-                    svg.Marker(
-                        check.limit,
-                        f"{target.target} {name} ≤ {format_duration(check.limit)}",
-                        colours[target.target],
-                        "6 3",
-                        _QUANTILE.get(name),
-                    )
+            if not check.metric.startswith("latency.") or check.unit != "s":
+                continue
+            name = check.metric.split(".", 1)[1]
+            source = PROVENANCE_LABEL[check.provenance]
+            budget = f"{target.target} {name} ≤ {format_duration(check.limit)}" if check.limit else target.target
+            lanes.append(
+                svg.Lane(
+                    f"{target.target} · {name}",
+                    source,
+                    check.value,
+                    check.lower,
+                    check.upper,
+                    check.limit,
+                    check.verdict.value,
+                    f"{budget}: {source} {value_text(check)} on {target.hardware_name} ({check.verdict.value})",
                 )
-    return markers
+            )
+    return lanes
 
 
 def _latency_charts(result: RunResult) -> str:
+    """This host's samples (histogram, CDF) with this host's percentiles only, then the lanes chart
+    that sets each target's own figure and band beside them against its budget."""
     assert result.measurement is not None
     lat = result.measurement.latency
     samples = [s / 1e9 for s in lat.samples_ns]
     if not samples:
         return '<p class="muted">No raw latency samples in this result: no histogram.</p>'
-    budgets = _latency_markers(result)
     measured = [
-        svg.Marker(v, name, "#555", "2 3") for name in ("p50", "p99") if (v := getattr(lat, name)) is not None
+        svg.Marker(v, f"host {name}", "#555", "2 3")
+        for name in ("p50", "p95", "p99")
+        if (v := getattr(lat, name)) is not None
     ]
-    return (
-        '<div class="charts">'
-        + svg.latency_histogram(samples, budgets, tick_duration, measured)
-        + svg.latency_cdf(samples, budgets, tick_duration)
-        + "</div>"
-    )
+    out = '<div class="charts">'
+    lanes = _latency_lanes(result)
+    if lanes:
+        out += svg.latency_lanes(samples, measured, lanes, tick_duration)
+    out += svg.latency_histogram(samples, [], tick_duration, measured) + svg.latency_cdf(samples, [], tick_duration)
+    out += "</div>"
+    if lanes:
+        out += (
+            '<p class="muted">The histogram and the CDF are this host\'s warm samples, measured here: '
+            "they are not any target's figures and carry no target's budget. Each target is judged by its "
+            "own lane above (projected onto its hardware, with the band the verdict is decided on).</p>"
+        )
+    return out
 
 
 def _memory_chart(result: RunResult) -> str:
@@ -197,7 +219,7 @@ def _memory_chart(result: RunResult) -> str:
     ]
     colours = _target_colours(result)
     markers = [
-        svg.Marker(c.limit, f"{t.target} ≤ {format_size(c.limit)}", colours[t.target])
+        svg.Marker(c.limit, f"{t.target} memory budget ≤ {format_size(c.limit)}", colours[t.target])
         for t in result.targets
         for c in t.checks
         if c.metric == "memory.peak" and c.limit
@@ -424,10 +446,123 @@ def _extra_table(title: str, value: Any, limit: int = 20) -> str:
     return out
 
 
+def _host_op_times(result: RunResult) -> tuple[dict[str, float], dict[str, int], str]:
+    """Per op type, the time onnxruntime's node profile measured on this host (seconds per inference)
+    at the run's thread count (else the most threads profiled), with node counts and a label."""
+    profile = result.node_profile or {}
+    nodes = profile.get("nodes") or {}
+    by_threads = profile.get("by_threads") or {}
+    if not isinstance(nodes, dict) or not isinstance(by_threads, dict) or not by_threads:
+        return {}, {}, ""
+    threads = str(result.measurement.threads) if result.measurement is not None else ""
+    key = threads if threads in by_threads else max(by_threads, key=lambda k: int(k) if str(k).isdigit() else 0)
+    run = by_threads.get(key) or {}
+    per_node = run.get("node_us_low") if isinstance(run, dict) else None
+    if not isinstance(per_node, dict):
+        return {}, {}, ""
+    times: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for name, us in per_node.items():
+        facts = nodes.get(name)
+        op = str(facts.get("op")) if isinstance(facts, dict) and facts.get("op") else str(name)
+        if isinstance(us, (int, float)):
+            times[op] = times.get(op, 0.0) + float(us) / 1e6
+            counts[op] = counts.get(op, 0) + 1
+    return times, counts, f"{key} thread(s)"
+
+
+def _top_ops(target: Any) -> list[dict[str, Any]]:
+    projection = target.projection or {}
+    ops = projection.get("top_ops") if isinstance(projection, dict) else None
+    return [o for o in ops or [] if isinstance(o, dict) and isinstance(o.get("share"), (int, float))]
+
+
+def _per_op_costs(result: RunResult) -> str:
+    """Per op type: the host's measured time from the node profile, and per target the projected time
+    and share (the projection's costliest ops), side by side; a bar chart per target."""
+    host, counts, host_label = _host_op_times(result)
+    targets = [t for t in result.targets if _top_ops(t)]
+    if not host and not targets:
+        return ""
+    host_total = sum(host.values())
+    shares: dict[str, float] = {op: t / host_total for op, t in host.items()} if host_total > 0 else {}
+    projected = {t.target: {str(o["op"]): o for o in _top_ops(t)} for t in targets}
+    order = sorted(
+        set(shares) | {op for ops in projected.values() for op in ops},
+        key=lambda op: -max([shares.get(op, 0.0), *(float(p[op]["share"]) for p in projected.values() if op in p)]),
+    )[:12]
+    static = (result.analysis or {}).get("op_costs")
+    static = static if isinstance(static, dict) else {}
+    header = ["op", "nodes", "FLOPs (static)"]
+    if host:
+        header.append(f"this host: measured, {e(host_label)}")
+    header.extend(f"{e(t.target)}: projected" for t in targets)
+    rows = []
+    for op in order:
+        facts = static.get(op) if isinstance(static.get(op), dict) else {}
+        nodes = facts.get("count", counts.get(op, "")) if isinstance(facts, dict) else counts.get(op, "")
+        flops = facts.get("flops") if isinstance(facts, dict) else None
+        row = [f"<code>{e(op)}</code>", e(nodes), e(f"{flops:,.0f}") if isinstance(flops, (int, float)) else "-"]
+        if host:
+            row.append(e(f"{format_duration(host[op])} ({shares[op]:.0%})") if op in host else "-")
+        for t in targets:
+            item = projected[t.target].get(op)
+            row.append(
+                e(f"{format_duration(float(item['seconds']))} ({float(item['share']):.0%})")
+                if item and isinstance(item.get("seconds"), (int, float))
+                else ("-" if item is None else e(f"{float(item['share']):.0%}"))
+            )
+        rows.append(row)
+    out = (
+        "<h3>Per-op costs</h3>"
+        '<p class="muted">Time per inference by op type, with its share: on this host as onnxruntime\'s '
+        "node profile measured it (fastest profiled run), and on each target as projected onto its hardware ("
+        + e("; ".join(f"{t.target}: {t.hardware_name}" for t in targets))
+        + "). Ops not among a target's costliest show '-'.</p>"
+        + table(header, rows, set(range(1, len(header))))
+    )
+    charts = [
+        svg.horizontal_bars(
+            f"Costliest ops on {t.target} (projected share)",
+            [(str(o["op"]), float(o["share"])) for o in _top_ops(t)[:10]],
+            lambda v: f"{v:.0%}",
+            label=f"share of the projected latency on {t.hardware_name}",
+            colour=svg.PROJECTED,
+        )
+        for t in targets
+    ]
+    if host and not targets:
+        top = sorted(shares.items(), key=lambda kv: -kv[1])[:10]
+        charts.append(
+            svg.horizontal_bars(
+                "Costliest ops on this host (measured share)", top, lambda v: f"{v:.0%}", label="share of node time"
+            )
+        )
+    if charts:
+        out += '<div class="charts">' + "".join(charts) + "</div>"
+    nodes_tables = []
+    for t in targets:
+        top_nodes = (t.projection or {}).get("top_nodes") or []
+        rows_n = [
+            [f"<code>{e(n.get('name'))}</code>", e(n.get("op")), e(format_duration(float(n["seconds"]))),
+             e(f"{float(n['share']):.0%}")]
+            for n in top_nodes[:8]
+            if isinstance(n, dict) and all(isinstance(n.get(k), (int, float)) for k in ("seconds", "share"))
+        ]
+        if rows_n:
+            nodes_tables.append(
+                f"<h4>Costliest nodes on {e(t.target)} (projected)</h4>"
+                + table(["node", "op", "time per inference", "share"], rows_n, {2, 3})
+            )
+    return out + "".join(nodes_tables)
+
+
 def _ops_section(result: RunResult) -> str:
-    costliest = find_costliest(result)
-    if costliest:
-        return "".join(_extra_table(f"Costliest ops ({path})", value) for path, value in costliest)
+    costs = _per_op_costs(result)
+    costliest = find_costliest(result)  # tables other helpers keep in the analysis or extras
+    extra = "".join(_extra_table(f"Costliest ops ({path})", value) for path, value in costliest)
+    if costs or extra:
+        return costs + extra
     ops = (result.analysis or {}).get("ops")
     if isinstance(ops, dict) and ops and all(isinstance(v, (int, float)) for v in ops.values()):
         top = sorted(ops.items(), key=lambda kv: -float(kv[1]))[:15]
@@ -436,8 +571,8 @@ def _ops_section(result: RunResult) -> str:
             + svg.horizontal_bars(
                 "Most frequent ops", [(str(k), float(v)) for k, v in top], lambda v: f"{v:g}", label="nodes"
             )
-            + '<p class="muted">No per-op timing or projection in this result, so ops are counted, '
-            "not costed.</p>"
+            + '<p class="muted">This result has no node profile (the runtime gives none) and no projection '
+            "per op, so ops are counted, not costed.</p>"
         )
     return ""
 

@@ -25,6 +25,32 @@ STATUS_COLOUR = {"PASS": "#2ca02c", "FAIL": "#d62728", "INCONCLUSIVE": "#d4a000"
 Formatter = Callable[[float], str]
 
 
+PHASE_ROW = 11
+
+
+def _text_width(text: str, size: int) -> float:
+    """A generous estimate of a label's width in pixels (no font metrics without a browser)."""
+    return len(text) * size * 0.62
+
+
+def _label_rows(labels: Sequence[tuple[str, float]], size: int) -> list[tuple[int, bool]]:
+    """For each label at x (pixels): its row, such that no label overprints another (each goes into
+    the first row where it clears the label before it), and whether it ends at x rather than starting
+    there (near the right edge, so it stays inside the chart)."""
+    ends: list[float] = []
+    placed = []
+    for text, px in labels:
+        width = _text_width(text, size)
+        before = px + 3 + width > WIDTH - 2
+        start = px - 3 - width if before else px + 3
+        row = next((r for r, end in enumerate(ends) if start >= end + 4), len(ends))
+        if row == len(ends):
+            ends.append(-math.inf)
+        ends[row] = start + width
+        placed.append((row, before))
+    return placed
+
+
 def clip(text: str, limit: int) -> str:
     """Shorten a label to ``limit`` characters so it stays inside its column (tooltips keep it whole)."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -265,7 +291,7 @@ def latency_histogram(
     values = np.asarray(samples_s, dtype=float)
     values = values[values > 0]
     chart = Chart(
-        "Latency histogram (warm, single inference)",
+        "Latency histogram: this host, measured (warm, single inference)",
         280,
         "Histogram of warm latency samples with each latency budget as a vertical line",
         markers,
@@ -304,7 +330,7 @@ def latency_cdf(
     values = np.sort(np.asarray(samples_s, dtype=float))
     values = values[values > 0]
     chart = Chart(
-        "Latency CDF (a dot marks where a percentile budget needs the curve)",
+        "Latency CDF: this host, measured" + (" (a dot marks where a budget needs the curve)" if markers else ""),
         280,
         "Cumulative distribution of warm latency with each latency budget",
         markers,
@@ -515,19 +541,107 @@ def timeline(
     largest = max([v for _, v in points] + [1.0])
     near = [m for m in limits if m.value <= largest * 1.5]
     far = [Marker(m.value, f"{m.label} (off scale ↑)", m.colour, None) for m in limits if m.value > largest * 1.5]
-    chart = Chart(title, 260, "Resident memory of the worker over time with phase starts", [*near, *far])
     t_end = max([t for t, _ in points] + [t for _, t in phases] + [1e-3])
+    chart = Chart(title, 260, "Resident memory of the worker over time with phase starts", [*near, *far])
     x = Scale(0.0, t_end * 1.02, chart.plot_left, chart.plot_right)
-    y = Scale(0.0, max([largest, *(m.value for m in near)]) * 1.1, chart.plot_bottom, chart.plot_top + 20,
+    names = [name.replace("_", " ") for name, _ in phases]
+    rows = _label_rows([(name, x(start)) for name, (_, start) in zip(names, phases, strict=True)], 9)
+    extra = (max(r for r, _ in rows) + 1) * PHASE_ROW if rows else 0
+    chart.height += extra  # the phase labels sit above the plot, one row per overlap
+    chart.plot_top += extra
+    chart.plot_bottom += extra
+    y = Scale(0.0, max([largest, *(m.value for m in near)]) * 1.1, chart.plot_bottom, chart.plot_top + 6,
               tick_unit=tick_unit)
     chart.y_axis(y, fmt, "resident memory")
     chart.x_axis(x, lambda v: f"{v:g} s", "time since the worker started")
     for marker in near:
         chart.line(chart.plot_left, y(marker.value), chart.plot_right, y(marker.value), marker.colour, 1.5,
                    marker.dash)
-    for i, (name, start) in enumerate(phases):
+    # Phases a few milliseconds apart would overprint: each label has its row (see _label_rows), and
+    # the line of a phase reaches up to its own label.
+    for name, (_, start), (row, before) in zip(names, phases, rows, strict=True):
         px = x(start)
-        chart.line(px, chart.plot_top + 14, px, chart.plot_bottom, "#888", 1, "2 3")
-        chart.text(px + 3, chart.plot_top + 8 + (i % 3) * 9, name, "start", 9, "#555")
+        label_y = chart.plot_top - extra + 4 + row * PHASE_ROW
+        chart.line(px, label_y - 7, px, chart.plot_bottom, "#888", 1, "2 3")
+        chart.text(px - 3 if before else px + 3, label_y, name, "end" if before else "start", 9, "#555")
     chart.polyline([(x(t), y(v)) for t, v in points], MEASURED)
+    return chart.svg()
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One latency budget of one target: its figure with the band, and the budget it is judged by."""
+
+    label: str  # "edge · p95"
+    source: str  # "projected", "measured (target)", ...
+    value: float | None
+    lower: float | None
+    upper: float | None
+    limit: float | None
+    verdict: str
+    tooltip: str
+
+
+LANE = 34
+
+
+def latency_lanes(
+    samples_s: Sequence[float], tags: Sequence[Marker], lanes: Sequence[Lane], fmt: Formatter
+) -> str:
+    """Host samples and each target's latency side by side on one log axis, each labelled with where
+    it comes from: the top lane is this host's measured samples (a histogram strip with its
+    percentiles); below it, one lane per latency budget with the target's figure, its [optimistic –
+    conservative] band and the budget as a red line. Host samples are never drawn against a target's
+    budget: a target is judged by its own lane."""
+    values = np.asarray(samples_s, dtype=float)
+    values = values[values > 0]
+    legend = [
+        Marker(0, "this host: warm samples, measured here", MEASURED, None),
+        Marker(0, "target: projected, band optimistic–conservative", PROJECTED, None),
+        Marker(0, "target's budget; its verdict on the right", "#d62728", "6 3"),
+    ]
+    height = TOP + BOTTOM + LANE * (1 + len(lanes)) + 12
+    chart = Chart("Latency: this host's samples beside each target's projection and budget", height,
+                  "Host latency samples and, per target, the projected latency band against its budget", legend)
+    chart.plot_right = WIDTH - 96
+    ends = [float(values.min()), float(values.max())] if len(values) else []
+    for lane in lanes:
+        ends += [v for v in (lane.value, lane.lower, lane.upper, lane.limit) if v is not None and v > 0]
+    lo, hi = padded_range(ends or [1e-3], log=True)
+    x = Scale(lo, hi, chart.plot_left, chart.plot_right, log=True)
+    chart.x_axis(x, fmt, "latency (log scale)")
+    top = chart.plot_top + 6
+    # Lane 0: this host, measured.
+    chart.text(chart.plot_left - 8, top + 13, "this host", "end", 11, "#222", "bold")
+    chart.text(chart.plot_left - 8, top + 25, "measured", "end", 9, MEASURED)
+    if len(values):
+        edges = np.geomspace(float(values.min()), float(values.max()) * 1.0001, 41)
+        counts, _ = np.histogram(values, bins=edges)
+        peak = max(1, int(counts.max()))
+        for count, left, right in zip(counts, edges[:-1], edges[1:], strict=True):
+            if count:
+                h = (LANE - 8) * count / peak
+                chart.rect(x(left), top + LANE - 4 - h, x(right) - x(left) - 0.5, h, MEASURED, 0.85,
+                           f"this host: {fmt(left)} – {fmt(right)}: {count} samples")
+    for tag in tags:
+        chart.line(x(tag.value), top, x(tag.value), top + LANE - 4, tag.colour, 1.2, tag.dash)
+        chart.text(x(tag.value) + 3, top + 8, tag.label, "start", 9, tag.colour)
+    for i, lane in enumerate(lanes, start=1):
+        y0 = top + i * LANE
+        mid = y0 + LANE / 2 - 2
+        chart.line(chart.plot_left, y0 - 2, chart.plot_right, y0 - 2, "#eee")
+        chart.text(chart.plot_left - 8, y0 + 13, clip(lane.label, 22), "end", 11, "#222", "bold")
+        chart.text(chart.plot_left - 8, y0 + 25, lane.source, "end", 9,
+                   PROJECTED if lane.source == "projected" else MEASURED)
+        colour = PROJECTED if lane.source == "projected" else MEASURED
+        if lane.lower is not None and lane.upper is not None and lane.lower > 0 and lane.upper > 0:
+            chart.rect(x(lane.lower), mid - 6, max(x(lane.upper) - x(lane.lower), 2.0), 12, colour, 0.35,
+                       lane.tooltip)
+        if lane.value is not None and lane.value > 0:
+            chart.circle(x(lane.value), mid, 4.5, colour, lane.tooltip)
+        if lane.limit is not None and lane.limit > 0:
+            chart.line(x(lane.limit), y0 + 1, x(lane.limit), y0 + LANE - 5, "#d62728", 2, "6 3")
+            chart.text(x(lane.limit) + 4, y0 + 9, f"≤ {fmt(lane.limit)}", "start", 9, "#d62728")
+        chart.text(chart.plot_right + 8, mid + 4, lane.verdict, "start", 11,
+                   STATUS_COLOUR.get(lane.verdict, "#333"), "bold")
     return chart.svg()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -48,7 +48,7 @@ def measurement_summary(result: RunResult) -> RenderableType:
     table = Table(title="Measured on this host" + (f": {host.cpu_model}" if host else ""), title_justify="left",
                   show_header=True, header_style="bold")
     for column in ("n", "min", "mean", "p50", "p90", "p95", "p99", "max", "CV"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", overflow="fold")
     table.add_row(str(lat.n), *(format_value(v, "s") for v in (lat.min, lat.mean, lat.p50, lat.p90, lat.p95,
                                                                 lat.p99, lat.max)), f"{lat.cv:.1%}")
     mem = m.memory
@@ -65,12 +65,29 @@ def measurement_summary(result: RunResult) -> RenderableType:
     ]
     lines.extend(load_lines(m))  # server / offline / rate search / batch sweep, when run
     lines.extend(f"input {describe_input(t)}" for t in result.model.inputs_used)
+    lines.extend(configuration_lines(result))
     if result.model.artefact:
         lines.insert(0, f"measured artefact: {result.model.artefact}")
     parts: list[RenderableType] = [table, Text("\n".join(lines))]
     for warning in m.warnings:
         parts.append(Text(f"warning: {warning}", style="yellow"))
     return Group(*parts)
+
+
+def configuration_lines(result: RunResult) -> list[str]:
+    """One line per deployment configuration when several were measured (the table above is the first's)."""
+    if len(result.configurations) < 2:
+        return []
+    lines = [f"{len(result.configurations)} deployment configurations, each measured in its own run "
+             "(the figures above are the first's):"]
+    for i, config in enumerate(result.configurations):
+        m = result.measurement if i == 0 else config.measurement
+        figures = "not measured" if m is None else (
+            f"p50 {format_value(m.latency.p50, 's')}, peak {format_size(m.memory.peak_bytes)}"
+            + (f", {format_rate(m.throughput.batched_per_s)} at batch {config.batch}"
+               if m.throughput.batched_per_s else ""))
+        lines.append(f"  {config.label} ({', '.join(config.targets)}): {figures}")
+    return lines
 
 
 LEGEND = ("source: host = measured on this machine, not the target; target = measured on the target's own "
@@ -83,11 +100,12 @@ def target_table(report: TargetReport) -> Table:
     """One target's checks; the title carries the target, its hardware and its verdict."""
     title = Text.assemble((report.target, "bold"), f" on {report.hardware_name}: ", verdict_text(report.verdict))
     table = Table(title=title, title_justify="left", header_style="bold", expand=False)
+    # overflow="fold": a cell too narrow wraps inside a word rather than cutting it with an ellipsis.
     table.add_column("check", no_wrap=True)
-    table.add_column("budget", justify="right")
-    table.add_column("value", justify="right")
-    table.add_column("margin", justify="right")
-    table.add_column("source")
+    table.add_column("budget", justify="right", overflow="fold")
+    table.add_column("value", justify="right", overflow="fold")
+    table.add_column("margin", justify="right", overflow="fold")
+    table.add_column("source", overflow="fold")
     table.add_column("verdict", no_wrap=True)
     for check in report.checks:
         margin = f"{check.margin:+.0%}" if check.margin is not None else ""
@@ -101,7 +119,7 @@ def summary_table(results: list[RunResult]) -> Table:
     """One row per model and target: the verdict and how many checks ended each way."""
     table = Table(title="Summary", title_justify="left", header_style="bold")
     for column in ("model", "target", "hardware", "verdict", "checks"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for result in results:
         name = result.model.path.rsplit("/", 1)[-1]
         if result.error is not None:
@@ -120,7 +138,28 @@ def reasons(report: TargetReport) -> list[str]:
     return out + list(report.notes)
 
 
+class _ByWidth:
+    """Chooses the layout when printed, from the console's width: compact below WIDE_FROM columns."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from mlfit.report.compact import WIDE_FROM, render_compact
+
+        if options.max_width >= WIDE_FROM:
+            yield render_wide(self.report)
+        else:
+            yield render_compact(self.report, options.max_width)
+
+
 def render_terminal(report: Report) -> RenderableType:
+    """The report for a terminal or a log: the wide tables from 120 columns, else the compact layout
+    (one line per check; see mlfit.report.compact), chosen when printed."""
+    return _ByWidth(report)
+
+
+def render_wide(report: Report) -> RenderableType:
     """Every result of the report, then a summary when there is more than one row, then the verdict."""
     parts: list[Any] = [render_result(r) for r in report.results]
     rows = sum(max(1, len(r.targets)) for r in report.results)

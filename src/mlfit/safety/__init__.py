@@ -132,6 +132,23 @@ def check_savedmodel(path: Path, signature: str = "serving_default") -> None:
         )
 
 
+def check_tflite(path: Path) -> None:
+    from mlfit.safety.tflite_scan import TFLiteScanError, scan_tflite
+
+    try:
+        scan = scan_tflite(path)
+    except TFLiteScanError as exc:
+        raise ModelError(f"{path.name}: cannot check the TFLite model ({exc})",
+                         f"re-export with the TFLite converter; {_TRUST_HINT}") from None
+    if scan.problems:
+        more = f" (and {len(scan.problems) - 1} more)" if len(scan.problems) > 1 else ""
+        raise ModelError(
+            f"{path.name}: refusing to load a TFLite model with ops outside mlfit's allowlists: "
+            f"{_listing(scan.refused)}; {scan.problems[0]}{more}",
+            f"convert with builtin ops (or Select TF ops that only compute); {_TRUST_HINT}",
+        )
+
+
 def check_model(path: Path, fmt: ModelFormat, trust_model: bool, signature: str = "serving_default") -> None:
     """Refuse a model that would run code on load, unless the user trusts it.
 
@@ -146,3 +163,5 @@ def check_model(path: Path, fmt: ModelFormat, trust_model: bool, signature: str 
         check_keras(path, fmt)
     elif fmt is ModelFormat.SAVEDMODEL:
         check_savedmodel(path, signature)
+    elif fmt is ModelFormat.TFLITE:
+        check_tflite(path)

@@ -1,0 +1,105 @@
+"""The bytes checked are the bytes loaded: a private copy made before the checks, read by the
+checks and loaded by the worker (issue 11, "the worker loads exactly the scanned bytes")."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from _hostile import external_model
+from mlfit.errors import ModelError
+from mlfit.formats import ModelFormat
+from mlfit.safety.snapshot import LINK_THRESHOLD, private_copy
+
+
+def test_a_file_is_copied_read_only_and_removed_after(tmp_path: Path, tiny_model: Path) -> None:
+    with private_copy(tiny_model, ModelFormat.ONNX) as copy:
+        assert copy != tiny_model and copy.read_bytes() == tiny_model.read_bytes()
+        assert os.stat(copy).st_ino != os.stat(tiny_model).st_ino  # a copy, not a link
+        assert os.stat(copy).st_mode & 0o777 == 0o400
+        assert os.stat(copy.parent).st_mode & 0o777 == 0o700
+    assert not copy.exists() and not copy.parent.exists()
+
+
+def test_onnx_external_data_travels_with_the_copy(tmp_path: Path) -> None:
+    model = external_model(tmp_path / "m", "data/w.bin", elements=16)
+    (tmp_path / "m" / "data").mkdir()
+    (tmp_path / "m" / "data" / "w.bin").write_bytes(b"\0" * 64)
+    (tmp_path / "m" / "unrelated.txt").write_text("not copied")
+    with private_copy(model, ModelFormat.ONNX) as copy:
+        assert (copy.parent / "data" / "w.bin").read_bytes() == b"\0" * 64
+        assert not (copy.parent / "unrelated.txt").exists()
+
+
+def test_big_data_is_hard_linked_and_graph_files_copied(tmp_path: Path) -> None:
+    folder = tmp_path / "sm"
+    (folder / "variables").mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"\x12\x00")
+    big = folder / "variables" / "variables.data-00000-of-00001"
+    with big.open("wb") as fh:
+        fh.truncate(LINK_THRESHOLD + 1)
+    (folder / "variables" / "variables.index").write_bytes(b"index")
+    with private_copy(folder, ModelFormat.SAVEDMODEL) as copy:
+        linked = copy / "variables" / big.name
+        assert os.stat(linked).st_ino == os.stat(big).st_ino  # no multi-GB copy for pure data
+        assert os.stat(copy / "saved_model.pb").st_ino != os.stat(folder / "saved_model.pb").st_ino
+        assert (copy / "variables" / "variables.index").read_bytes() == b"index"
+        big.rename(folder / "moved")  # the original is renamed away: the link keeps the checked inode
+        assert linked.exists()
+
+
+def test_special_files_and_escaping_symlinks_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "sm"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(b"")
+    os.mkfifo(folder / "pipe")
+    with pytest.raises(ModelError, match="not a regular file"), private_copy(folder, ModelFormat.SAVEDMODEL):
+        pass  # and no hang on the FIFO
+    (folder / "pipe").unlink()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("secret")
+    (folder / "link").symlink_to(secret)
+    with pytest.raises(ModelError, match="symlink leading out"), private_copy(folder, ModelFormat.SAVEDMODEL):
+        pass
+    (folder / "link").unlink()
+    (folder / "inside").write_text("ok")
+    (folder / "link").symlink_to(folder / "inside")  # inside the folder: its content is copied
+    with private_copy(folder, ModelFormat.SAVEDMODEL) as copy:
+        assert not (copy / "link").is_symlink() and (copy / "link").read_text() == "ok"
+
+
+@pytest.mark.slow
+def test_a_savedmodel_swapped_after_the_checks_is_not_loaded(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The hostile saved_model.pb is renamed over the checked one as soon as the worker starts
+    (after every check, before TensorFlow loads anything): the worker loads the private copy."""
+    from mlfit import api
+    from mlfit.options import MeasureOptions
+    from savedmodel_models import models
+
+    built = models(tmp_path_factory.getbasetemp())
+    folder = tmp_path_factory.mktemp("swap") / "model"
+    shutil.copytree(built["module_savedmodel"], folder)
+    hostile = Path(built["write_file"]) / "saved_model.pb"
+    sentinel = Path(built["sentinel_write_file"])
+    swapped: list[object] = []
+
+    def swap(event: dict[str, object]) -> None:
+        if not swapped:
+            staged = folder / "staged.pb"
+            shutil.copyfile(hostile, staged)
+            staged.rename(folder / "saved_model.pb")
+            swapped.append(event.get("phase") or event.get("kind") or event)
+
+    options = MeasureOptions(min_time=0.2, max_time=1.0, warmup=1)
+    result = api.check(folder, ["edge"], dims={"batch": 1}, options=options, on_event=swap)
+    assert swapped, "the worker sent no event"
+    assert (folder / "saved_model.pb").read_bytes() == hostile.read_bytes()  # the swap happened
+    assert result.error is None, result.error
+    assert result.model.path == str(folder.resolve())  # the report names the user's folder
+    assert not sentinel.exists()  # the hostile graph never ran
+    # and the hostile folder itself is refused when checked now
+    again = api.check(folder, ["edge"], dims={"batch": 1}, options=options)
+    assert again.error is not None and "WriteFile" in again.error.message
