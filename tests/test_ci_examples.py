@@ -324,3 +324,22 @@ def test_action_installs_the_extras_the_model_needs(model: str, extras: str, tmp
     assert steps.outputs["prep"]["extras"] == extras
     expected = str(REPO) if extras == "none" else f"{REPO}[{extras}]"
     assert steps.outputs["prep"]["spec"] == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["folder", "git"])
+def test_install_hints_name_where_this_mlfit_came_from(how: str, tmp_path: Path) -> None:
+    """A missing-extra hint must not say `pip install 'mlfit[...]'` (PyPI's mlfit is not this one):
+    it names the checkout or git URL pip recorded (PEP 610) for the installed copy."""
+    env, venv = runner_env(tmp_path)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout.strip()  # the committed tree: what a git URL installs
+    source = f"file://{REPO}" if how == "folder" else f"git+file://{REPO}@{commit}"
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"mlfit @ {source}"], env=env,
+                   check=True, capture_output=True, timeout=300, cwd=tmp_path)
+    hint = subprocess.run([str(venv / "bin" / "python"), "-c",
+                           "from mlfit.install import install_hint; print(install_hint('tensorflow'))"],
+                          env=env, capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    expected = f"pip install '{REPO}[tensorflow]'" if how == "folder" else \
+        f"pip install 'mlfit[tensorflow] @ git+file://{REPO}@{commit}'"
+    assert hint == expected
