@@ -109,9 +109,16 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
 
 def test_nothing_installs_mlfit_from_pypi() -> None:
     """`pip install mlfit` takes whatever holds that name on PyPI: every install names the repository."""
-    bare = re.compile(r"pip install\s+(?:-\S+\s+)*[\"']?mlfit(?:\[[^\]]*\])?[\"']?(?!\s*@)(?:\s|$)")
-    for path in [ACTION, *CI.iterdir(), REPO / "README.md", *(REPO / "docs").glob("*.md")]:
-        assert not bare.search(path.read_text()), f"{path.name} installs mlfit from PyPI"
+    bare = re.compile(r"pip install\s+(?:-\S+\s+)*[\"']?mlfit(?:\[[^\]]*\])?(?![\w.[$-])(?![\"']?\s*@)")
+    for probe, found in (("pip install mlfit", True), ("pip install -U 'mlfit[sklearn]'", True),
+                         ('"pip install --upgrade mlfit")', True), ("pip install 'mlfit[x] @ git+u'", False),
+                         ("pip install mlfit-other", False), ("pip install '/src/mlfit[x]'", False)):
+        assert bool(bare.search(probe)) is found, probe
+    texts = [ACTION, *CI.iterdir(), REPO / "README.md", *(REPO / "docs").glob("*.md"), *(REPO / "src").rglob("*.py")]
+    for path in texts:  # a line warning against it ("never `pip install mlfit`", "a bare ...") is no install
+        lines = path.read_text().splitlines()
+        found = [line for line in lines if bare.search(line) and not re.search(r"never|bare", line)]
+        assert not found, f"{path.name} installs mlfit from PyPI: {found}"
     for path in (CI / "github-actions.yml", GITLAB):
         assert "@ $MLFIT_GIT" in path.read_text()
     action = yaml.safe_load(ACTION.read_text())
