@@ -276,9 +276,10 @@ def test_mutual_tls_round_trip(make_cluster: Any, tiny_model: Path, certs: dict[
 
 
 _ROGUE = '''
-"""A worker preload that turns a Dask worker hostile: every answer is a pickle that would create a
-sentinel file where it is unpickled, sent in the pickle family whatever the client asks for, and
-the result's type (which Dask clients unpickle) is such a payload too."""
+"""A worker preload that turns a Dask worker hostile. Its first answer is a pickle that creates a
+sentinel file (named by the pid of whoever unpickles it), sent in the pickle family whatever the
+client asks for, with the result's type (which Dask clients unpickle) such a payload too; its
+second task raises an exception that is such a payload; later ones answer like the first."""
 import os
 import pickle
 import types
@@ -287,14 +288,24 @@ import mlfit.cluster.tasks as tasks
 from distributed import Worker, worker_state_machine
 
 SENTINELS = os.environ["ROGUE_SENTINELS"]
+CODE = f"import os; open(os.path.join({SENTINELS!r}, 'unpickled-by-' + str(os.getpid())), 'w')"
+CALLS = [0]
 
 
 class Evil:
     def __reduce__(self):
-        return (open, (os.path.join(SENTINELS, "unpickled-by-the-client"), "w"))
+        return (exec, (CODE,))
+
+
+class EvilError(Exception):
+    def __reduce__(self):
+        return (exec, (CODE,))
 
 
 def measure_task(*args, **kwargs):
+    CALLS[0] += 1
+    if CALLS[0] == 2:
+        raise EvilError("no")
     return Evil()
 
 
@@ -337,15 +348,26 @@ def test_rogue_worker_pickle_never_runs_on_the_client(make_cluster: Any, tiny_mo
     cluster = make_cluster()
     cluster.plain_worker("rogue", 1, extra=["--preload", str(preload)], env={"ROGUE_SENTINELS": str(sentinels)})
     cluster.wait_for_workers(1)
+    rogue_pid = cluster.procs["rogue"].pid
+
+    def unpickled_by() -> set[int]:
+        """Pids, other than the rogue worker's own, that ran a payload."""
+        return {int(p.name.rsplit("-", 1)[1]) for p in sentinels.iterdir()} - {rogue_pid}
+
     out = tmp_path / "report.json"
-    run = run_mlfit("check", tiny_model, "--target", "weak-cpu", "--cluster", cluster.address, "--json", out,
-                    *FAST, timeout=240)
-    assert_no_traceback(run)
-    assert list(sentinels.iterdir()) == []  # nothing was unpickled by the client (nor anyone)
-    assert run.code == 3, run.output
+    answer = run_mlfit("check", tiny_model, "--target", "weak-cpu", "--cluster", cluster.address, "--json", out,
+                       *FAST, timeout=240)
+    assert_no_traceback(answer)
+    assert unpickled_by() == set()  # nothing the worker sent was unpickled by the client (nor the scheduler)
+    assert answer.code == 3, answer.output
     (result,) = json.loads(out.read_text())["results"]
     assert "refused the worker's answer" in result["error"]["message"], result["error"]
-    assert "refused the worker's answer" in run.stderr
+    assert "refused the worker's answer" in answer.stderr
+    raised = run_mlfit("check", tiny_model, "--target", "weak-cpu", "--cluster", cluster.address, *FAST,
+                       timeout=240)
+    assert_no_traceback(raised)
+    assert unpickled_by() == set()  # nor an exception it raised
+    assert raised.code == 3 and "the cluster task failed" in raised.stderr, raised.output
     # Control: a plain Dask client of the same cluster does run the payload (the message that says
     # a result is ready carries it), so the rogue is really hostile and mlfit's client really differs.
     control = (f"import time; from distributed import Client; import mlfit.cluster.tasks as t; "
@@ -353,8 +375,8 @@ def test_rogue_worker_pickle_never_runs_on_the_client(make_cluster: Any, tiny_mo
                "f = c.submit(t.measure_task, 1, 2, 3, 4, 5, pure=False); deadline = time.monotonic() + 60\n"
                "while f.status == 'pending' and time.monotonic() < deadline: time.sleep(0.1)\n"
                "c.close()")
-    subprocess.run([sys.executable, "-c", control], capture_output=True, timeout=120, check=False)
-    assert [p.name for p in sentinels.iterdir()] == ["unpickled-by-the-client"]
+    proc = subprocess.run([sys.executable, "-c", control], capture_output=True, timeout=120, check=False)
+    assert len(unpickled_by()) == 1, proc.stderr[-2000:]
 
 
 @pytest.mark.slow
@@ -457,3 +479,38 @@ def test_model_is_sent_again_when_the_worker_holding_it_dies(
     (result,) = report["results"]
     assert result["error"] is None and result["measurement"]["latency"]["n"] > 0
     assert any("1 task(s) were sent again" in n for n in report["notes"]), report["notes"]
+
+
+def test_scratch_sweep_removes_only_folders_of_dead_processes(tmp_path: Path) -> None:
+    """The lock, not the pid, says who is alive: a folder whose lock a live process holds stays;
+    one whose process is gone (lock free) or that never had a lock goes."""
+    from mlfit.cluster import scratch
+
+    base = str(tmp_path)
+    root = scratch.root(base)
+    (root / "pLIVE").mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)", str(root / "pLIVE" / ".lock")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout is not None
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        for name in ("pDEAD", "pHALF"):
+            (root / name).mkdir()
+            (root / name / "model.onnx").write_bytes(b"secret model bytes")
+        (root / "pDEAD" / ".lock").touch()  # its process is gone: nobody holds the lock
+        removed = {p.name for p in scratch.sweep(base)}
+        assert removed == {"pDEAD", "pHALF"}
+        assert (root / "pLIVE").is_dir()
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    assert {p.name for p in scratch.sweep(base)} == {"pLIVE"}  # now its process is gone too
+    os.chmod(root, 0o755)
+    (tmp_path / "elsewhere").mkdir()
+    root.rmdir()
+    root.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ConfigError, match="not a folder owned by this user"):
+        scratch.root(base)

@@ -161,6 +161,9 @@ def register(app: typer.Typer) -> None:
         for line in verify_claims(resolved, force_claim):
             sys.stderr.write(line + "\n")
         listen = host or bind_host(address)
+        if listen in ("0.0.0.0", "::", "[::]"):
+            sys.stderr.write("mlfit worker: warning: --host " + listen + " listens on every interface; the default "
+                             "listens only on the one that reaches the scheduler\n")
         sweep()  # model bytes left behind by workers that died on this machine
         names = [t.name for t in resolved]
         argv = worker_argv(scheduler, names, listen, name, nanny, death_timeout, tls, dashboard)

@@ -215,6 +215,8 @@ def _finished(client: Any, job: Job, by_name: dict[str, Target]) -> tuple[RunRes
                              "is every worker running the same mlfit version?")
         if on_target and result.host is not None:
             found = mismatches(result.host, target.hardware)
+            if target.name not in answer.claims:
+                found.append("the worker that answered does not advertise this target")
             if found:
                 why = (f"{where} advertises {target.name} but its host facts do not match {target.hardware.id} "
                        f"({'; '.join(found)}); its figures are that host's, not the target's")
@@ -226,6 +228,10 @@ def _finished(client: Any, job: Job, by_name: dict[str, Target]) -> tuple[RunRes
                     f"{target.hardware.id}: {describe(result.host)})"]})
                 reports.append(report)
                 continue
+        if not on_target and any(c.provenance is Provenance.MEASURED_ON_TARGET for c in report.checks):
+            why = f"{where} was not asked to measure on {target.name}'s hardware but labelled figures so"
+            refused.append((target.name, why))
+            report = _unverified(report, why)
         label = "a worker that is not the target's hardware" if not on_target else "a worker claiming the target"
         reports.append(report.model_copy(update={"notes": [*report.notes, f"measured by {where} ({label})"]}))
     return result.model_copy(update={"targets": reports}), where, refused
