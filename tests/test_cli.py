@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FAST, assert_no_traceback, run_mlfit
+from mlfit.result import RESULT_SCHEMA_VERSION
 
 
 def _profile(tmp_path: Path, name: str, budgets: str) -> Path:
@@ -79,7 +80,7 @@ def test_check_pass_exit_0_and_json(small_cnn_model: Path, tmp_path: Path) -> No
     assert run.code == 0, run.output
     assert "Measured on this host" in run.stdout and "projected" in run.stdout and "PASS" in run.stdout
     report = json.loads(out.read_text())
-    assert report["schema_version"] == 1 and report["kind"] == "mlfit-report"
+    assert report["schema_version"] == RESULT_SCHEMA_VERSION and report["kind"] == "mlfit-report"
     result = report["results"][0]
     assert len(result["model"]["sha256"]) == 64 and result["model"]["format"] == "onnx"
     assert result["model"]["inputs_used"][0]["shape"] == [1, 3, 64, 64]

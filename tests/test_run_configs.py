@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from conftest import FAST, assert_no_traceback, run_mlfit
 from mlfit.catalog.loader import Target, resolve_target
 from mlfit.catalog.schema import Runtime
 from mlfit.options import SKLEARN_THROUGHPUT_BATCH, MeasureOptions
@@ -54,3 +58,43 @@ def test_every_builtin_target_lands_in_exactly_one_configuration() -> None:
     names = [n for c in plan for n in c.targets]
     assert sorted(names) == sorted(t.name for t in targets)
     assert {c.batch for c in plan} == {t.profile.batch_size for t in targets}
+
+
+# ---------------------------------------------------------------- real worker runs
+
+
+def _peaks(report: dict[str, object]) -> dict[str, float]:
+    """memory.peak value per target, from a result JSON."""
+    result = report["results"][0]  # type: ignore[index]
+    return {t["target"]: next(c["value"] for c in t["checks"] if c["metric"] == "memory.peak")
+            for t in result["targets"]}
+
+
+@pytest.mark.slow
+def test_memory_peak_is_the_targets_own_alone_or_beside_a_big_batch(cnn_model: Path, tmp_path: Path) -> None:
+    """A target's memory.peak comes from its own configuration's run: the same alone and beside a
+    batch-32 target (before, one run at the largest batch gave every target its memory)."""
+    big = tmp_path / "big-batch.yaml"
+    big.write_text("schema_version: 1\nid: big-batch\nhardware: weak-cpu-2vcpu\nruntimes: [onnxruntime]\n"
+                   "threads: 4\nbatch_size: 32\nbudgets:\n  latency: {p50: 10 s}\n  peak_memory: 64 GiB\n")
+    alone, together = tmp_path / "alone.json", tmp_path / "together.json"
+    run = run_mlfit("check", cnn_model, "--dim", "batch=1", "--target", "edge", "--json", alone, *FAST)
+    assert_no_traceback(run)
+    assert run.code in (0, 1), run.output
+    run = run_mlfit("check", cnn_model, "--dim", "batch=1", "--target", "edge", "--target", big,
+                    "--target", "edge-pi5", "--json", together, *FAST)
+    assert_no_traceback(run)
+    assert run.code in (0, 1), run.output
+    first, second = json.loads(alone.read_text()), json.loads(together.read_text())
+    assert len(first["results"][0]["configurations"]) == 1
+    configs = second["results"][0]["configurations"]
+    assert [c["batch"] for c in configs] == [1, 32]  # edge and edge-pi5 (batch 1) share the first run
+    assert "edge" in configs[0]["targets"] and "edge-pi5" in configs[0]["targets"]
+    assert configs[1]["targets"] == ["big-batch"] and configs[1]["measurement"]["throughput"]["batch_size"] == 32
+    reports = {t["target"]: t for t in second["results"][0]["targets"]}
+    assert reports["edge"]["configuration"] == configs[0]["label"] != reports["big-batch"]["configuration"]
+    edge_alone, peaks = _peaks(first)["edge"], _peaks(second)
+    assert abs(peaks["edge"] - edge_alone) <= 0.10 * edge_alone, (edge_alone, peaks)
+    # The batch-32 run really holds more: its figure is its own, not the batch-1 run's.
+    big_peak = configs[1]["measurement"]["memory"]["peak_bytes"]
+    assert big_peak > second["results"][0]["measurement"]["memory"]["peak_bytes"]

@@ -245,6 +245,61 @@ def test_best_batch_is_the_smallest_that_meets_the_throughput_budget() -> None:
     assert Budgets().load_latency == [] and Budgets().sustains is None
 
 
+def _swept_measurement() -> Any:
+    """A real-shaped measurement with a batch sweep and a server run at 40/s in its extra."""
+    from mlfit.measure.stats import latency_stats
+    from mlfit.result import ColdStart, Measurement, MemoryPhases, Throughput
+
+    samples = [int(4e6 * (1 + 0.02 * (i % 7))) for i in range(700)]
+    latency = {"n": 400, "p90": 0.004, "ci95": {"p90": [0.0035, 0.0045]}}
+    return Measurement(
+        runtime="onnxruntime", runtime_version="1.32.0", threads=2, execution_provider="CPUExecutionProvider",
+        cold_start=ColdStart(import_s=0.1, load_s=0.05, first_inference_s=0.01), latency=latency_stats(samples),
+        memory=MemoryPhases(method="test", interpreter_bytes=20 << 20, runtime_baseline_bytes=60 << 20,
+                            load_peak_bytes=80 << 20, inference_peak_bytes=90 << 20, peak_bytes=90 << 20),
+        throughput=Throughput(single_stream_per_s=250.0),
+        extra={"batch_sweep": [{"batch_size": 1, "throughput_per_s": 250.0, "latency_p50_s": 0.004},
+                               {"batch_size": 4, "throughput_per_s": 309.5, "latency_p50_s": 0.013}],
+               "scenario": {"server": [{"qps": 40.0, "kept_up": True, "achieved_qps": 40.0, "callers": 4,
+                                        "latency": latency}]}},
+    )
+
+
+def test_host_load_figures_never_judge_a_projected_target(tmp_path: Path) -> None:
+    """--batch-sizes and load runs on this host judge a target only where this host is the target."""
+    from mlfit.analysis.project import Band, Projection
+    from mlfit.api import resolve_targets
+    from mlfit.checks.engine import evaluate
+    from mlfit.result import ModelInfo
+
+    path = tmp_path / "svc.yaml"
+    path.write_text("schema_version: 1\nid: svc\nhardware: weak-cpu-2vcpu\nruntimes: [onnxruntime]\n"
+                    "budgets:\n  throughput: 10/s\n  load_latency: {at: 40/s, p90: 50 ms}\n")
+    target = resolve_targets([str(path)])[0]
+    m = _swept_measurement()
+    model = ModelInfo(path="m.onnx", sha256="0", format="onnx", runtime="onnxruntime", size_bytes=1 << 20)
+    band = Band(0.012, 0.010, 0.015)
+    projection = Projection(target="svc", method="test projection", latency={Percentile.P90: band},
+                            cold_start=None, memory_peak=None, throughput=Band(2.0, 1.5, 2.5),
+                            throughput_basis="single stream")
+    projected = evaluate(target, model, m, None, projection)
+    metrics = {c.metric for c in projected.checks}
+    assert "batch.best" not in metrics and not any(x.startswith("load.") for x in metrics)
+    assert all(c.provenance is not Provenance.MEASURED_ON_HOST for c in projected.checks)
+    # The projected throughput (2/s) fails the budget; the host's 309.5/s batch does not rescue it.
+    assert projected.verdict is Verdict.FAIL
+    note = next(n for n in projected.notes if n.startswith("not judged on"))
+    assert "--batch-sizes" in note and "p90 <= 50.00 ms at 40.0/s" in note
+    # Without calibration (no projection): host figures still never judge the load budgets.
+    unprojected = evaluate(target, model, m, None, None)
+    assert not {"batch.best", "load.p90@40/s"} & {c.metric for c in unprojected.checks}
+    # On the target's own hardware the same figures are the target's: judged.
+    on_target = evaluate(target, model, m, None, on_target=True)
+    judged = {c.metric: c for c in on_target.checks}
+    assert judged["batch.best"].verdict is Verdict.PASS and judged["load.p90@40/s"].verdict is Verdict.PASS
+    assert judged["batch.best"].provenance is Provenance.MEASURED_ON_TARGET
+
+
 # ---------------------------------------------------------------- the CLI, real worker
 
 
@@ -284,7 +339,9 @@ def test_cli_server_scenario_reports_latency_under_load(tiny_model: Path, tmp_pa
     )
     assert_no_traceback(run)
     assert run.code in (0, 1), run.output
-    assert "server at 50.0/s" in run.stdout and "load.p99@50/s" in run.stdout
+    assert "server at 50.0/s" in run.stdout  # the host's figures, shown as this host's
+    # gpu-server is projected: the host's latency under load is not held against its budget.
+    assert "load.p99@50/s" not in run.stdout and "not judged on" in run.stdout
     measurement = json.loads(out.read_text())["results"][0]["measurement"]
     server = measurement["extra"]["scenario"]["server"][0]
     assert server["qps"] == 50 and server["completed"] > 0 and "kept_up" in server
@@ -320,8 +377,14 @@ def test_cli_find_max_qps_gives_a_rate_with_bounds(
     sweep = report["measurement"]["extra"]["batch_sweep"]
     assert [row["batch_size"] for row in sweep] == [1, 2, 4]
     assert all(row["throughput_per_s"] > 0 and row["latency_p50_s"] > 0 for row in sweep)
-    metrics = {c["metric"] for c in report["targets"][0]["checks"]}
-    assert {"load.sustains", "load.p90@40/s", "batch.best"} <= metrics
+    # svc is projected (weak-cpu hardware, not this host): its load budgets and the sweep's best batch
+    # are host figures, so they are left out of its verdict with the reason, never judged.
+    target = report["targets"][0]
+    metrics = {c["metric"] for c in target["checks"]}
+    assert not {"load.sustains", "load.p90@40/s", "batch.best"} & metrics
+    assert all(c["provenance"] != "measured-on-host" for c in target["checks"])
+    note = next(n for n in target["notes"] if n.startswith("not judged on"))
+    assert "p90 <= 50.00 ms at 40.0/s" in note and "sustains >= 20.0/s" in note and "--batch-sizes" in note
 
 
 def test_cli_offline_and_fixed_batch_sweep_says_why(small_cnn_model: Path, tmp_path: Path) -> None:

@@ -12,6 +12,11 @@ Result file format history (``RESULT_SCHEMA_VERSION``):
       as before (no CPU samples, no contention record).
       Also optional: ``model.inputs_used[].fill`` (the values each input was fed and why: --value, --range,
       a range read from the model, --data, the float default); readers of older files see null.
+  3 - one measurement per deployment configuration (runtime, threads, batch): a result's
+      ``configurations`` lists each configuration measured in its own worker run, the targets
+      that share it, and (for all but the first, whose measurement stays ``measurement``) its
+      own measurement; each target report names its ``configuration``. Older files still read:
+      the new fields default to empty, and their one measurement served every target.
 Readers refuse newer versions (see :func:`load_result`).
 """
 
@@ -26,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
 
-RESULT_SCHEMA_VERSION = 2
+RESULT_SCHEMA_VERSION = 3
 
 
 class _Frozen(BaseModel):
@@ -302,6 +307,8 @@ class TargetReport(_Frozen):
     notes: list[str] = Field(default_factory=list)
     projection: dict[str, Any] | None = Field(None, description="How figures were carried to the target")
     emulation: Emulation | None = Field(None, description="Container limits the figures were measured under")
+    configuration: str | None = Field(None, description="The deployment configuration (runtime, threads, "
+                                      "batch) whose measurement judged this target; see RunResult.configurations")
 
 
 class PartialTimings(_Frozen):
@@ -326,6 +333,18 @@ class ErrorInfo(_Frozen):
     partial: PartialTimings | None = None
 
 
+class ConfigurationRun(_Frozen):
+    """One deployment configuration, measured in its own worker run with its own memory phases."""
+
+    label: str = Field(description="e.g. 'onnxruntime, 2 threads, batch 1'; TargetReport.configuration")
+    runtime: str
+    threads: int = Field(description="Threads measured with on this host (the target's, capped at its cores)")
+    batch: int = Field(description="Batch of the batched-throughput phase (1: single stream only)")
+    targets: list[str] = Field(default_factory=list, description="Targets judged by this configuration")
+    measurement: Measurement | None = Field(None, description="None for the first configuration (its "
+                                            "measurement is RunResult.measurement) or when its run failed")
+
+
 class RunResult(_Frozen):
     """One model measured once and checked against every requested target."""
 
@@ -338,6 +357,8 @@ class RunResult(_Frozen):
     analysis: dict[str, Any] | None = None
     calibration: dict[str, Any] | None = Field(None, description="Host calibration used for projections")
     node_profile: dict[str, Any] | None = Field(None, description="onnxruntime node timings on this host")
+    configurations: list[ConfigurationRun] = Field(
+        default_factory=list, description="Each deployment configuration measured; the first is `measurement`")
     targets: list[TargetReport] = Field(default_factory=list)
     error: ErrorInfo | None = None
     complete: bool = True
@@ -374,6 +395,13 @@ class RunResult(_Frozen):
         except ValueError:
             code = ExitCode.MODEL
         raise kind(self.error.message, self.error.hint, code)
+
+    def measurement_for(self, target: str) -> Measurement | None:
+        """The measurement that judged ``target``: its configuration's (a v1 result: the one)."""
+        for i, config in enumerate(self.configurations):
+            if target in config.targets:
+                return self.measurement if i == 0 else config.measurement
+        return self.measurement
 
 
 class ChangeStatus(str, Enum):
@@ -499,7 +527,7 @@ def load_report(path: Path) -> Report:
         raise ConfigError(f"{path}: not an mlfit result (no schema_version)")
     if version > RESULT_SCHEMA_VERSION:
         raise ConfigError(f"{path}: result schema_version {version} is newer than this mlfit reads "
-                          f"({RESULT_SCHEMA_VERSION})", "pip install --upgrade mlfit")
+                          f"({RESULT_SCHEMA_VERSION})", "install a newer mlfit from its repository")
     try:
         return Report.model_validate(data)
     except ValidationError as exc:

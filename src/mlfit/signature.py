@@ -484,8 +484,9 @@ def choose_batch(targets: Sequence[Target], batch: int | None) -> tuple[int, str
     names = ", ".join(t.name for t in targets if t.profile.batch_size == sizes[0])
     if len(sizes) == 1:
         return sizes[0], f"the batch_size of target {names}"
-    return sizes[0], (f"the smallest batch_size of the targets ({names}); throughput is measured at "
-                      f"{sizes[-1]}")
+    # Each deployment configuration feeds its own targets' batch (mlfit.run.configs); this is the first's.
+    return sizes[0], (f"the batch_size of each target's configuration, one run each ({names}: {sizes[0]}; "
+                      f"others {', '.join(map(str, sizes[1:]))})")
 
 
 def _npz_names(path: str) -> set[str]:

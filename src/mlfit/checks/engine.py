@@ -24,7 +24,7 @@ from mlfit.catalog.schema import MIN_SAMPLES, Percentile
 from mlfit.catalog.units import format_duration, format_rate, format_size
 from mlfit.checks.bounds import percentile_bounds, three_way
 from mlfit.checks.container import describe_limits, emulation_notes
-from mlfit.checks.load import load_checks
+from mlfit.checks.load import load_checks, load_not_judged
 from mlfit.measure.stats import nearest_rank
 from mlfit.result import Check, CostItem, Emulation, Measurement, ModelInfo, Provenance, TargetReport, Verdict, worst
 
@@ -346,8 +346,7 @@ def evaluate(
         checks.extend(_projected_checks(target, measurement, static, projection))
         notes.extend(projection.notes)
         summary = projection.summary()
-        load_method = "measured on this host under load; load figures are not projected"
-        checks.extend(load_checks(target, measurement, Provenance.MEASURED_ON_HOST, load_method))
+        notes.extend(load_not_judged(target, measurement))  # host load figures never judge a target
         if not projection.measured:
             notes.append(
                 f"latency, memory and throughput are projected onto {target.hardware.name} "
@@ -356,7 +355,7 @@ def evaluate(
     elif measurement is not None:
         method = "measured on this host, not on the target's hardware"
         checks.extend(_measured_checks(target, measurement, static, Provenance.MEASURED_ON_HOST, method))
-        checks.extend(load_checks(target, measurement, Provenance.MEASURED_ON_HOST, method))
+        notes.extend(load_not_judged(target, measurement))
         notes.append(
             f"latency, memory and throughput were measured on this host, not on {target.hardware.name} "
             f"(no projection: host calibration unavailable)"

@@ -4,6 +4,12 @@ the best batch size for a throughput budget. Pure: reads ``Measurement.extra`` o
 Verdicts follow the three-way rule with the 95 % interval of each percentile (order
 statistics): PASS when the whole interval fits, FAIL when none of it does, else INCONCLUSIVE.
 A system that could not keep up with the offered rate FAILs whatever its latencies.
+
+These checks judge figures measured where the target's hardware is (a worker embodying the
+target, or an emulation inside its container limits). Load figures measured on a host that is
+not the target are never held against the target's budgets: :func:`load_not_judged` names what
+is left out of such a target's verdict, and why (queueing at a rate depends on the machine's
+service times, which are not projected).
 """
 
 from __future__ import annotations
@@ -152,3 +158,25 @@ def load_checks(target: Target, m: Measurement, provenance: Provenance, method: 
         if check is not None:
             checks.append(check)
     return checks
+
+
+def load_not_judged(target: Target, m: Measurement) -> list[str]:
+    """Notes for a target judged from another host's figures: the load budgets, --qps runs and
+    batch sweep that are left out of its verdict, with the reason. Empty when there are none."""
+    budgets = target.profile.budgets
+    items = [f"{p.value} <= {format_duration(v)} at {format_rate(load.at)}"
+             for load in budgets.load_latency for p, v in load.limits().items()]
+    if budgets.sustains is not None:
+        items.append(f"sustains >= {format_rate(budgets.sustains)}")
+    runs = _server_runs(m)
+    asked = [key for key, run in runs.items() if float(run["qps"]) not in {load.at for load in budgets.load_latency}]
+    if asked and budgets.latency:
+        items.append(f"the latency budget at {', '.join(asked)}")
+    if (m.extra.get("batch_sweep") or []) and budgets.throughput is not None:
+        items.append(f"the best batch for throughput >= {format_rate(budgets.throughput)} (--batch-sizes)")
+    if not items:
+        return []
+    return [f"not judged on {target.hardware.name}: {'; '.join(items)}. Load scenarios and batch sweeps ran on "
+            "this host, which is not the target, and a host figure is never held against a target's budget "
+            "(they are shown as this host's figures). To judge them, measure on the target: `mlfit worker "
+            f"SCHEDULER --target {target.name}` and `mlfit check --cluster`"]

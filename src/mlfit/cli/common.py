@@ -68,10 +68,12 @@ class Progress:
             text = f"{self.label}: {Phase(str(event['phase'])).doing}"
         elif kind == "progress":
             text = f"{self.label}: measuring latency ({event.get('n')} samples, {float(event.get('elapsed', 0)):.1f} s)"  # type: ignore[arg-type]
+        elif kind == "configuration":  # one worker run per deployment configuration (mlfit.run.configs)
+            text = f"{self.label}: configuration {event.get('text')}"
         else:
             return
         if self.status is not None:
             self.status.update(text)
-        elif kind == "phase" and event["phase"] in LOGGED_PHASES:
+        elif kind == "configuration" or (kind == "phase" and event["phase"] in LOGGED_PHASES):
             sys.stderr.write(text + "\n")
             sys.stderr.flush()

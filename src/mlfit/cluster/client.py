@@ -117,8 +117,10 @@ def _connect(spec: ClusterSpec) -> Any:
     try:
         from distributed import Client
     except ImportError:
+        from mlfit.install import install_hint
+
         raise ConfigError(
-            "--cluster needs the 'distributed' package", "pip install 'mlfit[cluster]'"
+            "--cluster needs the 'distributed' package", install_hint("cluster")
         ) from None
     warn_if_plain_tcp(address, "--cluster")
     probe(address, spec.tls)

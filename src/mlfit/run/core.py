@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,9 @@ from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
 from mlfit.formats import ModelFormat
 from mlfit.inputspec import InputSpec
 from mlfit.modelref import ModelRef, identify, sha256_of, size_of
-from mlfit.options import SKLEARN_THROUGHPUT_BATCH, STOPPED_KINDS, EventFn, MeasureOptions
-from mlfit.result import Check, ErrorInfo, ModelInfo, RunResult, TensorInfo
+from mlfit.options import STOPPED_KINDS, EventFn, MeasureOptions
+from mlfit.result import Check, ConfigurationRun, ErrorInfo, ModelInfo, RunResult, TensorInfo
+from mlfit.run.configs import Configuration, plan_configurations
 
 
 def _now() -> str:
@@ -177,17 +178,19 @@ def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSp
 def _hosted(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
             on_event: EventFn | None, on_target: bool, gate: Gate, created: str) -> RunResult:
     """Measure on this host and evaluate each target (projected, or measured on the target)."""
-    plan = plan_measurement(ref, targets, options, on_target)
-    measured = _measure(ref, plan, gate.inputs, options, gate, on_event)
-    if measured.error is not None:
+    batch_from_targets = inputs.batch is None and options.batch_size is None
+    plan = plan_measurement(ref, targets, options, on_target, gate.inputs, batch_from_targets)
+    measured = _measure(ref, plan, options, gate, on_event)
+    stopped = measured.error is not None and measured.error.kind == "interrupted"
+    if measured.runs[0].response.error is not None or stopped:  # nothing to judge, or Ctrl-C: stop here
         return _assemble(ref, gate, measured, [], None, created)
     try:
-        reports, calibration = _evaluate(ref, targets, gate, measured, plan, options, on_event, on_target)
+        reports, calibration = _evaluate(ref, targets, gate, measured, options, on_event, on_target)
     except KeyboardInterrupt:  # Ctrl-C while calibrating or projecting: keep the measurement
         message = "interrupted while projecting to the targets; the host measurement is kept"
         error = ErrorInfo(kind="interrupted", phase="projection", exit_code=130, message=message,
                           hint="the report is marked incomplete")
-        return _assemble(ref, gate, measured.model_copy(update={"error": error}), [], None, created)
+        return _assemble(ref, gate, replace(measured, error=error), [], None, created)
     return _assemble(ref, gate, measured, reports, calibration, created)
 
 
@@ -255,129 +258,166 @@ def required_samples(targets: Sequence[Target]) -> int:
     return max(needed, default=MIN_SAMPLES[Percentile.P99])
 
 
-def measured_threads(targets: Sequence[Target], options: MeasureOptions) -> int:
-    """Threads to measure with: --threads, else the targets' largest, capped at the usable cores."""
-    from mlfit.measure.host import usable_cores
-
-    cores = usable_cores()
-    if options.threads is not None:
-        return options.threads
-    wanted = max((t.profile.threads for t in targets), default=cores)
-    return max(1, min(wanted, cores))
-
-
-def profile_threads(targets: Sequence[Target], threads: int, options: MeasureOptions) -> list[int]:
-    """Thread counts for node profiling: 1, the measured count, and each target's (capped at
+def profile_threads(targets: Sequence[Target], configs: Sequence[Configuration], options: MeasureOptions,
+                    cores: int) -> list[int]:
+    """Thread counts for node profiling: 1, every configuration's, and each target's (capped at
     the usable cores), so the projection can fit thread scaling per node."""
-    from mlfit.measure.host import usable_cores
-
     if not targets:
         return []
     wanted = options.extra.get("profile_threads")
     if wanted is not None:
         return sorted({int(t) for t in wanted})
-    cores = usable_cores()
-    return sorted({1, threads, *(max(1, min(t.profile.threads, cores)) for t in targets)})
+    return sorted({1, *(c.threads for c in configs), *(max(1, min(t.profile.threads, cores)) for t in targets)})
 
 
 @dataclass(frozen=True)
-class Plan:
-    """What the worker is asked to do."""
+class PlannedRun:
+    """One worker run: a deployment configuration and what the worker measures for it."""
 
-    threads: int
-    batch: int
+    config: Configuration
     settings: Any  # measure.protocol.MeasureSettings
+    inputs: InputSpec
 
 
-def plan_measurement(ref: ModelRef, targets: Sequence[Target], options: MeasureOptions,
-                     on_target: bool) -> Plan:
+def plan_measurement(ref: ModelRef, targets: Sequence[Target], options: MeasureOptions, on_target: bool,
+                     inputs: InputSpec | None = None, batch_from_targets: bool = False) -> list[PlannedRun]:
+    """One run per deployment configuration (:mod:`mlfit.run.configs`); the first is the primary.
+
+    Node profiling (for projection) runs once, in the primary run, at every thread count the
+    configurations and targets use. Load scenarios run in each configuration for its own targets
+    where this host is the targets' hardware (their figures are judged); elsewhere once, in the
+    primary run, as host figures shown beside the verdicts and never judged against a budget.
+    When the model's free batch dim is filled from the targets (no --batch, --dim or
+    ``InputSpec.batch``), each run feeds its own configuration's batch.
+    """
+    from mlfit.measure.host import usable_cores
     from mlfit.measure.loadplan import plan_load
     from mlfit.measure.protocol import MeasureSettings
+    from mlfit.measure.scenarios import ScenarioSettings
 
-    threads = measured_threads(targets, options)
-    batch = options.batch_size or max((t.profile.batch_size for t in targets), default=1)
-    if batch <= 1 and not options.batch_size and ref.runtime is Runtime.SKLEARN:
-        batch = SKLEARN_THROUGHPUT_BATCH
-    counts = [] if on_target else profile_threads(targets, threads, options)
-    settings = MeasureSettings(
-        warmup_iterations=options.warmup, min_time_s=options.min_time, max_time_s=options.max_time,
-        min_samples=options.min_samples or required_samples(targets), batch_size=batch if batch > 1 else None,
-        load=plan_load(targets, options.scenario, options.qps, options.find_max_qps, options.batch_sizes,
-                       options.callers),
-        profile_nodes=bool(counts) and ref.runtime is Runtime.ONNXRUNTIME,
-        profile_threads=counts,
-    )
-    return Plan(threads=threads, batch=batch, settings=settings)
+    cores = usable_cores()
+    configs = plan_configurations(targets, ref.runtime, options, cores)
+    counts = [] if on_target else profile_threads(targets, configs, options, cores)
+    by_name = {t.name: t for t in targets}
+    runs: list[PlannedRun] = []
+    for i, config in enumerate(configs):
+        own = [by_name[name] for name in config.targets]
+        if on_target or i == 0:
+            load = plan_load(own if on_target else targets, options.scenario, options.qps, options.find_max_qps,
+                             options.batch_sizes, options.callers)
+        else:
+            load = ScenarioSettings()
+        profile = i == 0 and bool(counts) and ref.runtime is Runtime.ONNXRUNTIME
+        settings = MeasureSettings(
+            warmup_iterations=options.warmup, min_time_s=options.min_time, max_time_s=options.max_time,
+            min_samples=options.min_samples or required_samples(own),
+            batch_size=config.batch if config.batch > 1 else None, load=load,
+            profile_nodes=profile, profile_threads=counts if profile else [],
+        )
+        spec = inputs or InputSpec()
+        if batch_from_targets and own and spec.batch is not None:
+            spec = spec.model_copy(update={"batch": own[0].profile.batch_size})
+        runs.append(PlannedRun(config=config, settings=settings, inputs=spec))
+    return runs
 
 
 # ---------------------------------------------------------------- stage: measure
 
 
 @dataclass(frozen=True)
-class Measured:
-    """The worker's answer with the host facts and the request that produced it."""
+class ConfigMeasured:
+    """One configuration's worker run: the request sent and the answer."""
 
-    response: Any  # measure.protocol.WorkerResponse
-    host: Any  # result.HostInfo
+    config: Configuration
     request: Any  # measure.protocol.WorkerRequest
+    response: Any  # measure.protocol.WorkerResponse
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Every configuration's run (the first is the primary), with the host facts."""
+
+    runs: tuple[ConfigMeasured, ...]
+    host: Any  # result.HostInfo
     timeouts: Any  # measure.launcher.Timeouts
-    error: ErrorInfo | None
-
-    def model_copy(self, update: dict[str, Any]) -> Measured:
-        return Measured(**{**self.__dict__, **update})
+    error: ErrorInfo | None  # the first run's error, or the first failed configuration's (named)
 
 
-def _measure(ref: ModelRef, plan: Plan, inputs: InputSpec, options: MeasureOptions, gate: Gate,
+def _measure(ref: ModelRef, plan: Sequence[PlannedRun], options: MeasureOptions, gate: Gate,
              on_event: EventFn | None) -> Measured:
-    """One worker run of the plan (a subprocess; a crash or timeout becomes an error, not an exception)."""
+    """One worker run (a subprocess) per configuration, in order; a crash, timeout or Ctrl-C
+    becomes an error, not an exception, and stops the runs that remain."""
     from mlfit.measure.host import host_info
     from mlfit.measure.launcher import Timeouts, run_worker, scratch_dir
     from mlfit.measure.protocol import WorkerRequest
 
-    with scratch_dir() as scratch:
-        request = WorkerRequest(
-            model_path=str(ref.path), runtime=ref.runtime.value, threads=plan.threads,
-            trust_model=options.trust_model, trust_types=list(options.trust_types), signature=options.signature,
-            method=options.method, custom_op_libraries=list(options.custom_op_libraries),
-            enable_arena=options.enable_arena, input_spec=inputs, settings=plan.settings, scratch_dir=scratch,
-        )
-        timeouts = Timeouts.uniform(options.timeout) if options.timeout else Timeouts()
-        response = run_worker(request, ref.runtime.value, timeouts, on_event, gate.memory_limit,
-                              gate.limit_source)
+    timeouts = Timeouts.uniform(options.timeout) if options.timeout else Timeouts()
+    runs: list[ConfigMeasured] = []
+    error: ErrorInfo | None = None
+    for planned in plan:
+        if len(plan) > 1 and on_event is not None:
+            on_event({"event": "configuration", "text": planned.config.label})
+        with scratch_dir() as scratch:
+            request = WorkerRequest(
+                model_path=str(ref.path), runtime=ref.runtime.value, threads=planned.config.threads,
+                trust_model=options.trust_model, trust_types=list(options.trust_types),
+                signature=options.signature, method=options.method,
+                custom_op_libraries=list(options.custom_op_libraries), enable_arena=options.enable_arena,
+                input_spec=planned.inputs, settings=planned.settings, scratch_dir=scratch,
+            )
+            response = run_worker(request, ref.runtime.value, timeouts, on_event, gate.memory_limit,
+                                  gate.limit_source)
+        if response.measurement is not None and response.timeline is not None:
+            measurement = response.measurement
+            response = response.model_copy(update={"measurement": measurement.model_copy(
+                update={"extra": {**measurement.extra, "memory_timeline": response.timeline}})})
+        runs.append(ConfigMeasured(config=planned.config, request=request, response=response))
+        if response.error is not None:
+            error = response.error
+            if runs[0] is not runs[-1]:  # a later configuration failed: say which
+                error = error.model_copy(update={"message": f"{planned.config.label} "
+                                                            f"({', '.join(planned.config.targets)}): {error.message}"})
+            break
     host = host_info({"mlfit": __version__})
-    if response.measurement is not None and response.timeline is not None:
-        measurement = response.measurement
-        response = response.model_copy(update={"measurement": measurement.model_copy(
-            update={"extra": {**measurement.extra, "memory_timeline": response.timeline}})})
-    if response.measurement is not None:
-        host = host.model_copy(update={"versions": {**host.versions,
-                                                    ref.runtime.value: response.measurement.runtime_version}})
-    return Measured(response=response, host=host, request=request, timeouts=timeouts, error=response.error)
+    first = runs[0].response.measurement
+    if first is not None:
+        host = host.model_copy(update={"versions": {**host.versions, ref.runtime.value: first.runtime_version}})
+    return Measured(runs=tuple(runs), host=host, timeouts=timeouts, error=error)
 
 
 # ---------------------------------------------------------------- stage: evaluate
 
 
-def _evaluate(ref: ModelRef, targets: Sequence[Target], gate: Gate, measured: Measured, plan: Plan,
-              options: MeasureOptions, on_event: EventFn | None, on_target: bool) -> tuple[list[Any],
-                                                                                            dict[str, Any] | None]:
-    """Every target's report: measured on the target, or projected from this host (run.evaluate)."""
+def _evaluate(ref: ModelRef, targets: Sequence[Target], gate: Gate, measured: Measured, options: MeasureOptions,
+              on_event: EventFn | None, on_target: bool) -> tuple[list[Any], dict[str, Any] | None]:
+    """Every target's report from its own configuration's measurement: measured on the target,
+    or projected from this host (run.evaluate). Targets whose configuration was not measured
+    (an earlier run failed) get no report; the result carries that error."""
     from mlfit import precheck
 
-    response = measured.response
-    model = model_info(ref, response.inputs, response.inputs_used, response.outputs)
+    primary = measured.runs[0].response
+    model = model_info(ref, primary.inputs, primary.inputs_used, primary.outputs)
+    by_name: dict[str, Any] = {}
     calibration: dict[str, Any] | None = None
-    if on_target:
-        from mlfit.checks.engine import evaluate
+    for run in measured.runs:
+        if run.response.measurement is None:
+            continue
+        own = [t for t in targets if t.name in run.config.targets]
+        if on_target:
+            from mlfit.checks.engine import evaluate
 
-        reports = [evaluate(t, model, response.measurement, gate.static, on_target=True) for t in targets]
-    else:
-        from mlfit.run.evaluate import evaluate_targets
+            reports = [evaluate(t, model, run.response.measurement, gate.static, on_target=True) for t in own]
+        else:
+            from mlfit.run.evaluate import evaluate_targets
 
-        reports, calibration = evaluate_targets(ref, targets, model, response.measurement, gate.static,
-                                                response.node_profile, measured.host, measured.request,
-                                                measured.timeouts, on_event, options.memory_limit)
-    reports = [precheck.add_fit_check(r, fit) for r, fit in zip(reports, gate.fits, strict=True)]
+            reports, used = evaluate_targets(ref, own, model, run.response.measurement, gate.static,
+                                             primary.node_profile, measured.host, run.request, measured.timeouts,
+                                             on_event, options.memory_limit)
+            calibration = calibration or used
+        for report in reports:
+            by_name[report.target] = report.model_copy(update={"configuration": run.config.label})
+    judged = [(t, fit) for t, fit in zip(targets, gate.fits, strict=True) if t.name in by_name]
+    reports = [precheck.add_fit_check(by_name[t.name], fit) for t, fit in judged]
     if gate.notes:
         reports = [r.model_copy(update={"notes": [*gate.notes, *r.notes]}) for r in reports]
     return reports, calibration
@@ -388,9 +428,19 @@ def _evaluate(ref: ModelRef, targets: Sequence[Target], gate: Gate, measured: Me
 
 def _assemble(ref: ModelRef, gate: Gate, measured: Measured, reports: list[Any],
               calibration: dict[str, Any] | None, created: str) -> RunResult:
-    response, error = measured.response, measured.error
-    model = model_info(ref, response.inputs, response.inputs_used, response.outputs)
+    """One immutable result: the primary configuration's measurement as ``measurement``, every
+    configuration in ``configurations`` (the others with their own measurement)."""
+    primary = measured.runs[0].response
+    model = model_info(ref, primary.inputs, primary.inputs_used, primary.outputs)
+    configurations = [
+        ConfigurationRun(label=run.config.label, runtime=run.config.runtime.value, threads=run.config.threads,
+                         batch=run.config.batch, targets=list(run.config.targets),
+                         measurement=None if i == 0 else run.response.measurement)
+        for i, run in enumerate(measured.runs)
+    ]
+    error = measured.error
     complete = error is None or error.kind not in STOPPED_KINDS
     return RunResult(mlfit_version=__version__, created=created, model=model, host=measured.host,
-                     measurement=response.measurement, analysis=gate.static, calibration=calibration,
-                     node_profile=response.node_profile, targets=reports, error=error, complete=complete)
+                     measurement=primary.measurement, analysis=gate.static, calibration=calibration,
+                     node_profile=primary.node_profile, configurations=configurations, targets=reports,
+                     error=error, complete=complete)
