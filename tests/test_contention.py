@@ -17,12 +17,14 @@ from typing import Any
 from conftest import FAST, assert_no_traceback, run_mlfit
 from mlfit.analysis.project import project_cpu
 from mlfit.analysis.uncontended import (
+    P95_SPREAD,
     dispersion,
     host_load,
     reference_scale,
     sample_p50,
     scaled_calibration,
     single_thread_cost,
+    tail_spread,
 )
 from mlfit.catalog.loader import resolve_target
 from mlfit.catalog.schema import Percentile
@@ -192,3 +194,15 @@ def test_worker_records_cpu_time_contention_and_reference(tmp_path: Path, tiny_m
     assert raw["schema_version"] >= 2
     notes = result.targets[0].notes
     assert any("host load while measuring" in n for n in notes)
+
+
+def test_tail_spread_keeps_the_centre_in_the_quiet_range_and_the_band_covers_a_real_tail() -> None:
+    quiet = _quiet()
+    flat = tail_spread(_measurement([2_000_000] * 700, cpu=[2_000_000] * 700))
+    assert flat[Percentile.P50] == (1.0, 1.0, 1.0)
+    lo, mid, hi = flat[Percentile.P95]
+    assert (lo, hi) == (P95_SPREAD[0], P95_SPREAD[3]) and mid == P95_SPREAD[1]  # no spread: the quiet floor
+    # every call disturbed, a long tail that is the neighbours': the centre stays in the quiet range
+    noisy = [s * (1 + 3 * (i % 4 != 0)) for i, s in enumerate(quiet)]
+    lo, mid, hi = tail_spread(_measurement(noisy, cpu=noisy))[Percentile.P95]
+    assert P95_SPREAD[1] <= mid <= P95_SPREAD[2] and hi >= P95_SPREAD[3] and lo == 1.0

@@ -531,7 +531,7 @@ def load_report(path: Path) -> Report:
         raise ConfigError(f"{path}: not an mlfit result (no schema_version)")
     if version > RESULT_SCHEMA_VERSION:
         raise ConfigError(f"{path}: result schema_version {version} is newer than this mlfit reads "
-                          f"({RESULT_SCHEMA_VERSION})", "pip install --upgrade mlfit")
+                          f"({RESULT_SCHEMA_VERSION})", "install a newer mlfit from its repository")
     try:
         return Report.model_validate(data)
     except ValidationError as exc:

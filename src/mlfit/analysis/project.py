@@ -35,6 +35,7 @@ from mlfit.analysis.uncontended import (
     sample_p50,
     scaled_calibration,
     single_thread_cost,
+    tail_spread,
 )
 from mlfit.catalog.loader import Target
 from mlfit.catalog.schema import Percentile
@@ -173,7 +174,7 @@ def _cpu_ratios(
         core = (target_peak_core * centre, target_peak_core * best, target_peak_core * worst)
         notes.append(
             f"different instruction set: host {host_arch}, target {cpu.arch.value}: band widened "
-            f"(onnxruntime's kernels differ per ISA; sustained fp32 assumed {worst:.0%}-{best:.0%} "
+            f"(a runtime's kernels differ per ISA; sustained fp32 assumed {worst:.0%}-{best:.0%} "
             f"of the target's peak, {centre:.0%} central)"
         )
     # A faster target core means a smaller time multiplier: lower (optimistic) uses the fastest.
@@ -610,19 +611,20 @@ def _uncontended_bands(
     m: Measurement, factor: Band, base: float, load: HostLoad | None
 ) -> dict[Percentile, Band]:
     """Each percentile from the model's uncontended cost: ``base`` (the host's uncontended median at
-    the measured threads) times the uncontended spread of that percentile, carried by the factor.
-    Host load never moves the centre; it widens the band by as much as the estimate itself was
-    seen to move between a quiet and a fully loaded host (``BUSY_WIDENING``)."""
-    spread = dispersion(m)
+    the measured threads) times the uncontended spread of that percentile (optimistic, centre and
+    conservative: ``tail_spread``), carried by the factor. Host load never moves the centre; it
+    widens the band by as much as the estimate itself was seen to move between a quiet and a fully
+    loaded host (``BUSY_WIDENING``)."""
+    spread = tail_spread(m)
     busy = load.busy if load is not None else 0.0
     lo_w, hi_w = BUSY_WIDENING
     out: dict[Percentile, Band] = {}
     for p in Percentile:
         if getattr(m.latency, p.value) is None and m.latency.n < 2:
             continue
-        host = base * spread[p]
-        out[p] = Band(host * factor.value, host * factor.lower * (1 - lo_w * busy),
-                      host * factor.upper * (1 + hi_w * busy))
+        lo_s, mid_s, hi_s = spread[p]
+        out[p] = Band(base * mid_s * factor.value, base * lo_s * factor.lower * (1 - lo_w * busy),
+                      base * hi_s * factor.upper * (1 + hi_w * busy))
     return out
 
 
