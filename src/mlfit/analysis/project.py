@@ -174,7 +174,7 @@ def _cpu_ratios(
         core = (target_peak_core * centre, target_peak_core * best, target_peak_core * worst)
         notes.append(
             f"different instruction set: host {host_arch}, target {cpu.arch.value}: band widened "
-            f"(onnxruntime's kernels differ per ISA; sustained fp32 assumed {worst:.0%}-{best:.0%} "
+            f"(a runtime's kernels differ per ISA; sustained fp32 assumed {worst:.0%}-{best:.0%} "
             f"of the target's peak, {centre:.0%} central)"
         )
     # A faster target core means a smaller time multiplier: lower (optimistic) uses the fastest.
