@@ -28,8 +28,6 @@ a function's name.
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,14 +83,19 @@ def _node_name(tensor: str) -> str:
 
 
 class _Walker:
+    seen_calls: set[tuple[str, int, bytes]]
+
     def __init__(self, graph: Any, scan: GraphScan, filename_tensor: str | None,
                  assets: dict[str, str] | None = None) -> None:
         self.assets = assets or {}  # top-level tensor node fed with an asset path -> asset filename
-        self.library = {f.signature.name: f for f in graph.library.function}
+        # A name given to two functions: judge both (whichever TensorFlow keeps).
+        self.library: dict[str, list[Any]] = {}
+        for function in graph.library.function:
+            self.library.setdefault(function.signature.name, []).append(function)
         self.nodes = {n.name: n for n in graph.node}
         self.scan = scan
         self.filename_node = _node_name(filename_tensor) if filename_tensor else None
-        self.seen_calls: set[tuple[str, bytes]] = set()
+        self.seen_calls = set()
         self.seen_top: set[str] = set()
         self.functions: set[str] = set()
         self.visits = 0
@@ -122,24 +125,25 @@ class _Walker:
              sources: tuple[str | None, ...] = ()) -> None:
         """Judge function ``name`` called with ``attrs``; ``sources[i]`` names the model asset
         its i-th input carries (None: a computed value)."""
-        function = self.library.get(name)
-        if function is None:
+        functions = self.library.get(name)
+        if not functions:
             self.problem(name, where, name, "calls a function that is not in the model's library")
             return
-        bindings: dict[str, Any] = {a.name: a.default_value for a in function.signature.attr
-                                    if a.HasField("default_value")}
-        bindings.update(attrs)
-        key = (name, b"".join(k.encode() + b"=" + v.SerializeToString(deterministic=True) + b";"
-                              for k, v in sorted(bindings.items())) + repr(sources).encode())
-        if key in self.seen_calls:
-            return
-        self.seen_calls.add(key)
-        self.functions.add(name)
-        self._tick()
-        args = {a.name: (sources[i] if i < len(sources) else None)
-                for i, a in enumerate(function.signature.input_arg)}
-        for node in function.node_def:
-            self.judge(node, f"function {name}", bindings, False, args)
+        for index, function in enumerate(functions):
+            bindings: dict[str, Any] = {a.name: a.default_value for a in function.signature.attr
+                                        if a.HasField("default_value")}
+            bindings.update(attrs)
+            key = (name, index, b"".join(k.encode() + b"=" + v.SerializeToString(deterministic=True) + b";"
+                                         for k, v in sorted(bindings.items())) + repr(sources).encode())
+            if key in self.seen_calls:
+                continue
+            self.seen_calls.add(key)
+            self.functions.add(name)
+            self._tick()
+            args = {a.name: (sources[i] if i < len(sources) else None)
+                    for i, a in enumerate(function.signature.input_arg)}
+            for node in function.node_def:
+                self.judge(node, f"function {name}", bindings, False, args)
 
     def _source(self, tensor: str, args: dict[str, str | None] | None) -> str | None:
         """The model asset a node input carries: a function argument bound to one, or a
@@ -222,13 +226,13 @@ def _object_functions(graph: Any, node_id: int) -> list[str]:
     return []
 
 
-def _child(graph: Any, node_id: int, name: str) -> int | None:
-    if not 0 <= node_id < len(graph.nodes):
-        return None
-    for ref in graph.nodes[node_id].children:
-        if ref.local_name == name:
-            return int(ref.node_id)
-    return None
+def _children(graph: Any, node_ids: list[int], name: str) -> list[int]:
+    """Every child called ``name`` of the given objects (a name given twice: judge both)."""
+    out: list[int] = []
+    for node_id in node_ids:
+        if 0 <= node_id < len(graph.nodes):
+            out.extend(int(ref.node_id) for ref in graph.nodes[node_id].children if ref.local_name == name)
+    return out
 
 
 def _safe_assets(meta: Any) -> list[str | None]:
@@ -296,10 +300,12 @@ def scan_saved_model_proto(saved_model: Any, signature: str = "serving_default")
         signature_roots = _signature_tensors(meta, signature)
         if tf2:
             objects = meta.object_graph_def
-            sig_map = _child(objects, 0, "signatures")
-            sig_node = _child(objects, sig_map, signature) if sig_map is not None else None
-            sig_functions = _object_functions(objects, sig_node) if sig_node is not None else []
+            sig_nodes = _children(objects, _children(objects, [0], "signatures"), signature)
+            sig_functions = [name for node in sig_nodes for name in _object_functions(objects, node)]
             scan.signature_found = bool(sig_functions or signature_roots)
+            for node in sig_nodes:
+                if not _object_functions(objects, node):
+                    walker.problem(f"signature '{signature}'", "the object graph", str(node), "is not a function")
             for name in sig_functions:
                 walker.call(name, {}, f"signature '{signature}'", _captures(meta, name, assets))
             for node_id, obj in enumerate(objects.nodes):
@@ -344,21 +350,13 @@ def _variable_initializers(serialized: Iterable[bytes]) -> list[str]:
 
 
 def _read_regular(path: Path) -> bytes:
-    """The bytes of a regular file, refusing devices/FIFOs and files over protobuf's limit."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as exc:
-        raise SavedModelError(f"cannot read {path.name}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fh.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise SavedModelError(f"{path.name} is not a regular file")
-        if info.st_size > MAX_PROTO_BYTES:
-            raise SavedModelError(f"{path.name} is {info.st_size} bytes, over protobuf's 2 GiB limit")
-        try:
-            return fh.read()
-        except MemoryError:
-            raise SavedModelError(f"{path.name} is too large to read into memory") from None
+    """The bytes of a regular file inside the SavedModel folder, read through mlfit.safeio: devices,
+    FIFOs and links out of the folder refused, capped per kind before reading (saved_model.pb at
+    protobuf's 2 GiB limit, saved_model.pbtxt lower: text parses slowly)."""
+    from mlfit import safeio
+
+    kind = "saved_model_pbtxt" if path.suffix == ".pbtxt" else "saved_model_pb"
+    return safeio.read_bounded(path, kind, path.name, within=path.parent)
 
 
 def parse_savedmodel(folder: Path) -> Any:
