@@ -298,3 +298,15 @@ def test_gpu_roofline_takes_the_tensor_core_path_of_the_model_precision(
     acc = next(a for a in resolve_hardware("t4-server").accelerators if a.kind == "gpu")
     assert model_precision({"parameter_bytes": parameter_bytes}) == precision
     assert gpu_path_peak(acc, precision) == (pytest.approx(peak), path)
+
+
+def test_a_matmul_dominated_model_is_outside_the_table_and_says_so(tmp_path: Path) -> None:
+    params = dm.fitted()
+    assert params is not None
+    static = analyze_onnx(builders.save(builders.transformer_block(seq=64), tmp_path / "tb.onnx"))
+    s = dm.Structure.from_static(static)
+    assert s.matmul_flops > 0.5 * s.dense_flops
+    pred = dm.predict(s, _config("rpi4-4gb"), params)
+    assert any("MatMul-dominated" in k for k in pred.widenings)
+    conv = dm.predict(_structure(), _config("rpi4-4gb"), params)
+    assert not any("MatMul-dominated" in k for k in conv.widenings)
