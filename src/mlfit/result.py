@@ -119,7 +119,8 @@ class LatencyStats(_Frozen):
     samples_ns: list[int] = Field(repr=False)
     cpu_samples_ns: list[int] = Field(default_factory=list, repr=False,
                                       description="Process CPU time of each timed call (all threads), "
-                                                  "index for index with samples_ns; empty when not recorded")
+                                                  "index for index with samples_ns; empty when not recorded "
+                                                  "(calls under 50 µs, or an older result)")
     insufficient: list[str] = Field(default_factory=list, description="Percentiles without enough samples")
 
 
