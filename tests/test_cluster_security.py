@@ -19,6 +19,7 @@ import os
 import pickle
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -516,6 +517,7 @@ def test_scratch_sweep_removes_only_folders_of_dead_processes(tmp_path: Path) ->
         holder.wait(timeout=10)
     assert {p.name for p in scratch.sweep(base)} == {"pLIVE"}  # now its process is gone too
     os.chmod(root, 0o755)
+    assert stat.S_IMODE(scratch.root(base).stat().st_mode) == 0o700  # tightened again
     (tmp_path / "elsewhere").mkdir()
     root.rmdir()
     root.symlink_to(tmp_path / "elsewhere")

@@ -28,8 +28,6 @@ a function's name.
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -352,21 +350,13 @@ def _variable_initializers(serialized: Iterable[bytes]) -> list[str]:
 
 
 def _read_regular(path: Path) -> bytes:
-    """The bytes of a regular file, refusing devices/FIFOs and files over protobuf's limit."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as exc:
-        raise SavedModelError(f"cannot read {path.name}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fh.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise SavedModelError(f"{path.name} is not a regular file")
-        if info.st_size > MAX_PROTO_BYTES:
-            raise SavedModelError(f"{path.name} is {info.st_size} bytes, over protobuf's 2 GiB limit")
-        try:
-            return fh.read()
-        except MemoryError:
-            raise SavedModelError(f"{path.name} is too large to read into memory") from None
+    """The bytes of a regular file inside the SavedModel folder, read through mlfit.safeio: devices,
+    FIFOs and links out of the folder refused, capped per kind before reading (saved_model.pb at
+    protobuf's 2 GiB limit, saved_model.pbtxt lower: text parses slowly)."""
+    from mlfit import safeio
+
+    kind = "saved_model_pbtxt" if path.suffix == ".pbtxt" else "saved_model_pb"
+    return safeio.read_bounded(path, kind, path.name, within=path.parent)
 
 
 def parse_savedmodel(folder: Path) -> Any:
