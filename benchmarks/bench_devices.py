@@ -198,6 +198,14 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         stats.setdefault("device", []).append((abs(pred.value / t - 1), pred.lower <= t <= pred.upper,
                                                pred.upper / pred.lower))
     d_err, d_cov, d_width = summary("device")
+    # The validation rows by runtime and by device: the table is dominated by ncnn and the Pi 4.
+    by: dict[str, list[tuple[float, bool, float]]] = {}
+    for row, value in zip(meta, stats["validation"], strict=True):
+        by.setdefault(f"runtime {row['runtime']}", []).append(value)
+        by.setdefault(f"device {row['device'].split('/')[-1]}", []).append(value)
+    breakdown = [[name, str(len(v)), _pct(bl.median([e for e, _, _ in v])),
+                  _pct(sum(1 for _, i, _ in v if i) / len(v)), f"{bl.median([w for _, _, w in v]):.2f}x"]
+                 for name, v in sorted(by.items())]
     skipped = [f"{r['id']} ({r.get('exclude') or 'no zoo builder'})" for r in truth["rows"]
                if r["model"] not in BUILDERS or r.get("exclude")]
     offsets = ", ".join(f"{k} {math.exp(v):.2f}x" for k, v in sorted(params.offsets.items()))
@@ -218,6 +226,10 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
                   ["validation (leave-one-out)", _pct(v_err), _pct(v_cov), f"{v_width:.2f}x"],
                   ["leave-one-device-out (not a goal: the device unseen)", _pct(d_err), _pct(d_cov),
                    f"{d_width:.2f}x"]]),
+        "",
+        "Validation rows (leave-one-out) by runtime and by device:",
+        "",
+        bl.table(["group", "rows", "median abs error", "inside band", "median band width"], breakdown),
         "",
         f"Fitted constants: depthwise FLOP = {params.k_dw:.3g} dense FLOPs; thread contention sigma "
         f"{params.sigma:.2f} (S(4) = {dm.thread_speedup(4, params.sigma):.2f}); offsets (time multipliers "

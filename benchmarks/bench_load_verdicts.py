@@ -45,7 +45,7 @@ def busy(count: int) -> Iterator[None]:
 def _models(work: Path, quick: bool) -> dict[str, Path]:
     from mlfit.zoo import builders
 
-    models = {"example (MobileNetV2 0.35, 160)": bl.build_models(work)["example"]}
+    models = {"example (MobileNetV2 0.5, 160)": bl.build_models(work)["example"]}
     if quick:
         return models
     for name, build in (

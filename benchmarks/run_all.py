@@ -203,7 +203,7 @@ def render(
         ),
         "",
         "A load average near or above the number of usable cores means other work shared the CPU during "
-        "the run, and timing figures (items 1, 2, 4, 5, 8) are noisier than on a quiet machine.",
+        "the run, and timing figures (items 1, 2, 4, 5, 8, 12) are noisier than on a quiet machine.",
         "",
         "## Summary",
         "",

@@ -33,7 +33,7 @@ def models(base: Path) -> dict[str, Path]:
 
 HOSTILE = ("write_file", "tf1_init_writes", "print_to_file", "print_stream_from_caller", "fake_save_fn",
            "duplicate_op", "list_dir_dataset", "dataset_from_graph", "tf1_restore_elsewhere",
-           "pbtxt_space", "pbtxt_split", "pbtxt_escape", "pbtxt_quote")
+           "pbtxt_space", "pbtxt_split", "pbtxt_escape", "pbtxt_quote", "vocab_outside", "vocab_escape")
 
 
 def _varint(value: int) -> bytes:
@@ -178,6 +178,22 @@ def _build_tf2(folder: Path, out: dict[str, str]) -> None:
     tf.saved_model.save(net, str(folder / "keras_saved"))
     out["keras_saved"] = str(folder / "keras_saved")
 
+    vocab = folder / "vocab.txt"
+    vocab.write_text("a\nb\nc\n")
+
+    class Text(tf.Module):
+        def __init__(self) -> None:
+            init = tf.lookup.TextFileInitializer(str(vocab), tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
+                                                 tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER)
+            self.table = tf.lookup.StaticHashTable(init, -1)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"ids": self.table.lookup(tf.strings.lower(text))}
+
+    text_model = Text()
+    vocab_model = save(text_model, "vocab_asset", text_model.serve)
+
     # --- hostile ---
     def sentinel(case: str) -> Path:
         path = folder / f"SENTINEL_{case}"
@@ -234,6 +250,30 @@ def _build_tf2(folder: Path, out: dict[str, str]) -> None:
 
     fake = FakeSaver()
     save(fake, "fake_save_fn", fake.serve)
+
+    secret = folder / "secret.txt"
+    secret.write_text("secret\n")
+
+    class OutsideVocab(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+            table = tf.raw_ops.HashTableV2(key_dtype=tf.string, value_dtype=tf.int64)
+            init = tf.raw_ops.InitializeTableFromTextFileV2(table_handle=table, filename=str(secret), key_index=-2,
+                                                            value_index=-1)
+            with tf.control_dependencies([init]):
+                return {"ids": tf.raw_ops.LookupTableFindV2(table_handle=table, keys=text,
+                                                            default_value=tf.constant(-1, tf.int64))}
+
+    outside = OutsideVocab()
+    save(outside, "vocab_outside", outside.serve)
+    escaped = folder / "vocab_escape"
+    shutil.copytree(vocab_model, escaped)
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel.FromString((escaped / "saved_model.pb").read_bytes())
+    proto.meta_graphs[0].asset_file_def[0].filename = "../../secret.txt"  # TensorFlow joins it to assets/
+    (escaped / "saved_model.pb").write_bytes(proto.SerializeToString())
+    out["vocab_escape"] = str(escaped)
 
     dup = folder / "duplicate_op"
     shutil.copytree(written, dup)

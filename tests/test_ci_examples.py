@@ -109,9 +109,16 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
 
 def test_nothing_installs_mlfit_from_pypi() -> None:
     """`pip install mlfit` takes whatever holds that name on PyPI: every install names the repository."""
-    bare = re.compile(r"pip install\s+(?:-\S+\s+)*[\"']?mlfit(?:\[[^\]]*\])?[\"']?(?!\s*@)(?:\s|$)")
-    for path in [ACTION, *CI.iterdir(), REPO / "README.md", *(REPO / "docs").glob("*.md")]:
-        assert not bare.search(path.read_text()), f"{path.name} installs mlfit from PyPI"
+    bare = re.compile(r"pip install\s+(?:-\S+\s+)*[\"']?mlfit(?:\[[^\]]*\])?(?![\w.[$-])(?![\"']?\s*@)")
+    for probe, found in (("pip install mlfit", True), ("pip install -U 'mlfit[sklearn]'", True),
+                         ('"pip install --upgrade mlfit")', True), ("pip install 'mlfit[x] @ git+u'", False),
+                         ("pip install mlfit-other", False), ("pip install '/src/mlfit[x]'", False)):
+        assert bool(bare.search(probe)) is found, probe
+    texts = [ACTION, *CI.iterdir(), REPO / "README.md", *(REPO / "docs").glob("*.md"), *(REPO / "src").rglob("*.py")]
+    for path in texts:  # a line warning against it ("never `pip install mlfit`", "a bare ...") is no install
+        lines = path.read_text().splitlines()
+        found = [line for line in lines if bare.search(line) and not re.search(r"never|bare", line)]
+        assert not found, f"{path.name} installs mlfit from PyPI: {found}"
     for path in (CI / "github-actions.yml", GITLAB):
         assert "@ $MLFIT_GIT" in path.read_text()
     action = yaml.safe_load(ACTION.read_text())
@@ -324,3 +331,22 @@ def test_action_installs_the_extras_the_model_needs(model: str, extras: str, tmp
     assert steps.outputs["prep"]["extras"] == extras
     expected = str(REPO) if extras == "none" else f"{REPO}[{extras}]"
     assert steps.outputs["prep"]["spec"] == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["folder", "git"])
+def test_install_hints_name_where_this_mlfit_came_from(how: str, tmp_path: Path) -> None:
+    """A missing-extra hint must not say `pip install 'mlfit[...]'` (PyPI's mlfit is not this one):
+    it names the checkout or git URL pip recorded (PEP 610) for the installed copy."""
+    env, venv = runner_env(tmp_path)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout.strip()  # the committed tree: what a git URL installs
+    source = f"file://{REPO}" if how == "folder" else f"git+file://{REPO}@{commit}"
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"mlfit @ {source}"], env=env,
+                   check=True, capture_output=True, timeout=300, cwd=tmp_path)
+    hint = subprocess.run([str(venv / "bin" / "python"), "-c",
+                           "from mlfit.install import install_hint; print(install_hint('tensorflow'))"],
+                          env=env, capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    expected = f"pip install '{REPO}[tensorflow]'" if how == "folder" else \
+        f"pip install 'mlfit[tensorflow] @ git+file://{REPO}@{commit}'"
+    assert hint == expected

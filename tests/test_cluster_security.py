@@ -19,6 +19,7 @@ import os
 import pickle
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -180,9 +181,11 @@ def test_worker_refuses_a_target_it_does_not_match() -> None:
 
 
 class _SilentServer:
-    """A plain TCP server on 127.0.0.1 that accepts connections and never says a word."""
+    """A plain TCP server on 127.0.0.1 that accepts connections and never says a word (or only
+    ``greeting``, then nothing)."""
 
-    def __init__(self) -> None:
+    def __init__(self, greeting: bytes = b"") -> None:
+        self.greeting = greeting
         self.sock = socket.socket()
         self.sock.bind((LOOPBACK, 0))
         self.sock.listen(8)
@@ -197,6 +200,8 @@ class _SilentServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
+            if self.greeting:
+                conn.sendall(self.greeting)
             self.accepted.append(conn)
 
     def close(self) -> None:
@@ -207,11 +212,13 @@ class _SilentServer:
 
 @pytest.mark.slow
 def test_connect_to_a_port_that_is_not_a_scheduler_exits_2_quickly(tiny_model: Path) -> None:
-    server = _SilentServer()
+    server, greeter = _SilentServer(), _SilentServer(b"\x01")
     try:
         for address, message in [
             (f"tcp://{LOOPBACK}:{server.port}", "did not answer like a Dask scheduler"),
             (f"tcp://{LOOPBACK}:{free_port()}", "cannot reach the Dask scheduler"),
+            # It greets, so the probe passes; Dask's handshake then stalls, bounded by mlfit.
+            (f"tcp://{LOOPBACK}:{greeter.port}", "did not complete Dask's handshake"),
         ]:
             start = time.monotonic()
             run = run_mlfit("check", tiny_model, "--target", "weak-cpu", "--cluster", address, *FAST, timeout=90)
@@ -219,9 +226,10 @@ def test_connect_to_a_port_that_is_not_a_scheduler_exits_2_quickly(tiny_model: P
             assert_no_traceback(run)
             assert run.code == 2 and message in run.stderr and address in run.stderr, run.output
             assert elapsed < 60, elapsed  # bounded (the probe waits 10 s); before: 400 s and more
-        assert server.accepted  # the silent one was really reached
+        assert server.accepted and greeter.accepted  # both were really reached
     finally:
         server.close()
+        greeter.close()
 
 
 # -- real clusters ----------------------------------------------------------------------------------------
@@ -509,6 +517,7 @@ def test_scratch_sweep_removes_only_folders_of_dead_processes(tmp_path: Path) ->
         holder.wait(timeout=10)
     assert {p.name for p in scratch.sweep(base)} == {"pLIVE"}  # now its process is gone too
     os.chmod(root, 0o755)
+    assert stat.S_IMODE(scratch.root(base).stat().st_mode) == 0o700  # tightened again
     (tmp_path / "elsewhere").mkdir()
     root.rmdir()
     root.symlink_to(tmp_path / "elsewhere")

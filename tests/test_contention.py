@@ -17,12 +17,14 @@ from typing import Any
 from conftest import FAST, assert_no_traceback, run_mlfit
 from mlfit.analysis.project import project_cpu
 from mlfit.analysis.uncontended import (
+    P95_SPREAD,
     dispersion,
     host_load,
     reference_scale,
     sample_p50,
     scaled_calibration,
     single_thread_cost,
+    tail_spread,
 )
 from mlfit.catalog.loader import resolve_target
 from mlfit.catalog.schema import Percentile
@@ -175,9 +177,9 @@ def test_projection_centre_stays_when_the_host_is_loaded() -> None:
     assert "single-thread node profile" in busy.method
 
 
-def test_worker_records_cpu_time_contention_and_reference(tmp_path: Path, tiny_model: Path) -> None:
+def test_worker_records_cpu_time_contention_and_reference(tmp_path: Path, small_cnn_model: Path) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit("check", tiny_model, "--target", "weak-cpu", "--json", out, *FAST)
+    run = run_mlfit("check", small_cnn_model, "--target", "weak-cpu", "--json", out, *FAST)
     assert_no_traceback(run)
     result = load_report(out).results[0]
     m = result.measurement
@@ -192,3 +194,25 @@ def test_worker_records_cpu_time_contention_and_reference(tmp_path: Path, tiny_m
     assert raw["schema_version"] >= 2
     notes = result.targets[0].notes
     assert any("host load while measuring" in n for n in notes)
+
+
+def test_tail_spread_keeps_the_centre_in_the_quiet_range_and_the_band_covers_a_real_tail() -> None:
+    quiet = _quiet()
+    flat = tail_spread(_measurement([2_000_000] * 700, cpu=[2_000_000] * 700))
+    assert flat[Percentile.P50] == (1.0, 1.0, 1.0)
+    lo, mid, hi = flat[Percentile.P95]
+    assert (lo, hi) == (P95_SPREAD[0], P95_SPREAD[3]) and mid == P95_SPREAD[1]  # no spread: the quiet floor
+    # every call disturbed, a long tail that is the neighbours': the centre stays in the quiet range
+    noisy = [s * (1 + 3 * (i % 4 != 0)) for i, s in enumerate(quiet)]
+    lo, mid, hi = tail_spread(_measurement(noisy, cpu=noisy))[Percentile.P95]
+    assert P95_SPREAD[1] <= mid <= P95_SPREAD[2] and hi >= P95_SPREAD[3] and lo == 1.0
+
+
+def test_calls_of_a_few_microseconds_get_no_cpu_clock_reads(tmp_path: Path, tiny_model: Path) -> None:
+    """The CPU clock would cost ~2% of such a call; the contention signals are still recorded."""
+    out = tmp_path / "r.json"
+    run = run_mlfit("profile", tiny_model, "--json", out, *FAST)
+    assert_no_traceback(run)
+    m = load_report(out).results[0].measurement
+    assert m is not None and m.latency.n > 0 and m.latency.cpu_samples_ns == []
+    assert m.contention is not None and m.contention.phase("measure") is not None

@@ -280,3 +280,33 @@ def test_a_band_wider_than_3x_is_explained() -> None:
     band = p.latency[Percentile.P95]
     assert band.upper / band.lower > 3
     assert any("wide (over 3x" in n and "widest parts" in n for n in p.notes), p.notes
+
+
+@pytest.mark.parametrize(
+    ("parameter_bytes", "precision", "peak", "path"),
+    [
+        ({"float32": 100}, "fp32", 8.1e12, "fp32"),
+        ({"float16": 100, "float32": 4}, "fp16", 65e12, "fp16 tensor-core"),
+        ({"int8": 100, "float32": 8}, "int8", 130e12, "int8 tensor-core"),
+    ],
+)
+def test_gpu_roofline_takes_the_tensor_core_path_of_the_model_precision(
+    parameter_bytes: dict[str, int], precision: str, peak: float, path: str
+) -> None:
+    from mlfit.analysis.project import gpu_path_peak
+
+    acc = next(a for a in resolve_hardware("t4-server").accelerators if a.kind == "gpu")
+    assert model_precision({"parameter_bytes": parameter_bytes}) == precision
+    assert gpu_path_peak(acc, precision) == (pytest.approx(peak), path)
+
+
+def test_a_matmul_dominated_model_is_outside_the_table_and_says_so(tmp_path: Path) -> None:
+    params = dm.fitted()
+    assert params is not None
+    static = analyze_onnx(builders.save(builders.transformer_block(seq=64), tmp_path / "tb.onnx"))
+    s = dm.Structure.from_static(static)
+    assert s.matmul_flops > 0.5 * s.dense_flops
+    pred = dm.predict(s, _config("rpi4-4gb"), params)
+    assert any("MatMul-dominated" in k for k in pred.widenings)
+    conv = dm.predict(_structure(), _config("rpi4-4gb"), params)
+    assert not any("MatMul-dominated" in k for k in conv.widenings)

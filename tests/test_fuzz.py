@@ -7,6 +7,8 @@ module runs in seconds; ``derandomize`` keeps CI runs reproducible.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import string
 from pathlib import Path
@@ -185,7 +187,8 @@ def test_sniff_on_random_files(tmp_path: Path) -> None:
         try:
             found = sniff(path)
         except ModelError as exc:
-            assert "not a valid" in exc.message or "cannot read" in exc.message
+            assert ("not a valid" in exc.message or "cannot read" in exc.message
+                    or "parses as two formats" in exc.message or "zip archive" in exc.message)
         else:
             assert isinstance(found, ModelFormat)
 
@@ -306,5 +309,91 @@ def test_keras_and_savedmodel_scans_on_random_content(tmp_path: Path) -> None:
                 check_model(path, fmt, trust_model=False)
             except ModelError as exc:
                 assert exc.message
+
+    check()
+
+
+# --- bounded readers (src/mlfit/safeio.py) and the ONNX wire walk (issue 11) ---------------
+
+
+@FUZZ
+@given(st.one_of(st.binary(max_size=300), st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8)),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=4), inner, max_size=5),
+    max_leaves=30).map(lambda v: json.dumps(v).encode())), st.integers(1, 60))
+def test_bounded_json_on_any_bytes(data: bytes, max_values: int) -> None:
+    """Any bytes: a value, or mlfit's ModelError; never more values than the bound."""
+    from mlfit.safeio import loads_bounded
+
+    try:
+        value = loads_bounded(data, "fuzz.json", "fuzz", max_values=max_values)
+    except ModelError as exc:
+        assert "fuzz.json" in exc.message
+    else:
+        assert len(json.dumps(value)) >= 1
+
+
+def test_bounded_zip_reader_on_random_archives(tmp_path: Path) -> None:
+    """Random members, sizes, compressions and bit flips: config bytes within the cap, or ModelError."""
+    import io
+    import zipfile
+
+    from mlfit import safeio
+
+    path = tmp_path / "model.keras"
+
+    @FUZZ
+    @given(st.binary(max_size=400), st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2,
+                                                     zipfile.ZIP_LZMA]),
+           st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 255)), max_size=4), st.integers(1, 500))
+    def check(payload: bytes, compression: int, flips: list[tuple[int, int]], cap: int) -> None:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
+            archive.writestr("config.json", payload)
+            archive.writestr("metadata.json", "{}")
+        data = bytearray(buffer.getvalue())
+        for index, value in flips:
+            data[index % len(data)] = value
+        path.write_bytes(bytes(data))
+        os.environ["MLFIT_MAX_ZIP_JSON"] = str(cap)
+        try:
+            with open(path, "rb") as fh, safeio.open_zip(fh, path) as archive:
+                read = safeio.read_zip_member(archive, "config.json", path)
+        except (ModelError, KeyError):
+            pass
+        else:
+            assert len(read) <= cap
+        finally:
+            del os.environ["MLFIT_MAX_ZIP_JSON"]
+
+    check()
+
+
+def test_onnx_walk_on_mutated_models(tmp_path: Path) -> None:
+    """A real model with bytes flipped, cut or appended: a census, or mlfit's refusal; the walk
+    never raises anything else and never reads outside the file."""
+    from mlfit.onnxsafety import Census, OnnxWalkError, walk_model
+    from mlfit.zoo import builders
+
+    seed = builders.tiny_add().SerializeToString()
+    external = external_model(tmp_path / "ext", "w.bin").read_bytes()
+    (tmp_path / "ext" / "w.bin").write_bytes(b"\0" * 64)
+    path = tmp_path / "ext" / "model.onnx"
+
+    @FUZZ
+    @given(st.sampled_from([seed, external]), st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)),
+                                                      max_size=6),
+           st.integers(0, 400), st.binary(max_size=40))
+    def check(base: bytes, flips: list[tuple[int, int]], cut: int, tail: bytes) -> None:
+        data = bytearray(base)
+        for index, value in flips:
+            data[index % len(data)] = value
+        path.write_bytes(bytes(data[: max(1, len(data) - cut % 20)]) + tail)
+        try:
+            census = walk_model(path)
+        except (OnnxWalkError, ModelError):
+            pass
+        else:
+            assert isinstance(census, Census) and census.nodes >= 0
 
     check()

@@ -206,3 +206,19 @@ def test_free_batch_comes_from_the_target(built: dict[str, Path], tmp_path: Path
         assert (used["fill"]["low"], used["fill"]["high"]) == (0, 258) and "input_dim 258" in used["fill"]["source"]
     assert "CPUExecutionProvider" not in run.stdout and result["measurement"]["execution_provider"] != \
         "CPUExecutionProvider"
+
+
+@pytest.mark.slow
+def test_skops_needs_one_round_trip(built: dict[str, Path], tmp_path: Path) -> None:
+    """The first refusal lists every type to trust; with those flags the run goes through: the
+    batch dim comes from the target, so no second message asks for --dim."""
+    import re
+
+    run = run_mlfit("check", built["forest_skops"], "--target", "weak-cpu", *FAST)
+    assert run.code == 3, run.output
+    assert_no_traceback(run)
+    flags = re.findall(r"--trust-type [\w.]+", run.stderr)
+    assert flags, run.stderr
+    again = run_mlfit("check", built["forest_skops"], "--target", "weak-cpu",
+                      *[part for flag in flags for part in flag.split()], *FAST)
+    assert again.code in (0, 1), again.output

@@ -16,7 +16,7 @@ from mlfit.safety import check_model
 from mlfit.safety.savedmodel_scan import (
     GraphScan,
     SavedModelError,
-    _child,
+    _children,
     _object_functions,
     scan_saved_model_proto,
     scan_savedmodel,
@@ -84,6 +84,23 @@ def test_placeholder_attrs_take_the_callers_value() -> None:
     assert scan_saved_model_proto(sm).problems == []
     del serve.node_def[0].attr["f"].func.attr["stream"]  # unbound: refused, not guessed
     assert scan_saved_model_proto(sm).refused_ops == ["PrintV2"]
+
+
+def test_names_given_twice_are_all_judged() -> None:
+    """Two root children called 'signatures', two functions called 'serve': whichever one
+    TensorFlow keeps, both are judged."""
+    sm = _model()
+    objects = sm.meta_graphs[0].object_graph_def
+    objects.nodes[0].children.add(node_id=3, local_name="signatures")
+    objects.nodes.add().children.add(node_id=4, local_name="serving_default")
+    objects.nodes.add().bare_concrete_function.concrete_function_name = "other"
+    _function(sm, "serve", ("mm", "MatMul"))
+    _function(sm, "other", ("w", "WriteFile"))
+    assert scan_saved_model_proto(sm).refused_ops == ["WriteFile"]
+    sm2 = _model()
+    _function(sm2, "serve", ("mm", "MatMul"))
+    _function(sm2, "serve", ("r", "ReadFile"))
+    assert scan_saved_model_proto(sm2).refused_ops == ["ReadFile"]
 
 
 def test_tf1_restore_path_and_init_ops() -> None:
@@ -256,9 +273,8 @@ def test_pbtxt_parser_on_mutated_text(at: int, insert: str, cut: int) -> None:
         return
     meta = parsed.meta_graphs[0]
     objects = meta.object_graph_def
-    sig_map = _child(objects, 0, "signatures")
-    sig = _child(objects, sig_map, "serving_default") if sig_map is not None else None
-    names = set(_object_functions(objects, sig)) if sig is not None else set()
+    sigs = _children(objects, _children(objects, [0], "signatures"), "serving_default")
+    names = {name for sig in sigs for name in _object_functions(objects, sig)}
     ops = {n.op for f in meta.graph_def.library.function if f.signature.name in names for n in f.node_def}
     if "WriteFile" in ops:  # whatever the text looks like, what TensorFlow would run is refused
         assert "WriteFile" in scan.refused_ops

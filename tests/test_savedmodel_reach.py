@@ -25,7 +25,8 @@ EXPECTED_OP = {
     "print_stream_from_caller": "PrintV2", "fake_save_fn": "SaveV2", "duplicate_op": "WriteFile",
     "list_dir_dataset": "MatchingFiles", "dataset_from_graph": "DatasetFromGraph",
     "tf1_restore_elsewhere": "RestoreV2", "pbtxt_space": "WriteFile", "pbtxt_split": "WriteFile",
-    "pbtxt_escape": "WriteFile", "pbtxt_quote": "WriteFile",
+    "pbtxt_escape": "WriteFile", "pbtxt_quote": "WriteFile", "vocab_outside": "InitializeTableFromTextFileV2",
+    "vocab_escape": "InitializeTableFromTextFileV2",
 }  # fmt: skip
 
 
@@ -64,13 +65,16 @@ def test_the_attacks_are_real_when_trusted(built: dict[str, Path]) -> None:
     sentinel.unlink()
 
 
-@pytest.mark.parametrize("case", ["module_savedmodel", "keras_export", "keras_saved", "tf1_savedmodel"])
+@pytest.mark.parametrize("case", ["module_savedmodel", "keras_export", "keras_saved", "tf1_savedmodel",
+                                  "vocab_asset"])
 def test_real_exports_pass_the_allowlist(built: dict[str, Path], case: str) -> None:
     scan = scan_savedmodel(built[case])
     assert scan.problems == [] and scan.signature_found, scan.problems
     assert scan.layout == ("tf1" if case.startswith("tf1") else "tf2")
     # TensorFlow's own save function is in the library, but loading never reaches it.
     assert "SaveV2" not in scan.ops and "MergeV2Checkpoints" not in scan.ops
+    if case == "vocab_asset":  # the table's initializer reads the model's own asset: allowed
+        assert scan.ops.get("InitializeTableFromTextFileV2") == 1
     check_model(built[case], ModelFormat.SAVEDMODEL, trust_model=False)
 
 

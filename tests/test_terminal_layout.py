@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from mlfit.report.compact import band_text, pack
 from mlfit.report.comparison import render_comparison
 from mlfit.report.terminal import render_terminal
 from mlfit.result import Report
-from reportdata import report, run_result
+from reportdata import failed_result, report, run_result
 
 
 def printed(renderable: object, width: int) -> list[str]:
@@ -92,3 +93,14 @@ def test_pack_never_splits_an_item() -> None:
     lines = pack(items, 30, first="latency: ", indent=4)
     assert all(item in "\n".join(lines) for item in items)
     assert all(len(line) <= 30 for line in lines[:-1])
+
+
+def test_compact_layout_prints_no_control_character_from_a_file() -> None:
+    """Names, reasons and messages come from model and profile files: no ESC sequence, bell or
+    carriage return reaches the log."""
+    hostile = run_result()
+    target = hostile.targets[0].model_copy(update={"target": "edge\x1b[2J\x1b]0;pwned\x07", "notes": ["a\rb"]})
+    hostile = hostile.model_copy(update={"targets": [target, *hostile.targets[1:]]})
+    text = "\n".join(printed(render_terminal(report(hostile, failed_result())), 80))
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", text), repr(text)
+    assert "edge?[2J?]0;pwned?" in text

@@ -5,7 +5,20 @@ Any other exception escaping to the CLI is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
+
+# Characters that can rewrite a terminal or a CI log when printed: C0/C1 controls (ESC starts
+# colour and cursor sequences, CR/LF start a forged line), DEL, zero-width and bidirectional
+# formatting characters, and Unicode line/paragraph separators.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+_AS_SPACE = frozenset("\t\n\r\x0b\x0c\u2028\u2029")
+
+
+def printable(text: object) -> str:
+    """``text`` on one line with nothing a terminal would interpret: line breaks and tabs
+    become spaces, every other control or formatting character a visible '?'."""
+    return _UNPRINTABLE.sub(lambda m: " " if m.group() in _AS_SPACE else "?", str(text))
 
 
 class ExitCode(IntEnum):
@@ -32,8 +45,9 @@ class MlfitError(Exception):
             self.exit_code = exit_code
 
     def one_line(self) -> str:
-        text = self.message.replace("\n", " ")
-        return f"{text} ({self.hint})" if self.hint else text
+        """Message and hint on one printable line (file names and model contents included)."""
+        text = printable(self.message)
+        return f"{text} ({printable(self.hint)})" if self.hint else text
 
 
 class ConfigError(MlfitError):

@@ -4,9 +4,11 @@ layout), never from its suffix alone. Pure Python; imports no runtime.
 
 from __future__ import annotations
 
+import os
 import zipfile
 from enum import Enum
 from pathlib import Path
+from typing import IO, Protocol
 
 from mlfit.catalog.schema import Runtime
 from mlfit.errors import ModelError
@@ -53,7 +55,39 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2}
 
 
-def read_varint(data: bytes, pos: int) -> tuple[int, int]:
+class ByteSource(Protocol):
+    """Indexable bytes: ``bytes``, an mmap, or a window over a file (:class:`FileBytes`)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int, /) -> int: ...
+
+
+class FileBytes:
+    """A file read as bytes on demand, 64 KiB at a time: protobuf field headers are walked
+    and payloads skipped without reading (or mapping) the whole file."""
+
+    def __init__(self, fh: IO[bytes], size: int) -> None:
+        self.fh, self.size = fh, size
+        self.start, self.buffer = 0, b""
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int, /) -> int:
+        offset = index - self.start
+        if not 0 <= offset < len(self.buffer):
+            if not 0 <= index < self.size:
+                raise IndexError(index)
+            self.fh.seek(index)
+            self.start, self.buffer = index, self.fh.read(1 << 16)
+            if not self.buffer:
+                raise IndexError(index)
+            offset = 0
+        return self.buffer[offset]
+
+
+def read_varint(data: ByteSource, pos: int) -> tuple[int, int]:
     """A protobuf varint at ``pos``: (value, next position); ValueError when truncated or malformed."""
     result = shift = 0
     while True:
@@ -69,11 +103,20 @@ def read_varint(data: bytes, pos: int) -> tuple[int, int]:
             raise ValueError("malformed varint")
 
 
-def onnx_problem(data: bytes) -> str | None:
+# A ModelProto has a dozen top-level fields (plus metadata and functions); a file of millions
+# is not a model, and walking it would only cost time.
+MAX_TOP_LEVEL_FIELDS = 100_000
+
+
+def onnx_problem(data: ByteSource) -> str | None:
     """None when ``data`` parses as an ONNX ModelProto's top-level fields, else why not."""
     pos = 0
     seen_graph = False
+    count = 0
     while pos < len(data):
+        count += 1
+        if count > MAX_TOP_LEVEL_FIELDS:
+            return f"more than {MAX_TOP_LEVEL_FIELDS} top-level fields"
         try:
             key, pos = read_varint(data, pos)
         except ValueError:
@@ -95,16 +138,41 @@ def onnx_problem(data: bytes) -> str | None:
     return None if seen_graph else "no graph in the file"
 
 
-def _zip_format(path: Path) -> ModelFormat | None:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return None
+def _zip_kind(archive: zipfile.ZipFile) -> ModelFormat | None:
+    names = set(archive.namelist())
     if "schema.json" in names:
         return ModelFormat.SKOPS
     if "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names):
         return ModelFormat.KERAS
+    return None
+
+
+def _zip_format(fh: IO[bytes], path: Path) -> tuple[bool, ModelFormat | None]:
+    """(whether zipfile reads the file as an archive, the model format it holds)."""
+    from mlfit import safeio
+
+    if safeio.zip_directory(fh) is None:
+        return False, None
+    try:
+        with safeio.open_zip(fh, path) as archive:
+            if not archive.infolist():
+                return False, None
+            return True, _zip_kind(archive)
+    except ModelError as exc:
+        if "not a readable zip archive" in exc.message:
+            return False, None
+        raise
+
+
+def _hdf5_offset(fh: IO[bytes], size: int) -> int | None:
+    """Where the HDF5 library would find a superblock: byte 0, 512, 1024, 2048, ... (a user
+    block of any power-of-two size may precede it), or None."""
+    offset = 0
+    while offset + len(_HDF5_MAGIC) <= size:
+        fh.seek(offset)
+        if fh.read(len(_HDF5_MAGIC)) == _HDF5_MAGIC:
+            return offset
+        offset = 512 if offset == 0 else offset * 2
     return None
 
 
@@ -122,48 +190,72 @@ def _pickle_format(path: Path, head: bytes, claimed: ModelFormat | None) -> Mode
     return None
 
 
+def _sniff_folder(path: Path) -> ModelFormat:
+    from mlfit import safeio
+
+    if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+        # Every file of the folder is a regular file inside it (no FIFO, device, or link out),
+        # so nothing that reads the folder later (the scan, hashing, the copy) can hang or leak.
+        safeio.tree_files(path, ModelError, "SavedModel folder")
+        return ModelFormat.SAVEDMODEL
+    raise ModelError(f"{path}: not a valid model directory (no saved_model.pb)",
+                     "give a SavedModel directory or a model file")
+
+
 def sniff(path: Path) -> ModelFormat:
-    """The format the content says, or a ModelError that says why it is none."""
+    """The format the content says, or a ModelError that says why it is none.
+
+    Every format's test is applied: a file that parses as two (an HDF5 model with a .keras
+    zip appended, a pickle that is also a zip, ...) is refused, since a scan could judge it
+    as one format while a runtime loads it as the other.
+    """
     if path.is_dir():
-        if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
-            return ModelFormat.SAVEDMODEL
-        raise ModelError(f"{path}: not a valid model directory (no saved_model.pb)",
-                         "give a SavedModel directory or a model file")
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as fh:
-            head = fh.read(64)
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read ({exc.strerror})", "check the path and permissions") from None
+        return _sniff_folder(path)
+    from mlfit import safeio
+
     claimed = _SUFFIXES.get(path.suffix.lower())
     what = claimed.value if claimed else "model"
-    if size == 0:
-        raise ModelError(f"{path}: not a valid {what} file (it is empty)", "re-export the model")
-    if head.startswith(_HDF5_MAGIC):
-        return ModelFormat.H5
-    if len(head) >= 8 and head[4:8] == b"TFL3":
-        return ModelFormat.TFLITE
-    if head.startswith(b"PK\x03\x04"):
-        found = _zip_format(path)
-        if found is not None:
-            return found
+    with safeio.open_regular(path, "model file") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        head = fh.read(64)
+        if size == 0 or not head:
+            raise ModelError(f"{path}: not a valid {what} file (it is empty)", "re-export the model")
+        found: dict[str, tuple[ModelFormat | None, str]] = {}  # label -> (format, evidence)
+        hdf5_at = _hdf5_offset(fh, size)
+        if hdf5_at is not None:
+            found["h5"] = (ModelFormat.H5, f"HDF5 signature at byte {hdf5_at}")
+        if len(head) >= 8 and head[4:8] == b"TFL3":
+            found["tflite"] = (ModelFormat.TFLITE, "TFLite identifier at byte 4")
+        is_zip, zip_kind = _zip_format(fh, path)
+        if is_zip:
+            label = zip_kind.value if zip_kind else "zip"
+            found[label] = (zip_kind, f"a zip archive holding a {label} model" if zip_kind else "a zip archive")
+        if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
+            found["pickle"] = (ModelFormat.PICKLE, "a pickle header")
+        elif _pickle_format(path, head, claimed) is not None:
+            found["pickle"] = (ModelFormat.PICKLE, "a compressed or text pickle")
+        if size > 2**31 + 2**20:
+            if claimed is ModelFormat.ONNX and not found:
+                return ModelFormat.ONNX  # over protobuf's 2 GB limit; the static analysis explains
+            problem: str | None = "over protobuf's 2 GiB limit"
+        else:
+            problem = onnx_problem(FileBytes(fh, size))
+        if problem is None:
+            found["onnx"] = (ModelFormat.ONNX, "a complete ONNX protobuf")
+    if len(found) > 1:
+        (first, (_, why1)), (second, (_, why2)) = list(found.items())[:2]
+        raise ModelError(f"{path}: refused: the file parses as two formats, {first} ({why1}) and "
+                         f"{second} ({why2}); one could be checked while the other is loaded",
+                         "re-export the model as one plain file")
+    fmt = next(iter(found.values()))[0] if found else None
+    if fmt is not None:
+        return fmt
+    if head.startswith(b"PK\x03\x04") or is_zip:
         raise ModelError(f"{path}: not a valid {what} file (a zip archive that is neither .keras nor .skops)",
                          "re-export the model")
-    if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
-        return ModelFormat.PICKLE
-    found_pickle = _pickle_format(path, head, claimed)
-    if found_pickle is not None:
-        return found_pickle
     if claimed is ModelFormat.TFLITE:
         raise ModelError(f"{path}: not a valid tflite file (no TFL3 identifier; {size} bytes)",
                          "re-export with the TFLite converter")
-    if size > 2**31 + 2**20 and claimed is ModelFormat.ONNX:
-        return ModelFormat.ONNX  # over protobuf's 2 GB limit; the static analysis explains
-    with path.open("rb") as fh:
-        data = fh.read()
-    problem = onnx_problem(data)
-    if problem is None:
-        return ModelFormat.ONNX
     if claimed is ModelFormat.ONNX or claimed is None:
         raise ModelError(f"{path}: not a valid onnx file ({problem})",
                          "re-export the model or check the download")

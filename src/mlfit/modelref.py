@@ -7,7 +7,6 @@ of them can name a model without importing the others.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,23 +16,19 @@ from mlfit.formats import ModelFormat, sniff, suffix_mismatch
 
 
 def sha256_of(path: Path) -> str:
-    """SHA-256 of a file, or of a folder's files (relative names included, in sorted order)."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode())
-        with file.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    """SHA-256 of a file, or of a folder's files (relative names included, in sorted order):
+    regular files only, links kept inside the folder, each read at most to its listed size
+    (mlfit.safeio; a link to an endless /proc file hung the parent here)."""
+    from mlfit import safeio
+
+    return safeio.sha256_of(path)
 
 
 def size_of(path: Path) -> int:
-    """Bytes on disk of a file, or of every file in a folder."""
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
+    """Bytes on disk of a file, or of every regular file in a folder (mlfit.safeio's walk)."""
+    from mlfit import safeio
+
+    return safeio.size_of(path)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ Readers refuse newer versions (see :func:`load_result`).
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -120,7 +119,8 @@ class LatencyStats(_Frozen):
     samples_ns: list[int] = Field(repr=False)
     cpu_samples_ns: list[int] = Field(default_factory=list, repr=False,
                                       description="Process CPU time of each timed call (all threads), "
-                                                  "index for index with samples_ns; empty when not recorded")
+                                                  "index for index with samples_ns; empty when not recorded "
+                                                  "(calls under 50 µs, or an older result)")
     insufficient: list[str] = Field(default_factory=list, description="Percentiles without enough samples")
 
 
@@ -514,20 +514,25 @@ def worst(verdicts: list[Verdict]) -> Verdict:
     return max(verdicts, key=_SEVERITY.index, default=Verdict.PASS)
 
 
+# JSON values a result file may hold (raw samples and per-node costs included).
+REPORT_MAX_VALUES = 8_000_000
+
+
 def load_report(path: Path) -> Report:
     """Read a report JSON written by any mlfit up to this version."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"result file '{path}' does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: not a readable mlfit result ({exc})") from None
+    from mlfit import safeio
+
+    if not path.exists():
+        raise ConfigError(f"result file '{path}' does not exist")
+    # Regular file, size and value count capped before parsing (a baseline may come from a pull request).
+    raw = safeio.read_bounded(path, "report", "the result file", ConfigError)
+    data = safeio.loads_bounded(raw, path, "the result file", ConfigError, max_values=REPORT_MAX_VALUES)
     version = data.get("schema_version") if isinstance(data, dict) else None
     if not isinstance(version, int):
         raise ConfigError(f"{path}: not an mlfit result (no schema_version)")
     if version > RESULT_SCHEMA_VERSION:
         raise ConfigError(f"{path}: result schema_version {version} is newer than this mlfit reads "
-                          f"({RESULT_SCHEMA_VERSION})", "pip install --upgrade mlfit")
+                          f"({RESULT_SCHEMA_VERSION})", "install a newer mlfit from its repository")
     try:
         return Report.model_validate(data)
     except ValidationError as exc:

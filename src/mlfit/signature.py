@@ -175,13 +175,13 @@ def _fields(data: memoryview) -> Iterator[tuple[int, int | memoryview]]:
     """(field number, int or bytes) of one protobuf message; ValueError when malformed."""
     pos, end = 0, len(data)
     while pos < end:
-        key, pos = read_varint(data, pos)  # type: ignore[arg-type]
+        key, pos = read_varint(data, pos)
         number, wire = key >> 3, key & 7
         if wire == 0:
-            value, pos = read_varint(data, pos)  # type: ignore[arg-type]
+            value, pos = read_varint(data, pos)
             yield number, value
         elif wire == 2:
-            length, pos = read_varint(data, pos)  # type: ignore[arg-type]
+            length, pos = read_varint(data, pos)
             if pos + length > end:
                 raise ValueError("truncated field")
             yield number, data[pos:pos + length]
@@ -201,10 +201,16 @@ def _int64(value: int) -> int:
 
 
 def _savedmodel(path: Path, signature: str) -> Declared | None:
+    from mlfit import safeio
+    from mlfit.errors import MlfitError
+
     pb = path / "saved_model.pb"
     if not pb.is_file() or pb.stat().st_size > _MAX_PB_BYTES:
         return None
-    data = memoryview(pb.read_bytes())
+    try:  # a regular file inside the folder, read within its cap (mlfit.safeio)
+        data = memoryview(safeio.read_bounded(pb, "saved_model_pb", "saved_model.pb", within=path))
+    except MlfitError:
+        return None
     for meta in _message(data, 2):
         for entry in _message(meta, 5):  # map<string, SignatureDef>
             key = next((bytes(v).decode("utf-8", "replace") for n, v in _fields(entry)
@@ -381,7 +387,9 @@ class _Flat:
 
 
 def _tflite(path: Path) -> Declared | None:
-    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+    from mlfit import safeio
+
+    with safeio.open_regular(path, "the TFLite model") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         flat = _Flat(buf)
         root = flat.u32(0)
         subgraphs = flat.tables(root, 2)

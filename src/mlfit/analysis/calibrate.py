@@ -271,9 +271,13 @@ def main(argv: list[str]) -> int:
 
 
 def _read(path: Path, fingerprint: str) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    from mlfit import safeio
+    from mlfit.errors import MlfitError
+
+    try:  # mlfit's own cache, but read like any other input: regular file, bounded
+        data = safeio.loads_bounded(safeio.read_bounded(path, "calibration", "the calibration cache"), path,
+                                    "the calibration cache")
+    except (OSError, MlfitError):
         return None
     if not isinstance(data, dict) or data.get("schema_version") != CALIBRATION_VERSION:
         return None

@@ -91,10 +91,11 @@ class Structure:
     other_bytes: float
     kernels: int
     dense_kernels: int = 0  # convolutions and matrix products: the kernels left once pointwise ops are fused
+    matmul_flops: float = 0.0  # the part of dense_flops in MatMul/Gemm (transformers, MLPs)
 
     @classmethod
     def from_static(cls, static: dict[str, Any]) -> Structure:
-        dense = dw = other = 0.0
+        dense = dw = other = matmul = 0.0
         kernels = dense_kernels = 0
         for n in static.get("nodes") or []:
             op = str(n["op"]).split("::")[-1]
@@ -107,9 +108,11 @@ class Structure:
                     dw += float(n["flops"])
                 else:
                     dense += float(n["flops"])
+                    if "MatMul" in op or "Gemm" in op:
+                        matmul += float(n["flops"])
             else:
                 other += float(n["bytes_read"]) + float(n["bytes_written"])
-        return cls(dense, dw, other, kernels, dense_kernels)
+        return cls(dense, dw, other, kernels, dense_kernels, matmul)
 
 
 def core_of(model: str, arch: str, isa: Sequence[str]) -> str:
@@ -265,6 +268,9 @@ def predict(s: Structure, c: Config, p: Params) -> Prediction:
         widen[f"no truth-table row for '{col}' (prior)"] = UNFITTED_COLUMN
     if p.fitted_devices and c.device.id not in p.fitted_devices:
         widen[f"no truth-table row for device {c.device.id}"] = UNSEEN_DEVICE
+    if s.matmul_flops > 0.5 * (s.dense_flops + s.depthwise_flops):
+        # every row of the table is a convolutional network: a MatMul-bound model is outside it
+        widen["no truth-table row for a MatMul-dominated model (transformer, MLP)"] = UNFITTED_COLUMN
     half = math.sqrt(sum(h * h for h in widen.values()))  # independent sources add in quadrature
     return Prediction(centre, centre * math.exp(-half), centre * math.exp(half), widen, tuple(unfitted))
 

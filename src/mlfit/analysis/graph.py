@@ -10,6 +10,7 @@ subprocess (the parent never imports a runtime).
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -21,11 +22,79 @@ from typing import Any, NamedTuple
 from mlfit.analysis.costs import op_cost
 from mlfit.errors import ModelError
 
+# Bounds on the parent's static analysis (each overridable: MLFIT_MAX_STATIC_NODES, ...).
+# The analysis costs about 100 µs and a few KB per node in Python, and holds the file's
+# inline tensors in memory while onnx parses it; past these bounds it is skipped with a
+# note (or refused by `mlfit inspect`), and the measurement still runs in the worker under
+# its own time and memory limits. 4 million trivial nodes took 195 s and 7.9 GB before.
+MAX_STATIC_NODES = 100_000
+MAX_STATIC_INLINE_BYTES = 1 << 30
+MAX_STATIC_SECONDS = 60
+
+
+class StaticTooLarge(ModelError):
+    """The model is too large to analyse statically within the parent's bounds (exit 3 for
+    ``inspect``; a note for ``check``/``profile``, which still measure it)."""
+
+
+def _limits() -> tuple[int, int, int]:
+    from mlfit import safeio
+
+    return (safeio.limit("static_nodes", MAX_STATIC_NODES),
+            safeio.limit("static_inline_bytes", MAX_STATIC_INLINE_BYTES),
+            safeio.limit("static_seconds", MAX_STATIC_SECONDS))
+
+
+class _Deadline:
+    """Raises StaticTooLarge once the analysis has run past its time bound (checked in loops)."""
+
+    def __init__(self, path: Path, seconds: float) -> None:
+        import time
+
+        self.path, self.seconds = path, seconds
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        import time
+
+        return self.end - time.monotonic()
+
+    def check(self) -> None:
+        if self.left() < 0:
+            raise StaticTooLarge(f"{self.path}: too large to analyse statically (the analysis ran past "
+                                 f"{self.seconds:g} s)", _TOO_LARGE_HINT)
+
+
+_TOO_LARGE_HINT = ("the measurement still runs, in the worker under its own limits; MLFIT_MAX_STATIC_NODES, "
+                   "MLFIT_MAX_STATIC_INLINE_BYTES and MLFIT_MAX_STATIC_SECONDS raise the bounds")
+
+
+def check_static_bounds(path: Path) -> _Deadline:
+    """Refuse (StaticTooLarge) a model too large to analyse here, from mlfit's own bounded walk
+    over the file (no protobuf objects built); the deadline for the analysis that follows."""
+    from mlfit.onnxsafety import OnnxWalkError, walk_error, walk_model
+
+    max_nodes, max_inline, seconds = _limits()
+    try:
+        census = walk_model(path, judge_external=False)
+    except OnnxWalkError as exc:
+        raise walk_error(path, exc) from None
+    if census.nodes > max_nodes:
+        raise StaticTooLarge(f"{path}: too large to analyse statically ({census.nodes} nodes, over the bound of "
+                             f"{max_nodes})", _TOO_LARGE_HINT)
+    if census.inline_bytes > max_inline:
+        raise StaticTooLarge(f"{path}: too large to analyse statically ({census.inline_bytes / 2**30:.1f} GiB of "
+                             f"tensors inside the file, over the bound of {max_inline / 2**30:.1f} GiB)",
+                             _TOO_LARGE_HINT)
+    return _Deadline(path, seconds)
+
+
 _CONTROL_FLOW = {"If", "Loop", "Scan"}
 _STANDARD_DOMAINS = ("ai.onnx", "ai.onnx.ml", "com.microsoft")
 TOP_N = 5
 
 
+@functools.cache
 def _dtype_name(elem_type: int) -> str:
     import onnx
 
@@ -66,6 +135,11 @@ def load_onnx_proto(path: Path) -> Any:
         return onnx.load(str(path), load_external_data=False)
     except (DecodeError, ValueError, OSError) as exc:
         raise ModelError(f"{path}: not a valid onnx file ({exc})", "re-export the model") from None
+    except MemoryError:
+        raise StaticTooLarge(f"{path}: too large to analyse statically (ran out of memory parsing it)",
+                             _TOO_LARGE_HINT) from None
+    except RecursionError:
+        raise ModelError(f"{path}: not a valid onnx file (nested too deeply)", "re-export the model") from None
 
 
 def _fix_inputs(model: Any, dims: dict[str, int], shapes: dict[str, list[int]]) -> dict[str, int]:
@@ -224,7 +298,7 @@ onnx.save(out, sys.argv[2])
 """
 
 
-def _ort_symbolic(model: Any) -> Any | None:
+def _ort_symbolic(model: Any, timeout: float = 120.0) -> Any | None:
     """onnxruntime's symbolic shape inference, in a subprocess; None when unavailable."""
     import importlib.util
 
@@ -239,7 +313,7 @@ def _ort_symbolic(model: Any) -> Any | None:
             subprocess.run(
                 [sys.executable, "-c", _ORT_SYMBOLIC, str(src), str(dst)],
                 capture_output=True,
-                timeout=120,
+                timeout=max(1.0, timeout),
                 check=True,
                 stdin=subprocess.DEVNULL,
             )
@@ -293,11 +367,13 @@ def _nbytes(types: dict[str, tuple[str, list[int] | None]], name: str) -> int | 
 
 
 def _node_costs(
-    model: Any, types: dict[str, tuple[str, list[int] | None]], params: set[str]
+    model: Any, types: dict[str, tuple[str, list[int] | None]], params: set[str], deadline: _Deadline | None = None
 ) -> tuple[list[dict[str, Any]], int]:
     nodes: list[dict[str, Any]] = []
     unknown = 0
     for index, node in enumerate(model.graph.node):
+        if deadline is not None and not index & 0xFFF:
+            deadline.check()
         ins = [types.get(n, ("", None))[1] if n else None for n in node.input]
         outs = [types.get(n, ("", None))[1] for n in node.output]
         domain = node.domain or "ai.onnx"
@@ -325,7 +401,7 @@ def _node_costs(
 
 
 def _activation_sweep(
-    model: Any, types: dict[str, tuple[str, list[int] | None]], params: set[str]
+    model: Any, types: dict[str, tuple[str, list[int] | None]], params: set[str], deadline: _Deadline | None = None
 ) -> tuple[int, list[dict[str, Any]]]:
     """Peak bytes of live activations walking the nodes in (topological) file order, and
     the largest activations. Initializers are parameters and counted apart."""
@@ -339,19 +415,23 @@ def _activation_sweep(
     for value in graph.input:
         if value.name not in params:
             live[value.name] = _nbytes(types, value.name) or 0
-    peak = sum(live.values())
+    total = sum(live.values())  # kept as a running sum: summing the live set per node is quadratic
+    peak = total
     sizes: dict[str, int] = {}
     for i, node in enumerate(graph.node):
+        if deadline is not None and not i & 0xFFF:
+            deadline.check()
         if node.op_type == "Constant":
             continue
         for name in node.output:
             size = _nbytes(types, name) or 0
+            total += size - live.get(name, 0)
             live[name] = size
             sizes[name] = size
-        peak = max(peak, sum(live.values()))
+        peak = max(peak, total)
         for name in node.input:
             if last_use.get(name) == i and name in live and name not in keep:
-                del live[name]
+                total -= live.pop(name)
     largest = sorted(sizes.items(), key=lambda kv: kv[1], reverse=True)[:TOP_N]
     top = [{"name": n, "bytes": b, "shape": types.get(n, ("", None))[1]} for n, b in largest if b > 0]
     return peak, top
@@ -367,6 +447,7 @@ def analyze_onnx(
     binds inputs to a constant (``--value``) before shape inference."""
     import numpy as np
 
+    deadline = check_static_bounds(path)  # nodes and inline bytes, from a bounded walk, before parsing
     model = load_onnx_proto(path)
     graph = model.graph
     opsets = {o.domain or "ai.onnx": int(o.version) for o in model.opset_import}
@@ -433,20 +514,22 @@ def analyze_onnx(
 
     # Shapes: the user's dims/shapes first, anything still symbolic assumed 1 (reported).
     assumed = _fix_inputs(model, dict(dims or {}), dict(shapes or {}))
+    deadline.check()
     bound = _bind_values(model, dict(values or {}))
     inferred = _infer(model)
+    deadline.check()
     types = _value_types(inferred)
-    nodes, unknown = _node_costs(inferred, types, initializer_names)
+    nodes, unknown = _node_costs(inferred, types, initializer_names, deadline)
     method = "onnx shape inference"
     if unknown and not facts["control_flow"] and not custom:
-        fallback = _ort_symbolic(model)
+        fallback = _ort_symbolic(model, deadline.left())
         if fallback is not None:
             types2 = _value_types(fallback)
-            nodes2, unknown2 = _node_costs(fallback, types2, initializer_names)
+            nodes2, unknown2 = _node_costs(fallback, types2, initializer_names, deadline)
             if unknown2 < unknown:
                 inferred, types, nodes, unknown = fallback, types2, nodes2, unknown2
                 method = "onnxruntime symbolic shape inference"
-    activation_peak, top_activations = _activation_sweep(inferred, types, initializer_names)
+    activation_peak, top_activations = _activation_sweep(inferred, types, initializer_names, deadline)
     used = {types[n][0] for node in inferred.graph.node for n in [*node.input, *node.output] if n in types}
     facts["dtypes"] = sorted(
         {*param_bytes, *(t["dtype"] for t in inputs), *(t["dtype"] for t in outputs), *used}

@@ -35,6 +35,7 @@ from mlfit.analysis.uncontended import (
     sample_p50,
     scaled_calibration,
     single_thread_cost,
+    tail_spread,
 )
 from mlfit.catalog.loader import Target
 from mlfit.catalog.schema import Percentile
@@ -173,7 +174,7 @@ def _cpu_ratios(
         core = (target_peak_core * centre, target_peak_core * best, target_peak_core * worst)
         notes.append(
             f"different instruction set: host {host_arch}, target {cpu.arch.value}: band widened "
-            f"(onnxruntime's kernels differ per ISA; sustained fp32 assumed {worst:.0%}-{best:.0%} "
+            f"(a runtime's kernels differ per ISA; sustained fp32 assumed {worst:.0%}-{best:.0%} "
             f"of the target's peak, {centre:.0%} central)"
         )
     # A faster target core means a smaller time multiplier: lower (optimistic) uses the fastest.
@@ -610,19 +611,20 @@ def _uncontended_bands(
     m: Measurement, factor: Band, base: float, load: HostLoad | None
 ) -> dict[Percentile, Band]:
     """Each percentile from the model's uncontended cost: ``base`` (the host's uncontended median at
-    the measured threads) times the uncontended spread of that percentile, carried by the factor.
-    Host load never moves the centre; it widens the band by as much as the estimate itself was
-    seen to move between a quiet and a fully loaded host (``BUSY_WIDENING``)."""
-    spread = dispersion(m)
+    the measured threads) times the uncontended spread of that percentile (optimistic, centre and
+    conservative: ``tail_spread``), carried by the factor. Host load never moves the centre; it
+    widens the band by as much as the estimate itself was seen to move between a quiet and a fully
+    loaded host (``BUSY_WIDENING``)."""
+    spread = tail_spread(m)
     busy = load.busy if load is not None else 0.0
     lo_w, hi_w = BUSY_WIDENING
     out: dict[Percentile, Band] = {}
     for p in Percentile:
         if getattr(m.latency, p.value) is None and m.latency.n < 2:
             continue
-        host = base * spread[p]
-        out[p] = Band(host * factor.value, host * factor.lower * (1 - lo_w * busy),
-                      host * factor.upper * (1 + hi_w * busy))
+        lo_s, mid_s, hi_s = spread[p]
+        out[p] = Band(base * mid_s * factor.value, base * lo_s * factor.lower * (1 - lo_w * busy),
+                      base * hi_s * factor.upper * (1 + hi_w * busy))
     return out
 
 
@@ -760,8 +762,18 @@ def _memory(
     return band
 
 
-def _gpu_time(nodes: list[dict[str, Any]], batch: int, acc: Any, idx: int, fp16: bool) -> tuple[float, list]:
-    peak = (acc.peak_fp16 if fp16 and acc.peak_fp16 else acc.peak_fp32) * _GPU["compute_eff"][idx]
+def gpu_path_peak(acc: Any, precision: str) -> tuple[float, str]:
+    """The peak a model's dense ops run at: the tensor-core int8 or fp16 peak for an int8 or fp16
+    model (when the accelerator's file gives it), else the fp32 one; and the path's name."""
+    if precision == "int8" and acc.peak_int8:
+        return float(acc.peak_int8), "int8 tensor-core"
+    if precision in ("fp16", "int8") and acc.peak_fp16:
+        return float(acc.peak_fp16), "fp16 tensor-core"
+    return float(acc.peak_fp32), "fp32"
+
+
+def _gpu_time(nodes: list[dict[str, Any]], batch: int, acc: Any, idx: int, precision: str) -> tuple[float, list]:
+    peak = gpu_path_peak(acc, precision)[0] * _GPU["compute_eff"][idx]
     bw = acc.bandwidth * _GPU["bandwidth_eff"][idx]
     launch = _GPU["launch_s"][idx]
     total = 0.0
@@ -782,12 +794,12 @@ def gpu_roofline(static: dict[str, Any], acc: Any, batch: int) -> tuple[Band, li
     """Time of one run at ``batch`` on accelerator ``acc``: per-node roofline + launches + copies.
     Returns the band and the centre's per-node times (seconds, name, op), costliest first."""
     nodes = static["nodes"]
-    fp16 = "float16" in static.get("parameter_bytes", {})
+    precision = model_precision(static)
     io_bytes = sum(_io_bytes(t) for t in [*static.get("inputs", []), *static.get("outputs", [])])
     times = []
     per_node_mid: list[tuple[float, str, str]] = []
     for idx in range(3):
-        compute, per_node = _gpu_time(nodes, batch, acc, idx, fp16)
+        compute, per_node = _gpu_time(nodes, batch, acc, idx, precision)
         copy = io_bytes * batch / (acc.host_link_bandwidth * _GPU["bandwidth_eff"][idx])
         times.append(compute + copy + _GPU["run_overhead_s"][idx])
         if idx == 1:
@@ -817,7 +829,7 @@ def project_gpu(
     basis = f"batch {batch}" if batch_free and batch > 1 else "single stream"
     b = batch if batch_free else 1
     per_batch, _ = gpu_roofline(static, acc, b)
-    fp16 = "float16" in static.get("parameter_bytes", {})
+    path = gpu_path_peak(acc, model_precision(static))[1]
     throughput = Band(b / per_batch.value, b / per_batch.upper, b / per_batch.lower)
     init = _GPU["cuda_init_s"]
     load = measurement.cold_start.load_s
@@ -841,7 +853,7 @@ def project_gpu(
         agg[op] = agg.get(op, 0.0) + t
     notes = [
         f"no GPU measurement here: a roofline over {len(nodes)} graph nodes at {acc.name}'s "
-        f"{'fp16' if fp16 else 'fp32'} peak and bandwidth with a per-kernel launch cost and the input/output "
+        f"{path} peak and bandwidth with a per-kernel launch cost and the input/output "
         f"copies over the host link; the band spans the efficiencies cuDNN/cuBLAS reach"
     ]
     return Projection(

@@ -101,8 +101,11 @@ def create_backend(runtime: Runtime) -> Backend:
     """Import the runtime's backend module; a missing runtime is a one-line ModelError."""
     entry = REGISTRY[runtime]
     if not is_available(runtime):
+        from mlfit.install import install_hint
+
+        extra = entry.extra.partition("[")[2].rstrip("]")
         raise ModelError(f"the {runtime.value} runtime is not installed",
-                         f"pip install '{entry.extra}'")
+                         install_hint(extra) if extra else "reinstall mlfit: onnxruntime is one of its dependencies")
     module = importlib.import_module(entry.module)
     backend: Backend = getattr(module, entry.cls)()
     return backend

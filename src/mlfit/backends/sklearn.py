@@ -46,8 +46,10 @@ def _first_line(exc: BaseException) -> str:
 def load_skops(path: str, trust_types: tuple[str, ...]) -> Any:
     """Load a .skops file trusting exactly the listed types, or explain which are missing."""
     if skops_io is None:
+        from mlfit.install import install_hint
+
         raise ModelError(
-            "skops is not installed, so .skops files cannot be loaded", "pip install 'mlfit[sklearn]'"
+            "skops is not installed, so .skops files cannot be loaded", install_hint("sklearn")
         )
     try:
         untrusted = list(skops_io.get_untrusted_types(file=path))

@@ -61,7 +61,7 @@ def _validate(located: Located, model: type[M]) -> M:
     version = data.get("schema_version", CATALOG_SCHEMA_VERSION)
     if isinstance(version, int) and not isinstance(version, bool) and version > CATALOG_SCHEMA_VERSION:
         raise ConfigError(f"{located.where(['schema_version'])}: schema_version {version} is newer than this "
-                          f"mlfit understands ({CATALOG_SCHEMA_VERSION})", "pip install --upgrade mlfit")
+                          f"mlfit understands ({CATALOG_SCHEMA_VERSION})", "install a newer mlfit from its repository")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

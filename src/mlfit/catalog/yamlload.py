@@ -7,6 +7,7 @@ bombs, and keep a ``path -> (line, column)`` table for error messages.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,19 +96,27 @@ class _Converter:
 
 
 def _read_text(path: Path) -> str:
+    """The text of a YAML file: only a regular file is read (a FIFO or ``/dev/zero`` named as a
+    profile or as a profile's ``hardware:`` is refused at once, never read; mlfit.safeio), and
+    at most MAX_FILE_BYTES of it, even when its size on disk says less."""
+    from mlfit import safeio
+
     source = str(path)
     try:
-        size = path.stat().st_size
+        with safeio.open_regular(path, "the YAML file", ConfigError) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise ConfigError(f"{source}:1:1: file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit "
+                                  "for profiles", "a profile or hardware file is a short YAML document")
+            data = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"{source}: cannot read ({exc.strerror})", "check the path") from None
-    if path.is_dir():
-        raise ConfigError(f"{source}: is a directory, expected a YAML file")
-    if size > MAX_FILE_BYTES:
-        raise ConfigError(f"{source}:1:1: file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit for profiles",
+        raise ConfigError(f"{source}: cannot read ({exc.strerror or exc})", "check the path") from None
+    if len(data) > MAX_FILE_BYTES:  # st_size lied (a /proc file): never read past the limit
+        raise ConfigError(f"{source}:1:1: file is over the {MAX_FILE_BYTES}-byte limit for profiles",
                           "a profile or hardware file is a short YAML document")
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{source}:1:1: cannot read as UTF-8 text ({exc})") from None
 
 

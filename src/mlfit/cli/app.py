@@ -61,7 +61,10 @@ helptext.apply(app)  # --help: options grouped by panel, examples per command
 
 
 def error_line(text: str) -> None:
-    sys.stderr.write(f"mlfit: error: {text}\n")
+    """One line on stderr: names from files and flags cannot add a line or a terminal sequence."""
+    from mlfit.errors import printable
+
+    sys.stderr.write(f"mlfit: error: {printable(text)}\n")
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -87,6 +90,13 @@ def main(argv: list[str] | None = None) -> None:
         else:
             error_line(exc.format_message())
         sys.exit(ExitCode.USAGE)
+    except MemoryError:  # a last resort: the parsers bound their inputs (mlfit.safeio) and say so first
+        error_line("ran out of memory reading or analysing an input; stopped (the input is too large or "
+                   "hostile for this host; docs/refusals.md lists the limits)")
+        sys.exit(ExitCode.MODEL)
+    except RecursionError:
+        error_line("an input is nested too deeply to read; stopped (docs/refusals.md lists the limits)")
+        sys.exit(ExitCode.MODEL)
     except (KeyboardInterrupt, typer.Abort):
         error_line("interrupted")
         sys.exit(ExitCode.INTERRUPTED)

@@ -148,10 +148,19 @@ def exit_code_for(result: Any, strict: bool) -> int:
 
 def _progress_line(event: dict[str, object]) -> None:
     """Progress of a many-model run: one line per model started or finished."""
+    from mlfit.errors import printable
+
     text = event.get("text")
     if event.get("event") == "model" and isinstance(text, str):
-        sys.stderr.write(text + "\n")
+        sys.stderr.write(printable(text) + "\n")
         sys.stderr.flush()
+
+
+def _error_line(text: str, prefix: str = "mlfit: error: ") -> None:
+    """One printable line on stderr: a name or message from a file cannot add a forged line."""
+    from mlfit.errors import printable
+
+    sys.stderr.write(prefix + printable(text) + "\n")
 
 
 def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bool) -> Any:
@@ -164,8 +173,19 @@ def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bo
         ref = identify(model, options.runtime)
     except ModelError as exc:
         return error_result(model, exc, kind="load")
-    with Progress(f"{Path(model).name}", quiet) as progress:
+    from rich.markup import escape
+
+    from mlfit.errors import printable
+
+    with Progress(escape(printable(Path(model).name)), quiet) as progress:
         return measure_and_check(ref, targets, spec, options, progress)
+
+
+def _inputs(models: list[Path], spec: Any, targets: list[str], baseline: Path | None,
+            libraries: list[str] | None) -> list[str | Path | None]:
+    """Every file the command reads: a report must never be written over one of them."""
+    return [*models, *(t for t in targets if t.endswith((".yaml", ".yml"))), baseline, spec.data_file,
+            *spec.data_arrays.values(), *(libraries or [])]
 
 
 def _with_regression(code: int, comparison: Any) -> int:
@@ -204,10 +224,10 @@ def _render_report(report: Any, outputs: list[Any], comparison: Any = None) -> N
         if result.error is not None:
             err = result.error
             where = "" if single else f"{result.model.path}: "
-            sys.stderr.write(f"mlfit: error: {where}{err.message}" + (f" ({err.hint})" if err.hint else "") + "\n")
+            _error_line(f"{where}{err.message}" + (f" ({err.hint})" if err.hint else ""))
     files = [path for _, path in outputs if path != "-"]
     if files and not report.complete:
-        sys.stderr.write(f"mlfit: partial report, marked incomplete, written to {', '.join(files)}\n")
+        _error_line(f"partial report, marked incomplete, written to {', '.join(files)}", prefix="mlfit: ")
 
 
 def _finish(report: Any, outputs: list[Any], strict: bool, base_report: Any = None, baseline: Any = None,
@@ -264,7 +284,7 @@ def register(app: typer.Typer) -> None:
 
         targets = resolve_targets(target, container=container, budgets=budget or ())
         spec = input_spec(dim, shape, value, range_, data, seed)
-        outputs = parse_outputs(output, json_path)
+        outputs = parse_outputs(output, json_path, _inputs(models, spec, target, baseline, custom_op_library))
         cluster_spec = _cluster_spec(cluster, tls_ca_file, tls_cert, tls_key)
         base_report = compare_opts = None
         if baseline is not None:  # read and vet it before measuring, not after
@@ -310,7 +330,7 @@ def register(app: typer.Typer) -> None:
         from mlfit.report.outputs import parse_outputs
 
         spec = input_spec(dim, shape, value, range_, data, seed)
-        outputs = parse_outputs(output, json_path)
+        outputs = parse_outputs(output, json_path, _inputs([model], spec, [], None, custom_op_library))
         options = MeasureOptions(threads=threads, warmup=warmup, min_time=min_time, max_time=max_time,
                                  timeout=timeout, runtime=_runtime(runtime), trust_model=trust_model,
                                  trust_types=tuple(trust_type or ()), signature=signature,

@@ -151,7 +151,7 @@ def register(app: typer.Typer) -> None:
         from mlfit.result import load_report
 
         options = compare_options(min_effect, run_noise, confidence, method, strict)
-        outputs = parse_outputs(output, None)
+        outputs = parse_outputs(output, None, [base, new])
         base_report, new_report = load_report(base), load_report(new)
         comparison = compare_reports(base_report, new_report, str(base), options)
         print_comparison(comparison, stderr=any(path == "-" for _, path in outputs))

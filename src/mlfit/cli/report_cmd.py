@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         from mlfit.report.terminal import render_terminal
         from mlfit.result import load_report
 
-        outputs = parse_outputs(output, None)
+        outputs = parse_outputs(output, None, [result])
         stored = load_report(result)
         console = Console(stderr=any(path == "-" for _, path in outputs))  # stdout holds a report then
         if any(r.error is None for r in stored.results):

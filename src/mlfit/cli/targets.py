@@ -62,9 +62,12 @@ def show(name: Annotated[str, typer.Argument(help="Built-in target name or profi
     if target.source != "built-in" and ref != "host" and ("/" in ref or ref.endswith((".yaml", ".yml"))):
         path = Path(ref)
         data["hardware"] = str(path if path.is_absolute() else (Path(target.source).parent / path).resolve())
-    head = (f"# target {target.name} ({target.source}) on {target.hardware.id}: {target.hardware.name}\n"
-            f"# its hardware as YAML: mlfit targets show {name} --hardware\n")
-    sys.stdout.write(head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    head = f"# target {target.name} ({target.source}) on {target.hardware.id}: {target.hardware.name}\n"
+    hardware_yaml = yaml.safe_dump(to_yaml_data(target.hardware), sort_keys=False, allow_unicode=True)
+    # The resolved hardware follows as comments, so the output stays a profile `targets validate` accepts.
+    tail = (f"\n# hardware {target.hardware.id} (as a file: mlfit targets show {name} --hardware):\n"
+            + "".join(f"#   {line}\n" for line in hardware_yaml.splitlines()))
+    sys.stdout.write(head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True) + tail)
 
 
 @app.command()

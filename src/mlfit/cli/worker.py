@@ -148,8 +148,10 @@ def register(app: typer.Typer) -> None:
         from mlfit.errors import ConfigError
 
         if importlib.util.find_spec("distributed") is None:
+            from mlfit.install import install_hint
+
             raise ConfigError(
-                "`mlfit worker` needs the 'distributed' package", "pip install 'mlfit[cluster]'"
+                "`mlfit worker` needs the 'distributed' package", install_hint("cluster")
             )
         address = parse_address(scheduler, "mlfit worker")
         tls = tls_from_flags(tls_ca_file, tls_cert, tls_key)

@@ -15,6 +15,7 @@ worker sends is unpickled in this process (:mod:`mlfit.cluster.guard`).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 EventFn = Callable[[dict[str, object]], None]
 
 CONNECT_TIMEOUT_S = 15.0  # reaching the scheduler
+HANDSHAKE_GRACE_S = 5.0  # beyond it, for Dask's handshake (which its own timeout does not bound)
 WORKER_WAIT_S = 30.0  # for the first worker to be connected
 LOST_GRACE_S = 5.0  # a nanny restarts a dead worker within this; after it, the worker is gone
 POLL_S = 0.5
@@ -115,20 +117,40 @@ def _connect(spec: ClusterSpec) -> Any:
     try:
         from distributed import Client
     except ImportError:
+        from mlfit.install import install_hint
+
         raise ConfigError(
-            "--cluster needs the 'distributed' package", "pip install 'mlfit[cluster]'"
+            "--cluster needs the 'distributed' package", install_hint("cluster")
         ) from None
     warn_if_plain_tcp(address, "--cluster")
     probe(address, spec.tls)
     security = spec.tls.security("client") if spec.tls is not None else None
-    try:
-        return Client(spec.address, timeout=CONNECT_TIMEOUT_S, set_as_default=False, security=security,
-                      deserializers=["msgpack"], direct_to_workers=False)
-    except Exception as exc:  # Dask raises many kinds here (OSError, TimeoutError, ssl, ValueError)
+    made: dict[str, Any] = {}
+
+    def make() -> None:
+        try:
+            made["client"] = Client(spec.address, timeout=CONNECT_TIMEOUT_S, set_as_default=False,
+                                    security=security, deserializers=["msgpack"], direct_to_workers=False)
+        except Exception as exc:  # Dask raises many kinds here (OSError, TimeoutError, ssl, ValueError)
+            made["error"] = exc
+
+    # Dask bounds the TCP connect but not the handshake after it: a peer that greets and then
+    # stays silent would hold the constructor for minutes. A thread bounds it.
+    maker = threading.Thread(target=make, name="mlfit-connect", daemon=True)
+    maker.start()
+    maker.join(CONNECT_TIMEOUT_S + HANDSHAKE_GRACE_S)
+    if maker.is_alive():
         raise ConfigError(
-            f"cannot connect to the Dask scheduler at {spec.address} ({type(exc).__name__}: {exc})",
+            f"{spec.address} did not complete Dask's handshake within {CONNECT_TIMEOUT_S + HANDSHAKE_GRACE_S:g} s",
+            "check that the address is a Dask scheduler (and, for tls://, that it expects this certificate)",
+        )
+    if "error" in made:
+        exc = made["error"]
+        raise ConfigError(
+            f"cannot connect to the Dask scheduler at {spec.address} ({_describe(exc)})",
             "start one with `dask scheduler`, check the address, and for tls:// the --tls-* files",
-        ) from None
+        )
+    return made["client"]
 
 
 def worker_resources(client: Any) -> dict[str, set[str]]:

@@ -49,6 +49,8 @@ def root(base: str | None = None) -> Path:
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
         raise ConfigError(f"{folder} is not a folder owned by this user (a symlink or another user's)",
                           "remove it, or set TMPDIR to a private folder")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(folder, 0o700)  # ours, but readable by others (made by an older version, or by hand)
     return folder
 
 

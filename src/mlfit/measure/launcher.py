@@ -84,7 +84,9 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _reader(stream: IO[bytes], events: queue.Queue[dict[str, object] | None]) -> None:
-    for raw in stream:
+    # Lines are read 1 MiB at most at a time: a runtime printing gigabytes without a newline
+    # cannot exhaust the parent (a cut line is not an event, and is skipped like any other).
+    for raw in iter(lambda: stream.readline(1 << 20), b""):
         try:
             event = json.loads(raw)
         except ValueError:
@@ -95,8 +97,10 @@ def _reader(stream: IO[bytes], events: queue.Queue[dict[str, object] | None]) ->
 
 
 def _tail(path: Path, lines: int = 1) -> str:
-    try:
-        text = path.read_text(errors="replace").strip().splitlines()
+    try:  # the last 64 KiB only: a worker's log can be as large as the model made it
+        with path.open("rb") as fh:
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - (1 << 16)))
+            text = fh.read(1 << 16).decode("utf-8", "replace").strip().splitlines()
     except OSError:
         return ""
     return " | ".join(text[-lines:])
@@ -294,7 +298,10 @@ def _response(request: WorkerRequest, runtime_label: str, stop: str | None, phas
             message=f"the measurement worker exited with code {proc.returncode} while {phase.doing}"
                     + (f": {detail}" if detail else ""),
             hint=f"worker log: {log_path}"))
-    response = WorkerResponse.model_validate_json(out_path.read_text()).model_copy(update={"timeline": timeline})
+    from mlfit import safeio
+
+    raw = safeio.read_bounded(out_path, "report", "the worker's result")  # regular file, capped
+    response = WorkerResponse.model_validate_json(raw).model_copy(update={"timeline": timeline})
     if response.error is not None and not response.error.phase:
         hint = response.error.hint
         if response.error.kind == "bug":

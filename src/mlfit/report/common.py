@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from mlfit.catalog.units import format_duration, format_rate, format_size
+from mlfit.errors import printable
 from mlfit.result import ChangeStatus, Check, MetricChange, Provenance, RunResult, TensorInfo, Verdict
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _printable_values(value: Any) -> Any:
+    if isinstance(value, Enum):  # closed choices (verdicts, sources): ours, kept as they are
+        return value
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {_printable_values(k): _printable_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_printable_values(v) for v in value]
+    return value
+
+
+def sanitized(model: M) -> M:
+    """A copy of a result or report whose every string is printable on one line (no control,
+    escape or bidirectional characters): what the terminal and plain-text reporters render."""
+    return type(model).model_validate(_printable_values(model.model_dump(mode="python")))
 
 PROVENANCE_LABEL = {
     Provenance.MEASURED_ON_HOST: "measured (host)",

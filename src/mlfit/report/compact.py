@@ -28,6 +28,14 @@ from mlfit.result import ChangeStatus, Check, Comparison, Report, RunResult, Tar
 
 WIDE_FROM = 120
 _NUMBER = re.compile(r"^([-+]?[0-9][0-9.,]*)\s*(.*)$")
+# C0 and C1 controls, DEL: text from a model file or a profile (names, reasons) must not move the
+# cursor, recolour the log or ring a bell; rich strips only some of them (not ESC).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """Text safe to print on a terminal: every control character becomes '?'."""
+    return _CONTROL.sub("?", text)
 
 
 def _styles() -> tuple[dict[Verdict, str], dict[object, str], dict[ChangeStatus, str]]:
@@ -70,7 +78,7 @@ def pack(items: Iterable[str], width: int, first: str = "", indent: int = 2, sep
 def _prose(text: str, width: int, indent: int = 0, style: str = "") -> list[RenderableType]:
     """Prose wrapped at word boundaries (a word, a number with its unit, is never split), continuation
     lines indented two more; a word longer than the width stands alone on its line."""
-    lines = textwrap.wrap(text, width=width, initial_indent=" " * indent, subsequent_indent=" " * (indent + 2),
+    lines = textwrap.wrap(clean(text), width=width, initial_indent=" " * indent, subsequent_indent=" " * (indent + 2),
                           break_long_words=False, break_on_hyphens=False) or [""]
     return [Text(line, style=style) for line in lines]
 
@@ -103,7 +111,7 @@ def measurement_lines(result: RunResult, width: int) -> list[RenderableType]:
     out: list[RenderableType] = []
     if result.model.artefact:
         out += _prose(f"measured artefact: {result.model.artefact}", width)
-    out += [Text(line) for line in lines]
+    out += [Text(clean(line)) for line in lines]
     for line in load_lines(m):
         out += _prose(line, width, indent=2)
     if m.warnings:
@@ -151,13 +159,13 @@ def _reason(check: Check) -> str:
 
 def target_lines(report: TargetReport, width: int) -> list[RenderableType]:
     verdict_style, short, _ = _styles()
-    header = Text.assemble((report.target, "bold"), f" on {report.hardware_name}: ",
+    header = Text.assemble((clean(report.target), "bold"), f" on {clean(report.hardware_name)}: ",
                            (report.verdict.value, verdict_style[report.verdict]))
     rows, spans = [], []
     for check in report.checks:
         budget = "profile's list" if check.metric == "compat.dtypes" else check.budget
         span = check.value is None and check.metric.startswith("compat.")
-        rows.append([check.metric, "" if span else band_text(check), budget,
+        rows.append([clean(check.metric), "" if span else band_text(check), clean(budget),
                      f"{check.margin:+.0%}" if check.margin is not None else "", short[check.provenance],
                      check.verdict.value])
         spans.append(span)
@@ -207,10 +215,10 @@ def render_compact(report: Report, width: int) -> RenderableType:
         for result in report.results:
             name = result.model.path.rsplit("/", 1)[-1]
             if result.error is not None:
-                parts.append(Text.assemble(f"{name}: ", ("ERROR", verdict_style[Verdict.ERROR]),
+                parts.append(Text.assemble(f"{clean(name)}: ", ("ERROR", verdict_style[Verdict.ERROR]),
                                            f" ({result.error.kind})"))
             for target in result.targets:
-                parts.append(Text.assemble(f"{name} on {target.target}: ",
+                parts.append(Text.assemble(f"{clean(name)} on {clean(target.target)}: ",
                                            (target.verdict.value, verdict_style[target.verdict])))
     for note in report.notes:
         parts += _prose(f"note: {note}", width, style="dim")

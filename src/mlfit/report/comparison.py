@@ -6,7 +6,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.table import Table
 from rich.text import Text
 
-from mlfit.report.common import change_text, format_value, interval_text
+from mlfit.report.common import change_text, format_value, interval_text, sanitized
 from mlfit.result import ChangeStatus, Comparison
 
 STATUS_STYLE = {
@@ -43,12 +43,13 @@ def render_comparison_wide(comparison: Comparison, warnings: bool = True) -> Ren
 
     ``warnings=False`` leaves the warnings out, for a CLI that prints them on stderr.
     """
+    comparison = sanitized(comparison)  # names and reasons from files: printable, and Text, never markup
     parts: list[RenderableType] = []
     if warnings:
         parts.extend(Text(f"warning: {w}", style="yellow") for w in comparison.warnings)
     for model in comparison.models:
         table = Table(
-            title=f"Compared with {comparison.base_path}: {model.model}",
+            title=Text(f"Compared with {comparison.base_path}: {model.model}"),
             title_justify="left",
             header_style="bold",
             caption=f"{comparison.method}; a regression needs the whole interval beyond the minimum effect on "
@@ -62,7 +63,7 @@ def render_comparison_wide(comparison: Comparison, warnings: bool = True) -> Ren
         table.add_column("status", overflow="fold")
         for change in model.changes:
             table.add_row(
-                change.metric,
+                Text(change.metric),
                 format_value(change.base, change.unit),
                 format_value(change.new, change.unit),
                 change_text(change),

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlfit.catalog.units import format_size
+from mlfit.errors import printable
 
 
 def _dims(shape: list[Any]) -> str:
@@ -21,7 +22,8 @@ def render_inspect(facts: dict[str, Any]) -> RenderableType:
         io.add_column(column)
     for kind in ("inputs", "outputs"):
         for t in facts.get(kind, []):
-            io.add_row(kind[:-1], Text(t["name"]), t["dtype"], Text(_dims(t["shape"])))
+            io.add_row(kind[:-1], Text(printable(t["name"])), Text(printable(t["dtype"])),
+                       Text(printable(_dims(t["shape"]))))
     params = facts.get("parameters", 0)
     by_dtype = ", ".join(f"{k} {format_size(v)}" for k, v in facts.get("parameter_bytes", {}).items())
     lines = [
@@ -48,5 +50,6 @@ def render_inspect(facts: dict[str, Any]) -> RenderableType:
     ops.add_column("op")
     ops.add_column("count", justify="right")
     for op, count in list(facts.get("ops", {}).items())[:20]:
-        ops.add_row(op, str(count))
-    return Group(Text("\n".join(lines)), io, ops)
+        ops.add_row(Text(printable(op)), str(count))
+    # Names come from the model file: printable, and rich Text (never markup, which '[/x]' would break).
+    return Group(Text("\n".join(printable(line) for line in lines)), io, ops)

@@ -6,6 +6,7 @@ table and reasons folded in ``<details>``, and the regression compare when there
 
 from __future__ import annotations
 
+from mlfit.errors import printable
 from mlfit.report.common import (
     CHANGE_ICON,
     PROVENANCE_LABEL,
@@ -21,20 +22,26 @@ from mlfit.report.common import (
 )
 from mlfit.result import Comparison, Report, RunResult, Verdict
 
+# ASCII punctuation that Markdown (CommonMark + GitHub's extensions) can read as markup: every
+# one is backslash-escaped in text from a result. '.', ',', '-', '/' and ':' are left as they
+# are (file names and numbers are full of them, and they start nothing mid-line).
+_MARKUP = frozenset("\\`*_{}[]<>()#+!|~&\"'=^$%@;?")
+
 
 def cell(text: object) -> str:
-    """Text safe inside a Markdown table cell: no pipes, no line breaks, no stray markup."""
-    out = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-    for ch in "`*_<>[]":
-        out = out.replace(ch, "\\" + ch)
-    return out
+    """Text from a result made inert in Markdown, in a table cell, a list item or a heading: one
+    printable line (no control or bidirectional characters), every markup character escaped, so
+    a name cannot close a cell (`|`), open code (a backtick), raw HTML (`<`), an entity (`&`),
+    a link or emphasis."""
+    return "".join("\\" + ch if ch in _MARKUP else ch for ch in printable(text))
 
 
 def code(text: object) -> str:
-    """Inline code that survives backticks in the text."""
-    body = str(text).replace("\n", " ")
-    fence = "``" if "`" in body else "`"
-    return f"{fence} {body} {fence}" if fence == "``" else f"`{body}`"
+    """A name (model file, baseline path) shown in a cell or heading: escaped like any cell.
+
+    Not a code span: inside one, backslashes do not escape, so no span holds any text safely
+    (a backtick closes it, and in a table a pipe still splits the cell)."""
+    return cell(text)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

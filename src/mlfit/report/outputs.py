@@ -5,8 +5,10 @@ Every destination is checked for writability before measuring; files are written
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
 
@@ -71,7 +73,44 @@ def parse_format(name: str, spec: str) -> OutputFormat:
         ) from None
 
 
-def parse_outputs(specs: list[str] | None, json_path: str | None) -> list[tuple[OutputFormat, str]]:
+def refuse_overwriting_inputs(outputs: Sequence[tuple[OutputFormat, str]],
+                              inputs: Sequence[str | Path | None]) -> None:
+    """A report is never written over an input: the model file, anything inside a SavedModel
+    folder, a --baseline, --data or profile file (the same file by path, symlink or hard link).
+    ConfigError (exit 2) before anything is measured."""
+    from mlfit.safeio import inside
+
+    for _, out in outputs:
+        if out == "-":
+            continue
+        target = Path(out)
+        real = target.resolve()
+        for given in inputs:
+            if given is None or str(given) in ("", "-"):
+                continue
+            source = Path(given)
+            if not source.exists():
+                continue
+            source_real = source.resolve()
+            if source_real.is_dir():
+                model_folder = (source_real / "saved_model.pb").exists() or (source_real / "saved_model.pbtxt").exists()
+                if model_folder and inside(real, source_real):
+                    raise ConfigError(f"output '{out}' is inside the model folder '{given}'; refused before measuring "
+                                      "(a report must never change the model)", "write the report outside the folder")
+                continue
+            same = real == source_real
+            if not same and target.exists():
+                with contextlib.suppress(OSError):
+                    same = os.path.samefile(target, source)
+            if same:
+                raise ConfigError(f"output '{out}' is the input '{given}'; refused before measuring (the report "
+                                  "would replace it)", "write the report to another path")
+
+
+def parse_outputs(specs: list[str] | None, json_path: str | None,
+                  inputs: Sequence[str | Path | None] = ()) -> list[tuple[OutputFormat, str]]:
+    """``--output FORMAT=PATH`` and ``--json PATH``, checked for writability and against the
+    command's ``inputs`` (never written over) before anything is measured."""
     outputs: list[tuple[OutputFormat, str]] = []
     for spec in specs or []:
         if "=" not in spec:
@@ -94,6 +133,7 @@ def parse_outputs(specs: list[str] | None, json_path: str | None) -> list[tuple[
         check_writable(Path(path))
     if sum(1 for _, path in outputs if path == "-") > 1:
         raise ConfigError("--output: only one format can go to stdout ('-')", "write the others to files")
+    refuse_overwriting_inputs(outputs, inputs)
     return outputs
 
 

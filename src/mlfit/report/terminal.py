@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlfit.catalog.units import format_duration, format_rate, format_size
-from mlfit.report.common import describe_input, format_value
+from mlfit.report.common import describe_input, format_value, sanitized
 from mlfit.report.load import load_lines
 from mlfit.result import Check, Provenance, Report, RunResult, TargetReport, Verdict
 
@@ -45,8 +45,8 @@ def measurement_summary(result: RunResult) -> RenderableType:
     if m is None:
         return Text("")
     lat = m.latency
-    table = Table(title="Measured on this host" + (f": {host.cpu_model}" if host else ""), title_justify="left",
-                  show_header=True, header_style="bold")
+    table = Table(title=Text("Measured on this host" + (f": {host.cpu_model}" if host else "")),
+                  title_justify="left", show_header=True, header_style="bold")
     for column in ("n", "min", "mean", "p50", "p90", "p95", "p99", "max", "CV"):
         table.add_column(column, justify="right", overflow="fold")
     table.add_row(str(lat.n), *(format_value(v, "s") for v in (lat.min, lat.mean, lat.p50, lat.p90, lat.p95,
@@ -110,7 +110,7 @@ def target_table(report: TargetReport) -> Table:
     for check in report.checks:
         margin = f"{check.margin:+.0%}" if check.margin is not None else ""
         budget = "profile's list" if check.metric == "compat.dtypes" else check.budget
-        table.add_row(check.metric, Text(budget), Text(_value_cell(check)), margin,
+        table.add_row(Text(check.metric), Text(budget), Text(_value_cell(check)), margin,
                       PROVENANCE_SHORT[check.provenance], verdict_text(check.verdict))
     return table
 
@@ -121,13 +121,14 @@ def summary_table(results: list[RunResult]) -> Table:
     for column in ("model", "target", "hardware", "verdict", "checks"):
         table.add_column(column, overflow="fold")
     for result in results:
-        name = result.model.path.rsplit("/", 1)[-1]
+        name = Text(result.model.path.rsplit("/", 1)[-1])
         if result.error is not None:
-            table.add_row(name, "-", "-", verdict_text(Verdict.ERROR), result.error.kind)
+            table.add_row(name, "-", "-", verdict_text(Verdict.ERROR), Text(result.error.kind))
         for report in result.targets:
             counts = [f"{sum(c.verdict is v for c in report.checks)} {v.value.lower()}"
                       for v in Verdict if any(c.verdict is v for c in report.checks)]
-            table.add_row(name, report.target, report.hardware, verdict_text(report.verdict), ", ".join(counts))
+            table.add_row(name, Text(report.target), Text(report.hardware), verdict_text(report.verdict),
+                          ", ".join(counts))
     return table
 
 
@@ -155,8 +156,13 @@ class _ByWidth:
 
 def render_terminal(report: Report) -> RenderableType:
     """The report for a terminal or a log: the wide tables from 120 columns, else the compact layout
-    (one line per check; see mlfit.report.compact), chosen when printed."""
-    return _ByWidth(report)
+    (one line per check; see mlfit.report.compact), chosen when printed.
+
+    Every text of the report (file names, input and op names, messages, notes) is made
+    printable first (:func:`mlfit.report.common.sanitized`) and reaches rich as ``Text``,
+    never as markup: a name can neither start a new line nor style one.
+    """
+    return _ByWidth(sanitized(report))
 
 
 def render_wide(report: Report) -> RenderableType:

@@ -47,7 +47,7 @@ def error_result(model: str | Path | ModelRef, exc: MlfitError, created: str | N
         size = size_of(path)
         # A refused giant is named by path and size: hashing gigabytes would cost seconds for nothing.
         digest = sha256_of(path) if size < 2**31 else ""
-    except OSError:
+    except (OSError, MlfitError):  # a FIFO, a device, a link out of a folder: named by path, never read
         digest, size = "", 0
     info = ModelInfo(path=str(path), sha256=digest, format=fmt, runtime=runtime, size_bytes=size,
                      artefact=None)
@@ -230,8 +230,13 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
     except ConfigError as exc:
         return error_result(ref, exc, created, kind="input")
     inputs, safety_notes = planned.spec, [*safety_notes, *planned.notes]
+    from mlfit.analysis.graph import StaticTooLarge
+
     try:
         static = static_facts(ref, inputs, planned.shapes)
+    except StaticTooLarge as exc:  # skipped with a note: the worker measures it under its own limits
+        static = None
+        safety_notes = [*safety_notes, f"static analysis skipped: {exc.one_line()}"]
     except ModelError as exc:
         return error_result(ref, exc, created, kind="load")
     fits = tuple(precheck.fit_check(t, model_bytes, ref.format.value) for t in targets)

@@ -155,6 +155,8 @@ def check_model(path: Path, fmt: ModelFormat, trust_model: bool, signature: str 
     skops files are checked in the worker with skops's own type list (``--trust-type``),
     which ``--trust-model`` never replaces.
     """
+    if fmt is ModelFormat.SKOPS:
+        check_skops_bounds(path)  # bounds hold even for a trusted model: the parent reads nothing unbounded
     if trust_model:
         return
     if fmt is ModelFormat.PICKLE:
@@ -165,3 +167,17 @@ def check_model(path: Path, fmt: ModelFormat, trust_model: bool, signature: str 
         check_savedmodel(path, signature)
     elif fmt is ModelFormat.TFLITE:
         check_tflite(path)
+
+
+def check_skops_bounds(path: Path) -> None:
+    """A .skops archive's ``schema.json`` within bounds (declared and inflated size, JSON values)
+    before the worker hands it to skops: a 6 MB archive can declare a 6 GB schema."""
+    from mlfit import safeio
+
+    with safeio.open_regular(path, "the .skops archive") as fh, safeio.open_zip(fh, path) as archive:
+        try:
+            data = safeio.read_zip_member(archive, "schema.json", path)
+        except KeyError:
+            raise ModelError(f"{path.name}: not a valid skops file (no schema.json)", "re-save it with "
+                             "skops.io.dump") from None
+    safeio.loads_bounded(data, path, "schema.json in the archive")

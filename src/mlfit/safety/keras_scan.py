@@ -19,8 +19,6 @@ Pure Python (json, zipfile; h5py only when installed); imports no runtime.
 
 from __future__ import annotations
 
-import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -114,46 +112,61 @@ def _walk(node: Any, path: list[str], problems: list[str], depth: int) -> None:
 
 
 def keras_zip_config(path: Path) -> Any:
-    """The parsed ``config.json`` of a ``.keras`` archive."""
+    """The parsed ``config.json`` of a ``.keras`` archive, read within bounds (mlfit.safeio):
+    the archive's directory, the member's declared and actual inflated size, and the number
+    of JSON values are capped before anything is built (a 250 KB archive can inflate to
+    250 MB of tiny objects)."""
+    from mlfit import safeio
+    from mlfit.errors import ModelError
+
     try:
-        with zipfile.ZipFile(path) as archive:
+        with safeio.open_regular(path, "the .keras archive") as fh, safeio.open_zip(fh, path) as archive:
             for name in archive.namelist():
                 # Keras extracts assets to disk; a member that climbs out of its folder is hostile.
                 if name.startswith(("/", "\\")) or ".." in name.replace("\\", "/").split("/"):
                     raise KerasConfigError(f"archive member '{name}' points outside the archive")
-            info = archive.getinfo("config.json")
-            if info.file_size > 256 * 2**20:
-                raise KerasConfigError("config.json is larger than 256 MiB")
-            return json.loads(archive.read(info))
+            data = safeio.read_zip_member(archive, "config.json", path, "zip_json", ModelError)
     except KeyError:
         raise KerasConfigError("no config.json in the archive") from None
-    except (zipfile.BadZipFile, OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except OSError as exc:
         raise KerasConfigError(f"config.json cannot be read: {exc}") from None
-    except RecursionError:  # json.loads recurses: thousands of '[' exhaust the stack
-        raise KerasConfigError("config.json is nested too deeply") from None
+    return safeio.loads_bounded(data, path, "config.json in the archive", ModelError)
 
 
 def h5_config(path: Path) -> Any:
     """The parsed ``model_config`` attribute of a legacy Keras HDF5 file.
 
-    Read with h5py (Keras itself needs it); without it the file cannot be verified.
+    Read with h5py (Keras itself needs it); without it the file cannot be verified. The
+    attribute's stored size is checked before it is read (mlfit.safeio's JSON cap).
     """
+    from mlfit import safeio
+    from mlfit.errors import ModelError
+
     try:
         import h5py
     except ImportError:
         raise KerasConfigError("h5py is not installed, so the config cannot be checked") from None
+    limit = safeio.cap("zip_json")
     try:
         with h5py.File(path, "r") as h5:
-            raw = h5.attrs.get("model_config")
+            if "model_config" not in h5.attrs:
+                raw = None
+            else:
+                stored = h5py.h5a.open(h5.id, b"model_config").get_storage_size()
+                if stored > limit:
+                    raise ModelError(f"{path}: the model_config attribute is {safeio.size_text(stored)}, over the "
+                                     f"{safeio.size_text(limit)} limit; refused before reading it",
+                                     "re-save the model")
+                raw = h5.attrs.get("model_config")
     except OSError as exc:
         raise KerasConfigError(f"not a readable HDF5 file: {exc}") from None
     if raw is None:
         raise KerasConfigError("no model_config attribute (a weights-only file, not a model)")
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
-    try:
-        return json.loads(str(raw))
-    except json.JSONDecodeError as exc:
-        raise KerasConfigError(f"model_config is not JSON: {exc}") from None
-    except RecursionError:
-        raise KerasConfigError("model_config is nested too deeply") from None
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "replace")
+    elif not isinstance(raw, bytes):
+        raw = str(raw).encode("utf-8", "replace")
+    if len(raw) > limit:  # a variable-length string's storage size says nothing; its bytes do
+        raise ModelError(f"{path}: the model_config attribute is {safeio.size_text(len(raw))}, over the "
+                         f"{safeio.size_text(limit)} limit; refused", "re-save the model")
+    return safeio.loads_bounded(raw, path, "the model_config attribute", ModelError)

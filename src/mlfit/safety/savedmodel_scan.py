@@ -28,8 +28,6 @@ a function's name.
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +37,11 @@ from mlfit.safety.tf_ops import ALLOWED_OPS, PRINT_STREAMS, RUNS_DATA_AS_CODE
 from mlfit.safety.tfproto import ProtoError, parse_binary, parse_text
 
 MAX_PROTO_BYTES = 2**31  # protobuf's own limit; TensorFlow cannot read a larger saved_model.pb
-MAX_VISITS = 200_000  # function instantiations + nodes judged: a bound on hostile call graphs
+MAX_VISITS = 2_000_000  # function instantiations + nodes judged: a bound on hostile call graphs
 _RESTORE_OPS = frozenset({"RestoreV2"})
+# Read a vocabulary file: allowed only when the filename is one of the model's own assets.
+_ASSET_READERS = frozenset({"InitializeTableFromTextFile", "InitializeTableFromTextFileV2"})
+_CALL_OPS = frozenset({"PartitionedCall", "StatefulPartitionedCall"})
 _NO_TRAIN = frozenset({"train_op", "saved_model_train_op", "summaries"})
 
 
@@ -82,12 +83,19 @@ def _node_name(tensor: str) -> str:
 
 
 class _Walker:
-    def __init__(self, graph: Any, scan: GraphScan, filename_tensor: str | None) -> None:
-        self.library = {f.signature.name: f for f in graph.library.function}
+    seen_calls: set[tuple[str, int, bytes]]
+
+    def __init__(self, graph: Any, scan: GraphScan, filename_tensor: str | None,
+                 assets: dict[str, str] | None = None) -> None:
+        self.assets = assets or {}  # top-level tensor node fed with an asset path -> asset filename
+        # A name given to two functions: judge both (whichever TensorFlow keeps).
+        self.library: dict[str, list[Any]] = {}
+        for function in graph.library.function:
+            self.library.setdefault(function.signature.name, []).append(function)
         self.nodes = {n.name: n for n in graph.node}
         self.scan = scan
         self.filename_node = _node_name(filename_tensor) if filename_tensor else None
-        self.seen_calls: set[tuple[str, bytes]] = set()
+        self.seen_calls = set()
         self.seen_top: set[str] = set()
         self.functions: set[str] = set()
         self.visits = 0
@@ -109,29 +117,45 @@ class _Walker:
             node = self.nodes.get(name)
             if node is None:
                 continue  # TensorFlow fails to load a graph that names a missing node
-            self.judge(node, where, {}, restore_path)
+            self.judge(node, where, {}, restore_path, None)
             stack.extend(_node_name(i) for i in node.input)
 
     # -- functions: the whole body, with the caller's attribute values ------------------------
-    def call(self, name: str, attrs: dict[str, Any], where: str) -> None:
-        function = self.library.get(name)
-        if function is None:
+    def call(self, name: str, attrs: dict[str, Any], where: str,
+             sources: tuple[str | None, ...] = ()) -> None:
+        """Judge function ``name`` called with ``attrs``; ``sources[i]`` names the model asset
+        its i-th input carries (None: a computed value)."""
+        functions = self.library.get(name)
+        if not functions:
             self.problem(name, where, name, "calls a function that is not in the model's library")
             return
-        bindings: dict[str, Any] = {a.name: a.default_value for a in function.signature.attr
-                                    if a.HasField("default_value")}
-        bindings.update(attrs)
-        key = (name, b"".join(k.encode() + b"=" + v.SerializeToString(deterministic=True) + b";"
-                              for k, v in sorted(bindings.items())))
-        if key in self.seen_calls:
-            return
-        self.seen_calls.add(key)
-        self.functions.add(name)
-        self._tick()
-        for node in function.node_def:
-            self.judge(node, f"function {name}", bindings, False)
+        for index, function in enumerate(functions):
+            bindings: dict[str, Any] = {a.name: a.default_value for a in function.signature.attr
+                                        if a.HasField("default_value")}
+            bindings.update(attrs)
+            key = (name, index, b"".join(k.encode() + b"=" + v.SerializeToString(deterministic=True) + b";"
+                                         for k, v in sorted(bindings.items())) + repr(sources).encode())
+            if key in self.seen_calls:
+                continue
+            self.seen_calls.add(key)
+            self.functions.add(name)
+            self._tick()
+            args = {a.name: (sources[i] if i < len(sources) else None)
+                    for i, a in enumerate(function.signature.input_arg)}
+            for node in function.node_def:
+                self.judge(node, f"function {name}", bindings, False, args)
 
-    def judge(self, node: Any, where: str, bindings: dict[str, Any], restore_path: bool) -> None:
+    def _source(self, tensor: str, args: dict[str, str | None] | None) -> str | None:
+        """The model asset a node input carries: a function argument bound to one, or a
+        top-level tensor the loader feeds with one."""
+        if tensor.startswith("^"):
+            return None
+        if args is not None:
+            return args.get(tensor) if ":" not in tensor else None
+        return self.assets.get(_node_name(tensor))
+
+    def judge(self, node: Any, where: str, bindings: dict[str, Any], restore_path: bool,
+              args: dict[str, str | None] | None) -> None:
         self._tick()
         op = node.op
         self.scan.ops[op] = self.scan.ops.get(op, 0) + 1
@@ -140,10 +164,18 @@ class _Walker:
             if value is None:
                 self.problem(op, where, node.name, f"attribute '{key}' is left to a caller that does not set it")
                 continue
+            direct = value.func.name if op in _CALL_OPS and key == "f" and value.WhichOneof("value") == "func" else None
+            passed = tuple(self._source(i, args) for i in node.input) if direct else ()
             for fn_name, fn_attrs in self._functions_in(value, bindings):
-                self.call(fn_name, fn_attrs, where)
+                self.call(fn_name, fn_attrs, where, passed if fn_name == direct else ())
         if op in self.library:  # a node whose op is a library function calls it with its attrs
-            self.call(op, {k: v for k, v in attrs.items() if v is not None}, where)
+            passed = tuple(self._source(i, args) for i in node.input)
+            self.call(op, {k: v for k, v in attrs.items() if v is not None}, where, passed)
+            return
+        if op in _ASSET_READERS:
+            asset = self._source(node.input[1], args) if len(node.input) > 1 else None
+            if asset is None:
+                self.problem(op, where, node.name, "reads a file that is not one of the model's own assets")
             return
         if op == "PrintV2":
             stream = attrs.get("output_stream")
@@ -194,13 +226,42 @@ def _object_functions(graph: Any, node_id: int) -> list[str]:
     return []
 
 
-def _child(graph: Any, node_id: int, name: str) -> int | None:
-    if not 0 <= node_id < len(graph.nodes):
-        return None
-    for ref in graph.nodes[node_id].children:
-        if ref.local_name == name:
-            return int(ref.node_id)
-    return None
+def _children(graph: Any, node_ids: list[int], name: str) -> list[int]:
+    """Every child called ``name`` of the given objects (a name given twice: judge both)."""
+    out: list[int] = []
+    for node_id in node_ids:
+        if 0 <= node_id < len(graph.nodes):
+            out.extend(int(ref.node_id) for ref in graph.nodes[node_id].children if ref.local_name == name)
+    return out
+
+
+def _safe_assets(meta: Any) -> list[str | None]:
+    """Each asset's filename when TensorFlow resolves it inside the model's ``assets/`` folder."""
+    out: list[str | None] = []
+    for asset in meta.asset_file_def:
+        name = asset.filename
+        parts = name.replace("\\", "/").split("/")
+        safe = bool(name) and "\x00" not in name and not name.startswith(("/", "\\", "~")) and ".." not in parts \
+            and ":" not in name
+        out.append(name if safe else None)
+    return out
+
+
+def _captures(meta: Any, function: str, assets: list[str | None]) -> tuple[str | None, ...]:
+    """What each input of a TF2 concrete function carries when the loader calls it: the trailing
+    inputs are its captures (``bound_inputs``), and a captured asset is the asset's file."""
+    library = {f.signature.name: f for f in meta.graph_def.library.function}
+    if function not in library or function not in meta.object_graph_def.concrete_functions:
+        return ()
+    bound = list(meta.object_graph_def.concrete_functions[function].bound_inputs)
+    count = len(library[function].signature.input_arg)
+    nodes = meta.object_graph_def.nodes
+    sources: list[str | None] = [None] * max(count - len(bound), 0)
+    for node_id in bound[-count:] if count else []:
+        obj = nodes[node_id] if 0 <= node_id < len(nodes) else None
+        index = obj.asset.asset_file_def_index if obj is not None and obj.WhichOneof("kind") == "asset" else -1
+        sources.append(assets[index] if 0 <= index < len(assets) else None)
+    return tuple(sources)
 
 
 def _signature_tensors(meta: Any, key: str) -> list[str]:
@@ -232,25 +293,30 @@ def scan_saved_model_proto(saved_model: Any, signature: str = "serving_default")
     for index, meta in enumerate(metas):
         where = "the graph" if len(metas) == 1 else f"meta graph {index}"
         filename = meta.saver_def.filename_tensor_name if meta.HasField("saver_def") else None
-        walker = _Walker(meta.graph_def, scan, None if tf2 else filename)
+        assets = _safe_assets(meta)
+        fed = {_node_name(a.tensor_info.name): name for a, name in zip(meta.asset_file_def, assets, strict=True)
+               if name is not None}
+        walker = _Walker(meta.graph_def, scan, None if tf2 else filename, fed)
         signature_roots = _signature_tensors(meta, signature)
         if tf2:
             objects = meta.object_graph_def
-            sig_map = _child(objects, 0, "signatures")
-            sig_node = _child(objects, sig_map, signature) if sig_map is not None else None
-            sig_functions = _object_functions(objects, sig_node) if sig_node is not None else []
+            sig_nodes = _children(objects, _children(objects, [0], "signatures"), signature)
+            sig_functions = [name for node in sig_nodes for name in _object_functions(objects, node)]
             scan.signature_found = bool(sig_functions or signature_roots)
+            for node in sig_nodes:
+                if not _object_functions(objects, node):
+                    walker.problem(f"signature '{signature}'", "the object graph", str(node), "is not a function")
             for name in sig_functions:
-                walker.call(name, {}, f"signature '{signature}'")
+                walker.call(name, {}, f"signature '{signature}'", _captures(meta, name, assets))
             for node_id, obj in enumerate(objects.nodes):
                 if obj.WhichOneof("kind") == "resource":
                     for ref in obj.children:
                         for name in _object_functions(objects, ref.node_id):
-                            walker.call(name, {}, f"resource {ref.local_name}")
+                            walker.call(name, {}, f"resource {ref.local_name}", _captures(meta, name, assets))
                 for saveable in obj.saveable_objects.values():
                     for fn_id in (saveable.save_function, saveable.restore_function):
                         for name in _object_functions(objects, fn_id):
-                            walker.call(name, {}, f"saveable of object {node_id}")
+                            walker.call(name, {}, f"saveable of object {node_id}", _captures(meta, name, assets))
         else:
             scan.signature_found = scan.signature_found or bool(signature_roots)
             if filename:
@@ -284,21 +350,13 @@ def _variable_initializers(serialized: Iterable[bytes]) -> list[str]:
 
 
 def _read_regular(path: Path) -> bytes:
-    """The bytes of a regular file, refusing devices/FIFOs and files over protobuf's limit."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
-    except OSError as exc:
-        raise SavedModelError(f"cannot read {path.name}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fh.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise SavedModelError(f"{path.name} is not a regular file")
-        if info.st_size > MAX_PROTO_BYTES:
-            raise SavedModelError(f"{path.name} is {info.st_size} bytes, over protobuf's 2 GiB limit")
-        try:
-            return fh.read()
-        except MemoryError:
-            raise SavedModelError(f"{path.name} is too large to read into memory") from None
+    """The bytes of a regular file inside the SavedModel folder, read through mlfit.safeio: devices,
+    FIFOs and links out of the folder refused, capped per kind before reading (saved_model.pb at
+    protobuf's 2 GiB limit, saved_model.pbtxt lower: text parses slowly)."""
+    from mlfit import safeio
+
+    kind = "saved_model_pbtxt" if path.suffix == ".pbtxt" else "saved_model_pb"
+    return safeio.read_bounded(path, kind, path.name, within=path.parent)
 
 
 def parse_savedmodel(folder: Path) -> Any:
