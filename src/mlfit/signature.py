@@ -12,8 +12,9 @@ to integer inputs come from the model instead of a guess:
   TFLite and scikit-learn), so a flag suggested here is the flag the worker accepts.
 - the valid range of integer inputs where the graph determines it: the rows of the table an
   input indexes (ONNX Gather / EmbedLayerNormalization, Keras Embedding ``input_dim``), a OneHot
-  depth, a Clip's bounds. Comparisons (Less, Greater) are not used: they test a value, they do
-  not bound it.
+  depth, a Clip's bounds, followed through value-preserving ops (casts, reshapes, the branches of a
+  Where/SELECT: exporters turn ``x < 0 ? x + n : x`` into one). Comparisons alone (Less, Greater)
+  are not used: they test a value, they do not bound it.
 
 Anything that cannot be read (an odd file, a truncated protobuf) gives None: the worker, which
 loads the model, still checks everything; this module only lets the parent refuse earlier.
@@ -146,7 +147,7 @@ def onnx_integer_ranges(model: Any) -> tuple[dict[str, tuple[float, float]], dic
                     high = scalar(node.input[2]) if len(node.input) > 2 and node.input[2] else None
                     if low is not None and high is not None and low <= high:
                         bound(value.name, low, high + 1, f"the model: Clip {where} to [{low:g}, {high:g}]")
-                if op in _PASS_THROUGH and index == 0:
+                if (op in _PASS_THROUGH and index == 0) or (op == "Where" and index in (1, 2)):
                     for out in node.output:
                         if out and out not in seen:
                             seen.add(out)
@@ -415,7 +416,54 @@ def _tflite(path: Path) -> Declared | None:
                 scales = flat.ints(params, 2, "<f")
                 if scales and scales[0] and dtype in ("int8", "uint8", "int16", "int32", "uint16"):
                     quantized.add(name)
-        return Declared(inputs=inputs, quantized=frozenset(quantized))
+        ranges, sources = _tflite_ranges(flat, root, graph, tensors, list(flat.ints(graph, 1)))
+        return Declared(inputs=inputs, quantized=frozenset(quantized), ranges=ranges, range_sources=sources)
+
+
+# TFLite builtin operator codes (schema.fbs BuiltinOperator) used to follow an index to its table.
+_TFL_GATHER, _TFL_EMBEDDING_LOOKUP = 36, 7
+# op code -> operand positions that carry the value through unchanged (SELECT's branches).
+_TFL_PASS_THROUGH = {53: (0,), 22: (0,), 43: (0,), 70: (0,), 39: (0,), 64: (1, 2), 123: (1, 2)}
+
+
+def _tflite_ranges(flat: _Flat, root: int, graph: int, tensors: list[int],
+                   input_indices: list[int]) -> tuple[dict[str, tuple[float, float]], dict[str, str]]:
+    """[0, rows) for an input that reaches a GATHER's indices (or EMBEDDING_LOOKUP's ids) through
+    value-preserving ops; a Keras Embedding converts to SELECT_V2(x < 0, x + n, x) then GATHER."""
+    codes = []
+    for code in flat.tables(root, 1):
+        deprecated = flat.byte(code, 0)
+        pos = flat.field(code, 3)
+        builtin = int(struct.unpack_from("<i", flat.buf, pos)[0]) if pos is not None else 0
+        codes.append(max(deprecated, builtin))
+    consumers: dict[int, list[tuple[int, int, list[int], list[int]]]] = {}
+    for op in flat.tables(graph, 3):
+        pos = flat.field(op, 0)
+        opcode = codes[flat.u32(pos)] if pos is not None and flat.u32(pos) < len(codes) else -1
+        ins, outs = list(flat.ints(op, 1)), list(flat.ints(op, 2))
+        for slot, tensor in enumerate(ins):
+            consumers.setdefault(tensor, []).append((opcode, slot, ins, outs))
+    ranges: dict[str, tuple[float, float]] = {}
+    sources: dict[str, str] = {}
+    for index in input_indices:
+        name = flat.string(tensors[index], 3)
+        frontier, seen = [index], {index}
+        while frontier:
+            for opcode, slot, ins, outs in consumers.get(frontier.pop(), []):
+                table = ins[0] if (opcode, slot) == (_TFL_GATHER, 1) else \
+                    ins[1] if (opcode, slot) == (_TFL_EMBEDDING_LOOKUP, 0) else None
+                if table is not None and 0 <= table < len(tensors) and table not in input_indices:
+                    shape = flat.ints(tensors[table], 0)
+                    if shape and shape[0] > 0 and (name not in ranges or shape[0] < ranges[name][1]):
+                        ranges[name] = (0, int(shape[0]))
+                        sources[name] = (f"the model: indexes the {shape[0]}-row table "
+                                         f"'{flat.string(tensors[table], 3)}' (GATHER)")
+                if slot in _TFL_PASS_THROUGH.get(opcode, ()):
+                    for out in outs:
+                        if out not in seen:
+                            seen.add(out)
+                            frontier.append(out)
+    return ranges, sources
 
 
 # ---------------------------------------------------------------- skops
