@@ -103,3 +103,24 @@ def test_a_savedmodel_swapped_after_the_checks_is_not_loaded(tmp_path_factory: p
     # and the hostile folder itself is refused when checked now
     again = api.check(folder, ["edge"], dims={"batch": 1}, options=options)
     assert again.error is not None and "WriteFile" in again.error.message
+
+
+def test_a_model_that_changes_kind_before_the_copy_is_refused(tmp_path: Path) -> None:
+    import pickle
+    import zipfile
+
+    from mlfit.api import resolve_targets
+    from mlfit.inputspec import InputSpec
+    from mlfit.modelref import identify
+    from mlfit.options import MeasureOptions
+    from mlfit.run import run_model
+
+    path = tmp_path / "model.bin"
+    path.write_bytes(pickle.dumps({"x": 1}, protocol=4))
+    ref = identify(path)
+    assert ref.format is ModelFormat.PICKLE
+    with zipfile.ZipFile(path, "w") as archive:  # replaced by something of another kind
+        archive.writestr("schema.json", "{}")
+    result = run_model(ref, resolve_targets(["edge"]), InputSpec(), MeasureOptions())
+    assert result.error is not None and "changed while it was being checked" in result.error.message
+    assert result.model.path == str(ref.path)

@@ -22,20 +22,19 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from mlfit.catalog.units import format_duration, format_rate, format_size
+from mlfit.errors import printable
 from mlfit.report.common import change_text, describe_input, format_value, interval_text
 from mlfit.report.load import load_lines
 from mlfit.result import ChangeStatus, Check, Comparison, Report, RunResult, TargetReport, Verdict
 
 WIDE_FROM = 120
 _NUMBER = re.compile(r"^([-+]?[0-9][0-9.,]*)\s*(.*)$")
-# C0 and C1 controls, DEL: text from a model file or a profile (names, reasons) must not move the
-# cursor, recolour the log or ring a bell; rich strips only some of them (not ESC).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def clean(text: str) -> str:
-    """Text safe to print on a terminal: every control character becomes '?'."""
-    return _CONTROL.sub("?", text)
+    """Text safe to print on a terminal (mlfit.errors.printable): the reports reach this module
+    sanitized already (mlfit.report.common.sanitized); this guards what is composed here."""
+    return printable(text)
 
 
 def _styles() -> tuple[dict[Verdict, str], dict[object, str], dict[ChangeStatus, str]]:

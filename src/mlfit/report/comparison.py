@@ -34,8 +34,9 @@ class _ByWidth:
 
 
 def render_comparison(comparison: Comparison, warnings: bool = True) -> RenderableType:
-    """The compare for a terminal or a log, laid out for the width it is printed at."""
-    return _ByWidth(comparison, warnings)
+    """The compare for a terminal or a log, laid out for the width it is printed at (names and
+    reasons from files made printable first, for either layout)."""
+    return _ByWidth(sanitized(comparison), warnings)
 
 
 def render_comparison_wide(comparison: Comparison, warnings: bool = True) -> RenderableType:

@@ -112,11 +112,25 @@ def run_model(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, optio
 
     try:
         with private_copy(ref.path, ref.format) as copy:
+            _same_format(ref, copy)
             result = _run_private(dataclasses.replace(ref, path=copy), targets, inputs, options, on_event,
                                   on_target)
     except ModelError as exc:
         return error_result(ref, exc, kind="load")
     return _named_as(result, ref, copy)
+
+
+def _same_format(ref: ModelRef, copy: Path) -> None:
+    """Refuse a model whose content changed kind between identification and the private copy
+    (an ONNX file needs no second look: no runtime of another kind would load what it became)."""
+    if ref.format is ModelFormat.ONNX:
+        return
+    from mlfit.formats import sniff
+
+    found = sniff(copy)
+    if found is not ref.format:
+        raise ModelError(f"{ref.path}: the model changed while it was being checked (it was {ref.format.value}, "
+                         f"now it is {found.value})", "check it again once nothing is writing to it")
 
 
 def _named_as(result: RunResult, ref: ModelRef, copy: Path) -> RunResult:
