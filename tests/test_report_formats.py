@@ -91,7 +91,7 @@ def test_markdown_tables_survive_pipes_and_markup() -> None:
 
 def test_markdown_shows_the_comparison() -> None:
     text = render_markdown(compared_report())
-    assert "Compared with base.json: 🔻 regression" in text  # names are escaped text, never code spans
+    assert "### Compared with base.json: " in text  # names are escaped text, never code spans
     assert "latency.p50" in text and "🔻 regression" in text
 
 
