@@ -94,3 +94,10 @@ def test_timeline_phase_labels_never_overprint() -> None:
         spans.setdefault(row, []).append((start, start + width))
     text = render_html(report(run_result(extra=RICH_EXTRA)))
     assert "Memory over time" in text and "first inference" in text
+
+
+def test_a_narrow_latency_axis_still_has_labelled_ticks() -> None:
+    """A quiet run (5.4 to 6.7 ms) with no budget on the host histogram used to get no tick at all."""
+    ticks = svg.Scale(5.4e-3, 6.7e-3, 0, 100, log=True).ticks()
+    assert len(ticks) >= 2 and all(5.4e-3 <= t <= 6.7e-3 for t in ticks)
+    assert svg.Scale(1e-4, 1.0, 0, 100, log=True).ticks()[:2] == [1e-4, 1e-3]  # wide: decades, as before

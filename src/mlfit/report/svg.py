@@ -99,7 +99,12 @@ def _log_ticks(lo: float, hi: float) -> list[float]:
     decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
     mults = (1, 2, 5) if len(decades) <= 4 else (1,)
     ticks = [m * 10.0**d for d in decades for m in mults]
-    return [t for t in ticks if lo <= t <= hi]
+    inside = [t for t in ticks if lo <= t <= hi]
+    if len(inside) >= 2:
+        return inside
+    # A narrow range (5.4 to 6.7 ms: a quiet run with no budget on the axis) has at most one
+    # 1-2-5 tick: use linear round numbers inside it instead, so the axis is never unlabelled.
+    return [t for t in _linear_ticks(lo, hi, 4) if lo <= t <= hi and t > 0]
 
 
 def padded_range(values: Sequence[float], log: bool, pad: float = 0.08) -> tuple[float, float]:
@@ -267,10 +272,12 @@ def _markers(chart: Chart, scale: Scale, markers: Sequence[Marker], tags: Sequen
     for marker in markers:
         x = scale(marker.value)
         chart.line(x, chart.plot_top, x, chart.plot_bottom, marker.colour, 1.5, marker.dash)
-    for marker in tags:
+    placed = _label_rows([(m.label, scale(m.value)) for m in tags], 10)
+    for marker, (row, before) in zip(tags, placed, strict=True):
         x = scale(marker.value)
         chart.line(x, chart.plot_top, x, chart.plot_bottom, marker.colour, 1.2, marker.dash)
-        chart.text(x + 3, chart.plot_top + 10, marker.label, "start", 10, marker.colour)
+        y = chart.plot_top + 10 + row * PHASE_ROW  # close percentiles go on rows of their own
+        chart.text(x - 3 if before else x + 3, y, marker.label, "end" if before else "start", 10, marker.colour)
 
 
 def _latency_axis(chart: Chart, values: np.ndarray, markers: Sequence[Marker]) -> Scale:
@@ -603,7 +610,7 @@ def latency_lanes(
     height = TOP + BOTTOM + LANE * (1 + len(lanes)) + 12
     chart = Chart("Latency: this host's samples beside each target's projection and budget", height,
                   "Host latency samples and, per target, the projected latency band against its budget", legend)
-    chart.plot_right = WIDTH - 96
+    chart.plot_right = WIDTH - 112
     ends = [float(values.min()), float(values.max())] if len(values) else []
     for lane in lanes:
         ends += [v for v in (lane.value, lane.lower, lane.upper, lane.limit) if v is not None and v > 0]
@@ -623,9 +630,8 @@ def latency_lanes(
                 h = (LANE - 8) * count / peak
                 chart.rect(x(left), top + LANE - 4 - h, x(right) - x(left) - 0.5, h, MEASURED, 0.85,
                            f"this host: {fmt(left)} – {fmt(right)}: {count} samples")
-    for tag in tags:
+    for tag in tags:  # the histogram below labels them; here only the lines
         chart.line(x(tag.value), top, x(tag.value), top + LANE - 4, tag.colour, 1.2, tag.dash)
-        chart.text(x(tag.value) + 3, top + 8, tag.label, "start", 9, tag.colour)
     for i, lane in enumerate(lanes, start=1):
         y0 = top + i * LANE
         mid = y0 + LANE / 2 - 2
@@ -642,6 +648,6 @@ def latency_lanes(
         if lane.limit is not None and lane.limit > 0:
             chart.line(x(lane.limit), y0 + 1, x(lane.limit), y0 + LANE - 5, "#d62728", 2, "6 3")
             chart.text(x(lane.limit) + 4, y0 + 9, f"≤ {fmt(lane.limit)}", "start", 9, "#d62728")
-        chart.text(chart.plot_right + 8, mid + 4, lane.verdict, "start", 11,
+        chart.text(chart.plot_right + 8, mid + 4, lane.verdict, "start", 10,
                    STATUS_COLOUR.get(lane.verdict, "#333"), "bold")
     return chart.svg()
