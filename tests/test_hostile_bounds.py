@@ -260,6 +260,17 @@ def test_inspect_refuses_a_model_over_the_static_node_bound(tmp_path: Path) -> N
     assert_one_line_refusal(run, 3, "too large to analyse statically", "300 nodes", "bound of 100")
 
 
+def test_inspect_refuses_millions_of_tiny_fields_before_onnx_parses_them(tmp_path: Path) -> None:
+    """Few nodes, many metadata entries: each becomes an object in the parse, so fields are bounded too."""
+    model = builders.tiny_add()
+    for i in range(500):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = f"k{i}", "v"
+    path = builders.save(model, tmp_path / "meta.onnx")
+    run, _ = run_limited("inspect", path, env={"MLFIT_MAX_STATIC_FIELDS": "200"})
+    assert_one_line_refusal(run, 3, "too large to analyse statically", "protobuf fields", "bound of 200")
+
+
 def test_check_skips_static_analysis_with_a_note_and_still_measures(tmp_path: Path) -> None:
     path = _chain(tmp_path / "chain.onnx", 300)
     out = tmp_path / "r.json"
