@@ -12,11 +12,18 @@ fitted constants:
 * ``k_dw``: how many dense FLOPs one depthwise FLOP costs (depthwise convolutions reach a small
   fraction of the peak: few FLOPs per byte, no register blocking over input channels);
 * ``S(t) = t / (1 + sigma * (t - 1))``: thread scaling with one contention constant ``sigma``;
-* ``b``: the sum of log-offsets of the columns the configuration has: the kernel family
-  (``cpu-arm-fp32``: XNNPACK/TFLite NEON kernels), int8 with or without the Arm dot-product
-  instructions (``int8-dotprod``: Cortex-A76/A78 have SDOT, the Pi 4's A72 does not), the 32-bit
-  OS mode, the GPU path (``gpu-int8``: tensor cores at the int8 peak);
-* ``d``, ``launch``: per-op dispatch on a CPU (scaled by clock) and kernel launch on a GPU.
+* ``b``: the sum of log-offsets of the columns the configuration has: the runtime's kernels
+  (``xnnpack-fp32`` for TFLite/XNNPACK, ``ncnn-fp32``, ...), the core against the reference
+  Cortex-A72 at equal peak (``core:Cortex-A76``, ``core:x86-avx512``, ...), int8 with or without
+  dot-product instructions per runtime (``xnnpack-int8-no-dotprod``: the Pi 4's A72 has no SDOT;
+  Cortex-A76/A78 and AVX-512 VNNI do), the 32-bit OS mode, the GPU path (``gpu-int8``: tensor
+  cores at the int8 peak);
+* ``d``, ``launch``: per-op dispatch on a CPU (scaled by clock) and kernel launch on a GPU (only
+  the dense kernels for a runtime that fuses pointwise ops, TensorRT).
+
+A band: the validation residuals' quantile, widened in quadrature for every column without a row
+(its prior is used), for a device without a row of its own (a widening set from
+leave-one-device-out residuals) and for a MatMul-dominated model (the table holds conv nets).
 
 Fitted by ``fit`` (numpy least squares in log space over a grid of ``k_dw`` and ``sigma``) on
 the rows of ``benchmarks/device_truth.yaml``; the constants live in ``_devicefit.py``, written by
