@@ -105,7 +105,7 @@ def test_a_model_that_is_a_fifo_or_a_device_is_exit_3(tmp_path: Path, kind: str)
 def test_read_bounded_stops_at_the_cap_even_when_st_size_lies(monkeypatch: pytest.MonkeyPatch) -> None:
     """/proc/self/pagemap says 0 bytes and has terabytes: at most cap + 1 bytes are read."""
     monkeypatch.setenv("MLFIT_MAX_CALIBRATION", "4096")
-    with pytest.raises(ModelError, match="over the 4096 bytes limit"):
+    with pytest.raises(ModelError, match="more than the 4096 bytes limit"):
         safeio.read_bounded(Path("/proc/self/pagemap"), "calibration", "a proc file")
     with pytest.raises(ConfigError, match="character device"):
         safeio.read_bounded(Path("/dev/zero"), "profile", "a device", ConfigError)
