@@ -183,8 +183,12 @@ def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bo
 
 def _inputs(models: list[Path], spec: Any, targets: list[str], baseline: Path | None,
             libraries: list[str] | None) -> list[str | Path | None]:
-    """Every file the command reads: a report must never be written over one of them."""
-    return [*models, *(t for t in targets if t.endswith((".yaml", ".yml"))), baseline, spec.data_file,
+    """Every file the command reads: a report must never be written over one of them (an ONNX
+    model's external-data files included)."""
+    from mlfit.onnxsafety import external_files
+
+    data = [f for m in models if m.is_file() and m.suffix.lower() == ".onnx" for f in external_files(m)]
+    return [*models, *data, *(t for t in targets if t.endswith((".yaml", ".yml"))), baseline, spec.data_file,
             *spec.data_arrays.values(), *(libraries or [])]
 
 
