@@ -201,13 +201,14 @@ def test_committed_fit_matches_the_truth_table(tmp_path: Path) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import bench_devices
 
-    _, data = bench_devices.usable_rows(bench_devices.load_truth(), tmp_path)
-    current = bench_devices.fit_all(data)
+    meta, data = bench_devices.usable_rows(bench_devices.load_truth(), tmp_path)
+    current = bench_devices.fit_all(data, [str(r["device"]) for r in meta])
     committed = dm.fitted()
     assert committed is not None
     assert committed.k_dw == current.k_dw and committed.sigma == current.sigma
     assert committed.offsets == pytest.approx(current.offsets)
     assert committed.band_log == pytest.approx(current.band_log)
+    assert committed.unseen_device_log == pytest.approx(current.unseen_device_log)
 
 
 # ----------------------------------------------------------------------------- wired into project()

@@ -260,6 +260,17 @@ def test_inspect_refuses_a_model_over_the_static_node_bound(tmp_path: Path) -> N
     assert_one_line_refusal(run, 3, "too large to analyse statically", "300 nodes", "bound of 100")
 
 
+def test_inspect_refuses_millions_of_tiny_fields_before_onnx_parses_them(tmp_path: Path) -> None:
+    """Few nodes, many metadata entries: each becomes an object in the parse, so fields are bounded too."""
+    model = builders.tiny_add()
+    for i in range(500):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = f"k{i}", "v"
+    path = builders.save(model, tmp_path / "meta.onnx")
+    run, _ = run_limited("inspect", path, env={"MLFIT_MAX_STATIC_FIELDS": "200"})
+    assert_one_line_refusal(run, 3, "too large to analyse statically", "protobuf fields", "bound of 200")
+
+
 def test_check_skips_static_analysis_with_a_note_and_still_measures(tmp_path: Path) -> None:
     path = _chain(tmp_path / "chain.onnx", 300)
     out = tmp_path / "r.json"
@@ -440,6 +451,20 @@ def test_report_over_the_model_is_exit_2_and_the_model_is_unchanged(tmp_path: Pa
     os.link(model, link)  # the same file under another name
     run = run_mlfit("profile", model, "--json", link, *FAST)
     assert_one_line_refusal(run, 2, "is the input")
+
+
+def test_report_over_external_data_or_over_a_result_being_read_is_exit_2(tmp_path: Path) -> None:
+    model = external_model(tmp_path, "w.bin")
+    (tmp_path / "w.bin").write_bytes(b"\0" * 64)
+    run = run_mlfit("check", model, "--target", "edge", "--json", tmp_path / "w.bin", *FAST)
+    assert_one_line_refusal(run, 2, "is the input")
+    assert (tmp_path / "w.bin").read_bytes() == b"\0" * 64
+    result = tmp_path / "r.json"
+    result.write_text("{}")
+    for command in (("report", result), ("compare", result, result)):
+        run = run_mlfit(*command, "-o", f"html={result}")
+        assert_one_line_refusal(run, 2, "is the input")
+    assert result.read_text() == "{}"
 
 
 def test_report_inside_a_savedmodel_folder_or_over_the_baseline_is_exit_2(tmp_path: Path,

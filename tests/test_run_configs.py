@@ -50,6 +50,15 @@ def test_plan_configurations(targets: list[tuple[str, int, int]], runtime: Runti
     assert len({c.key for c in plan}) == len(plan)  # each configuration once
 
 
+def test_a_fixed_batch_dim_does_not_split_configurations() -> None:
+    """A model whose leading dims are fixed runs at its own batch: the targets' batches are moot."""
+    targets = [_target("edge", 4, 1), _target("t4", 4, 8), _target("h100", 8, 64)]
+    plan = plan_configurations(targets, ORT, MeasureOptions(), 2, batch_free=False)
+    assert [(c.threads, c.batch, c.targets) for c in plan] == [(2, 1, ("edge", "t4", "h100"))]
+    plan = plan_configurations(targets, ORT, MeasureOptions(), 8, batch_free=False)
+    assert [(c.threads, c.batch, c.targets) for c in plan] == [(4, 1, ("edge", "t4")), (8, 1, ("h100",))]
+
+
 def test_every_builtin_target_lands_in_exactly_one_configuration() -> None:
     from mlfit.catalog.loader import builtin_targets
 

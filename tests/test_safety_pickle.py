@@ -214,3 +214,74 @@ def test_wrapper_tricks_and_truncation_are_refused(tmp_path: Path) -> None:
     overflow.write_bytes(data.replace(old_shape, shape))
     with pytest.raises(PickleScanError, match="overflows"):
         scan_pickle(overflow)
+
+
+def _su(text: str) -> bytes:
+    data = text.encode()
+    return b"\x8c" + bytes([len(data)]) + data
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    # the wrapper class called through REDUCE (joblib only ever uses NEWOBJ with no arguments)
+    (_su("joblib.numpy_pickle") + _su("NumpyArrayWrapper") + b"\x93)R", "never writes"),
+    # the wrapper class passed as an argument to something else
+    (_su("builtins") + _su("list") + b"\x93" + _su("joblib.numpy_pickle") + _su("NumpyArrayWrapper")
+     + b"\x93\x85R", "never writes"),
+    # a numpy dtype given its state twice
+    (_su("numpy") + _su("dtype") + b"\x93" + _su("f8") + b"\x89\x88\x87R" + b"K\x03\x85bK\x03\x85b",
+     "state twice"),
+    # an old-style wrapper that reads its array from another file
+    (_su("joblib.numpy_pickle_compat") + _su("NDArrayWrapper") + b"\x93", "another file"),
+    # a memo key that was never stored
+    (b"h\x07", "never stored"),
+])  # fmt: skip
+def test_what_joblib_never_writes_is_refused(tmp_path: Path, body: bytes, reason: str) -> None:
+    path = tmp_path / "odd.pkl"
+    path.write_bytes(b"\x80\x04" + body + b".")
+    with pytest.raises(PickleScanError, match=reason):
+        scan_pickle(path)
+    with pytest.raises(ModelError, match="cannot be scanned"):
+        check_model(path, ModelFormat.PICKLE, trust_model=False)
+
+
+def test_scanners_under_a_3gb_address_space(tmp_path: Path) -> None:
+    """Hostile pickles and flatbuffers claiming huge sizes end in mlfit's own errors under a
+    3 GB address-space limit (RLIMIT_AS), never a MemoryError traceback or a crash."""
+    import resource
+    import subprocess
+    import sys
+
+    sentinel = tmp_path / "PWNED"
+    cases = {
+        "mismatch": _size_mismatch_joblib(tmp_path / "m.joblib", sentinel),
+        "framed": _framed_joblib(tmp_path / "f.joblib", sentinel),
+        "petabyte": tmp_path / "p.pkl",
+        "frame_claim": tmp_path / "fc.pkl",
+        "tflite": tmp_path / "t.tflite",
+    }
+    cases["petabyte"].write_bytes(b"\x80\x05\x96" + (2**56).to_bytes(8, "little") + b"xx.")
+    cases["frame_claim"].write_bytes(b"\x80\x04\x95" + (2**40).to_bytes(8, "little") + b"N.")
+    # a TFLite root table whose operator_codes vector claims 2^31 entries
+    cases["tflite"].write_bytes(b"\x10\x00\x00\x00TFL3" + b"\x08\x00\x08\x00\x04\x00\x08\x00"
+                                + b"\x08\x00\x00\x00\x04\x00\x00\x00" + b"\xff\xff\xff\x7f" + b"\x00" * 16)
+    code = (
+        "import sys\nfrom pathlib import Path\n"
+        "from mlfit.safety.pickle_scan import PickleScanError, scan_pickle\n"
+        "from mlfit.safety.tflite_scan import TFLiteScanError, scan_tflite\n"
+        f"for name, path in {({k: str(v) for k, v in cases.items()})!r}.items():\n"
+        "    try:\n"
+        "        found = scan_tflite(Path(path)).refused if name == 'tflite' else scan_pickle(Path(path)).globals\n"
+        "        print('scanned', name, found)\n"
+        "    except (PickleScanError, TFLiteScanError) as exc:\n"
+        "        print('refused', name, exc)\n"
+    )
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 1024**3, 3 * 1024**3))
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, preexec_fn=cap)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == len(cases), proc.stdout
+    assert any(line.startswith("scanned mismatch") and "system" in line for line in lines)
+    assert not sentinel.exists()

@@ -155,9 +155,13 @@ def onnx_integer_ranges(model: Any) -> tuple[dict[str, tuple[float, float]], dic
     return ranges, sources
 
 
-def _onnx(path: Path) -> Declared:
-    from mlfit.analysis.graph import _dtype_name, _shape, load_onnx_proto
+def _onnx(path: Path) -> Declared | None:
+    from mlfit.analysis.graph import StaticTooLarge, _dtype_name, _shape, check_static_bounds, load_onnx_proto
 
+    try:  # the same bounds as the static analysis: past them the worker resolves the inputs
+        check_static_bounds(path)
+    except StaticTooLarge:
+        return None
     model = load_onnx_proto(path)
     initializers = {t.name for t in model.graph.initializer}
     inputs = [TensorInfo(name=v.name, dtype=_dtype_name(v.type.tensor_type.elem_type), shape=_shape(v))
@@ -494,11 +498,14 @@ def _skops_n_features(node: Any, depth: int = 0) -> int | None:
 
 
 def _skops(path: Path) -> Declared | None:
-    with zipfile.ZipFile(path) as archive:
+    from mlfit import safeio
+
+    with safeio.open_regular(path, "the .skops archive") as fh, safeio.open_zip(fh, path) as archive:
         info = archive.getinfo("schema.json")
         if info.file_size > _MAX_JSON_BYTES:
             return None
-        schema = json.loads(archive.read(info))
+        schema = safeio.loads_bounded(safeio.read_zip_member(archive, "schema.json", path), path,
+                                      "schema.json in the archive")
     n = _skops_n_features(schema)
     if n is None:
         return None
@@ -546,10 +553,13 @@ def choose_batch(targets: Sequence[Target], batch: int | None) -> tuple[int, str
 
 
 def _npz_names(path: str) -> set[str]:
-    try:
-        with zipfile.ZipFile(path) as archive:
+    from mlfit import safeio
+    from mlfit.errors import MlfitError
+
+    try:  # a regular file, its zip directory bounded (mlfit.safeio)
+        with safeio.open_regular(Path(path), "the --data file") as fh, safeio.open_zip(fh, Path(path)) as archive:
             return {n[:-4] for n in archive.namelist() if n.endswith(".npy")}
-    except (OSError, zipfile.BadZipFile):
+    except (OSError, MlfitError):
         return set()
 
 
@@ -558,6 +568,9 @@ class InputPlan:
     spec: InputSpec
     notes: list[str]
     shapes: dict[str, list[int]] | None  # concrete shapes when the file states its inputs
+    # Every input's leading dim is free, so a batched-throughput phase can run (the worker's rule);
+    # None where the file does not state its inputs. Fixed: one configuration serves every batch.
+    batch_free: bool | None = None
 
 
 def plan_inputs(path: Path, fmt: ModelFormat, targets: Sequence[Target], spec: InputSpec,
@@ -600,7 +613,8 @@ def plan_inputs(path: Path, fmt: ModelFormat, targets: Sequence[Target], spec: I
         low, high = derived[name]
         notes.append(f"input {name}: values uniform in [{low:g}, {high:g}) from {spec.range_sources[name]} "
                      f"(--range {name}=LOW:HIGH overrides)")
-    return InputPlan(spec, notes, shapes)
+    free = bool(declared.inputs) and all(t.shape and not isinstance(t.shape[0], int) for t in declared.inputs)
+    return InputPlan(spec, notes, shapes, batch_free=free)
 
 
 def _resolve_partial(inputs: list[TensorInfo], spec: InputSpec) -> dict[str, list[int]] | None:

@@ -12,11 +12,18 @@ fitted constants:
 * ``k_dw``: how many dense FLOPs one depthwise FLOP costs (depthwise convolutions reach a small
   fraction of the peak: few FLOPs per byte, no register blocking over input channels);
 * ``S(t) = t / (1 + sigma * (t - 1))``: thread scaling with one contention constant ``sigma``;
-* ``b``: the sum of log-offsets of the columns the configuration has: the kernel family
-  (``cpu-arm-fp32``: XNNPACK/TFLite NEON kernels), int8 with or without the Arm dot-product
-  instructions (``int8-dotprod``: Cortex-A76/A78 have SDOT, the Pi 4's A72 does not), the 32-bit
-  OS mode, the GPU path (``gpu-int8``: tensor cores at the int8 peak);
-* ``d``, ``launch``: per-op dispatch on a CPU (scaled by clock) and kernel launch on a GPU.
+* ``b``: the sum of log-offsets of the columns the configuration has: the runtime's kernels
+  (``xnnpack-fp32`` for TFLite/XNNPACK, ``ncnn-fp32``, ...), the core against the reference
+  Cortex-A72 at equal peak (``core:Cortex-A76``, ``core:x86-avx512``, ...), int8 with or without
+  dot-product instructions per runtime (``xnnpack-int8-no-dotprod``: the Pi 4's A72 has no SDOT;
+  Cortex-A76/A78 and AVX-512 VNNI do), the 32-bit OS mode, the GPU path (``gpu-int8``: tensor
+  cores at the int8 peak);
+* ``d``, ``launch``: per-op dispatch on a CPU (scaled by clock) and kernel launch on a GPU (only
+  the dense kernels for a runtime that fuses pointwise ops, TensorRT).
+
+A band: the validation residuals' quantile, widened in quadrature for every column without a row
+(its prior is used), for a device without a row of its own (a widening set from
+leave-one-device-out residuals) and for a MatMul-dominated model (the table holds conv nets).
 
 Fitted by ``fit`` (numpy least squares in log space over a grid of ``k_dw`` and ``sigma``) on
 the rows of ``benchmarks/device_truth.yaml``; the constants live in ``_devicefit.py``, written by
@@ -28,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlfit.analysis.costs import VIEW_OPS
@@ -200,6 +207,8 @@ class Params:
     band_log: float = math.log(1.5)  # half-width of the band from validation residuals
     fitted_devices: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    # widening for a device with no row of its own, set from leave-one-device-out residuals
+    unseen_device_log: float = UNSEEN_DEVICE
 
     def offset(self, column: str) -> tuple[float, bool]:
         """A column's log-offset and whether the table fitted it."""
@@ -267,7 +276,7 @@ def predict(s: Structure, c: Config, p: Params) -> Prediction:
     for col in unfitted:
         widen[f"no truth-table row for '{col}' (prior)"] = UNFITTED_COLUMN
     if p.fitted_devices and c.device.id not in p.fitted_devices:
-        widen[f"no truth-table row for device {c.device.id}"] = UNSEEN_DEVICE
+        widen[f"no truth-table row for device {c.device.id}"] = p.unseen_device_log
     if s.matmul_flops > 0.5 * (s.dense_flops + s.depthwise_flops):
         # every row of the table is a convolutional network: a MatMul-bound model is outside it
         widen["no truth-table row for a MatMul-dominated model (transformer, MLP)"] = UNFITTED_COLUMN
@@ -327,7 +336,7 @@ def fit(rows: Sequence[tuple[Structure, Config, float]], base: Params | None = N
     k, sg = grid[best]
     offsets = {col: float(v) for col, v in zip(cols, sol[:, best], strict=True)}
     devices = tuple(sorted({c.device.id for _, c, _ in rows}))
-    return Params(k, sg, offsets, base.dispatch_s_at_1ghz, base.launch_s, base.band_log, devices)
+    return replace(base, k_dw=k, sigma=sg, offsets=offsets, fitted_devices=devices)
 
 
 def log_residual(observed: float, predicted: float) -> float:
@@ -360,8 +369,7 @@ def loo(rows: Sequence[tuple[Structure, Config, float]], base: Params | None = N
             inner = [abs(log_residual(t, predict(s, c, fit([r for k, r in enumerate(others) if k != j], base)).value))
                      for j, (s, c, t) in enumerate(others)]
             band = quantile(inner, BAND_QUANTILE)
-        params = Params(params.k_dw, params.sigma, params.offsets, params.dispatch_s_at_1ghz, params.launch_s,
-                        band, params.fitted_devices)
+        params = replace(params, band_log=band)
         s, c, t = rows[i]
         out.append((predict(s, c, params), t))
     return out
@@ -377,12 +385,26 @@ def leave_group_out(rows: Sequence[tuple[Structure, Config, float]], groups: Seq
         others = [r for r, g in zip(rows, groups, strict=True) if g != group]
         params = fit(others, base)
         inner = [abs(log_residual(t, p.value)) for p, t in loo(others, base, nested=False)]
-        params = Params(params.k_dw, params.sigma, params.offsets, params.dispatch_s_at_1ghz, params.launch_s,
-                        quantile(inner, BAND_QUANTILE), params.fitted_devices)
+        params = replace(params, band_log=quantile(inner, BAND_QUANTILE))
         for i, (s, c, t) in enumerate(rows):
             if groups[i] == group:
                 out[i] = (predict(s, c, params), t)
     return [o for o in out if o is not None]
+
+
+def calibrate_unseen(predictions: Sequence[tuple[Prediction, float]], device_key: str = "no truth-table row for device",
+                     target: float = BAND_QUANTILE) -> float:
+    """The smallest unseen-device widening (log half-width) with which ``target`` of the
+    leave-one-device-out predictions fall inside their bands (their other widenings kept)."""
+    for step in range(0, 61):
+        u = step * 0.025
+        inside = 0
+        for pred, t in predictions:
+            half2 = sum(h * h for k, h in pred.widenings.items() if not k.startswith(device_key)) + u * u
+            inside += abs(log_residual(t, pred.value)) <= math.sqrt(half2)
+        if inside >= target * len(predictions):
+            return u
+    return 60 * 0.025
 
 
 def params_from_dict(data: dict[str, Any]) -> Params:
@@ -391,6 +413,7 @@ def params_from_dict(data: dict[str, Any]) -> Params:
         float(data.get("dispatch_s_at_1ghz", DEFAULTS["dispatch_s_at_1ghz"])),
         float(data.get("launch_s", DEFAULTS["launch_s"])), float(data["band_log"]),
         tuple(data.get("fitted_devices", ())), tuple(data.get("notes", ())),
+        float(data.get("unseen_device_log", UNSEEN_DEVICE)),
     )
 
 
@@ -399,6 +422,7 @@ def params_to_dict(p: Params) -> dict[str, Any]:
         "k_dw": p.k_dw, "sigma": p.sigma, "offsets": dict(sorted(p.offsets.items())),
         "dispatch_s_at_1ghz": p.dispatch_s_at_1ghz, "launch_s": p.launch_s, "band_log": p.band_log,
         "fitted_devices": list(p.fitted_devices), "notes": list(p.notes),
+        "unseen_device_log": p.unseen_device_log,
     }
 
 

@@ -30,6 +30,9 @@ from mlfit.errors import ModelError
 MAX_STATIC_NODES = 100_000
 MAX_STATIC_INLINE_BYTES = 1 << 30
 MAX_STATIC_SECONDS = 60
+# protobuf fields of any kind (metadata entries, shape dims, names): each becomes an object when
+# onnx parses the file, so millions of tiny ones cost gigabytes however few the nodes.
+MAX_STATIC_FIELDS = 5_000_000
 
 
 class StaticTooLarge(ModelError):
@@ -72,6 +75,7 @@ _TOO_LARGE_HINT = ("the measurement still runs, in the worker under its own limi
 def check_static_bounds(path: Path) -> _Deadline:
     """Refuse (StaticTooLarge) a model too large to analyse here, from mlfit's own bounded walk
     over the file (no protobuf objects built); the deadline for the analysis that follows."""
+    from mlfit import safeio
     from mlfit.onnxsafety import OnnxWalkError, walk_error, walk_model
 
     max_nodes, max_inline, seconds = _limits()
@@ -82,6 +86,10 @@ def check_static_bounds(path: Path) -> _Deadline:
     if census.nodes > max_nodes:
         raise StaticTooLarge(f"{path}: too large to analyse statically ({census.nodes} nodes, over the bound of "
                              f"{max_nodes})", _TOO_LARGE_HINT)
+    max_fields = safeio.limit("static_fields", MAX_STATIC_FIELDS)
+    if census.elements > max_fields:
+        raise StaticTooLarge(f"{path}: too large to analyse statically ({census.elements} protobuf fields, over the "
+                             f"bound of {max_fields})", _TOO_LARGE_HINT)
     if census.inline_bytes > max_inline:
         raise StaticTooLarge(f"{path}: too large to analyse statically ({census.inline_bytes / 2**30:.1f} GiB of "
                              f"tensors inside the file, over the bound of {max_inline / 2**30:.1f} GiB)",

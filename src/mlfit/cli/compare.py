@@ -95,8 +95,10 @@ def print_comparison(comparison: Any, stderr: bool = False) -> None:
     from mlfit.report.comparison import render_comparison
 
     Console(stderr=stderr).print(render_comparison(comparison, warnings=False))
-    for warning in comparison.warnings:
-        sys.stderr.write(f"mlfit: warning: {warning}\n")
+    from mlfit.errors import printable
+
+    for warning in comparison.warnings:  # they name models from result files: one printable line each
+        sys.stderr.write(f"mlfit: warning: {printable(warning)}\n")
 
 
 def register(app: typer.Typer) -> None:

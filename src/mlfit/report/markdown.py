@@ -23,9 +23,10 @@ from mlfit.report.common import (
 from mlfit.result import Comparison, Report, RunResult, Verdict
 
 # ASCII punctuation that Markdown (CommonMark + GitHub's extensions) can read as markup: every
-# one is backslash-escaped in text from a result. '.', ',', '-', '/' and ':' are left as they
-# are (file names and numbers are full of them, and they start nothing mid-line).
-_MARKUP = frozenset("\\`*_{}[]<>()#+!|~&\"'=^$%@;?")
+# one is backslash-escaped in text from a result (`$` opens GitHub math, `@` a mention, `#`,
+# `+` and `>` a block inside a list item). '.', ',', '-', '/', ':', quotes and parentheses are
+# left as they are: names and numbers are full of them, and without '[' they start nothing.
+_MARKUP = frozenset("\\`*_{}[]<>#+!|~&$@")
 
 
 def cell(text: object) -> str:

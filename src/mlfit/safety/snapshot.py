@@ -21,53 +21,30 @@ Decisions (see docs/refusals.md, "The bytes checked are the bytes loaded"):
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
-import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from mlfit import safeio
 from mlfit.errors import ModelError
 from mlfit.formats import ModelFormat
 
 LINK_THRESHOLD = 64 * 2**20
 MAX_ENTRIES = 100_000
-MAX_DEPTH = 32
 _CHUNK = 1 << 20
 _GRAPH_FILES = frozenset({"saved_model.pb", "saved_model.pbtxt"})
 # Where an ONNX model names external data (a StringStringEntryProto with key "location").
 _ONNX_LOCATION_KEY = b"\x0a\x08location"
 
 
-def _refuse(path: Path, why: str) -> ModelError:
-    return ModelError(f"{path}: {why}; refused (only regular files are read)",
-                      "give the model as regular files inside its own folder")
-
-
-def _open_regular(path: Path) -> tuple[int, os.stat_result]:
-    """An fd on a regular file, opened without blocking on a FIFO and without following a final symlink."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise _refuse(path, "it became a symlink while being read") from None
-        raise ModelError(f"{path}: cannot read ({exc.strerror})", "check the path and permissions") from None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        raise _refuse(path, "not a regular file")
-    return fd, info
-
-
-def _copy_file(src: Path, dst: Path, find: bytes | None = None) -> bool:
-    """Copy ``src`` (a regular file, exactly the size it had when opened) to ``dst``; True when
-    ``find`` occurs in the bytes copied."""
-    fd, info = _open_regular(src)
-    found, tail, left = False, b"", info.st_size
-    with os.fdopen(fd, "rb") as fh, open(dst, "xb") as out:
+def _copy_file(src: Path, dst: Path, find: bytes | None = None, within: Path | None = None) -> bool:
+    """Copy ``src`` (a regular file, read to exactly the size it had when opened, through
+    :func:`mlfit.safeio.open_regular`) to ``dst``, read-only; True when ``find`` occurs in it."""
+    found, tail = False, b""
+    with safeio.open_regular(src, "model file", within=within) as fh, open(dst, "xb") as out:
+        left = os.fstat(fh.fileno()).st_size
         while left > 0:
             chunk = fh.read(min(_CHUNK, left))
             if not chunk:
@@ -77,50 +54,34 @@ def _copy_file(src: Path, dst: Path, find: bytes | None = None) -> bool:
                 tail = chunk[-len(find):]
             out.write(chunk)
             left -= len(chunk)
+        if fh.read(1):
+            raise ModelError(f"{src}: the file grew while it was copied (it is not a plain file); refused",
+                             "give a regular file that does not change")
     os.chmod(dst, 0o400)
     return found
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    fd, _ = _open_regular(src)  # refuse special files before linking
-    os.close(fd)
+def _link_or_copy(src: Path, dst: Path, within: Path | None = None) -> None:
+    with safeio.open_regular(src, "model file", within=within):  # refuse special files before linking
+        pass
     try:
         os.link(src, dst, follow_symlinks=False)
     except OSError:  # another file system, or links not allowed: copy
-        _copy_file(src, dst)
+        _copy_file(src, dst, within=within)
 
 
-def _inside(folder: Path, target: Path) -> bool:
-    try:
-        target.relative_to(folder)
-    except ValueError:
-        return False
-    return True
-
-
-def _copy_tree(src: Path, dst: Path, root: Path, budget: list[int], depth: int = 0) -> None:
-    if depth > MAX_DEPTH:
-        raise _refuse(src, f"folders nested more than {MAX_DEPTH} deep")
+def _copy_tree(src: Path, dst: Path) -> None:
+    """Every regular file of the folder (:func:`mlfit.safeio.tree_files`: no FIFO, device or
+    socket, links kept inside, bounded counts), at the same relative places."""
+    root = src.resolve()
     dst.mkdir(mode=0o700)
-    with os.scandir(src) as entries:
-        for entry in entries:
-            budget[0] -= 1
-            if budget[0] < 0:
-                raise _refuse(src, f"more than {MAX_ENTRIES} files and folders in the model")
-            source, target = Path(entry.path), dst / entry.name
-            if entry.is_symlink():
-                real = source.resolve()
-                if not _inside(root, real) or not real.is_file():
-                    raise _refuse(source, "a symlink leading out of the model's folder or not to a regular file")
-                source = real
-            elif entry.is_dir(follow_symlinks=False):
-                _copy_tree(source, target, root, budget, depth + 1)
-                continue
-            size = entry.stat(follow_symlinks=True).st_size if entry.is_file() else 0
-            if entry.name not in _GRAPH_FILES and size > LINK_THRESHOLD:
-                _link_or_copy(source, target)
-            else:
-                _copy_file(source, target)
+    for rel, real, size in safeio.tree_files(src):
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if Path(rel).name not in _GRAPH_FILES and size > LINK_THRESHOLD:
+            _link_or_copy(real, target, root)
+        else:
+            _copy_file(real, target, within=root)
 
 
 def _onnx_external_locations(model: Path) -> list[str]:
@@ -163,18 +124,18 @@ def _copy_onnx_external(original: Path, copy: Path) -> None:
         if target.exists() or not source.exists():
             continue
         real = source.resolve()
-        if not _inside(folder.resolve(), real):
+        if not safeio.inside(real, folder.resolve()):
             continue
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if real.stat().st_size > LINK_THRESHOLD:
-            _link_or_copy(real, target)
+            _link_or_copy(real, target, folder.resolve())
         else:
-            _copy_file(real, target)
+            _copy_file(real, target, within=folder.resolve())
 
 
 def _make(path: Path, fmt: ModelFormat, target: Path) -> None:
     if path.is_dir():
-        _copy_tree(path, target, path.resolve(), [MAX_ENTRIES])
+        _copy_tree(path, target)
     elif fmt is ModelFormat.ONNX:
         if os.stat(path).st_size > LINK_THRESHOLD:
             _link_or_copy(path, target)
