@@ -177,7 +177,7 @@ def test_runs_that_are_not_comparable_are_refused_with_the_reason() -> None:
         compare_reports(report(base), report(other_input), "b")
     assert base.measurement is not None
     threads = base.model_copy(update={"measurement": base.measurement.model_copy(update={"threads": 4})})
-    with pytest.raises(ConfigError, match=r"not comparable.*threads differs"):
+    with pytest.raises(ConfigError, match=r"not comparable.*thread count differs"):
         compare_reports(report(base), report(threads), "b")
     # another file may take other inputs: that is the change a compare is for
     compare_reports(report(base), report(edited(other_input)), "b")
