@@ -381,3 +381,31 @@ def test_install_hints_name_where_this_mlfit_came_from(how: str, tmp_path: Path)
     expected = f"pip install '{REPO}[tensorflow]'" if how == "folder" else \
         f"pip install 'mlfit[tensorflow] @ git+file://{REPO}@{commit}'"
     assert hint == expected
+
+
+@pytest.mark.slow
+def test_gitlab_job_script_runs_end_to_end(pr_clone: Path, tmp_path: Path) -> None:
+    """The job's before_script and script in one shell, as a GitLab runner runs them, with its
+    variables (GitLab expands $VARS inside variables) and a restored cache under the project."""
+    job = yaml.safe_load(GITLAB.read_text())["mlfit"]
+    env, venv = runner_env(tmp_path)
+    predefined = {"CI_PROJECT_DIR": str(pr_clone), "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+                  "CI_RUNNER_EXECUTABLE_ARCH": "linux/amd64"}
+    variables = {k: str(v) for k, v in job["variables"].items()}
+    variables.update(MLFIT_GIT=f"file://{REPO}", MLFIT_FLAGS=FAST)  # the inputs, substituted
+    expanded = {k: re.sub(r"\$(\w+)", lambda m: predefined.get(m.group(1), m.group(0)), v)
+                for k, v in variables.items()}
+    cache = Path(expanded["XDG_CACHE_HOME"]) / "mlfit"
+    restored = Path(env["HOME"]) / ".cache" / "mlfit"
+    if restored.is_dir():  # the cache a previous pipeline left
+        shutil.copytree(restored, cache, dirs_exist_ok=True)
+    script = "\n".join(["set -e", *job["before_script"], *job["script"]])
+    run = subprocess.run(["bash", "-c", script], cwd=pr_clone, env={**env, **predefined, **expanded},
+                         capture_output=True, text=True, timeout=600)
+    assert installed_mlfit(venv, env).startswith(str(venv)), run.stdout + run.stderr
+    assert run.returncode in (0, 1), run.stdout + run.stderr
+    reports = pr_clone / "reports"
+    junit = job["artifacts"]["reports"]["junit"]
+    assert (pr_clone / junit).is_file() and all((pr_clone / p).exists() for p in job["artifacts"]["paths"])
+    assert_reports(reports, run.returncode, (reports / "mlfit.md").read_text())
+    assert any(cache.glob("calibration-*.json")) and (pr_clone / ".cache" / "mlfit") == cache

@@ -177,7 +177,46 @@ def test_runs_that_are_not_comparable_are_refused_with_the_reason() -> None:
         compare_reports(report(base), report(other_input), "b")
     assert base.measurement is not None
     threads = base.model_copy(update={"measurement": base.measurement.model_copy(update={"threads": 4})})
-    with pytest.raises(ConfigError, match=r"not comparable.*threads differs"):
+    with pytest.raises(ConfigError, match=r"not comparable.*thread count differs"):
         compare_reports(report(base), report(threads), "b")
     # another file may take other inputs: that is the change a compare is for
     compare_reports(report(base), report(edited(other_input)), "b")
+
+
+def _with_cost(result: RunResult, low_us: float, halves: tuple[float, float], reference: float) -> RunResult:
+    """A run with the contention-proof figures: a single-thread node profile's fast fifth and the
+    reference kernel's rate (what a worker records since result schema 2)."""
+    from mlfit.result import Contention, ReferenceKernel
+
+    assert result.measurement is not None
+    profile = {"by_threads": {"1": {"nodes_us": low_us * 1.2, "nodes_us_low": low_us, "overhead_us_low": 0.0,
+                                    "nodes_us_low_halves": list(halves), "node_us": {}, "node_us_low": {}}},
+               "nodes": {}}
+    contention = Contention(reference=ReferenceKernel(name="gemm", flops=1.0, flops_per_s=reference))
+    return result.model_copy(update={"node_profile": profile, "measurement": result.measurement.model_copy(
+        update={"contention": contention})})
+
+
+def test_uncontended_cost_carried_by_the_reference_kernel_judges_the_change() -> None:
+    base = _with_cost(run_result(0.004), 2000.0, (1990.0, 2010.0), 100e9)
+    # the new version ran on a host twice as slow (its reference kernel too): wall p50 +50%, not the model
+    slowed_host = _with_cost(edited(run_result(0.006, seed=9)), 4000.0, (3980.0, 4020.0), 50e9)
+    comparison = compare_reports(report(base), report(slowed_host), "b")
+    got = statuses(comparison)
+    assert got["cost.uncontended"] is ChangeStatus.UNCHANGED
+    assert got["latency.p50"] is ChangeStatus.INCONCLUSIVE and not comparison.regressed
+    cost = next(c for c in comparison.models[0].changes if c.metric == "cost.uncontended")
+    assert "reference kernel" in cost.method and cost.new == 2000.0 / 1e6
+    # the same host speed and twice the cost: a regression, and the wall figures may say so too
+    slower_model = _with_cost(edited(run_result(0.008, seed=9)), 4000.0, (3980.0, 4020.0), 100e9)
+    comparison = compare_reports(report(base), report(slower_model), "b")
+    assert statuses(comparison)["cost.uncontended"] is ChangeStatus.REGRESSION and comparison.regressed
+    assert statuses(comparison)["latency.p50"] is ChangeStatus.REGRESSION
+
+
+def test_the_runs_own_noise_keeps_a_small_cost_change_inconclusive() -> None:
+    base = _with_cost(run_result(0.004), 2000.0, (1800.0, 2200.0), 100e9)  # halves 10% apart
+    new = _with_cost(edited(run_result(0.004, seed=9)), 2200.0, (2000.0, 2400.0), 100e9)  # +10%
+    cost = next(c for c in compare_reports(report(base), report(new), "b").models[0].changes
+                if c.metric == "cost.uncontended")
+    assert cost.status is ChangeStatus.INCONCLUSIVE and "runs' own noise" in cost.reason

@@ -453,6 +453,20 @@ def test_report_over_the_model_is_exit_2_and_the_model_is_unchanged(tmp_path: Pa
     assert_one_line_refusal(run, 2, "is the input")
 
 
+def test_report_over_external_data_or_over_a_result_being_read_is_exit_2(tmp_path: Path) -> None:
+    model = external_model(tmp_path, "w.bin")
+    (tmp_path / "w.bin").write_bytes(b"\0" * 64)
+    run = run_mlfit("check", model, "--target", "edge", "--json", tmp_path / "w.bin", *FAST)
+    assert_one_line_refusal(run, 2, "is the input")
+    assert (tmp_path / "w.bin").read_bytes() == b"\0" * 64
+    result = tmp_path / "r.json"
+    result.write_text("{}")
+    for command in (("report", result), ("compare", result, result)):
+        run = run_mlfit(*command, "-o", f"html={result}")
+        assert_one_line_refusal(run, 2, "is the input")
+    assert result.read_text() == "{}"
+
+
 def test_report_inside_a_savedmodel_folder_or_over_the_baseline_is_exit_2(tmp_path: Path,
                                                                            tiny_model: Path) -> None:
     folder = _savedmodel(tmp_path)

@@ -50,6 +50,15 @@ def test_plan_configurations(targets: list[tuple[str, int, int]], runtime: Runti
     assert len({c.key for c in plan}) == len(plan)  # each configuration once
 
 
+def test_a_fixed_batch_dim_does_not_split_configurations() -> None:
+    """A model whose leading dims are fixed runs at its own batch: the targets' batches are moot."""
+    targets = [_target("edge", 4, 1), _target("t4", 4, 8), _target("h100", 8, 64)]
+    plan = plan_configurations(targets, ORT, MeasureOptions(), 2, batch_free=False)
+    assert [(c.threads, c.batch, c.targets) for c in plan] == [(2, 1, ("edge", "t4", "h100"))]
+    plan = plan_configurations(targets, ORT, MeasureOptions(), 8, batch_free=False)
+    assert [(c.threads, c.batch, c.targets) for c in plan] == [(4, 1, ("edge", "t4")), (8, 1, ("h100",))]
+
+
 def test_every_builtin_target_lands_in_exactly_one_configuration() -> None:
     from mlfit.catalog.loader import builtin_targets
 
@@ -98,3 +107,27 @@ def test_memory_peak_is_the_targets_own_alone_or_beside_a_big_batch(cnn_model: P
     # The batch-32 run really holds more: its figure is its own, not the batch-1 run's.
     big_peak = configs[1]["measurement"]["memory"]["peak_bytes"]
     assert big_peak > second["results"][0]["measurement"]["memory"]["peak_bytes"]
+
+
+def test_results_without_configurations_still_read(tmp_path: Path) -> None:
+    """A version-1/2 file has no `configurations`: it reads, and its one measurement served every target."""
+    import reportdata
+    from mlfit.result import ConfigurationRun, load_report
+
+    old = reportdata.report(reportdata.run_result()).model_dump(mode="json")
+    old["schema_version"] = 1
+    for result in old["results"]:
+        del result["configurations"]
+        for target in result["targets"]:
+            del target["configuration"]
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(old))
+    result = load_report(path).results[0]
+    assert result.configurations == [] and result.measurement is not None
+    assert result.measurement_for(result.targets[0].target) is result.measurement
+    # A v3 result: each target's own configuration's measurement.
+    other = reportdata.measurement(peak=900 * 2**20)
+    current = result.model_copy(update={"configurations": [
+        ConfigurationRun(label="a", runtime="onnxruntime", threads=2, batch=1, targets=["x"]),
+        ConfigurationRun(label="b", runtime="onnxruntime", threads=2, batch=64, targets=["y"], measurement=other)]})
+    assert current.measurement_for("x") is current.measurement and current.measurement_for("y") is other

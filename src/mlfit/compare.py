@@ -336,7 +336,7 @@ def _config(result: RunResult) -> dict[str, str]:
     m = result.measurement
     if m is None:
         return {}
-    return {"runtime": m.runtime, "threads": str(m.threads), "execution provider": m.execution_provider,
+    return {"runtime": m.runtime, "thread count": str(m.threads), "execution provider": m.execution_provider,
             "batch": str(m.throughput.batch_size or 1)}
 
 

@@ -332,7 +332,13 @@ def _judge_tensor(kept: dict[int, Any], census: Census, path: tuple[str, ...]) -
         return
     name = _text(kept.get(8)) or "(unnamed)"
     where = ".".join(p for p in path if p) or "model"
-    claimed = _check_external(census, name, where, entries, expected) if census.judge else max(expected or 0, 0)
+    if census.judge:
+        claimed = _check_external(census, name, where, entries, expected)
+    else:  # counted, and its file named (never touched): outputs must not be written over it
+        claimed = max(expected or 0, 0)
+        location = next((_text(e.get(2)) for e in entries if _text(e.get(1)) == "location"), "")
+        if location and len(census.seen) < 10_000:
+            census.seen.setdefault(location, 0)
     census.tensor_bytes += claimed
     census.external_bytes += claimed
 
@@ -399,7 +405,17 @@ def _check_external(census: Census, name: str, where: str, entries: list[dict[in
     return size or 0
 
 
-_LAST_WALK: list[tuple[tuple[object, ...], Census]] = []  # the last judged walk (validation, then analysis)
+_LAST_WALK: list[tuple[tuple[object, ...], Census]] = []  # the last walk (validation, then analysis)
+
+
+def external_files(path: Path) -> list[Path]:
+    """The external-data files a model names (inside its folder or not), for the output check;
+    empty when the file cannot be walked (the checks that follow say why)."""
+    try:
+        census = walk_model(path, judge_external=False)
+    except (OnnxWalkError, ModelError, OSError):
+        return []
+    return [path.parent / location for location in census.seen]
 
 
 def walk_model(path: Path, judge_external: bool = True) -> Census:
@@ -427,8 +443,7 @@ def walk_model(path: Path, judge_external: bool = True) -> Census:
             raise OnnxWalkError("the file is empty")
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
             _walk(buf, [(0, st.st_size)], _spec(onnx.ModelProto.DESCRIPTOR), census, (), 0)
-    if judge_external:
-        _LAST_WALK[:] = [(key, census)]
+    _LAST_WALK[:] = [(key, census)]  # reused only for counts (analysis, input plan), never for a judgement
     return census
 
 def _standard_op(domain: str, op_type: str) -> bool:

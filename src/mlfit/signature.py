@@ -568,6 +568,9 @@ class InputPlan:
     spec: InputSpec
     notes: list[str]
     shapes: dict[str, list[int]] | None  # concrete shapes when the file states its inputs
+    # Every input's leading dim is free, so a batched-throughput phase can run (the worker's rule);
+    # None where the file does not state its inputs. Fixed: one configuration serves every batch.
+    batch_free: bool | None = None
 
 
 def plan_inputs(path: Path, fmt: ModelFormat, targets: Sequence[Target], spec: InputSpec,
@@ -610,7 +613,8 @@ def plan_inputs(path: Path, fmt: ModelFormat, targets: Sequence[Target], spec: I
         low, high = derived[name]
         notes.append(f"input {name}: values uniform in [{low:g}, {high:g}) from {spec.range_sources[name]} "
                      f"(--range {name}=LOW:HIGH overrides)")
-    return InputPlan(spec, notes, shapes)
+    free = bool(declared.inputs) and all(t.shape and not isinstance(t.shape[0], int) for t in declared.inputs)
+    return InputPlan(spec, notes, shapes, batch_free=free)
 
 
 def _resolve_partial(inputs: list[TensorInfo], spec: InputSpec) -> dict[str, list[int]] | None:

@@ -163,33 +163,6 @@ def _error_line(text: str, prefix: str = "mlfit: error: ") -> None:
     sys.stderr.write(prefix + printable(text) + "\n")
 
 
-def _render(result: Any, outputs: list[Any], comparison: Any = None) -> None:
-    from rich.console import Console
-
-    from mlfit.api import single_report
-    from mlfit.report.outputs import write_outputs
-    from mlfit.report.terminal import render_terminal
-
-    report = single_report(result)
-    to_stdout = any(path == "-" for _, path in outputs)
-    console = Console(stderr=to_stdout)
-    if result.error is None:
-        console.print(render_terminal(report))
-    if comparison is not None:
-        from mlfit.cli.compare import print_comparison
-        from mlfit.compare import with_comparison
-
-        print_comparison(comparison, stderr=to_stdout)
-        report = with_comparison(report, comparison)
-    write_outputs(report, outputs)
-    if result.error is not None:
-        err = result.error
-        _error_line(err.message + (f" ({err.hint})" if err.hint else ""))
-        files = [path for _, path in outputs if path != "-"]
-        if files and not report.complete:
-            _error_line(f"partial report, marked incomplete, written to {', '.join(files)}", prefix="mlfit: ")
-
-
 def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bool) -> Any:
     """Identify and measure one model; a model that cannot be loaded becomes a result with an error,
     so the report still names it."""
@@ -210,8 +183,12 @@ def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bo
 
 def _inputs(models: list[Path], spec: Any, targets: list[str], baseline: Path | None,
             libraries: list[str] | None) -> list[str | Path | None]:
-    """Every file the command reads: a report must never be written over one of them."""
-    return [*models, *(t for t in targets if t.endswith((".yaml", ".yml"))), baseline, spec.data_file,
+    """Every file the command reads: a report must never be written over one of them (an ONNX
+    model's external-data files included)."""
+    from mlfit.onnxsafety import external_files
+
+    data = [f for m in models if m.is_file() and m.suffix.lower() == ".onnx" for f in external_files(m)]
+    return [*models, *data, *(t for t in targets if t.endswith((".yaml", ".yml"))), baseline, spec.data_file,
             *spec.data_arrays.values(), *(libraries or [])]
 
 
@@ -228,22 +205,46 @@ def exit_code_for_report(report: Any, strict: bool) -> int:
     return exit_code_for(report, strict)
 
 
-def _render_report(report: Any, outputs: list[Any]) -> None:
+def _render_report(report: Any, outputs: list[Any], comparison: Any = None) -> None:
+    """The one rendering path, for one model or many: terminal, the --baseline comparison, the
+    output files, then one error line per model that could not be measured."""
     from rich.console import Console
 
     from mlfit.report.outputs import write_outputs
     from mlfit.report.terminal import render_terminal
 
     to_stdout = any(path == "-" for _, path in outputs)
-    Console(stderr=to_stdout).print(render_terminal(report))
+    single = len(report.results) == 1
+    if not (single and report.results[0].error is not None):  # one failed model: its error line says it all
+        Console(stderr=to_stdout).print(render_terminal(report))
+    if comparison is not None:
+        from mlfit.cli.compare import print_comparison
+        from mlfit.compare import with_comparison
+
+        print_comparison(comparison, stderr=to_stdout)
+        report = with_comparison(report, comparison)
     write_outputs(report, outputs)
     for result in report.results:
         if result.error is not None:
             err = result.error
-            _error_line(f"{result.model.path}: {err.message}" + (f" ({err.hint})" if err.hint else ""))
+            where = "" if single else f"{result.model.path}: "
+            _error_line(f"{where}{err.message}" + (f" ({err.hint})" if err.hint else ""))
     files = [path for _, path in outputs if path != "-"]
     if files and not report.complete:
-        _error_line(f"report marked incomplete, written to {', '.join(files)}", prefix="mlfit: ")
+        _error_line(f"partial report, marked incomplete, written to {', '.join(files)}", prefix="mlfit: ")
+
+
+def _finish(report: Any, outputs: list[Any], strict: bool, base_report: Any = None, baseline: Any = None,
+            compare_opts: Any = None) -> None:
+    """Compare with --baseline (when given and something was measured), render, and exit with the
+    report's code: the same for one model and many."""
+    comparison = None
+    if base_report is not None and any(r.error is None for r in report.results):
+        from mlfit.cli.compare import baseline_comparison
+
+        comparison = baseline_comparison(base_report, report, baseline, compare_opts)
+    _render_report(report, outputs, comparison)
+    raise typer.Exit(_with_regression(exit_code_for_report(report, strict), comparison))
 
 
 def register(app: typer.Typer) -> None:
@@ -289,7 +290,7 @@ def register(app: typer.Typer) -> None:
         spec = input_spec(dim, shape, value, range_, data, seed)
         outputs = parse_outputs(output, json_path, _inputs(models, spec, target, baseline, custom_op_library))
         cluster_spec = _cluster_spec(cluster, tls_ca_file, tls_cert, tls_key)
-        base_report = None
+        base_report = compare_opts = None
         if baseline is not None:  # read and vet it before measuring, not after
             from mlfit.cli.compare import check_host, compare_options
             from mlfit.result import load_report
@@ -310,28 +311,11 @@ def register(app: typer.Typer) -> None:
         if cluster or shared_path or len(models) > 1 or any(m.is_dir() and not is_savedmodel(m) for m in models):
             report = check_many(models, targets, spec, options, None if quiet else _progress_line,
                                 cluster=cluster_spec, shared_path=shared_path)
-            many_comparison = None
-            if base_report is not None:
-                from mlfit.cli.compare import baseline_comparison, print_comparison
-
-                many_comparison = baseline_comparison(base_report, report, baseline, compare_opts)
-            if many_comparison is not None:
-                from mlfit.compare import with_comparison
-
-                report = with_comparison(report, many_comparison)
-            _render_report(report, outputs)
-            if many_comparison is not None:
-                print_comparison(many_comparison, stderr=any(path == "-" for _, path in outputs))
-            raise typer.Exit(_with_regression(exit_code_for_report(report, strict), many_comparison))
-        result = _measure(models[0], targets, spec, options, quiet)
-        comparison = None
-        if base_report is not None and result.error is None:
+        else:
             from mlfit.api import single_report
-            from mlfit.cli.compare import baseline_comparison
 
-            comparison = baseline_comparison(base_report, single_report(result), baseline, compare_opts)
-        _render(result, outputs, comparison)
-        raise typer.Exit(_with_regression(exit_code_for(result, strict), comparison))
+            report = single_report(_measure(models[0], targets, spec, options, quiet))
+        _finish(report, outputs, strict, base_report, baseline, compare_opts)
 
     @app.command()
     def profile(
@@ -357,9 +341,9 @@ def register(app: typer.Typer) -> None:
                                  method=_method(method), convert=convert, batch_size=batch,
                                  memory_limit=parse_memory_limit(memory_limit, []),
                                  custom_op_libraries=tuple(custom_op_library or ()))
-        result = _measure(model, [], spec, options, quiet)
-        _render(result, outputs)
-        raise typer.Exit(exit_code_for(result, False))
+        from mlfit.api import single_report
+
+        _finish(single_report(_measure(model, [], spec, options, quiet)), outputs, strict=False)
 
     @app.command()
     def inspect(

@@ -14,6 +14,8 @@ targets.
   throughput at that batch when it is > 1, each phase with its memory high-water mark).
   ``--batch`` (``MeasureOptions.batch_size``) replaces every target's batch. A scikit-learn
   model whose targets ask for batch 1 is also timed at ``SKLEARN_THROUGHPUT_BATCH`` rows, as before.
+- **fixed batch**: a model whose leading dims are fixed cannot run at another batch, so the
+  targets' batch sizes do not split it: one configuration per thread count, at batch 1.
 - **runtime**: the runtime that executes the model (its own, or the ``--convert`` artefact's).
 
 Node profiling for the projection runs once, in the first (primary) configuration's worker, at
@@ -50,10 +52,11 @@ class Configuration:
         return f"{self.runtime.value}, {self.threads} thread{'s' if self.threads != 1 else ''}, batch {self.batch}"
 
 
-def configuration_of(target: Target | None, runtime: Runtime, options: MeasureOptions, cores: int) -> tuple[
-        str, int, int]:
+def configuration_of(target: Target | None, runtime: Runtime, options: MeasureOptions, cores: int,
+                     batch_free: bool = True) -> tuple[str, int, int]:
     """The (runtime, threads, batch) key ``target`` is measured in on a host with ``cores`` usable
-    cores (``None``: a profile without targets)."""
+    cores (``None``: a profile without targets). A model whose leading dims are fixed
+    (``batch_free`` False) runs at its own batch whatever the target asks: batch 1 for all."""
     if options.threads is not None:
         threads = options.threads
     else:
@@ -62,18 +65,18 @@ def configuration_of(target: Target | None, runtime: Runtime, options: MeasureOp
     batch = options.batch_size or (target.profile.batch_size if target is not None else 1)
     if batch <= 1 and not options.batch_size and runtime is Runtime.SKLEARN:
         batch = SKLEARN_THROUGHPUT_BATCH
-    return (runtime.value, threads, batch)
+    return (runtime.value, threads, batch if batch_free else 1)
 
 
 def plan_configurations(targets: Sequence[Target], runtime: Runtime, options: MeasureOptions,
-                        cores: int) -> list[Configuration]:
+                        cores: int, batch_free: bool = True) -> list[Configuration]:
     """The distinct configurations ``targets`` ask for, in the order the targets first name them
     (the first is the primary one). Without targets: one configuration, the host's."""
     if not targets:
-        rt, threads, batch = configuration_of(None, runtime, options, cores)
+        rt, threads, batch = configuration_of(None, runtime, options, cores, batch_free)
         return [Configuration(Runtime(rt), threads, batch)]
     grouped: dict[tuple[str, int, int], list[str]] = {}
     for target in targets:
-        grouped.setdefault(configuration_of(target, runtime, options, cores), []).append(target.name)
+        grouped.setdefault(configuration_of(target, runtime, options, cores, batch_free), []).append(target.name)
     return [Configuration(Runtime(rt), threads, batch, tuple(names))
             for (rt, threads, batch), names in grouped.items()]

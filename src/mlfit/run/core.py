@@ -193,7 +193,8 @@ def _hosted(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options
             on_event: EventFn | None, on_target: bool, gate: Gate, created: str) -> RunResult:
     """Measure on this host and evaluate each target (projected, or measured on the target)."""
     batch_from_targets = inputs.batch is None and options.batch_size is None
-    plan = plan_measurement(ref, targets, options, on_target, gate.inputs, batch_from_targets)
+    plan = plan_measurement(ref, targets, options, on_target, gate.inputs, batch_from_targets,
+                            gate.batch_free is not False)
     measured = _measure(ref, plan, options, gate, on_event)
     stopped = measured.error is not None and measured.error.kind == "interrupted"
     if measured.runs[0].response.error is not None or stopped:  # nothing to judge, or Ctrl-C: stop here
@@ -223,6 +224,7 @@ class Gate:
     memory_limit: int
     limit_source: str
     inputs: InputSpec  # the user's, with the batch and the ranges read from the model (mlfit.signature)
+    batch_free: bool | None = None  # the model's leading dims are free (None: the file does not say)
 
 
 def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
@@ -266,7 +268,8 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
         memory_limit = precheck.default_memory_limit()
         limit_source = "the default, 90% of this host's free memory"
     return Gate(model_bytes=model_bytes, notes=(*ref.notes, *safety_notes), static=static, fits=fits,
-                memory_limit=memory_limit, limit_source=limit_source, inputs=inputs)
+                memory_limit=memory_limit, limit_source=limit_source, inputs=inputs,
+                batch_free=planned.batch_free)
 
 
 # ---------------------------------------------------------------- stage: plan
@@ -299,7 +302,8 @@ class PlannedRun:
 
 
 def plan_measurement(ref: ModelRef, targets: Sequence[Target], options: MeasureOptions, on_target: bool,
-                     inputs: InputSpec | None = None, batch_from_targets: bool = False) -> list[PlannedRun]:
+                     inputs: InputSpec | None = None, batch_from_targets: bool = False,
+                     batch_free: bool = True) -> list[PlannedRun]:
     """One run per deployment configuration (:mod:`mlfit.run.configs`); the first is the primary.
 
     Node profiling (for projection) runs once, in the primary run, at every thread count the
@@ -315,7 +319,7 @@ def plan_measurement(ref: ModelRef, targets: Sequence[Target], options: MeasureO
     from mlfit.measure.scenarios import ScenarioSettings
 
     cores = usable_cores()
-    configs = plan_configurations(targets, ref.runtime, options, cores)
+    configs = plan_configurations(targets, ref.runtime, options, cores, batch_free)
     counts = [] if on_target else profile_threads(targets, configs, options, cores)
     by_name = {t.name: t for t in targets}
     runs: list[PlannedRun] = []
@@ -334,7 +338,7 @@ def plan_measurement(ref: ModelRef, targets: Sequence[Target], options: MeasureO
             profile_nodes=profile, profile_threads=counts if profile else [],
         )
         spec = inputs or InputSpec()
-        if batch_from_targets and own and spec.batch is not None:
+        if batch_from_targets and batch_free and own and spec.batch is not None:
             spec = spec.model_copy(update={"batch": own[0].profile.batch_size})
         runs.append(PlannedRun(config=config, settings=settings, inputs=spec))
     return runs
