@@ -11,9 +11,9 @@ never with TensorFlow. Then, following ``tf.saved_model.load`` (the worker's loa
   object graph names under ``signatures/<name>``, plus the nodes its ``signature_def``
   outputs depend on.
 - **TF1 layout** (anything else): the saver's restore op, the init op (``__saved_model_init_op``,
-  ``saved_model_main_op``, ``legacy_init_op``), every other collection of ops and variable
-  initializer the default local init can pick up, asset feeds, and the signature's outputs,
-  each with every node it depends on (data and control inputs).
+  ``saved_model_main_op``, ``legacy_init_op``), what the default local init runs (local
+  variable initializers, ``table_initializer``, ``local_resources``), asset feeds, and the
+  signature's inputs and outputs, each with every node it depends on (data and control inputs).
 
 From these roots every call is followed: an op that names a library function, every
 function-typed attribute (``f``, ``then_branch``, ``body``, dataset functions, lists of
@@ -42,7 +42,11 @@ _RESTORE_OPS = frozenset({"RestoreV2"})
 # Read a vocabulary file: allowed only when the filename is one of the model's own assets.
 _ASSET_READERS = frozenset({"InitializeTableFromTextFile", "InitializeTableFromTextFileV2"})
 _CALL_OPS = frozenset({"PartitionedCall", "StatefulPartitionedCall"})
-_NO_TRAIN = frozenset({"train_op", "saved_model_train_op", "summaries"})
+# TF1 collections whose ops loading runs: the init op (main_op / legacy_init_op) and, without
+# one, what Scaffold.default_local_init_op() groups (local variables, table initializers,
+# local resources). Training, summary and other collections are never run by a loader.
+_INIT_COLLECTIONS = frozenset({"saved_model_main_op", "legacy_init_op", "table_initializer", "local_resources",
+                               "local_variables"})
 
 
 class SavedModelError(Exception):
@@ -323,11 +327,10 @@ def scan_saved_model_proto(saved_model: Any, signature: str = "serving_default")
                 walker.top([meta.saver_def.restore_op_name, filename], f"{where} (variable restore)", True)
             init: list[str] = _signature_tensors(meta, "__saved_model_init_op")
             for key, collection in meta.collection_def.items():
-                if key in _NO_TRAIN:
+                if key not in _INIT_COLLECTIONS:
                     continue
                 init.extend(collection.node_list.value)
-                if key.endswith("variables"):
-                    init.extend(_variable_initializers(collection.bytes_list.value))
+                init.extend(_variable_initializers(collection.bytes_list.value))
             init.extend(a.tensor_info.name for a in meta.asset_file_def)
             walker.top(init, f"{where} (init ops)")
         walker.top(signature_roots, f"signature '{signature}'")
