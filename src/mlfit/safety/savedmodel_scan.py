@@ -86,6 +86,13 @@ def _node_name(tensor: str) -> str:
     return tensor.lstrip("^").split(":")[0]
 
 
+def _tensor_name(tensor: str) -> str:
+    """A top-level tensor as 'node:index' ('x' is 'x:0'; a control input '^x' is no tensor)."""
+    if tensor.startswith("^"):
+        return ""
+    return tensor if ":" in tensor else f"{tensor}:0"
+
+
 class _Walker:
     seen_calls: set[tuple[str, int, bytes]]
 
@@ -98,7 +105,7 @@ class _Walker:
             self.library.setdefault(function.signature.name, []).append(function)
         self.nodes = {n.name: n for n in graph.node}
         self.scan = scan
-        self.filename_node = _node_name(filename_tensor) if filename_tensor else None
+        self.filename_tensor = _tensor_name(filename_tensor) if filename_tensor else None
         self.seen_calls = set()
         self.seen_top: set[str] = set()
         self.functions: set[str] = set()
@@ -188,8 +195,8 @@ class _Walker:
                 self.problem(op, where, node.name, f"prints to '{target}' (only stderr, stdout or the log)")
             return
         if op in _RESTORE_OPS:
-            if not (restore_path and self.filename_node and node.input
-                    and _node_name(node.input[0]) == self.filename_node and not node.input[0].startswith("^")):
+            if not (restore_path and self.filename_tensor and node.input
+                    and _tensor_name(node.input[0]) == self.filename_tensor):
                 self.problem(op, where, node.name, "reads a checkpoint other than the one the loader restores")
             return
         if op in RUNS_DATA_AS_CODE:
