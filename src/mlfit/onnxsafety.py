@@ -149,7 +149,7 @@ def walk_error(path: Path, exc: OnnxWalkError) -> ModelError:
     if isinstance(exc, OnnxTooLarge):
         return ModelError(f"{path}: too large to check safely ({exc}); refused before any runtime reads it",
                           "MLFIT_MAX_MODEL_NODES, MLFIT_MAX_WALK_ELEMENTS and MLFIT_MAX_WALK_SECONDS raise the "
-                          "bounds (docs/refusals.md)")
+                          "bounds; see docs/refusals.md")
     return ModelError(f"{path}: not a valid onnx file ({exc}); refused before any runtime reads it",
                       "re-export the model or check the download")
 

@@ -194,7 +194,7 @@ def _hosted(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options
     """Measure on this host and evaluate each target (projected, or measured on the target)."""
     batch_from_targets = inputs.batch is None and options.batch_size is None
     plan = plan_measurement(ref, targets, options, on_target, gate.inputs, batch_from_targets,
-                            gate.batch_free is not False)
+                            gate.batch_free is not False, node_profile=not gate.too_large)
     measured = _measure(ref, plan, options, gate, on_event)
     stopped = measured.error is not None and measured.error.kind == "interrupted"
     if measured.runs[0].response.error is not None or stopped:  # nothing to judge, or Ctrl-C: stop here
@@ -225,6 +225,7 @@ class Gate:
     limit_source: str
     inputs: InputSpec  # the user's, with the batch and the ranges read from the model (mlfit.signature)
     batch_free: bool | None = None  # the model's leading dims are free (None: the file does not say)
+    too_large: bool = False  # past the static-analysis bounds: no analysis, no per-node profile
 
 
 def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
@@ -246,11 +247,13 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
     inputs, safety_notes = planned.spec, [*safety_notes, *planned.notes]
     from mlfit.analysis.graph import StaticTooLarge
 
+    too_large = False
     try:
         static = static_facts(ref, inputs, planned.shapes)
     except StaticTooLarge as exc:  # skipped with a note: the worker measures it under its own limits
-        static = None
-        safety_notes = [*safety_notes, f"static analysis skipped: {exc.one_line()}"]
+        static, too_large = None, True
+        safety_notes = [*safety_notes, f"static analysis skipped: {exc.one_line()}; per-node profiling skipped "
+                        "too (its runtime trace grows with the node count: 300 000 nodes took 9 GB)"]
     except ModelError as exc:
         return error_result(ref, exc, created, kind="load")
     fits = tuple(precheck.fit_check(t, model_bytes, ref.format.value) for t in targets)
@@ -269,7 +272,7 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
         limit_source = "the default, 90% of this host's free memory"
     return Gate(model_bytes=model_bytes, notes=(*ref.notes, *safety_notes), static=static, fits=fits,
                 memory_limit=memory_limit, limit_source=limit_source, inputs=inputs,
-                batch_free=planned.batch_free)
+                batch_free=planned.batch_free, too_large=too_large)
 
 
 # ---------------------------------------------------------------- stage: plan
@@ -303,7 +306,7 @@ class PlannedRun:
 
 def plan_measurement(ref: ModelRef, targets: Sequence[Target], options: MeasureOptions, on_target: bool,
                      inputs: InputSpec | None = None, batch_from_targets: bool = False,
-                     batch_free: bool = True) -> list[PlannedRun]:
+                     batch_free: bool = True, node_profile: bool = True) -> list[PlannedRun]:
     """One run per deployment configuration (:mod:`mlfit.run.configs`); the first is the primary.
 
     Node profiling (for projection) runs once, in the primary run, at every thread count the
@@ -330,7 +333,7 @@ def plan_measurement(ref: ModelRef, targets: Sequence[Target], options: MeasureO
                              options.batch_sizes, options.callers)
         else:
             load = ScenarioSettings()
-        profile = i == 0 and bool(counts) and ref.runtime is Runtime.ONNXRUNTIME
+        profile = node_profile and i == 0 and bool(counts) and ref.runtime is Runtime.ONNXRUNTIME
         settings = MeasureSettings(
             warmup_iterations=options.warmup, min_time_s=options.min_time, max_time_s=options.max_time,
             min_samples=options.min_samples or required_samples(own),
