@@ -118,9 +118,13 @@ def test_tf1_restore_path_and_init_ops() -> None:
         node = graph.node.add(name=name, op=op)
         node.input.extend(inputs)
     meta.collection_def["saved_model_main_op"].node_list.value.append("init")
+    meta.collection_def["train_op"].node_list.value.append("unused_save")  # never run by a loader
     scan = scan_saved_model_proto(sm)
     assert scan.layout == "tf1" and scan.refused_ops == ["WriteFile"]  # the saver's own RestoreV2 passes
     graph.node[2].input.append("^evil")  # restore_all now also runs a RestoreV2 of another path
+    assert scan_saved_model_proto(sm).refused_ops == ["RestoreV2", "WriteFile"]
+    del graph.node[2].input[-1]
+    graph.node[1].input[0] = "save/Const:1"  # another output of the fed node: not what the loader feeds
     assert scan_saved_model_proto(sm).refused_ops == ["RestoreV2", "WriteFile"]
 
 

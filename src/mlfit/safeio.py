@@ -147,9 +147,12 @@ def open_regular(path: Path, what: str = "file", error: type[MlfitError] = Model
         raise
 
 
-def _too_big(path: Path, what: str, size: int, limit_: int, kind: str, error: type[MlfitError]) -> MlfitError:
-    return error(f"{path}: {what} is {size_text(size)}, over the {size_text(limit_)} limit for {kind.replace('_', ' ')}"
-                 " files; refused before reading it",
+def _too_big(path: Path, what: str, size: int, limit_: int, kind: str, error: type[MlfitError],
+             before: bool = True) -> MlfitError:
+    files = f"the {size_text(limit_)} limit for {kind.replace('_', ' ')} files"
+    text = (f"{what} is {size_text(size)}, over {files}; refused before reading it" if before else
+            f"{what} holds more than {files} (more than its size on disk says); refused at the limit")
+    return error(f"{path}: {text}",
                  f"a genuine file of this kind is far smaller; MLFIT_MAX_{kind.upper()}=BYTES raises the limit")
 
 
@@ -160,10 +163,19 @@ def read_limited(fh: IO[bytes], path: Path, what: str, kind: str, error: type[Ml
     size = os.fstat(fh.fileno()).st_size
     if size > limit_:
         raise _too_big(path, what, size, limit_, kind, error)
-    data = fh.read(limit_ + 1)
-    if len(data) > limit_:
-        raise _too_big(path, what, len(data), limit_, kind, error)
-    return data
+    # Read what st_size announces (one byte more, to see growth), then in chunks up to the cap:
+    # one read of cap + 1 bytes would allocate the whole cap up front, whatever the file holds.
+    chunks = [fh.read(size + 1)]
+    total = len(chunks[0])
+    while total <= limit_:
+        chunk = fh.read(min(_CHUNK, limit_ + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    if total > limit_:
+        raise _too_big(path, what, limit_, limit_, kind, error, before=False)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def read_bounded(path: Path, kind: str, what: str = "file", error: type[MlfitError] = ModelError,

@@ -11,9 +11,9 @@ never with TensorFlow. Then, following ``tf.saved_model.load`` (the worker's loa
   object graph names under ``signatures/<name>``, plus the nodes its ``signature_def``
   outputs depend on.
 - **TF1 layout** (anything else): the saver's restore op, the init op (``__saved_model_init_op``,
-  ``saved_model_main_op``, ``legacy_init_op``), every other collection of ops and variable
-  initializer the default local init can pick up, asset feeds, and the signature's outputs,
-  each with every node it depends on (data and control inputs).
+  ``saved_model_main_op``, ``legacy_init_op``), what the default local init runs (local
+  variable initializers, ``table_initializer``, ``local_resources``), asset feeds, and the
+  signature's inputs and outputs, each with every node it depends on (data and control inputs).
 
 From these roots every call is followed: an op that names a library function, every
 function-typed attribute (``f``, ``then_branch``, ``body``, dataset functions, lists of
@@ -42,7 +42,11 @@ _RESTORE_OPS = frozenset({"RestoreV2"})
 # Read a vocabulary file: allowed only when the filename is one of the model's own assets.
 _ASSET_READERS = frozenset({"InitializeTableFromTextFile", "InitializeTableFromTextFileV2"})
 _CALL_OPS = frozenset({"PartitionedCall", "StatefulPartitionedCall"})
-_NO_TRAIN = frozenset({"train_op", "saved_model_train_op", "summaries"})
+# TF1 collections whose ops loading runs: the init op (main_op / legacy_init_op) and, without
+# one, what Scaffold.default_local_init_op() groups (local variables, table initializers,
+# local resources). Training, summary and other collections are never run by a loader.
+_INIT_COLLECTIONS = frozenset({"saved_model_main_op", "legacy_init_op", "table_initializer", "local_resources",
+                               "local_variables"})
 
 
 class SavedModelError(Exception):
@@ -82,6 +86,13 @@ def _node_name(tensor: str) -> str:
     return tensor.lstrip("^").split(":")[0]
 
 
+def _tensor_name(tensor: str) -> str:
+    """A top-level tensor as 'node:index' ('x' is 'x:0'; a control input '^x' is no tensor)."""
+    if tensor.startswith("^"):
+        return ""
+    return tensor if ":" in tensor else f"{tensor}:0"
+
+
 class _Walker:
     seen_calls: set[tuple[str, int, bytes]]
 
@@ -94,7 +105,7 @@ class _Walker:
             self.library.setdefault(function.signature.name, []).append(function)
         self.nodes = {n.name: n for n in graph.node}
         self.scan = scan
-        self.filename_node = _node_name(filename_tensor) if filename_tensor else None
+        self.filename_tensor = _tensor_name(filename_tensor) if filename_tensor else None
         self.seen_calls = set()
         self.seen_top: set[str] = set()
         self.functions: set[str] = set()
@@ -184,8 +195,8 @@ class _Walker:
                 self.problem(op, where, node.name, f"prints to '{target}' (only stderr, stdout or the log)")
             return
         if op in _RESTORE_OPS:
-            if not (restore_path and self.filename_node and node.input
-                    and _node_name(node.input[0]) == self.filename_node and not node.input[0].startswith("^")):
+            if not (restore_path and self.filename_tensor and node.input
+                    and _tensor_name(node.input[0]) == self.filename_tensor):
                 self.problem(op, where, node.name, "reads a checkpoint other than the one the loader restores")
             return
         if op in RUNS_DATA_AS_CODE:
@@ -323,11 +334,10 @@ def scan_saved_model_proto(saved_model: Any, signature: str = "serving_default")
                 walker.top([meta.saver_def.restore_op_name, filename], f"{where} (variable restore)", True)
             init: list[str] = _signature_tensors(meta, "__saved_model_init_op")
             for key, collection in meta.collection_def.items():
-                if key in _NO_TRAIN:
+                if key not in _INIT_COLLECTIONS:
                     continue
                 init.extend(collection.node_list.value)
-                if key.endswith("variables"):
-                    init.extend(_variable_initializers(collection.bytes_list.value))
+                init.extend(_variable_initializers(collection.bytes_list.value))
             init.extend(a.tensor_info.name for a in meta.asset_file_def)
             walker.top(init, f"{where} (init ops)")
         walker.top(signature_roots, f"signature '{signature}'")
