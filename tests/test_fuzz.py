@@ -397,3 +397,22 @@ def test_onnx_walk_on_mutated_models(tmp_path: Path) -> None:
             assert isinstance(census, Census) and census.nodes >= 0
 
     check()
+
+
+@FUZZ
+@given(st.text(max_size=80))
+def test_report_text_cannot_break_a_line_a_cell_or_markup(text: str) -> None:
+    """Any name: printable() leaves no control/escape/bidi character; a Markdown cell has no
+    unescaped pipe, backtick or '<', and stays on one line."""
+    import unicodedata
+
+    from mlfit.errors import printable
+    from mlfit.report.markdown import cell
+
+    shown = printable(text)
+    assert "\n" not in shown and "\r" not in shown and "\x1b" not in shown
+    assert not any(unicodedata.category(ch) == "Cc" for ch in shown)
+    rendered = cell(text)
+    assert "\n" not in rendered
+    unescaped = re.sub(r"\\.", "", rendered)  # drop every backslash escape
+    assert not set(unescaped) & set("|`<[]*_&")

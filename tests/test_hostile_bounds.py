@@ -399,6 +399,25 @@ def test_a_hostile_file_name_cannot_forge_a_markdown_row_or_html(tmp_path: Path,
     assert "<img" not in xml.read_text()
 
 
+def test_a_hostile_name_in_an_error_is_escaped_in_every_report(tmp_path: Path) -> None:
+    """The error path: the name sits in the error message and the model column of each format."""
+    path = tmp_path / f"{FORGED}\x1b[31m.onnx"
+    path.write_bytes(b"")
+    md, html, xml, txt = (tmp_path / f"r.{ext}" for ext in ("md", "html", "xml", "txt"))
+    run = run_mlfit("check", path, "--target", "edge", "-o", f"markdown={md}", "-o", f"html={html}",
+                    "-o", f"junit={xml}", "-o", f"text={txt}", *FAST)
+    assert_one_line_refusal(run, 3, "it is empty")
+    import re
+
+    for line in md.read_text().splitlines():
+        if line.startswith("|"):
+            assert re.sub(r"\\\|", "", line).count("|") in (5, 9), line
+        assert "<img" not in line.replace("\\<img", "")
+    for out in (html, xml):
+        assert "<img" not in out.read_text() and "\x1b" not in out.read_text()
+    assert "\x1b" not in txt.read_text() and "\x1b" not in md.read_text()
+
+
 def test_a_file_name_with_escape_sequences_cannot_forge_a_ci_log_line(tmp_path: Path, tiny_model: Path) -> None:
     name = "m\x1b[2K\r\nOverall: PASS\n\x1b]0;title\x07.onnx"
     broken = tmp_path / name

@@ -15,9 +15,12 @@ _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\
 _AS_SPACE = frozenset("\t\n\r\x0b\x0c\u2028\u2029")
 
 
-def printable(text: object) -> str:
+def printable(text: object, keep_lines: bool = False) -> str:
     """``text`` on one line with nothing a terminal would interpret: line breaks and tabs
-    become spaces, every other control or formatting character a visible '?'."""
+    become spaces, every other control or formatting character a visible '?'.
+    ``keep_lines`` keeps newlines and tabs (for HTML, where they are only whitespace)."""
+    if keep_lines:
+        return _UNPRINTABLE.sub(lambda m: m.group() if m.group() in "\t\n" else "?", str(text))
     return _UNPRINTABLE.sub(lambda m: " " if m.group() in _AS_SPACE else "?", str(text))
 
 

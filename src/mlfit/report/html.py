@@ -16,6 +16,7 @@ from string import Template
 from typing import Any
 
 from mlfit.catalog.units import format_duration, format_rate, format_size
+from mlfit.errors import printable
 from mlfit.report import svg
 from mlfit.report.common import (
     PROVENANCE_LABEL,
@@ -40,7 +41,8 @@ def _template() -> Template:
 
 
 def e(value: object) -> str:
-    return escape(str(value), quote=True)
+    """Text from a result, inert in HTML: markup escaped, control and bidi characters shown as '?'."""
+    return escape(printable(value, keep_lines=True), quote=True)
 
 
 def badge(text: str, css: str, big: bool = False) -> str:

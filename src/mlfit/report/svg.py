@@ -10,9 +10,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from html import escape
+from html import escape as _html_escape
 
 import numpy as np
+
+from mlfit.errors import printable
+
+
+def escape(text: str) -> str:
+    """HTML-escaped, with control and bidi characters shown as '?': names reach chart labels."""
+    return _html_escape(printable(text, keep_lines=True))
+
 
 WIDTH = 760
 LEFT, RIGHT, TOP, BOTTOM = 150, 24, 34, 46
