@@ -131,3 +131,41 @@ def test_results_without_configurations_still_read(tmp_path: Path) -> None:
         ConfigurationRun(label="a", runtime="onnxruntime", threads=2, batch=1, targets=["x"]),
         ConfigurationRun(label="b", runtime="onnxruntime", threads=2, batch=64, targets=["y"], measurement=other)]})
     assert current.measurement_for("x") is current.measurement and current.measurement_for("y") is other
+
+
+def test_plan_sizes_each_run_for_its_own_targets(cnn_model: Path) -> None:
+    """Each run collects the samples its own targets' percentiles need; a run whose targets are all
+    GPU targets projected by the roofline does not use host samples; node profiling only in the first."""
+    from mlfit.modelref import identify
+    from mlfit.run.core import plan_measurement
+
+    edge, h100 = resolve_target("edge"), resolve_target("gpu-h100")
+    plan = plan_measurement(identify(cnn_model), [edge, h100], MeasureOptions(), False, roofline=True)
+    assert [(p.config.batch, p.settings.batch_size) for p in plan] == [(1, None), (64, 64)]
+    assert plan[0].settings.min_samples == 130 and plan[1].settings.min_samples == 1
+    assert plan[0].settings.min_time_s == 1.0 and plan[1].settings.min_time_s <= 0.25
+    assert plan[0].settings.profile_nodes and not plan[1].settings.profile_nodes
+    assert plan[0].settings.profile_threads and not plan[1].settings.profile_threads
+    # Without the static graph the GPU target falls back to host figures: full sample count.
+    plan = plan_measurement(identify(cnn_model), [edge, h100], MeasureOptions(), False, roofline=False)
+    assert plan[1].settings.min_samples == 662
+
+
+@pytest.mark.slow
+def test_a_later_configuration_failing_keeps_the_targets_already_judged(cnn_model: Path, tmp_path: Path) -> None:
+    """The batch-64 run exceeds a memory limit the batch-1 run fits: edge keeps its report, the
+    result carries the batch-64 run's error naming its configuration, exit 3, marked incomplete."""
+    out = tmp_path / "r.json"
+    run = run_mlfit("check", cnn_model, "--dim", "batch=1", "--target", "edge", "--target", "gpu-h100",
+                    "--memory-limit", "180MiB", "--json", out, *FAST)
+    assert_no_traceback(run)
+    assert run.code == 3, run.output
+    report = json.loads(out.read_text())
+    (result,) = report["results"]
+    assert report["complete"] is False and result["error"]["kind"] == "memory"
+    message = result["error"]["message"]
+    assert message.startswith("onnxruntime, ") and "batch 64 (gpu-h100)" in message
+    assert [t["target"] for t in result["targets"]] == ["edge"]
+    assert result["targets"][0]["configuration"] == result["configurations"][0]["label"]
+    assert [c["batch"] for c in result["configurations"]] == [1, 64]
+    assert result["measurement"] is not None and result["configurations"][1]["measurement"] is None

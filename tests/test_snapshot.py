@@ -72,12 +72,24 @@ def test_special_files_and_escaping_symlinks_are_refused(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_a_savedmodel_swapped_after_the_checks_is_not_loaded(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_a_savedmodel_swapped_after_the_checks_is_not_loaded(tmp_path_factory: pytest.TempPathFactory,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The hostile saved_model.pb is renamed over the checked one as soon as the worker starts
     (after every check, before TensorFlow loads anything): the worker loads the private copy."""
     from mlfit import api
+    from mlfit.measure import launcher
     from mlfit.options import MeasureOptions
     from savedmodel_models import models
+
+    given: list[tuple[str, bytes]] = []
+    real_run_worker = launcher.run_worker
+
+    def spy(request: object, *args: object, **kwargs: object) -> object:  # the real launcher, observed
+        path = Path(request.model_path)  # type: ignore[attr-defined]
+        given.append((str(path), (path / "saved_model.pb").read_bytes()))
+        return real_run_worker(request, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(launcher, "run_worker", spy)
 
     built = models(tmp_path_factory.getbasetemp())
     folder = tmp_path_factory.mktemp("swap") / "model"
@@ -100,6 +112,9 @@ def test_a_savedmodel_swapped_after_the_checks_is_not_loaded(tmp_path_factory: p
     assert result.error is None, result.error
     assert result.model.path == str(folder.resolve())  # the report names the user's folder
     assert not sentinel.exists()  # the hostile graph never ran
+    # the worker was pointed at the private copy, holding the checked bytes
+    assert given and all(Path(p).parent.name.startswith("mlfit-model-") for p, _ in given)
+    assert all(data != hostile.read_bytes() for _, data in given)
     # and the hostile folder itself is refused when checked now
     again = api.check(folder, ["edge"], dims={"batch": 1}, options=options)
     assert again.error is not None and "WriteFile" in again.error.message

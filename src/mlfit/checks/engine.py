@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlfit.analysis.compat import compat_checks
-from mlfit.analysis.project import Band, Projection
+from mlfit.analysis.project import Band, Projection, is_gpu_target
 from mlfit.catalog.loader import Target
 from mlfit.catalog.schema import MIN_SAMPLES, Percentile
 from mlfit.catalog.units import format_duration, format_rate, format_size
@@ -300,6 +300,13 @@ def _projected_checks(
     return checks
 
 
+def _not_judged(check: Check, target: Target, why: str) -> Check:
+    """A host figure kept for the reader but never judged against ``target``'s budget."""
+    reason = (f"measured on this host, not on {target.hardware.name}, and not projected ({why}); a host "
+              f"figure never decides {target.name}'s budget")
+    return check.model_copy(update={"verdict": Verdict.INCONCLUSIVE, "reason": reason, "top": []})
+
+
 def evaluate(
     target: Target,
     model: ModelInfo,
@@ -353,12 +360,17 @@ def evaluate(
                 f"({projection.method})"
             )
     elif measurement is not None:
+        # Nothing projected this host's figures to the target (a GPU target without the static graph
+        # a roofline needs, or no host calibration): they are shown, labelled, and never judged.
+        why = ("no static graph for a GPU roofline" if is_gpu_target(target) and not (static or {}).get("nodes")
+               else "host calibration unavailable")
         method = "measured on this host, not on the target's hardware"
-        checks.extend(_measured_checks(target, measurement, static, Provenance.MEASURED_ON_HOST, method))
+        host_checks = _measured_checks(target, measurement, static, Provenance.MEASURED_ON_HOST, method)
+        checks.extend(_not_judged(c, target, why) for c in host_checks)
         notes.extend(load_not_judged(target, measurement))
         notes.append(
-            f"latency, memory and throughput were measured on this host, not on {target.hardware.name} "
-            f"(no projection: host calibration unavailable)"
+            f"latency, memory and throughput were measured on this host, not on {target.hardware.name}, and not "
+            f"projected ({why}): shown as this host's figures, INCONCLUSIVE against {target.name}'s budgets"
         )
     verdict = worst([c.verdict for c in checks]) if checks else Verdict.PASS
     return TargetReport(

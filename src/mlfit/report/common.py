@@ -112,3 +112,19 @@ def describe_input(tensor: TensorInfo) -> str:
     else:
         values = f"{'quantized ' if fill.kind == 'quantized' else ''}uniform [{fill.low:g}, {fill.high:g})"
     return f"{text}: {values} ({fill.source})" if fill.source else f"{text}: {values}"
+
+
+def configuration_lines(result: RunResult) -> list[str]:
+    """One line per deployment configuration when several were measured (the table above is the first's)."""
+    if len(result.configurations) < 2:
+        return []
+    lines = [f"{len(result.configurations)} deployment configurations, each measured in its own run "
+             "(the figures above are the first's):"]
+    for i, config in enumerate(result.configurations):
+        m = result.measurement if i == 0 else config.measurement
+        figures = "not measured" if m is None else (
+            f"p50 {format_value(m.latency.p50, 's')}, peak {format_size(m.memory.peak_bytes)}"
+            + (f", {format_rate(m.throughput.batched_per_s)} at batch {config.batch}"
+               if m.throughput.batched_per_s else ""))
+        lines.append(f"  {config.label} ({', '.join(config.targets)}): {figures}")
+    return lines

@@ -23,7 +23,7 @@ from rich.text import Text
 
 from mlfit.catalog.units import format_duration, format_rate, format_size
 from mlfit.errors import printable
-from mlfit.report.common import change_text, describe_input, format_value, interval_text
+from mlfit.report.common import change_text, configuration_lines, describe_input, format_value, interval_text
 from mlfit.report.load import load_lines
 from mlfit.result import ChangeStatus, Check, Comparison, Report, RunResult, TargetReport, Verdict
 
@@ -113,6 +113,8 @@ def measurement_lines(result: RunResult, width: int) -> list[RenderableType]:
     out += [Text(clean(line)) for line in lines]
     for line in load_lines(m):
         out += _prose(line, width, indent=2)
+    for line in configuration_lines(result):  # one per deployment configuration, when several ran
+        out += _prose(line.strip(), width, indent=4 if line.startswith("  ") else 2)
     if m.warnings:
         out += _prose("warning: " + "; ".join(m.warnings), width, indent=2, style="yellow")
     return out

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlfit.catalog.units import format_duration, format_rate, format_size
-from mlfit.report.common import describe_input, format_value, sanitized
+from mlfit.report.common import configuration_lines, describe_input, format_value, sanitized
 from mlfit.report.load import load_lines
 from mlfit.result import Check, Provenance, Report, RunResult, TargetReport, Verdict
 
@@ -72,22 +72,6 @@ def measurement_summary(result: RunResult) -> RenderableType:
     for warning in m.warnings:
         parts.append(Text(f"warning: {warning}", style="yellow"))
     return Group(*parts)
-
-
-def configuration_lines(result: RunResult) -> list[str]:
-    """One line per deployment configuration when several were measured (the table above is the first's)."""
-    if len(result.configurations) < 2:
-        return []
-    lines = [f"{len(result.configurations)} deployment configurations, each measured in its own run "
-             "(the figures above are the first's):"]
-    for i, config in enumerate(result.configurations):
-        m = result.measurement if i == 0 else config.measurement
-        figures = "not measured" if m is None else (
-            f"p50 {format_value(m.latency.p50, 's')}, peak {format_size(m.memory.peak_bytes)}"
-            + (f", {format_rate(m.throughput.batched_per_s)} at batch {config.batch}"
-               if m.throughput.batched_per_s else ""))
-        lines.append(f"  {config.label} ({', '.join(config.targets)}): {figures}")
-    return lines
 
 
 LEGEND = ("source: host = measured on this machine, not the target; target = measured on the target's own "

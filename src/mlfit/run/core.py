@@ -194,7 +194,8 @@ def _hosted(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options
     """Measure on this host and evaluate each target (projected, or measured on the target)."""
     batch_from_targets = inputs.batch is None and options.batch_size is None
     plan = plan_measurement(ref, targets, options, on_target, gate.inputs, batch_from_targets,
-                            gate.batch_free is not False, node_profile=not gate.too_large)
+                            gate.batch_free is not False, roofline=bool(gate.static and gate.static.get("nodes")),
+                            node_profile=not gate.too_large)
     measured = _measure(ref, plan, options, gate, on_event)
     stopped = measured.error is not None and measured.error.kind == "interrupted"
     if measured.runs[0].response.error is not None or stopped:  # nothing to judge, or Ctrl-C: stop here
@@ -295,6 +296,11 @@ def profile_threads(targets: Sequence[Target], configs: Sequence[Configuration],
     return sorted({1, *(c.threads for c in configs), *(max(1, min(t.profile.threads, cores)) for t in targets)})
 
 
+# A run whose targets do not use this host's latency samples (GPU targets projected by the
+# roofline) times single inferences only this long: its memory phases and cold start are what count.
+HOST_FREE_MIN_TIME_S = 0.25
+
+
 @dataclass(frozen=True)
 class PlannedRun:
     """One worker run: a deployment configuration and what the worker measures for it."""
@@ -306,7 +312,7 @@ class PlannedRun:
 
 def plan_measurement(ref: ModelRef, targets: Sequence[Target], options: MeasureOptions, on_target: bool,
                      inputs: InputSpec | None = None, batch_from_targets: bool = False,
-                     batch_free: bool = True, node_profile: bool = True) -> list[PlannedRun]:
+                     batch_free: bool = True, roofline: bool = False, node_profile: bool = True) -> list[PlannedRun]:
     """One run per deployment configuration (:mod:`mlfit.run.configs`); the first is the primary.
 
     Node profiling (for projection) runs once, in the primary run, at every thread count the
@@ -314,8 +320,12 @@ def plan_measurement(ref: ModelRef, targets: Sequence[Target], options: MeasureO
     where this host is the targets' hardware (their figures are judged); elsewhere once, in the
     primary run, as host figures shown beside the verdicts and never judged against a budget.
     When the model's free batch dim is filled from the targets (no --batch, --dim or
-    ``InputSpec.batch``), each run feeds its own configuration's batch.
+    ``InputSpec.batch``), each run feeds its own configuration's batch. A configuration whose
+    targets are all GPU targets projected by the roofline (``roofline``: the static graph is known)
+    does not use this host's latency samples, only its memory phases and cold start: its timed
+    loop is kept short (at most ``HOST_FREE_MIN_TIME_S``, one sample is enough).
     """
+    from mlfit.analysis.project import is_gpu_target
     from mlfit.measure.host import usable_cores
     from mlfit.measure.loadplan import plan_load
     from mlfit.measure.protocol import MeasureSettings
@@ -334,9 +344,11 @@ def plan_measurement(ref: ModelRef, targets: Sequence[Target], options: MeasureO
         else:
             load = ScenarioSettings()
         profile = node_profile and i == 0 and bool(counts) and ref.runtime is Runtime.ONNXRUNTIME
+        host_free = roofline and not on_target and bool(own) and all(is_gpu_target(t) for t in own)
         settings = MeasureSettings(
-            warmup_iterations=options.warmup, min_time_s=options.min_time, max_time_s=options.max_time,
-            min_samples=options.min_samples or required_samples(own),
+            warmup_iterations=options.warmup, max_time_s=options.max_time,
+            min_time_s=min(options.min_time, HOST_FREE_MIN_TIME_S) if host_free else options.min_time,
+            min_samples=options.min_samples or (1 if host_free else required_samples(own)),
             batch_size=config.batch if config.batch > 1 else None, load=load,
             profile_nodes=profile, profile_threads=counts if profile else [],
         )
