@@ -290,6 +290,7 @@ def test_check_skips_static_analysis_with_a_note_and_still_measures(tmp_path: Pa
     assert not result.get("node_profile")  # its runtime trace grows with the nodes: skipped too
     notes = [n for t in result["targets"] for n in t["notes"]]
     assert any("static analysis skipped" in n and "too large to analyse statically" in n for n in notes)
+    assert any(str(path) in n for n in notes)  # the user's path, not the private copy's
 
 
 def test_check_refuses_a_model_over_the_walk_node_bound(tmp_path: Path) -> None:
@@ -718,6 +719,21 @@ def test_hostile_external_data_through_the_cli_never_reaches_onnxruntime(tmp_pat
     run, _ = run_limited("check", path, "--target", "edge", *FAST)
     assert_one_line_refusal(run, 3, "names its external data with a path with '..'")
     assert "onnxruntime" not in run.stderr.lower().split("(")[0]
+
+
+@pytest.mark.parametrize("setup", ["file-link-out", "fifo"])
+def test_external_data_link_out_or_fifo_through_the_cli_names_the_cause(tmp_path: Path, setup: str) -> None:
+    """Through `mlfit check` (which checks a private copy of the model) the cause is still named."""
+    model = external_model(tmp_path / "m", "w.bin")
+    if setup == "fifo":
+        os.mkfifo(tmp_path / "m" / "w.bin")
+    else:
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "w.bin").write_bytes(b"\0" * 64)
+        (tmp_path / "m" / "w.bin").symlink_to(tmp_path / "out" / "w.bin")
+    run, seconds = run_limited("check", model, "--target", "edge", *FAST, timeout=120)
+    assert_one_line_refusal(run, 3, "symlink leading out" if setup != "fifo" else "not a regular file")
+    assert seconds < 60
 
 
 def test_walk_counts_nodes_at_every_depth(tmp_path: Path) -> None:

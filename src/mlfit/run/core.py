@@ -147,7 +147,8 @@ def _named_as(result: RunResult, ref: ModelRef, copy: Path) -> RunResult:
     if error is not None:
         error = error.model_copy(update={"message": named(error.message),
                                          "hint": named(error.hint) if error.hint else error.hint})
-    return result.model_copy(update={"model": model, "error": error})
+    targets = [t.model_copy(update={"notes": [named(n) for n in t.notes]}) for t in result.targets]
+    return result.model_copy(update={"model": model, "error": error, "targets": targets})
 
 
 def _run_private(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,

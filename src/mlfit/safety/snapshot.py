@@ -124,8 +124,10 @@ def _copy_onnx_external(original: Path, copy: Path) -> None:
         if target.exists() or not source.exists():
             continue
         real = source.resolve()
-        if not safeio.inside(real, folder.resolve()):
-            continue
+        if not safeio.inside(real, folder.resolve()):  # said here: in the copy it would only look missing
+            raise ModelError(f"{original}: external data '{location}' is a symlink leading out of the model's "
+                             f"folder (to {real}); refused",
+                             "copy the data file into the model's folder instead of linking it")
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if real.stat().st_size > LINK_THRESHOLD:
             _link_or_copy(real, target, folder.resolve())
