@@ -22,7 +22,7 @@ from mlfit.catalog.schema import Container
 from mlfit.catalog.units import format_duration
 from mlfit.inputspec import InputSpec
 from mlfit.options import EventFn, MeasureOptions
-from mlfit.result import Check, ModelInfo, Provenance, TargetReport, ThreadComparison, Verdict
+from mlfit.result import Check, ConfigurationRun, ModelInfo, Provenance, TargetReport, ThreadComparison, Verdict
 
 # The comparison run only needs medians and a p99 estimate, not the main run's sample counts.
 _COMPARISON_MIN_TIME_S = 1.0
@@ -54,6 +54,14 @@ class EmulatedRun:
     threads: int
     batch: int
     response: Any  # measure.protocol.WorkerResponse
+
+    def label(self, runtime: str) -> str:
+        """As RunResult.configurations names it: the (runtime, threads, batch) and the limits."""
+        from mlfit.checks.container import describe_limits
+
+        limits = describe_limits(self.response.emulation).split(";")[0] if self.response.emulation else "limits"
+        return (f"{runtime}, {self.threads} thread{'s' if self.threads != 1 else ''}, batch {self.batch}, "
+                f"emulated ({limits})")
 
 
 def _limits(container: Container) -> Any:
@@ -236,8 +244,21 @@ def with_emulated(ref: Any, targets: Sequence[Target], inputs: InputSpec, option
                 if gate.notes:
                     report = report.model_copy(update={"notes": [*gate.notes, *report.notes]})
             by_name[report.target] = report
+    configurations = list(result.configurations)
+    for run in runs:
+        label = run.label(ref.runtime.value)
+        if not others and not configurations:  # the first configuration's measurement is RunResult.measurement
+            measurement = None if run.response is first else run.response.measurement
+        else:
+            measurement = run.response.measurement
+        configurations.append(ConfigurationRun(label=label, runtime=ref.runtime.value, threads=run.threads,
+                                               batch=run.batch, targets=[t.name for t in run.targets],
+                                               measurement=measurement))
+        for target in run.targets:
+            if target.hardware.id == "host":  # a container on named hardware keeps its projected configuration
+                by_name[target.name] = by_name[target.name].model_copy(update={"configuration": label})
     ordered = [by_name[t.name] for t in targets if t.name in by_name]
-    return result.model_copy(update={"targets": ordered, "model": model})
+    return result.model_copy(update={"targets": ordered, "model": model, "configurations": configurations})
 
 
 _MEMORY_METRICS = ("memory.peak",)
