@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import re
 
+from mlfit.errors import printable
 from mlfit.report import svg
 from mlfit.report.html import render_html
 from mlfit.result import RunResult
@@ -76,7 +77,8 @@ def test_notes_are_grouped_under_their_target() -> None:
     assert len(blocks) == len(result.targets)
     for target, block in zip(result.targets, blocks, strict=True):
         items = block.split("</ul>", 1)[0]
-        assert items.count("<li>") == 1 and f"note of {html.escape(target.target)} #1" in items
+        shown = html.escape(printable(target.target, keep_lines=True))  # control characters shown as '?'
+        assert items.count("<li>") == 1 and f"note of {shown} #1" in items
 
 
 def test_timeline_phase_labels_never_overprint() -> None:

@@ -526,7 +526,12 @@ def load_report(path: Path) -> Report:
         raise ConfigError(f"result file '{path}' does not exist")
     # Regular file, size and value count capped before parsing (a baseline may come from a pull request).
     raw = safeio.read_bounded(path, "report", "the result file", ConfigError)
-    data = safeio.loads_bounded(raw, path, "the result file", ConfigError, max_values=REPORT_MAX_VALUES)
+    try:
+        data = safeio.loads_bounded(raw, path, "the result file", ConfigError, max_values=REPORT_MAX_VALUES)
+    except ConfigError as exc:
+        reason = exc.message.removeprefix(f"{path}: ")
+        raise ConfigError(f"{path}: not a readable mlfit result ({reason})",
+                          "give a result JSON written by mlfit --json or --output json=PATH") from None
     version = data.get("schema_version") if isinstance(data, dict) else None
     if not isinstance(version, int):
         raise ConfigError(f"{path}: not an mlfit result (no schema_version)")
