@@ -585,6 +585,13 @@ def _fitted_cpu_factor(
         "unfitted": list(pred.unfitted), "precision": precision, "threads": threads,
         "widenings_log": {k: round(v, 4) for k, v in pred.widenings.items()},
     }
+    unseen = any(name.startswith("no truth-table row for device") for name in pred.widenings)
+    if unseen and hw.cpu.sustained_fp32:
+        # A device the fit never saw, whose hardware file carries its own measured sustained fp32
+        # (`mlfit calibrate --emit-hardware` on it): that measurement beats a prior. The host ratios
+        # project from it; the device model stays in the details as the cross-check.
+        details["device_model"]["not_used"] = "no truth-table row for this device; its measured sustained fp32 used"
+        return None
     sources = {name: (math.exp(-h), math.exp(h)) for name, h in pred.widenings.items()}
     notes = [
         f"fitted device model: {pred.value * 1e3:.3g} ms per inference on {hw.name} ({m.runtime}, {precision}, "
