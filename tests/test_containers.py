@@ -59,7 +59,8 @@ def _check(model: Path, target: Path, tmp_path: Path, *extra: str) -> tuple[int,
 
 
 def _busy_model(path: Path) -> Path:
-    """A chain of 1024x1024 MatMuls: a few ms of pure CPU per inference, single-threaded."""
+    """A chain of 512x512 MatMuls over 256 rows: ~10 ms of pure CPU per inference, single-threaded,
+    long beside the loop's own bookkeeping (whose CPU time also counts against a quota)."""
     rng = np.random.default_rng(0)
     nodes, inits = [], []
     prev = "x"
@@ -68,8 +69,8 @@ def _busy_model(path: Path) -> Path:
         inits.append(w)
         nodes.append(helper.make_node("MatMul", [prev, f"w{i}"], [f"h{i}"]))
         prev = f"h{i}"
-    graph = helper.make_graph(nodes, "busy", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 512])],
-                              [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [64, 512])], inits)
+    graph = helper.make_graph(nodes, "busy", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [256, 512])],
+                              [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [256, 512])], inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path
 
@@ -91,8 +92,11 @@ def busy_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _single_stream(report: dict) -> float:
-    result = report["results"][0]
-    return float(result["measurement"]["throughput"]["single_stream_per_s"])
+    """Inferences completed per wall second of the timed loop: under a quota, the waits for the
+    next period count wherever they fall (1/mean latency would miss those outside the calls)."""
+    measurement = report["results"][0]["measurement"]
+    phase = next(p for p in measurement["contention"]["phases"] if p["phase"] == "measure")
+    return measurement["latency"]["n"] / phase["wall_s"]
 
 
 def test_half_a_cpu_halves_throughput_and_throttles(busy_model: Path, tmp_path: Path) -> None:
@@ -102,7 +106,7 @@ def test_half_a_cpu_halves_throughput_and_throttles(busy_model: Path, tmp_path: 
         pytest.skip(f"host busy (load {os.getloadavg()[0]:.1f}): a throughput ratio needs the CPU the quota allows")
     rates: dict[str, list[float]] = {"full": [], "half": []}
     reports = {}
-    for _ in range(2):  # interleaved, so a busy moment of the host hits both alike
+    for _ in range(3):  # interleaved, so a busy moment of the host hits both alike
         for name, path in (("full", full), ("half", half)):
             code, report, output = _check(busy_model, path, tmp_path, "--threads", "1", "--min-time", "1.5")
             assert code == 0, output
@@ -115,7 +119,9 @@ def test_half_a_cpu_halves_throughput_and_throttles(busy_model: Path, tmp_path: 
         # The quota binds only when the worker could use more than half a CPU: on a host so busy
         # that it gets less, the limit changes nothing (true of a real pod on such a node too).
         pytest.skip(f"host too busy for a 0.5-CPU quota to bind (load {os.getloadavg()[0]:.1f}); rates {rates}")
-    ratio = max(rates["half"]) / max(rates["full"])
+    # Pairs ran interleaved; the median of the pairwise ratios resists one run the host disturbed.
+    ratios = sorted(h / f for h, f in zip(rates["half"], rates["full"], strict=True))
+    ratio = ratios[len(ratios) // 2] if len(ratios) % 2 else sum(ratios[len(ratios) // 2 - 1:][:2]) / 2
     assert 0.4 <= ratio <= 0.6, rates
     assert {c["provenance"] for c in target["checks"] if c["metric"] != "model.size"
             and not c["metric"].startswith("compat")} == {"emulated"}
