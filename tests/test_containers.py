@@ -211,3 +211,13 @@ def test_a_tenth_of_a_cpu_throttles_a_busy_model(busy_model: Path, tmp_path: Pat
     assert measure["periods"] >= 5
     assert measure["throttled_periods"] >= measure["periods"] // 2, measure
     assert measure["throttled_s"] > 0.1
+
+
+def test_free_batch_dim_is_filled_for_a_manifest_target(cnn_model: Path, tmp_path: Path) -> None:
+    """The gate's input plan (batch from the target) reaches the emulated run, as for any target."""
+    code, report, output = _check(cnn_model, _manifest(tmp_path, "1", "2Gi"), tmp_path, "--min-time", "0.3")
+    assert code in (0, 1), output
+    result = report["results"][0]
+    assert result["error"] is None
+    assert result["model"]["inputs_used"][0]["shape"][0] == 1
+    assert result["targets"][0]["emulation"]["cpu"] == 1

@@ -25,7 +25,7 @@ from mlfit.catalog.units import format_duration, format_rate, format_size
 from mlfit.errors import printable
 from mlfit.report.common import change_text, configuration_lines, describe_input, format_value, interval_text
 from mlfit.report.load import load_lines
-from mlfit.result import ChangeStatus, Check, Comparison, Report, RunResult, TargetReport, Verdict
+from mlfit.result import ChangeStatus, Check, Comparison, Provenance, Report, RunResult, TargetReport, Verdict
 
 WIDE_FROM = 120
 _NUMBER = re.compile(r"^([-+]?[0-9][0-9.,]*)\s*(.*)$")
@@ -210,7 +210,10 @@ def render_compact(report: Report, width: int) -> RenderableType:
         parts += _prose(f"notes: {', '.join(notes)} (text and costliest ops: reports, or {WIDE_FROM}+ columns)",
                         width, style="dim")
     if any(r.targets for r in report.results):
-        parts += _prose(LEGEND, width, style="dim")
+        emulated = any(c.provenance is Provenance.EMULATED for r in report.results for t in r.targets
+                       for c in t.checks)
+        parts += _prose(LEGEND + (", emulated = here, in the container's limits" if emulated else ""), width,
+                        style="dim")
     if len(report.results) > 1:
         verdict_style, _, _ = _styles()
         for result in report.results:

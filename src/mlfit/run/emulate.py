@@ -113,15 +113,22 @@ def _run(ref: Any, container: Container, request: Any, options: MeasureOptions, 
                       container=_limits(container))
 
 
-def measure_emulated(ref: Any, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
-                     on_event: EventFn | None, memory_limit: int, limit_source: str) -> list[EmulatedRun]:
-    """One worker run per distinct (limits, threads, batch) among ``targets``, each in its cgroup."""
+def measure_emulated(ref: Any, targets: Sequence[Target], planned: InputSpec, options: MeasureOptions,
+                     on_event: EventFn | None, memory_limit: int, limit_source: str,
+                     batch_from_targets: bool = False) -> list[EmulatedRun]:
+    """One worker run per distinct (limits, threads, batch) among ``targets``, each in its cgroup.
+
+    ``planned``: the inputs the gate planned (batch and integer ranges filled); with
+    ``batch_from_targets`` each run feeds its own targets' batch, as the hosted runs do."""
     from mlfit.measure.launcher import scratch_dir
 
     runs = []
     for (_, threads, batch), group in _groups(targets, options).items():
         container = group[0].profile.container
         assert container is not None
+        inputs = planned
+        if batch_from_targets and planned.batch is not None:
+            inputs = planned.model_copy(update={"batch": batch})
         with scratch_dir() as scratch:
             request = _request(ref, threads, batch, group, inputs, options, scratch)
             response = _run(ref, container, request, options, on_event, memory_limit, limit_source)
@@ -232,7 +239,9 @@ def with_emulated(ref: Any, targets: Sequence[Target], inputs: InputSpec, option
     # figures come from the projection, its memory and OOM from the run under its limits.
     others = [t for t in targets if not is_emulated(t) or t.hardware.id != "host"]
     fits = dict(zip([t.name for t in targets], gate.fits, strict=True))
-    runs = measure_emulated(ref, emulated, inputs, options, on_event, gate.memory_limit, gate.limit_source)
+    batch_from_targets = inputs.batch is None and options.batch_size is None and gate.batch_free is not False
+    runs = measure_emulated(ref, emulated, gate.inputs, options, on_event, gate.memory_limit, gate.limit_source,
+                            batch_from_targets)
     first = next((r.response for r in runs if r.response.measurement is not None), runs[0].response)
     if others:
         result = hosted(ref, others, inputs, options, on_event, False,
