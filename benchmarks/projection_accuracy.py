@@ -51,6 +51,7 @@ from mlfit.api import MeasureOptions, identify, measure_and_check  # noqa: E402
 from mlfit.catalog.loader import Target  # noqa: E402
 from mlfit.catalog.schema import Hardware, Percentile, Profile  # noqa: E402
 from mlfit.inputspec import InputSpec  # noqa: E402
+from mlfit.records import NodeProfile  # noqa: E402
 from mlfit.zoo import builders  # noqa: E402
 
 GOAL = 0.15
@@ -131,9 +132,9 @@ def measure(path: Path, spec: InputSpec, targets: list[Target], threads: int, mi
     return measure_and_check(identify(path), targets, spec, options)
 
 
-def only_threads(node_profile: dict[str, Any], threads: int) -> dict[str, Any]:
+def only_threads(node_profile: NodeProfile, threads: int) -> NodeProfile:
     """The node profile as if only ``threads`` had been profiled (variant b)."""
-    return {**node_profile, "by_threads": {str(threads): node_profile["by_threads"][str(threads)]}}
+    return node_profile.model_copy(update={"by_threads": {str(threads): node_profile.by_threads[str(threads)]}})
 
 
 def hard_variant(result: Any, target: Target, thread_model: str = "gemm") -> Band:
@@ -154,15 +155,15 @@ def thread_model_alone(result: Any, thread_model: str) -> tuple[float, float]:
     """The thread-scaling model by itself: (profiled, modelled) ratio of the 1-thread to the
     2-thread node-time totals, over the nodes profiled at both counts in this run."""
     profile, cal = result.node_profile, result.calibration
-    one, two = profile["by_threads"]["1"]["node_us"], profile["by_threads"]["2"]["node_us"]
+    one, two = profile.by_threads["1"].node_us, profile.by_threads["2"].node_us
     measured = modelled = base = 0.0
-    for name, facts in profile["nodes"].items():
+    for name, facts in profile.nodes.items():
         if name not in one or name not in two:
             continue
-        flops, _, _ = op_cost(facts["op"], facts["inputs"], facts["outputs"])
+        flops, _, _ = op_cost(facts.op, facts.inputs, facts.outputs)
         base += two[name]
         measured += one[name]
-        modelled += two[name] * thread_speedup(cal, 2, flops, facts["op"], thread_model)
+        modelled += two[name] * thread_speedup(cal, 2, flops, facts.op, thread_model)
     return measured / base, modelled / base
 
 
@@ -238,11 +239,12 @@ def main() -> int:
             alone: dict[str, list[float]] = {"profiled": [], "gemm": [], "per-class": [], "inflation": []}
             for _ in range(args.repeat):
                 result = measure(path, spec, [target], 2, args.min_time)
-                counts = (result.node_profile or {}).get("by_threads") or {}
+                counts = result.node_profile.by_threads if result.node_profile is not None else {}
                 if result.measurement is None or not {"1", "2"} <= set(counts):
-                    failure = result.error or (result.node_profile or {}).get("error") or "no 1- and 2-thread profile"
+                    failure = result.error or (result.node_profile.error if result.node_profile else None) \
+                        or "no 1- and 2-thread profile"
                     sys.exit(f"{name}: cannot project: {failure}")
-                profiled = sorted(int(t) for t in result.node_profile["by_threads"])
+                profiled = sorted(int(t) for t in counts)
                 default.append(default_variant(result))
                 hard.append(hard_variant(result, target))
                 per_class.append(hard_variant(result, target, "per-class"))

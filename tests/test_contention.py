@@ -31,6 +31,7 @@ from mlfit.catalog.schema import Percentile
 from mlfit.measure.host import host_info
 from mlfit.measure.stats import latency_stats
 from mlfit.measure.timing import LoopPolicy, timed_loop
+from mlfit.records import NodeProfile
 from mlfit.result import (
     ColdStart,
     Contention,
@@ -78,7 +79,7 @@ def _measurement(wall: list[int], cpu: list[int], threads: int = 2, runnable: in
     )
 
 
-def _node_profile(scale: float = 1.0) -> dict[str, Any]:
+def _node_profile(scale: float = 1.0) -> NodeProfile:
     nodes = {
         "conv": {"op": "Conv", "inputs": [[1, 64, 56, 56], [64, 64, 3, 3]], "outputs": [[1, 64, 56, 56]],
                  "activation_bytes": 802816, "param_bytes": 147456, "output_bytes": 802816},
@@ -95,7 +96,7 @@ def _node_profile(scale: float = 1.0) -> dict[str, Any]:
               "node_us": {"conv": 1650 * scale, "add": 150 * scale}, "nodes_us_low": 1500.0 * scale,
               "overhead_us_low": 40.0, "node_us_low": {"conv": 1400 * scale, "add": 100 * scale}},
     }
-    return {"runtime_version": "1.32.0", "by_threads": by_threads, "nodes": nodes}
+    return NodeProfile.model_validate({"runtime_version": "1.32.0", "by_threads": by_threads, "nodes": nodes})
 
 
 def test_timed_loop_records_cpu_time_next_to_wall_time() -> None:
@@ -156,7 +157,7 @@ def test_reference_kernel_scales_the_calibration() -> None:
 
 def test_single_thread_cost_from_the_fast_fifth() -> None:
     assert single_thread_cost(_node_profile()) == (1950.0 + 40.0) / 1e6
-    assert single_thread_cost({"by_threads": {"1": {"nodes_us": 5.0}}}) is None  # a schema-1 profile
+    assert single_thread_cost(NodeProfile.model_validate({"by_threads": {"1": {"nodes_us": 5.0}}})) is None  # a schema-1 profile
     assert single_thread_cost(None) is None
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlfit.catalog.schema import Percentile
+from mlfit.records import NodeProfile
 from mlfit.result import Measurement
 
 # Standard normal quantiles: the spread of the upper percentiles is read from the lower half.
@@ -177,13 +178,13 @@ def sample_p50(m: Measurement) -> float:
     return _quantile(values, 0.5 if cpu_ok else 0.2)
 
 
-def single_thread_cost(node_profile: dict[str, Any] | None) -> float | None:
+def single_thread_cost(node_profile: NodeProfile | None) -> float | None:
     """Seconds per call at one thread from the node profile's per-node fast figures (kernels plus
     the executor's fast overhead), or None without a single-thread profile of that kind."""
-    one = ((node_profile or {}).get("by_threads") or {}).get("1")
-    if not one or "nodes_us_low" not in one:
+    one = node_profile.at(1) if node_profile is not None else None
+    if one is None or one.nodes_us_low is None:
         return None
-    return (float(one["nodes_us_low"]) + max(0.0, float(one.get("overhead_us_low", 0.0)))) / 1e6
+    return (float(one.nodes_us_low) + max(0.0, float(one.overhead_us_low))) / 1e6
 
 
 def reference_scale(m: Measurement, cal: dict[str, Any] | None) -> float | None:
@@ -231,16 +232,16 @@ def _split_noise(a: float, b: float) -> float:
     return abs(a - b) / (a + b) if a > 0 and b > 0 else 0.0
 
 
-def cost_figure(m: Measurement | None, node_profile: dict[str, Any] | None) -> CostFigure | None:
+def cost_figure(m: Measurement | None, node_profile: NodeProfile | None) -> CostFigure | None:
     """The uncontended cost of one run: the single-thread node profile's fast fifth when there is
     one, else the sample-based uncontended median; None for a run without them (schema 1)."""
     if m is None:
         return None
     ref = m.contention.reference.flops_per_s if m.contention and m.contention.reference else None
-    one = ((node_profile or {}).get("by_threads") or {}).get("1") or {}
+    one = node_profile.at(1) if node_profile is not None else None
     cost = single_thread_cost(node_profile)
-    if cost is not None:
-        halves = [float(x) for x in one.get("nodes_us_low_halves") or []]
+    if cost is not None and one is not None:
+        halves = [float(x) for x in one.nodes_us_low_halves]
         noise = _split_noise(*halves) if len(halves) == 2 else 0.0
         return CostFigure(cost, noise, "onnxruntime node profile, 1 thread, fastest fifth per node", ref)
     if m.contention is None or len(m.latency.samples_ns) < 10:

@@ -11,12 +11,12 @@ the parent keeps partial timings when it has to stop the worker.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlfit.inputspec import InputSpec
 from mlfit.measure.scenarios import ScenarioSettings
+from mlfit.records import MemoryTimeline, NodeProfile
 from mlfit.result import Emulation, ErrorInfo, Measurement, TensorInfo
 
 SAMPLES_FILE = "samples.i64"
@@ -92,8 +92,8 @@ class WorkerResponse(BaseModel):
     inputs: list[TensorInfo] = Field(default_factory=list)
     inputs_used: list[TensorInfo] = Field(default_factory=list)
     outputs: list[TensorInfo] = Field(default_factory=list)
-    node_profile: dict[str, Any] | None = None
+    node_profile: NodeProfile | None = None
     error: ErrorInfo | None = None
     emulation: Emulation | None = Field(None, description="Set by the parent for a run under container limits")
-    timeline: dict[str, Any] | None = Field(None, description="Polled RSS of the worker over time, with phase "
+    timeline: MemoryTimeline | None = Field(None, description="Polled RSS of the worker over time, with phase "
                                                            "marks, for plots; never used for peaks")

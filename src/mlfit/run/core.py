@@ -409,7 +409,7 @@ def _measure(ref: ModelRef, plan: Sequence[PlannedRun], options: MeasureOptions,
         if response.measurement is not None and response.timeline is not None:
             measurement = response.measurement
             response = response.model_copy(update={"measurement": measurement.model_copy(
-                update={"extra": {**measurement.extra, "memory_timeline": response.timeline}})})
+                update={"memory_timeline": response.timeline})})
         runs.append(ConfigMeasured(config=planned.config, request=request, response=response))
         if response.error is not None:
             error = response.error

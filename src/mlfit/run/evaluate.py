@@ -13,6 +13,7 @@ from mlfit.catalog.loader import Target, is_gpu_target
 from mlfit.checks.engine import evaluate
 from mlfit.errors import MlfitError
 from mlfit.options import EventFn
+from mlfit.records import NodeProfile
 from mlfit.result import HostInfo, Measurement, ModelInfo, TargetReport
 
 
@@ -93,7 +94,7 @@ def evaluate_targets(
     model: ModelInfo,
     measurement: Measurement | None,
     static: dict[str, Any] | None,
-    node_profile: dict[str, Any] | None,
+    node_profile: NodeProfile | None,
     host: HostInfo,
     request: Any,
     timeouts: Any,

@@ -8,6 +8,7 @@ from typing import Any
 
 from mlfit.analysis.calibrate import per_thread
 from mlfit.analysis.costs import op_cost
+from mlfit.records import NodeProfile, ThreadProfile
 
 
 def _amdahl(times: dict[int, float], threads: int) -> float:
@@ -73,16 +74,16 @@ def node_time_at(
 
 
 def host_total_at(
-    node_profile: dict[str, Any], one: dict[str, Any], threads: int, cal: dict[str, Any], thread_model: str
+    node_profile: NodeProfile, one: ThreadProfile, threads: int, cal: dict[str, Any], thread_model: str
 ) -> float:
     """The host's uncontended run (µs) at ``threads``: each node's single-thread figure carried by the
     calibrated thread speed-up, the same way the target's sum is built, plus the executor's overhead."""
     total = 0.0
-    nodes = node_profile.get("nodes") or {}
-    for name, t in one["node_us"].items():
+    nodes = node_profile.nodes
+    for name, t in one.node_us.items():
         facts = nodes.get(name)
         if facts is None:
             continue
-        flops = op_cost(facts["op"], facts["inputs"], facts["outputs"])[0]
-        total += node_time_at({1: float(t)}, threads, cal, flops, facts["op"], thread_model)
-    return total + max(0.0, float(one["overhead_us"]))
+        flops = op_cost(facts.op, facts.inputs, facts.outputs)[0]
+        total += node_time_at({1: float(t)}, threads, cal, flops, facts.op, thread_model)
+    return total + max(0.0, float(one.overhead_us))
