@@ -51,7 +51,7 @@ from mlfit.api import MeasureOptions, identify, measure_and_check  # noqa: E402
 from mlfit.catalog.loader import Target  # noqa: E402
 from mlfit.catalog.schema import Hardware, Percentile, Profile  # noqa: E402
 from mlfit.inputspec import InputSpec  # noqa: E402
-from mlfit.records import NodeProfile  # noqa: E402
+from mlfit.records import Calibration, NodeProfile  # noqa: E402
 from mlfit.zoo import builders  # noqa: E402
 
 GOAL = 0.15
@@ -86,27 +86,27 @@ def models(folder: Path) -> list[tuple[str, Path, InputSpec]]:
     ]
 
 
-def one_core_target(cal: dict[str, Any]) -> Target:
+def one_core_target(cal: Calibration) -> Target:
     """This host as a 1-core machine, with the calibrated 1-thread figures marked measured."""
-    source = f"measured by mlfit calibrate (host fingerprint {cal['fingerprint']}), 1 core"
-    peak = max(float(cal.get("peak_fp32_per_core") or 0.0), float(cal["gemm_flops"]["1"]))
+    source = f"measured by mlfit calibrate (host fingerprint {cal.fingerprint}), 1 core"
+    peak = max(float(cal.peak_fp32_per_core or 0.0), float(cal.gemm_flops["1"]))
     hardware = Hardware.model_validate(
         {
             "id": "this-host-1core",
             "name": "this host, 1 core",
             "cpu": {
-                "arch": cal["arch"],
-                "model": cal["cpu_model"],
+                "arch": cal.arch,
+                "model": cal.cpu_model,
                 "cores": 1,
-                "frequency": f"{(cal.get('frequency_mhz') or 1000) / 1000} GHz",
+                "frequency": f"{(cal.frequency_mhz or 1000) / 1000} GHz",
                 "peak_fp32": f"{peak} FLOPS",
-                "sustained_fp32": f"{cal['gemm_flops']['1']} FLOPS",
+                "sustained_fp32": f"{cal.gemm_flops['1']} FLOPS",
                 "source": source,
             },
             "memory": {
-                "ram": f"{cal['ram_bytes']} B",
+                "ram": f"{cal.ram_bytes} B",
                 "os_reserved": "1 GiB",
-                "bandwidth": f"{cal['bandwidth']['1']} B/s",
+                "bandwidth": f"{cal.bandwidth['1']} B/s",
                 "source": source,
             },
             "storage": {"size": "100 GB", "source": source},
@@ -218,8 +218,9 @@ def main() -> int:
     if len(os.sched_getaffinity(0)) < 2:
         sys.exit("needs at least 2 usable cores")
     started = time.monotonic()
-    cal, _ = load_or_calibrate(force=not args.cached_calibration)
-    gemm, conv, bw = cal["gemm_flops"], cal.get("conv_flops", {}), cal["bandwidth"]
+    data, _ = load_or_calibrate(force=not args.cached_calibration)
+    cal = Calibration.model_validate(data)
+    gemm, conv, bw = cal.gemm_flops, cal.conv_flops, cal.bandwidth
     print(
         f"calibrated 2-thread speed-ups: GEMM x{gemm.get('2', 0) / gemm['1']:.2f}, "
         f"conv x{conv.get('2', 0) / conv.get('1', 1):.2f}, bandwidth x{bw.get('2', 0) / bw['1']:.2f}",

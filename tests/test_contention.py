@@ -31,7 +31,7 @@ from mlfit.catalog.schema import Percentile
 from mlfit.measure.host import host_info
 from mlfit.measure.stats import latency_stats
 from mlfit.measure.timing import LoopPolicy, timed_loop
-from mlfit.records import NodeProfile
+from mlfit.records import Calibration, NodeProfile
 from mlfit.result import (
     ColdStart,
     Contention,
@@ -43,14 +43,14 @@ from mlfit.result import (
     load_report,
 )
 
-CALIBRATION: dict[str, Any] = {
-    "gemm_flops": {"1": 100e9, "2": 190e9},
-    "conv_flops": {"1": 100e9, "2": 190e9},
-    "bandwidth": {"1": 15e9, "2": 20e9},
-    "frequency_mhz": 3000.0,
-    "peak_fp32_per_core": 125e9,
-    "call_overhead_s": 5e-6,
-}
+CALIBRATION = Calibration(
+    gemm_flops={"1": 100e9, "2": 190e9},
+    conv_flops={"1": 100e9, "2": 190e9},
+    bandwidth={"1": 15e9, "2": 20e9},
+    frequency_mhz=3000.0,
+    peak_fp32_per_core=125e9,
+    call_overhead_s=5e-6,
+)
 
 
 def _quiet(n: int = 700, ms: float = 2.0) -> list[int]:
@@ -149,15 +149,17 @@ def test_reference_kernel_scales_the_calibration() -> None:
     scale = reference_scale(m, CALIBRATION)
     assert scale is not None and abs(scale - 0.8) < 1e-9
     scaled = scaled_calibration(CALIBRATION, scale)
-    assert scaled["gemm_flops"]["1"] == 80e9 and scaled["call_overhead_s"] == CALIBRATION["call_overhead_s"] / 0.8
+    assert scaled.gemm_flops["1"] == 80e9 and scaled.call_overhead_s == 5e-6 / 0.8
     # the host's efficiency (rate over peak) is what it was: a neighbour slows the host, not its design
-    assert scaled["gemm_flops"]["1"] / scaled["peak_fp32_per_core"] == 100e9 / 125e9
+    assert scaled.peak_fp32_per_core is not None
+    assert scaled.gemm_flops["1"] / scaled.peak_fp32_per_core == 100e9 / 125e9
     assert reference_scale(_measurement(quiet, cpu=quiet), CALIBRATION) is None
 
 
 def test_single_thread_cost_from_the_fast_fifth() -> None:
     assert single_thread_cost(_node_profile()) == (1950.0 + 40.0) / 1e6
-    assert single_thread_cost(NodeProfile.model_validate({"by_threads": {"1": {"nodes_us": 5.0}}})) is None  # a schema-1 profile
+    schema_1 = NodeProfile.model_validate({"by_threads": {"1": {"nodes_us": 5.0}}})  # no fast-fifth figures
+    assert single_thread_cost(schema_1) is None
     assert single_thread_cost(None) is None
 
 

@@ -18,7 +18,7 @@ from mlfit.checks.bounds import order_statistic_ranks, percentile_bounds, three_
 from mlfit.checks.engine import evaluate
 from mlfit.measure.host import host_info
 from mlfit.measure.stats import latency_stats
-from mlfit.records import NodeProfile
+from mlfit.records import Calibration, NodeProfile
 from mlfit.result import ColdStart, Measurement, MemoryPhases, ModelInfo, Provenance, Throughput, Verdict
 from mlfit.zoo import builders
 
@@ -60,14 +60,14 @@ def test_three_way_verdicts() -> None:
 
 # ----------------------------------------------------------------------------- fixtures
 
-CALIBRATION: dict[str, Any] = {
-    "gemm_flops": {"1": 100e9, "2": 190e9},
-    "conv_flops": {"1": 100e9, "2": 190e9},
-    "bandwidth": {"1": 15e9, "2": 20e9},
-    "frequency_mhz": 3000.0,
-    "peak_fp32_per_core": 125e9,
-    "call_overhead_s": 5e-6,
-}
+CALIBRATION = Calibration(
+    gemm_flops={"1": 100e9, "2": 190e9},
+    conv_flops={"1": 100e9, "2": 190e9},
+    bandwidth={"1": 15e9, "2": 20e9},
+    frequency_mhz=3000.0,
+    peak_fp32_per_core=125e9,
+    call_overhead_s=5e-6,
+)
 
 
 def _measurement(
@@ -260,7 +260,8 @@ def test_band_sources_name_every_widening() -> None:
 
 def test_per_class_thread_model_follows_each_class_calibration() -> None:
     # Conv scales like the calibrated convolution, MatMul like the GEMM, an Add like bandwidth.
-    cal = {**CALIBRATION, "conv_flops": {"1": 100e9, "2": 200e9}, "gemm_flops": {"1": 100e9, "2": 150e9}}
+    cal = CALIBRATION.model_copy(
+        update={"conv_flops": {"1": 100e9, "2": 200e9}, "gemm_flops": {"1": 100e9, "2": 150e9}})
     big = 1e9  # FLOPs: a node large enough to get its class's full speed-up
     assert thread_speedup(cal, 2, big, "Conv", "per-class") == pytest.approx(2.0)
     assert thread_speedup(cal, 2, big, "MatMul", "per-class") == pytest.approx(1.5)

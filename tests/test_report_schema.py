@@ -49,6 +49,8 @@ def test_a_schema_3_file_reads_into_the_typed_records(tmp_path) -> None:
         "top_ops": [{"op": "Conv", "seconds": 0.002, "share": 1.0}],
         "details": {"target_threads": 2, "factor": {"value": 2.0, "lower": 1.0, "upper": 3.0},
                     "a_key_since_retired": 1}}
+    result["calibration"] = {"schema_version": 2, "gemm_flops": {"1": 1e11}, "bandwidth": {"1": 2e10},
+                             "a_key_since_retired": True}
     path = tmp_path / "v3.json"
     path.write_text(json.dumps(doc))
     loaded = load_report(path).results[0]
@@ -62,3 +64,4 @@ def test_a_schema_3_file_reads_into_the_typed_records(tmp_path) -> None:
     assert projection is not None and projection.top_ops[0].op == "Conv"
     assert projection.details.target_threads == 2 and projection.details.factor is not None
     assert projection.details.factor.upper == 3.0
+    assert loaded.calibration is not None and loaded.calibration.gemm_flops == {"1": 1e11}

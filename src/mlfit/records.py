@@ -1,9 +1,11 @@
 """Typed records a result carries beside its measurement: the memory timeline, onnxruntime's node
-profile and a target's projection (schema 4; before, ``dict[str, Any]`` read by string keys).
+profile, the host calibration and a target's projection (schema 4; before, ``dict[str, Any]``
+read by string keys).
 
 Small and pure pydantic, so the worker can build them without importing anything heavier (the
 contract "the worker stays light"). The writers: :mod:`mlfit.measure.launcher` (timeline),
-:mod:`mlfit.measure.nodeprofile` (node profile), :mod:`mlfit.analysis.project` (projection).
+:mod:`mlfit.measure.nodeprofile` (node profile), :mod:`mlfit.analysis.calibrate` (calibration, validated
+from its cache file by :mod:`mlfit.run.evaluate`), :mod:`mlfit.analysis.project` (projection).
 Older result files carry the same keys as dicts: they validate into these models on read.
 """
 
@@ -161,3 +163,34 @@ class ProjectionSummary(_Frozen):
     top_ops: list[CostlyOp] = Field(default_factory=list, description="Costliest op types on the target")
     details: ProjectionDetails = Field(default_factory=ProjectionDetails)
     measured: bool = Field(False, description="Measured on this host's GPU, not derived")
+
+
+class Calibration(_Frozen):
+    """This host's calibration (``mlfit calibrate``): the rates projections carry figures with.
+
+    Figures by thread count are keyed by the count as text (the cache file's JSON form)."""
+
+    # Calibrations embedded by older results may carry keys since retired: dropped on read.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    schema_version: int = 0
+    runtime: str = ""
+    threads: list[int] = Field(default_factory=list, description="Thread counts measured")
+    gemm_flops: dict[str, float] = Field(default_factory=dict, description="fp32 512x512 MatMul FLOP/s")
+    conv_flops: dict[str, float] = Field(default_factory=dict, description="fp32 3x3 convolution FLOP/s")
+    bandwidth: dict[str, float] = Field(default_factory=dict, description="Triad bytes/s")
+    copy_bandwidth_1t: float | None = None
+    wall_rates_multithread: dict[str, dict[str, float]] = Field(default_factory=dict)
+    call_overhead_s: float | None = Field(None, description="A tiny graph's per-call time")
+    frequency_mhz: float | None = None
+    flops_per_cycle: int | None = None
+    peak_fp32_per_core: float | None = None
+    isa: list[str] = Field(default_factory=list)
+    method: str = ""
+    duration_s: float | None = None
+    fingerprint: str = ""
+    cpu_model: str = ""
+    arch: str = ""
+    cores_usable: int | None = None
+    ram_bytes: int | None = None
+    created: str = ""

@@ -18,10 +18,10 @@ Result file format history (``RESULT_SCHEMA_VERSION``):
       own measurement; each target report names its ``configuration``. Older files still read:
       the new fields default to empty, and their one measurement served every target.
   4 - typed records instead of open dicts: ``measurement.memory_timeline`` (was
-      ``measurement.extra["memory_timeline"]``), ``node_profile`` and ``targets[].projection``
-      (with typed ``details``) follow the models in :mod:`mlfit.records`. Older files still read:
-      a timeline found in ``extra`` moves to its field, the dicts validate into the models
-      (projection details keys since retired are dropped).
+      ``measurement.extra["memory_timeline"]``), ``node_profile``, ``calibration`` and
+      ``targets[].projection`` (with typed ``details``) follow the models in :mod:`mlfit.records`.
+      Older files still read: a timeline found in ``extra`` moves to its field, the dicts
+      validate into the models (calibration and projection-details keys since retired are dropped).
 Readers refuse newer versions (see :func:`load_result`).
 """
 
@@ -34,7 +34,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
-from mlfit.records import MemoryTimeline, NodeProfile, ProjectionSummary
+from mlfit.records import Calibration, MemoryTimeline, NodeProfile, ProjectionSummary
 
 RESULT_SCHEMA_VERSION = 4
 
@@ -373,7 +373,7 @@ class RunResult(_Frozen):
     host: HostInfo | None = None
     measurement: Measurement | None = None
     analysis: dict[str, Any] | None = None
-    calibration: dict[str, Any] | None = Field(None, description="Host calibration used for projections")
+    calibration: Calibration | None = Field(None, description="Host calibration used for projections")
     node_profile: NodeProfile | None = Field(None, description="onnxruntime node timings on this host")
     configurations: list[ConfigurationRun] = Field(
         default_factory=list, description="Each deployment configuration measured; the first is `measurement`")

@@ -42,7 +42,7 @@ from mlfit.analysis.uncontended import (
 )
 from mlfit.catalog.loader import Target
 from mlfit.catalog.schema import Percentile
-from mlfit.records import NodeProfile, ProfiledNode, ThreadProfile
+from mlfit.records import Calibration, NodeProfile, ProfiledNode, ThreadProfile
 from mlfit.result import HostInfo, Measurement
 
 # Sustained fraction of the dense fp32 peak that onnxruntime's kernels reach on a CPU whose
@@ -66,13 +66,13 @@ class _Ratios:
 
 
 def _cpu_ratios(
-    target: Target, cal: dict[str, Any], host_arch: str, threads: int, notes: list[str]
+    target: Target, cal: Calibration, host_arch: str, threads: int, notes: list[str]
 ) -> _Ratios:
     cpu, mem = target.hardware.cpu, target.hardware.memory
     same_isa = isa_family(host_arch) == isa_family(cpu.arch.value)
-    gemm_1 = float(cal["gemm_flops"]["1"])
-    conv_1 = float(cal.get("conv_flops", {}).get("1", gemm_1))
-    host_peak = cal.get("peak_fp32_per_core")
+    gemm_1 = float(cal.gemm_flops["1"])
+    conv_1 = float(cal.conv_flops.get("1", gemm_1))
+    host_peak = cal.peak_fp32_per_core
     host_eff = min(1.0, gemm_1 / host_peak) if host_peak else 0.8
     target_peak_core = cpu.peak_fp32 / cpu.cores
     sustained = getattr(cpu, "sustained_fp32", None)
@@ -104,14 +104,14 @@ def _cpu_ratios(
     # A faster target core means a smaller time multiplier: lower (optimistic) uses the fastest.
     compute = Band(gemm_1 / core[0], gemm_1 / core[1], gemm_1 / core[2])
     conv = Band(conv_1 / core[0], conv_1 / core[1], conv_1 / core[2])
-    bw_counts = {int(k): float(v) for k, v in cal["bandwidth"].items()}
+    bw_counts = {int(k): float(v) for k, v in cal.bandwidth.items()}
     host_bw = (
         max(v for t, v in bw_counts.items() if t <= max(1, threads))
         if any(t <= max(1, threads) for t in bw_counts)
         else max(bw_counts.values())
     )
     r_m = host_bw / mem.bandwidth
-    mhz = cal.get("frequency_mhz") or 0.0
+    mhz = cal.frequency_mhz or 0.0
     clock_ratio = (mhz * 1e6 / cpu.frequency) if mhz else compute.value
     # A streaming node is bound by DRAM bandwidth, but never faster than the clock allows.
     memory = Band(max(r_m, clock_ratio), r_m, max(r_m, clock_ratio) * 1.5)
@@ -168,7 +168,7 @@ def project_cpu(
     measurement: Measurement,
     node_profile: NodeProfile | None,
     static: dict[str, Any] | None,
-    cal: dict[str, Any],
+    cal: Calibration,
     host: HostInfo,
     thread_model: str = "gemm",
 ) -> Projection:
@@ -232,7 +232,7 @@ def _profile_basis(
 
 def _node_sums(
     node_profile: NodeProfile, by_threads: dict[str, ThreadProfile], counts: list[int], threads: int,
-    cal: dict[str, Any], ratios: _Ratios, thread_model: str,
+    cal: Calibration, ratios: _Ratios, thread_model: str,
 ) -> _Sums:
     """Each profiled node at the target's thread count, scaled by the ratio its boundedness picks,
     plus the executor's per-call overhead scaled by the clock ratio."""
@@ -325,7 +325,7 @@ def _top_costs(per_node: list[tuple[float, str, str]], total_mid: float) -> tupl
 
 def _per_node_factor(
     target: Target, measurement: Measurement, node_profile: NodeProfile, by_threads: dict[str, ThreadProfile],
-    uncontended: bool, cal: dict[str, Any], ratios: _Ratios, threads: int, thread_model: str,
+    uncontended: bool, cal: Calibration, ratios: _Ratios, threads: int, thread_model: str,
     notes: list[str], sources: dict[str, tuple[float, float]], details: dict[str, Any],
 ) -> _HostFactor:
     """The factor from the node profile: the target's per-node sum over the host's profiled run."""
@@ -398,7 +398,7 @@ def _whole_model_factor(
 
 
 def _cpu_projection(
-    target: Target, measurement: Measurement, static: dict[str, Any] | None, cal: dict[str, Any],
+    target: Target, measurement: Measurement, static: dict[str, Any] | None, cal: Calibration,
     host: HostInfo, ratios: _Ratios, threads: int, host_factor: _HostFactor, uncontended: bool,
     notes: list[str], sources: dict[str, tuple[float, float]], details: dict[str, Any],
 ) -> Projection:
@@ -406,7 +406,7 @@ def _cpu_projection(
     version's widening, then every percentile's band from the host figure they start from."""
     factor, method = host_factor.factor, host_factor.method
     robust = details.get("host_profiled_run_us")
-    robust_p50 = robust / 1e6 + float(cal.get("call_overhead_s") or 0.0) if robust else None
+    robust_p50 = robust / 1e6 + float(cal.call_overhead_s or 0.0) if robust else None
     if uncontended or measurement.contention is not None:  # the host figure the bands below start from
         host_base = robust_p50 if uncontended and robust_p50 else sample_p50(measurement)
     else:
