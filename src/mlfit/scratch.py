@@ -83,6 +83,10 @@ def no_temp_folder(exc: OSError) -> MlfitError:
                            "free space there, or set TMPDIR to a folder with room")
     if exc.errno == errno.EMFILE:
         return too_many_open_files()
+    if "No usable temporary directory" in str(exc):  # tempfile tried TMPDIR and every fallback
+        named = f"TMPDIR ({os.environ['TMPDIR']})" if os.environ.get("TMPDIR") else "TMPDIR (not set)"
+        return ConfigError(f"no writable temporary folder: {named}, /tmp, /var/tmp, /usr/tmp and the current "
+                           "folder all refuse new files", "set TMPDIR to a writable folder with free space")
     reason = exc.strerror or str(exc)
     return ConfigError(f"no writable temporary folder: cannot create one in {where} ({reason})",
                        "set TMPDIR to a writable folder with free space")
