@@ -3,7 +3,7 @@ the worker loads the copy, so a file swapped into place after the checks is neve
 
 Decisions (see docs/refusals.md, "The bytes checked are the bytes loaded"):
 
-- The copy lives in a fresh folder from :func:`tempfile.mkdtemp` (mode 0700, removed at the
+- The copy lives in a fresh folder from :func:`mlfit.scratch.run_folder` (mode 0700, removed at the
   end of the run); copied files are made read-only (0400).
 - Every file that holds a graph, or anything else that decides what runs, is always
   **copied**, whatever its size: every single-file model (``.onnx``, ``.tflite``, ``.keras``,
@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,15 +161,15 @@ def _make(path: Path, fmt: ModelFormat, target: Path) -> None:
 @contextlib.contextmanager
 def private_copy(path: Path, fmt: ModelFormat) -> Iterator[Path]:
     """Yield the path of a private copy of ``path`` (a model file or folder); removed afterwards."""
-    scratch = Path(tempfile.mkdtemp(prefix="mlfit-model-"))
-    try:
+    from mlfit.scratch import run_folder
+
+    # run_folder: an owner marker, so a copy left by a killed run is swept by the next run
+    with run_folder("mlfit-model-") as scratch:
         target = scratch / (path.name or "model")
         try:
             _make(path, fmt, target)
         except OSError as exc:
             raise ModelError(
-                f"{path}: cannot make the private copy the checks and the worker use ({exc.strerror or exc})",
-                "check free space in the temporary folder (TMPDIR)") from None
+                f"{path}: cannot make the private copy the checks and the worker use in {scratch.parent} "
+                f"({exc.strerror or exc})", "check free space in the temporary folder (TMPDIR)") from None
         yield target
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
