@@ -80,8 +80,6 @@ def check_pickle(path: Path) -> None:
         cause = f"unpickling it would import and call {len(scan.globals)} globals: {_listing(scan.globals, _ALL)}"
     else:
         cause = "unpickling can run code"
-    if scan.dynamic_globals:
-        cause += f" (plus {scan.dynamic_globals} global(s) built at load time)"
     if scan.inconsistencies:
         cause = f"it is inconsistent ({scan.inconsistencies[0]}; joblib never writes this) and {cause}"
     raise ModelError(
