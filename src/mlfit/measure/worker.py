@@ -301,10 +301,32 @@ def measure(request: WorkerRequest) -> WorkerResponse:
                           node_profile=node_profile)
 
 
+def _unconfined(request: WorkerRequest) -> WorkerResponse | None:
+    """Under container limits: confirm from inside, before any runtime is imported, that this
+    process is in the cgroup made for it with the limits asked; an error response when not."""
+    if request.confinement is None:
+        return None
+    from mlfit.measure.confine import confirm
+
+    problem = confirm(request.confinement)
+    if problem is None:
+        emit("confined")
+        return None
+    return WorkerResponse(error=ErrorInfo(
+        kind="limits", phase=Phase.START.value, exit_code=int(ExitCode.USAGE),
+        message=f"the container's limits are not in place: {problem}",
+        hint="nothing was measured, so nothing is labelled emulated; run where the cgroup can be made "
+             "(root or a delegated subtree), or check against a profile without a container section"))
+
+
 def main(argv: list[str]) -> int:
     request_path, out_path = Path(argv[0]), Path(argv[1])
     enter(Phase.START)
     request = WorkerRequest.model_validate_json(request_path.read_text())
+    refused = _unconfined(request)
+    if refused is not None:
+        _write_response(refused, out_path)
+        return 0
     try:
         response = measure(request)
     except MlfitError as exc:
@@ -321,10 +343,14 @@ def main(argv: list[str]) -> int:
         response = WorkerResponse(error=ErrorInfo(kind="bug", phase="", message=f"{type(exc).__name__}: {text}",
                                                   hint="this looks like a bug in mlfit; the worker's traceback "
                                                        "is in the log named below", exit_code=int(ExitCode.MODEL)))
+    _write_response(response, out_path)
+    return 0
+
+
+def _write_response(response: WorkerResponse, out_path: Path) -> None:
     tmp = out_path.with_suffix(".tmp")
     tmp.write_text(response.model_dump_json())
     os.replace(tmp, out_path)
-    return 0
 
 
 if __name__ == "__main__":
