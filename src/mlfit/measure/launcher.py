@@ -159,6 +159,7 @@ def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | 
     from mlfit.measure.cgroup import limited
 
     with limited(container) as group:
+        request = request.model_copy(update={"confinement": group.expectation()})
         return _run_worker(request, runtime_label, timeouts, on_event, memory_limit, limit_source, group)
 
 
@@ -213,6 +214,7 @@ def _run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts |
     deadline = time.monotonic() + timeouts.bound(phase, request.settings.max_time_s)
     stop: str | None = None  # "timeout", "memory" or "interrupted": why the parent stopped the worker
     timings: dict[str, float] = {}
+    confined = False  # the worker confirmed its cgroup and limits from inside
     watcher = _MemoryWatch(proc.pid, memory_limit) if memory_limit else None
     try:
         while True:
@@ -234,6 +236,8 @@ def _run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts |
                     throttling.mark(phase.value)
                 phase_marks.append((phase.value, round(time.time() - started, 4)))
                 deadline = time.monotonic() + timeouts.bound(phase, request.settings.max_time_s)
+            elif event.get("event") == "confined":
+                confined = True
             elif event.get("event") == "timing":
                 with contextlib.suppress(TypeError, ValueError):
                     timings[str(event["name"])] = float(event["value"])  # type: ignore[arg-type]
@@ -260,6 +264,9 @@ def _run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts |
     bound = timeouts.bound(phase, request.settings.max_time_s)
     partial = _partial(timings, scratch) if stop is not None or proc.returncode else None
     emulation = _emulation(group, throttling, request.threads) if group is not None and throttling else None
+    if emulation is not None and not confined and not emulation.oom_killed:
+        return _unconfirmed(request, runtime_label, stop, phase, bound, partial, proc, memory_limit, limit_source,
+                            log_path, out_path, timeline)
     if emulation is not None and emulation.oom_killed and stop is None:
         peak = f"; the cgroup's peak was {format_size(emulation.cgroup_peak_bytes)}" \
             if emulation.cgroup_peak_bytes else ""
@@ -271,6 +278,25 @@ def _run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts |
     response = _response(request, runtime_label, stop, phase, bound, partial, proc, memory_limit, limit_source,
                          log_path, out_path, timeline)
     return response.model_copy(update={"emulation": emulation}) if emulation is not None else response
+
+
+def _unconfirmed(request: WorkerRequest, runtime_label: str, stop: str | None, phase: Phase, bound: float,
+                 partial: PartialTimings | None, proc: subprocess.Popen[bytes], memory_limit: int | None,
+                 limit_source: str, log_path: Path, out_path: Path, timeline: dict[str, Any]) -> WorkerResponse:
+    """A worker under container limits that never confirmed them from inside: its figures are not
+    emulated. It refused (limits not in place: exit 2), or stopped before it could say (its own
+    error, without the emulated label)."""
+    from mlfit.errors import ConfigError
+
+    response = _response(request, runtime_label, stop, phase, bound, partial, proc, memory_limit, limit_source,
+                         log_path, out_path, timeline)
+    error = response.error
+    if error is not None and error.kind == "limits":
+        raise ConfigError(error.message, error.hint)
+    if error is None:
+        raise ConfigError("the container's limits are not in place: the worker did not confirm its cgroup "
+                          "and limits from inside", "nothing is labelled emulated; this looks like a bug in mlfit")
+    return response
 
 
 def _emulation(group: Cgroup, throttling: Throttling, threads: int) -> Emulation:
@@ -411,8 +437,9 @@ def resource_error(exc: OSError, folder: Path, phase: Phase, partial: PartialTim
     """One line naming the resource that ran out and its fix: a full disk names the folder, too many
     open files names `ulimit -n`."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        message = f"the scratch folder {folder} is full (No space left on device) while {phase.doing}"
-        hint = "free space there, or set TMPDIR to a folder with room"
+        message = (f"the disk of the scratch folder {folder} is full (No space left on device) while "
+                   f"{phase.doing}")
+        hint = f"free space in {folder.parent}, or set TMPDIR to a folder with room"
     elif exc.errno in (errno.EMFILE, errno.ENFILE):
         import resource
 
