@@ -254,7 +254,7 @@ def main() -> int:
                     alone[model].append(modelled)
                 alone["profiled"].append(seen)
                 # The profiler's own cost: its 2-thread run against the unprofiled timed loop's p50.
-                run_us = float(result.node_profile["by_threads"]["2"]["run_us"])
+                run_us = float(counts["2"].run_us)
                 alone["inflation"].append(run_us / 1e6 / result.measurement.latency.p50)
                 two.append(result.measurement.latency.p50)
                 os.sched_setaffinity(0, {core})  # the worker inherits this: a real 1-core run

@@ -282,7 +282,7 @@ def _run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts |
 
 def _unconfirmed(request: WorkerRequest, runtime_label: str, stop: str | None, phase: Phase, bound: float,
                  partial: PartialTimings | None, proc: subprocess.Popen[bytes], memory_limit: int | None,
-                 limit_source: str, log_path: Path, out_path: Path, timeline: dict[str, Any]) -> WorkerResponse:
+                 limit_source: str, log_path: Path, out_path: Path, timeline: MemoryTimeline) -> WorkerResponse:
     """A worker under container limits that never confirmed them from inside: its figures are not
     emulated. It refused (limits not in place: exit 2), or stopped before it could say (its own
     error, without the emulated label)."""

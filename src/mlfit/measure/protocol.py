@@ -11,6 +11,7 @@ the parent keeps partial timings when it has to stop the worker.
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
