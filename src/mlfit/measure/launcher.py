@@ -158,6 +158,7 @@ def run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts | 
     from mlfit.measure.cgroup import limited
 
     with limited(container) as group:
+        request = request.model_copy(update={"confinement": group.expectation()})
         return _run_worker(request, runtime_label, timeouts, on_event, memory_limit, limit_source, group)
 
 
@@ -192,6 +193,7 @@ def _run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts |
     deadline = time.monotonic() + timeouts.bound(phase, request.settings.max_time_s)
     stop: str | None = None  # "timeout", "memory" or "interrupted": why the parent stopped the worker
     timings: dict[str, float] = {}
+    confined = False  # the worker confirmed its cgroup and limits from inside
     watcher = _MemoryWatch(proc.pid, memory_limit) if memory_limit else None
     try:
         while True:
@@ -213,6 +215,8 @@ def _run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts |
                     throttling.mark(phase.value)
                 phase_marks.append((phase.value, round(time.time() - started, 4)))
                 deadline = time.monotonic() + timeouts.bound(phase, request.settings.max_time_s)
+            elif event.get("event") == "confined":
+                confined = True
             elif event.get("event") == "timing":
                 with contextlib.suppress(TypeError, ValueError):
                     timings[str(event["name"])] = float(event["value"])  # type: ignore[arg-type]
@@ -239,6 +243,9 @@ def _run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts |
     bound = timeouts.bound(phase, request.settings.max_time_s)
     partial = _partial(timings, scratch) if stop is not None or proc.returncode else None
     emulation = _emulation(group, throttling, request.threads) if group is not None and throttling else None
+    if emulation is not None and not confined and not emulation.oom_killed:
+        return _unconfirmed(request, runtime_label, stop, phase, bound, partial, proc, memory_limit, limit_source,
+                            log_path, out_path, timeline)
     if emulation is not None and emulation.oom_killed and stop is None:
         peak = f"; the cgroup's peak was {format_size(emulation.cgroup_peak_bytes)}" \
             if emulation.cgroup_peak_bytes else ""
@@ -279,6 +286,25 @@ def _spawn(request: WorkerRequest, request_path: Path, out_path: Path, log_path:
         return resource_error(exc, scratch, Phase.START)
     finally:
         log.close()
+
+
+def _unconfirmed(request: WorkerRequest, runtime_label: str, stop: str | None, phase: Phase, bound: float,
+                 partial: PartialTimings | None, proc: subprocess.Popen[bytes], memory_limit: int | None,
+                 limit_source: str, log_path: Path, out_path: Path, timeline: dict[str, Any]) -> WorkerResponse:
+    """A worker under container limits that never confirmed them from inside: its figures are not
+    emulated. It refused (limits not in place: exit 2), or stopped before it could say (its own
+    error, without the emulated label)."""
+    from mlfit.errors import ConfigError
+
+    response = _response(request, runtime_label, stop, phase, bound, partial, proc, memory_limit, limit_source,
+                         log_path, out_path, timeline)
+    error = response.error
+    if error is not None and error.kind == "limits":
+        raise ConfigError(error.message, error.hint)
+    if error is None:
+        raise ConfigError("the container's limits are not in place: the worker did not confirm its cgroup "
+                          "and limits from inside", "nothing is labelled emulated; this looks like a bug in mlfit")
+    return response
 
 
 def _emulation(group: Cgroup, throttling: Throttling, threads: int) -> Emulation:

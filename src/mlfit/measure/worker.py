@@ -309,6 +309,24 @@ def measure(request: WorkerRequest) -> WorkerResponse:
                           node_profile=node_profile)
 
 
+def _unconfined(request: WorkerRequest) -> WorkerResponse | None:
+    """Under container limits: confirm from inside, before any runtime is imported, that this
+    process is in the cgroup made for it with the limits asked; an error response when not."""
+    if request.confinement is None:
+        return None
+    from mlfit.measure.confine import confirm
+
+    problem = confirm(request.confinement)
+    if problem is None:
+        emit("confined")
+        return None
+    return WorkerResponse(error=ErrorInfo(
+        kind="limits", phase=Phase.START.value, exit_code=int(ExitCode.USAGE),
+        message=f"the container's limits are not in place: {problem}",
+        hint="nothing was measured, so nothing is labelled emulated; run where the cgroup can be made "
+             "(root or a delegated subtree), or check against a profile without a container section"))
+
+
 def main(argv: list[str]) -> int:
     global _watchdog, _deadlines
     request_path, out_path = Path(argv[0]), Path(argv[1])
@@ -318,6 +336,9 @@ def main(argv: list[str]) -> int:
     enter(Phase.START)
     request = WorkerRequest.model_validate_json(request_path.read_text())
     _deadlines = dict(request.phase_deadlines_s)
+    refused = _unconfined(request)
+    if refused is not None:
+        return _write_response(refused, out_path)
     try:
         response = measure(request)
     except MlfitError as exc:
@@ -330,6 +351,10 @@ def main(argv: list[str]) -> int:
                                                   exit_code=int(ExitCode.MODEL)))
     except Exception as exc:  # a bug or an unexpected runtime failure: keep the traceback for the report
         response = WorkerResponse(error=_unexpected(exc, request.scratch_dir))
+    return _write_response(response, out_path)
+
+
+def _write_response(response: WorkerResponse, out_path: Path) -> int:
     tmp = out_path.with_suffix(".tmp")
     try:
         tmp.write_text(response.model_dump_json())
