@@ -13,7 +13,7 @@ from enum import Enum
 from pathlib import Path
 
 from mlfit.errors import ConfigError
-from mlfit.report.atomic import check_writable, write_atomic
+from mlfit.report.atomic import check_writable, write_set
 from mlfit.result import Report
 
 
@@ -138,12 +138,12 @@ def parse_outputs(specs: list[str] | None, json_path: str | None,
 
 
 def write_outputs(report: Report, outputs: list[tuple[OutputFormat, str]]) -> None:
-    """Render every requested format first, then write: a reporter bug leaves no file half-updated."""
+    """Render every requested format first, then write the files as a set (every temporary file,
+    then the renames): a reporter bug or a failed write leaves no mix of new and old files."""
     rendered = [(renderer(fmt)(report), path) for fmt, path in outputs]
+    write_set([(Path(path), data) for data, path in rendered if path != "-"])
     for data, path in rendered:
         if path == "-":
             text = data.decode() if isinstance(data, bytes) else data
             sys.stdout.write(text)
             sys.stdout.flush()
-        else:
-            write_atomic(Path(path), data)
