@@ -81,7 +81,12 @@ def _build_keras(folder: Path, out: dict[str, str]) -> None:
     outer = keras.Model(outer_in, keras.layers.Dense(2)(inner(outer_in)), name="outer")
     outer.save(folder / "nested_lambda.keras")
     outer.save(folder / "nested_lambda.h5")
+    # A string lookup with its vocabulary inline (Keras also stores it as an asset in the archive).
+    words = keras.Input((1,), dtype="string", name="word")
+    lookup = keras.layers.StringLookup(vocabulary=["cat", "dog", "fish"], name="lookup")(words)
+    keras.Model(words, lookup, name="vocab").save(folder / "lookup.keras")
     out.update(
+        lookup_keras=str(folder / "lookup.keras"),
         lambda_keras=str(folder / "lambda.keras"),
         lambda_h5=str(folder / "lambda.h5"),
         nested_keras=str(folder / "nested_lambda.keras"),

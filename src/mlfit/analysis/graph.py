@@ -14,13 +14,14 @@ import functools
 import json
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from mlfit.analysis.costs import op_cost
 from mlfit.errors import ModelError
+from mlfit.lifeline import die_with_parent
+from mlfit.scratch import run_folder
 
 # Bounds on the parent's static analysis (each overridable: MLFIT_MAX_STATIC_NODES, ...).
 # The analysis costs about 100 µs and a few KB per node in Python, and holds the file's
@@ -314,7 +315,7 @@ def _ort_symbolic(model: Any, timeout: float = 120.0) -> Any | None:
 
     if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("sympy") is None:
         return None
-    with tempfile.TemporaryDirectory(prefix="mlfit-shapes-") as tmp:
+    with run_folder("mlfit-shapes-") as tmp:
         src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
         onnx.save(_light(model), str(src))
         try:
@@ -324,6 +325,7 @@ def _ort_symbolic(model: Any, timeout: float = 120.0) -> Any | None:
                 timeout=max(1.0, timeout),
                 check=True,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent(),  # never outlives mlfit (mlfit.lifeline)
             )
             return onnx.load(str(dst), load_external_data=False)
         except (subprocess.SubprocessError, OSError, ValueError):

@@ -326,7 +326,7 @@ def plan_measurement(ref: ModelRef, targets: Sequence[Target], options: MeasureO
     does not use this host's latency samples, only its memory phases and cold start: its timed
     loop is kept short (at most ``HOST_FREE_MIN_TIME_S``, one sample is enough).
     """
-    from mlfit.analysis.project import is_gpu_target
+    from mlfit.catalog.loader import is_gpu_target
     from mlfit.measure.host import usable_cores
     from mlfit.measure.loadplan import plan_load
     from mlfit.measure.protocol import MeasureSettings

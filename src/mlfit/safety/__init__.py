@@ -93,7 +93,7 @@ def check_pickle(path: Path) -> None:
 
 
 def check_keras(path: Path, fmt: ModelFormat) -> None:
-    from mlfit.safety.keras_scan import KerasConfigError, h5_config, keras_zip_config, walk_config
+    from mlfit.safety.keras_scan import OUTSIDE_READ, KerasConfigError, h5_config, keras_zip_config, walk_config
 
     try:
         config = keras_zip_config(path) if fmt is ModelFormat.KERAS else h5_config(path)
@@ -103,13 +103,18 @@ def check_keras(path: Path, fmt: ModelFormat) -> None:
             f"re-save the model with model.save('model.keras'); {_TRUST_HINT}",
         ) from None
     problems = walk_config(config)
+    # A read outside the model is named first, and its hint never offers --trust-model as the
+    # way to read a local file (issue 18 item 10).
+    outside = [p for p in problems if OUTSIDE_READ in p]
+    problems = outside + [p for p in problems if p not in outside]
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ModelError(
-            f"{path.name}: refusing to load: {problems[0]}{more}",
-            "replace the layer with built-in layers or a registered layer and re-save; "
-            f"{_TRUST_HINT} (Keras safe mode off)",
-        )
+        hint = ("embed what it reads in the model (pass the vocabulary inline, as a list, or adapt() the layer; "
+                "build a TFSMLayer's model from layers), then re-save: a model may only read what is inside "
+                "its archive") if outside else (
+                "replace the layer with built-in layers or a registered layer and re-save; "
+                f"{_TRUST_HINT} (Keras safe mode off)")
+        raise ModelError(f"{path.name}: refusing to load: {problems[0]}{more}", hint)
 
 
 def check_savedmodel(path: Path, signature: str = "serving_default") -> None:
