@@ -98,7 +98,7 @@ def test_a_folder_of_another_user_is_refused(entry: tuple[str, str], tmp_path: P
     os.chown(_folder(tmp_path), 65534, 65534)
     run = run_mlfit("calibrate", env={"XDG_CACHE_HOME": str(tmp_path)})
     assert_no_traceback(run)
-    assert run.code == 2 and "belongs to another user (uid 65534)" in run.stderr, run.output
+    assert run.code == 2 and "belongs to another user (uid 65534)" in " ".join(run.stderr.split()), run.output
     assert "XDG_CACHE_HOME" in run.stderr
 
 
