@@ -2,8 +2,8 @@
 
 Every folder mlfit makes in TMPDIR (the worker's scratch folder ``mlfit-*``, the private copy
 ``mlfit-model-*``) holds an owner marker: the pid and start time of the process that made it,
-and an exclusive ``flock`` held on the marker for the folder's life. The first folder a process
-makes sweeps TMPDIR once: a folder is removed only when it carries mlfit's marker, its lock is
+and an exclusive ``flock`` held on the marker for the folder's life. Making a folder sweeps
+TMPDIR first (at most once a second): a folder is removed only when it carries mlfit's marker, its lock is
 free (no live process holds it: the kernel drops a lock when its holder dies, SIGKILL included)
 and its owner is gone (that pid is not running, or runs a process started at another time).
 A live run's folder and a folder without the marker are never touched, as for the cgroups
@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,10 @@ from mlfit.errors import ConfigError, MlfitError
 
 MARKER = ".mlfit-owner"
 PREFIXES = ("mlfit-",)  # mlfit-model-*, mlfit-shapes-*, mlfit-convert-* share it
-_swept = False
+# A long-lived process (the Python API in a service, many models in one run) sweeps again, but a
+# run's several folders (private copy, scratch, shapes) share one sweep.
+SWEEP_EVERY_S = 1.0
+_last_sweep = -SWEEP_EVERY_S
 
 
 def start_time(pid: int) -> str | None:
@@ -83,6 +87,10 @@ def no_temp_folder(exc: OSError) -> MlfitError:
                            "free space there, or set TMPDIR to a folder with room")
     if exc.errno == errno.EMFILE:
         return too_many_open_files()
+    if "No usable temporary directory" in str(exc):  # tempfile tried TMPDIR and every fallback
+        named = f"TMPDIR ({os.environ['TMPDIR']})" if os.environ.get("TMPDIR") else "TMPDIR (not set)"
+        return ConfigError(f"no writable temporary folder: {named}, /tmp, /var/tmp, /usr/tmp and the current "
+                           "folder all refuse new files", "set TMPDIR to a writable folder with free space")
     reason = exc.strerror or str(exc)
     return ConfigError(f"no writable temporary folder: cannot create one in {where} ({reason})",
                        "set TMPDIR to a writable folder with free space")
@@ -109,10 +117,10 @@ def too_many_open_files() -> MlfitError:
 @contextlib.contextmanager
 def run_folder(prefix: str = "mlfit-") -> Iterator[Path]:
     """A fresh private folder (mode 0700) in TMPDIR with this process's owner marker and lock;
-    removed on exit. The first call of a process sweeps the folders of dead runs."""
-    global _swept
-    if not _swept:
-        _swept = True
+    removed on exit. Sweeps the folders of dead runs first (at most every SWEEP_EVERY_S)."""
+    global _last_sweep
+    if time.monotonic() - _last_sweep >= SWEEP_EVERY_S:
+        _last_sweep = time.monotonic()
         sweep()
     try:
         folder = Path(tempfile.mkdtemp(prefix=prefix))

@@ -410,8 +410,9 @@ def resource_error(exc: OSError, folder: Path, phase: Phase, partial: PartialTim
     """One line naming the resource that ran out and its fix: a full disk names the folder, too many
     open files names `ulimit -n`."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        message = f"the scratch folder {folder} is full (No space left on device) while {phase.doing}"
-        hint = "free space there, or set TMPDIR to a folder with room"
+        message = (f"the disk of the scratch folder {folder} is full (No space left on device) while "
+                   f"{phase.doing}")
+        hint = f"free space in {folder.parent}, or set TMPDIR to a folder with room"
     elif exc.errno in (errno.EMFILE, errno.ENFILE):
         import resource
 

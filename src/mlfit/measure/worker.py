@@ -355,8 +355,8 @@ def _unexpected(exc: Exception, scratch: str) -> ErrorInfo:
 def _resource_error(exc: OSError, scratch: str) -> ErrorInfo:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return ErrorInfo(kind="resource", phase="", exit_code=int(ExitCode.MODEL),
-                         message=f"the scratch folder {scratch} is full (No space left on device)",
-                         hint="free space there, or set TMPDIR to a folder with room")
+                         message=f"the disk of the scratch folder {scratch} is full (No space left on device)",
+                         hint=f"free space in {Path(scratch).parent}, or set TMPDIR to a folder with room")
     return ErrorInfo(kind="resource", phase="", exit_code=int(ExitCode.MODEL),
                      message=f"too many open files in the measurement worker ({exc.strerror}: ulimit -n)",
                      hint="raise the limit, e.g. `ulimit -n 1024`, and run again")
