@@ -40,7 +40,9 @@ RESULT_SCHEMA_VERSION = 4
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # allow_inf_nan=False: NaN and Infinity are no measurement; a result holding one cannot be built,
+    # read, rendered or compared (a forged NaN once made `compare` report "no regression").
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Verdict(str, Enum):
@@ -536,6 +538,27 @@ def worst(verdicts: list[Verdict]) -> Verdict:
 REPORT_MAX_VALUES = 8_000_000
 
 
+def non_finite_field(data: Any, where: str = "") -> str | None:
+    """The dotted path of the first NaN or Infinity in parsed JSON (or a model dump), None when there
+    is none. Also covers the free-form dicts (``analysis``, ``projection``, ``extra``) that
+    ``allow_inf_nan`` does not reach."""
+    import math
+
+    if isinstance(data, float):
+        return None if math.isfinite(data) else (where or "(top level)")
+    if isinstance(data, dict):
+        items: Any = data.items()
+    elif isinstance(data, (list, tuple)):
+        items = enumerate(data)
+    else:
+        return None
+    for key, value in items:
+        found = non_finite_field(value, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
+
+
 def load_report(path: Path) -> Report:
     """Read a report JSON written by any mlfit up to this version."""
     from mlfit import safeio
@@ -553,6 +576,10 @@ def load_report(path: Path) -> Report:
     version = data.get("schema_version") if isinstance(data, dict) else None
     if not isinstance(version, int):
         raise ConfigError(f"{path}: not an mlfit result (no schema_version)")
+    bad = non_finite_field(data)  # json.loads reads NaN, Infinity and 1e999 as floats: refuse them
+    if bad is not None:
+        raise ConfigError(f"{path}: invalid mlfit result at {bad}: NaN or Infinity is not a measurement",
+                          "mlfit never writes them; regenerate the file with mlfit --json")
     if version > RESULT_SCHEMA_VERSION:
         raise ConfigError(f"{path}: result schema_version {version} is newer than this mlfit reads "
                           f"({RESULT_SCHEMA_VERSION})", "install a newer mlfit from its repository")

@@ -172,29 +172,9 @@ def _run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts |
     out_path = scratch / "response.json"
     log_path = scratch / "worker.log"
     request = request.model_copy(update={"phase_deadlines_s": timeouts.for_worker(request.settings.max_time_s)})
-    try:
-        request_path.write_text(request.model_dump_json())
-        log = open(log_path, "wb")  # noqa: SIM115 - closed right after the spawn
-    except OSError as exc:
-        return WorkerResponse(error=resource_error(exc, scratch, Phase.START))
-    # Everything the worker and the libraries it loads write through tempfile (MLPerf LoadGen's
-    # logs, runtime caches) lands in the scratch folder, removed with it.
-    env = {**os.environ, "TMPDIR": str(scratch), "MLFIT_PARENT_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1"}
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    command = [sys.executable, "-m", "mlfit.measure.worker", str(request_path), str(out_path)]
-    # Its own session: one killpg stops it and all it spawned, and a terminal's Ctrl-C reaches the
-    # parent alone, which keeps the partial timings. The parent's death still kills it
-    # (mlfit.lifeline explains how: the parent-death signal, and the worker's own watchdog).
-    try:
-        proc = subprocess.Popen(
-            [*(group.wrapper if group else []), *command], stdout=subprocess.PIPE, stderr=log,
-            stdin=subprocess.DEVNULL, start_new_session=True, env=env,
-            preexec_fn=die_with_parent(group.join_self if group and not group.wrapper else None),
-        )
-    except OSError as exc:  # EMFILE (ulimit -n), EAGAIN (process limit), ENOMEM
-        return WorkerResponse(error=resource_error(exc, scratch, Phase.START))
-    finally:
-        log.close()
+    proc = _spawn(request, request_path, out_path, log_path, group)
+    if isinstance(proc, ErrorInfo):
+        return WorkerResponse(error=proc)
     assert proc.stdout is not None
     throttling = None
     if group is not None:
@@ -278,6 +258,35 @@ def _run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts |
     response = _response(request, runtime_label, stop, phase, bound, partial, proc, memory_limit, limit_source,
                          log_path, out_path, timeline)
     return response.model_copy(update={"emulation": emulation}) if emulation is not None else response
+
+
+def _spawn(request: WorkerRequest, request_path: Path, out_path: Path, log_path: Path,
+           group: Cgroup | None) -> subprocess.Popen[bytes] | ErrorInfo:
+    """Start the worker, or say which resource stopped it (a full disk, `ulimit -n`)."""
+    scratch = request_path.parent
+    try:
+        request_path.write_text(request.model_dump_json())
+        log = open(log_path, "wb")  # noqa: SIM115 - closed right after the spawn
+    except OSError as exc:
+        return resource_error(exc, scratch, Phase.START)
+    # Everything the worker and the libraries it loads write through tempfile (MLPerf LoadGen's
+    # logs, runtime caches) lands in the scratch folder, removed with it.
+    env = {**os.environ, "TMPDIR": str(scratch), "MLFIT_PARENT_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1"}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    command = [sys.executable, "-m", "mlfit.measure.worker", str(request_path), str(out_path)]
+    # Its own session: one killpg stops it and all it spawned, and a terminal's Ctrl-C reaches the
+    # parent alone, which keeps the partial timings. The parent's death still kills it
+    # (mlfit.lifeline explains how: the parent-death signal, and the worker's own watchdog).
+    try:
+        return subprocess.Popen(
+            [*(group.wrapper if group else []), *command], stdout=subprocess.PIPE, stderr=log,
+            stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+            preexec_fn=die_with_parent(group.join_self if group and not group.wrapper else None),
+        )
+    except OSError as exc:  # EMFILE (ulimit -n), EAGAIN (process limit), ENOMEM
+        return resource_error(exc, scratch, Phase.START)
+    finally:
+        log.close()
 
 
 def _unconfirmed(request: WorkerRequest, runtime_label: str, stop: str | None, phase: Phase, bound: float,
