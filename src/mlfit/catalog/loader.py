@@ -101,6 +101,19 @@ def is_gpu_target(target: Target) -> bool:
     )
 
 
+def built_from(target: Target) -> list[Path]:
+    """The user's files a target was read from: its profile or manifest, and a profile's hardware
+    file (resolved as :func:`resolve_hardware` does). A report is never written over one of them."""
+    if not _looks_like_path(target.source):
+        return []
+    source = Path(target.source)
+    files = [source]
+    if _looks_like_path(target.profile.hardware):
+        hardware = Path(target.profile.hardware)
+        files.append(hardware if hardware.is_absolute() else source.parent / hardware)
+    return files
+
+
 def _looks_like_path(ref: str) -> bool:
     return ref.endswith((".yaml", ".yml")) or "/" in ref or "\\" in ref
 

@@ -294,7 +294,11 @@ def register(app: typer.Typer) -> None:
 
         targets = resolve_targets(target, container=container, budgets=budget or ())
         spec = input_spec(dim, shape, value, range_, data, seed)
-        outputs = parse_outputs(output, json_path, _inputs(models, spec, target, baseline, custom_op_library))
+        from mlfit.catalog.loader import built_from
+
+        read = [*_inputs(models, spec, target, baseline, custom_op_library),
+                *(f for t in targets for f in built_from(t))]  # a profile's hardware file too
+        outputs = parse_outputs(output, json_path, read)
         cluster_spec = _cluster_spec(cluster, tls_ca_file, tls_cert, tls_key)
         base_report = compare_opts = None
         if baseline is not None:  # read and vet it before measuring, not after
