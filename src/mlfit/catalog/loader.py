@@ -87,6 +87,8 @@ class Target:
     profile: Profile
     hardware: Hardware
     source: str  # "built-in" or the user's file path
+    # Every file the target was read from (profile, hardware, manifest): a report never overwrites one.
+    files: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -99,19 +101,6 @@ def is_gpu_target(target: Target) -> bool:
     return target.profile.execution_provider != "CPUExecutionProvider" and any(
         a.kind == "gpu" for a in target.hardware.accelerators
     )
-
-
-def built_from(target: Target) -> list[Path]:
-    """The user's files a target was read from: its profile or manifest, and a profile's hardware
-    file (resolved as :func:`resolve_hardware` does). A report is never written over one of them."""
-    if not _looks_like_path(target.source):
-        return []
-    source = Path(target.source)
-    files = [source]
-    if _looks_like_path(target.profile.hardware):
-        hardware = Path(target.profile.hardware)
-        files.append(hardware if hardware.is_absolute() else source.parent / hardware)
-    return files
 
 
 def _looks_like_path(ref: str) -> bool:
@@ -131,6 +120,20 @@ def resolve_hardware(ref: str, relative_to: Path | None = None) -> Hardware:
             raise ConfigError(f"hardware file '{path}' does not exist", "fix the profile's 'hardware:' reference")
         return load_hardware_file(path)
     return _builtin_hardware(ref)
+
+
+def hardware_file(ref: str, relative_to: Path | None = None) -> str | None:
+    """The file a profile's ``hardware:`` reference is read from (None for ``host``)."""
+    if ref == "host":
+        return None
+    if _looks_like_path(ref):
+        path = Path(ref)
+        return str(relative_to / path if not path.is_absolute() and relative_to is not None else path)
+    return str(catalog_dir("hardware") / f"{ref}.yaml")
+
+
+def _files(*paths: str | Path | None) -> tuple[str, ...]:
+    return tuple(str(p) for p in paths if p is not None)
 
 
 @cache
@@ -156,7 +159,8 @@ def resolve_target(ref: str, container: str | None = None) -> Target:
 
         if is_manifest(documents):
             profile = manifest_profile(path, container, documents)
-            return Target(profile, resolve_hardware(profile.hardware), str(path))
+            return Target(profile, resolve_hardware(profile.hardware), str(path),
+                          _files(path, hardware_file(profile.hardware)))
         if len(documents) != 1:
             raise ConfigError(f"{path}:1:1: expected exactly one YAML document, found {len(documents)}",
                               "a profile is one document; a multi-document file must be a Kubernetes manifest")
@@ -165,7 +169,7 @@ def resolve_target(ref: str, container: str | None = None) -> Target:
             hardware = resolve_hardware(profile.hardware, relative_to=path.parent)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc.message}", exc.hint) from None
-        return Target(profile, hardware, str(path))
+        return Target(profile, hardware, str(path), _files(path, hardware_file(profile.hardware, path.parent)))
     path = catalog_dir("profiles") / f"{ref}.yaml"
     if not path.exists():
         known = builtin_names("profiles")
@@ -173,7 +177,8 @@ def resolve_target(ref: str, container: str | None = None) -> Target:
         hint = (f"did you mean '{close[0]}'? " if close else "") + f"known targets: {', '.join(known)}"
         raise ConfigError(f"unknown target '{ref}'", hint)
     profile = load_profile_file(path)
-    return Target(profile, resolve_hardware(profile.hardware), "built-in")
+    return Target(profile, resolve_hardware(profile.hardware), "built-in",
+                  _files(path, hardware_file(profile.hardware)))
 
 
 def with_container_budget(profile: Profile) -> Profile:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -188,14 +189,16 @@ def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bo
 
 
 def _inputs(models: list[Path], spec: Any, targets: list[str], baseline: Path | None,
-            libraries: list[str] | None) -> list[str | Path | None]:
+            libraries: list[str] | None, resolved: Sequence[Any] = ()) -> list[str | Path | None]:
     """Every file the command reads: a report must never be written over one of them (an ONNX
-    model's external-data files included)."""
+    model's external-data files, and every file a resolved target was read from: profile,
+    hardware, manifest or Compose file)."""
     from mlfit.onnxsafety import external_files
 
     data = [f for m in models if m.is_file() and m.suffix.lower() == ".onnx" for f in external_files(m)]
-    return [*models, *data, *(t for t in targets if t.endswith((".yaml", ".yml"))), baseline, spec.data_file,
-            *spec.data_arrays.values(), *(libraries or [])]
+    read = [f for t in resolved for f in t.files]
+    return [*models, *data, *(t for t in targets if t.endswith((".yaml", ".yml"))), *read, baseline,
+            spec.data_file, *spec.data_arrays.values(), *(libraries or [])]
 
 
 def _with_regression(code: int, comparison: Any) -> int:
@@ -294,11 +297,8 @@ def register(app: typer.Typer) -> None:
 
         targets = resolve_targets(target, container=container, budgets=budget or ())
         spec = input_spec(dim, shape, value, range_, data, seed)
-        from mlfit.catalog.loader import built_from
-
-        read = [*_inputs(models, spec, target, baseline, custom_op_library),
-                *(f for t in targets for f in built_from(t))]  # a profile's hardware file too
-        outputs = parse_outputs(output, json_path, read)
+        outputs = parse_outputs(output, json_path, _inputs(models, spec, target, baseline, custom_op_library,
+                                                           targets))
         cluster_spec = _cluster_spec(cluster, tls_ca_file, tls_cert, tls_key)
         base_report = compare_opts = None
         if baseline is not None:  # read and vet it before measuring, not after

@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from mlfit.lifeline import Watchdog
+from mlfit.lifeline import Watchdog, die_with_parent
 from mlfit.measure.memory import PeakTracker
 
 _tracker = PeakTracker()
@@ -73,8 +73,9 @@ def enter(phase: Phase) -> None:
             import subprocess
 
             # "escape": the child leaves the process group (its own session), so killpg misses it
+            # Any child of the worker dies with it, as the worker dies with mlfit (mlfit.lifeline).
             subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
-                             start_new_session=action == "escape")
+                             start_new_session=action == "escape", preexec_fn=die_with_parent())
             while True:
                 time.sleep(1)
         if action == "stall":

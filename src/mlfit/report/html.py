@@ -17,6 +17,7 @@ from typing import Any
 
 from mlfit.catalog.units import format_duration, format_rate, format_size
 from mlfit.errors import printable
+from mlfit.records import CostlyOp
 from mlfit.report import svg
 from mlfit.report.common import (
     PROVENANCE_LABEL,
@@ -30,7 +31,7 @@ from mlfit.report.common import (
     model_name,
     value_text,
 )
-from mlfit.result import Check, Comparison, Provenance, Report, RunResult, Verdict
+from mlfit.result import Check, Comparison, Provenance, Report, RunResult, TargetReport, Verdict
 
 _QUANTILE = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 
@@ -241,25 +242,13 @@ def _memory_chart(result: RunResult) -> str:
 
 
 def _memory_timeline(result: RunResult, limits: list[svg.Marker], unit: float) -> str:
-    """The polled RSS curve (``extra["memory_timeline"]``) with phase starts, when the run kept one."""
-    data = result.measurement.extra.get("memory_timeline") if result.measurement is not None else None
-    if not isinstance(data, dict):
+    """The polled RSS curve (``measurement.memory_timeline``) with phase starts, when the run kept one."""
+    data = result.measurement.memory_timeline if result.measurement is not None else None
+    if data is None or len(data.samples) < 2:
         return ""
-    points = [
-        (float(p[0]), float(p[1]))
-        for p in data.get("samples") or []
-        if isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(v, (int, float)) for v in p)
-    ]
-    phases = [
-        (str(p[0]), float(p[1]))
-        for p in data.get("phases") or []
-        if isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[1], (int, float))
-    ]
-    if len(points) < 2:
-        return ""
-    chart = svg.timeline("Memory over time (polled)", points, phases, format_size, limits, unit)
-    source = data.get("source")
-    return chart + (f'<p class="muted">{e(source)}</p>' if source else "")
+    points = [(float(t), float(size)) for t, size in data.samples]
+    chart = svg.timeline("Memory over time (polled)", points, list(data.phases), format_size, limits, unit)
+    return chart + (f'<p class="muted">{e(data.source)}</p>' if data.source else "")
 
 
 def _is_lower_limit(check: Check) -> bool:
@@ -451,32 +440,24 @@ def _extra_table(title: str, value: Any, limit: int = 20) -> str:
 def _host_op_times(result: RunResult) -> tuple[dict[str, float], dict[str, int], str]:
     """Per op type, the time onnxruntime's node profile measured on this host (seconds per inference)
     at the run's thread count (else the most threads profiled), with node counts and a label."""
-    profile = result.node_profile or {}
-    nodes = profile.get("nodes") or {}
-    by_threads = profile.get("by_threads") or {}
-    if not isinstance(nodes, dict) or not isinstance(by_threads, dict) or not by_threads:
+    profile = result.node_profile
+    if profile is None or not profile.by_threads:
         return {}, {}, ""
     threads = str(result.measurement.threads) if result.measurement is not None else ""
-    key = threads if threads in by_threads else max(by_threads, key=lambda k: int(k) if str(k).isdigit() else 0)
-    run = by_threads.get(key) or {}
-    per_node = run.get("node_us_low") if isinstance(run, dict) else None
-    if not isinstance(per_node, dict):
-        return {}, {}, ""
+    by_threads = profile.by_threads
+    key = threads if threads in by_threads else max(by_threads, key=lambda k: int(k) if k.isdigit() else 0)
     times: dict[str, float] = {}
     counts: dict[str, int] = {}
-    for name, us in per_node.items():
-        facts = nodes.get(name)
-        op = str(facts.get("op")) if isinstance(facts, dict) and facts.get("op") else str(name)
-        if isinstance(us, (int, float)):
-            times[op] = times.get(op, 0.0) + float(us) / 1e6
-            counts[op] = counts.get(op, 0) + 1
+    for name, us in by_threads[key].node_us_low.items():
+        facts = profile.nodes.get(name)
+        op = facts.op if facts is not None and facts.op else name
+        times[op] = times.get(op, 0.0) + us / 1e6
+        counts[op] = counts.get(op, 0) + 1
     return times, counts, f"{key} thread(s)"
 
 
-def _top_ops(target: Any) -> list[dict[str, Any]]:
-    projection = target.projection or {}
-    ops = projection.get("top_ops") if isinstance(projection, dict) else None
-    return [o for o in ops or [] if isinstance(o, dict) and isinstance(o.get("share"), (int, float))]
+def _top_ops(target: TargetReport) -> list[CostlyOp]:
+    return list(target.projection.top_ops) if target.projection is not None else []
 
 
 def _per_op_costs(result: RunResult) -> str:
@@ -488,10 +469,10 @@ def _per_op_costs(result: RunResult) -> str:
         return ""
     host_total = sum(host.values())
     shares: dict[str, float] = {op: t / host_total for op, t in host.items()} if host_total > 0 else {}
-    projected = {t.target: {str(o["op"]): o for o in _top_ops(t)} for t in targets}
+    projected = {t.target: {o.op: o for o in _top_ops(t)} for t in targets}
     order = sorted(
         set(shares) | {op for ops in projected.values() for op in ops},
-        key=lambda op: -max([shares.get(op, 0.0), *(float(p[op]["share"]) for p in projected.values() if op in p)]),
+        key=lambda op: -max([shares.get(op, 0.0), *(p[op].share for p in projected.values() if op in p)]),
     )[:12]
     static = (result.analysis or {}).get("op_costs")
     static = static if isinstance(static, dict) else {}
@@ -509,11 +490,7 @@ def _per_op_costs(result: RunResult) -> str:
             row.append(e(f"{format_duration(host[op])} ({shares[op]:.0%})") if op in host else "-")
         for t in targets:
             item = projected[t.target].get(op)
-            row.append(
-                e(f"{format_duration(float(item['seconds']))} ({float(item['share']):.0%})")
-                if item and isinstance(item.get("seconds"), (int, float))
-                else ("-" if item is None else e(f"{float(item['share']):.0%}"))
-            )
+            row.append("-" if item is None else e(f"{format_duration(item.seconds)} ({item.share:.0%})"))
         rows.append(row)
     out = (
         "<h3>Per-op costs</h3>"
@@ -526,7 +503,7 @@ def _per_op_costs(result: RunResult) -> str:
     charts = [
         svg.horizontal_bars(
             f"Costliest ops on {t.target} (projected share)",
-            [(str(o["op"]), float(o["share"])) for o in _top_ops(t)[:10]],
+            [(o.op, o.share) for o in _top_ops(t)[:10]],
             lambda v: f"{v:.0%}",
             label=f"share of the projected latency on {t.hardware_name}",
             colour=svg.PROJECTED,
@@ -544,12 +521,10 @@ def _per_op_costs(result: RunResult) -> str:
         out += '<div class="charts">' + "".join(charts) + "</div>"
     nodes_tables = []
     for t in targets:
-        top_nodes = (t.projection or {}).get("top_nodes") or []
+        top_nodes = t.projection.top_nodes if t.projection is not None else []
         rows_n = [
-            [f"<code>{e(n.get('name'))}</code>", e(n.get("op")), e(format_duration(float(n["seconds"]))),
-             e(f"{float(n['share']):.0%}")]
+            [f"<code>{e(n.name)}</code>", e(n.op), e(format_duration(n.seconds)), e(f"{n.share:.0%}")]
             for n in top_nodes[:8]
-            if isinstance(n, dict) and all(isinstance(n.get(k), (int, float)) for k in ("seconds", "share"))
         ]
         if rows_n:
             nodes_tables.append(
