@@ -23,15 +23,17 @@ Baseline = Annotated[Path | None, typer.Option("--baseline", help="Compare with 
 Threads = Annotated[int | None, typer.Option("--threads", min=1, help="Intra-op threads (default: the targets' "
                                              "threads, capped at the cores this process may use).",
                                              rich_help_panel="Measurement")]
-MinTime = Annotated[float, typer.Option("--min-time", min=0.0, help="Measure at least this many seconds.",
+MinTime = Annotated[float, typer.Option("--min-time", min=0.0, max=3600.0, help="Measure at least this many seconds.",
                                         rich_help_panel="Measurement")]
-MaxTime = Annotated[float, typer.Option("--max-time", min=0.1, help="Stop the timed loop after this many seconds "
-                                        "even if a percentile still lacks samples.", rich_help_panel="Measurement")]
-Warmup = Annotated[int, typer.Option("--warmup", min=0, help="Warm-up iterations before timing.",
+MaxTime = Annotated[float, typer.Option("--max-time", min=0.1, max=3600.0, help="Stop the timed loop after this "
+                                        "many seconds even if a percentile still lacks samples.",
+                                        rich_help_panel="Measurement")]
+Warmup = Annotated[int, typer.Option("--warmup", min=0, max=100_000, help="Warm-up iterations before timing.",
                                      rich_help_panel="Measurement")]
-Timeout = Annotated[float | None, typer.Option("--timeout", min=1.0, help="Bound for each phase (load, first "
-                                               "inference, warm-up, measure) in seconds; default 120 s for one "
-                                               "inference, 300 s for loading.", rich_help_panel="Measurement")]
+Timeout = Annotated[float | None, typer.Option("--timeout", min=1.0, max=86_400.0, help="Bound for each phase "
+                                               "(load, first inference, warm-up, measure) in seconds; default "
+                                               "120 s for one inference, 300 s for loading.",
+                                               rich_help_panel="Measurement")]
 Runtime_ = Annotated[str | None, typer.Option("--runtime", help="Override the runtime chosen from the file's "
                                               "content: onnxruntime, tensorflow, tflite, sklearn.",
                                               rich_help_panel="Model")]
