@@ -158,3 +158,40 @@ def test_a_failed_rename_names_what_was_replaced(result_file: Path, tmp_path: Pa
     assert f"new: {first}" in message and f"unchanged: {second}, {third}" in message
     assert json.loads(first.read_text())["schema_version"] and third.read_text() == "old md"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+_WRITER = """
+import sys
+from pathlib import Path
+from mlfit.report.atomic import write_set
+folder = Path(sys.argv[1])
+write_set([(folder / f"f{i:04d}.txt", "new" * 2000) for i in range(400)])
+"""
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.2, -1.0])  # -1: as soon as the first rename is seen
+def test_ctrl_c_never_splits_a_set(tmp_path: Path, delay: float) -> None:
+    """A real SIGINT while a set of outputs is written: afterwards every file is old or every file is
+    new, and no temporary file is left (the renames hold Ctrl-C until the last one)."""
+    import signal
+    import sys
+    import time
+
+    for i in range(400):
+        (tmp_path / f"f{i:04d}.txt").write_text("old")
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path)],
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".f") for p in tmp_path.iterdir()) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    first = tmp_path / "f0000.txt"
+    while delay < 0 and first.read_text() == "old" and proc.poll() is None:
+        assert time.monotonic() < deadline
+    time.sleep(max(0.0, delay))
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    contents = {p.read_text() for p in tmp_path.iterdir() if p.name.startswith("f")}
+    assert len(contents) == 1, "a mix of old and new outputs"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".f")]

@@ -18,12 +18,13 @@ from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from mlfit.catalog.units import format_size
 from mlfit.errors import ExitCode
 from mlfit.lifeline import die_with_parent
 from mlfit.measure.protocol import SAMPLES_FILE, Phase, WorkerRequest, WorkerResponse
+from mlfit.records import MemoryTimeline
 from mlfit.result import Emulation, ErrorInfo, PartialTimings, Throttle
 
 if TYPE_CHECKING:
@@ -234,12 +235,12 @@ def _run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts |
         proc.wait()
         reader.join(timeout=5)
         poller.join(timeout=5)
-    timeline = {
-        "source": f"RSS polled every {_POLL_INTERVAL_S:g} s with memory-profiler (worker and its children); "
-                  "short spikes can fall between polls: peaks come from the kernel's high-water mark",
-        "samples": [[round(t - started, 4), int(mib * 2**20)] for mib, t in samples],
-        "phases": [list(mark) for mark in phase_marks],
-    }
+    timeline = MemoryTimeline(
+        source=f"RSS polled every {_POLL_INTERVAL_S:g} s with memory-profiler (worker and its children); "
+               "short spikes can fall between polls: peaks come from the kernel's high-water mark",
+        samples=[(round(t - started, 4), int(mib * 2**20)) for mib, t in samples],
+        phases=list(phase_marks),
+    )
     bound = timeouts.bound(phase, request.settings.max_time_s)
     partial = _partial(timings, scratch) if stop is not None or proc.returncode else None
     emulation = _emulation(group, throttling, request.threads) if group is not None and throttling else None
@@ -290,7 +291,7 @@ def _spawn(request: WorkerRequest, request_path: Path, out_path: Path, log_path:
 
 def _unconfirmed(request: WorkerRequest, runtime_label: str, stop: str | None, phase: Phase, bound: float,
                  partial: PartialTimings | None, proc: subprocess.Popen[bytes], memory_limit: int | None,
-                 limit_source: str, log_path: Path, out_path: Path, timeline: dict[str, Any]) -> WorkerResponse:
+                 limit_source: str, log_path: Path, out_path: Path, timeline: MemoryTimeline) -> WorkerResponse:
     """A worker under container limits that never confirmed them from inside: its figures are not
     emulated. It refused (limits not in place: exit 2), or stopped before it could say (its own
     error, without the emulated label)."""
@@ -321,7 +322,7 @@ def _emulation(group: Cgroup, throttling: Throttling, threads: int) -> Emulation
 
 def _response(request: WorkerRequest, runtime_label: str, stop: str | None, phase: Phase, bound: float,
               partial: PartialTimings | None, proc: subprocess.Popen[bytes], memory_limit: int | None,
-              limit_source: str, log_path: Path, out_path: Path, timeline: dict[str, Any]) -> WorkerResponse:
+              limit_source: str, log_path: Path, out_path: Path, timeline: MemoryTimeline) -> WorkerResponse:
     """The worker's answer, or the explained error of how it stopped."""
     if stop == "interrupted":
         return WorkerResponse(error=ErrorInfo(
