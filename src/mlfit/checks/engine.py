@@ -26,6 +26,7 @@ from mlfit.checks.bounds import percentile_bounds, three_way
 from mlfit.checks.container import describe_limits, emulation_notes
 from mlfit.checks.load import load_checks, load_not_judged
 from mlfit.measure.stats import nearest_rank
+from mlfit.records import NodeProfile, ProjectionSummary
 from mlfit.result import Check, CostItem, Emulation, Measurement, ModelInfo, Provenance, TargetReport, Verdict, worst
 
 Fmt = Callable[[float], str]
@@ -313,7 +314,7 @@ def evaluate(
     measurement: Measurement | None,
     static: dict[str, Any] | None,
     projection: Projection | None = None,
-    node_profile: dict[str, Any] | None = None,
+    node_profile: NodeProfile | None = None,
     on_target: bool = False,
     emulation: Emulation | None = None,
 ) -> TargetReport:
@@ -337,7 +338,7 @@ def evaluate(
                 "model.size", v, v, v, budgets.model_size, "B", Provenance.STATIC, "file size on disk"
             )
         )
-    summary: dict[str, Any] | None = None
+    summary: ProjectionSummary | None = None
     if measurement is not None and emulation is not None:
         method = f"measured on this host under the container's limits ({describe_limits(emulation)})"
         checks.extend(_measured_checks(target, measurement, static, Provenance.EMULATED, method))

@@ -90,12 +90,16 @@ def check_pickle(path: Path) -> None:
     )
 
 
-def check_keras(path: Path, fmt: ModelFormat) -> None:
+def check_keras(path: Path, fmt: ModelFormat, trusted: bool = False) -> None:
+    """Refuse what a Keras config would run; ``trusted`` (--trust-model) still refuses reads
+    outside the archive: trust covers the model's code, never a local file it names."""
     from mlfit.safety.keras_scan import OUTSIDE_READ, KerasConfigError, h5_config, keras_zip_config, walk_config
 
     try:
         config = keras_zip_config(path) if fmt is ModelFormat.KERAS else h5_config(path)
     except KerasConfigError as exc:
+        if trusted:  # a trusted file Keras can read in its own way
+            return
         raise ModelError(
             f"{path.name}: cannot check the Keras model config ({exc})",
             f"re-save the model with model.save('model.keras'); {_TRUST_HINT}",
@@ -105,11 +109,11 @@ def check_keras(path: Path, fmt: ModelFormat) -> None:
     # way to read a local file (issue 18 item 10).
     outside = [p for p in problems if OUTSIDE_READ in p]
     problems = outside + [p for p in problems if p not in outside]
-    if problems:
+    if outside or (problems and not trusted):
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         hint = ("embed what it reads in the model (pass the vocabulary inline, as a list, or adapt() the layer; "
-                "build a TFSMLayer's model from layers), then re-save: a model may only read what is inside "
-                "its archive") if outside else (
+                "build a TFSMLayer's model from layers), then re-save: mlfit never lets a model read files "
+                "outside its archive") if outside else (
                 "replace the layer with built-in layers or a registered layer and re-save; "
                 f"{_TRUST_HINT} (Keras safe mode off)")
         raise ModelError(f"{path.name}: refusing to load: {problems[0]}{more}", hint)
@@ -161,6 +165,8 @@ def check_model(path: Path, fmt: ModelFormat, trust_model: bool, signature: str 
     if fmt is ModelFormat.SKOPS:
         check_skops_bounds(path)  # bounds hold even for a trusted model: the parent reads nothing unbounded
     if trust_model:
+        if fmt in (ModelFormat.KERAS, ModelFormat.H5):
+            check_keras(path, fmt, trusted=True)  # files outside the archive stay out even when trusted
         return
     if fmt is ModelFormat.PICKLE:
         check_pickle(path)
