@@ -18,7 +18,7 @@ from _hostile import (
 )
 from conftest import FAST, assert_no_traceback, run_mlfit
 from mlfit.errors import ConfigError, ModelError
-from mlfit.onnxsafety import PROTOBUF_LIMIT, onnxruntime_version, validate_onnx
+from mlfit.formats.onnx.safety import PROTOBUF_LIMIT, onnxruntime_version, validate_onnx
 
 # --- 1. broken files -------------------------------------------------------------------------
 

@@ -163,7 +163,7 @@ def inspect(model: str | Path, runtime: Runtime | None = None, inputs: InputSpec
     FLOPs and shapes are computed."""
     ref = identify(model, runtime)
     if ref.format is ModelFormat.ONNX:
-        from mlfit.onnxsafety import check_protobuf_size
+        from mlfit.formats.onnx.safety import check_protobuf_size
 
         check_protobuf_size(ref.path)
     facts = static_facts(ref, inputs)

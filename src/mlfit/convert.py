@@ -27,14 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from mlfit.catalog.schema import Runtime
 from mlfit.errors import ConfigError, ModelError
-from mlfit.formats import CONVERTERS, ModelFormat
+from mlfit.formats.registry import converters, format_for_runtime
 from mlfit.modelref import ModelRef
 
 if TYPE_CHECKING:
     from mlfit.catalog.loader import Target
     from mlfit.options import MeasureOptions
 
-_DEST_FORMAT = {Runtime.ONNXRUNTIME: ModelFormat.ONNX, Runtime.TFLITE: ModelFormat.TFLITE}
 _MAX_ONNX_OPSET = {"skl2onnx": 21, "tf2onnx": 18}
 
 
@@ -50,7 +49,7 @@ def plan(source: Runtime, targets: Sequence[Target]) -> Plan | None:
     lacking = [t for t in targets if source not in t.profile.runtimes]
     if targets and not lacking:
         return None
-    options = CONVERTERS.get(source, {})
+    options = converters().get(source, {})
     if not options:
         where = f" to a runtime {lacking[0].name} provides" if lacking else ""
         raise ConfigError(f"--convert: mlfit has no converter for {source.value} models{where}",
@@ -95,7 +94,7 @@ def converted(
     if chosen is None:
         yield ref, None
         return
-    dest_format = _DEST_FORMAT[chosen.destination]
+    dest_format = format_for_runtime(chosen.destination)
     with tempfile.TemporaryDirectory(prefix="mlfit-convert-") as folder:
         out = Path(folder) / f"converted.{dest_format.value}"
         request = {

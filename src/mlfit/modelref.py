@@ -13,6 +13,7 @@ from pathlib import Path
 from mlfit.catalog.schema import Runtime
 from mlfit.errors import ConfigError
 from mlfit.formats import ModelFormat, sniff, suffix_mismatch
+from mlfit.formats.registry import get
 
 
 def sha256_of(path: Path) -> str:
@@ -46,4 +47,4 @@ def identify(model: str | Path, runtime: Runtime | None = None) -> ModelRef:
         raise ConfigError(f"model '{model}' does not exist", "check the path")
     found = sniff(path)
     notes = tuple(n for n in [suffix_mismatch(path, found)] if n)
-    return ModelRef(path=path.resolve(), format=found, runtime=runtime or found.runtime, notes=notes)
+    return ModelRef(path=path.resolve(), format=found, runtime=runtime or get(found).runtime, notes=notes)

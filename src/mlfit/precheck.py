@@ -66,17 +66,11 @@ def default_memory_limit() -> int:
 
 def validate_model(ref: ModelRef, custom_op_libraries: Sequence[str]) -> tuple[int, list[str]]:
     """Parent-side ONNX refusals before any runtime reads the file (code-running formats are
-    refused by :func:`mlfit.safety.check_model`); returns the model's static size (parameter
+    refused by :func:`mlfit.formats.registry.check_model`); returns the model's static size (parameter
     bytes for ONNX, size on disk otherwise) and notes for the report."""
-    from mlfit.formats import ModelFormat
-    from mlfit.modelref import size_of
+    from mlfit.formats.registry import get
 
-    if ref.format is ModelFormat.ONNX:
-        from mlfit.onnxsafety import validate_onnx
-
-        safety = validate_onnx(ref.path, custom_op_libraries)
-        return max(safety.tensor_bytes, 0), safety.notes
-    return size_of(ref.path), []
+    return get(ref.format).static_size(ref.path, custom_op_libraries)
 
 
 def fit_check(target: Target, model_bytes: int, fmt: str = "onnx") -> Check | None:

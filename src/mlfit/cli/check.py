@@ -185,9 +185,10 @@ def _inputs(models: list[Path], spec: Any, targets: list[str], baseline: Path | 
             libraries: list[str] | None) -> list[str | Path | None]:
     """Every file the command reads: a report must never be written over one of them (an ONNX
     model's external-data files included)."""
-    from mlfit.onnxsafety import external_files
+    from mlfit.formats.registry import by_suffix, get
 
-    data = [f for m in models if m.is_file() and m.suffix.lower() == ".onnx" for f in external_files(m)]
+    claimed = [(m, by_suffix(m.suffix)) for m in models if m.is_file()]
+    data = [f for m, kind in claimed if kind is not None for f in get(kind).external_files(m)]
     return [*models, *data, *(t for t in targets if t.endswith((".yaml", ".yml"))), baseline, spec.data_file,
             *spec.data_arrays.values(), *(libraries or [])]
 
@@ -281,8 +282,8 @@ def register(app: typer.Typer) -> None:
         a time. See docs/scale.md for load scenarios and --cluster.
         """
         from mlfit.api import MeasureOptions, check_many, resolve_targets
+        from mlfit.formats.registry import folder_format
         from mlfit.measure.loadplan import parse_batch_sizes, plan_load
-        from mlfit.multi import is_savedmodel
         from mlfit.precheck import parse_memory_limit
         from mlfit.report.outputs import parse_outputs
 
@@ -308,7 +309,7 @@ def register(app: typer.Typer) -> None:
                                  custom_op_libraries=tuple(custom_op_library or ()))
         plan_load(targets, options.scenario, options.qps, options.find_max_qps, options.batch_sizes,
                   options.callers)  # refuse bad load flags before measuring anything
-        if cluster or shared_path or len(models) > 1 or any(m.is_dir() and not is_savedmodel(m) for m in models):
+        if cluster or shared_path or len(models) > 1 or any(m.is_dir() and folder_format(m) is None for m in models):
             report = check_many(models, targets, spec, options, None if quiet else _progress_line,
                                 cluster=cluster_spec, shared_path=shared_path)
         else:

@@ -20,6 +20,7 @@ from mlfit.catalog.loader import Target
 from mlfit.catalog.schema import MIN_SAMPLES, Percentile, Runtime
 from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
 from mlfit.formats import ModelFormat
+from mlfit.formats.registry import get
 from mlfit.inputspec import InputSpec
 from mlfit.modelref import ModelRef, identify, sha256_of, size_of
 from mlfit.options import STOPPED_KINDS, EventFn, MeasureOptions
@@ -111,7 +112,7 @@ def run_model(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, optio
     from mlfit.safety.snapshot import private_copy
 
     try:
-        with private_copy(ref.path, ref.format) as copy:
+        with private_copy(ref.path, get(ref.format).copy_policy) as copy:
             _same_format(ref, copy)
             result = _run_private(dataclasses.replace(ref, path=copy), targets, inputs, options, on_event,
                                   on_target)
@@ -122,8 +123,9 @@ def run_model(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, optio
 
 def _same_format(ref: ModelRef, copy: Path) -> None:
     """Refuse a model whose content changed kind between identification and the private copy
-    (an ONNX file needs no second look: no runtime of another kind would load what it became)."""
-    if ref.format is ModelFormat.ONNX:
+    (where the format says a second look is needed: no runtime of another kind would load what
+    an ONNX file became)."""
+    if not get(ref.format).recheck_after_copy:
         return
     from mlfit.formats import sniff
 
@@ -153,7 +155,7 @@ def _named_as(result: RunResult, ref: ModelRef, copy: Path) -> RunResult:
 
 def _run_private(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
                  on_event: EventFn | None, on_target: bool) -> RunResult:
-    from mlfit.safety import check_model
+    from mlfit.formats.registry import check_model
 
     try:
         check_model(ref.path, ref.format, options.trust_model, options.signature)
@@ -241,13 +243,13 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
     except ModelError as exc:
         return error_result(ref, exc, created, kind="load")
     try:  # inputs before any worker: batch from the targets, integer ranges from the graph, refusals
-        from mlfit.signature import plan_inputs
+        from mlfit.plan.inputs import plan_inputs
 
         planned = plan_inputs(ref.path, ref.format, targets, inputs, options.batch_size, options.signature)
     except ConfigError as exc:
         return error_result(ref, exc, created, kind="input")
     inputs, safety_notes = planned.spec, [*safety_notes, *planned.notes]
-    from mlfit.analysis.graph import StaticTooLarge
+    from mlfit.formats.onnx.proto import StaticTooLarge
 
     too_large = False
     try:

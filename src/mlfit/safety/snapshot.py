@@ -25,16 +25,27 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlfit import safeio
 from mlfit.errors import ModelError
-from mlfit.formats import ModelFormat
 
 LINK_THRESHOLD = 64 * 2**20
 MAX_ENTRIES = 100_000
 _CHUNK = 1 << 20
-_GRAPH_FILES = frozenset({"saved_model.pb", "saved_model.pbtxt"})
+
+
+@dataclass(frozen=True)
+class CopyPolicy:
+    """What a format's private copy must hold byte for byte: its graph files (what the safety scan
+    judged, never linked whatever their size) and, for ONNX, the external data its file names.
+    Each format states its own (mlfit.formats); the rest of a folder is tensor data, linked when large."""
+
+    graph_files: frozenset[str] = frozenset()
+    onnx_external: bool = False
+
+
 # Where an ONNX model names external data (a StringStringEntryProto with key "location").
 _ONNX_LOCATION_KEY = b"\x0a\x08location"
 
@@ -70,7 +81,7 @@ def _link_or_copy(src: Path, dst: Path, within: Path | None = None) -> None:
         _copy_file(src, dst, within=within)
 
 
-def _copy_tree(src: Path, dst: Path) -> None:
+def _copy_tree(src: Path, dst: Path, graph_files: frozenset[str]) -> None:
     """Every regular file of the folder (:func:`mlfit.safeio.tree_files`: no FIFO, device or
     socket, links kept inside, bounded counts), at the same relative places."""
     root = src.resolve()
@@ -78,7 +89,7 @@ def _copy_tree(src: Path, dst: Path) -> None:
     for rel, real, size in safeio.tree_files(src):
         target = dst / rel
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if Path(rel).name not in _GRAPH_FILES and size > LINK_THRESHOLD:
+        if Path(rel).name not in graph_files and size > LINK_THRESHOLD:
             _link_or_copy(real, target, root)
         else:
             _copy_file(real, target, within=root)
@@ -135,10 +146,10 @@ def _copy_onnx_external(original: Path, copy: Path) -> None:
             _copy_file(real, target, within=folder.resolve())
 
 
-def _make(path: Path, fmt: ModelFormat, target: Path) -> None:
+def _make(path: Path, policy: CopyPolicy, target: Path) -> None:
     if path.is_dir():
-        _copy_tree(path, target)
-    elif fmt is ModelFormat.ONNX:
+        _copy_tree(path, target, policy.graph_files)
+    elif policy.onnx_external:
         if os.stat(path).st_size > LINK_THRESHOLD:
             _link_or_copy(path, target)
             has_external = True
@@ -151,13 +162,13 @@ def _make(path: Path, fmt: ModelFormat, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def private_copy(path: Path, fmt: ModelFormat) -> Iterator[Path]:
+def private_copy(path: Path, policy: CopyPolicy) -> Iterator[Path]:
     """Yield the path of a private copy of ``path`` (a model file or folder); removed afterwards."""
     scratch = Path(tempfile.mkdtemp(prefix="mlfit-model-"))
     try:
         target = scratch / (path.name or "model")
         try:
-            _make(path, fmt, target)
+            _make(path, policy, target)
         except OSError as exc:
             raise ModelError(
                 f"{path}: cannot make the private copy the checks and the worker use ({exc.strerror or exc})",
