@@ -1,7 +1,7 @@
 """A model file as the rest of mlfit knows it: its path, recognised format, runtime, and the
 file facts every result carries (sha256, size). Pure Python; imports no runtime.
 
-Below the orchestration (``mlfit.run``) and the steps it calls (convert, precheck), so each
+Below the orchestration (``mlfit.run``) and the steps it calls (convert, the gate's checks), so each
 of them can name a model without importing the others.
 """
 

@@ -166,7 +166,7 @@ def _error_line(text: str, prefix: str = "mlfit: error: ") -> None:
 def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bool) -> Any:
     """Identify and measure one model; a model that cannot be loaded becomes a result with an error,
     so the report still names it."""
-    from mlfit.api import error_result, identify, measure_and_check
+    from mlfit.api import error_result, identify, run_model
     from mlfit.errors import ModelError
 
     try:
@@ -178,7 +178,7 @@ def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bo
     from mlfit.errors import printable
 
     with Progress(escape(printable(Path(model).name)), quiet) as progress:
-        return measure_and_check(ref, targets, spec, options, progress)
+        return run_model(ref, targets, spec, options, progress)
 
 
 def _inputs(models: list[Path], spec: Any, targets: list[str], baseline: Path | None,
@@ -198,12 +198,6 @@ def _with_regression(code: int, comparison: Any) -> int:
     if comparison is not None and comparison.regressed and code in (ExitCode.OK, ExitCode.INCONCLUSIVE):
         return int(ExitCode.BUDGET_FAILED)
     return code
-
-
-def exit_code_for_report(report: Any, strict: bool) -> int:
-    """One exit code for many models: a model that could not be measured (3) outranks a failed
-    budget (1), which outranks inconclusive (4 under --strict)."""
-    return exit_code_for(report, strict)
 
 
 def _render_report(report: Any, outputs: list[Any], comparison: Any = None) -> None:
@@ -245,7 +239,7 @@ def _finish(report: Any, outputs: list[Any], strict: bool, base_report: Any = No
 
         comparison = baseline_comparison(base_report, report, baseline, compare_opts)
     _render_report(report, outputs, comparison)
-    raise typer.Exit(_with_regression(exit_code_for_report(report, strict), comparison))
+    raise typer.Exit(_with_regression(exit_code_for(report, strict), comparison))
 
 
 def register(app: typer.Typer) -> None:
@@ -282,9 +276,9 @@ def register(app: typer.Typer) -> None:
         a time. See docs/scale.md for load scenarios and --cluster.
         """
         from mlfit.api import MeasureOptions, check_many, resolve_targets
+        from mlfit.cli.common import parse_memory_limit
         from mlfit.formats.registry import folder_format
         from mlfit.measure.loadplan import parse_batch_sizes, plan_load
-        from mlfit.precheck import parse_memory_limit
         from mlfit.report.outputs import parse_outputs
 
         targets = resolve_targets(target, container=container, budgets=budget or ())
@@ -331,7 +325,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Measure MODEL on this host without checking budgets (latency, memory, cold start, throughput)."""
         from mlfit.api import MeasureOptions
-        from mlfit.precheck import parse_memory_limit
+        from mlfit.cli.common import parse_memory_limit
         from mlfit.report.outputs import parse_outputs
 
         spec = input_spec(dim, shape, value, range_, data, seed)

@@ -236,10 +236,11 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
           created: str) -> Gate | RunResult:
     """Parent-side refusals and static verdicts, before any worker is spawned: a result when the
     run ends here (refused, or decided statically), else what the later stages need."""
-    from mlfit import precheck
+    from mlfit.checks.fit import fit_check, refuse_if_too_big, static_target_report
+    from mlfit.measure.host import default_memory_limit
 
-    try:
-        model_bytes, safety_notes = precheck.validate_model(ref, options.custom_op_libraries)
+    try:  # the format's refusals that read the whole file, and the bytes it needs before it runs
+        model_bytes, safety_notes = get(ref.format).static_size(ref.path, options.custom_op_libraries)
     except ModelError as exc:
         return error_result(ref, exc, created, kind="load")
     try:  # inputs before any worker: batch from the targets, integer ranges from the graph, refusals
@@ -260,19 +261,19 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
                         "too (its runtime trace grows with the node count: 300 000 nodes took 9 GB)"]
     except ModelError as exc:
         return error_result(ref, exc, created, kind="load")
-    fits = tuple(precheck.fit_check(t, model_bytes, ref.format.value) for t in targets)
+    fits = tuple(fit_check(t, model_bytes, ref.format.value) for t in targets)
     if targets and all(fits):
         # The parameters alone exceed every target's memory: the verdict is static, nothing is loaded.
-        reports = [precheck.static_target_report(t, c) for t, c in zip(targets, fits, strict=True) if c]
+        reports = [static_target_report(t, c) for t, c in zip(targets, fits, strict=True) if c]
         return RunResult(mlfit_version=__version__, created=created, model=model_info(ref), analysis=static,
                          targets=reports)
     try:
-        precheck.refuse_if_too_big(model_bytes, options.memory_limit)
+        refuse_if_too_big(model_bytes, options.memory_limit)
     except ModelError as exc:
         return error_result(ref, exc, created, kind="memory")
     memory_limit, limit_source = options.memory_limit, "--memory-limit"
     if memory_limit is None:
-        memory_limit = precheck.default_memory_limit()
+        memory_limit = default_memory_limit()
         limit_source = "the default, 90% of this host's free memory"
     return Gate(model_bytes=model_bytes, notes=(*ref.notes, *safety_notes), static=static, fits=fits,
                 memory_limit=memory_limit, limit_source=limit_source, inputs=inputs,
@@ -434,7 +435,7 @@ def _evaluate(ref: ModelRef, targets: Sequence[Target], gate: Gate, measured: Me
     """Every target's report from its own configuration's measurement: measured on the target,
     or projected from this host (run.evaluate). Targets whose configuration was not measured
     (an earlier run failed) get no report; the result carries that error."""
-    from mlfit import precheck
+    from mlfit.checks.fit import add_fit_check
 
     primary = measured.runs[0].response
     model = model_info(ref, primary.inputs, primary.inputs_used, primary.outputs)
@@ -458,7 +459,7 @@ def _evaluate(ref: ModelRef, targets: Sequence[Target], gate: Gate, measured: Me
         for report in reports:
             by_name[report.target] = report.model_copy(update={"configuration": run.config.label})
     judged = [(t, fit) for t, fit in zip(targets, gate.fits, strict=True) if t.name in by_name]
-    reports = [precheck.add_fit_check(by_name[t.name], fit) for t, fit in judged]
+    reports = [add_fit_check(by_name[t.name], fit) for t, fit in judged]
     if gate.notes:
         reports = [r.model_copy(update={"notes": [*gate.notes, *r.notes]}) for r in reports]
     return reports, calibration
