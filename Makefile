@@ -49,8 +49,13 @@ ci-tools:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; \
 	else echo "note: shellcheck is missing (apt-get install shellcheck); its test of the CI steps will be skipped"; fi
 
+# The suite runs on TEST_WORKERS pytest-xdist workers (most tests wait on subprocesses, so more workers
+# than cores still help); tests marked `serial` (host-wide cgroups, CPU hogs, timing ratios) then run alone.
+# One module stays on one worker (--dist loadfile), so module fixtures such as a Dask cluster start once.
+TEST_WORKERS ?= 3
 test: $(VENV)/.installed-dev browser ci-tools
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not serial"
+	$(PY) -m pytest -q -p no:xdist -m serial
 
 # lint-imports checks the layer contracts in pyproject.toml ([tool.importlinter]): no circles, no upward calls.
 lint: $(VENV)/.installed-dev

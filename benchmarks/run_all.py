@@ -31,6 +31,7 @@ import bench_memory
 import bench_overhead
 import bench_peers
 import bench_scaling
+import bench_soak
 import bench_stability
 import bench_startup
 import bench_verdict
@@ -51,6 +52,7 @@ ITEMS: dict[int, tuple[str, RunFn | None]] = {
     9: (bench_devices.TITLE, bench_devices.run),
     11: ("Container limits", bench_containers.run),
     12: ("Verdicts under load", bench_load_verdicts.run),
+    13: (bench_soak.TITLE, bench_soak.run),
 }
 
 

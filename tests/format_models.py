@@ -7,26 +7,31 @@ later calls (other modules) reuse the files.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from shared_tmp import shared_folder
+
 SENTINEL_NAME = "PWNED_SENTINEL"
 
 
 def models(base: Path) -> dict[str, Path]:
     """Build (once) and return every fixture model by name."""
-    folder = base / "format_models"
+    folder = shared_folder(base) / "format_models"
     index = folder / "index.json"
-    if not index.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-        proc = subprocess.run(
-            [sys.executable, __file__, str(folder)], capture_output=True, text=True, env=env, timeout=600
-        )
-        assert proc.returncode == 0, proc.stderr[-4000:]
+    folder.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist workers share one build: the first takes the lock and builds, the others wait and reuse it.
+    with open(folder.parent / "format_models.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not index.is_file():
+            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+            proc = subprocess.run([sys.executable, __file__, str(folder)], capture_output=True, text=True, env=env,
+                                  timeout=600)
+            assert proc.returncode == 0, proc.stderr[-4000:]
     return {k: Path(v) for k, v in json.loads(index.read_text()).items()}
 
 
@@ -81,7 +86,12 @@ def _build_keras(folder: Path, out: dict[str, str]) -> None:
     outer = keras.Model(outer_in, keras.layers.Dense(2)(inner(outer_in)), name="outer")
     outer.save(folder / "nested_lambda.keras")
     outer.save(folder / "nested_lambda.h5")
+    # A string lookup with its vocabulary inline (Keras also stores it as an asset in the archive).
+    words = keras.Input((1,), dtype="string", name="word")
+    lookup = keras.layers.StringLookup(vocabulary=["cat", "dog", "fish"], name="lookup")(words)
+    keras.Model(words, lookup, name="vocab").save(folder / "lookup.keras")
     out.update(
+        lookup_keras=str(folder / "lookup.keras"),
         lambda_keras=str(folder / "lambda.keras"),
         lambda_h5=str(folder / "lambda.h5"),
         nested_keras=str(folder / "nested_lambda.keras"),

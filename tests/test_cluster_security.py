@@ -435,10 +435,10 @@ def test_killed_worker_leaves_no_model_bytes_behind(make_cluster: Any, tiny_mode
         deadline = time.monotonic() + 120
         models: list[Path] = []
         while time.monotonic() < deadline and not models:
-            models = list(scratch.glob("p*/task-*/tiny_add.onnx"))
+            models = list(scratch.glob("p*/task-*/model/tiny_add.onnx"))
             time.sleep(0.2)
         assert models, "the worker never wrote the model it measures"
-        folder = models[0].parents[1]
+        folder = models[0].parents[2]
         cluster.kill_tree("doomed")
         assert folder.exists()  # SIGKILL: nothing of the worker ran to clean up
     finally:
@@ -449,7 +449,7 @@ def test_killed_worker_leaves_no_model_bytes_behind(make_cluster: Any, tiny_mode
     while folder.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not folder.exists()
-    assert not list(scratch.glob("p*/task-*/tiny_add.onnx"))
+    assert not list(scratch.glob("p*/task-*/model/tiny_add.onnx"))
 
 
 @pytest.mark.slow

@@ -20,6 +20,9 @@ RUN = ("--threads", "1", "--min-time", "1", "--max-time", "4", "--warmup", "5", 
 SMALL, LARGE = "input=1x3x160x160", "input=2x3x160x160"  # the same network, twice the work
 BIG = "input=1x3x320x320"  # the same network built at twice the resolution: four times the work
 
+# serial: one run is made under two CPU hogs; others running beside it would be loaded too.
+pytestmark = pytest.mark.serial
+
 
 @pytest.fixture(scope="module")
 def big_model(tmp_path_factory: pytest.TempPathFactory) -> Path:

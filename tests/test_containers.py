@@ -22,7 +22,8 @@ from mlfit.measure import cgroup
 
 REASON = cgroup.can_emulate()
 needs_cgroups = pytest.mark.skipif(REASON is not None, reason=f"cannot make a cgroup here: {REASON}")
-pytestmark = [needs_cgroups, pytest.mark.slow]
+# serial: cgroups and CPU quotas are host-wide, and the throughput ratios need the CPU to themselves.
+pytestmark = [needs_cgroups, pytest.mark.slow, pytest.mark.serial]
 
 
 def _manifest(tmp_path: Path, cpu: str | None, memory: str | None, name: str = "pod.yaml") -> Path:

@@ -8,11 +8,25 @@ partial timings are kept and flagged.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from _hostile import assert_no_process_left, hanging_loop_model, load_report, marker_env, memory_hog_model
+from _hostile import (
+    assert_no_process_left,
+    hanging_loop_model,
+    load_report,
+    marker_env,
+    memory_hog_model,
+    processes_with,
+)
 from conftest import FAST, assert_no_traceback, run_mlfit
 from mlfit.api import MeasureOptions, identify, resolve_targets, run_model
 from mlfit.inputspec import InputSpec
@@ -145,3 +159,84 @@ def test_several_models_a_hang_does_not_stop_the_others(tmp_path: Path, tiny_mod
     assert stuck["error"]["kind"] == "timeout" and stuck["complete"] is False
     assert fine["error"] is None and fine["measurement"] is not None and fine["complete"] is True
     assert_no_process_left(marker)
+
+
+# ---------------------------------------------------------------- issue 19, item 1: no orphaned worker
+
+
+def _workers(marker: str) -> list[Any]:
+    return [p for p in processes_with(marker) if "mlfit.measure.worker" in " ".join(p.cmdline())]
+
+
+def _wait_for(predicate: Callable[[], Any], seconds: float) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_sigkilled_parent_takes_its_never_ending_worker_along(tmp_path: Path) -> None:
+    """`timeout -s KILL`, a CI job's hard limit, the OOM killer: the worker in a never-ending
+    inference (a 2^62-trip Loop) used to run on at 100% CPU, re-parented to init."""
+    model = hanging_loop_model(tmp_path / "hang.onnx")
+    marker, env = marker_env()
+    parent = subprocess.Popen([sys.executable, "-m", "mlfit", "check", str(model), "--target", "edge", *FAST],
+                              env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        workers = _wait_for(lambda: _workers(marker), 60)
+        assert workers, "the worker never started"
+        worker = workers[0]
+        _wait_for(lambda: worker.cpu_times().user > 1.0, 60)  # inside the inference that never ends
+        parent.kill()
+        parent.wait()
+        gone = _wait_for(lambda: not _workers(marker), 5)
+        assert gone, [p.cmdline() for p in _workers(marker)]
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        assert_no_process_left(marker)
+
+
+_WATCHED = """
+import os, sys, time
+from mlfit.lifeline import Watchdog
+dog = Watchdog(int(sys.argv[1]), poll_s=0.1).start()
+if len(sys.argv) > 2:
+    dog.arm(float(sys.argv[2]))
+time.sleep(600)
+"""
+
+_MIDDLE = """
+import subprocess, sys, time, os
+subprocess.Popen([sys.executable, "-c", sys.argv[1], str(os.getpid()), *sys.argv[2:]], start_new_session=True)
+time.sleep(600)
+"""
+
+
+def test_watchdog_ends_a_child_whose_parent_died_without_the_kernel_signal() -> None:
+    """The worker's own watchdog: a child without the parent-death signal (here: none was set)
+    still ends when its parent is SIGKILLed."""
+    marker, env = marker_env()
+    middle = subprocess.Popen([sys.executable, "-c", _MIDDLE, _WATCHED], env={**os.environ, **env})
+    try:
+        assert _wait_for(lambda: len(processes_with(marker)) == 2, 30)
+        middle.kill()
+        middle.wait()
+        assert _wait_for(lambda: not processes_with(marker), 5)
+    finally:
+        assert_no_process_left(marker)
+
+
+def test_watchdog_enforces_the_phase_deadline_itself() -> None:
+    _marker, env = marker_env()
+    child = subprocess.Popen([sys.executable, "-c", _WATCHED, str(os.getpid()), "0.5"], env={**os.environ, **env},
+                             start_new_session=True)
+    try:
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from _hostile import assert_no_process_left, load_report, marker_env, processes_with
+from _hostile import assert_no_process_left, hanging_loop_model, load_report, marker_env, processes_with
 from conftest import FAST, assert_no_traceback, run_mlfit
 
 
@@ -171,4 +172,94 @@ def test_interrupt_with_several_models_stops_and_reports(tmp_path: Path, tiny_mo
     assert report["complete"] is False
     assert len(report["results"]) == 1  # the second model was never started
     assert report["results"][0]["error"]["kind"] == "interrupted"
+    assert_no_process_left(marker)
+
+
+# ---------------------------------------------------------------- issue 19, item 2: container targets
+
+def _pod(folder: Path) -> Path:
+    path = folder / "pod.yaml"
+    path.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: scorer}\nspec:\n  containers:\n"
+                    "    - name: model\n      image: registry.example/model:1\n"
+                    "      resources:\n        limits: {cpu: '1', memory: 2Gi}\n")
+    return path
+
+
+def _needs_cgroups() -> None:
+    from mlfit.measure import cgroup
+
+    reason = cgroup.can_emulate()
+    if reason is not None:
+        pytest.skip(f"cannot make a cgroup here: {reason}")
+
+
+def _interrupt_when(proc: subprocess.Popen[str], words: str, signum: signal.Signals) -> str:
+    """Send ``signum`` once ``words`` appeared on stderr (and the worker had a second in its
+    phase); return all of stderr."""
+    assert proc.stderr is not None
+    seen: list[str] = []
+    for line in proc.stderr:
+        seen.append(line)
+        if words in line:
+            time.sleep(1.5)
+            proc.send_signal(signum)
+            break
+    _, rest = proc.communicate(timeout=60)
+    return "".join(seen) + rest
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_container_run_of_many_models_keeps_the_finished_ones(
+        tmp_path: Path, tiny_model: Path, signum: signal.Signals) -> None:
+    """Against a container target, Ctrl-C in the second model lost every result: no report at all."""
+    _needs_cgroups()
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(tiny_model, folder / "a.onnx")
+    hanging_loop_model(folder / "b_hang.onnx")  # its first inference never ends
+    marker, env = marker_env()
+    out = tmp_path / "report.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlfit", "check", str(folder), "--target", str(_pod(tmp_path)), "--threads", "1",
+         *FAST[:-1], "--json", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        env={**os.environ, **env})
+    try:
+        stderr = _interrupt_when(proc, "b_hang.onnx: measuring", signum)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in stderr, stderr
+    assert proc.returncode == 130, stderr
+    report = load_report(out)
+    assert report["complete"] is False
+    first, second = report["results"]
+    assert first["error"] is None and first["targets"][0]["checks"], first  # the finished model is kept
+    assert second["error"]["kind"] == "interrupted" and second["complete"] is False
+    assert f"partial report, marked incomplete, written to {out}" in stderr
+    assert_no_process_left(marker)
+
+
+def test_one_interrupted_container_run_writes_a_partial_report(tmp_path: Path, tiny_model: Path) -> None:
+    """A single container run stopped by SIGTERM said only "interrupted" and wrote nothing."""
+    _needs_cgroups()
+    marker, env = marker_env()
+    out = tmp_path / "report.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlfit", "check", str(tiny_model), "--target", str(_pod(tmp_path)), "--threads", "1",
+         "--min-time", "60", "--max-time", "90", "--warmup", "1", "--json", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        env={**os.environ, **env})
+    try:
+        stderr = _interrupt_when(proc, "measuring latency", signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in stderr, stderr
+    assert proc.returncode == 130, stderr
+    result = load_report(out)["results"][0]
+    assert result["complete"] is False and result["error"]["kind"] == "interrupted"
+    assert result["error"]["partial"]["latency"]["n"] > 0  # the samples streamed before the signal
+    assert "interrupted while measuring latency" in stderr
+    assert f"partial report, marked incomplete, written to {out}" in stderr
     assert_no_process_left(marker)

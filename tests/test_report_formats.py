@@ -205,3 +205,15 @@ def test_json_round_trips_through_load_report(tmp_path: Path) -> None:
     write_outputs(rep, [(OutputFormat.JSON, str(path))])
     assert load_report(path) == rep
     assert json.loads(path.read_text())["comparison"]["models"][0]["changes"][0]["metric"] == "latency.p50"
+
+
+def test_registry_names_every_format_once_and_aliases_do_not_clash() -> None:
+    from mlfit.report.registry import REPORTERS, parse_format
+
+    assert list(REPORTERS) == list(OutputFormat)  # exhaustive, in the enum's order
+    names = [f.value for f in REPORTERS] + [a for r in REPORTERS.values() for a in r.aliases]
+    assert len(names) == len(set(names))
+    for fmt, rep in REPORTERS.items():
+        assert rep.name is fmt
+        for alias in rep.aliases:
+            assert parse_format(alias.upper(), f"{alias}=x") is fmt

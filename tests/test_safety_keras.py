@@ -144,3 +144,57 @@ def test_keras_archive_with_escaping_member_is_refused(built: dict[str, Path], t
         dst.writestr("assets/../../../evil.txt", b"x")
     with pytest.raises(ModelError, match="outside the archive"):
         check_model(hostile, ModelFormat.KERAS, trust_model=False)
+
+
+def _with_config(source: Path, target: Path, edit: object) -> Path:
+    """``source`` (a real .keras archive) with its config.json passed through ``edit``."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                edit(config)  # type: ignore[operator]
+                data = json.dumps(config).encode()
+            dst.writestr(item, data)
+    return target
+
+
+def _lookup_config(config: dict[str, object]) -> dict[str, object]:
+    for layer in config["config"]["layers"]:  # type: ignore[index]
+        if layer["class_name"] == "StringLookup":
+            return layer["config"]  # type: ignore[no-any-return]
+    raise AssertionError("no StringLookup in the built model")
+
+
+def test_a_vocabulary_read_from_outside_the_archive_is_refused(built: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 18 item 10: a StringLookup whose vocabulary is a path makes Keras read any local
+    file; mlfit's own scan refuses it, and the hint never offers --trust-model for it."""
+    check_model(built["lookup_keras"], ModelFormat.KERAS, trust_model=False)  # inline: accepted
+    secret = tmp_path / "secret.txt"
+    secret.write_text("cat\ndog\n")
+    hostile = _with_config(built["lookup_keras"], tmp_path / "leak.keras",
+                           lambda c: _lookup_config(c).update(vocabulary=str(secret)))
+    with pytest.raises(ModelError) as caught:
+        check_model(hostile, ModelFormat.KERAS, trust_model=False)
+    err = caught.value
+    assert "lookup (StringLookup)" in err.message and "outside the archive" in err.message
+    assert str(secret) in err.message
+    assert "--trust-model" not in (err.hint or "") and "inline" in (err.hint or "")
+
+
+@pytest.mark.parametrize("value", ["https://example.com/v.txt", 7, {"path": "/etc/passwd"}])
+def test_only_inline_vocabularies_pass(value: object) -> None:
+    layer = _layer("StringLookup", "lookup", vocabulary=value)
+    problems = walk_config({"module": "keras", "class_name": "Sequential", "config": {"layers": [layer]}})
+    assert len(problems) == 1 and "outside the archive" in problems[0]
+    for inline in (None, ["a", "b"], {"class_name": "__numpy__", "config": {"value": [1, 2], "dtype": "int64"}}):
+        assert walk_config(_layer("IntegerLookup", "ok", vocabulary=inline)) == []
+
+
+def test_a_tfsm_layer_loading_another_model_is_refused() -> None:
+    layer = _layer("TFSMLayer", "outer_model", filepath="/tmp/elsewhere/saved_model")
+    problems = walk_config(layer)
+    assert problems and "loads another model" in problems[0] and "outside the archive" in problems[0]

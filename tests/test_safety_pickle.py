@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -141,19 +142,6 @@ def test_array_size_mismatch_hides_nothing(tmp_path: Path) -> None:
     assert not sentinel.exists()
 
 
-def test_the_size_mismatch_attack_is_real(tmp_path: Path) -> None:
-    """joblib itself runs the hidden call: the scan must not skip those bytes."""
-    import subprocess
-    import sys
-
-    sentinel = tmp_path / "PWNED"
-    path = _size_mismatch_joblib(tmp_path / "model.joblib", sentinel)
-    proc = subprocess.run([sys.executable, "-c", f"import joblib; print(joblib.load({str(path)!r})['scale'])"],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and "2.5" in proc.stdout, proc.stderr
-    assert sentinel.exists()
-
-
 def _framed_joblib(path: Path, sentinel: Path) -> Path:
     """A joblib file whose wrapper BUILD sits inside a pickle frame that also holds ``os.system``.
 
@@ -286,3 +274,100 @@ def test_scanners_under_a_3gb_address_space(tmp_path: Path) -> None:
     assert len(lines) == len(cases), proc.stdout
     assert any(line.startswith("scanned mismatch") and "system" in line for line in lines)
     assert not sentinel.exists()
+
+
+def _miscount_pickle(path: Path, sentinel: Path) -> Path:
+    """Issue 18 item 14's red-team file: a joblib model whose unpickling runs ``os.system``
+    while a scanner that pops one item too many after FROZENSET and after ADDITEMS reads
+    ``collections.OrderedDict`` at the STACK_GLOBAL.
+
+    The unpickler's stack: collections, OrderedDict, os, system; ``MARK FROZENSET POP`` and
+    ``EMPTY_SET MARK ADDITEMS POP`` each leave it as it was; STACK_GLOBAL takes os.system,
+    which REDUCE calls. The pickle is appended to a real joblib dump's opcodes."""
+    import joblib
+
+    def text(value: str) -> bytes:
+        return b"\x8c" + bytes([len(value)]) + value.encode()
+
+    command = f"touch {sentinel}".encode()
+    payload = (text("collections") + text("OrderedDict") + text("os") + text("system")
+               + b"(\x910" + b"\x8f(\x900" + b"\x93" + b"\x8c" + bytes([len(command)]) + command + b"\x85R0")
+    joblib.dump({"scale": 2.5}, path, protocol=4)
+    data = path.read_bytes()
+    assert data.startswith(b"\x80\x04\x95")  # PROTO 4, FRAME: the payload goes right after the frame
+    body = data[11:]
+    path.write_bytes(b"\x80\x04" + payload + body)
+    return path
+
+
+def test_the_frozenset_additems_miscount_names_os_system(tmp_path: Path) -> None:
+    """The refusal names the call that would really run (os.system), never the decoy; the
+    tracing unpickler (the real find_class, stubbed imports) agrees name for name."""
+    from _pickle_fuzz import trace
+
+    sentinel = tmp_path / "PWNED"
+    path = _miscount_pickle(tmp_path / "model.joblib", sentinel)
+    scan = scan_pickle(path)
+    looked_up, done = trace(path.read_bytes())
+    assert done and looked_up == ["os.system"]
+    assert scan.globals == looked_up
+    with pytest.raises(ModelError) as caught:
+        check_model(path, ModelFormat.PICKLE, trust_model=False)
+    assert "os.system" in caught.value.message and "OrderedDict" not in caught.value.message
+    assert not sentinel.exists()
+
+
+@pytest.mark.parametrize("build", [_size_mismatch_joblib, _miscount_pickle], ids=["size-mismatch", "miscount"])
+def test_the_attacks_are_real(tmp_path: Path, build: Callable[[Path, Path], Path]) -> None:
+    """joblib itself runs the hidden call (and returns the model as if nothing happened): the
+    scan must neither skip those bytes nor misread the stack."""
+    import subprocess
+    import sys
+
+    sentinel = tmp_path / "PWNED"
+    path = build(tmp_path / "model.joblib", sentinel)
+    proc = subprocess.run([sys.executable, "-c", f"import joblib; print(joblib.load({str(path)!r})['scale'])"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "2.5" in proc.stdout, proc.stderr
+    assert sentinel.exists()
+
+
+@pytest.mark.parametrize(("proto", "expected"), [(2, "subprocess.getoutput"), (4, "commands.getoutput")])
+def test_python2_names_are_renamed_for_stack_global_as_find_class_does(tmp_path: Path, proto: int,
+                                                                       expected: str) -> None:
+    """find_class renames Python 2 names while the protocol in force is below 3, for GLOBAL and
+    STACK_GLOBAL alike; PROTO may even change it midway."""
+    from _pickle_fuzz import trace
+
+    stack_global = b"\x8c\x08commands\x8c\x09getoutput\x93"
+    data = b"\x80" + bytes([proto]) + stack_global + b"0" + b"c__builtin__\neval\n."
+    path = tmp_path / "p.pkl"
+    path.write_bytes(data)
+    want = [expected, "builtins.eval" if proto < 3 else "__builtin__.eval"]
+    assert scan_pickle(path).globals == want == trace(data)[0]
+    switched = b"\x80\x04" + stack_global + b"0\x80\x02" + stack_global + b"."
+    path.write_bytes(switched)
+    assert scan_pickle(path).globals == ["commands.getoutput", "subprocess.getoutput"] == trace(switched)[0]
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b"\x80\x04K\x01K\x02\x93N.", "not plain strings"),  # a name that is not a str
+    (b"\x80\x02\x82\x01N.", "extension registry"),  # EXT1: the name is not in the file
+    (b"\x80\x04Pid\n.", "persistent id"),
+    (b"\x80\x05\x97.", "out-of-band buffer"),
+    (b"\x80\x04\x8c\x02os\x8c\x06system(\x93.", "underflow"),  # STACK_GLOBAL reaching below a MARK
+    (b"\x80\x04\x8c\x02osq\x00(\x94.", "underflow"),  # MEMOIZE with nothing above the MARK
+    (b"\x80\x04\x8f\x90N.", "MARK"),  # ADDITEMS with no MARK
+    (b"\x80\x02U\x02\xe9\xe9N.", "not ASCII"),  # the loader decodes Python 2 strings as ASCII
+    (b"\x80\x02cos\nsy\\x73tem\n.", ""),  # listed as the loader reads it: the raw line, no escapes
+])
+def test_what_cannot_be_followed_is_refused_as_unscannable(tmp_path: Path, body: bytes, reason: str) -> None:
+    path = tmp_path / "p.pkl"
+    path.write_bytes(body)
+    if not reason:
+        assert scan_pickle(path).globals == ["os.sy\\x73tem"]
+        return
+    with pytest.raises(PickleScanError, match=reason):
+        scan_pickle(path)
+    with pytest.raises(ModelError, match="cannot be scanned"):
+        check_model(path, ModelFormat.PICKLE, trust_model=False)

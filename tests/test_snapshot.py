@@ -141,3 +141,83 @@ def test_a_model_that_changes_kind_before_the_copy_is_refused(tmp_path: Path) ->
     result = run_model(ref, resolve_targets(["edge"]), InputSpec(), MeasureOptions())
     assert result.error is not None and "changed while it was being checked" in result.error.message
     assert result.model.path == str(ref.path)
+
+
+def _big_onnx(path: Path) -> Path:
+    """The tiny Add model padded past the link threshold with a long ModelProto doc string
+    (field 6, doc_string: zeros, a hole on disk), which every parser reads and ignores."""
+    from mlfit.zoo import builders
+
+    data = builders.tiny_add().SerializeToString()
+    pad = LINK_THRESHOLD + 1
+    header = _varint((6 << 3) | 2) + _varint(pad)
+    path.write_bytes(data + header)
+    with path.open("r+b") as fh:
+        fh.truncate(len(data) + len(header) + pad)
+    return path
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _rewrite_in_place(path: Path, data: bytes) -> None:
+    """New content in the same inode (what a hard link would see), not a rename."""
+    inode = os.stat(path).st_ino
+    with path.open("r+b") as fh:
+        fh.write(data)
+        fh.truncate(len(data))
+    assert os.stat(path).st_ino == inode
+
+
+def test_graph_files_over_the_threshold_are_copied_never_linked(tmp_path: Path) -> None:
+    """Issue 18 item 9: a large .onnx (and a SavedModel's large index or asset) is copied, so a
+    rewrite in place after the checks never reaches the copy; variable shards may be linked."""
+    model = _big_onnx(tmp_path / "big.onnx")
+    checked = model.read_bytes()
+    with private_copy(model, get(ModelFormat.ONNX).copy_policy) as copy:
+        assert os.stat(copy).st_ino != os.stat(model).st_ino
+        _rewrite_in_place(model, b"hostile graph")
+        assert copy.read_bytes() == checked
+    folder = tmp_path / "sm"
+    (folder / "variables").mkdir(parents=True)
+    (folder / "assets").mkdir()
+    (folder / "saved_model.pb").write_bytes(b"\x12\x00")
+    for rel in ("variables/variables.index", "assets/vocab.txt", "variables/variables.data-00000-of-00001"):
+        with (folder / rel).open("wb") as fh:
+            fh.truncate(LINK_THRESHOLD + 1)
+    with private_copy(folder, get(ModelFormat.SAVEDMODEL).copy_policy) as copy:
+        for rel in ("variables/variables.index", "assets/vocab.txt"):
+            assert os.stat(copy / rel).st_ino != os.stat(folder / rel).st_ino, rel
+        shard = "variables/variables.data-00000-of-00001"
+        assert os.stat(copy / shard).st_ino == os.stat(folder / shard).st_ino  # pure tensor data
+
+
+def test_a_big_onnx_rewritten_in_place_after_the_checks_runs_as_checked(tmp_path: Path) -> None:
+    """The >64 MiB model is rewritten in place (same inode) as soon as the worker starts, with
+    a graph the runtime cannot even load: the run measures the checked graph all the same."""
+    from _hostile import custom_op_model
+    from mlfit import api
+    from mlfit.options import MeasureOptions
+
+    model = _big_onnx(tmp_path / "big.onnx")
+    hostile = custom_op_model(tmp_path / "hostile.onnx").read_bytes()
+    swapped: list[object] = []
+
+    def swap(event: dict[str, object]) -> None:
+        if not swapped:
+            _rewrite_in_place(model, hostile)
+            swapped.append(event)
+
+    options = MeasureOptions(min_time=0.05, max_time=0.3, warmup=1)
+    result = api.check(model, ["edge"], options=options, on_event=swap)
+    assert swapped, "the worker sent no event"
+    assert model.read_bytes() == hostile  # the rewrite happened
+    assert result.error is None, result.error  # the checked Add ran, not the rewritten graph
+    again = api.check(model, ["edge"], options=options)
+    assert again.error is not None  # the rewritten file itself cannot load

@@ -1,3 +1,3 @@
-from mlfit.cli.app import main
+from mlfit.cli.entry import main
 
 main()

@@ -19,7 +19,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 from mlfit.catalog.schema import Runtime
 from mlfit.errors import ConfigError, ModelError
 from mlfit.formats.registry import converters, format_for_runtime
+from mlfit.lifeline import die_with_parent
 from mlfit.modelref import ModelRef
+from mlfit.scratch import run_folder
 
 if TYPE_CHECKING:
     from mlfit.catalog.loader import Target
@@ -95,7 +96,7 @@ def converted(
         yield ref, None
         return
     dest_format = format_for_runtime(chosen.destination)
-    with tempfile.TemporaryDirectory(prefix="mlfit-convert-") as folder:
+    with run_folder("mlfit-convert-") as folder:
         out = Path(folder) / f"converted.{dest_format.value}"
         request = {
             "source": str(ref.path),
@@ -119,6 +120,7 @@ def converted(
                 timeout=timeout,
                 env=env,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent(),  # never outlives mlfit (mlfit.lifeline)
             )
         except subprocess.TimeoutExpired:
             raise ModelError(

@@ -81,13 +81,26 @@ def check_locally(models: Sequence[Path], targets: Sequence[Target], inputs: Inp
     for i, path in enumerate(models, 1):
         if on_event is not None:
             on_event({"event": "model", "text": f"[{i}/{len(models)}] {path.name}: measuring"})
-        result = run_path(path, targets, inputs, options)
+        try:
+            result = run_path(path, targets, inputs, options)
+        except KeyboardInterrupt:  # outside a worker (copying, analysing): the finished models are kept
+            result = interrupted_result(path)
         results.append(result)
         if on_event is not None:
             on_event({"event": "model", "text": f"[{i}/{len(models)}] {path.name}: {result.verdict.value}"})
         if result.error is not None and result.error.kind == "interrupted":
             break  # Ctrl-C: stop here; the report is marked incomplete and lists what was done
     return results
+
+
+def interrupted_result(path: Path) -> RunResult:
+    """The result of a model that Ctrl-C or SIGTERM stopped before its worker ran."""
+    from mlfit.errors import ExitCode
+    from mlfit.run import error_result
+
+    exc = MlfitError("interrupted before the model was measured", "the report is marked incomplete",
+                     ExitCode.INTERRUPTED)
+    return error_result(path, exc, kind="interrupted", phase="static").model_copy(update={"complete": False})
 
 
 def combined_report(results: Sequence[RunResult], notes: Sequence[str]) -> Report:

@@ -48,4 +48,4 @@ class MeasureOptions:
 SKLEARN_THROUGHPUT_BATCH = 256
 
 # Error kinds of a worker the parent had to stop, or that died: the result is incomplete.
-STOPPED_KINDS = frozenset({"timeout", "memory", "crash", "interrupted"})
+STOPPED_KINDS = frozenset({"timeout", "memory", "crash", "interrupted", "resource"})

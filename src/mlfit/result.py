@@ -325,7 +325,7 @@ class PartialTimings(_Frozen):
 
 
 class ErrorInfo(_Frozen):
-    kind: str  # "load", "crash", "timeout", "input", "memory", "interrupted"
+    kind: str  # "load", "crash", "timeout", "input", "memory", "interrupted", "resource"
     phase: str
     message: str
     hint: str | None = None

@@ -41,5 +41,7 @@ def test_folder_models_come_from_the_registry(tmp_path: Path) -> None:
     assert folder_format(tmp_path) is None
     (tmp_path / "saved_model.pbtxt").write_text("")
     assert folder_format(tmp_path) is ModelFormat.SAVEDMODEL
-    assert "saved_model.pb" in get(ModelFormat.SAVEDMODEL).copy_policy.graph_files
+    policy = get(ModelFormat.SAVEDMODEL).copy_policy
+    assert policy.tensor_data("variables/variables.data-00000-of-00001")
+    assert not policy.tensor_data("saved_model.pb") and not policy.tensor_data("variables/variables.index")
     assert get(ModelFormat.ONNX).copy_policy.onnx_external

@@ -34,6 +34,7 @@ from typing import Any
 
 from mlfit.catalog.hostfacts import cpu_flags, cpu_mhz, flops_per_cycle
 from mlfit.errors import ConfigError, ModelError
+from mlfit.lifeline import die_with_parent
 from mlfit.measure.refkernel import fast_rate, gemm_model, graph
 
 CALIBRATION_VERSION = 3
@@ -308,6 +309,7 @@ def run_calibration(timeout_s: float = 60.0) -> dict[str, Any]:
             timeout=timeout_s,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent(),  # never outlives mlfit (mlfit.lifeline)
         )
     except subprocess.TimeoutExpired:
         raise ModelError(

@@ -16,8 +16,9 @@ fitted constants:
   (``xnnpack-fp32`` for TFLite/XNNPACK, ``ncnn-fp32``, ...), the core against the reference
   Cortex-A72 at equal peak (``core:Cortex-A76``, ``core:x86-avx512``, ...), int8 with or without
   dot-product instructions per runtime (``xnnpack-int8-no-dotprod``: the Pi 4's A72 has no SDOT;
-  Cortex-A76/A78 and AVX-512 VNNI do), the 32-bit OS mode, the GPU path (``gpu-int8``: tensor
-  cores at the int8 peak);
+  Cortex-A76/A78 and AVX-512 VNNI do), a runtime that computes an fp32 model in fp16 on a core with
+  fp16 arithmetic (``ncnn-fp16-arith``: ncnn on ARMv8.2 cores such as the Pi 5's A76 and the Orin's
+  A78AE, by default), the 32-bit OS mode, the GPU path (``gpu-int8``: tensor cores at the int8 peak);
 * ``d``, ``launch``: per-op dispatch on a CPU (scaled by clock) and kernel launch on a GPU (only
   the dense kernels for a runtime that fuses pointwise ops, TensorRT).
 
@@ -44,6 +45,9 @@ from mlfit.analysis.costs import VIEW_OPS
 #   "<runtime>-fp32"          the runtime's kernels on the reference core (Cortex-A72), over its peak
 #   "<runtime>-int8-dotprod"  int8 against fp32 on a core with int8 dot products (SDOT / VNNI)
 #   "<runtime>-int8-no-dotprod"  ... on a core without them (Pi 4's Cortex-A72)
+#   "<runtime>-fp16-arith"    a runtime that runs an fp32 model in fp16 on a core with fp16 arithmetic
+#                             (ncnn on ARMv8.2): against its own fp32 kernels, so the core column
+#                             keeps teaching fp32 (what ONNX Runtime and XNNPACK compute)
 #   "core:<name>"             a core's speed against the reference core at equal peak per core
 #   "armv7-mode", "gpu-<precision>", "source:<group>"
 PRIORS: dict[str, float] = {
@@ -54,6 +58,9 @@ PRIORS: dict[str, float] = {
     # int8 with SDOT: 16 int8 MACs per 128-bit instruction against 4 fp32 FMAs; depthwise and
     # elementwise layers do not use it, so ~2x end to end rather than 4x
     "int8-dotprod": math.log(0.5),
+    # fp16 arithmetic (FMLA .8H): twice the fp32 lanes per instruction and half the bytes moved;
+    # depthwise layers, pooling and dispatch gain less, so ~0.6x the time end to end (a stated prior)
+    "fp16-arith": math.log(0.6),
     "armv7-mode": 0.0,
     # GPU efficiencies as the roofline's centre: 50% of the path's peak
     "gpu-fp32": math.log(1 / 0.5),
@@ -61,6 +68,10 @@ PRIORS: dict[str, float] = {
     "gpu-int8": math.log(1 / 0.5),
 }
 REFERENCE_CORE = "Cortex-A72"
+# Runtimes that compute an fp32 model in fp16 by default where the core has fp16 arithmetic
+# (ncnn: opt.use_fp16_arithmetic / use_fp16_storage default on for ARMv8.2 cores with asimdhp).
+FP16_BY_DEFAULT = frozenset({"ncnn"})
+FP16_ISA = frozenset({"fp16", "fphp", "asimdhp"})
 RUNTIME_FAMILY = {"tflite": "xnnpack", "xnnpack": "xnnpack", "onnxruntime": "onnxruntime", "ncnn": "ncnn",
                   "tensorrt": "tensorrt", "tensorflow": "tensorflow"}
 
@@ -68,7 +79,7 @@ RUNTIME_FAMILY = {"tflite": "xnnpack", "xnnpack": "xnnpack", "onnxruntime": "onn
 def prior(column: str) -> float:
     if column.startswith(("core:", "source:")):
         return 0.0
-    for suffix in ("int8-no-dotprod", "int8-dotprod", "fp32"):
+    for suffix in ("int8-no-dotprod", "int8-dotprod", "fp16-arith", "fp32"):
         if column.endswith(suffix):
             return PRIORS[suffix]
     return PRIORS.get(column, 0.0)
@@ -84,6 +95,11 @@ DEFAULTS: dict[str, float] = {
 # has no row of its own (the table's devices say nothing about its memory system or thermals).
 UNFITTED_COLUMN = math.log(1.5)
 UNSEEN_DEVICE = math.log(1.3)
+# The least a calibrated widening for a column or a device without a row may be: never as well
+# known as one with rows, whatever the leave-one-out residuals say.
+WIDENING_FLOOR = math.log(1.2)
+UNSEEN_SOURCE_KEY = "a source the fit never saw (another build, version and board)"
+UNFITTED_KEY = "no truth-table row for"
 
 _DENSE = ("Conv", "ConvTranspose", "MatMul", "Gemm", "FusedConv", "FusedGemm", "FusedMatMul", "QLinearConv",
           "QLinearMatMul", "ConvInteger", "MatMulInteger")
@@ -149,6 +165,7 @@ class Device:
     peak_fp16: float | None = None
     peak_int8: float | None = None
     core: str = ""
+    fp16: bool = False  # the CPU has fp16 arithmetic (ARMv8.2 FP16: asimdhp)
 
     @classmethod
     def from_hardware(cls, hw: Any, gpu: bool = False) -> Device:
@@ -158,12 +175,13 @@ class Device:
         isa = {s.lower() for s in cpu.isa}
         dot = bool(isa & {"dotprod", "asimddp", "avx512_vnni", "avx_vnni"})
         core = core_of(cpu.model, arch, cpu.isa)
+        fp16 = arch == "arm" and bool(isa & FP16_ISA)
         if gpu:
             acc = next(a for a in hw.accelerators if a.kind == "gpu")
             return cls(hw.id, "gpu", arch, float(acc.peak_fp32), 1, float(cpu.frequency), float(acc.bandwidth),
                        dot, acc.peak_fp16, acc.peak_int8, acc.name)
         return cls(hw.id, "cpu", arch, float(cpu.peak_fp32) / cpu.cores, cpu.cores, float(cpu.frequency),
-                   float(hw.memory.bandwidth), dot, core=core)
+                   float(hw.memory.bandwidth), dot, core=core, fp16=fp16)
 
 
 @dataclass(frozen=True)
@@ -190,6 +208,8 @@ class Config:
             cols.append(f"core:{self.device.core}")
         if self.precision == "int8":
             cols.append(f"{family}-int8-dotprod" if self.device.dotprod else f"{family}-int8-no-dotprod")
+        elif self.precision == "fp32" and self.device.fp16 and family in FP16_BY_DEFAULT:
+            cols.append(f"{family}-fp16-arith")
         if self.mode == "armv7":
             cols.append("armv7-mode")
         if self.source:
@@ -209,6 +229,13 @@ class Params:
     notes: tuple[str, ...] = ()
     # widening for a device with no row of its own, set from leave-one-device-out residuals
     unseen_device_log: float = UNSEEN_DEVICE
+    # widening for every projection: the user's build, runtime version and board are a source the
+    # fit never saw; set from leave-one-source-out residuals (0: not calibrated)
+    unseen_source_log: float = 0.0
+    # widening for each column without a row (its prior is used); set with the unseen-source widening
+    unfitted_column_log: float = UNFITTED_COLUMN
+    # device kinds ("cpu", "gpu") with MatMul-dominated rows in the table (transformers)
+    matmul_kinds: tuple[str, ...] = ()
 
     def offset(self, column: str) -> tuple[float, bool]:
         """A column's log-offset and whether the table fitted it."""
@@ -222,6 +249,10 @@ class Params:
             if seen and (column.endswith(kind) if kind == "-fp32" else column.startswith(kind)):
                 return sum(seen) / len(seen), False
         return prior(column), False
+
+
+def matmul_dominated(s: Structure) -> bool:
+    return s.matmul_flops > 0.5 * (s.dense_flops + s.depthwise_flops)
 
 
 def thread_speedup(threads: int, sigma: float) -> float:
@@ -274,11 +305,13 @@ def predict(s: Structure, c: Config, p: Params) -> Prediction:
     centre = math.exp(offset) * base_seconds(s, c, p.k_dw, p.sigma) + fixed_seconds(s, c, p)
     widen = {"validation residuals": p.band_log}
     for col in unfitted:
-        widen[f"no truth-table row for '{col}' (prior)"] = UNFITTED_COLUMN
+        widen[f"{UNFITTED_KEY} '{col}' (prior)"] = p.unfitted_column_log
     if p.fitted_devices and c.device.id not in p.fitted_devices:
         widen[f"no truth-table row for device {c.device.id}"] = p.unseen_device_log
-    if s.matmul_flops > 0.5 * (s.dense_flops + s.depthwise_flops):
-        # every row of the table is a convolutional network: a MatMul-bound model is outside it
+    if p.unseen_source_log > 0:
+        widen[UNSEEN_SOURCE_KEY] = p.unseen_source_log
+    if matmul_dominated(s) and c.device.kind not in p.matmul_kinds:
+        # the table's rows for this kind of device are convolutional networks: a MatMul-bound model is outside them
         widen["no truth-table row for a MatMul-dominated model (transformer, MLP)"] = UNFITTED_COLUMN
     half = math.sqrt(sum(h * h for h in widen.values()))  # independent sources add in quadrature
     return Prediction(centre, centre * math.exp(-half), centre * math.exp(half), widen, tuple(unfitted))
@@ -336,7 +369,8 @@ def fit(rows: Sequence[tuple[Structure, Config, float]], base: Params | None = N
     k, sg = grid[best]
     offsets = {col: float(v) for col, v in zip(cols, sol[:, best], strict=True)}
     devices = tuple(sorted({c.device.id for _, c, _ in rows}))
-    return replace(base, k_dw=k, sigma=sg, offsets=offsets, fitted_devices=devices)
+    matmul = tuple(sorted({c.device.kind for s, c, _ in rows if matmul_dominated(s)}))
+    return replace(base, k_dw=k, sigma=sg, offsets=offsets, fitted_devices=devices, matmul_kinds=matmul)
 
 
 def log_residual(observed: float, predicted: float) -> float:
@@ -376,16 +410,23 @@ def loo(rows: Sequence[tuple[Structure, Config, float]], base: Params | None = N
 
 
 def leave_group_out(rows: Sequence[tuple[Structure, Config, float]], groups: Sequence[str],
-                    base: Params | None = None) -> list[tuple[Prediction, float]]:
-    """Each group's rows (e.g. every row of one device) predicted by a fit that never saw the
-    group, its band from a leave-one-out inside the other groups: how mlfit fares on a device
-    the table does not have (its core offset then keeps its prior unless another device shares it)."""
+                    base: Params | None = None, calibrate_source: bool = False) -> list[tuple[Prediction, float]]:
+    """Each group's rows (e.g. every row of one device, or of one source) predicted by a fit that
+    never saw the group, its band from a leave-one-out inside the other groups: how mlfit fares on a
+    device or a source the table does not have (its columns then keep their priors unless another
+    group shares them). ``calibrate_source``: the unseen-source widening is set, inside the other
+    groups only, from their own leave-one-group-out (so the band never saw the group it judges)."""
     out: list[tuple[Prediction, float] | None] = [None] * len(rows)
     for group in sorted(set(groups)):
-        others = [r for r, g in zip(rows, groups, strict=True) if g != group]
+        keep = [g != group for g in groups]
+        others = [r for r, k in zip(rows, keep, strict=True) if k]
         params = fit(others, base)
         inner = [abs(log_residual(t, p.value)) for p, t in loo(others, base, nested=False)]
         params = replace(params, band_log=quantile(inner, BAND_QUANTILE))
+        if calibrate_source:
+            other_groups = [g for g, k in zip(groups, keep, strict=True) if k]
+            column, source = calibrate_widenings(leave_group_out(others, other_groups, params))
+            params = replace(params, unfitted_column_log=column, unseen_source_log=source)
         for i, (s, c, t) in enumerate(rows):
             if groups[i] == group:
                 out[i] = (predict(s, c, params), t)
@@ -397,7 +438,7 @@ def calibrate_unseen(predictions: Sequence[tuple[Prediction, float]], device_key
     """The smallest unseen-device widening (log half-width) with which ``target`` of the
     leave-one-device-out predictions fall inside their bands (their other widenings kept)."""
     for step in range(0, 61):
-        u = step * 0.025
+        u = max(WIDENING_FLOOR, step * 0.025)
         inside = 0
         for pred, t in predictions:
             half2 = sum(h * h for k, h in pred.widenings.items() if not k.startswith(device_key)) + u * u
@@ -407,13 +448,40 @@ def calibrate_unseen(predictions: Sequence[tuple[Prediction, float]], device_key
     return 60 * 0.025
 
 
+def calibrate_widenings(predictions: Sequence[tuple[Prediction, float]],
+                        target: float = BAND_QUANTILE) -> tuple[float, float]:
+    """The widening for a column without a row and the unseen-source widening (log half-widths)
+    with which ``target`` of the leave-one-source-out ``predictions`` fall inside their bands, the
+    pair with the narrowest median band among those (their other widenings kept). Calibrating the
+    per-column widening too keeps a source whose runtime the fit never saw from stacking guesses."""
+    parts = []
+    for pred, t in predictions:
+        kept = sum(h * h for k, h in pred.widenings.items()
+                   if not k.startswith((UNFITTED_KEY + " '", UNSEEN_SOURCE_KEY)))
+        columns = sum(1 for k in pred.widenings if k.startswith(UNFITTED_KEY + " '"))
+        parts.append((kept, columns, abs(log_residual(t, pred.value))))
+    best: tuple[float, float, float] | None = None
+    steps = [i * 0.025 for i in range(0, 61)]
+    for column in sorted({max(WIDENING_FLOOR, c) for c in steps[:41]}):
+        for source in steps:
+            halves = sorted(math.sqrt(kept + n * column * column + source * source) for kept, n, _ in parts)
+            inside = sum(r <= math.sqrt(kept + n * column * column + source * source) for kept, n, r in parts)
+            if inside >= target * len(parts):
+                width = halves[len(halves) // 2]
+                if best is None or width < best[0] - 1e-12:
+                    best = (width, column, source)
+                break  # a wider unseen-source widening only widens the band
+    return (best[1], best[2]) if best else (UNFITTED_COLUMN, steps[-1])
+
+
 def params_from_dict(data: dict[str, Any]) -> Params:
     return Params(
         float(data["k_dw"]), float(data["sigma"]), {str(k): float(v) for k, v in data["offsets"].items()},
         float(data.get("dispatch_s_at_1ghz", DEFAULTS["dispatch_s_at_1ghz"])),
         float(data.get("launch_s", DEFAULTS["launch_s"])), float(data["band_log"]),
         tuple(data.get("fitted_devices", ())), tuple(data.get("notes", ())),
-        float(data.get("unseen_device_log", UNSEEN_DEVICE)),
+        float(data.get("unseen_device_log", UNSEEN_DEVICE)), float(data.get("unseen_source_log", 0.0)),
+        float(data.get("unfitted_column_log", UNFITTED_COLUMN)), tuple(data.get("matmul_kinds", ())),
     )
 
 
@@ -422,7 +490,8 @@ def params_to_dict(p: Params) -> dict[str, Any]:
         "k_dw": p.k_dw, "sigma": p.sigma, "offsets": dict(sorted(p.offsets.items())),
         "dispatch_s_at_1ghz": p.dispatch_s_at_1ghz, "launch_s": p.launch_s, "band_log": p.band_log,
         "fitted_devices": list(p.fitted_devices), "notes": list(p.notes),
-        "unseen_device_log": p.unseen_device_log,
+        "unseen_device_log": p.unseen_device_log, "unseen_source_log": p.unseen_source_log,
+        "unfitted_column_log": p.unfitted_column_log, "matmul_kinds": list(p.matmul_kinds),
     }
 
 

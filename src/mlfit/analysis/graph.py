@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,6 +25,8 @@ from mlfit.formats.onnx.proto import (
     check_static_bounds,
     load_onnx_proto,
 )
+from mlfit.lifeline import die_with_parent
+from mlfit.scratch import run_folder
 
 _CONTROL_FLOW = {"If", "Loop", "Scan"}
 _STANDARD_DOMAINS = ("ai.onnx", "ai.onnx.ml", "com.microsoft")
@@ -209,7 +210,7 @@ def _ort_symbolic(model: Any, timeout: float = 120.0) -> Any | None:
 
     if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("sympy") is None:
         return None
-    with tempfile.TemporaryDirectory(prefix="mlfit-shapes-") as tmp:
+    with run_folder("mlfit-shapes-") as tmp:
         src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
         onnx.save(_light(model), str(src))
         try:
@@ -219,6 +220,7 @@ def _ort_symbolic(model: Any, timeout: float = 120.0) -> Any | None:
                 timeout=max(1.0, timeout),
                 check=True,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent(),  # never outlives mlfit (mlfit.lifeline)
             )
             return onnx.load(str(dst), load_external_data=False)
         except (subprocess.SubprocessError, OSError, ValueError):

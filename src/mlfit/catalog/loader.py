@@ -93,6 +93,14 @@ class Target:
         return self.profile.id
 
 
+def is_gpu_target(target: Target) -> bool:
+    """The target runs the model on a GPU: a non-CPU execution provider on hardware with one
+    (a catalog fact: planning, checks and projection all ask it)."""
+    return target.profile.execution_provider != "CPUExecutionProvider" and any(
+        a.kind == "gpu" for a in target.hardware.accelerators
+    )
+
+
 def _looks_like_path(ref: str) -> bool:
     return ref.endswith((".yaml", ".yml")) or "/" in ref or "\\" in ref
 

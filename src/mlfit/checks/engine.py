@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from mlfit.analysis.compat import compat_checks
-from mlfit.analysis.project import Band, Projection, is_gpu_target
-from mlfit.catalog.loader import Target
+from mlfit.analysis.project import Band, Projection
+from mlfit.catalog.loader import Target, is_gpu_target
 from mlfit.catalog.schema import MIN_SAMPLES, Percentile
 from mlfit.catalog.units import format_duration, format_rate, format_size
 from mlfit.checks.container import describe_limits, emulation_notes

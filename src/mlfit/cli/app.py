@@ -68,13 +68,29 @@ def error_line(text: str) -> None:
 
 
 def _terminate(signum: int, frame: object) -> None:
-    # A CI runner cancels a job with SIGTERM: stop the measurement as Ctrl-C would, so the
-    # worker is killed and a partial report is written.
+    # A CI runner cancels a job with SIGTERM (a closed terminal sends SIGHUP): stop the measurement
+    # as Ctrl-C would, so the worker is killed and a partial report is written.
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the command (mlfit.cli.entry installs the early signal handlers, then calls this)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    try:
+        _main(argv)
+    except OSError as exc:  # the host's state, not a bug: a full or missing TMPDIR, `ulimit -n`
+        from mlfit.scratch import host_state_error
+
+        error = host_state_error(exc)
+        if error is None:
+            raise
+        error_line(error.one_line())
+        sys.exit(int(error.exit_code))
+
+
+def _main(argv: list[str] | None) -> None:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="mlfit", standalone_mode=False)

@@ -176,9 +176,13 @@ def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bo
     from rich.markup import escape
 
     from mlfit.errors import printable
+    from mlfit.multi import interrupted_result
 
-    with Progress(escape(printable(Path(model).name)), quiet) as progress:
-        return run_model(ref, targets, spec, options, progress)
+    try:
+        with Progress(escape(printable(Path(model).name)), quiet) as progress:
+            return run_model(ref, targets, spec, options, progress)
+    except KeyboardInterrupt:  # outside the worker (copying, analysing): still a report, marked incomplete
+        return interrupted_result(model)
 
 
 def _inputs(models: list[Path], spec: Any, targets: list[str], baseline: Path | None,

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 
 # Model files larger than this are refused for shipping: put them on a shared path.
 MAX_PAYLOAD_BYTES = 2 * 2**30
-# A worker's answer larger than this is refused unread (a result with raw samples is ~1 MB).
-MAX_ANSWER_CHARS = 64 * 2**20
+# A worker's answer longer than this is refused before it is parsed (a result with raw samples is
+# ~1 MB; the client also refuses, unfetched, an answer the scheduler says is larger).
+MAX_ANSWER_CHARS = 8 * 2**20
 
 
 class TaskAnswer(BaseModel):
@@ -58,43 +59,23 @@ class ModelPayload:
     is_dir: bool
 
 
-def pack(path: Path, shared_path: bool) -> ModelPayload:
-    """Read a model for sending (or note its shared path)."""
-    from mlfit.errors import ConfigError
-
-    path = path.resolve()
-    if shared_path:
-        return ModelPayload(path.name, str(path), None, path.is_dir())
-    members = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    total = sum(p.stat().st_size for p in members)
-    if total > MAX_PAYLOAD_BYTES:
-        raise ConfigError(
-            f"{path}: {total / 2**30:.1f} GiB is too large to send to cluster workers",
-            "put the models on a filesystem every worker mounts and add --shared-path",
-        )
-    if path.is_dir():
-        return ModelPayload(
-            path.name, str(path), {str(p.relative_to(path)): p.read_bytes() for p in members}, True
-        )
-    return ModelPayload(path.name, str(path), {path.name: path.read_bytes()}, False)
-
-
 def _materialise(payload: ModelPayload, scratch: Path) -> Path:
+    """Write a payload's files under ``scratch`` (never outside it: a sender's names are not
+    trusted) and return the model's path there. A single file may bring the external data
+    files it names, at their relative places beside it."""
     if payload.files is None:
         return Path(payload.origin)
     name = Path(payload.name).name or "model"  # never a path from the sender
-    if not payload.is_dir:
-        target = scratch / name
-        target.write_bytes(payload.files[payload.name])
-        return target
-    root = scratch / name
+    base = scratch / "model"
+    base.mkdir()
+    root = base / name if payload.is_dir else base
     for relative, content in payload.files.items():
         destination = (root / relative).resolve()
-        if root.resolve() not in destination.parents:  # never write outside the scratch folder
+        if base.resolve() not in destination.parents:  # never write outside the scratch folder
             continue
         destination.parent.mkdir(parents=True, exist_ok=True)
         destination.write_bytes(content)
-    return root
+    return base / name
 
 
 def _worker_address() -> str:

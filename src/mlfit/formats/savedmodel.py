@@ -13,13 +13,20 @@ from mlfit.formats.kinds import ModelFormat
 from mlfit.result import TensorInfo
 from mlfit.safety.snapshot import CopyPolicy
 
-GRAPH_FILES = frozenset({"saved_model.pb", "saved_model.pbtxt"})
+GRAPH_FILES = ("saved_model.pb", "saved_model.pbtxt")
 _MAX_PB_BYTES = 512 * 2**20  # saved_model.pb larger than this: leave it to the worker
 
 
 def is_savedmodel(path: Path) -> bool:
     """Whether the folder ``path`` is a SavedModel (the one test mlfit uses)."""
-    return any((path / name).is_file() for name in sorted(GRAPH_FILES))
+    return any((path / name).is_file() for name in GRAPH_FILES)
+
+
+def pure_tensor_data(rel: str) -> bool:
+    """A variable shard: tensor values only, read by the graph's restore ops (the private copy may
+    link it when large; every other file, graph, index and assets, is copied)."""
+    parts = Path(rel).parts
+    return len(parts) == 2 and parts[0] == "variables" and parts[1].startswith("variables.data-")
 
 
 _TF_DTYPES = {1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16", 6: "int8", 7: "string", 9: "int64",
@@ -78,7 +85,7 @@ def declared_inputs(path: Path, signature: str) -> Declared | None:
 class SavedModel(BaseFormat):
     kind = ModelFormat.SAVEDMODEL
     runtime = Runtime.TENSORFLOW
-    copy_policy = CopyPolicy(graph_files=GRAPH_FILES)
+    copy_policy = CopyPolicy(tensor_data=pure_tensor_data)
     converters = TENSORFLOW_CONVERTERS
 
     def claims_folder(self, path: Path) -> bool:

@@ -5,23 +5,24 @@ its phases with a timeout each, and turn every way it can die into an explained 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import queue
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from mlfit.catalog.units import format_size
 from mlfit.errors import ExitCode
+from mlfit.lifeline import die_with_parent
 from mlfit.measure.protocol import SAMPLES_FILE, Phase, WorkerRequest, WorkerResponse
 from mlfit.result import Emulation, ErrorInfo, PartialTimings, Throttle
 
@@ -58,6 +59,15 @@ class Timeouts:
     def bound(self, phase: Phase, settings_max_time: float) -> float:
         extra = settings_max_time if phase in (Phase.MEASURE, Phase.THROUGHPUT, Phase.SCENARIO) else 0.0
         return self.per_phase[phase] + extra
+
+    def for_worker(self, settings_max_time: float) -> dict[str, float]:
+        """The bounds the worker's own watchdog enforces: a little later than the parent, which
+        normally stops the worker first and keeps its partial timings."""
+        return {phase.value: self.bound(phase, settings_max_time) + WORKER_GRACE_S for phase in Phase}
+
+
+# The worker's watchdog gives the parent this long to act on a deadline before it acts itself.
+WORKER_GRACE_S = 10.0
 
 
 def _signal_name(returncode: int) -> str:
@@ -159,17 +169,30 @@ def _run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts |
     request_path = scratch / "request.json"
     out_path = scratch / "response.json"
     log_path = scratch / "worker.log"
-    request_path.write_text(request.model_dump_json())
-    env = dict(os.environ)
+    request = request.model_copy(update={"phase_deadlines_s": timeouts.for_worker(request.settings.max_time_s)})
+    try:
+        request_path.write_text(request.model_dump_json())
+        log = open(log_path, "wb")  # noqa: SIM115 - closed right after the spawn
+    except OSError as exc:
+        return WorkerResponse(error=resource_error(exc, scratch, Phase.START))
+    # Everything the worker and the libraries it loads write through tempfile (MLPerf LoadGen's
+    # logs, runtime caches) lands in the scratch folder, removed with it.
+    env = {**os.environ, "TMPDIR": str(scratch), "MLFIT_PARENT_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1"}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    env["PYTHONUNBUFFERED"] = "1"
     command = [sys.executable, "-m", "mlfit.measure.worker", str(request_path), str(out_path)]
-    with open(log_path, "wb") as log:
+    # Its own session: one killpg stops it and all it spawned, and a terminal's Ctrl-C reaches the
+    # parent alone, which keeps the partial timings. The parent's death still kills it
+    # (mlfit.lifeline explains how: the parent-death signal, and the worker's own watchdog).
+    try:
         proc = subprocess.Popen(
             [*(group.wrapper if group else []), *command], stdout=subprocess.PIPE, stderr=log,
             stdin=subprocess.DEVNULL, start_new_session=True, env=env,
-            preexec_fn=group.join_self if group and not group.wrapper else None,
+            preexec_fn=die_with_parent(group.join_self if group and not group.wrapper else None),
         )
+    except OSError as exc:  # EMFILE (ulimit -n), EAGAIN (process limit), ENOMEM
+        return WorkerResponse(error=resource_error(exc, scratch, Phase.START))
+    finally:
+        log.close()
     assert proc.stdout is not None
     throttling = None
     if group is not None:
@@ -292,12 +315,16 @@ def _response(request: WorkerRequest, runtime_label: str, stop: str | None, phas
             message=f"{runtime_label} crashed ({name}) while {phase.doing}{cause}{_kept(partial)}",
             hint=f"worker log: {log_path}" if _tail(log_path) else "the runtime died without a message"))
     if not out_path.exists():
-        detail = _tail(log_path)
+        detail = _tail(log_path, 3)
+        if "No space left on device" in detail or _full(log_path.parent):
+            return WorkerResponse(error=resource_error(OSError(errno.ENOSPC, "No space left on device"),
+                                                       log_path.parent, phase, partial))
+        # The log goes with the scratch folder: its last lines are the message.
         return WorkerResponse(error=ErrorInfo(
             kind="crash", phase=phase.value, exit_code=int(ExitCode.MODEL), partial=partial,
             message=f"the measurement worker exited with code {proc.returncode} while {phase.doing}"
                     + (f": {detail}" if detail else ""),
-            hint=f"worker log: {log_path}"))
+            hint="the worker's last words are quoted above" if detail else "the worker died without a message"))
     from mlfit import safeio
 
     raw = safeio.read_bounded(out_path, "report", "the worker's result")  # regular file, capped
@@ -361,5 +388,39 @@ class _MemoryWatch:
         return total > self.limit
 
 
-def scratch_dir() -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix="mlfit-")
+@contextlib.contextmanager
+def scratch_dir() -> Iterator[str]:
+    """The run's scratch folder, with mlfit's owner marker (stale ones are swept: mlfit.scratch)."""
+    from mlfit.scratch import run_folder
+
+    with run_folder("mlfit-") as folder:
+        yield str(folder)
+
+
+def _full(folder: Path) -> bool:
+    """Less than 64 KiB left where the worker writes: its log and result could not be written."""
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < 64 * 1024
+
+
+def resource_error(exc: OSError, folder: Path, phase: Phase, partial: PartialTimings | None = None) -> ErrorInfo:
+    """One line naming the resource that ran out and its fix: a full disk names the folder, too many
+    open files names `ulimit -n`."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        message = (f"the disk of the scratch folder {folder} is full (No space left on device) while "
+                   f"{phase.doing}")
+        hint = f"free space in {folder.parent}, or set TMPDIR to a folder with room"
+    elif exc.errno in (errno.EMFILE, errno.ENFILE):
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        message = f"too many open files (this process may open {soft}: ulimit -n) while {phase.doing}"
+        hint = "raise the limit, e.g. `ulimit -n 1024`, and run again"
+    else:
+        message = f"cannot start the measurement worker in {folder}: {exc.strerror or exc}"
+        hint = "check the temporary folder (TMPDIR) and the process limits (ulimit -u, ulimit -n)"
+    return ErrorInfo(kind="resource", phase=phase.value, exit_code=int(ExitCode.MODEL), partial=partial,
+                     message=message + _kept(partial), hint=hint)

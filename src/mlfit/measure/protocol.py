@@ -83,6 +83,9 @@ class WorkerRequest(BaseModel):
     input_spec: InputSpec = Field(default_factory=InputSpec)
     settings: MeasureSettings = Field(default_factory=MeasureSettings)
     scratch_dir: str
+    # Seconds each phase may take, enforced by the worker's own watchdog (mlfit.lifeline) a little
+    # later than by the parent, so the deadlines hold when the parent has died; empty: no bound.
+    phase_deadlines_s: dict[str, float] = Field(default_factory=dict)
 
 
 class WorkerResponse(BaseModel):

@@ -6,6 +6,7 @@ to OUT; the parent turns signals, timeouts and errors into explained results.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from mlfit.lifeline import Watchdog
 from mlfit.measure.memory import PeakTracker
 
 _tracker = PeakTracker()
@@ -48,6 +50,10 @@ from mlfit.result import (  # noqa: E402
 # timed loop run for a second, then hangs inside one inference (partial samples are kept).
 _FAULT = os.environ.get("MLFIT_WORKER_FAULT", "")
 
+# Ends this worker when its parent is gone or a phase overran (set up in main()).
+_watchdog: Watchdog | None = None
+_deadlines: dict[str, float] = {}
+
 
 def emit(event: str, **fields: Any) -> None:
     sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
@@ -56,6 +62,8 @@ def emit(event: str, **fields: Any) -> None:
 
 def enter(phase: Phase) -> None:
     emit("phase", phase=phase.value)
+    if _watchdog is not None:
+        _watchdog.arm(_deadlines.get(phase.value))
     if _FAULT and _FAULT.split(":")[0] == phase.value:
         action = _FAULT.split(":", 1)[1]
         if action == "hang":
@@ -302,9 +310,14 @@ def measure(request: WorkerRequest) -> WorkerResponse:
 
 
 def main(argv: list[str]) -> int:
+    global _watchdog, _deadlines
     request_path, out_path = Path(argv[0]), Path(argv[1])
+    parent = int(os.environ.get("MLFIT_PARENT_PID", "0") or 0)
+    if parent:  # started by the launcher: never outlive it, even when the kernel's signal missed
+        _watchdog = Watchdog(parent).start()
     enter(Phase.START)
     request = WorkerRequest.model_validate_json(request_path.read_text())
+    _deadlines = dict(request.phase_deadlines_s)
     try:
         response = measure(request)
     except MlfitError as exc:
@@ -316,15 +329,37 @@ def main(argv: list[str]) -> int:
                                                   hint="raise --memory-limit or use a smaller input",
                                                   exit_code=int(ExitCode.MODEL)))
     except Exception as exc:  # a bug or an unexpected runtime failure: keep the traceback for the report
-        traceback.print_exc(file=sys.stderr)
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        response = WorkerResponse(error=ErrorInfo(kind="bug", phase="", message=f"{type(exc).__name__}: {text}",
-                                                  hint="this looks like a bug in mlfit; the worker's traceback "
-                                                       "is in the log named below", exit_code=int(ExitCode.MODEL)))
+        response = WorkerResponse(error=_unexpected(exc, request.scratch_dir))
     tmp = out_path.with_suffix(".tmp")
-    tmp.write_text(response.model_dump_json())
-    os.replace(tmp, out_path)
+    try:
+        tmp.write_text(response.model_dump_json())
+        os.replace(tmp, out_path)
+    except OSError as exc:  # the scratch disk filled up: one line the parent quotes, no traceback
+        sys.stderr.write(f"mlfit-worker: cannot write the result in {out_path.parent}: {exc.strerror}\n")
+        return int(ExitCode.MODEL)
     return 0
+
+
+def _unexpected(exc: Exception, scratch: str) -> ErrorInfo:
+    """A full disk or too many open files is the host's state, named with its fix; anything else
+    is a bug or an unexpected runtime failure, and its traceback goes to the log."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE):
+        return _resource_error(exc, scratch)
+    traceback.print_exc(file=sys.stderr)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return ErrorInfo(kind="bug", phase="", message=f"{type(exc).__name__}: {text}",
+                     hint="this looks like a bug in mlfit; the worker's traceback is in the log named below",
+                     exit_code=int(ExitCode.MODEL))
+
+
+def _resource_error(exc: OSError, scratch: str) -> ErrorInfo:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ErrorInfo(kind="resource", phase="", exit_code=int(ExitCode.MODEL),
+                         message=f"the disk of the scratch folder {scratch} is full (No space left on device)",
+                         hint=f"free space in {Path(scratch).parent}, or set TMPDIR to a folder with room")
+    return ErrorInfo(kind="resource", phase="", exit_code=int(ExitCode.MODEL),
+                     message=f"too many open files in the measurement worker ({exc.strerror}: ulimit -n)",
+                     hint="raise the limit, e.g. `ulimit -n 1024`, and run again")
 
 
 if __name__ == "__main__":

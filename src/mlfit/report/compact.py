@@ -25,6 +25,7 @@ from mlfit.catalog.units import format_duration, format_rate, format_size
 from mlfit.errors import printable
 from mlfit.report.common import change_text, configuration_lines, describe_input, format_value, interval_text
 from mlfit.report.load import load_lines
+from mlfit.report.styles import PROVENANCE_SHORT, STATUS_STYLE, VERDICT_STYLE
 from mlfit.result import ChangeStatus, Check, Comparison, Provenance, Report, RunResult, TargetReport, Verdict
 
 WIDE_FROM = 120
@@ -35,13 +36,6 @@ def clean(text: str) -> str:
     """Text safe to print on a terminal (mlfit.errors.printable): the reports reach this module
     sanitized already (mlfit.report.common.sanitized); this guards what is composed here."""
     return printable(text)
-
-
-def _styles() -> tuple[dict[Verdict, str], dict[object, str], dict[ChangeStatus, str]]:
-    from mlfit.report.comparison import STATUS_STYLE
-    from mlfit.report.terminal import PROVENANCE_SHORT, VERDICT_STYLE
-
-    return VERDICT_STYLE, PROVENANCE_SHORT, STATUS_STYLE  # type: ignore[return-value]
 
 
 def band_text(check: Check) -> str:
@@ -159,7 +153,7 @@ def _reason(check: Check) -> str:
 
 
 def target_lines(report: TargetReport, width: int) -> list[RenderableType]:
-    verdict_style, short, _ = _styles()
+    verdict_style, short = VERDICT_STYLE, PROVENANCE_SHORT
     header = Text.assemble((clean(report.target), "bold"), f" on {clean(report.hardware_name)}: ",
                            (report.verdict.value, verdict_style[report.verdict]))
     rows, spans = [], []
@@ -215,7 +209,7 @@ def render_compact(report: Report, width: int) -> RenderableType:
         parts += _prose(LEGEND + (", emulated = here, in the container's limits" if emulated else ""), width,
                         style="dim")
     if len(report.results) > 1:
-        verdict_style, _, _ = _styles()
+        verdict_style = VERDICT_STYLE
         for result in report.results:
             name = result.model.path.rsplit("/", 1)[-1]
             if result.error is not None:
@@ -227,14 +221,14 @@ def render_compact(report: Report, width: int) -> RenderableType:
     for note in report.notes:
         parts += _prose(f"note: {note}", width, style="dim")
     if any(r.targets for r in report.results):
-        verdict_style, _, _ = _styles()
+        verdict_style = VERDICT_STYLE
         parts.append(Text.assemble("Overall: ", (report.verdict.value, verdict_style[report.verdict])))
     return Group(*parts)
 
 
 def render_comparison_compact(comparison: Comparison, width: int, warnings: bool = True) -> RenderableType:
     """A compare, one line per metric: base -> new, change [interval], status."""
-    _, _, status_style = _styles()
+    status_style = STATUS_STYLE
     parts: list[RenderableType] = []
     if warnings:
         for warning in comparison.warnings:

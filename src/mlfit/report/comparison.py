@@ -7,15 +7,8 @@ from rich.table import Table
 from rich.text import Text
 
 from mlfit.report.common import change_text, format_value, interval_text, sanitized
+from mlfit.report.styles import STATUS_STYLE
 from mlfit.result import ChangeStatus, Comparison
-
-STATUS_STYLE = {
-    ChangeStatus.REGRESSION: "bold red",
-    ChangeStatus.IMPROVEMENT: "bold green",
-    ChangeStatus.UNCHANGED: "",
-    ChangeStatus.INCONCLUSIVE: "yellow",
-    ChangeStatus.NOT_TESTED: "dim",
-}
 
 
 class _ByWidth:

@@ -9,68 +9,18 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from enum import Enum
 from pathlib import Path
 
 from mlfit.errors import ConfigError
 from mlfit.report.atomic import check_writable, write_atomic
+from mlfit.report.interface import OutputFormat
+from mlfit.report.registry import format_names, parse_format, reporter
 from mlfit.result import Report
 
 
-class OutputFormat(str, Enum):
-    JSON = "json"
-    MARKDOWN = "markdown"
-    JUNIT = "junit"
-    HTML = "html"
-    TEXT = "text"
-
-
-# Other names people type for the same formats.
-_ALIASES = {
-    "md": OutputFormat.MARKDOWN,
-    "xml": OutputFormat.JUNIT,
-    "txt": OutputFormat.TEXT,
-    "terminal": OutputFormat.TEXT,
-}
-
-
 def renderer(fmt: OutputFormat) -> Callable[[Report], str | bytes]:
-    """Map every format to its pure reporter (exhaustive: a test walks every member)."""
-    if fmt is OutputFormat.JSON:
-        from mlfit.report.json import render_json
-
-        return render_json
-    if fmt is OutputFormat.MARKDOWN:
-        from mlfit.report.markdown import render_markdown
-
-        return render_markdown
-    if fmt is OutputFormat.JUNIT:
-        from mlfit.report.junit import render_junit
-
-        return render_junit
-    if fmt is OutputFormat.HTML:
-        from mlfit.report.html import render_html
-
-        return render_html
-    if fmt is OutputFormat.TEXT:
-        from mlfit.report.text import render_text
-
-        return render_text
-    raise AssertionError(f"no renderer for {fmt}")  # pragma: no cover
-
-
-def format_names() -> str:
-    return ", ".join(f.value for f in OutputFormat)
-
-
-def parse_format(name: str, spec: str) -> OutputFormat:
-    key = name.strip().lower()
-    try:
-        return _ALIASES.get(key) or OutputFormat(key)
-    except ValueError:
-        raise ConfigError(
-            f"--output '{spec}': unknown format '{name}'", f"formats: {format_names()}"
-        ) from None
+    """The pure render function of ``fmt`` (a lookup in :mod:`mlfit.report.registry`)."""
+    return reporter(fmt).render
 
 
 def refuse_overwriting_inputs(outputs: Sequence[tuple[OutputFormat, str]],

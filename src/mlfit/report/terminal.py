@@ -11,21 +11,8 @@ from rich.text import Text
 from mlfit.catalog.units import format_duration, format_rate, format_size
 from mlfit.report.common import configuration_lines, describe_input, format_value, sanitized
 from mlfit.report.load import load_lines
+from mlfit.report.styles import PROVENANCE_SHORT, VERDICT_STYLE
 from mlfit.result import Check, Provenance, Report, RunResult, TargetReport, Verdict
-
-VERDICT_STYLE = {
-    Verdict.PASS: "bold green",
-    Verdict.FAIL: "bold red",
-    Verdict.INCONCLUSIVE: "bold yellow",
-    Verdict.ERROR: "bold magenta",
-}
-PROVENANCE_SHORT = {
-    Provenance.MEASURED_ON_HOST: "host",
-    Provenance.MEASURED_ON_TARGET: "target",
-    Provenance.EMULATED: "emulated",
-    Provenance.PROJECTED: "projected",
-    Provenance.STATIC: "static",
-}
 
 
 def _value_cell(check: Check) -> str:

@@ -227,7 +227,7 @@ class Gate:
     fits: tuple[Check | None, ...]
     memory_limit: int
     limit_source: str
-    inputs: InputSpec  # the user's, with the batch and the ranges read from the model (mlfit.signature)
+    inputs: InputSpec  # the user's, with the batch and the ranges read from the model (mlfit.plan.inputs)
     batch_free: bool | None = None  # the model's leading dims are free (None: the file does not say)
     too_large: bool = False  # past the static-analysis bounds: no analysis, no per-node profile
 
@@ -329,7 +329,7 @@ def plan_measurement(ref: ModelRef, targets: Sequence[Target], options: MeasureO
     does not use this host's latency samples, only its memory phases and cold start: its timed
     loop is kept short (at most ``HOST_FREE_MIN_TIME_S``, one sample is enough).
     """
-    from mlfit.analysis.project import is_gpu_target
+    from mlfit.catalog.loader import is_gpu_target
     from mlfit.measure.host import usable_cores
     from mlfit.measure.loadplan import plan_load
     from mlfit.measure.protocol import MeasureSettings

@@ -54,6 +54,7 @@ class EmulatedRun:
     threads: int
     batch: int
     response: Any  # measure.protocol.WorkerResponse
+    interrupted: Any = None  # result.ErrorInfo: Ctrl-C or SIGTERM stopped this run (or its comparison run)
 
     def label(self, runtime: str) -> str:
         """As RunResult.configurations names it: the (runtime, threads, batch) and the limits."""
@@ -119,10 +120,13 @@ def measure_emulated(ref: Any, targets: Sequence[Target], planned: InputSpec, op
     """One worker run per distinct (limits, threads, batch) among ``targets``, each in its cgroup.
 
     ``planned``: the inputs the gate planned (batch and integer ranges filled); with
-    ``batch_from_targets`` each run feeds its own targets' batch, as the hosted runs do."""
+    ``batch_from_targets`` each run feeds its own targets' batch, as the hosted runs do.
+
+    Ctrl-C or SIGTERM stops here: the runs finished so far are kept, and the interrupted one is the
+    last, carrying its error (kind "interrupted") and its partial timings."""
     from mlfit.measure.launcher import scratch_dir
 
-    runs = []
+    runs: list[EmulatedRun] = []
     for (_, threads, batch), group in _groups(targets, options).items():
         container = group[0].profile.container
         assert container is not None
@@ -132,34 +136,43 @@ def measure_emulated(ref: Any, targets: Sequence[Target], planned: InputSpec, op
         with scratch_dir() as scratch:
             request = _request(ref, threads, batch, group, inputs, options, scratch)
             response = _run(ref, container, request, options, on_event, memory_limit, limit_source)
-        if response.error is not None and response.error.kind == "interrupted":
-            raise KeyboardInterrupt
+        stop = response.error if response.error is not None and response.error.kind == "interrupted" else None
         if response.error is None and options.threads is None:
-            response = _with_comparison(ref, container, threads, response, inputs, options, on_event,
-                                        memory_limit, limit_source)
-        runs.append(EmulatedRun(tuple(group), threads, batch, response))
+            response, stop = _with_comparison(ref, container, threads, response, inputs, options, on_event,
+                                              memory_limit, limit_source)
+        runs.append(EmulatedRun(tuple(group), threads, batch, response, stop))
+        if stop is not None:
+            break
     return runs
+
+
+def interrupted(runs: Sequence[EmulatedRun]) -> Any:
+    """The error of the run Ctrl-C (or SIGTERM) stopped, or None."""
+    return next((run.interrupted for run in runs if run.interrupted is not None), None)
 
 
 def _with_comparison(ref: Any, container: Container, threads: int, response: Any, inputs: InputSpec,
                      options: MeasureOptions, on_event: EventFn | None, memory_limit: int,
-                     limit_source: str) -> Any:
-    """Measure the other of (runtime default, matched to the quota) and record both."""
+                     limit_source: str) -> tuple[Any, Any]:
+    """Measure the other of (runtime default, matched to the quota) and record both; returns the
+    response and the comparison run's error when Ctrl-C stopped it (the main run is kept)."""
     from mlfit.measure.launcher import scratch_dir
 
     default, matched = seen_cores(container), matched_threads(container)
     if default == matched or threads not in (default, matched):
-        return response
+        return response, None
     other = matched if threads == default else default
     with scratch_dir() as scratch:
         request = _request(ref, other, 1, [], inputs, options, scratch, comparison=True)
         second = _run(ref, container, request, options, on_event, memory_limit, limit_source)
+    if second.error is not None and second.error.kind == "interrupted":
+        return response, second.error
     if second.error is not None or second.measurement is None or response.emulation is None:
-        return response
+        return response, None
     runs = {threads: response.measurement, other: second.measurement}
     compared = _comparison(default, matched, runs[default], runs[matched])
     emulation = response.emulation.model_copy(update={"threads_compared": compared})
-    return response.model_copy(update={"emulation": emulation})
+    return response.model_copy(update={"emulation": emulation}), None
 
 
 def _comparison(default: int, matched: int, at_default: Any, at_matched: Any) -> ThreadComparison:
@@ -244,15 +257,16 @@ def with_emulated(ref: Any, targets: Sequence[Target], inputs: InputSpec, option
     runs = measure_emulated(ref, emulated, gate.inputs, options, on_event, gate.memory_limit, gate.limit_source,
                             batch_from_targets)
     first = next((r.response for r in runs if r.response.measurement is not None), runs[0].response)
-    if others:
+    stop = interrupted(runs)  # Ctrl-C or SIGTERM: keep what was measured, measure nothing more
+    if others and stop is None:
         result = hosted(ref, others, inputs, options, on_event, False,
                         replace(gate, fits=tuple(fits[t.name] for t in others)), created)
     else:
         model = model_info(ref, first.inputs, first.inputs_used, first.outputs)
         from mlfit.measure.host import host_info
 
-        fatal = first.error if all(r.response.error is not None and r.response.error.kind != "oom"
-                                   for r in runs) else None
+        fatal = stop or (first.error if all(r.response.error is not None and r.response.error.kind != "oom"
+                                            for r in runs) else None)
         result = RunResult(mlfit_version=__version__, created=created, model=model,
                            host=host_info({"mlfit": __version__}), measurement=first.measurement,
                            analysis=gate.static, error=fatal, complete=fatal is None)

@@ -8,8 +8,8 @@ import importlib.metadata
 from collections.abc import Sequence
 from typing import Any
 
-from mlfit.analysis.project import Projection, is_gpu_target, project
-from mlfit.catalog.loader import Target
+from mlfit.analysis.project import Projection, project
+from mlfit.catalog.loader import Target, is_gpu_target
 from mlfit.checks.engine import evaluate
 from mlfit.errors import MlfitError
 from mlfit.options import EventFn

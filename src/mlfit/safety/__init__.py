@@ -81,8 +81,6 @@ def check_pickle(path: Path) -> None:
         cause = f"unpickling it would import and call {len(scan.globals)} globals: {_listing(scan.globals, _ALL)}"
     else:
         cause = "unpickling can run code"
-    if scan.dynamic_globals:
-        cause += f" (plus {scan.dynamic_globals} global(s) built at load time)"
     if scan.inconsistencies:
         cause = f"it is inconsistent ({scan.inconsistencies[0]}; joblib never writes this) and {cause}"
     raise ModelError(
@@ -95,8 +93,8 @@ def check_pickle(path: Path) -> None:
 
 def check_keras(path: Path, load_config: Callable[[], Any]) -> None:
     """Refuse a Keras model whose config (read by ``load_config``: the .keras zip's or the .h5's)
-    names a layer that runs code."""
-    from mlfit.safety.keras_scan import KerasConfigError, walk_config
+    names a layer that runs code or reads outside the model."""
+    from mlfit.safety.keras_scan import OUTSIDE_READ, KerasConfigError, walk_config
 
     try:
         config = load_config()
@@ -106,13 +104,18 @@ def check_keras(path: Path, load_config: Callable[[], Any]) -> None:
             f"re-save the model with model.save('model.keras'); {_TRUST_HINT}",
         ) from None
     problems = walk_config(config)
+    # A read outside the model is named first, and its hint never offers --trust-model as the
+    # way to read a local file (issue 18 item 10).
+    outside = [p for p in problems if OUTSIDE_READ in p]
+    problems = outside + [p for p in problems if p not in outside]
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ModelError(
-            f"{path.name}: refusing to load: {problems[0]}{more}",
-            "replace the layer with built-in layers or a registered layer and re-save; "
-            f"{_TRUST_HINT} (Keras safe mode off)",
-        )
+        hint = ("embed what it reads in the model (pass the vocabulary inline, as a list, or adapt() the layer; "
+                "build a TFSMLayer's model from layers), then re-save: a model may only read what is inside "
+                "its archive") if outside else (
+                "replace the layer with built-in layers or a registered layer and re-save; "
+                f"{_TRUST_HINT} (Keras safe mode off)")
+        raise ModelError(f"{path.name}: refusing to load: {problems[0]}{more}", hint)
 
 
 def check_savedmodel(path: Path, signature: str = "serving_default") -> None:

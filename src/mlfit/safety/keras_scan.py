@@ -9,7 +9,12 @@ Refused, each with the path of the layer that holds it:
   Keras utilities such as ``keras.utils.get_file`` reached through a config);
 - serialized Python functions (``__lambda__``) anywhere;
 - anything that switches unsafe deserialization on (``safe_mode: false``, a mention of
-  ``enable_unsafe_deserialization``).
+  ``enable_unsafe_deserialization``);
+- anything that makes Keras read a file outside the archive: a ``vocabulary`` (StringLookup,
+  IntegerLookup, TextVectorization) that is not inline (Keras reads a string there as a path,
+  with ``tf.io.gfile``, so any local file or URL-like path), and a ``filepath`` (TFSMLayer
+  loads a whole SavedModel from it). Allowlist: a vocabulary is a list, a serialized array, or
+  absent (then it is the asset inside the archive); anything else is refused.
 
 Nested models are part of the same config tree and are walked like any layer.
 ``compile_config``/``training_config`` are skipped: mlfit loads with ``compile=False``,
@@ -33,6 +38,9 @@ _ALLOWED_PREFIXES = (
                                         "activations", "ops", "dtype_policies")),
 )  # fmt: skip
 _SKIPPED_KEYS = {"compile_config", "training_config"}
+# The words every outside-file finding carries: the refusal's hint depends on them.
+OUTSIDE_READ = "reads a file outside the archive"
+_INLINE_ARRAYS = {"__numpy__", "__tensor__"}  # how Keras serializes an array inline
 _MAX_DEPTH = 200
 
 
@@ -106,9 +114,30 @@ def _walk(node: Any, path: list[str], problems: list[str], depth: int) -> None:
     for key, value in node.items():
         if key == "safe_mode" and value is False:
             problems.append(f"{where}: sets safe_mode to false")
+        outside = _outside_read(key, value)
+        if outside:
+            problems.append(f"{where}: {outside}")
         if key in _SKIPPED_KEYS:
             continue
         _walk(value, here, problems, depth + 1)
+
+
+def _inline_vocabulary(value: Any) -> bool:
+    if value is None or isinstance(value, list):
+        return True
+    return isinstance(value, dict) and value.get("class_name") in _INLINE_ARRAYS and isinstance(
+        value.get("config"), dict)
+
+
+def _outside_read(key: str, value: Any) -> str | None:
+    """What reading ``key: value`` in a layer config would make Keras open, or None."""
+    if key == "vocabulary" and not _inline_vocabulary(value):
+        shown = repr(value)[:80] if isinstance(value, str) else type(value).__name__
+        return f"its vocabulary {OUTSIDE_READ} ({shown}); a vocabulary must be inline or an asset in the archive"
+    if key == "filepath" and value is not None:
+        shown = repr(value)[:80] if isinstance(value, str) else type(value).__name__
+        return f"it loads another model from a path: {OUTSIDE_READ} ({shown})"
+    return None
 
 
 def keras_zip_config(path: Path) -> Any:

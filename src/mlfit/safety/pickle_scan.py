@@ -20,13 +20,17 @@ built by ``NEWOBJ`` with no arguments, or built twice, a dtype whose code declar
 element size its pickled state contradicts, a shape that overflows, old-style wrappers that
 point at other files, a truncated array. The error carries every global read before it.
 
-The symbolic stack below models only plain values (str, bytes, numbers, tuples, lists,
-dicts) and opaque markers for everything else; no object is ever created.
+The symbolic stack models only plain values (str, bytes, numbers, tuples, lists, dicts) and
+opaque markers for everything else; no object is ever created. Its shape is the unpickler's
+exactly (:mod:`mlfit.safety.pickle_vm`: MARK fences, every opcode's effect checked against
+pickletools' table), names are renamed as ``find_class`` renames them for the protocol in
+force, and what cannot be followed statically (a STACK_GLOBAL on computed values, copyreg
+extension codes, persistent ids, out-of-band buffers) is refused as unscannable, so the list
+of globals is the list the unpickler would look up.
 """
 
 from __future__ import annotations
 
-import _compat_pickle
 import bz2
 import contextlib
 import gzip
@@ -34,9 +38,14 @@ import io
 import lzma
 import pickletools
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from mlfit.safety.pickle_vm import PickleScanError, Stack, expected_depth, resolved_name
+
+__all__ = ["PickleScan", "PickleScanError", "compression_of", "looks_like_pickle", "open_stream", "scan_pickle"]
 
 # joblib's compressor prefixes (joblib/compressor.py).
 _GZIP = b"\x1f\x8b"
@@ -53,21 +62,12 @@ _FOREIGN_WRAPPERS = ("joblib.numpy_pickle_compat.NDArrayWrapper", "joblib.numpy_
 _MAX_OPS = 50_000_000  # a bound on pathological files; real models stay far below
 
 
-class PickleScanError(Exception):
-    """The file is not a pickle the scanner can read to its end (or is inconsistent)."""
-
-    def __init__(self, message: str, globals_seen: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.globals_seen: list[str] = list(globals_seen or [])
-
-
 @dataclass
 class PickleScan:
     """What a pickle would do when loaded."""
 
     compression: str | None = None
     globals: list[str] = field(default_factory=list)  # first-seen order, unique
-    dynamic_globals: int = 0  # STACK_GLOBAL whose names were not plain strings
     arrays: int = 0  # joblib arrays skipped
     # What joblib never writes but the loader would still read (it uses the size numpy derives):
     # reason enough to refuse, and the scan goes on so every global is listed.
@@ -86,13 +86,6 @@ class _Opaque:
         self.global_name = global_name
         self.args = args
         self.state: Any = None
-
-
-class _Mark:
-    pass
-
-
-_MARK = _Mark()
 
 
 class _ZlibReader(io.RawIOBase):
@@ -203,6 +196,7 @@ class _Framed:
         self.raw = raw
         self.frame: io.BytesIO | None = None
         self.pos = 0
+        self.lines: list[bytes] = []  # the raw lines read for the current opcode (GLOBAL and INST names)
 
     def tell(self) -> int:
         return self.pos
@@ -232,6 +226,11 @@ class _Framed:
         return self.raw_read(size)
 
     def readline(self) -> bytes:
+        line = self._readline()
+        self.lines.append(line)
+        return line
+
+    def _readline(self) -> bytes:
         if self.frame is not None:
             data = self.frame.readline()
             if not data:
@@ -352,203 +351,230 @@ def _read_array(framed: _Framed, state: Any, result: PickleScan) -> None:
         left -= len(chunk)
 
 
-def _pop_mark(stack: list[Any]) -> list[Any]:
-    for i in range(len(stack) - 1, -1, -1):
-        if stack[i] is _MARK:
-            items = stack[i + 1 :]
-            del stack[i:]
-            for item in items:
-                _no_wrapper_class(item)
-            return items
-    raise PickleScanError("MARK expected on the stack")
-
-
-def _pop(stack: list[Any]) -> Any:
-    if not stack:
-        raise PickleScanError("stack underflow")
-    value = stack.pop()
-    _no_wrapper_class(value)
-    return value
-
-
 def _no_wrapper_class(value: Any) -> None:
     """joblib only ever instantiates its wrapper with NEWOBJ; any other use could hide an array."""
     if isinstance(value, _Opaque) and value.kind == "global" and value.global_name == _WRAPPER:
         raise PickleScanError("a joblib array wrapper used in a way joblib never writes")
 
 
+# Opcodes that push their argument, as the unpickler builds it (default encoding "ASCII").
+_CONSTANTS = frozenset({"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
+                        "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "UNICODE", "SHORT_BINUNICODE", "BINUNICODE",
+                        "BINUNICODE8"})
+_PY2_STRINGS = frozenset({"STRING", "BINSTRING", "SHORT_BINSTRING"})  # decoded as ASCII by the loader
+# Opcodes whose values never matter to a name: their stack effect alone, from pickletools' table.
+_OPAQUE_EFFECT = frozenset({"EMPTY_SET", "ADDITEMS", "FROZENSET", "BYTEARRAY8", "READONLY_BUFFER"})
+# Opcodes no static scan can follow: what they produce is decided at load time, outside the file.
+_UNSCANNABLE = {
+    "EXT1": "a global taken from copyreg's extension registry (its name is not in the file)",
+    "EXT2": "a global taken from copyreg's extension registry (its name is not in the file)",
+    "EXT4": "a global taken from copyreg's extension registry (its name is not in the file)",
+    "PERSID": "a persistent id (the loader has no persistent_load)",
+    "BINPERSID": "a persistent id (the loader has no persistent_load)",
+    "NEXT_BUFFER": "an out-of-band buffer (the loader is given none)",
+}
+_HIGHEST_PROTOCOL = 5
+
+
+class _Scanner:
+    """One unpickler's run over the opcode stream, modelled without creating any object.
+
+    Every opcode's effect on the (MARK-fenced) stack is checked against pickletools' table
+    (:func:`mlfit.safety.pickle_vm.expected_depth`); a mismatch, an underflow or an opcode
+    that cannot be modelled refuses the file, with the globals read so far.
+    """
+
+    def __init__(self, raw: IO[bytes], result: PickleScan, joblib_arrays: bool) -> None:
+        self.framed = _Framed(raw)
+        self.result = result
+        self.joblib_arrays = joblib_arrays
+        self.stack = Stack(_no_wrapper_class)
+        self.memo: dict[int, Any] = {}
+        self.proto = 0  # pickle.Unpickler.load starts at 0; PROTO sets it
+
+    def run(self) -> None:
+        ops = 0
+        try:
+            for opcode, arg, pos in pickletools.genops(self.framed):  # type: ignore[arg-type]  # read/readline/tell suffice
+                ops += 1
+                if ops > _MAX_OPS:
+                    raise PickleScanError("too many opcodes")
+                lines, self.framed.lines = self.framed.lines, []
+                if opcode.name == "STOP":  # load_stop pops the result; bytes after it are never read
+                    self.stack.pop(raw=True)
+                    return
+                expected = expected_depth(self.stack, opcode)
+                self._step(opcode.name, arg, lines)
+                if self.stack.depth() != expected:
+                    raise PickleScanError(f"the stack after {opcode.name} at byte {pos} does not match what "
+                                          "the unpickler leaves")
+        except ValueError as exc:  # pickletools' own complaints: bad opcode, truncated argument
+            raise PickleScanError(str(exc)) from None
+        except (MemoryError, OverflowError):  # a BINBYTES8-style length of petabytes
+            raise PickleScanError("an opcode claims an object larger than memory (corrupt or hostile file)") from None
+        raise PickleScanError("the pickle has no STOP opcode (truncated)")
+
+    def _step(self, name: str, arg: Any, lines: list[bytes]) -> None:
+        stack = self.stack
+        if name in _CONSTANTS:
+            stack.push(arg)
+        elif name in _PY2_STRINGS:
+            if not str(arg).isascii():
+                raise PickleScanError(f"a {name} that is not ASCII (the loader cannot decode it)")
+            stack.push(arg)
+        elif name in _UNSCANNABLE:
+            raise PickleScanError(_UNSCANNABLE[name])
+        elif name in _OPAQUE_EFFECT:
+            self._opaque_effect(name)
+        elif name in ("GLOBAL", "INST", "STACK_GLOBAL"):
+            self._global(name, lines)
+        elif name in ("NEWOBJ", "NEWOBJ_EX", "REDUCE", "OBJ", "BUILD"):
+            self._object(name)
+        elif name in _MEMO_OPS:
+            self._memo(name, arg)
+        else:
+            self._plain(name, arg)
+
+    def _plain(self, name: str, arg: Any) -> None:
+        stack = self.stack
+        if name == "PROTO":
+            if not 0 <= int(arg) <= _HIGHEST_PROTOCOL:
+                raise PickleScanError(f"unsupported pickle protocol {arg}")
+            self.proto = int(arg)
+        elif name == "FRAME":
+            self.framed.start_frame(int(arg or 0))
+        elif name == "MARK":
+            stack.mark()
+        elif name in _EMPTY:
+            stack.push(_EMPTY[name]())
+        elif name in ("NONE", "NEWTRUE", "NEWFALSE"):
+            stack.push(None if name == "NONE" else name == "NEWTRUE")
+        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+            stack.push(tuple([stack.pop() for _ in range(int(name[-1]))][::-1]))
+        elif name in ("TUPLE", "LIST", "DICT"):
+            items = stack.pop_mark()
+            stack.push(tuple(items) if name == "TUPLE" else list(items) if name == "LIST" else _to_dict(items))
+        elif name in ("APPEND", "APPENDS"):
+            values = [stack.pop()] if name == "APPEND" else stack.pop_mark()
+            if isinstance(stack.top(), list):
+                stack.top().extend(values)
+        elif name in ("SETITEM", "SETITEMS"):
+            items = [*reversed([stack.pop(), stack.pop()])] if name == "SETITEM" else stack.pop_mark()
+            if isinstance(stack.top(), dict):
+                stack.top().update(_to_dict(items))
+        elif name == "POP":
+            if stack.items:
+                stack.pop()
+            else:  # load_pop: nothing above the MARK, so the MARK goes
+                stack.pop_mark()
+        elif name == "POP_MARK":
+            stack.pop_mark()
+        elif name == "DUP":
+            stack.push(stack.top())
+        else:
+            raise PickleScanError(f"opcode {name} cannot be modelled by the scanner")
+
+    def _opaque_effect(self, name: str) -> None:
+        """Apply the table's stack effect with opaque values (no name can come out of these)."""
+        opcode = _OPCODES[name]
+        before = opcode.stack_before
+        pops = len(before)
+        if pickletools.markobject in before:
+            self.stack.pop_mark()
+            pops = before.index(pickletools.markobject)
+        for _ in range(pops):
+            self.stack.pop()
+        for _ in opcode.stack_after:
+            self.stack.push(_Opaque())
+
+    def _memo(self, name: str, arg: Any) -> None:
+        if name == "MEMOIZE":
+            self.memo[len(self.memo)] = self.stack.top()
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            if int(arg) < 0:
+                raise PickleScanError(f"negative {name} argument")
+            self.memo[int(arg)] = self.stack.top()
+        else:
+            if int(arg) not in self.memo:
+                raise PickleScanError(f"memo key {arg} was never stored")
+            self.stack.push(self.memo[int(arg)])
+
+    def _global(self, name: str, lines: list[bytes]) -> None:
+        stack = self.stack
+        if name == "STACK_GLOBAL":
+            attr, module = stack.pop(), stack.pop()
+            if type(module) is not str or type(attr) is not str:  # the loader's own test
+                raise PickleScanError("STACK_GLOBAL on values that are not plain strings (a name built at "
+                                      "load time)")
+        else:  # read as the loader reads them: the raw lines (pickletools would undo escapes)
+            if len(lines) != 2:
+                raise PickleScanError(f"{name} without its two name lines")
+            try:
+                module, attr = (line[:-1].decode("utf-8" if name == "GLOBAL" else "ascii") for line in lines)
+            except UnicodeDecodeError:
+                raise PickleScanError(f"a {name} name the loader cannot decode") from None
+        full = resolved_name(module, attr, self.proto)
+        self.result.add(full)
+        _refuse_foreign(full)
+        if name == "INST":  # find_class first, then the arguments above the MARK
+            stack.pop_mark()
+            if full == _WRAPPER:
+                raise PickleScanError("a joblib array wrapper used in a way joblib never writes")
+            stack.push(_Opaque("object", full))
+        else:
+            stack.push(_Opaque("global", full))
+
+    def _object(self, name: str) -> None:
+        stack = self.stack
+        if name == "NEWOBJ":
+            args = stack.pop()
+            func = stack.pop(raw=True)  # the class: a wrapper class is allowed only here
+            glob = func.global_name if isinstance(func, _Opaque) else None
+            kind = "wrapper" if glob == _WRAPPER and self.joblib_arrays else "object"
+            if glob == _WRAPPER and args != ():
+                raise PickleScanError("a joblib array wrapper built with arguments (joblib never writes this)")
+            stack.push(_Opaque(kind, glob, args))
+        elif name in ("REDUCE", "NEWOBJ_EX"):
+            if name == "NEWOBJ_EX":
+                stack.pop()  # keyword arguments
+            args, func = stack.pop(), stack.pop()
+            stack.push(_Opaque("object", func.global_name if isinstance(func, _Opaque) else None, args))
+        elif name == "OBJ":
+            items = stack.pop_mark()
+            if not items:
+                raise PickleScanError("OBJ with no class above its MARK")
+            stack.push(_Opaque("object", items[0].global_name if isinstance(items[0], _Opaque) else None))
+        else:
+            self._build(stack.pop())
+
+    def _build(self, state: Any) -> None:
+        target = self.stack.top()
+        if not isinstance(target, _Opaque):
+            return
+        if target.kind == "wrapper":
+            if target.state is not None:
+                raise PickleScanError("a joblib array wrapper built twice (joblib never writes this)")
+            target.state = state
+            _read_array(self.framed, state, self.result)
+            self.stack.replace_top(_Opaque("array"))  # the loader puts the array in the wrapper's place
+            return
+        if target.global_name == "numpy.dtype" and target.state is not None:
+            raise PickleScanError("a numpy dtype given its state twice (numpy never writes this)")
+        target.state = state
+
+
+_OPCODES = {op.name: op for op in pickletools.opcodes}
+_MEMO_OPS = frozenset({"MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"})
+_EMPTY: dict[str, Callable[[], Any]] = {"EMPTY_DICT": dict, "EMPTY_LIST": list, "EMPTY_TUPLE": tuple}
+
+
 def _scan_stream(raw: IO[bytes], result: PickleScan, joblib_arrays: bool) -> None:
-    framed = _Framed(raw)
-    stack: list[Any] = []
-    memo: dict[int, Any] = {}
-    ops = 0
-    try:
-        for opcode, arg, _pos in pickletools.genops(framed):  # type: ignore[arg-type]  # read/readline/tell suffice
-            ops += 1
-            if ops > _MAX_OPS:
-                raise PickleScanError("too many opcodes")
-            name = opcode.name
-            if name == "PROTO":
-                continue
-            if name == "FRAME":
-                framed.start_frame(int(arg or 0))
-                continue
-            if name == "STOP":
-                return
-            if name == "MARK":
-                stack.append(_MARK)
-            elif name in ("GLOBAL", "INST"):
-                module, attr = _python3_name(*str(arg).partition(" ")[::2])
-                result.add(f"{module}.{attr}")
-                _refuse_foreign(f"{module}.{attr}")
-                if name == "INST":
-                    _pop_mark(stack)
-                    if f"{module}.{attr}" == _WRAPPER:
-                        raise PickleScanError("a joblib array wrapper used in a way joblib never writes")
-                    stack.append(_Opaque("object", f"{module}.{attr}"))
-                else:
-                    stack.append(_Opaque("global", f"{module}.{attr}"))
-            elif name == "STACK_GLOBAL":
-                attr, module = _pop(stack), _pop(stack)
-                if isinstance(module, str) and isinstance(attr, str):
-                    result.add(f"{module}.{attr}")
-                    _refuse_foreign(f"{module}.{attr}")
-                    stack.append(_Opaque("global", f"{module}.{attr}"))
-                else:
-                    result.dynamic_globals += 1
-                    stack.append(_Opaque("global"))
-            elif name in ("EXT1", "EXT2", "EXT4"):  # a global through copyreg's extension registry
-                result.dynamic_globals += 1
-                stack.append(_Opaque("global"))
-            elif name == "MEMOIZE":
-                if not stack:
-                    raise PickleScanError("MEMOIZE on an empty stack")
-                memo[len(memo)] = stack[-1]
-            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                if not stack:
-                    raise PickleScanError("PUT on an empty stack")
-                memo[int(arg or 0)] = stack[-1]
-            elif name in ("GET", "BINGET", "LONG_BINGET"):
-                if int(arg or 0) not in memo:
-                    raise PickleScanError(f"memo key {arg} was never stored")
-                stack.append(memo[int(arg or 0)])
-            elif name == "NEWOBJ":
-                args = _pop(stack)
-                if not stack:
-                    raise PickleScanError("stack underflow")
-                func = stack.pop()  # the class: a wrapper class is allowed only here
-                glob = func.global_name if isinstance(func, _Opaque) else None
-                kind = "wrapper" if glob == _WRAPPER and joblib_arrays else "object"
-                if glob == _WRAPPER and args != ():
-                    raise PickleScanError("a joblib array wrapper built with arguments (joblib never writes this)")
-                stack.append(_Opaque(kind, glob, args))
-            elif name == "REDUCE":
-                args = _pop(stack)
-                func = _pop(stack)
-                glob = func.global_name if isinstance(func, _Opaque) else None
-                stack.append(_Opaque("object", glob, args))
-            elif name == "NEWOBJ_EX":
-                _pop(stack)
-                args = _pop(stack)
-                func = _pop(stack)
-                stack.append(_Opaque("object", func.global_name if isinstance(func, _Opaque) else None, args))
-            elif name == "OBJ":
-                items = _pop_mark(stack)
-                glob = items[0].global_name if items and isinstance(items[0], _Opaque) else None
-                stack.append(_Opaque("object", glob))
-            elif name == "BUILD":
-                state = _pop(stack)
-                target = stack[-1] if stack else None
-                if isinstance(target, _Opaque):
-                    if target.kind == "wrapper":
-                        if target.state is not None:
-                            raise PickleScanError("a joblib array wrapper built twice (joblib never writes this)")
-                        target.state = state
-                        _read_array(framed, state, result)
-                        stack[-1] = _Opaque("array")  # the loader puts the array in the wrapper's place
-                    else:
-                        if target.global_name == "numpy.dtype" and target.state is not None:
-                            raise PickleScanError("a numpy dtype given its state twice (numpy never writes this)")
-                        target.state = state
-            elif name == "EMPTY_DICT":
-                stack.append({})
-            elif name == "EMPTY_LIST":
-                stack.append([])
-            elif name == "EMPTY_TUPLE":
-                stack.append(())
-            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-                n = int(name[-1])
-                items = [_pop(stack) for _ in range(n)][::-1]
-                stack.append(tuple(items))
-            elif name == "TUPLE":
-                stack.append(tuple(_pop_mark(stack)))
-            elif name == "LIST":
-                stack.append(list(_pop_mark(stack)))
-            elif name == "DICT":
-                items = _pop_mark(stack)
-                stack.append(_to_dict(items))
-            elif name == "APPEND":
-                value = _pop(stack)
-                if stack and isinstance(stack[-1], list):
-                    stack[-1].append(value)
-            elif name == "APPENDS":
-                values = _pop_mark(stack)
-                if stack and isinstance(stack[-1], list):
-                    stack[-1].extend(values)
-            elif name == "SETITEM":
-                value, key = _pop(stack), _pop(stack)
-                if stack and isinstance(stack[-1], dict):
-                    _set(stack[-1], key, value)
-            elif name == "SETITEMS":
-                items = _pop_mark(stack)
-                if stack and isinstance(stack[-1], dict):
-                    stack[-1].update(_to_dict(items))
-            elif name == "POP":
-                _pop(stack)
-            elif name == "POP_MARK":
-                _pop_mark(stack)
-            elif name == "DUP":
-                if not stack:
-                    raise PickleScanError("DUP on an empty stack")
-                stack.append(stack[-1])
-            elif name == "NONE":
-                stack.append(None)
-            elif name in ("NEWTRUE", "NEWFALSE"):
-                stack.append(name == "NEWTRUE")
-            elif arg is not None and opcode.stack_after and not opcode.stack_before:
-                # a plain constant: ints, floats, strings, bytes
-                stack.append(arg)
-            else:
-                # Any other opcode: keep the stack's shape right with opaque values.
-                if pickletools.markobject in opcode.stack_before:
-                    _pop_mark(stack)
-                    before = [s for s in opcode.stack_before if s is not pickletools.markobject]
-                    if opcode.stack_after and opcode.stack_after[0] is pickletools.markobject:
-                        before = []
-                else:
-                    before = list(opcode.stack_before)
-                for _ in before:
-                    _pop(stack)
-                stack.extend(_Opaque() for _ in opcode.stack_after)
-    except ValueError as exc:  # pickletools' own complaints: bad opcode, truncated argument
-        raise PickleScanError(str(exc)) from None
-    except (MemoryError, OverflowError):  # a BINBYTES8-style length of petabytes
-        raise PickleScanError("an opcode claims an object larger than memory (corrupt or hostile file)") from None
-    raise PickleScanError("the pickle has no STOP opcode (truncated)")
+    _Scanner(raw, result, joblib_arrays).run()
 
 
 def _refuse_foreign(name: str) -> None:
     if name in _FOREIGN_WRAPPERS:
         raise PickleScanError(f"{name} reads its array from another file (joblib < 0.10 format)")
-
-
-def _python3_name(module: str, attr: str) -> tuple[str, str]:
-    """The name Python 3's unpickler resolves (protocols 0-2 write Python 2 names, e.g. __builtin__)."""
-    if (module, attr) in _compat_pickle.NAME_MAPPING:
-        module, attr = _compat_pickle.NAME_MAPPING[(module, attr)]
-    elif module in _compat_pickle.IMPORT_MAPPING:
-        module = _compat_pickle.IMPORT_MAPPING[module]
-    return module, attr
 
 
 def _to_dict(items: list[Any]) -> dict[Any, Any]:

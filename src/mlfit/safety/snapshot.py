@@ -3,16 +3,24 @@ the worker loads the copy, so a file swapped into place after the checks is neve
 
 Decisions (see docs/refusals.md, "The bytes checked are the bytes loaded"):
 
-- The copy lives in a fresh folder from :func:`tempfile.mkdtemp` (mode 0700, removed at the
+- The copy lives in a fresh folder from :func:`mlfit.scratch.run_folder` (mode 0700, removed at the
   end of the run); copied files are made read-only (0400).
-- Bytes that decide what code runs are always **copied**: every single-file model except a
-  large ONNX file, and in a SavedModel folder ``saved_model.pb``/``.pbtxt`` and every file up
-  to 64 MiB (``variables.index``, ``fingerprint.pb``, ``keras_metadata.pb``, small assets).
-- Pure tensor data above 64 MiB (SavedModel ``variables.data-*`` shards, large assets, ONNX
-  external data, and a single ONNX file above 64 MiB, which runs no code) is **hard-linked**
-  when it lives on the same file system, so a multi-GB model costs no copy; the link keeps
-  the inode that was checked, so a file renamed over the original afterwards is not seen (a
-  rewrite in place could change weights, never code). Across file systems it is copied.
+- Every file that holds a graph, or anything else that decides what runs, is always
+  **copied**, whatever its size: every single-file model (``.onnx``, ``.tflite``, ``.keras``,
+  ``.h5``, pickles, ``.skops``), and in a SavedModel folder ``saved_model.pb``/``.pbtxt``,
+  ``variables.index``, ``fingerprint.pb``, ``keras_metadata.pb`` and every asset.
+- Only **pure tensor data** above 64 MiB is **hard-linked** when it lives on the same file
+  system: SavedModel variable shards (``variables/variables.data-*``) and ONNX external-data
+  files. A hard link keeps the inode that was checked, so a file renamed over the original
+  afterwards is not seen; a rewrite *in place* of such a file reaches the worker, and can
+  change weights but never the graph, whose ops the checks judged. Across file systems it is
+  copied.
+- Trade-off: a large ONNX file with its weights inline (up to protobuf's 2 GiB) is copied,
+  costing its size in the temporary folder and about a second per GB; that is the price of
+  "the graph that runs is the graph that was checked" for every format (issue 18, item 9:
+  a linked ONNX file rewritten in place after the checks ran a different graph). Hashing
+  what the worker loaded was the alternative; it would need every runtime to load from bytes
+  mlfit hands it, which TensorFlow's SavedModel and Keras loaders do not offer.
 - Only regular files are taken: a FIFO, device or socket is refused (never opened for
   reading: no hang), a symlink is followed only to a regular file inside the model's own
   folder (its content is copied), and folder depth and entry counts are bounded.
@@ -22,10 +30,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlfit import safeio
@@ -36,13 +42,17 @@ MAX_ENTRIES = 100_000
 _CHUNK = 1 << 20
 
 
+def _no_tensor_data(rel: str) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class CopyPolicy:
-    """What a format's private copy must hold byte for byte: its graph files (what the safety scan
-    judged, never linked whatever their size) and, for ONNX, the external data its file names.
-    Each format states its own (mlfit.formats); the rest of a folder is tensor data, linked when large."""
+    """A format's rule for its private copy (each format states its own, mlfit.formats): which
+    files of a folder are pure tensor data (linked when large; everything else, graph included,
+    is copied byte for byte), and whether an ONNX file's external data comes along."""
 
-    graph_files: frozenset[str] = frozenset()
+    tensor_data: Callable[[str], bool] = field(default=_no_tensor_data)
     onnx_external: bool = False
 
 
@@ -81,7 +91,7 @@ def _link_or_copy(src: Path, dst: Path, within: Path | None = None) -> None:
         _copy_file(src, dst, within=within)
 
 
-def _copy_tree(src: Path, dst: Path, graph_files: frozenset[str]) -> None:
+def _copy_tree(src: Path, dst: Path, tensor_data: Callable[[str], bool]) -> None:
     """Every regular file of the folder (:func:`mlfit.safeio.tree_files`: no FIFO, device or
     socket, links kept inside, bounded counts), at the same relative places."""
     root = src.resolve()
@@ -89,7 +99,7 @@ def _copy_tree(src: Path, dst: Path, graph_files: frozenset[str]) -> None:
     for rel, real, size in safeio.tree_files(src):
         target = dst / rel
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if Path(rel).name not in graph_files and size > LINK_THRESHOLD:
+        if tensor_data(rel) and size > LINK_THRESHOLD:
             _link_or_copy(real, target, root)
         else:
             _copy_file(real, target, within=root)
@@ -148,14 +158,11 @@ def _copy_onnx_external(original: Path, copy: Path) -> None:
 
 def _make(path: Path, policy: CopyPolicy, target: Path) -> None:
     if path.is_dir():
-        _copy_tree(path, target, policy.graph_files)
+        _copy_tree(path, target, policy.tensor_data)
     elif policy.onnx_external:
-        if os.stat(path).st_size > LINK_THRESHOLD:
-            _link_or_copy(path, target)
-            has_external = True
-        else:
-            has_external = _copy_file(path, target, find=_ONNX_LOCATION_KEY)
-        if has_external:
+        # The .onnx file holds the graph: always copied, however large (never linked: a
+        # rewrite in place would reach the worker). Only its external data may be linked.
+        if _copy_file(path, target, find=_ONNX_LOCATION_KEY):
             _copy_onnx_external(path, target)
     else:
         _copy_file(path, target)
@@ -164,15 +171,15 @@ def _make(path: Path, policy: CopyPolicy, target: Path) -> None:
 @contextlib.contextmanager
 def private_copy(path: Path, policy: CopyPolicy) -> Iterator[Path]:
     """Yield the path of a private copy of ``path`` (a model file or folder); removed afterwards."""
-    scratch = Path(tempfile.mkdtemp(prefix="mlfit-model-"))
-    try:
+    from mlfit.scratch import run_folder
+
+    # run_folder: an owner marker, so a copy left by a killed run is swept by the next run
+    with run_folder("mlfit-model-") as scratch:
         target = scratch / (path.name or "model")
         try:
             _make(path, policy, target)
         except OSError as exc:
             raise ModelError(
-                f"{path}: cannot make the private copy the checks and the worker use ({exc.strerror or exc})",
-                "check free space in the temporary folder (TMPDIR)") from None
+                f"{path}: cannot make the private copy the checks and the worker use in {scratch.parent} "
+                f"({exc.strerror or exc})", "check free space in the temporary folder (TMPDIR)") from None
         yield target
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)

@@ -261,6 +261,58 @@ def transformer_block(d_model: int = 256, heads: int = 4, seq: int | str = "seq"
     return b.model([inp], [outp], "transformer_block")
 
 
+def bert_encoder(layers: int = 12, d_model: int = 768, heads: int = 12, ff: int = 3072, seq: int = 128,
+                 batch: int | str = 1, vocab: int = 30522, share_layer_weights: bool = False,
+                 seed: int = 0) -> onnx.ModelProto:
+    """BERT's encoder (Devlin et al. 2019; post-norm, GELU): embeddings (token, position, segment),
+    ``layers`` blocks of self-attention and feed-forward with biases. BERT-base is the default
+    (11.2 GMACs at 128 tokens, 110M parameters); BERT-large is ``layers=24, d_model=1024, heads=16,
+    ff=4096``. ``share_layer_weights`` gives every block the first block's initializers: the same
+    nodes, shapes and FLOPs in a file ``layers`` times smaller (the device model reads only those)."""
+    b = GraphBuilder(seed)
+    head_dim = d_model // heads
+
+    def dense(t: str, w: str, bias: str) -> str:
+        return b.node("Add", [b.node("MatMul", [t, w]), bias])
+
+    def layer_norm(t: str) -> str:
+        return b.node("LayerNormalization", [t, b.constant(np.ones(d_model, np.float32)),
+                                             b.constant(np.zeros(d_model, np.float32))], axis=-1, epsilon=1e-12)
+
+    def heads_view(t: str) -> str:
+        shape = b.constant(np.array([0, -1, heads, head_dim], np.int64))
+        return b.node("Transpose", [b.node("Reshape", [t, shape])], perm=[0, 2, 1, 3])
+
+    def block_weights() -> list[str]:
+        shapes = [(d_model, d_model)] * 4 + [(d_model, ff), (ff, d_model)]
+        biases = [d_model] * 4 + [ff, d_model]
+        return [b.weight(s, scale=0.02) for s in shapes] + [b.constant(np.zeros(n, np.float32), "b") for n in biases]
+
+    x = b.node("Gather", [b.weight((vocab, d_model), scale=0.02), "input_ids"], axis=0)
+    x = b.node("Add", [x, b.weight((seq, d_model), scale=0.02)])  # position embeddings
+    x = layer_norm(b.node("Add", [x, b.weight((1, d_model), scale=0.02)]))  # segment 0
+    shared = block_weights() if share_layer_weights else None
+    for _ in range(layers):
+        wq, wk, wv, wo, w1, w2, bq, bk, bv, bo, b1, b2 = shared or block_weights()
+        q, k, v = (heads_view(dense(x, w, bias)) for w, bias in ((wq, bq), (wk, bk), (wv, bv)))
+        kt = b.node("Transpose", [k], perm=[0, 1, 3, 2])
+        scores = b.node("Mul", [b.node("MatMul", [q, kt]), b.constant(np.array(head_dim**-0.5, np.float32))])
+        attn = b.node("MatMul", [b.node("Softmax", [scores], axis=-1), v])
+        merged = b.node("Reshape", [b.node("Transpose", [attn], perm=[0, 2, 1, 3]),
+                                    b.constant(np.array([0, -1, d_model], np.int64))])
+        x = layer_norm(b.node("Add", [x, dense(merged, wo, bo)]))
+        h = dense(x, w1, b1)
+        # GELU, erf form (as BERT's ONNX exports): 0.5 * h * (1 + erf(h / sqrt(2)))
+        erf = b.node("Erf", [b.node("Div", [h, b.constant(np.array(2**0.5, np.float32))])])
+        h = b.node("Mul", [b.node("Mul", [h, b.node("Add", [erf, b.constant(np.array(1.0, np.float32))])]),
+                           b.constant(np.array(0.5, np.float32))])
+        x = layer_norm(b.node("Add", [x, dense(h, w2, b2)]))
+    b.nodes[-1].output[0] = "hidden"
+    inp = helper.make_tensor_value_info("input_ids", TensorProto.INT64, [batch, seq])
+    outp = helper.make_tensor_value_info("hidden", TensorProto.FLOAT, [batch, seq, d_model])
+    return b.model([inp], [outp], "bert_encoder")
+
+
 def tiny_add(size: int = 16) -> onnx.ModelProto:
     """A single Add: the smallest real model, for measuring the harness's own overhead."""
     b = GraphBuilder(0)

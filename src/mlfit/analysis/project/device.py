@@ -1,0 +1,70 @@
+"""The CPU factor from the device model fitted on published device measurements
+(:mod:`mlfit.analysis.devicemodel`): where it applies it replaces the host's ratios."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mlfit.analysis.project.types import Band, isa_family, model_precision
+from mlfit.catalog.loader import Target
+from mlfit.result import Measurement
+
+
+def fitted_cpu_factor(
+    target: Target,
+    m: Measurement,
+    static: dict[str, Any] | None,
+    threads: int,
+    details: dict[str, Any],
+    host: float,
+    host_arch: str,
+) -> tuple[Band, str, list[str], dict[str, tuple[float, float]]] | None:
+    """The target's time from the device model fitted on published measurements
+    (``mlfit.analysis.devicemodel``), as a factor on ``host``, the host figure the percentile bands
+    start from (so the projected median is the device model's figure); None without
+    static node facts or a committed fit. The host's per-node ratio stays in the details as a
+    cross-check."""
+    from mlfit.analysis import devicemodel as dm
+
+    params = dm.fitted()
+    if params is None or not static or not static.get("nodes"):
+        return None
+    if not host or host <= 0:
+        return None
+    hw = target.hardware
+    precision = model_precision(static)
+    config = dm.Config(dm.Device.from_hardware(hw), m.runtime, precision, threads, target.profile.batch_size)
+    pred = dm.predict(dm.Structure.from_static(static), config, params)
+    details["device_model"] = {
+        "seconds": pred.value, "lower": pred.lower, "upper": pred.upper, "columns": config.columns(),
+        "unfitted": list(pred.unfitted), "precision": precision, "threads": threads,
+        "widenings_log": {k: round(v, 4) for k, v in pred.widenings.items()},
+    }
+    unseen = any(name.startswith("no truth-table row for device") for name in pred.widenings)
+    if unseen and hw.cpu.sustained_fp32:
+        # A device the fit never saw, whose hardware file carries its own measured sustained fp32
+        # (`mlfit calibrate --emit-hardware` on it): that measurement beats a prior. The host ratios
+        # project from it; the device model stays in the details as the cross-check.
+        details["device_model"]["not_used"] = "no truth-table row for this device; its measured sustained fp32 used"
+        return None
+    sources = {name: (math.exp(-h), math.exp(h)) for name, h in pred.widenings.items()}
+    notes = [
+        f"fitted device model: {pred.value * 1e3:.3g} ms per inference on {hw.name} ({m.runtime}, {precision}, "
+        f"{threads} thread(s)) from this model's op classes (dense/depthwise FLOPs, streamed bytes, kernels) and "
+        f"constants fitted on published measurements of real devices (benchmarks/device_truth.yaml); the "
+        f"host's measured percentiles give the tail's shape",
+        "band widenings combine in quadrature: "
+        + "; ".join(f"{k} x{math.exp(h):.2f}" for k, h in pred.widenings.items()),
+    ]
+    if isa_family(host_arch) != isa_family(hw.cpu.arch.value):
+        notes.append(
+            f"this host is {host_arch}, the target {hw.cpu.arch.value}: the device model projects from the "
+            f"model's structure and the target's fitted constants, not by scaling this host's kernels, so the "
+            f"instruction-set difference does not widen the band"
+        )
+    method = (
+        f"device model fitted on published device measurements ({', '.join(config.columns())}), "
+        f"{threads} thread(s) on {hw.name}; host percentiles scaled to it"
+    )
+    return Band(pred.value / host, pred.lower / host, pred.upper / host), method, notes, sources

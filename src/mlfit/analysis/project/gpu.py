@@ -1,0 +1,155 @@
+"""GPU targets without a GPU here (method "roofline"): every node of the static graph at the
+GPU's dense peak and bandwidth, a launch cost per kernel, and the copies of inputs and
+outputs over the host link."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlfit.analysis.costs import VIEW_OPS
+from mlfit.analysis.project.memory import memory_band
+from mlfit.analysis.project.types import TOP_N, Band, Projection, model_precision
+from mlfit.catalog.loader import Target
+from mlfit.catalog.schema import Percentile
+from mlfit.result import HostInfo, Measurement
+
+_GPU = {  # roofline parameters: optimistic, centre, conservative
+    "compute_eff": (0.8, 0.5, 0.25),
+    "bandwidth_eff": (0.85, 0.7, 0.5),
+    "launch_s": (3e-6, 10e-6, 25e-6),
+    "run_overhead_s": (15e-6, 40e-6, 120e-6),
+    "cuda_init_s": (0.5, 1.5, 5.0),
+    "cuda_context_bytes": (200 * 2**20, 400 * 2**20, 1024 * 2**20),
+}
+
+
+def gpu_path_peak(acc: Any, precision: str) -> tuple[float, str]:
+    """The peak a model's dense ops run at: the tensor-core int8 or fp16 peak for an int8 or fp16
+    model (when the accelerator's file gives it), else the fp32 one; and the path's name."""
+    if precision == "int8" and acc.peak_int8:
+        return float(acc.peak_int8), "int8 tensor-core"
+    if precision in ("fp16", "int8") and acc.peak_fp16:
+        return float(acc.peak_fp16), "fp16 tensor-core"
+    return float(acc.peak_fp32), "fp32"
+
+
+def _gpu_time(nodes: list[dict[str, Any]], batch: int, acc: Any, idx: int, precision: str) -> tuple[float, list]:
+    peak = gpu_path_peak(acc, precision)[0] * _GPU["compute_eff"][idx]
+    bw = acc.bandwidth * _GPU["bandwidth_eff"][idx]
+    launch = _GPU["launch_s"][idx]
+    total = 0.0
+    per_node = []
+    for n in nodes:
+        op = n["op"].split("::")[-1]
+        if op in VIEW_OPS:
+            continue
+        flops = n["flops"] * batch
+        moved = (n["bytes_read"] + n["bytes_written"] - n["param_bytes"]) * batch + n["param_bytes"]
+        t = max(flops / peak, moved / bw) + launch
+        total += t
+        per_node.append((t, n["name"], n["op"]))
+    return total, per_node
+
+
+def gpu_roofline(static: dict[str, Any], acc: Any, batch: int) -> tuple[Band, list[tuple[float, str, str]]]:
+    """Time of one run at ``batch`` on accelerator ``acc``: per-node roofline + launches + copies.
+    Returns the band and the centre's per-node times (seconds, name, op), costliest first."""
+    nodes = static["nodes"]
+    precision = model_precision(static)
+    io_bytes = sum(_io_bytes(t) for t in [*static.get("inputs", []), *static.get("outputs", [])])
+    times = []
+    per_node_mid: list[tuple[float, str, str]] = []
+    for idx in range(3):
+        compute, per_node = _gpu_time(nodes, batch, acc, idx, precision)
+        copy = io_bytes * batch / (acc.host_link_bandwidth * _GPU["bandwidth_eff"][idx])
+        times.append(compute + copy + _GPU["run_overhead_s"][idx])
+        if idx == 1:
+            per_node_mid = sorted(per_node, reverse=True)
+    return Band(times[1], times[0], times[2]), per_node_mid
+
+
+def project_gpu(
+    target: Target, measurement: Measurement, static: dict[str, Any] | None, host: HostInfo
+) -> Projection | None:
+    """Roofline projection onto the target's first GPU from the static node list."""
+    acc = next((a for a in target.hardware.accelerators if a.kind == "gpu"), None)
+    if acc is None or not static or not static.get("nodes"):
+        return None
+    nodes = static["nodes"]
+    latency_mid, per_node_mid = gpu_roofline(static, acc, 1)
+    latency = {
+        p: Band(
+            latency_mid.value,
+            latency_mid.lower,
+            latency_mid.upper * (1.1 if p in (Percentile.P99, Percentile.P95) else 1.0),
+        )
+        for p in Percentile
+    }
+    batch = target.profile.batch_size
+    batch_free = bool(static.get("dynamic_dims")) or batch == 1
+    basis = f"batch {batch}" if batch_free and batch > 1 else "single stream"
+    b = batch if batch_free else 1
+    per_batch, _ = gpu_roofline(static, acc, b)
+    path = gpu_path_peak(acc, model_precision(static))[1]
+    throughput = Band(b / per_batch.value, b / per_batch.upper, b / per_batch.lower)
+    init = _GPU["cuda_init_s"]
+    load = measurement.cold_start.load_s
+    cold = Band(
+        load + init[1] + latency_mid.value * 20,
+        load * 0.5 + init[0] + latency_mid.lower,
+        load * 1.5 + init[2] + latency_mid.upper * 100,
+    )
+    ctx = _GPU["cuda_context_bytes"]
+    memory = memory_band(
+        measurement,
+        static,
+        host.arch,
+        target.hardware.cpu.arch.value,
+        extra=Band(float(ctx[1]), float(ctx[0]), float(ctx[2])),
+    )
+    per_node_mid.sort(reverse=True)
+    total = sum(t for t, _, _ in per_node_mid) or 1.0
+    agg: dict[str, float] = {}
+    for t, _, op in per_node_mid:
+        agg[op] = agg.get(op, 0.0) + t
+    notes = [
+        f"no GPU measurement here: a roofline over {len(nodes)} graph nodes at {acc.name}'s "
+        f"{path} peak and bandwidth with a per-kernel launch cost and the input/output "
+        f"copies over the host link; the band spans the efficiencies cuDNN/cuBLAS reach"
+    ]
+    return Projection(
+        target=target.name,
+        method=f"roofline on {acc.name} ({acc.execution_provider}); no GPU on this host",
+        latency=latency,
+        cold_start=cold,
+        memory_peak=memory,
+        throughput=throughput,
+        throughput_basis=basis,
+        notes=notes,
+        top_nodes=[
+            {"name": n, "op": op, "seconds": t, "share": t / total} for t, n, op in per_node_mid[:TOP_N]
+        ],
+        top_ops=[
+            {"op": op, "seconds": t, "share": t / total}
+            for op, t in sorted(agg.items(), key=lambda kv: kv[1], reverse=True)[:TOP_N]
+        ],
+        details={"parameters": _GPU, "accelerator": acc.name, "batch_for_throughput": b},
+        from_host_timings=False,
+    )
+
+
+def _io_bytes(tensor: dict[str, Any]) -> int:
+    size = {
+        "float32": 4,
+        "float16": 2,
+        "int64": 8,
+        "int32": 4,
+        "float64": 8,
+        "bool": 1,
+        "int8": 1,
+        "uint8": 1,
+    }.get(tensor.get("dtype", "float32"), 4)
+    count = 1
+    for d in tensor.get("shape", []):
+        count *= d if isinstance(d, int) else 1
+    return count * size

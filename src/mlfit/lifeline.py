@@ -1,0 +1,92 @@
+"""Child processes never outlive the process that started them (issue 19, item 1).
+
+A measurement worker (and a converter, the calibration child, the shape-inference child) runs
+in a process group of its own so that the parent can stop it and everything it spawned with
+one ``killpg``, and so that a terminal's Ctrl-C reaches the parent alone, which decides what to
+keep. A process group of its own also means that a CI job's cancellation sent to the job's
+process group misses the child; the child is reachable anyway because:
+
+- SIGINT, SIGTERM and SIGHUP to the parent make it kill the child's group (mlfit.cli.entry);
+- SIGKILL of the parent (a hard job timeout, the OOM killer) kills the child through the
+  kernel's parent-death signal, set in the child before exec (:func:`die_with_parent`);
+- and the worker itself watches its parent and its phase deadlines (:class:`Watchdog`), so a
+  child that the kernel signal missed (a wrapper that resets it, a grandchild) still ends.
+
+PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not the process. Every
+caller here waits for its child in the thread that spawned it (run_worker, subprocess.run), so
+that thread lives at least as long as the child. Standard library only: the worker imports this.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+_PR_SET_PDEATHSIG = 1
+
+
+def set_parent_death_signal(expected_parent: int) -> None:
+    """In the calling process: receive SIGKILL when the parent ends. Linux only; elsewhere the
+    watchdog is the only guard. Exits at once if the parent has already gone (the race between
+    fork and prctl)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != expected_parent:
+        os._exit(1)
+
+
+def die_with_parent(then: Callable[[], None] | None = None) -> Callable[[], None]:
+    """A ``preexec_fn`` for subprocess: the child gets SIGKILL when this process dies, then
+    runs ``then`` (e.g. joining a cgroup). Build it in the parent: it records the parent's pid."""
+    parent = os.getpid()
+
+    def preexec() -> None:
+        set_parent_death_signal(parent)
+        if then is not None:
+            then()
+
+    return preexec
+
+
+def _kill_own_group() -> None:
+    # The worker leads its process group (start_new_session): this takes its children with it.
+    with contextlib.suppress(OSError):
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+    os._exit(137)
+
+
+class Watchdog:
+    """A daemon thread in the worker: ends the worker's process group when the parent is gone
+    (re-parented: getppid changed) or when the current phase ran past its deadline, so phase
+    deadlines hold even when nobody is left to enforce them. Costs one wake-up every ``poll_s``."""
+
+    def __init__(self, parent: int, poll_s: float = 0.5, kill: Callable[[], None] = _kill_own_group) -> None:
+        self.parent = parent
+        self.poll_s = poll_s
+        self.kill = kill
+        self.deadline: float | None = None
+        self.thread = threading.Thread(target=self._watch, name="mlfit-watchdog", daemon=True)
+
+    def start(self) -> Watchdog:
+        self.thread.start()
+        return self
+
+    def arm(self, seconds: float | None) -> None:
+        """A new phase began: it must end within ``seconds`` (None: no bound)."""
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.poll_s)
+            deadline = self.deadline
+            if os.getppid() != self.parent or (deadline is not None and time.monotonic() > deadline):
+                self.kill()
+                return
