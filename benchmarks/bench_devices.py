@@ -181,6 +181,48 @@ def _breakdown(meta: list[dict[str, Any]], values: list[tuple[float, bool, float
             for name, v in sorted(by.items())]
 
 
+def _is_stale(committed: Any, current: Any) -> bool:
+    """The committed fit (``_devicefit.py``) differs from a fit of the current table."""
+    if committed is None:
+        return True
+    logs = ("k_dw", "unseen_device_log", "unseen_source_log", "unfitted_column_log")
+    return any(abs(getattr(committed, k) - getattr(current, k)) > 1e-9 for k in logs) or any(
+        abs(committed.offsets.get(k, math.inf) - v) > 1e-6 for k, v in current.offsets.items())
+
+
+def _row_table(truth: dict[str, Any], meta: list[dict[str, Any]], data: list[tuple[Any, Any, float]],
+               validation: list[tuple[Any, float]], params: Any,
+               work: Path) -> tuple[list[list[object]], dict[str, list[tuple[float, bool, float]]]]:
+    """One line per row (fitted and leave-one-out beside the published figure), the excluded rows
+    after them (projected by the committed fit, counted nowhere), and each view's scores."""
+    from mlfit.analysis import devicemodel as dm
+
+    lines: list[list[object]] = []
+    stats: dict[str, list[tuple[float, bool, float]]] = {"fitted": [], "validation": []}
+    for row, (s, c, t), (vpred, _) in zip(meta, data, validation, strict=True):
+        config = f"{row['runtime']} {row['precision']} t{row['threads'] or '-'} b{row['batch']}"
+        cells: list[object] = [row["id"], row["device"], config, f"{row['figure']:g} {row['unit']} ({row['kind']})"]
+        for name, pred in (("fitted", dm.predict(s, c, params)), ("validation", vpred)):
+            stats[name].append(_score(pred, t))
+            lo, hi = sorted((shown(row, pred.lower), shown(row, pred.upper)))
+            # seconds over seconds: > 1 means mlfit is pessimistic, for a latency and a throughput alike
+            cells += [f"{shown(row, pred.value):.3g} [{lo:.3g} - {hi:.3g}]", f"{pred.value / t:.2f}",
+                      "yes" if pred.lower <= t <= pred.upper else "**no**"]
+        cells.append(f"[{row['source']}]({truth['sources'][row['source']]['url']})")
+        lines.append(cells)
+    for row in truth["rows"]:
+        if not row.get("exclude") or row["model"] not in BUILDERS:
+            continue
+        s, c, t = structure(row["model"], work), row_config(row), observed_seconds(row)
+        pred = dm.predict(s, c, params)
+        lo, hi = sorted((shown(row, pred.lower), shown(row, pred.upper)))
+        config = f"{row['runtime']} {row['precision']} t{row['threads'] or '-'} b{row['batch']}"
+        lines.append([row["id"], row["device"], config, f"{row['figure']:g} {row['unit']} ({row['kind']})",
+                      f"{shown(row, pred.value):.3g} [{lo:.3g} - {hi:.3g}]", f"{pred.value / t:.2f}",
+                      "excluded", "-", "-", "-", f"[{row['source']}]({truth['sources'][row['source']]['url']})"])
+    return lines, stats
+
+
 def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
     from mlfit.analysis import devicemodel as dm
 
@@ -192,43 +234,13 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
     devices = [str(r["device"]) for r in meta]
     sources = [str(r["source"]) for r in meta]
     current = fit_all(data, devices, sources)
-    stale = committed is None or abs(committed.k_dw - current.k_dw) > 1e-9 or any(
-        abs(committed.offsets.get(k, math.inf) - v) > 1e-6 for k, v in current.offsets.items()
-    ) or abs(committed.unseen_device_log - current.unseen_device_log) > 1e-9 or abs(
-        committed.unseen_source_log - current.unseen_source_log) > 1e-9 or abs(
-        committed.unfitted_column_log - current.unfitted_column_log) > 1e-9
+    stale = _is_stale(committed, current)
     params = current if committed is None else committed
     # the leave-one-out rows carry the committed unseen-source widening, as every projection does
     base = dm.Params(dm.DEFAULTS["k_dw"], dm.DEFAULTS["sigma"], {}, unseen_source_log=params.unseen_source_log,
                      unfitted_column_log=params.unfitted_column_log)
     validation = dm.loo(data, base, nested=True)
-    lines: list[list[object]] = []
-    stats: dict[str, list[tuple[float, bool, float]]] = {"fitted": [], "validation": []}
-    for row, (s, c, t), (vpred, _) in zip(meta, data, validation, strict=True):
-        fpred = dm.predict(s, c, params)
-        config = f"{row['runtime']} {row['precision']} t{row['threads'] or '-'} b{row['batch']}"
-        cells: list[object] = [row["id"], row["device"], config, f"{row['figure']:g} {row['unit']} ({row['kind']})"]
-        for name, pred in (("fitted", fpred), ("validation", vpred)):
-            ratio = pred.value / t
-            inside = pred.lower <= t <= pred.upper
-            width = pred.upper / pred.lower
-            stats[name].append((abs(ratio - 1), inside, width))
-            lo, hi = sorted((shown(row, pred.lower), shown(row, pred.upper)))
-            # seconds over seconds: > 1 means mlfit is pessimistic, for a latency and a throughput alike
-            centre = f"{shown(row, pred.value):.3g} [{lo:.3g} - {hi:.3g}]"
-            cells += [centre, f"{ratio:.2f}", "yes" if inside else "**no**"]
-        cells.append(f"[{row['source']}]({truth['sources'][row['source']]['url']})")
-        lines.append(cells)
-    for row in truth["rows"]:  # excluded rows: projected by the committed fit, counted nowhere
-        if not row.get("exclude") or row["model"] not in BUILDERS:
-            continue
-        s, c, t = structure(row["model"], work), row_config(row), observed_seconds(row)
-        pred = dm.predict(s, c, params)
-        lo, hi = sorted((shown(row, pred.lower), shown(row, pred.upper)))
-        config = f"{row['runtime']} {row['precision']} t{row['threads'] or '-'} b{row['batch']}"
-        lines.append([row["id"], row["device"], config, f"{row['figure']:g} {row['unit']} ({row['kind']})",
-                      f"{shown(row, pred.value):.3g} [{lo:.3g} - {hi:.3g}]", f"{pred.value / t:.2f}",
-                      "excluded", "-", "-", "-", f"[{row['source']}]({truth['sources'][row['source']]['url']})"])
+    lines, stats = _row_table(truth, meta, data, validation, params, work)
 
     def summary(name: str) -> tuple[float, float, float]:
         values = stats[name]

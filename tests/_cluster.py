@@ -46,6 +46,21 @@ def make_certs(folder: Path) -> dict[str, Path]:
     return paths
 
 
+def make_target_cert(folder: Path, name: str, target: str) -> tuple[Path, Path]:
+    """A worker certificate signed by ``folder``'s CA that names ``mlfit-target-TARGET`` as a
+    subject alternative name URI (the docs/scale.md recipe). Returns (certificate, key)."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
+
+    (folder / f"{name}.ext").write_text(f"subjectAltName = URI:mlfit-target-{target}\n")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}-key.pem", "-out", f"{name}.csr",
+            "-subj", f"/CN=mlfit-{name}")
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+            "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
+    return folder / f"{name}.pem", folder / f"{name}-key.pem"
+
+
 @dataclass
 class LocalCluster:
     address: str

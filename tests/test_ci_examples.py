@@ -118,7 +118,7 @@ def shell_steps() -> list[tuple[str, str]]:
         for job in yaml.safe_load(path.read_text())["jobs"].values():
             steps += [(f"{path.name}: {s.get('name', '')}", s["run"]) for s in job["steps"] if "run" in s]
     job = yaml.safe_load(GITLAB.read_text())["mlfit"]
-    steps.append((GITLAB.name, "\n".join([*job["before_script"], *job["script"]])))
+    steps.append((GITLAB.name, "\n".join([*job["before_script"], *job["script"], *job["after_script"]])))
     return [(name, EXPR.sub("EXPR", text)) for name, text in steps]
 
 
@@ -170,7 +170,9 @@ def test_examples_need_no_checks_write_and_keep_reports_on_failure() -> None:
     assert upload["if"].startswith("always()")
     job = yaml.safe_load(GITLAB.read_text())["mlfit"]
     assert job["artifacts"]["when"] == "always" and job["artifacts"]["reports"]["junit"] == "reports/mlfit.xml"
-    assert {".cache/pip", ".cache/mlfit"} <= set(job["cache"]["paths"])
+    assert {".cache/pip", ".mlfit-cache"} <= set(job["cache"]["paths"])
+    # The calibration cache mlfit reads lives outside the checkout: a merge request cannot plant one.
+    assert not job["variables"]["XDG_CACHE_HOME"].startswith("$CI_PROJECT_DIR")
 
 
 # --- running the steps -------------------------------------------------------------------------------
@@ -395,17 +397,116 @@ def test_gitlab_job_script_runs_end_to_end(pr_clone: Path, tmp_path: Path) -> No
     variables.update(MLFIT_GIT=f"file://{REPO}", MLFIT_FLAGS=FAST)  # the inputs, substituted
     expanded = {k: re.sub(r"\$(\w+)", lambda m: predefined.get(m.group(1), m.group(0)), v)
                 for k, v in variables.items()}
+    expanded["XDG_CACHE_HOME"] = str(tmp_path / "runner-tmp" / "xdg")  # the runner's /tmp, this test's own
     cache = Path(expanded["XDG_CACHE_HOME"]) / "mlfit"
     restored = Path(env["HOME"]) / ".cache" / "mlfit"
-    if restored.is_dir():  # the cache a previous pipeline left
-        shutil.copytree(restored, cache, dirs_exist_ok=True)
+    carried = pr_clone / ".mlfit-cache"
+    if restored.is_dir():  # the cache a previous pipeline left, restored by GitLab into the project
+        shutil.copytree(restored, carried, dirs_exist_ok=True)
     script = "\n".join(["set -e", *job["before_script"], *job["script"]])
     run = subprocess.run(["bash", "-c", script], cwd=pr_clone, env={**env, **predefined, **expanded},
                          capture_output=True, text=True, timeout=600)
+    after = subprocess.run(["bash", "-c", "\n".join(job["after_script"])], cwd=pr_clone,
+                           env={**env, **predefined, **expanded}, capture_output=True, text=True, timeout=60)
+    assert after.returncode == 0, after.stderr
     assert installed_mlfit(venv, env).startswith(str(venv)), run.stdout + run.stderr
     assert run.returncode in (0, 1), run.stdout + run.stderr
     reports = pr_clone / "reports"
     junit = job["artifacts"]["reports"]["junit"]
     assert (pr_clone / junit).is_file() and all((pr_clone / p).exists() for p in job["artifacts"]["paths"])
     assert_reports(reports, run.returncode, (reports / "mlfit.md").read_text())
-    assert any(cache.glob("calibration-*.json")) and (pr_clone / ".cache" / "mlfit") == cache
+    assert any(cache.glob("calibration-*.json")) and not cache.is_relative_to(pr_clone)
+    assert any(carried.glob("calibration-*.json"))  # what GitLab saves for the next pipeline
+
+
+# --- hostile inputs: values from a pull request are data, never options or code ------------------------
+
+SENTINEL = "SENTINEL"  # replaced by a path in the test's folder: created only if an injected command ran
+
+
+@pytest.fixture
+def mlfit_wrapper(tmp_path: Path) -> Path:
+    """`mlfit` as the runner would have it: this checkout's, run by this interpreter."""
+    wrapper = tmp_path / "mlfit"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={REPO / "src"} exec {sys.executable} -m mlfit "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+HOSTILE_SCRIPT = [  # (model, baseline, targets, refused by the script itself)
+    ("models/model.onnx", "--upload-pack=touch SENTINEL", ["edge"], True),
+    ("models/model.onnx", "-oProxyCommand=touch SENTINEL", ["edge"], True),
+    ("models/model.onnx", "$(touch SENTINEL)", ["edge"], True),
+    ("models/model.onnx", "main\ntouch SENTINEL", ["edge"], True),
+    ("models/model.onnx", "base.json\n$(touch SENTINEL)", ["edge"], True),
+    ("--output=html=SENTINEL", "", ["edge"], True),
+    ("models/model.onnx", "", ["--output=json=SENTINEL"], True),
+    ("models/model.onnx\n--output=json=SENTINEL", "", ["edge"], True),
+    ("$(touch SENTINEL).onnx", "", ["edge"], False),
+    ("my model `touch SENTINEL`.onnx", "main", ["edge"], False),
+    ("models/model.onnx", "", ["edge; touch SENTINEL", "weak cpu $(touch SENTINEL)"], False),
+]
+
+
+@pytest.mark.parametrize(("model", "base", "targets", "refused"), HOSTILE_SCRIPT)
+def test_the_script_treats_hostile_inputs_as_data(pr_clone: Path, tmp_path: Path, mlfit_wrapper: Path,
+                                                  model: str, base: str, targets: list[str], refused: bool) -> None:
+    sentinel = tmp_path / "ran"
+    args = [v.replace(SENTINEL, str(sentinel)) for v in (model, base, *targets)]
+    env = {**os.environ, "MLFIT": str(mlfit_wrapper), "MLFIT_REPORTS": str(tmp_path / "reports"),
+           "MLFIT_FLAGS": FAST}
+    run = subprocess.run(["bash", str(SCRIPT), *args], cwd=pr_clone, env=env, capture_output=True, text=True,
+                         timeout=300)
+    output = run.stdout + run.stderr
+    assert not sentinel.exists(), output
+    assert run.returncode == 2, output  # refused (by the script or by mlfit), never run as given
+    assert "Traceback" not in output
+    if refused:
+        assert output.startswith("mlfit-ci: "), output
+        assert not (tmp_path / "reports" / "mlfit.json").exists()
+
+
+def test_a_leading_dash_ref_would_have_been_an_option_to_git(pr_clone: Path, tmp_path: Path) -> None:
+    """The detector: without the script's refusal, git itself runs --upload-pack's command."""
+    sentinel = tmp_path / "ran"
+    subprocess.run(["git", "fetch", "--quiet", "--depth=1", "origin", f"--upload-pack=touch {sentinel}"],
+                   cwd=pr_clone, capture_output=True, timeout=60)
+    assert sentinel.exists()
+
+
+def _action_step(step_id: str) -> dict[str, Any]:
+    action = yaml.safe_load(ACTION.read_text())
+    return next(s for s in action["runs"]["steps"] if s.get("id") == step_id)
+
+
+@pytest.mark.parametrize(("model", "extras"), [
+    ("-delete", "auto"), ("-exec=touch SENTINEL", "auto"), ("m.onnx\nspec=/tmp/evil", "auto"),
+    ("m.onnx", "x]\nspec=/tmp/evil"), ("m.onnx", "x] @ file:///tmp/evil"),
+])
+def test_the_action_refuses_hostile_install_inputs(tmp_path: Path, model: str, extras: str) -> None:
+    (tmp_path / "keep.onnx").write_bytes(b"")
+    model = model.replace(SENTINEL, str(tmp_path / "ran"))
+    steps = Steps(tmp_path, {**os.environ, "GITHUB_ACTION_PATH": str(REPO)},
+                  {"inputs.model": model, "inputs.extras": extras})
+    steps.run([_action_step("prep")])
+    assert steps.failed == 2, steps.log
+    assert "spec" not in steps.outputs["prep"] and (tmp_path / "keep.onnx").exists()
+    assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize(("inputs", "expected"), [
+    ({"baseline": "--upload-pack=touch SENTINEL"}, "starts with '-'"),
+    ({"targets": "edge --output=json=SENTINEL"}, "starts with '-'"),
+    ({"model": "-h"}, "starts with '-'"),
+    ({"reports": "r\nexit-code=0"}, "must be one folder path"),
+])
+def test_the_action_check_step_treats_hostile_inputs_as_data(pr_clone: Path, tmp_path: Path, mlfit_wrapper: Path,
+                                                             inputs: dict[str, str], expected: str) -> None:
+    sentinel = tmp_path / "ran"
+    values = {"model": "models/model.onnx", "targets": "edge", "baseline": "", "flags": FAST, "strict": "false",
+              "reports": str(tmp_path / "reports"), **inputs}
+    context = {f"inputs.{k}": v.replace(SENTINEL, str(sentinel)) for k, v in values.items()}
+    steps = Steps(pr_clone, {**os.environ, "GITHUB_ACTION_PATH": str(REPO), "MLFIT": str(mlfit_wrapper)}, context)
+    steps.run([_action_step("check")])
+    assert steps.outputs["check"]["exit-code"] == "2", steps.log  # the last line wins: never a forged 0
+    assert expected in steps.log and not sentinel.exists()

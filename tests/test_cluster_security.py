@@ -36,7 +36,7 @@ pytest.importorskip("distributed")
 
 import psutil
 
-from _cluster import LOOPBACK, cluster_factory, free_port, make_certs
+from _cluster import LOOPBACK, cluster_factory, free_port, host_target, make_certs, make_target_cert
 from mlfit.cluster import claims, guard, net
 from mlfit.errors import ConfigError
 from mlfit.result import HostInfo
@@ -285,6 +285,46 @@ def test_mutual_tls_round_trip(make_cluster: Any, tiny_model: Path, certs: dict[
                       cluster.address.replace("tls://", "tcp://"), *FAST, timeout=90)
     assert_no_traceback(plain)
     assert plain.code == 2, plain.output
+
+
+@pytest.mark.slow
+def test_only_a_certificate_naming_the_target_makes_figures_measured_on_target(
+    make_cluster: Any, tiny_model: Path, certs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Over mutual TLS, a worker whose host facts match the target is measured (target) only when
+    the certificate it authenticated with names mlfit-target-NAME; a CA-signed worker certificate
+    without that name gives claimed figures, INCONCLUSIVE."""
+    lab = host_target(tmp_path / "lab")
+    named_cert, named_key = make_target_cert(certs["ca"].parent, "lab-worker", "this-host")
+    cluster = make_cluster(certs)
+    runs = {}
+    for name, cert, key in (("named", named_cert, named_key), ("unnamed", certs["worker"], certs["worker-key"])):
+        cluster.start(name, [sys.executable, "-m", "mlfit", "worker", cluster.address, "--name", name, "--no-nanny",
+                             "--death-timeout", "30", "--target", str(lab), "--tls-ca-file", str(certs["ca"]),
+                             "--tls-cert", str(cert), "--tls-key", str(key)])
+        cluster.wait_for_workers(1)
+        out = tmp_path / f"{name}.json"
+        run = run_mlfit("check", tiny_model, "--target", lab, "--cluster", cluster.address, *_tls(certs),
+                        "--json", out, *FAST, timeout=240)
+        assert_no_traceback(run)
+        assert run.code in (0, 1, 4), run.output
+        (result,) = json.loads(out.read_text())["results"]
+        (report,) = result["targets"]
+        runs[name] = (run, report)
+        cluster.kill_tree(name)
+        deadline = time.monotonic() + 60
+        while cluster.worker_info() and time.monotonic() < deadline:
+            time.sleep(0.5)
+    run, report = runs["named"]
+    measured = [c for c in report["checks"] if c["metric"].startswith(("latency", "memory"))]
+    assert {c["provenance"] for c in measured} == {"measured-on-target"}, report
+    assert "measured (target)" in run.stdout
+    run, report = runs["unnamed"]
+    measured = [c for c in report["checks"] if c["metric"].startswith(("latency", "memory"))]
+    assert {c["provenance"] for c in measured} == {"measured-on-host"}
+    assert all(c["verdict"] == "INCONCLUSIVE" for c in measured)
+    assert any("does not name mlfit-target-this-host" in n for n in report["notes"]), report["notes"]
+    assert "measured (target)" not in run.stdout
 
 
 _ROGUE = '''

@@ -200,3 +200,28 @@ def test_a_signal_in_the_first_tenths_of_a_second_exits_130(tiny_model: Path, si
     assert "Traceback" not in stderr, stderr
     assert proc.returncode == 130, stderr
     assert stderr.strip().endswith("interrupted")
+
+
+def test_loadgen_output_lives_in_the_scratch_folder_and_goes_with_ctrl_c(tmp_path: Path, tiny_model: Path) -> None:
+    """MLPerf LoadGen's output folder was made in TMPDIR, outside the run's scratch folder, and
+    stayed after Ctrl-C (the worker is killed, so its own cleanup never runs)."""
+    pytest.importorskip("mlperf_loadgen")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    marker, env = marker_env()
+    proc = subprocess.Popen([sys.executable, "-m", "mlfit", "check", str(tiny_model), "--target", "edge",
+                             "--scenario", "server", "--qps", "50", "--min-time", "30", "--max-time", "40",
+                             "--warmup", "1"], env={**os.environ, **env, "TMPDIR": str(tmp), "COLUMNS": "200"},
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait(lambda: any(p.name.startswith("mlfit-loadgen-") for p in tmp.rglob("mlfit-loadgen-*")), 120)
+        outputs = list(tmp.rglob("mlfit-loadgen-*"))
+        assert all(p.parent.parent == tmp and p.parent.name.startswith("mlfit-") for p in outputs), outputs
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert_no_process_left(marker)
+    assert _mlfit_folders(tmp) == []

@@ -183,6 +183,16 @@ def test_a_vocabulary_read_from_outside_the_archive_is_refused(built: dict[str, 
     assert "lookup (StringLookup)" in err.message and "outside the archive" in err.message
     assert str(secret) in err.message
     assert "--trust-model" not in (err.hint or "") and "inline" in (err.hint or "")
+    # Trust covers the model's code, never a local file it names: refused with --trust-model too,
+    # while a trusted Lambda model and the inline vocabulary still pass.
+    with pytest.raises(ModelError, match="outside the archive"):
+        check_model(hostile, ModelFormat.KERAS, trust_model=True)
+    check_model(built["lookup_keras"], ModelFormat.KERAS, trust_model=True)
+    check_model(built["lambda_keras"], ModelFormat.KERAS, trust_model=True)
+    run = run_mlfit("check", hostile, "--target", "jetson", "--trust-model", *FAST)
+    assert run.code == ExitCode.MODEL, run.output
+    assert_no_traceback(run)
+    assert "outside the archive" in run.stderr and "trust-model" not in run.stderr
 
 
 @pytest.mark.parametrize("value", ["https://example.com/v.txt", 7, {"path": "/etc/passwd"}])

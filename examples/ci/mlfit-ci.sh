@@ -18,12 +18,32 @@
 # MLFIT_STRICT=true makes INCONCLUSIVE verdicts exit 4 instead of 0.
 # The exit code is mlfit's: 0 pass; 1 a budget failed or a regression; 2 usage; 3 model error;
 # 4 inconclusive under --strict. Any non-zero code fails the job.
+#
+# MODEL, BASELINE and the targets may come from a pull request (a branch name, a path): they are
+# data, never options or code. A value that starts with "-" or holds a control character (a
+# newline) is refused with exit 2; every value is quoted and follows "--" where it meets a command
+# line; a git baseline must be a valid ref name (git check-ref-format) and MODEL a path inside the
+# repository.
 set -uo pipefail
+
+refuse() { echo "mlfit-ci: $1" >&2; exit 2; }
+# One value from the job's inputs: plain data, or exit 2 naming it.
+check_value() {
+  case "$2" in
+    -*) refuse "$1 '$2' starts with '-' (it would be read as an option); give a name or path" ;;
+  esac
+  if [[ "$2" == *[[:cntrl:]]* ]]; then
+    refuse "$1 holds a control character (a newline?); give one name or path"
+  fi
+}
 
 model=${1:?usage: mlfit-ci.sh MODEL BASELINE [TARGET...]}
 base=${2?usage: mlfit-ci.sh MODEL BASELINE [TARGET...]}
 shift 2
 [ $# -gt 0 ] || set -- edge
+check_value MODEL "$model"
+check_value BASELINE "$base"
+for target in "$@"; do check_value TARGET "$target"; done
 mlfit=${MLFIT:-mlfit}
 reports=${MLFIT_REPORTS:-reports}
 summary=${MLFIT_SUMMARY:-$reports/mlfit.md}
@@ -31,7 +51,9 @@ read -r -a flags <<< "${MLFIT_FLAGS:-}"
 case "${MLFIT_STRICT:-false}" in true|1|yes) flags+=(--strict) ;; esac
 targets=()
 for target in "$@"; do targets+=(--target "$target"); done
-mkdir -p "$reports"
+check_value MLFIT_REPORTS "$reports"
+check_value MLFIT_SUMMARY "$summary"
+mkdir -p -- "$reports"
 
 work=$(mktemp -d)
 # shellcheck disable=SC2317  # called by the trap
@@ -47,12 +69,16 @@ elif [[ "$base" == *.json ]]; then
   else
     echo "mlfit-ci: baseline $base does not exist; checking without a baseline" >&2
   fi
-elif git fetch --quiet --depth=1 origin "$base" 2>/dev/null \
-    && git worktree add --quiet --detach "$work/base" FETCH_HEAD 2>/dev/null \
+elif ! git check-ref-format --allow-onelevel "$base" >/dev/null 2>&1; then
+  refuse "BASELINE '$base' is neither FILE.json nor a valid git ref name"
+elif [[ "$model" == /* || "/$model/" == */../* ]]; then
+  echo "mlfit-ci: MODEL '$model' leaves the repository; checking without a baseline" >&2
+elif git fetch --quiet --depth=1 -- origin "$base" 2>/dev/null \
+    && git worktree add --quiet --detach -- "$work/base" FETCH_HEAD 2>/dev/null \
     && [ -e "$work/base/$model" ]; then
   echo "mlfit-ci: measuring $model from $base as the baseline" >&2
-  "$mlfit" check "$work/base/$model" "${targets[@]}" ${flags[@]+"${flags[@]}"} --quiet \
-    --json "$reports/baseline.json" >/dev/null
+  "$mlfit" check "${targets[@]}" ${flags[@]+"${flags[@]}"} --quiet \
+    --json "$reports/baseline.json" -- "$work/base/$model" >/dev/null
   status=$?
   if [ "$status" -le 1 ] || [ "$status" -eq 4 ]; then  # a verdict, not a broken run: usable as a baseline
     baseline=(--baseline "$reports/baseline.json")
@@ -63,14 +89,15 @@ else
   echo "mlfit-ci: no $model on $base; checking without a baseline" >&2
 fi
 
-"$mlfit" check "$model" "${targets[@]}" ${flags[@]+"${flags[@]}"} ${baseline[@]+"${baseline[@]}"} \
+"$mlfit" check "${targets[@]}" ${flags[@]+"${flags[@]}"} ${baseline[@]+"${baseline[@]}"} \
   --output json="$reports/mlfit.json" \
   --output junit="$reports/mlfit.xml" \
   --output html="$reports/mlfit.html" \
-  --output markdown="$summary"
+  --output markdown="$summary" \
+  -- "$model"
 status=$?
 # The step summary is appended to, never replaced: other steps of the job may have written to it.
 if [ -n "${GITHUB_STEP_SUMMARY:-}" ] && [ -f "$summary" ]; then
-  cat "$summary" >> "$GITHUB_STEP_SUMMARY"
+  cat -- "$summary" >> "$GITHUB_STEP_SUMMARY"
 fi
 exit "$status"

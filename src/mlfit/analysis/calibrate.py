@@ -8,7 +8,8 @@ threads), and the runtime's per-call overhead (a one-node graph).
 The measuring half runs in a subprocess (``python -m mlfit.analysis.calibrate OUT``)
 because the parent never imports a runtime. The result is cached per host fingerprint
 in ``$XDG_CACHE_HOME/mlfit`` (default ``~/.cache/mlfit``) and redone when the
-fingerprint or the calibration version changes.
+fingerprint or the calibration version changes; the folder, the entries' schema and the lock
+that makes concurrent first runs calibrate once are :mod:`mlfit.analysis.calcache`'s.
 
 Calibration file history (``CALIBRATION_VERSION``):
   1 - first version.
@@ -22,6 +23,7 @@ Calibration file history (``CALIBRATION_VERSION``):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -32,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlfit.analysis.calcache import cache_dir, calibration_lock, read_entry, secure_cache_dir
 from mlfit.catalog.hostfacts import cpu_flags, cpu_mhz, flops_per_cycle
 from mlfit.errors import ConfigError, ModelError
 from mlfit.lifeline import die_with_parent
@@ -40,12 +43,6 @@ from mlfit.measure.refkernel import fast_rate, gemm_model, graph
 CALIBRATION_VERSION = 3
 BUDGET_S = 20.0  # the whole calibration must finish within this
 _PER_FIGURE_S = 0.25
-
-
-def cache_dir() -> Path:
-    """The user's cache folder for mlfit, honouring XDG_CACHE_HOME."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mlfit"
 
 
 def cache_path(fingerprint: str) -> Path:
@@ -271,77 +268,72 @@ def main(argv: list[str]) -> int:
 # ---------------------------------------------------------------- parent side
 
 
-def _read(path: Path, fingerprint: str) -> dict[str, Any] | None:
-    from mlfit import safeio
-    from mlfit.errors import MlfitError
-
-    try:  # mlfit's own cache, but read like any other input: regular file, bounded
-        data = safeio.loads_bounded(safeio.read_bounded(path, "calibration", "the calibration cache"), path,
-                                    "the calibration cache")
-    except (OSError, MlfitError):
-        return None
-    if not isinstance(data, dict) or data.get("schema_version") != CALIBRATION_VERSION:
-        return None
-    if data.get("fingerprint") != fingerprint:
-        return None
-    return data
-
-
-def run_calibration(timeout_s: float = 60.0) -> dict[str, Any]:
-    """Measure this host now, in a subprocess, and cache the result."""
+def run_calibration(timeout_s: float = 60.0, path: Path | None = None, write: bool = True) -> dict[str, Any]:
+    """Measure this host now, in a subprocess, and cache the result at ``path`` (this host's entry
+    by default) unless ``write`` is False. Callers hold the calibration lock when writing."""
     from mlfit.measure.host import host_info
 
     fingerprint = host_info().fingerprint
-    path = cache_path(fingerprint)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot create the calibration cache folder {path.parent}: {exc.strerror}",
-            "set XDG_CACHE_HOME to a writable folder",
-        ) from None
+    folder = secure_cache_dir()
+    path = path or folder / f"calibration-{fingerprint}.json"
     out = path.with_name(path.name + f".{os.getpid()}.new")
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "mlfit.analysis.calibrate", str(out)],
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=die_with_parent(),  # never outlives mlfit (mlfit.lifeline)
-        )
-    except subprocess.TimeoutExpired:
-        raise ModelError(
-            f"host calibration did not finish within {timeout_s:g} s",
-            "the machine is very busy; try `mlfit calibrate` again later",
-        ) from None
-    if proc.returncode != 0 or not out.exists():
-        detail = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-        raise ModelError(f"host calibration failed: {detail}", "check that onnxruntime is installed")
-    data = _read(out, fingerprint)
-    if data is None:
-        raise ModelError("host calibration wrote an unreadable result", "run `mlfit calibrate --force`")
-    try:
-        os.replace(out, path)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot write the calibration cache {path}: {exc.strerror}",
-            "set XDG_CACHE_HOME to a writable folder",
-        ) from None
-    return data
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "mlfit.analysis.calibrate", str(out)],
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=die_with_parent(),  # never outlives mlfit (mlfit.lifeline)
+            )
+        except subprocess.TimeoutExpired:
+            raise ModelError(
+                f"host calibration did not finish within {timeout_s:g} s",
+                "the machine is very busy; try `mlfit calibrate` again later",
+            ) from None
+        if proc.returncode != 0 or not out.exists():
+            detail = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+            raise ModelError(f"host calibration failed: {detail}", "check that onnxruntime is installed")
+        data = read_entry(out, fingerprint, CALIBRATION_VERSION, quiet=True)
+        if data is None:
+            raise ModelError("host calibration wrote an unreadable result", "run `mlfit calibrate --force`")
+        if write:
+            try:
+                os.replace(out, path)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot write the calibration cache {path}: {exc.strerror}",
+                    "set XDG_CACHE_HOME to a writable folder",
+                ) from None
+        return data
+    finally:
+        with contextlib.suppress(OSError):
+            out.unlink()
 
 
 def load_or_calibrate(force: bool = False) -> tuple[dict[str, Any], bool]:
-    """The cached calibration of this host, measuring it first when missing or stale.
+    """The cached calibration of this host, measuring it first when missing, stale or malformed.
+    Concurrent first runs measure once: the others wait for the lock and read what it wrote.
     Returns ``(calibration, was_cached)``."""
     from mlfit.measure.host import host_info
 
+    fingerprint = host_info().fingerprint
+    folder = secure_cache_dir()
+    path = folder / f"calibration-{fingerprint}.json"
     if not force:
-        cached = _read(cache_path(host_info().fingerprint), host_info().fingerprint)
+        cached = read_entry(path, fingerprint, CALIBRATION_VERSION)
         if cached is not None:
             return cached, True
-    return run_calibration(), False
+    with calibration_lock(folder, fingerprint) as held:
+        if not held:
+            return run_calibration(path=path, write=False), False
+        if not force:  # written by the run that held the lock while this one waited
+            cached = read_entry(path, fingerprint, CALIBRATION_VERSION, quiet=True)
+            if cached is not None:
+                return cached, True
+        return run_calibration(path=path), False
 
 
 def per_thread(figures: dict[str, float], threads: int) -> float:

@@ -12,6 +12,7 @@ from typing import Any
 
 from mlfit.catalog.loader import Target
 from mlfit.catalog.units import format_size
+from mlfit.records import NodeProfile
 from mlfit.result import Check, ModelInfo, Provenance, Verdict
 
 # Highest ai.onnx opset each onnxruntime release implements (onnxruntime's compatibility
@@ -72,7 +73,7 @@ def compat_checks(
     target: Target,
     model: ModelInfo,
     static: dict[str, Any] | None,
-    node_profile: dict[str, Any] | None,
+    node_profile: NodeProfile | None,
     host_runtime_version: str | None,
 ) -> tuple[list[Check], list[str]]:
     """Runtime, opset, kernels, dtypes, storage and memory fit: ``(checks, notes)``."""
@@ -178,18 +179,18 @@ def compat_checks(
     return checks, notes
 
 
-def _kernel_check(target: Target, node_profile: dict[str, Any] | None) -> Check | None:
-    kernels = (node_profile or {}).get("kernels") or {}
+def _kernel_check(target: Target, node_profile: NodeProfile | None) -> Check | None:
+    kernels = node_profile.kernels if node_profile is not None else None
     provider = target.profile.execution_provider
-    missing_by = kernels.get("missing") or {}
-    if provider not in missing_by:
+    missing_by = kernels.missing if kernels is not None else {}
+    if node_profile is None or provider not in missing_by:
         return None
     missing = list(missing_by[provider])
-    if missing and provider == "CPUExecutionProvider" and (node_profile or {}).get("by_threads"):
+    if missing and provider == "CPUExecutionProvider" and node_profile.by_threads:
         # The model just ran here on this provider: ops without a registered kernel were
         # expanded as ONNX functions by the runtime, so they do run.
         return _static("compat.kernels", f"every op has a {provider} kernel", True, "")
-    version = (node_profile or {}).get("runtime_version", "")
+    version = node_profile.runtime_version
     reason = f"no {provider} kernel in onnxruntime {version} for: {', '.join(missing[:8])}" + (
         " ..." if len(missing) > 8 else ""
     )

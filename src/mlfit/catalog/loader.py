@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from mlfit.catalog.schema import CATALOG_SCHEMA_VERSION, Hardware, Profile
+from mlfit.catalog.schema import CATALOG_SCHEMA_VERSION, Hardware, Profile, with_container_budget
 from mlfit.catalog.yamlload import Located, load_yaml, load_yaml_documents
 from mlfit.errors import ConfigError
 
@@ -87,6 +87,8 @@ class Target:
     profile: Profile
     hardware: Hardware
     source: str  # "built-in" or the user's file path
+    # Every file the target was read from (profile, hardware, manifest): a report never overwrites one.
+    files: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -120,6 +122,20 @@ def resolve_hardware(ref: str, relative_to: Path | None = None) -> Hardware:
     return _builtin_hardware(ref)
 
 
+def hardware_file(ref: str, relative_to: Path | None = None) -> str | None:
+    """The file a profile's ``hardware:`` reference is read from (None for ``host``)."""
+    if ref == "host":
+        return None
+    if _looks_like_path(ref):
+        path = Path(ref)
+        return str(relative_to / path if not path.is_absolute() and relative_to is not None else path)
+    return str(catalog_dir("hardware") / f"{ref}.yaml")
+
+
+def _files(*paths: str | Path | None) -> tuple[str, ...]:
+    return tuple(str(p) for p in paths if p is not None)
+
+
 @cache
 def _builtin_hardware(name: str) -> Hardware:
     path = catalog_dir("hardware") / f"{name}.yaml"
@@ -143,7 +159,8 @@ def resolve_target(ref: str, container: str | None = None) -> Target:
 
         if is_manifest(documents):
             profile = manifest_profile(path, container, documents)
-            return Target(profile, resolve_hardware(profile.hardware), str(path))
+            return Target(profile, resolve_hardware(profile.hardware), str(path),
+                          _files(path, hardware_file(profile.hardware)))
         if len(documents) != 1:
             raise ConfigError(f"{path}:1:1: expected exactly one YAML document, found {len(documents)}",
                               "a profile is one document; a multi-document file must be a Kubernetes manifest")
@@ -152,7 +169,7 @@ def resolve_target(ref: str, container: str | None = None) -> Target:
             hardware = resolve_hardware(profile.hardware, relative_to=path.parent)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc.message}", exc.hint) from None
-        return Target(profile, hardware, str(path))
+        return Target(profile, hardware, str(path), _files(path, hardware_file(profile.hardware, path.parent)))
     path = catalog_dir("profiles") / f"{ref}.yaml"
     if not path.exists():
         known = builtin_names("profiles")
@@ -160,19 +177,8 @@ def resolve_target(ref: str, container: str | None = None) -> Target:
         hint = (f"did you mean '{close[0]}'? " if close else "") + f"known targets: {', '.join(known)}"
         raise ConfigError(f"unknown target '{ref}'", hint)
     profile = load_profile_file(path)
-    return Target(profile, resolve_hardware(profile.hardware), "built-in")
-
-
-def with_container_budget(profile: Profile) -> Profile:
-    """A container's memory limit is the peak-memory budget when the profile sets none: the
-    OOM killer enforces it whatever the budgets say."""
-    container = profile.container
-    if container is None or container.memory is None or profile.budgets.peak_memory is not None:
-        return profile
-    from mlfit.catalog.schema import MemoryBudget
-
-    budgets = profile.budgets.model_copy(update={"peak_memory": MemoryBudget(absolute=container.memory)})
-    return profile.model_copy(update={"budgets": budgets})
+    return Target(profile, resolve_hardware(profile.hardware), "built-in",
+                  _files(path, hardware_file(profile.hardware)))
 
 
 def builtin_targets() -> list[Target]:

@@ -15,12 +15,12 @@ service-level ``cpus``, ``mem_limit``, ``cpuset``; sizes as Docker reads them (`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlfit.catalog import units
-from mlfit.catalog.schema import Budgets, Container, Profile, Runtime
+from mlfit.catalog.schema import Budgets, Container, Profile, Runtime, with_container_budget
 from mlfit.catalog.yamlload import Located, load_yaml_documents
 from mlfit.errors import ConfigError
 
@@ -46,6 +46,7 @@ class Candidate:
     resources: dict[str, Any]
     where: str
     compose: bool
+    limit_where: dict[str, str] = field(default_factory=dict)  # limits key -> file:line:column of its value
 
 
 def is_manifest(documents: list[Located]) -> bool:
@@ -80,12 +81,15 @@ def _kubernetes(doc: Located, data: dict[str, Any], index: tuple[str | int, ...]
     owner = f"{kind}/{_get(data, ('metadata', 'name')) or '?'}"
     spec = _get(data, path)
     found = []
-    for field in ("containers",):  # init containers finish before the model serves: not the target
-        for i, container in enumerate(_get(spec, (field,)) or []):
+    for key in ("containers",):  # init containers finish before the model serves: not the target
+        for i, container in enumerate(_get(spec, (key,)) or []):
             if isinstance(container, dict):
-                where = doc.where([*index, *path, field, i, "resources"])
-                found.append(Candidate(str(container.get("name", f"#{i}")), owner,
-                                       container.get("resources") or {}, where, compose=False))
+                at = [*index, *path, key, i, "resources"]
+                resources = container.get("resources") or {}
+                limits = resources.get("limits") if isinstance(resources, dict) else None
+                wheres = {k: doc.where([*at, "limits", k]) for k in (limits if isinstance(limits, dict) else {})}
+                found.append(Candidate(str(container.get("name", f"#{i}")), owner, resources, doc.where(at),
+                                       compose=False, limit_where=wheres))
     return found
 
 
@@ -99,18 +103,17 @@ def _compose(doc: Located, data: dict[str, Any]) -> list[Candidate]:
             continue
         resources = _get(service, ("deploy", "resources")) or {}
         limits = dict(resources.get("limits") or {})
+        wheres = {str(k): doc.where(["services", name, "deploy", "resources", "limits", k]) for k in limits}
         # The older service-level keys (compose file format 2) apply when deploy says nothing.
-        if "cpus" in service:
-            limits.setdefault("cpus", service["cpus"])
-        if "mem_limit" in service:
-            limits.setdefault("memory", service["mem_limit"])
-        if "cpuset" in service:
-            limits.setdefault("cpuset", service["cpuset"])
+        for key, limit in (("cpus", "cpus"), ("mem_limit", "memory"), ("cpuset", "cpuset")):
+            if key in service and limit not in limits:
+                limits[limit] = service[key]
+                wheres[limit] = doc.where(["services", name, key])
         requests = dict(resources.get("reservations") or {})
         if "mem_reservation" in service:
             requests.setdefault("memory", service["mem_reservation"])
         found.append(Candidate(str(name), f"service {name}", {"limits": limits, "requests": requests},
-                               doc.where(["services", name]), compose=True))
+                               doc.where(["services", name]), compose=True, limit_where=wheres))
     return found
 
 
@@ -149,6 +152,13 @@ def _quantity(value: Any, parse: Any, where: str, key: str) -> float:
         raise ConfigError(f"{where}: {key}: {exc}") from None
 
 
+def _cpuset(value: Any, where: str) -> str:
+    try:
+        return units.format_cpuset(units.parse_cpuset(value))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: cpuset: {exc}", "write the CPUs as Linux does, e.g. '0-1' or '0,2'") from None
+
+
 def container_limits(candidate: Candidate, path: Path) -> Container:
     """The container's limits as a profile's ``container:`` section."""
     resources = candidate.resources if isinstance(candidate.resources, dict) else {}
@@ -161,14 +171,17 @@ def container_limits(candidate: Candidate, path: Path) -> Container:
     cpu = limits.get(cpu_key)
     memory = limits.get("memory")
     cpuset = limits.get("cpuset")
+    where = candidate.limit_where.get
     if cpu is None and memory is None and cpuset is None:
         section = "deploy.resources.limits" if candidate.compose else "resources.limits"
         raise ConfigError(f"{candidate.where}: container '{candidate.name}' has no {section} (cpu or memory)",
                           f"add {section} to the manifest; without limits there is nothing to emulate")
     return Container(
-        cpu=_quantity(cpu, units.parse_cpus, candidate.where, f"limits.{cpu_key}") if cpu is not None else None,
-        memory=_quantity(memory, memory_parse, candidate.where, "limits.memory") if memory is not None else None,
-        cpuset=str(cpuset) if cpuset is not None else None,
+        cpu=(_quantity(cpu, units.parse_cpus, where(cpu_key, candidate.where), f"limits.{cpu_key}")
+             if cpu is not None else None),
+        memory=(_quantity(memory, memory_parse, where("memory", candidate.where), "limits.memory")
+                if memory is not None else None),
+        cpuset=_cpuset(cpuset, where("cpuset", candidate.where)) if cpuset is not None else None,
         cpu_request=(_quantity(requests[cpu_key], units.parse_cpus, candidate.where, f"requests.{cpu_key}")
                      if requests.get(cpu_key) is not None else None),
         memory_request=(_quantity(requests["memory"], memory_parse, candidate.where, "requests.memory")
@@ -190,8 +203,6 @@ def manifest_profile(path: Path, container: str | None = None, documents: list[L
     documents = documents if documents is not None else load_yaml_documents(path)
     candidate = _pick(find_containers(documents), path, container)
     limits = container_limits(candidate, path)
-    from mlfit.catalog.loader import with_container_budget
-
     return with_container_budget(Profile(
         id=_profile_id(candidate.name),
         description=f"container '{candidate.name}' of {candidate.owner} in {path.name}",

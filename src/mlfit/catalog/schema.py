@@ -24,6 +24,9 @@ Bandwidth = Annotated[float, BeforeValidator(units.parse_bandwidth)]
 Rate = Annotated[float, BeforeValidator(units.parse_rate)]
 Cpus = Annotated[float, BeforeValidator(units.parse_cpus)]
 MemoryLimit = Annotated[float, BeforeValidator(units.parse_memory_limit)]
+# A cpuset is checked when read (backwards ranges, CPUs past any host, duplicates, empty) and
+# kept in the kernel's own spelling ('0-3,6').
+Cpuset = Annotated[str, BeforeValidator(lambda v: units.format_cpuset(units.parse_cpuset(v)))]
 Source = Annotated[str, Field(min_length=3, description="Where the numbers come from: a datasheet, "
                                                       "a benchmark reference, or 'measured'.")]
 
@@ -209,8 +212,7 @@ class Container(_Strict):
 
     cpu: Cpus | None = Field(None, description="CPU limit in cores: 0.5, '500m' (the CFS quota)")
     memory: MemoryLimit | None = Field(None, description="Memory limit: '512 MiB' or '512Mi' (the OOM killer's)")
-    cpuset: str | None = Field(None, pattern=r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$",
-                               description="CPUs the container may run on, e.g. '0-1'")
+    cpuset: Cpuset | None = Field(None, description="CPUs the container may run on, e.g. '0-1'")
     cpu_request: Cpus | None = Field(None, description="CPU request (scheduling only; recorded, not imposed)")
     memory_request: MemoryLimit | None = Field(None, description="Memory request (recorded, not imposed)")
     source: str = Field("", description="Where the limits come from (a manifest and container name)")
@@ -225,11 +227,7 @@ class Container(_Strict):
         """Number of CPUs in the cpuset, when one is given."""
         if not self.cpuset:
             return None
-        count = 0
-        for part in self.cpuset.split(","):
-            low, _, high = part.partition("-")
-            count += int(high or low) - int(low) + 1
-        return count
+        return len(units.parse_cpuset(self.cpuset))
 
 
 class Profile(_Strict):
@@ -260,3 +258,14 @@ class Profile(_Strict):
             if dtype not in known:
                 raise ValueError(f"unknown dtype '{dtype}'; use one of {', '.join(sorted(known))}")
         return value
+
+
+def with_container_budget(profile: Profile) -> Profile:
+    """A container's memory limit is the peak-memory budget when the profile sets none: the
+    OOM killer enforces it whatever the budgets say. (Here, beside the types it reads, so both
+    the profile loader and the manifest reader use it without importing each other.)"""
+    container = profile.container
+    if container is None or container.memory is None or profile.budgets.peak_memory is not None:
+        return profile
+    budgets = profile.budgets.model_copy(update={"peak_memory": MemoryBudget(absolute=container.memory)})
+    return profile.model_copy(update={"budgets": budgets})

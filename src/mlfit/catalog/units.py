@@ -27,6 +27,9 @@ RATE_UNITS = {"/s": 1.0, "/min": 1 / 60}
 
 # Largest value accepted for any quantity: bigger is a typo (1e99), not a machine.
 _MAX_VALUE = 1e18
+# Largest rate: no runtime call returns in under a microsecond, and a load budget's rate is what
+# the worker schedules requests at (a rate of 1e18/s once built an endless request list).
+MAX_RATE = 1e6
 
 
 def _parse(text: object, units: dict[str, float], kind: str, example: str) -> float:
@@ -74,8 +77,11 @@ def parse_bandwidth(text: object) -> float:
 
 
 def parse_rate(text: object) -> float:
-    """Events per second from '30/s' or '600/min'."""
-    return _parse(text, RATE_UNITS, "rate", "30/s")
+    """Events per second from '30/s' or '600/min', at most MAX_RATE."""
+    value = _parse(text, RATE_UNITS, "rate", "30/s")
+    if value > MAX_RATE:
+        raise ValueError(f"rate '{text}' is above {MAX_RATE:.0f}/s, more than any runtime serves")
+    return value
 
 
 # Kubernetes resource quantities (k8s.io/apimachinery resource.Quantity): binary suffixes are
@@ -145,6 +151,49 @@ def parse_memory_limit(text: object) -> float:
         return parse_size(text)
     except ValueError:
         return parse_k8s_memory(text)
+
+
+# The kernel's own ceiling (CONFIG_NR_CPUS) is at most 8192; a cpuset naming more is a typo or an attack.
+MAX_CPU = 4095
+_CPUSET_PART = re.compile(r"^(?P<low>[0-9]{1,5})(?:-(?P<high>[0-9]{1,5}))?$")
+
+
+def parse_cpuset(text: object) -> frozenset[int]:
+    """The CPUs of a cpuset string as Linux and Docker write it ('0-3', '0,2,4-5'); ranges that run
+    backwards, CPUs above MAX_CPU, a CPU named twice or an empty set are refused (ValueError)."""
+    if isinstance(text, bool) or not isinstance(text, (str, int)):
+        raise ValueError(f"expected a cpuset such as '0-1' or '0,2', got {type(text).__name__}")
+    raw = str(text).strip()
+    if not raw:
+        raise ValueError("cpuset is empty; name at least one CPU, e.g. '0' or '0-1'")
+    cpus: set[int] = set()
+    for part in raw.split(","):
+        match = _CPUSET_PART.match(part.strip())
+        if not match:
+            raise ValueError(f"cpuset '{raw[:40]}': '{part.strip()[:20]}' is not a CPU number or a range "
+                             "such as '0-3'")
+        low = int(match.group("low"))
+        high = int(match.group("high") or low)
+        if high < low:
+            raise ValueError(f"cpuset '{raw[:40]}': range '{part.strip()}' runs backwards")
+        if high > MAX_CPU:
+            raise ValueError(f"cpuset '{raw[:40]}': CPU {high} is beyond any host (at most {MAX_CPU})")
+        named = set(range(low, high + 1))
+        if named & cpus:
+            raise ValueError(f"cpuset '{raw[:40]}': CPU {min(named & cpus)} is named twice")
+        cpus |= named
+    return frozenset(cpus)
+
+
+def format_cpuset(cpus: frozenset[int] | set[int]) -> str:
+    """'0-3,6': the kernel's own way of writing a cpuset."""
+    runs: list[list[int]] = []
+    for cpu in sorted(cpus):
+        if runs and cpu == runs[-1][1] + 1:
+            runs[-1][1] = cpu
+        else:
+            runs.append([cpu, cpu])
+    return ",".join(str(low) if low == high else f"{low}-{high}" for low, high in runs)
 
 
 def format_duration(seconds: float) -> str:

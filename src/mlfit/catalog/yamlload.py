@@ -20,6 +20,10 @@ from mlfit.errors import ConfigError
 MAX_FILE_BYTES = 1 << 20  # a deployment profile is a few hundred bytes; 1 MiB is generous
 MAX_NODES = 20_000  # bounds alias expansion ("billion laughs")
 MAX_DEPTH = 32  # a profile nests three or four levels; deep nesting only exhausts the stack
+# Nodes composed (keys and values, an alias counting once): checked while parsing, so a large
+# document is refused after this many nodes whatever its size; MAX_NODES then bounds what
+# aliases expand to.
+MAX_COMPOSED = 2 * MAX_NODES + 64
 
 _STANDARD_TAGS = {
     "tag:yaml.org,2002:str",
@@ -131,19 +135,47 @@ def load_yaml_documents(path: Path) -> list[Located]:
     return _load_all(_read_text(path), str(path))
 
 
-def _check_depth(text: str, source: str) -> None:
-    """Refuse deep nesting from the event stream (iterative), before the recursive composer
-    could exhaust the stack on thousands of '['."""
-    depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
-                mark: Any = event.start_mark  # libyaml's Mark or PyYAML's: same fields
-                raise _error(source, mark, f"values nested more than {MAX_DEPTH} levels deep; "
-                             "a profile is a shallow document")
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that counts nodes and nesting *while* it composes: a 1 MiB document
+    of tiny values is refused after MAX_COMPOSED nodes, not after composing all of it (the
+    refusal took a minute when values were counted only after composition), and deep nesting
+    is refused before the recursive composer could exhaust the stack."""
+
+    def __init__(self, stream: str, source: str) -> None:
+        super().__init__(stream)
+        self.source = source
+        self.composed = 0
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self.composed += 1
+        if self.composed > MAX_COMPOSED:
+            raise _error(self.source, self.peek_event().start_mark,
+                         f"document has more than {MAX_COMPOSED} keys and values; a profile or manifest is "
+                         "a short document")
+        if self.check_event(yaml.CollectionStartEvent):
+            if self.depth >= MAX_DEPTH:
+                raise _error(self.source, self.peek_event().start_mark,
+                             f"values nested more than {MAX_DEPTH} levels deep; a profile is a shallow document")
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+        return super().compose_node(parent, index)
+
+
+def _compose_all(text: str, source: str) -> list[yaml.Node]:
+    loader = _BoundedLoader(text, source)
+    try:
+        nodes = []
+        while loader.check_node():
+            node = loader.get_node()
+            if node is not None:
+                nodes.append(node)
+        return nodes
+    finally:
+        loader.dispose()
 
 
 def load_yaml_text(text: str, source: str = "<string>") -> Located:
@@ -155,8 +187,7 @@ def load_yaml_text(text: str, source: str = "<string>") -> Located:
 
 def _load_all(text: str, source: str) -> list[Located]:
     try:
-        _check_depth(text, source)
-        nodes = [node for node in yaml.compose_all(text, Loader=yaml.SafeLoader) if node is not None]
+        nodes = _compose_all(text, source)
     except yaml.MarkedYAMLError as exc:
         problem = exc.problem or str(exc)
         raise _error(source, exc.problem_mark, f"invalid YAML: {problem}") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,15 +23,17 @@ Baseline = Annotated[Path | None, typer.Option("--baseline", help="Compare with 
 Threads = Annotated[int | None, typer.Option("--threads", min=1, help="Intra-op threads (default: the targets' "
                                              "threads, capped at the cores this process may use).",
                                              rich_help_panel="Measurement")]
-MinTime = Annotated[float, typer.Option("--min-time", min=0.0, help="Measure at least this many seconds.",
+MinTime = Annotated[float, typer.Option("--min-time", min=0.0, max=3600.0, help="Measure at least this many seconds.",
                                         rich_help_panel="Measurement")]
-MaxTime = Annotated[float, typer.Option("--max-time", min=0.1, help="Stop the timed loop after this many seconds "
-                                        "even if a percentile still lacks samples.", rich_help_panel="Measurement")]
-Warmup = Annotated[int, typer.Option("--warmup", min=0, help="Warm-up iterations before timing.",
+MaxTime = Annotated[float, typer.Option("--max-time", min=0.1, max=3600.0, help="Stop the timed loop after this "
+                                        "many seconds even if a percentile still lacks samples.",
+                                        rich_help_panel="Measurement")]
+Warmup = Annotated[int, typer.Option("--warmup", min=0, max=100_000, help="Warm-up iterations before timing.",
                                      rich_help_panel="Measurement")]
-Timeout = Annotated[float | None, typer.Option("--timeout", min=1.0, help="Bound for each phase (load, first "
-                                               "inference, warm-up, measure) in seconds; default 120 s for one "
-                                               "inference, 300 s for loading.", rich_help_panel="Measurement")]
+Timeout = Annotated[float | None, typer.Option("--timeout", min=1.0, max=86_400.0, help="Bound for each phase "
+                                               "(load, first inference, warm-up, measure) in seconds; default "
+                                               "120 s for one inference, 300 s for loading.",
+                                               rich_help_panel="Measurement")]
 Runtime_ = Annotated[str | None, typer.Option("--runtime", help="Override the runtime chosen from the file's "
                                               "content: onnxruntime, tensorflow, tflite, sklearn.",
                                               rich_help_panel="Model")]
@@ -186,15 +189,17 @@ def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bo
 
 
 def _inputs(models: list[Path], spec: Any, targets: list[str], baseline: Path | None,
-            libraries: list[str] | None) -> list[str | Path | None]:
+            libraries: list[str] | None, resolved: Sequence[Any] = ()) -> list[str | Path | None]:
     """Every file the command reads: a report must never be written over one of them (an ONNX
-    model's external-data files included)."""
+    model's external-data files, and every file a resolved target was read from: profile,
+    hardware, manifest or Compose file)."""
     from mlfit.formats.registry import by_suffix, get
 
     claimed = [(m, by_suffix(m.suffix)) for m in models if m.is_file()]
     data = [f for m, kind in claimed if kind is not None for f in get(kind).external_files(m)]
-    return [*models, *data, *(t for t in targets if t.endswith((".yaml", ".yml"))), baseline, spec.data_file,
-            *spec.data_arrays.values(), *(libraries or [])]
+    read = [f for t in resolved for f in t.files]
+    return [*models, *data, *(t for t in targets if t.endswith((".yaml", ".yml"))), *read, baseline,
+            spec.data_file, *spec.data_arrays.values(), *(libraries or [])]
 
 
 def _with_regression(code: int, comparison: Any) -> int:
@@ -287,7 +292,8 @@ def register(app: typer.Typer) -> None:
 
         targets = resolve_targets(target, container=container, budgets=budget or ())
         spec = input_spec(dim, shape, value, range_, data, seed)
-        outputs = parse_outputs(output, json_path, _inputs(models, spec, target, baseline, custom_op_library))
+        outputs = parse_outputs(output, json_path, _inputs(models, spec, target, baseline, custom_op_library,
+                                                           targets))
         cluster_spec = _cluster_spec(cluster, tls_ca_file, tls_cert, tls_key)
         base_report = compare_opts = None
         if baseline is not None:  # read and vet it before measuring, not after

@@ -8,7 +8,8 @@ only ``--cluster`` pays for it.
 
 Security decisions (docs/scale.md, "Security"): workers bind only the interface that reaches
 the scheduler and serve no web page; mutual TLS through ``--tls-*``; the client never unpickles
-a worker's answer (:mod:`mlfit.cluster.guard`); claims are checked (:mod:`mlfit.cluster.claims`);
+a worker's answer (:mod:`mlfit.cluster.guard`); claims are authenticated by the worker's TLS
+certificate and checked against its host facts (:mod:`mlfit.cluster.answers`, :mod:`mlfit.cluster.claims`);
 every connect is bounded (:mod:`mlfit.cluster.net`); model bytes are scattered once and never
 outlive a worker (:mod:`mlfit.cluster.scratch`).
 """

@@ -69,6 +69,30 @@ def _unverified(report: TargetReport, why: str) -> TargetReport:
     return report.model_copy(update={"checks": checks, "verdict": verdict, "notes": [reason, *report.notes]})
 
 
+def _unauthenticated(client: Any, job: Job, target: str) -> list[str]:
+    """Why the claim to be ``target`` is not authenticated (empty when it is): the cluster must be
+    mutual TLS, and the certificate the worker that holds the answer (the scheduler's record)
+    authenticated its connection with must name ``mlfit-target-TARGET``."""
+    from mlfit.cluster import resource_name
+    from mlfit.cluster.watch import certificate_names, holder
+
+    if not job.authenticated:
+        return ["the cluster is plain tcp://, so nothing authenticates who answered (use tls:// with a "
+                "certificate naming the target, docs/scale.md)"]
+    wanted = resource_name(target)
+    try:
+        address = holder(client, job.future.key)
+    except Exception:
+        address = None
+    if address is None:
+        return ["the scheduler did not say which worker holds the answer"]
+    names = certificate_names(client, address)
+    if wanted not in names:
+        shown = ", ".join(names[:5]) or "no names"
+        return [f"its TLS certificate does not name {wanted} ({shown})"]
+    return []
+
+
 def finished(client: Any, job: Job, by_name: dict[str, Target]
              ) -> tuple[RunResult, str, list[tuple[str, str]]]:
     """The job's validated result, with who measured it in each target's notes, and the claims
@@ -91,9 +115,7 @@ def finished(client: Any, job: Job, by_name: dict[str, Target]
             found = mismatches(result.host, target.hardware) if result.host is not None else ["no host facts"]
             if target.name not in answer.claims:
                 found.append("the worker that answered does not advertise this target")
-            if not job.authenticated:
-                found.append("the cluster is plain tcp://, so nothing authenticates who answered (use tls://, "
-                             "docs/scale.md)")
+            found.extend(_unauthenticated(client, job, target.name))
             if found:
                 why = (f"{where} advertises {target.name} but the claim does not hold for {target.hardware.id} "
                        f"({'; '.join(found)}); its figures are that host's, not the target's")

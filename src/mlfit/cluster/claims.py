@@ -14,8 +14,9 @@ every result carries (a mismatch is never labelled measured on the target). The 
   (integrated GPUs, as on a Jetson, are not detectable this way and are not checked).
 
 Host facts are what the worker reports: a hostile worker can lie about them, so they catch
-mistakes (a laptop started with ``--target edge``), not attackers; mutual TLS decides who may
-join at all (docs/scale.md, Security).
+mistakes (a laptop started with ``--target edge``), not attackers. That is why the client also
+requires the claim to be authenticated (:mod:`mlfit.cluster.answers`): mutual TLS, with the
+certificate the worker authenticated with naming ``mlfit-target-NAME`` (docs/scale.md).
 """
 
 from __future__ import annotations

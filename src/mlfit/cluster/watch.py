@@ -109,3 +109,30 @@ class Heartbeats:
         for gone in set(self.seen) - set(info):
             del self.seen[gone]
         return out
+
+
+def holder(client: Any, key: str) -> str | None:
+    """The worker the scheduler records as holding a finished key (its own record, not the
+    worker's word)."""
+    holders = _ask(client, "who_has", keys=[key]).get(key) or []
+    return str(holders[0]) if len(holders) == 1 else None
+
+
+def certificate_names(client: Any, address: str) -> list[str]:
+    """The names in the certificate ``address`` authenticated its scheduler connection with (read
+    on the scheduler by :func:`mlfit.cluster.peers.cert_names`, sent by value); MlfitError-free:
+    an empty list when the scheduler cannot or will not say."""
+    import json
+
+    import cloudpickle
+
+    from mlfit.cluster import peers
+
+    cloudpickle.register_pickle_by_value(peers)
+    try:
+        text = client.run_on_scheduler(peers.cert_names, addresses=(address,))
+        found = json.loads(text) if isinstance(text, str) and len(text) < 2**20 else {}
+    except Exception:  # the scheduler refuses pickled functions, or the answer was not JSON text
+        return []
+    names = found.get(address) if isinstance(found, dict) else None
+    return [str(n) for n in names] if isinstance(names, list) else []

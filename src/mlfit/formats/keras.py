@@ -103,10 +103,10 @@ class Keras(BaseFormat):
         self.kind, self.suffixes, self.zipped = kind, suffixes, zipped
 
     def check_safety(self, path: Path, trust_model: bool, signature: str) -> None:
-        if not trust_model:
-            from mlfit.safety import check_keras
+        from mlfit.safety import check_keras
 
-            check_keras(path, lambda: _config(path, self.zipped))
+        # Trusted: the config is still read, since files outside the archive stay out even then.
+        check_keras(path, lambda: _config(path, self.zipped), trusted=trust_model)
 
     def declared_inputs(self, path: Path, signature: str) -> Declared | None:
         from mlfit.safety.keras_scan import KerasConfigError

@@ -11,14 +11,20 @@ How the cgroup is made, in order (never silently unconstrained):
 2. ``systemd-run --scope`` (a transient scope with CPUQuota/MemoryMax), where systemd runs;
 3. otherwise a :class:`~mlfit.errors.ConfigError` (exit 2) that says how to get one.
 
-Each cgroup is named ``mlfit-<pid>-<n>`` and removed when the run ends, also after Ctrl-C,
-a timeout or a crash (the ``with`` block); leftovers of a killed mlfit (its pid gone) are
-removed the next time one is made.
+Fail closed: a limit the kernel refuses (a write to ``cpu.cfs_quota_us``, ``memory.limit_in_bytes``,
+``memory.memsw.limit_in_bytes``, ``cpuset.cpus`` ...) stops the run with a ConfigError (exit 2)
+naming the limit and the kernel's reason; the cgroup counts as made (``version``) only once every
+limit is written, and the worker confirms from inside (:func:`confirm`) before it imports a runtime.
+
+Each cgroup is named ``mlfit-<pid>-<n>-<token>`` and removed when the run ends, also after Ctrl-C,
+a timeout or a crash (the ``with`` block); leftovers of a killed mlfit are removed the next time one
+is made, only when their ownership marker says so (:mod:`mlfit.measure.cgroupmark`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import math
 import os
@@ -31,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlfit.errors import ConfigError
+from mlfit.measure import cgroupmark
 
 CFS_PERIOD_US = 100_000  # the kernel's and Kubernetes' default period
 _PREFIX = "mlfit-"
@@ -77,7 +84,7 @@ def _mounts() -> list[tuple[str, str, str, set[str]]]:
     return found
 
 
-def _own_paths() -> dict[str, str]:
+def own_paths() -> dict[str, str]:
     """Controller (or '' for v2) -> this process's cgroup path, from /proc/self/cgroup."""
     paths: dict[str, str] = {}
     with contextlib.suppress(OSError):
@@ -95,7 +102,7 @@ def _join(mount: str, root: str, path: str) -> Path:
 
 def v1_dirs() -> dict[str, Path]:
     """For v1 hierarchies: controller -> the folder of this process's cgroup (cpu, memory, cpuset)."""
-    own = _own_paths()
+    own = own_paths()
     dirs: dict[str, Path] = {}
     for root, point, fstype, options in _mounts():
         if fstype != "cgroup":
@@ -108,7 +115,7 @@ def v1_dirs() -> dict[str, Path]:
 
 def v2_dir() -> Path | None:
     """The folder of this process's v2 cgroup, when the v2 hierarchy has the cpu and memory controllers."""
-    own = _own_paths()
+    own = own_paths()
     for root, point, fstype, _ in _mounts():
         if fstype != "cgroup2" or "" not in own:
             continue
@@ -124,6 +131,56 @@ def v2_dir() -> Path | None:
 
 def _write(path: Path, value: str) -> None:
     path.write_text(value)
+
+
+class LimitRefused(Exception):
+    """The kernel refused one limit: which, in which file, and its reason (errno text)."""
+
+    def __init__(self, limit: str, file: str, value: str, exc: OSError) -> None:
+        self.limit, self.file, self.value, self.errno = limit, file, value, exc.errno
+        reason = exc.strerror or str(exc)
+        action = f"creating the cgroup folder {file}" if value == "" else f"writing '{value}' to {file}"
+        super().__init__(f"cannot impose the container's {limit}: {action} failed ({reason})")
+
+
+def _set(folder: Path, file: str, value: str, limit: str) -> None:
+    try:
+        _write(folder / file, value)
+    except OSError as exc:
+        raise LimitRefused(limit, file, value, exc) from None
+
+
+def _mkdir(folder: Path, limit: str) -> None:
+    try:
+        folder.mkdir()
+    except OSError as exc:
+        raise LimitRefused(limit, str(folder), "", exc) from None
+
+
+def _swap_active() -> bool:
+    try:
+        return len(Path("/proc/swaps").read_text().splitlines()) > 1
+    except OSError:
+        return True  # unknown: assume swap could hide memory use
+
+
+def _check_cpuset(cpuset: str | None) -> None:
+    """A cpuset naming CPUs this process may not use is refused before any cgroup is made."""
+    if not cpuset:
+        return
+    from mlfit.catalog.units import format_cpuset, parse_cpuset
+
+    try:
+        wanted = parse_cpuset(cpuset)
+    except ValueError as exc:
+        raise ConfigError(str(exc), "write the CPUs as Linux does, e.g. '0-1' or '0,2'") from None
+    have = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else frozenset()
+    missing = wanted - have
+    if missing:
+        raise ConfigError(
+            f"cpuset '{cpuset}' names CPU {format_cpuset(missing)}, which this host does not have "
+            f"(mlfit may use CPUs {format_cpuset(have) or 'none'})",
+            "emulate the container on CPUs this host has: change the cpuset, or drop it")
 
 
 def _read_kv(path: Path) -> dict[str, int]:
@@ -156,13 +213,24 @@ def _remove(folder: Path) -> None:
             time.sleep(0.02)
 
 
-def _reap_stale(parent: Path) -> None:
-    """Remove cgroups left by an mlfit process that no longer exists (killed with SIGKILL)."""
-    with contextlib.suppress(OSError):
-        for child in parent.glob(f"{_PREFIX}*"):
-            match = re.match(rf"{_PREFIX}(\d+)-\d+$", child.name)
-            if match and not Path(f"/proc/{match.group(1)}").exists():
-                _remove(child)
+def _reap_stale(parents: list[Path]) -> None:
+    """Remove cgroups left by an mlfit that was killed (SIGKILL): only those whose marker proves
+    they are an mlfit's and that their owner is gone in this PID namespace. Every hierarchy is
+    swept (a leftover may hold controllers this run does not need); the marker goes last."""
+    found: dict[str, list[Path]] = {}
+    for parent in parents:
+        with contextlib.suppress(OSError):
+            for child in parent.glob(f"{_PREFIX}*"):
+                if re.match(rf"{_PREFIX}\d+-\d+-[0-9a-f]+$", child.name):
+                    found.setdefault(child.name, []).append(child)
+    for name, folders in found.items():
+        if not cgroupmark.reapable(name):
+            continue
+        for folder in folders:
+            _remove(folder)
+        if not any(folder.exists() for folder in folders):
+            cgroupmark.remove(name)
+    cgroupmark.sweep(lambda name: any((parent / name).exists() for parent in parents))
 
 
 class Cgroup:
@@ -170,27 +238,46 @@ class Cgroup:
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self.version = 0
+        self.version = 0  # set only once every limit is written: 1, 2, or -1 (systemd)
         self.dirs: dict[str, Path] = {}
         self.wrapper: list[str] = []  # systemd-run --scope prefix, when the fallback is used
         self.unit = ""
+        self.name = ""
+        self.own_paths: dict[str, str] = {}  # controller -> this process's cgroup path (the parent's)
 
     # -- creation -------------------------------------------------------------------------
     def create(self) -> None:
-        name = f"{_PREFIX}{os.getpid()}-{next(_counter)}"
+        _check_cpuset(self.limits.cpuset)
+        token = cgroupmark.new_token()
+        name = self.name = f"{_PREFIX}{os.getpid()}-{next(_counter)}-{token}"
+        self.own_paths = own_paths()
         errors: list[str] = []
         parent_v2 = v2_dir()
         parents_v1 = v1_dirs()
         try:
+            _reap_stale([*parents_v1.values(), *([parent_v2] if parent_v2 is not None else [])])
             if parent_v2 is not None and not parents_v1.get("cpu"):
+                self._marked(token)
                 self._create_v2(parent_v2, name)
             elif parents_v1:
+                self._marked(token)
                 self._create_v1(parents_v1, name)
             else:
                 errors.append("no cgroup hierarchy with the cpu and memory controllers is mounted")
-        except OSError as exc:
+        except LimitRefused as exc:
+            made = bool(self.dirs)
             self.close()
-            errors.append(f"cannot write the cgroup filesystem ({exc.strerror or exc})")
+            # No folder at all for lack of permission: another way (systemd) may still work.
+            # Anything later is a limit the kernel refused: the run stops (fail closed).
+            if made or exc.value != "" or exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise ConfigError(str(exc), _REFUSED_HINT) from None
+            errors.append(str(exc))
+        except ConfigError:
+            self.close()
+            raise
+        except OSError as exc:  # the marker could not be written: make no cgroup we could not reap
+            self.close()
+            errors.append(f"cannot record the cgroup's owner ({exc.strerror or exc})")
         if self.version:
             return
         if _systemd_scope_available():
@@ -201,6 +288,9 @@ class Cgroup:
             "run mlfit as root, in a delegated cgroup subtree, or where systemd-run --scope works; "
             "or check against a profile without a container section")
 
+    def _marked(self, token: str) -> None:
+        cgroupmark.write(self.name, token)  # before the folder exists: no unmarked cgroup of ours
+
     def _create_v1(self, parents: dict[str, Path], name: str) -> None:
         needed = {"cpu"} if self.limits.cpu is not None else set()
         if self.limits.memory is not None:
@@ -209,51 +299,58 @@ class Cgroup:
             needed.add("cpuset")
         missing = needed - set(parents)
         if missing:
-            raise OSError(f"cgroup v1 controller(s) not mounted: {', '.join(sorted(missing))}")
-        self.version = 1
+            raise ConfigError(f"cannot impose the container's limits: cgroup v1 controller(s) not mounted: "
+                              f"{', '.join(sorted(missing))}", _REFUSED_HINT)
         for controller in sorted(needed or {"cpu"}):
             parent = parents[controller]
-            _reap_stale(parent)
             folder = parent / name
-            folder.mkdir()
+            _mkdir(folder, _LIMIT_NAMES[controller])
             self.dirs[controller] = folder
             if controller == "cpuset":
                 # A v1 cpuset needs cpus and mems before any task may join.
-                _write(folder / "cpuset.mems", (parent / "cpuset.mems").read_text().strip())
-                _write(folder / "cpuset.cpus", self.limits.cpuset or (parent / "cpuset.cpus").read_text().strip())
+                mems = (parent / "cpuset.mems").read_text().strip()
+                _set(folder, "cpuset.mems", mems, "cpuset")
+                cpus = self.limits.cpuset or (parent / "cpuset.cpus").read_text().strip()
+                _set(folder, "cpuset.cpus", cpus, "cpuset")
         if self.limits.cpu is not None:
             cpu = self.dirs["cpu"]
-            _write(cpu / "cpu.cfs_period_us", str(CFS_PERIOD_US))
-            _write(cpu / "cpu.cfs_quota_us", str(_quota_us(self.limits.cpu)))
+            _set(cpu, "cpu.cfs_period_us", str(CFS_PERIOD_US), "CPU limit")
+            _set(cpu, "cpu.cfs_quota_us", str(_quota_us(self.limits.cpu)), "CPU limit")
         if self.limits.memory is not None:
             memory = self.dirs["memory"]
-            _write(memory / "memory.limit_in_bytes", str(self.limits.memory))
+            _set(memory, "memory.limit_in_bytes", str(self.limits.memory), "memory limit")
             if (memory / "memory.memsw.limit_in_bytes").exists():  # swap off: limit memory+swap alike
+                _set(memory, "memory.memsw.limit_in_bytes", str(self.limits.memory), "memory+swap limit")
+            elif _swap_active():  # no swap accounting: only swappiness 0 keeps the limit honest
+                _set(memory, "memory.swappiness", "0", "memory+swap limit")
+            else:
                 with contextlib.suppress(OSError):
-                    _write(memory / "memory.memsw.limit_in_bytes", str(self.limits.memory))
-            with contextlib.suppress(OSError):
-                _write(memory / "memory.swappiness", "0")
+                    _write(memory / "memory.swappiness", "0")
+        self.version = 1  # every limit written
 
     def _create_v2(self, parent: Path, name: str) -> None:
-        _reap_stale(parent)
         folder = parent / name
         # The no-internal-processes rule: controllers are enabled for children only; a non-root
         # cgroup that holds processes (ours) cannot do that, so this needs a delegated subtree.
         enabled = set((parent / "cgroup.subtree_control").read_text().split())
         wanted = {"cpu", "memory"} | ({"cpuset"} if self.limits.cpuset else set())
         if not wanted <= enabled:
-            _write(parent / "cgroup.subtree_control", " ".join(f"+{c}" for c in sorted(wanted - enabled)))
-        folder.mkdir()
-        self.version = 2
+            controllers = " ".join(f"+{c}" for c in sorted(wanted - enabled))
+            _set(parent, "cgroup.subtree_control", controllers, "limits (enabling the controllers)")
+        _mkdir(folder, "limits")
         self.dirs["v2"] = folder
         if self.limits.cpu is not None:
-            _write(folder / "cpu.max", f"{_quota_us(self.limits.cpu)} {CFS_PERIOD_US}")
+            _set(folder, "cpu.max", f"{_quota_us(self.limits.cpu)} {CFS_PERIOD_US}", "CPU limit")
         if self.limits.memory is not None:
-            _write(folder / "memory.max", str(self.limits.memory))
-            with contextlib.suppress(OSError):
-                _write(folder / "memory.swap.max", "0")
+            _set(folder, "memory.max", str(self.limits.memory), "memory limit")
+            if (folder / "memory.swap.max").exists():
+                _set(folder, "memory.swap.max", "0", "memory+swap limit")
+            elif _swap_active():
+                raise LimitRefused("memory+swap limit", "memory.swap.max", "0",
+                                   OSError(errno.ENOENT, "no swap controller while swap is on"))
         if self.limits.cpuset:
-            _write(folder / "cpuset.cpus", self.limits.cpuset)
+            _set(folder, "cpuset.cpus", self.limits.cpuset, "cpuset")
+        self.version = 2  # every limit written
 
     def _use_systemd(self, name: str) -> None:
         self.unit = f"{name}.scope"
@@ -316,6 +413,30 @@ class Cgroup:
             if self.version != -1:
                 _remove(folder)
         self.dirs.clear()
+        if self.name and self.version != -1:
+            cgroupmark.remove(self.name)
+        self.version = 0 if self.version != -1 else -1
+
+    def expectation(self) -> dict[str, object]:
+        """What the worker must find from inside (:func:`confirm`): its cgroup path per
+        controller as /proc/self/cgroup writes it, and the limits as the kernel reads them back."""
+        if self.version == -1:
+            paths = {"": self.unit}
+        else:
+            paths = {("" if key == "v2" else key): _child_path(self.own_paths.get("" if key == "v2" else key, "/"),
+                                                               self.name) for key in self.dirs}
+        return {"version": self.version, "paths": paths,
+                "cpu_quota_us": _quota_us(self.limits.cpu) if self.limits.cpu is not None else None,
+                "cpu_period_us": CFS_PERIOD_US, "memory": self.limits.memory, "cpuset": self.limits.cpuset}
+
+
+_LIMIT_NAMES = {"cpu": "CPU limit", "memory": "memory limit", "cpuset": "cpuset"}
+_REFUSED_HINT = ("the container's limits could not all be imposed, so nothing would be emulated: fix the limit "
+                 "named, or check against a profile without a container section")
+
+
+def _child_path(parent: str, name: str) -> str:
+    return parent.rstrip("/") + "/" + name
 
 
 def _read_int(path: Path) -> int | None:
@@ -382,7 +503,7 @@ class Throttling:
 def own_cpu_quota() -> float | None:
     """CPUs granted to this process by its cgroup's CFS quota (v2 ``cpu.max`` or v1
     ``cpu.cfs_quota_us``), or None when unlimited: what a container's ``--cpus`` means."""
-    for folder in _v2_own_folders():
+    for folder in v2_own_folders():
         try:
             quota, period = (folder / "cpu.max").read_text().split()
             return None if quota == "max" else int(quota) / int(period)
@@ -399,7 +520,7 @@ def own_cpu_quota() -> float | None:
 
 def own_memory_limit() -> int | None:
     """This process's cgroup memory limit in bytes, or None when unlimited."""
-    for folder in _v2_own_folders():
+    for folder in v2_own_folders():
         try:
             text = (folder / "memory.max").read_text().strip()
             return None if text == "max" else int(text)
@@ -413,8 +534,8 @@ def own_memory_limit() -> int | None:
     return None
 
 
-def _v2_own_folders() -> list[Path]:
-    own = _own_paths()
+def v2_own_folders() -> list[Path]:
+    own = own_paths()
     if "" not in own:
         return []
     return [_join(point, root, own[""]) for root, point, fstype, _ in _mounts() if fstype == "cgroup2"]

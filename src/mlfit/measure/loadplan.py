@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from mlfit.catalog.loader import Target
 from mlfit.errors import ConfigError
-from mlfit.measure.scenarios import LatencyGoal, Scenario, ScenarioSettings
+from mlfit.measure.scenarios import MAX_SEARCH_RATE, LatencyGoal, Scenario, ScenarioSettings
 
 
 def parse_scenario(name: str) -> Scenario:
@@ -46,6 +47,15 @@ def latency_goals(targets: Sequence[Target]) -> list[LatencyGoal]:
     return unique
 
 
+def _bounded(rate: float, what: str) -> float:
+    """A request rate the worker can schedule: at most MAX_SEARCH_RATE (a thread pool in one
+    process issues a few thousand requests a second; beyond the bound nothing is learned)."""
+    if rate > MAX_SEARCH_RATE:
+        raise ConfigError(f"{what}: a request rate above {MAX_SEARCH_RATE:.0f}/s cannot be generated here",
+                          f"use a rate up to {MAX_SEARCH_RATE:.0f}/s, or --find-max-qps to find the highest one")
+    return rate
+
+
 def plan_load(targets: Sequence[Target], scenario: str = "single-stream", qps: Sequence[float] = (),
               find_max_qps: bool = False, batch_sizes: Sequence[int] = (), callers: int = 4,
               max_goals: int = 3) -> ScenarioSettings:
@@ -57,13 +67,15 @@ def plan_load(targets: Sequence[Target], scenario: str = "single-stream", qps: S
     chosen = parse_scenario(scenario)
     rates = [float(q) for q in qps]
     for rate in rates:
-        if rate <= 0:
-            raise ConfigError(f"--qps {rate:g}: a request rate must be greater than zero")
+        if not math.isfinite(rate) or rate <= 0:
+            raise ConfigError(f"--qps {rate:g}: a request rate must be greater than zero and finite")
+        _bounded(rate, f"--qps {rate:g}")
     for target in targets:
         budgets = target.profile.budgets
-        rates.extend(load.at for load in budgets.load_latency)
+        for load in budgets.load_latency:
+            rates.append(_bounded(load.at, f"{target.name}: load_latency at {load.at:g}/s"))
         if budgets.sustains is not None and not find_max_qps:
-            rates.append(budgets.sustains)
+            rates.append(_bounded(budgets.sustains, f"{target.name}: sustains {budgets.sustains:g}/s"))
     if chosen is Scenario.SERVER and not rates and not find_max_qps:
         raise ConfigError("--scenario server needs a request rate",
                           "add --qps RATE (e.g. --qps 50), or --find-max-qps to search for the highest rate")

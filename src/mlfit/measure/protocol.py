@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlfit.inputspec import InputSpec
 from mlfit.measure.scenarios import ScenarioSettings
+from mlfit.records import MemoryTimeline, NodeProfile
 from mlfit.result import Emulation, ErrorInfo, Measurement, TensorInfo
 
 SAMPLES_FILE = "samples.i64"
@@ -83,6 +84,9 @@ class WorkerRequest(BaseModel):
     input_spec: InputSpec = Field(default_factory=InputSpec)
     settings: MeasureSettings = Field(default_factory=MeasureSettings)
     scratch_dir: str
+    confinement: dict[str, Any] | None = Field(
+        None, description="Under container limits: the cgroup and limits the worker must confirm from inside "
+                          "before it imports a runtime (mlfit.measure.confine)")
     # Seconds each phase may take, enforced by the worker's own watchdog (mlfit.lifeline) a little
     # later than by the parent, so the deadlines hold when the parent has died; empty: no bound.
     phase_deadlines_s: dict[str, float] = Field(default_factory=dict)
@@ -95,8 +99,8 @@ class WorkerResponse(BaseModel):
     inputs: list[TensorInfo] = Field(default_factory=list)
     inputs_used: list[TensorInfo] = Field(default_factory=list)
     outputs: list[TensorInfo] = Field(default_factory=list)
-    node_profile: dict[str, Any] | None = None
+    node_profile: NodeProfile | None = None
     error: ErrorInfo | None = None
     emulation: Emulation | None = Field(None, description="Set by the parent for a run under container limits")
-    timeline: dict[str, Any] | None = Field(None, description="Polled RSS of the worker over time, with phase "
+    timeline: MemoryTimeline | None = Field(None, description="Polled RSS of the worker over time, with phase "
                                                            "marks, for plots; never used for peaks")

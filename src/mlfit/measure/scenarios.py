@@ -48,6 +48,9 @@ SEARCH_TOLERANCE = 0.10
 # Highest rate the search ever offers: beyond it a thread pool in one process cannot issue.
 MAX_SEARCH_RATE = 100_000.0
 MAX_START_RATE = 5_000.0
+# Hard ceiling on the requests one server run schedules (its arrival list is built up front):
+# whatever the rate and the time window, a run never allocates more than this.
+MAX_REQUESTS = 200_000
 
 
 class Scenario(str, Enum):
@@ -209,7 +212,7 @@ def serve(run: RunFn, feeds: Sequence[Any], rate: float, n_requests: int, caller
 def requests_for(rate: float, min_samples: int, min_time_s: float, max_time_s: float) -> int:
     """Enough requests for the percentiles and the minimum time, but no more than max_time holds."""
     wanted = max(min_samples, math.ceil(rate * min_time_s), 1)
-    return max(1, min(wanted, math.ceil(rate * max_time_s)))
+    return max(1, min(wanted, math.ceil(rate * max_time_s), MAX_REQUESTS))
 
 
 def trial_verdict(run: dict[str, Any], goal: LatencyGoal) -> tuple[str, str]:

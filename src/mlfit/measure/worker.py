@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from mlfit.lifeline import Watchdog
+from mlfit.lifeline import Watchdog, die_with_parent
 from mlfit.measure.memory import PeakTracker
 
 _tracker = PeakTracker()
@@ -73,8 +73,9 @@ def enter(phase: Phase) -> None:
             import subprocess
 
             # "escape": the child leaves the process group (its own session), so killpg misses it
+            # Any child of the worker dies with it, as the worker dies with mlfit (mlfit.lifeline).
             subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
-                             start_new_session=action == "escape")
+                             start_new_session=action == "escape", preexec_fn=die_with_parent())
             while True:
                 time.sleep(1)
         if action == "stall":
@@ -309,6 +310,24 @@ def measure(request: WorkerRequest) -> WorkerResponse:
                           node_profile=node_profile)
 
 
+def _unconfined(request: WorkerRequest) -> WorkerResponse | None:
+    """Under container limits: confirm from inside, before any runtime is imported, that this
+    process is in the cgroup made for it with the limits asked; an error response when not."""
+    if request.confinement is None:
+        return None
+    from mlfit.measure.confine import confirm
+
+    problem = confirm(request.confinement)
+    if problem is None:
+        emit("confined")
+        return None
+    return WorkerResponse(error=ErrorInfo(
+        kind="limits", phase=Phase.START.value, exit_code=int(ExitCode.USAGE),
+        message=f"the container's limits are not in place: {problem}",
+        hint="nothing was measured, so nothing is labelled emulated; run where the cgroup can be made "
+             "(root or a delegated subtree), or check against a profile without a container section"))
+
+
 def main(argv: list[str]) -> int:
     global _watchdog, _deadlines
     request_path, out_path = Path(argv[0]), Path(argv[1])
@@ -318,6 +337,9 @@ def main(argv: list[str]) -> int:
     enter(Phase.START)
     request = WorkerRequest.model_validate_json(request_path.read_text())
     _deadlines = dict(request.phase_deadlines_s)
+    refused = _unconfined(request)
+    if refused is not None:
+        return _write_response(refused, out_path)
     try:
         response = measure(request)
     except MlfitError as exc:
@@ -330,6 +352,10 @@ def main(argv: list[str]) -> int:
                                                   exit_code=int(ExitCode.MODEL)))
     except Exception as exc:  # a bug or an unexpected runtime failure: keep the traceback for the report
         response = WorkerResponse(error=_unexpected(exc, request.scratch_dir))
+    return _write_response(response, out_path)
+
+
+def _write_response(response: WorkerResponse, out_path: Path) -> int:
     tmp = out_path.with_suffix(".tmp")
     try:
         tmp.write_text(response.model_dump_json())

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mlfit.errors import ConfigError
-from mlfit.report.atomic import check_writable, write_atomic
+from mlfit.report.atomic import check_writable, write_set
 from mlfit.report.interface import OutputFormat
 from mlfit.report.registry import format_names, parse_format, reporter
 from mlfit.result import Report
@@ -88,12 +88,12 @@ def parse_outputs(specs: list[str] | None, json_path: str | None,
 
 
 def write_outputs(report: Report, outputs: list[tuple[OutputFormat, str]]) -> None:
-    """Render every requested format first, then write: a reporter bug leaves no file half-updated."""
+    """Render every requested format first, then write the files as a set (every temporary file,
+    then the renames): a reporter bug or a failed write leaves no mix of new and old files."""
     rendered = [(renderer(fmt)(report), path) for fmt, path in outputs]
+    write_set([(Path(path), data) for data, path in rendered if path != "-"])
     for data, path in rendered:
         if path == "-":
             text = data.decode() if isinstance(data, bytes) else data
             sys.stdout.write(text)
             sys.stdout.flush()
-        else:
-            write_atomic(Path(path), data)

@@ -24,6 +24,7 @@ from mlfit.formats.registry import get
 from mlfit.inputspec import InputSpec
 from mlfit.modelref import ModelRef, identify, sha256_of, size_of
 from mlfit.options import STOPPED_KINDS, EventFn, MeasureOptions
+from mlfit.records import Calibration
 from mlfit.result import Check, ConfigurationRun, ErrorInfo, ModelInfo, RunResult, TensorInfo
 from mlfit.run.configs import Configuration, plan_configurations
 
@@ -412,7 +413,7 @@ def _measure(ref: ModelRef, plan: Sequence[PlannedRun], options: MeasureOptions,
         if response.measurement is not None and response.timeline is not None:
             measurement = response.measurement
             response = response.model_copy(update={"measurement": measurement.model_copy(
-                update={"extra": {**measurement.extra, "memory_timeline": response.timeline}})})
+                update={"memory_timeline": response.timeline})})
         runs.append(ConfigMeasured(config=planned.config, request=request, response=response))
         if response.error is not None:
             error = response.error
@@ -431,7 +432,7 @@ def _measure(ref: ModelRef, plan: Sequence[PlannedRun], options: MeasureOptions,
 
 
 def _evaluate(ref: ModelRef, targets: Sequence[Target], gate: Gate, measured: Measured, options: MeasureOptions,
-              on_event: EventFn | None, on_target: bool) -> tuple[list[Any], dict[str, Any] | None]:
+              on_event: EventFn | None, on_target: bool) -> tuple[list[Any], Calibration | None]:
     """Every target's report from its own configuration's measurement: measured on the target,
     or projected from this host (run.evaluate). Targets whose configuration was not measured
     (an earlier run failed) get no report; the result carries that error."""
@@ -440,7 +441,7 @@ def _evaluate(ref: ModelRef, targets: Sequence[Target], gate: Gate, measured: Me
     primary = measured.runs[0].response
     model = model_info(ref, primary.inputs, primary.inputs_used, primary.outputs)
     by_name: dict[str, Any] = {}
-    calibration: dict[str, Any] | None = None
+    calibration: Calibration | None = None
     for run in measured.runs:
         if run.response.measurement is None:
             continue
@@ -469,7 +470,7 @@ def _evaluate(ref: ModelRef, targets: Sequence[Target], gate: Gate, measured: Me
 
 
 def _assemble(ref: ModelRef, gate: Gate, measured: Measured, reports: list[Any],
-              calibration: dict[str, Any] | None, created: str) -> RunResult:
+              calibration: Calibration | None, created: str) -> RunResult:
     """One immutable result: the primary configuration's measurement as ``measurement``, every
     configuration in ``configurations`` (the others with their own measurement)."""
     primary = measured.runs[0].response

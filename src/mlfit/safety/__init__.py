@@ -91,14 +91,17 @@ def check_pickle(path: Path) -> None:
     )
 
 
-def check_keras(path: Path, load_config: Callable[[], Any]) -> None:
-    """Refuse a Keras model whose config (read by ``load_config``: the .keras zip's or the .h5's)
-    names a layer that runs code or reads outside the model."""
+def check_keras(path: Path, load_config: Callable[[], Any], trusted: bool = False) -> None:
+    """Refuse what a Keras config (read by ``load_config``: the .keras zip's or the .h5's) would
+    run; ``trusted`` (--trust-model) still refuses reads outside the archive: trust covers the
+    model's code, never a local file it names."""
     from mlfit.safety.keras_scan import OUTSIDE_READ, KerasConfigError, walk_config
 
     try:
         config = load_config()
     except KerasConfigError as exc:
+        if trusted:  # a trusted file Keras can read in its own way
+            return
         raise ModelError(
             f"{path.name}: cannot check the Keras model config ({exc})",
             f"re-save the model with model.save('model.keras'); {_TRUST_HINT}",
@@ -108,11 +111,11 @@ def check_keras(path: Path, load_config: Callable[[], Any]) -> None:
     # way to read a local file (issue 18 item 10).
     outside = [p for p in problems if OUTSIDE_READ in p]
     problems = outside + [p for p in problems if p not in outside]
-    if problems:
+    if outside or (problems and not trusted):
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         hint = ("embed what it reads in the model (pass the vocabulary inline, as a list, or adapt() the layer; "
-                "build a TFSMLayer's model from layers), then re-save: a model may only read what is inside "
-                "its archive") if outside else (
+                "build a TFSMLayer's model from layers), then re-save: mlfit never lets a model read files "
+                "outside its archive") if outside else (
                 "replace the layer with built-in layers or a registered layer and re-save; "
                 f"{_TRUST_HINT} (Keras safe mode off)")
         raise ModelError(f"{path.name}: refusing to load: {problems[0]}{more}", hint)
