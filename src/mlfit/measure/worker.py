@@ -27,7 +27,7 @@ from mlfit.backends.base import Backend, LoadOptions, create_backend  # noqa: E4
 from mlfit.backends.feeds import build_feeds, data_shapes, fill_for, load_data  # noqa: E402
 from mlfit.catalog.schema import Runtime  # noqa: E402
 from mlfit.errors import ExitCode, MlfitError  # noqa: E402
-from mlfit.inputspec import refuse_unranged_integers, resolve_shapes  # noqa: E402
+from mlfit.inputspec import batch_free, refuse_unranged_integers, resolve_shapes  # noqa: E402
 from mlfit.measure.contention import phase_record, snapshot  # noqa: E402
 from mlfit.measure.host import host_info  # noqa: E402
 from mlfit.measure.protocol import SAMPLES_FILE, Phase, WorkerRequest, WorkerResponse  # noqa: E402
@@ -126,7 +126,7 @@ def _batched_feeds(inputs: list[TensorInfo], feeds: list[dict[str, Any]], batch:
     """Feeds with the leading dim set to ``batch`` when every input's leading dim is free."""
     import numpy as np
 
-    if not inputs or any(not t.shape or isinstance(t.shape[0], int) for t in inputs):
+    if not batch_free(inputs):
         return None
     out: dict[str, Any] = {}
     for tensor in inputs:
