@@ -45,8 +45,9 @@ def test_a_savedmodel_folder_with_lfs_pointers_is_named(tmp_path: Path) -> None:
 
 def test_a_baseline_that_is_an_lfs_pointer_is_an_error_before_measuring(tiny_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit("check", tiny_model, "--target", "edge", "--baseline", pointer(tmp_path / "base.json", 9000), "--json", out,
-                    *FAST, env={"COLUMNS": "300"})
+    base = pointer(tmp_path / "base.json", 9000)
+    run = run_mlfit("check", tiny_model, "--target", "edge", "--baseline", base, "--json", out, *FAST,
+                    env={"COLUMNS": "300"})
     assert_no_traceback(run)
     assert run.code == 2, run.output
     assert "the result file is a Git LFS pointer" in run.output and "git lfs pull" in run.output
@@ -73,7 +74,8 @@ def test_the_ci_script_stops_on_a_baseline_that_is_an_lfs_pointer(tmp_path: Path
     wrapper = tmp_path / "mlfit"
     wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={REPO / "src"} exec {sys.executable} -m mlfit "$@"\n')
     wrapper.chmod(0o755)
-    env = {**os.environ, "MLFIT": str(wrapper), "MLFIT_REPORTS": str(tmp_path / "reports"), "MLFIT_FLAGS": " ".join(FAST)}
+    env = {**os.environ, "MLFIT": str(wrapper), "MLFIT_REPORTS": str(tmp_path / "reports"),
+           "MLFIT_FLAGS": " ".join(FAST)}
     run = subprocess.run(["bash", str(SCRIPT), "models/model.onnx", "main"], cwd=clone, env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 3, run.stdout + run.stderr
