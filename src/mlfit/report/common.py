@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from mlfit.catalog.units import format_duration, format_rate, format_size
 from mlfit.errors import printable
-from mlfit.result import ChangeStatus, Check, MetricChange, Provenance, RunResult, TensorInfo, Verdict
+from mlfit.result import ChangeStatus, Check, Emulation, MetricChange, Provenance, RunResult, TensorInfo, Verdict
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -142,3 +142,26 @@ def configuration_lines(result: RunResult) -> list[str]:
                if m.throughput.batched_per_s else ""))
         lines.append(f"  {config.label} ({', '.join(config.targets)}): {figures}")
     return lines
+
+
+# The phases whose CFS throttling matters for the latency figures.
+TIMED_PHASES = ("measure", "throughput", "scenario")
+
+
+def describe_limits(emulation: Emulation) -> str:
+    """'cpu 1, memory 256.0 MiB; 2 thread(s); cgroup v1': the limits a container target ran under."""
+    parts = []
+    if emulation.cpu is not None:
+        parts.append(f"cpu {emulation.cpu:g}")
+    if emulation.memory_bytes is not None:
+        parts.append(f"memory {format_size(emulation.memory_bytes)}")
+    if emulation.cpuset:
+        parts.append(f"cpuset {emulation.cpuset}")
+    return f"{', '.join(parts) or 'no limits'}; {emulation.threads} thread(s); {emulation.method}"
+
+
+def throttle_totals(emulation: Emulation) -> tuple[int, int, float]:
+    """(CFS periods, periods throttled, seconds throttled) over the timed phases."""
+    timed = [emulation.throttling[p] for p in TIMED_PHASES if p in emulation.throttling]
+    return (sum(t.periods for t in timed), sum(t.throttled_periods for t in timed),
+            sum(t.throttled_s for t in timed))
