@@ -91,6 +91,15 @@ def child(n: int, model: Path, pod: Path | None) -> None:
         sys.stdout.flush()
 
 
+def _slope_kib_per_run(rows: list[dict[str, Any]]) -> float:
+    """Least-squares slope of resident memory over the runs, KiB per run."""
+    import statistics
+
+    if len(rows) < 2:
+        return 0.0
+    return statistics.linear_regression([float(r["i"]) for r in rows], [r["rss"] / 1024 for r in rows]).slope
+
+
 def _median_of(rows: list[dict[str, Any]], key: str) -> float:
     return bl.median([float(r[key]) for r in rows])
 
@@ -140,7 +149,8 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
     text = (f"{n} runs of `mlfit.check` on the tiny model in one process, against {targets}; "
             f"{sum(1 for r in rows if r['after_kill'])} of them right after a `mlfit check` SIGKILLed in its "
             f"timed loop. {failed} run(s) failed. Memory grew {rss_growth:+.1f} MiB (median of the last tenth "
-            f"against the first, after {WARMUP_RUNS} warm-up runs), file descriptors {fds_growth:+.0f}.\n\n"
+            f"against the first, after {WARMUP_RUNS} warm-up runs; least-squares slope "
+            f"{_slope_kib_per_run(settled):+.0f} KiB per run), file descriptors {fds_growth:+.0f}.\n\n"
             + table)
     result = f"RSS {rss_growth:+.1f} MiB, fds {fds_growth:+.0f}, temp {left_tmp}, cgroups {left_cg} ({n} runs)"
     return text, [bl.Row("13. soak", f"no growth over {n} runs", result,

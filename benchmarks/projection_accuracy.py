@@ -47,10 +47,11 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), os.env
 from mlfit.analysis.calibrate import load_or_calibrate  # noqa: E402
 from mlfit.analysis.costs import op_cost  # noqa: E402
 from mlfit.analysis.project import Band, project_cpu, thread_speedup  # noqa: E402
-from mlfit.api import MeasureOptions, identify, measure_and_check  # noqa: E402
+from mlfit.api import MeasureOptions, identify, run_model  # noqa: E402
 from mlfit.catalog.loader import Target  # noqa: E402
 from mlfit.catalog.schema import Hardware, Percentile, Profile  # noqa: E402
 from mlfit.inputspec import InputSpec  # noqa: E402
+from mlfit.records import Calibration, NodeProfile  # noqa: E402
 from mlfit.zoo import builders  # noqa: E402
 
 GOAL = 0.15
@@ -85,27 +86,27 @@ def models(folder: Path) -> list[tuple[str, Path, InputSpec]]:
     ]
 
 
-def one_core_target(cal: dict[str, Any]) -> Target:
+def one_core_target(cal: Calibration) -> Target:
     """This host as a 1-core machine, with the calibrated 1-thread figures marked measured."""
-    source = f"measured by mlfit calibrate (host fingerprint {cal['fingerprint']}), 1 core"
-    peak = max(float(cal.get("peak_fp32_per_core") or 0.0), float(cal["gemm_flops"]["1"]))
+    source = f"measured by mlfit calibrate (host fingerprint {cal.fingerprint}), 1 core"
+    peak = max(float(cal.peak_fp32_per_core or 0.0), float(cal.gemm_flops["1"]))
     hardware = Hardware.model_validate(
         {
             "id": "this-host-1core",
             "name": "this host, 1 core",
             "cpu": {
-                "arch": cal["arch"],
-                "model": cal["cpu_model"],
+                "arch": cal.arch,
+                "model": cal.cpu_model,
                 "cores": 1,
-                "frequency": f"{(cal.get('frequency_mhz') or 1000) / 1000} GHz",
+                "frequency": f"{(cal.frequency_mhz or 1000) / 1000} GHz",
                 "peak_fp32": f"{peak} FLOPS",
-                "sustained_fp32": f"{cal['gemm_flops']['1']} FLOPS",
+                "sustained_fp32": f"{cal.gemm_flops['1']} FLOPS",
                 "source": source,
             },
             "memory": {
-                "ram": f"{cal['ram_bytes']} B",
+                "ram": f"{cal.ram_bytes} B",
                 "os_reserved": "1 GiB",
-                "bandwidth": f"{cal['bandwidth']['1']} B/s",
+                "bandwidth": f"{cal.bandwidth['1']} B/s",
                 "source": source,
             },
             "storage": {"size": "100 GB", "source": source},
@@ -128,12 +129,12 @@ def measure(path: Path, spec: InputSpec, targets: list[Target], threads: int, mi
     options = MeasureOptions(
         threads=threads, min_time=min_time, max_time=max(10.0, min_time * 3), warmup=20, min_samples=64
     )
-    return measure_and_check(identify(path), targets, spec, options)
+    return run_model(identify(path), targets, spec, options)
 
 
-def only_threads(node_profile: dict[str, Any], threads: int) -> dict[str, Any]:
+def only_threads(node_profile: NodeProfile, threads: int) -> NodeProfile:
     """The node profile as if only ``threads`` had been profiled (variant b)."""
-    return {**node_profile, "by_threads": {str(threads): node_profile["by_threads"][str(threads)]}}
+    return node_profile.model_copy(update={"by_threads": {str(threads): node_profile.by_threads[str(threads)]}})
 
 
 def hard_variant(result: Any, target: Target, thread_model: str = "gemm") -> Band:
@@ -154,15 +155,15 @@ def thread_model_alone(result: Any, thread_model: str) -> tuple[float, float]:
     """The thread-scaling model by itself: (profiled, modelled) ratio of the 1-thread to the
     2-thread node-time totals, over the nodes profiled at both counts in this run."""
     profile, cal = result.node_profile, result.calibration
-    one, two = profile["by_threads"]["1"]["node_us"], profile["by_threads"]["2"]["node_us"]
+    one, two = profile.by_threads["1"].node_us, profile.by_threads["2"].node_us
     measured = modelled = base = 0.0
-    for name, facts in profile["nodes"].items():
+    for name, facts in profile.nodes.items():
         if name not in one or name not in two:
             continue
-        flops, _, _ = op_cost(facts["op"], facts["inputs"], facts["outputs"])
+        flops, _, _ = op_cost(facts.op, facts.inputs, facts.outputs)
         base += two[name]
         measured += one[name]
-        modelled += two[name] * thread_speedup(cal, 2, flops, facts["op"], thread_model)
+        modelled += two[name] * thread_speedup(cal, 2, flops, facts.op, thread_model)
     return measured / base, modelled / base
 
 
@@ -217,8 +218,9 @@ def main() -> int:
     if len(os.sched_getaffinity(0)) < 2:
         sys.exit("needs at least 2 usable cores")
     started = time.monotonic()
-    cal, _ = load_or_calibrate(force=not args.cached_calibration)
-    gemm, conv, bw = cal["gemm_flops"], cal.get("conv_flops", {}), cal["bandwidth"]
+    data, _ = load_or_calibrate(force=not args.cached_calibration)
+    cal = Calibration.model_validate(data)
+    gemm, conv, bw = cal.gemm_flops, cal.conv_flops, cal.bandwidth
     print(
         f"calibrated 2-thread speed-ups: GEMM x{gemm.get('2', 0) / gemm['1']:.2f}, "
         f"conv x{conv.get('2', 0) / conv.get('1', 1):.2f}, bandwidth x{bw.get('2', 0) / bw['1']:.2f}",
@@ -238,11 +240,12 @@ def main() -> int:
             alone: dict[str, list[float]] = {"profiled": [], "gemm": [], "per-class": [], "inflation": []}
             for _ in range(args.repeat):
                 result = measure(path, spec, [target], 2, args.min_time)
-                counts = (result.node_profile or {}).get("by_threads") or {}
+                counts = result.node_profile.by_threads if result.node_profile is not None else {}
                 if result.measurement is None or not {"1", "2"} <= set(counts):
-                    failure = result.error or (result.node_profile or {}).get("error") or "no 1- and 2-thread profile"
+                    failure = result.error or (result.node_profile.error if result.node_profile else None) \
+                        or "no 1- and 2-thread profile"
                     sys.exit(f"{name}: cannot project: {failure}")
-                profiled = sorted(int(t) for t in result.node_profile["by_threads"])
+                profiled = sorted(int(t) for t in counts)
                 default.append(default_variant(result))
                 hard.append(hard_variant(result, target))
                 per_class.append(hard_variant(result, target, "per-class"))
@@ -251,7 +254,7 @@ def main() -> int:
                     alone[model].append(modelled)
                 alone["profiled"].append(seen)
                 # The profiler's own cost: its 2-thread run against the unprofiled timed loop's p50.
-                run_us = float(result.node_profile["by_threads"]["2"]["run_us"])
+                run_us = float(counts["2"].run_us)
                 alone["inflation"].append(run_us / 1e6 / result.measurement.latency.p50)
                 two.append(result.measurement.latency.p50)
                 os.sched_setaffinity(0, {core})  # the worker inherits this: a real 1-core run

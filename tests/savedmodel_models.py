@@ -16,9 +16,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from shared_tmp import shared_folder
-from typing import Any
 
 
 def models(base: Path) -> dict[str, Path]:

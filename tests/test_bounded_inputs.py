@@ -137,3 +137,23 @@ def test_a_1mib_manifest_is_refused_while_parsing(tmp_path: Path, tiny_model: Pa
     assert_no_traceback(run)
     assert run.code == 2 and f"{path}:" in run.stderr, run.output
     assert in_process < 15 and wall < 15, (in_process, wall)
+
+
+@pytest.mark.parametrize("relative", [True, False])
+def test_a_report_never_overwrites_the_profiles_hardware_file(tmp_path: Path, tiny_model: Path,
+                                                              relative: bool) -> None:
+    """Outputs over inputs: the hardware file a profile names is an input too (item 6)."""
+    from mlfit.catalog.loader import catalog_dir
+
+    hardware = tmp_path / "hw" / "board.yaml"
+    hardware.parent.mkdir()
+    original = (catalog_dir("hardware") / "rpi4-4gb.yaml").read_text()
+    hardware.write_text(original)
+    profile = tmp_path / "p.yaml"
+    ref = "hw/board.yaml" if relative else str(hardware)
+    profile.write_text(f"schema_version: 1\nid: p\nhardware: {ref}\nruntimes: [onnxruntime]\n")
+    run = run_mlfit("check", tiny_model, "--target", profile, "--json", hardware, *FAST)
+    assert_no_traceback(run)
+    assert run.code == 2, run.output
+    assert "is the input" in run.stderr and "board.yaml" in run.stderr, run.stderr
+    assert hardware.read_text() == original

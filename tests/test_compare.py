@@ -186,12 +186,14 @@ def test_runs_that_are_not_comparable_are_refused_with_the_reason() -> None:
 def _with_cost(result: RunResult, low_us: float, halves: tuple[float, float], reference: float) -> RunResult:
     """A run with the contention-proof figures: a single-thread node profile's fast fifth and the
     reference kernel's rate (what a worker records since result schema 2)."""
+    from mlfit.records import NodeProfile
     from mlfit.result import Contention, ReferenceKernel
 
     assert result.measurement is not None
-    profile = {"by_threads": {"1": {"nodes_us": low_us * 1.2, "nodes_us_low": low_us, "overhead_us_low": 0.0,
-                                    "nodes_us_low_halves": list(halves), "node_us": {}, "node_us_low": {}}},
-               "nodes": {}}
+    profile = NodeProfile.model_validate(
+        {"by_threads": {"1": {"nodes_us": low_us * 1.2, "nodes_us_low": low_us, "overhead_us_low": 0.0,
+                              "nodes_us_low_halves": list(halves), "node_us": {}, "node_us_low": {}}},
+         "nodes": {}})
     contention = Contention(reference=ReferenceKernel(name="gemm", flops=1.0, flops_per_s=reference))
     return result.model_copy(update={"node_profile": profile, "measurement": result.measurement.model_copy(
         update={"contention": contention})})

@@ -31,6 +31,7 @@ from mlfit.catalog.schema import Percentile
 from mlfit.measure.host import host_info
 from mlfit.measure.stats import latency_stats
 from mlfit.measure.timing import LoopPolicy, timed_loop
+from mlfit.records import Calibration, NodeProfile
 from mlfit.result import (
     ColdStart,
     Contention,
@@ -42,14 +43,14 @@ from mlfit.result import (
     load_report,
 )
 
-CALIBRATION: dict[str, Any] = {
-    "gemm_flops": {"1": 100e9, "2": 190e9},
-    "conv_flops": {"1": 100e9, "2": 190e9},
-    "bandwidth": {"1": 15e9, "2": 20e9},
-    "frequency_mhz": 3000.0,
-    "peak_fp32_per_core": 125e9,
-    "call_overhead_s": 5e-6,
-}
+CALIBRATION = Calibration(
+    gemm_flops={"1": 100e9, "2": 190e9},
+    conv_flops={"1": 100e9, "2": 190e9},
+    bandwidth={"1": 15e9, "2": 20e9},
+    frequency_mhz=3000.0,
+    peak_fp32_per_core=125e9,
+    call_overhead_s=5e-6,
+)
 
 
 def _quiet(n: int = 700, ms: float = 2.0) -> list[int]:
@@ -78,7 +79,7 @@ def _measurement(wall: list[int], cpu: list[int], threads: int = 2, runnable: in
     )
 
 
-def _node_profile(scale: float = 1.0) -> dict[str, Any]:
+def _node_profile(scale: float = 1.0) -> NodeProfile:
     nodes = {
         "conv": {"op": "Conv", "inputs": [[1, 64, 56, 56], [64, 64, 3, 3]], "outputs": [[1, 64, 56, 56]],
                  "activation_bytes": 802816, "param_bytes": 147456, "output_bytes": 802816},
@@ -95,7 +96,7 @@ def _node_profile(scale: float = 1.0) -> dict[str, Any]:
               "node_us": {"conv": 1650 * scale, "add": 150 * scale}, "nodes_us_low": 1500.0 * scale,
               "overhead_us_low": 40.0, "node_us_low": {"conv": 1400 * scale, "add": 100 * scale}},
     }
-    return {"runtime_version": "1.32.0", "by_threads": by_threads, "nodes": nodes}
+    return NodeProfile.model_validate({"runtime_version": "1.32.0", "by_threads": by_threads, "nodes": nodes})
 
 
 def test_timed_loop_records_cpu_time_next_to_wall_time() -> None:
@@ -148,15 +149,17 @@ def test_reference_kernel_scales_the_calibration() -> None:
     scale = reference_scale(m, CALIBRATION)
     assert scale is not None and abs(scale - 0.8) < 1e-9
     scaled = scaled_calibration(CALIBRATION, scale)
-    assert scaled["gemm_flops"]["1"] == 80e9 and scaled["call_overhead_s"] == CALIBRATION["call_overhead_s"] / 0.8
+    assert scaled.gemm_flops["1"] == 80e9 and scaled.call_overhead_s == 5e-6 / 0.8
     # the host's efficiency (rate over peak) is what it was: a neighbour slows the host, not its design
-    assert scaled["gemm_flops"]["1"] / scaled["peak_fp32_per_core"] == 100e9 / 125e9
+    assert scaled.peak_fp32_per_core is not None
+    assert scaled.gemm_flops["1"] / scaled.peak_fp32_per_core == 100e9 / 125e9
     assert reference_scale(_measurement(quiet, cpu=quiet), CALIBRATION) is None
 
 
 def test_single_thread_cost_from_the_fast_fifth() -> None:
     assert single_thread_cost(_node_profile()) == (1950.0 + 40.0) / 1e6
-    assert single_thread_cost({"by_threads": {"1": {"nodes_us": 5.0}}}) is None  # a schema-1 profile
+    schema_1 = NodeProfile.model_validate({"by_threads": {"1": {"nodes_us": 5.0}}})  # no fast-fifth figures
+    assert single_thread_cost(schema_1) is None
     assert single_thread_cost(None) is None
 
 

@@ -338,7 +338,7 @@ def test_whole_model_projection_follows_the_targets_threads(runtime: str) -> Non
     faster than the 1-thread one."""
     from test_projection import CALIBRATION, _measurement
 
-    flat = {**CALIBRATION, "gemm_flops": {"1": 100e9, "2": 100e9}}
+    flat = CALIBRATION.model_copy(update={"gemm_flops": {"1": 100e9, "2": 100e9}})
     m = _measurement(mean_s=0.02, threads=2).model_copy(update={"runtime": runtime})
     p50 = Percentile.P50
     by_threads = {t: project_cpu(_target("edge", t), m, None, None, flat, host_info()).latency[p50].value

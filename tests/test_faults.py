@@ -28,7 +28,7 @@ from _hostile import (
     processes_with,
 )
 from conftest import FAST, assert_no_traceback, run_mlfit
-from mlfit.api import MeasureOptions, identify, measure_and_check, resolve_targets
+from mlfit.api import MeasureOptions, identify, resolve_targets, run_model
 from mlfit.inputspec import InputSpec
 from mlfit.measure.launcher import DEFAULT_TIMEOUTS
 from mlfit.measure.protocol import Phase
@@ -137,7 +137,7 @@ def test_a_crashed_model_does_not_stop_the_others(tmp_path: Path, tiny_model: Pa
     results = []
     for fault in ("load:SIGSEGV", ""):
         monkeypatch.setenv("MLFIT_WORKER_FAULT", fault)
-        results.append(measure_and_check(identify(tiny_model), targets, InputSpec(), options))
+        results.append(run_model(identify(tiny_model), targets, InputSpec(), options))
     report = Report(mlfit_version="test", created="now", results=results,
                     complete=all(r.complete for r in results))
     crashed, fine = report.results
@@ -240,3 +240,22 @@ def test_watchdog_enforces_the_phase_deadline_itself() -> None:
     finally:
         if child.poll() is None:
             child.kill()
+
+
+def test_sigkilled_parent_takes_the_workers_own_children_along(tmp_path: Path, tiny_model: Path) -> None:
+    """A child the worker started in a session of its own ("escape") dies with the worker, which
+    dies with mlfit: nothing is left after `kill -9` of `mlfit check`."""
+    marker, env = marker_env()
+    env = {**os.environ, **env, "MLFIT_WORKER_FAULT": "load:escape"}
+    parent = subprocess.Popen([sys.executable, "-m", "mlfit", "check", str(tiny_model), "--target", "edge", *FAST],
+                              env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_for(lambda: len(processes_with(marker)) >= 3, 60), "the worker's child never started"
+        parent.kill()
+        parent.wait()
+        assert _wait_for(lambda: not processes_with(marker), 5), [p.cmdline() for p in processes_with(marker)]
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        assert_no_process_left(marker)

@@ -64,7 +64,7 @@ def test_memory_phases_are_ordered(small_cnn_model: Path, tmp_path: Path) -> Non
 def test_memory_timeline_has_phase_marks(small_cnn_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     assert run_mlfit("profile", small_cnn_model, "--json", out, *FAST).code == 0
-    timeline = json.loads(out.read_text())["results"][0]["measurement"]["extra"]["memory_timeline"]
+    timeline = json.loads(out.read_text())["results"][0]["measurement"]["memory_timeline"]
     phases = [name for name, _ in timeline["phases"]]
     assert phases[:3] == ["start", "import", "load"] and phases[-1] == "done"
     assert len(timeline["samples"]) >= 2 and all(rss > 0 for _, rss in timeline["samples"])

@@ -14,10 +14,12 @@ from mlfit.analysis.graph import analyze_onnx
 from mlfit.analysis.project import THREAD_MODELS, Band, project, project_cpu, project_gpu, thread_speedup
 from mlfit.catalog.loader import Target, resolve_target
 from mlfit.catalog.schema import Hardware, Percentile
-from mlfit.checks.bounds import order_statistic_ranks, percentile_bounds, three_way
 from mlfit.checks.engine import evaluate
+from mlfit.checks.verdict import three_way
+from mlfit.measure.bounds import order_statistic_ranks, percentile_bounds
 from mlfit.measure.host import host_info
 from mlfit.measure.stats import latency_stats
+from mlfit.records import Calibration, NodeProfile
 from mlfit.result import ColdStart, Measurement, MemoryPhases, ModelInfo, Provenance, Throughput, Verdict
 from mlfit.zoo import builders
 
@@ -59,14 +61,14 @@ def test_three_way_verdicts() -> None:
 
 # ----------------------------------------------------------------------------- fixtures
 
-CALIBRATION: dict[str, Any] = {
-    "gemm_flops": {"1": 100e9, "2": 190e9},
-    "conv_flops": {"1": 100e9, "2": 190e9},
-    "bandwidth": {"1": 15e9, "2": 20e9},
-    "frequency_mhz": 3000.0,
-    "peak_fp32_per_core": 125e9,
-    "call_overhead_s": 5e-6,
-}
+CALIBRATION = Calibration(
+    gemm_flops={"1": 100e9, "2": 190e9},
+    conv_flops={"1": 100e9, "2": 190e9},
+    bandwidth={"1": 15e9, "2": 20e9},
+    frequency_mhz=3000.0,
+    peak_fp32_per_core=125e9,
+    call_overhead_s=5e-6,
+)
 
 
 def _measurement(
@@ -96,7 +98,7 @@ def _measurement(
 
 def _node_profile(
     conv_us: tuple[float, float] = (3000.0, 1600.0), add_us: tuple[float, float] = (300.0, 280.0)
-) -> dict[str, Any]:
+) -> NodeProfile:
     """Two nodes as onnxruntime reports them: a big conv (compute-bound) and a big Add (streaming)."""
     nodes = {
         "conv": {
@@ -126,7 +128,7 @@ def _node_profile(
             "overhead_us": 50.0,
             "node_us": node_us,
         }
-    return {"runtime_version": "1.32.0", "by_threads": by_threads, "nodes": nodes}
+    return NodeProfile.model_validate({"runtime_version": "1.32.0", "by_threads": by_threads, "nodes": nodes})
 
 
 def _hardware(**cpu: Any) -> Hardware:
@@ -215,8 +217,8 @@ def test_thread_extrapolation_uses_both_thread_counts() -> None:
 
 def test_one_thread_target_from_a_two_thread_profile() -> None:
     # Only 2 threads profiled: 1 thread comes from the calibrated GEMM/bandwidth scaling.
-    profile = _node_profile()
-    del profile["by_threads"]["1"]
+    full = _node_profile()
+    profile = full.model_copy(update={"by_threads": {"2": full.by_threads["2"]}})
     one = project_cpu(
         _target(_hardware(cores=1, sustained_fp32="100 GFLOPS", peak_fp32="125 GFLOPS"), threads=1),
         _measurement(),
@@ -259,15 +261,16 @@ def test_band_sources_name_every_widening() -> None:
 
 def test_per_class_thread_model_follows_each_class_calibration() -> None:
     # Conv scales like the calibrated convolution, MatMul like the GEMM, an Add like bandwidth.
-    cal = {**CALIBRATION, "conv_flops": {"1": 100e9, "2": 200e9}, "gemm_flops": {"1": 100e9, "2": 150e9}}
+    cal = CALIBRATION.model_copy(
+        update={"conv_flops": {"1": 100e9, "2": 200e9}, "gemm_flops": {"1": 100e9, "2": 150e9}})
     big = 1e9  # FLOPs: a node large enough to get its class's full speed-up
     assert thread_speedup(cal, 2, big, "Conv", "per-class") == pytest.approx(2.0)
     assert thread_speedup(cal, 2, big, "MatMul", "per-class") == pytest.approx(1.5)
     assert thread_speedup(cal, 2, big, "Add", "per-class") == pytest.approx(20e9 / 15e9)
     assert thread_speedup(cal, 2, big, "Conv") == pytest.approx(1.5)  # the default: GEMM for all
     assert set(THREAD_MODELS) == {"gemm", "per-class"}
-    profile = _node_profile()
-    del profile["by_threads"]["1"]
+    full = _node_profile()
+    profile = full.model_copy(update={"by_threads": {"2": full.by_threads["2"]}})
     target = _target(_hardware(cores=1, sustained_fp32="100 GFLOPS", peak_fp32="125 GFLOPS"), threads=1)
     gemm = project_cpu(target, _measurement(), profile, None, cal, host_info())
     per_class = project_cpu(target, _measurement(), profile, None, cal, host_info(), thread_model="per-class")
@@ -374,7 +377,8 @@ def test_compat_checks_fail_whatever_the_speed(models_dir: Path) -> None:
     assert verdicts["compat.storage"] is Verdict.FAIL
     assert verdicts["compat.memory_fit"] is Verdict.PASS
     assert report.verdict is Verdict.FAIL
-    missing = {"runtime_version": "1.32.0", "kernels": {"missing": {"CPUExecutionProvider": ["custom::Foo"]}}}
+    missing = NodeProfile.model_validate(
+        {"runtime_version": "1.32.0", "kernels": {"missing": {"CPUExecutionProvider": ["custom::Foo"]}}})
     kernels = evaluate(resolve_target("edge"), _model_info(), None, static, None, missing)
     check = next(c for c in kernels.checks if c.metric == "compat.kernels")
     assert check.verdict is Verdict.FAIL and "custom::Foo" in check.reason

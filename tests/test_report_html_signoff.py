@@ -8,6 +8,7 @@ import html
 import re
 
 from mlfit.errors import printable
+from mlfit.records import NodeProfile, ProjectionSummary
 from mlfit.report import svg
 from mlfit.report.html import render_html
 from mlfit.result import RunResult
@@ -34,8 +35,9 @@ def profiled(result: RunResult) -> RunResult:
                         {"op": "Gemm", "seconds": 0.0002 * scale, "share": 0.2}],
             "top_nodes": [{"name": "conv_1", "op": "Conv", "seconds": 0.0005 * scale, "share": 0.4}],
         }
-        targets.append(target.model_copy(update={"projection": projection, "notes": [f"note of {target.target} #1"]}))
-    return result.model_copy(update={"node_profile": NODE_PROFILE, "targets": targets})
+        targets.append(target.model_copy(update={"projection": ProjectionSummary.model_validate(projection),
+                                                 "notes": [f"note of {target.target} #1"]}))
+    return result.model_copy(update={"node_profile": NodeProfile.model_validate(NODE_PROFILE), "targets": targets})
 
 
 def test_per_op_costs_come_from_the_node_profile_and_each_targets_projection() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.conftest import FAST, assert_no_traceback, run_mlfit
 
 from mlfit.analysis import deviceadapt as da
 from mlfit.analysis import devicemodel as dm
@@ -24,7 +25,6 @@ from mlfit.errors import ExitCode
 from mlfit.result import load_report
 from mlfit.truth.rows import uncontended_cost
 from mlfit.zoo import builders
-from tests.conftest import FAST, assert_no_traceback, run_mlfit
 
 FIT_MODELS = {
     "fit_mnv1": lambda: builders.mobilenet_v1(width=0.5, resolution=96, classes=10, batch=1),
@@ -50,7 +50,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (folder / "lab-box.yaml").write_text(yaml.safe_dump({
         "schema_version": 1, "id": "lab-box", "name": "Lab box (this host, peak stated 3x too high)",
         "cpu": {"arch": hw.cpu.arch.value, "model": hw.cpu.model, "cores": hw.cpu.cores,
-                "frequency": f"{hw.cpu.frequency / 1e9:.3f} GHz", "peak_fp32": f"{3 * hw.cpu.peak_fp32 / 1e9:.1f} GFLOPS",
+                "frequency": f"{hw.cpu.frequency / 1e9:.3f} GHz",
+                "peak_fp32": f"{3 * hw.cpu.peak_fp32 / 1e9:.1f} GFLOPS",
                 "isa": list(hw.cpu.isa), "source": "test: this host, peak stated 3x too high"},
         "memory": {"ram": "8 GiB", "os_reserved": "512 MiB", "bandwidth": "10 GB/s", "source": "test"},
         "storage": {"size": "100 GB", "source": "test"}}))

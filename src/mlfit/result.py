@@ -17,6 +17,11 @@ Result file format history (``RESULT_SCHEMA_VERSION``):
       that share it, and (for all but the first, whose measurement stays ``measurement``) its
       own measurement; each target report names its ``configuration``. Older files still read:
       the new fields default to empty, and their one measurement served every target.
+  4 - typed records instead of open dicts: ``measurement.memory_timeline`` (was
+      ``measurement.extra["memory_timeline"]``), ``node_profile``, ``calibration`` and
+      ``targets[].projection`` (with typed ``details``) follow the models in :mod:`mlfit.records`.
+      Older files still read: a timeline found in ``extra`` moves to its field, the dicts
+      validate into the models (calibration and projection-details keys since retired are dropped).
 Readers refuse newer versions (see :func:`load_result`).
 """
 
@@ -26,11 +31,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
+from mlfit.records import Calibration, MemoryTimeline, NodeProfile, ProjectionSummary
 
-RESULT_SCHEMA_VERSION = 3
+RESULT_SCHEMA_VERSION = 4
 
 
 class _Frozen(BaseModel):
@@ -233,6 +239,18 @@ class Measurement(_Frozen):
     unstable: bool = False
     extra: dict[str, Any] = Field(default_factory=dict, description="Backend- or scenario-specific figures")
     contention: Contention | None = Field(None, description="How busy the host was, per phase (schema 2)")
+    memory_timeline: MemoryTimeline | None = Field(None, description="Polled RSS over time (schema 4)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _timeline_from_extra(cls, data: Any) -> Any:
+        """Schema 3 and older kept the timeline in ``extra``: move it to its field."""
+        if isinstance(data, dict) and isinstance(data.get("extra"), dict) and "memory_timeline" in data["extra"]:
+            extra = dict(data["extra"])
+            timeline = extra.pop("memory_timeline")
+            data = {**data, "extra": extra}
+            data.setdefault("memory_timeline", timeline)
+        return data
 
 
 class CostItem(_Frozen):
@@ -307,7 +325,7 @@ class TargetReport(_Frozen):
     verdict: Verdict
     checks: list[Check]
     notes: list[str] = Field(default_factory=list)
-    projection: dict[str, Any] | None = Field(None, description="How figures were carried to the target")
+    projection: ProjectionSummary | None = Field(None, description="How figures were carried to the target")
     emulation: Emulation | None = Field(None, description="Container limits the figures were measured under")
     configuration: str | None = Field(None, description="The deployment configuration (runtime, threads, "
                                       "batch) whose measurement judged this target; see RunResult.configurations")
@@ -357,8 +375,8 @@ class RunResult(_Frozen):
     host: HostInfo | None = None
     measurement: Measurement | None = None
     analysis: dict[str, Any] | None = None
-    calibration: dict[str, Any] | None = Field(None, description="Host calibration used for projections")
-    node_profile: dict[str, Any] | None = Field(None, description="onnxruntime node timings on this host")
+    calibration: Calibration | None = Field(None, description="Host calibration used for projections")
+    node_profile: NodeProfile | None = Field(None, description="onnxruntime node timings on this host")
     configurations: list[ConfigurationRun] = Field(
         default_factory=list, description="Each deployment configuration measured; the first is `measurement`")
     targets: list[TargetReport] = Field(default_factory=list)

@@ -12,6 +12,7 @@ from typing import Any
 
 from mlfit.catalog.loader import Target
 from mlfit.catalog.units import format_size
+from mlfit.records import NodeProfile
 from mlfit.result import Check, ModelInfo, Provenance, Verdict
 
 # Highest ai.onnx opset each onnxruntime release implements (onnxruntime's compatibility
@@ -54,15 +55,15 @@ def _static(
 
 def _convert_hint(runtime: str, provided: list[str]) -> str:
     """'; --convert measures ...' when mlfit has a converter from the model's runtime to one the
-    target provides (mlfit.formats.CONVERTERS), else nothing: a flag that cannot help is not suggested."""
+    target provides (mlfit.formats.registry.converters), else nothing: a flag that cannot help is not suggested."""
     from mlfit.catalog.schema import Runtime
-    from mlfit.formats import CONVERTERS
+    from mlfit.formats.registry import converters
 
     try:
         source = Runtime(runtime)
     except ValueError:
         return ""
-    reachable = [r.value for r in CONVERTERS.get(source, {}) if r.value in provided]
+    reachable = [r.value for r in converters().get(source, {}) if r.value in provided]
     if not reachable:
         return ""
     return f"; --convert measures it converted to {reachable[0]}, which it provides"
@@ -72,7 +73,7 @@ def compat_checks(
     target: Target,
     model: ModelInfo,
     static: dict[str, Any] | None,
-    node_profile: dict[str, Any] | None,
+    node_profile: NodeProfile | None,
     host_runtime_version: str | None,
 ) -> tuple[list[Check], list[str]]:
     """Runtime, opset, kernels, dtypes, storage and memory fit: ``(checks, notes)``."""
@@ -178,18 +179,18 @@ def compat_checks(
     return checks, notes
 
 
-def _kernel_check(target: Target, node_profile: dict[str, Any] | None) -> Check | None:
-    kernels = (node_profile or {}).get("kernels") or {}
+def _kernel_check(target: Target, node_profile: NodeProfile | None) -> Check | None:
+    kernels = node_profile.kernels if node_profile is not None else None
     provider = target.profile.execution_provider
-    missing_by = kernels.get("missing") or {}
-    if provider not in missing_by:
+    missing_by = kernels.missing if kernels is not None else {}
+    if node_profile is None or provider not in missing_by:
         return None
     missing = list(missing_by[provider])
-    if missing and provider == "CPUExecutionProvider" and (node_profile or {}).get("by_threads"):
+    if missing and provider == "CPUExecutionProvider" and node_profile.by_threads:
         # The model just ran here on this provider: ops without a registered kernel were
         # expanded as ONNX functions by the runtime, so they do run.
         return _static("compat.kernels", f"every op has a {provider} kernel", True, "")
-    version = (node_profile or {}).get("runtime_version", "")
+    version = node_profile.runtime_version
     reason = f"no {provider} kernel in onnxruntime {version} for: {', '.join(missing[:8])}" + (
         " ..." if len(missing) > 8 else ""
     )

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlfit.catalog.schema import Percentile
+from mlfit.records import Calibration, NodeProfile
 from mlfit.result import Measurement
 
 # Standard normal quantiles: the spread of the upper percentiles is read from the lower half.
@@ -177,44 +178,43 @@ def sample_p50(m: Measurement) -> float:
     return _quantile(values, 0.5 if cpu_ok else 0.2)
 
 
-def single_thread_cost(node_profile: dict[str, Any] | None) -> float | None:
+def single_thread_cost(node_profile: NodeProfile | None) -> float | None:
     """Seconds per call at one thread from the node profile's per-node fast figures (kernels plus
     the executor's fast overhead), or None without a single-thread profile of that kind."""
-    one = ((node_profile or {}).get("by_threads") or {}).get("1")
-    if not one or "nodes_us_low" not in one:
+    one = node_profile.at(1) if node_profile is not None else None
+    if one is None or one.nodes_us_low is None:
         return None
-    return (float(one["nodes_us_low"]) + max(0.0, float(one.get("overhead_us_low", 0.0)))) / 1e6
+    return (float(one.nodes_us_low) + max(0.0, float(one.overhead_us_low))) / 1e6
 
 
-def reference_scale(m: Measurement, cal: dict[str, Any] | None) -> float | None:
+def reference_scale(m: Measurement, cal: Calibration | None) -> float | None:
     """The host's speed while the model ran over its speed when calibrated: the reference kernel
     (the calibration's own single-thread GEMM, timed between the model's runs, CPU time) over the
     cached calibration's figure. None without both."""
     ref = m.contention.reference if m.contention is not None else None
-    if ref is None or not cal:
+    if ref is None or cal is None:
         return None
-    cached = (cal.get("gemm_flops") or {}).get("1")
+    cached = cal.gemm_flops.get("1")
     if not cached or ref.flops_per_s <= 0:
         return None
     lo, hi = _SCALE_LIMITS
     return max(lo, min(hi, ref.flops_per_s / float(cached)))
 
 
-def scaled_calibration(cal: dict[str, Any], scale: float) -> dict[str, Any]:
+def scaled_calibration(cal: Calibration, scale: float) -> Calibration:
     """The calibration as this host ran while the model was measured: every rate times ``scale``,
     the per-call overhead over it."""
-    out = dict(cal)
+    out: dict[str, Any] = {}
     for key in ("gemm_flops", "conv_flops", "bandwidth"):
-        if isinstance(cal.get(key), dict):
-            out[key] = {k: float(v) * scale for k, v in cal[key].items()}
+        out[key] = {k: float(v) * scale for k, v in getattr(cal, key).items()}
     # The peak and the clock scale too, so the host's efficiency (rate over peak) stays what it
     # was calibrated at: a busy neighbour slows this host, it does not change its design.
     for key in ("copy_bandwidth_1t", "peak_fp32_per_core", "frequency_mhz"):
-        if cal.get(key):
-            out[key] = float(cal[key]) * scale
-    if cal.get("call_overhead_s"):
-        out["call_overhead_s"] = float(cal["call_overhead_s"]) / scale
-    return out
+        if getattr(cal, key):
+            out[key] = float(getattr(cal, key)) * scale
+    if cal.call_overhead_s:
+        out["call_overhead_s"] = float(cal.call_overhead_s) / scale
+    return cal.model_copy(update=out)
 
 
 @dataclass(frozen=True)
@@ -231,16 +231,16 @@ def _split_noise(a: float, b: float) -> float:
     return abs(a - b) / (a + b) if a > 0 and b > 0 else 0.0
 
 
-def cost_figure(m: Measurement | None, node_profile: dict[str, Any] | None) -> CostFigure | None:
+def cost_figure(m: Measurement | None, node_profile: NodeProfile | None) -> CostFigure | None:
     """The uncontended cost of one run: the single-thread node profile's fast fifth when there is
     one, else the sample-based uncontended median; None for a run without them (schema 1)."""
     if m is None:
         return None
     ref = m.contention.reference.flops_per_s if m.contention and m.contention.reference else None
-    one = ((node_profile or {}).get("by_threads") or {}).get("1") or {}
+    one = node_profile.at(1) if node_profile is not None else None
     cost = single_thread_cost(node_profile)
-    if cost is not None:
-        halves = [float(x) for x in one.get("nodes_us_low_halves") or []]
+    if cost is not None and one is not None:
+        halves = [float(x) for x in one.nodes_us_low_halves]
         noise = _split_noise(*halves) if len(halves) == 2 else 0.0
         return CostFigure(cost, noise, "onnxruntime node profile, 1 thread, fastest fifth per node", ref)
     if m.contention is None or len(m.latency.samples_ns) < 10:

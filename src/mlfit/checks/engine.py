@@ -22,10 +22,12 @@ from mlfit.analysis.project import Band, Projection
 from mlfit.catalog.loader import Target, is_gpu_target
 from mlfit.catalog.schema import MIN_SAMPLES, Percentile
 from mlfit.catalog.units import format_duration, format_rate, format_size
-from mlfit.checks.bounds import percentile_bounds, three_way
 from mlfit.checks.container import describe_limits, emulation_notes
 from mlfit.checks.load import load_checks, load_not_judged
+from mlfit.checks.verdict import three_way
+from mlfit.measure.bounds import percentile_bounds
 from mlfit.measure.stats import nearest_rank
+from mlfit.records import NodeProfile, ProjectionSummary
 from mlfit.result import Check, CostItem, Emulation, Measurement, ModelInfo, Provenance, TargetReport, Verdict, worst
 
 Fmt = Callable[[float], str]
@@ -313,7 +315,7 @@ def evaluate(
     measurement: Measurement | None,
     static: dict[str, Any] | None,
     projection: Projection | None = None,
-    node_profile: dict[str, Any] | None = None,
+    node_profile: NodeProfile | None = None,
     on_target: bool = False,
     emulation: Emulation | None = None,
 ) -> TargetReport:
@@ -337,7 +339,7 @@ def evaluate(
                 "model.size", v, v, v, budgets.model_size, "B", Provenance.STATIC, "file size on disk"
             )
         )
-    summary: dict[str, Any] | None = None
+    summary: ProjectionSummary | None = None
     if measurement is not None and emulation is not None:
         method = f"measured on this host under the container's limits ({describe_limits(emulation)})"
         checks.extend(_measured_checks(target, measurement, static, Provenance.EMULATED, method))

@@ -18,12 +18,13 @@ from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from mlfit.catalog.units import format_size
 from mlfit.errors import ExitCode
 from mlfit.lifeline import die_with_parent
 from mlfit.measure.protocol import SAMPLES_FILE, Phase, WorkerRequest, WorkerResponse
+from mlfit.records import MemoryTimeline
 from mlfit.result import Emulation, ErrorInfo, PartialTimings, Throttle
 
 if TYPE_CHECKING:
@@ -171,29 +172,9 @@ def _run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts |
     out_path = scratch / "response.json"
     log_path = scratch / "worker.log"
     request = request.model_copy(update={"phase_deadlines_s": timeouts.for_worker(request.settings.max_time_s)})
-    try:
-        request_path.write_text(request.model_dump_json())
-        log = open(log_path, "wb")  # noqa: SIM115 - closed right after the spawn
-    except OSError as exc:
-        return WorkerResponse(error=resource_error(exc, scratch, Phase.START))
-    # Everything the worker and the libraries it loads write through tempfile (MLPerf LoadGen's
-    # logs, runtime caches) lands in the scratch folder, removed with it.
-    env = {**os.environ, "TMPDIR": str(scratch), "MLFIT_PARENT_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1"}
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    command = [sys.executable, "-m", "mlfit.measure.worker", str(request_path), str(out_path)]
-    # Its own session: one killpg stops it and all it spawned, and a terminal's Ctrl-C reaches the
-    # parent alone, which keeps the partial timings. The parent's death still kills it
-    # (mlfit.lifeline explains how: the parent-death signal, and the worker's own watchdog).
-    try:
-        proc = subprocess.Popen(
-            [*(group.wrapper if group else []), *command], stdout=subprocess.PIPE, stderr=log,
-            stdin=subprocess.DEVNULL, start_new_session=True, env=env,
-            preexec_fn=die_with_parent(group.join_self if group and not group.wrapper else None),
-        )
-    except OSError as exc:  # EMFILE (ulimit -n), EAGAIN (process limit), ENOMEM
-        return WorkerResponse(error=resource_error(exc, scratch, Phase.START))
-    finally:
-        log.close()
+    proc = _spawn(request, request_path, out_path, log_path, group)
+    if isinstance(proc, ErrorInfo):
+        return WorkerResponse(error=proc)
     assert proc.stdout is not None
     throttling = None
     if group is not None:
@@ -254,12 +235,12 @@ def _run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts |
         proc.wait()
         reader.join(timeout=5)
         poller.join(timeout=5)
-    timeline = {
-        "source": f"RSS polled every {_POLL_INTERVAL_S:g} s with memory-profiler (worker and its children); "
-                  "short spikes can fall between polls: peaks come from the kernel's high-water mark",
-        "samples": [[round(t - started, 4), int(mib * 2**20)] for mib, t in samples],
-        "phases": [list(mark) for mark in phase_marks],
-    }
+    timeline = MemoryTimeline(
+        source=f"RSS polled every {_POLL_INTERVAL_S:g} s with memory-profiler (worker and its children); "
+               "short spikes can fall between polls: peaks come from the kernel's high-water mark",
+        samples=[(round(t - started, 4), int(mib * 2**20)) for mib, t in samples],
+        phases=list(phase_marks),
+    )
     bound = timeouts.bound(phase, request.settings.max_time_s)
     partial = _partial(timings, scratch) if stop is not None or proc.returncode else None
     emulation = _emulation(group, throttling, request.threads) if group is not None and throttling else None
@@ -279,9 +260,38 @@ def _run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts |
     return response.model_copy(update={"emulation": emulation}) if emulation is not None else response
 
 
+def _spawn(request: WorkerRequest, request_path: Path, out_path: Path, log_path: Path,
+           group: Cgroup | None) -> subprocess.Popen[bytes] | ErrorInfo:
+    """Start the worker, or say which resource stopped it (a full disk, `ulimit -n`)."""
+    scratch = request_path.parent
+    try:
+        request_path.write_text(request.model_dump_json())
+        log = open(log_path, "wb")  # noqa: SIM115 - closed right after the spawn
+    except OSError as exc:
+        return resource_error(exc, scratch, Phase.START)
+    # Everything the worker and the libraries it loads write through tempfile (MLPerf LoadGen's
+    # logs, runtime caches) lands in the scratch folder, removed with it.
+    env = {**os.environ, "TMPDIR": str(scratch), "MLFIT_PARENT_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1"}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    command = [sys.executable, "-m", "mlfit.measure.worker", str(request_path), str(out_path)]
+    # Its own session: one killpg stops it and all it spawned, and a terminal's Ctrl-C reaches the
+    # parent alone, which keeps the partial timings. The parent's death still kills it
+    # (mlfit.lifeline explains how: the parent-death signal, and the worker's own watchdog).
+    try:
+        return subprocess.Popen(
+            [*(group.wrapper if group else []), *command], stdout=subprocess.PIPE, stderr=log,
+            stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+            preexec_fn=die_with_parent(group.join_self if group and not group.wrapper else None),
+        )
+    except OSError as exc:  # EMFILE (ulimit -n), EAGAIN (process limit), ENOMEM
+        return resource_error(exc, scratch, Phase.START)
+    finally:
+        log.close()
+
+
 def _unconfirmed(request: WorkerRequest, runtime_label: str, stop: str | None, phase: Phase, bound: float,
                  partial: PartialTimings | None, proc: subprocess.Popen[bytes], memory_limit: int | None,
-                 limit_source: str, log_path: Path, out_path: Path, timeline: dict[str, Any]) -> WorkerResponse:
+                 limit_source: str, log_path: Path, out_path: Path, timeline: MemoryTimeline) -> WorkerResponse:
     """A worker under container limits that never confirmed them from inside: its figures are not
     emulated. It refused (limits not in place: exit 2), or stopped before it could say (its own
     error, without the emulated label)."""
@@ -312,7 +322,7 @@ def _emulation(group: Cgroup, throttling: Throttling, threads: int) -> Emulation
 
 def _response(request: WorkerRequest, runtime_label: str, stop: str | None, phase: Phase, bound: float,
               partial: PartialTimings | None, proc: subprocess.Popen[bytes], memory_limit: int | None,
-              limit_source: str, log_path: Path, out_path: Path, timeline: dict[str, Any]) -> WorkerResponse:
+              limit_source: str, log_path: Path, out_path: Path, timeline: MemoryTimeline) -> WorkerResponse:
     """The worker's answer, or the explained error of how it stopped."""
     if stop == "interrupted":
         return WorkerResponse(error=ErrorInfo(

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlfit.measure.protocol import WorkerRequest
+from mlfit.records import NodeProfile
 
 WARMUP_RUNS = 3
 MIN_RUNS = 5
@@ -138,22 +139,22 @@ def _low(values: list[float]) -> float:
 def profile_nodes(
     request: WorkerRequest, shapes: dict[str, list[int]], feed: Any, thread_counts: list[int],
     between: Callable[[], None] | None = None,
-) -> dict[str, Any]:
-    """Profile every node at each thread count; JSON-able. Never raises: a profile that
-    cannot be taken is reported as ``{"error": ...}`` and the projection falls back.
+) -> NodeProfile:
+    """Profile every node at each thread count. Never raises: a profile that cannot be taken
+    carries its ``error`` and the projection falls back.
     ``between`` runs after each timed single-thread run (the interleaved reference kernel)."""
     try:
-        return _profile_nodes(request, shapes, feed, thread_counts, between)
+        return NodeProfile.model_validate(_profile_nodes(request, shapes, feed, thread_counts, between))
     except Exception as exc:  # the measurement already succeeded; do not lose it to the profiler
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return {"error": f"{type(exc).__name__}: {text}", "by_threads": {}, "nodes": {}}
+        return NodeProfile(error=f"{type(exc).__name__}: {text}")
 
 
 def _profile_nodes(
     request: WorkerRequest, shapes: dict[str, list[int]], feed: Any, thread_counts: list[int],
     between: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Profile every node at each thread count; JSON-able."""
+    """Profile every node at each thread count, as the dict :class:`NodeProfile` validates."""
     import onnxruntime as ort
 
     del shapes  # the feed already has them; kept in the signature the worker calls

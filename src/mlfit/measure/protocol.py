@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlfit.inputspec import InputSpec
 from mlfit.measure.scenarios import ScenarioSettings
+from mlfit.records import MemoryTimeline, NodeProfile
 from mlfit.result import Emulation, ErrorInfo, Measurement, TensorInfo
 
 SAMPLES_FILE = "samples.i64"
@@ -98,8 +99,8 @@ class WorkerResponse(BaseModel):
     inputs: list[TensorInfo] = Field(default_factory=list)
     inputs_used: list[TensorInfo] = Field(default_factory=list)
     outputs: list[TensorInfo] = Field(default_factory=list)
-    node_profile: dict[str, Any] | None = None
+    node_profile: NodeProfile | None = None
     error: ErrorInfo | None = None
     emulation: Emulation | None = Field(None, description="Set by the parent for a run under container limits")
-    timeline: dict[str, Any] | None = Field(None, description="Polled RSS of the worker over time, with phase "
+    timeline: MemoryTimeline | None = Field(None, description="Polled RSS of the worker over time, with phase "
                                                            "marks, for plots; never used for peaks")

@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from mlfit.lifeline import Watchdog
+from mlfit.lifeline import Watchdog, die_with_parent
 from mlfit.measure.memory import PeakTracker
 
 _tracker = PeakTracker()
@@ -26,7 +26,7 @@ from mlfit.backends.base import Backend, LoadOptions, create_backend  # noqa: E4
 from mlfit.backends.feeds import build_feeds, data_shapes, fill_for, load_data  # noqa: E402
 from mlfit.catalog.schema import Runtime  # noqa: E402
 from mlfit.errors import ExitCode, MlfitError  # noqa: E402
-from mlfit.inputspec import refuse_unranged_integers, resolve_shapes  # noqa: E402
+from mlfit.inputspec import batch_free, refuse_unranged_integers, resolve_shapes  # noqa: E402
 from mlfit.measure.contention import phase_record, snapshot  # noqa: E402
 from mlfit.measure.host import host_info  # noqa: E402
 from mlfit.measure.protocol import SAMPLES_FILE, Phase, WorkerRequest, WorkerResponse  # noqa: E402
@@ -73,8 +73,9 @@ def enter(phase: Phase) -> None:
             import subprocess
 
             # "escape": the child leaves the process group (its own session), so killpg misses it
+            # Any child of the worker dies with it, as the worker dies with mlfit (mlfit.lifeline).
             subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
-                             start_new_session=action == "escape")
+                             start_new_session=action == "escape", preexec_fn=die_with_parent())
             while True:
                 time.sleep(1)
         if action == "stall":
@@ -122,7 +123,7 @@ def _batched_feeds(inputs: list[TensorInfo], feeds: list[dict[str, Any]], batch:
     """Feeds with the leading dim set to ``batch`` when every input's leading dim is free."""
     import numpy as np
 
-    if not inputs or any(not t.shape or isinstance(t.shape[0], int) for t in inputs):
+    if not batch_free(inputs):
         return None
     out: dict[str, Any] = {}
     for tensor in inputs:

@@ -13,6 +13,7 @@ from mlfit.catalog.loader import Target, is_gpu_target
 from mlfit.checks.engine import evaluate
 from mlfit.errors import MlfitError
 from mlfit.options import EventFn
+from mlfit.records import Calibration, NodeProfile
 from mlfit.result import HostInfo, Measurement, ModelInfo, TargetReport
 
 
@@ -108,24 +109,25 @@ def evaluate_targets(
     model: ModelInfo,
     measurement: Measurement | None,
     static: dict[str, Any] | None,
-    node_profile: dict[str, Any] | None,
+    node_profile: NodeProfile | None,
     host: HostInfo,
     request: Any,
     timeouts: Any,
     on_event: EventFn | None,
     memory_limit: int | None,
     truth: str | None = None,
-) -> tuple[list[TargetReport], dict[str, Any] | None]:
+) -> tuple[list[TargetReport], Calibration | None]:
     """Every target's report, and the host calibration used (None when none was needed or possible).
     ``truth``: the truth store (``--truth``; default $MLFIT_TRUTH or the user's cache): its adapted
     device fits are used for projections to their hardware."""
-    calibration: dict[str, Any] | None = None
+    calibration: Calibration | None = None
     calibration_note = ""
     if measurement is not None and any(not is_gpu_target(t) for t in targets):
         from mlfit.analysis.calibrate import load_or_calibrate
 
         try:
-            calibration, _ = load_or_calibrate()
+            data, _ = load_or_calibrate()
+            calibration = Calibration.model_validate(data)
         except MlfitError as exc:
             calibration_note = f"no projection: {exc.one_line()}"
     gpu_measurements: dict[str, Measurement | None] = {}

@@ -15,6 +15,7 @@ from mlfit.analysis.project.gpu import gpu_path_peak, gpu_roofline, project_gpu
 from mlfit.analysis.project.threads import THREAD_MODELS, parallel_weight, thread_speedup
 from mlfit.analysis.project.types import TOP_N, WIDE_BAND, Band, Projection, model_precision
 from mlfit.catalog.loader import Target, is_gpu_target
+from mlfit.records import Calibration, NodeProfile
 from mlfit.result import HostInfo, Measurement
 
 __all__ = [
@@ -26,9 +27,9 @@ __all__ = [
 def project(
     target: Target,
     measurement: Measurement,
-    node_profile: dict[str, Any] | None,
+    node_profile: NodeProfile | None,
     static: dict[str, Any] | None,
-    calibration: dict[str, Any] | None,
+    calibration: Calibration | None,
     host: HostInfo,
 ) -> Projection | None:
     """The projection for one target, or None when it cannot be made (then host figures stay labelled)."""

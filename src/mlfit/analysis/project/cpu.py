@@ -42,6 +42,7 @@ from mlfit.analysis.uncontended import (
 )
 from mlfit.catalog.loader import Target
 from mlfit.catalog.schema import Percentile
+from mlfit.records import Calibration, NodeProfile, ProfiledNode, ThreadProfile
 from mlfit.result import HostInfo, Measurement
 
 # Sustained fraction of the dense fp32 peak that onnxruntime's kernels reach on a CPU whose
@@ -65,13 +66,13 @@ class _Ratios:
 
 
 def _cpu_ratios(
-    target: Target, cal: dict[str, Any], host_arch: str, threads: int, notes: list[str]
+    target: Target, cal: Calibration, host_arch: str, threads: int, notes: list[str]
 ) -> _Ratios:
     cpu, mem = target.hardware.cpu, target.hardware.memory
     same_isa = isa_family(host_arch) == isa_family(cpu.arch.value)
-    gemm_1 = float(cal["gemm_flops"]["1"])
-    conv_1 = float(cal.get("conv_flops", {}).get("1", gemm_1))
-    host_peak = cal.get("peak_fp32_per_core")
+    gemm_1 = float(cal.gemm_flops["1"])
+    conv_1 = float(cal.conv_flops.get("1", gemm_1))
+    host_peak = cal.peak_fp32_per_core
     host_eff = min(1.0, gemm_1 / host_peak) if host_peak else 0.8
     target_peak_core = cpu.peak_fp32 / cpu.cores
     sustained = getattr(cpu, "sustained_fp32", None)
@@ -103,14 +104,14 @@ def _cpu_ratios(
     # A faster target core means a smaller time multiplier: lower (optimistic) uses the fastest.
     compute = Band(gemm_1 / core[0], gemm_1 / core[1], gemm_1 / core[2])
     conv = Band(conv_1 / core[0], conv_1 / core[1], conv_1 / core[2])
-    bw_counts = {int(k): float(v) for k, v in cal["bandwidth"].items()}
+    bw_counts = {int(k): float(v) for k, v in cal.bandwidth.items()}
     host_bw = (
         max(v for t, v in bw_counts.items() if t <= max(1, threads))
         if any(t <= max(1, threads) for t in bw_counts)
         else max(bw_counts.values())
     )
     r_m = host_bw / mem.bandwidth
-    mhz = cal.get("frequency_mhz") or 0.0
+    mhz = cal.frequency_mhz or 0.0
     clock_ratio = (mhz * 1e6 / cpu.frequency) if mhz else compute.value
     # A streaming node is bound by DRAM bandwidth, but never faster than the clock allows.
     memory = Band(max(r_m, clock_ratio), r_m, max(r_m, clock_ratio) * 1.5)
@@ -119,13 +120,13 @@ def _cpu_ratios(
     return _Ratios(compute, conv, memory, clock, ridge=target_compute / mem.bandwidth)
 
 
-def _moved_bytes(facts: dict[str, Any], macs: int) -> int:
+def _moved_bytes(facts: ProfiledNode, macs: int) -> int:
     """Bytes a node reads and writes. onnxruntime prepacks MatMul/Gemm weights and then no
     longer lists them as inputs: add them back (K x N fp32 from the MACs and the output rows)."""
-    moved = int(facts["activation_bytes"]) + int(facts["param_bytes"]) + int(facts["output_bytes"])
-    op = facts["op"]
-    if ("MatMul" in op or "Gemm" in op) and macs and len(facts["inputs"]) < 2 + ("Gemm" in op):
-        out = facts["outputs"][0] if facts["outputs"] else []
+    moved = facts.activation_bytes + facts.param_bytes + facts.output_bytes
+    op = facts.op
+    if ("MatMul" in op or "Gemm" in op) and macs and len(facts.inputs) < 2 + ("Gemm" in op):
+        out = facts.outputs[0] if facts.outputs else []
         rows = math.prod(out[:-1]) if len(out) >= 2 else 1
         moved += 4 * macs // max(1, rows)
     return moved
@@ -165,9 +166,9 @@ class _Sums:
 def project_cpu(
     target: Target,
     measurement: Measurement,
-    node_profile: dict[str, Any] | None,
+    node_profile: NodeProfile | None,
     static: dict[str, Any] | None,
-    cal: dict[str, Any],
+    cal: Calibration,
     host: HostInfo,
     thread_model: str = "gemm",
 ) -> Projection:
@@ -204,7 +205,7 @@ def project_cpu(
     details["reference_scale"] = scale
     by_threads, uncontended = _profile_basis(node_profile, measurement)
     if by_threads is not None:
-        host_factor = _per_node_factor(target, measurement, node_profile or {}, by_threads, uncontended, cal,
+        host_factor = _per_node_factor(target, measurement, node_profile or NodeProfile(), by_threads, uncontended, cal,
                                        ratios, threads, thread_model, notes, sources, details)
     else:
         host_factor = _whole_model_factor(measurement, node_profile, ratios, threads, notes, sources)
@@ -213,57 +214,57 @@ def project_cpu(
 
 
 def _profile_basis(
-    node_profile: dict[str, Any] | None, measurement: Measurement
-) -> tuple[dict[str, Any] | None, bool]:
+    node_profile: NodeProfile | None, measurement: Measurement
+) -> tuple[dict[str, ThreadProfile] | None, bool]:
     """The node profile's timings by thread count that the per-node projection starts from (None:
     no usable profile), and whether they are the uncontended single-thread figures."""
-    by_threads = (node_profile or {}).get("by_threads") or {}
+    by_threads = node_profile.by_threads if node_profile is not None else {}
     uncontended = single_thread_cost(node_profile) is not None
     if uncontended:
         # Contention-proof basis: the single-thread profile's per-node fastest fifth, carried to
         # any thread count by the calibrated thread speed-up (mlfit.analysis.uncontended).
         one = by_threads["1"]
-        by_threads = {"1": {**one, "node_us": one["node_us_low"], "overhead_us": one["overhead_us_low"]}}
+        by_threads = {"1": one.model_copy(update={"node_us": one.node_us_low, "overhead_us": one.overhead_us_low})}
     if by_threads and (str(measurement.threads) in by_threads or uncontended):
         return by_threads, uncontended
     return None, uncontended
 
 
 def _node_sums(
-    node_profile: dict[str, Any], by_threads: dict[str, Any], counts: list[int], threads: int,
-    cal: dict[str, Any], ratios: _Ratios, thread_model: str,
+    node_profile: NodeProfile, by_threads: dict[str, ThreadProfile], counts: list[int], threads: int,
+    cal: Calibration, ratios: _Ratios, thread_model: str,
 ) -> _Sums:
     """Each profiled node at the target's thread count, scaled by the ratio its boundedness picks,
     plus the executor's per-call overhead scaled by the clock ratio."""
     sums = _Sums()
-    for name, facts in node_profile["nodes"].items():
+    for name, facts in node_profile.nodes.items():
         times = {
-            t: float(by_threads[str(t)]["node_us"][name])
+            t: float(by_threads[str(t)].node_us[name])
             for t in counts
-            if name in by_threads[str(t)]["node_us"]
+            if name in by_threads[str(t)].node_us
         }
         if not times:
             continue
-        flops, macs, _ = op_cost(facts["op"], facts["inputs"], facts["outputs"])
+        flops, macs, _ = op_cost(facts.op, facts.inputs, facts.outputs)
         moved = _moved_bytes(facts, macs)
         compute_bound = moved == 0 or flops / moved >= ratios.ridge
-        t_host = node_time_at(times, threads, cal, flops, facts["op"], thread_model)
+        t_host = node_time_at(times, threads, cal, flops, facts.op, thread_model)
         if compute_bound:
-            r = ratios.conv if "Conv" in facts["op"] else ratios.compute
+            r = ratios.conv if "Conv" in facts.op else ratios.compute
         else:  # cache-resident small nodes run at the core's vector speed, streaming ones at DRAM's
             r = ratios.compute if moved < _CACHE_RESIDENT_BYTES else ratios.memory
         sums.add(t_host, r, "memory bandwidth" if r is ratios.memory else "compute")
         if compute_bound:
             sums.compute += t_host * r.value
-        sums.per_node.append((t_host * r.value, name, facts["op"]))
-    overhead = {t: float(by_threads[str(t)]["overhead_us"]) for t in counts}
+        sums.per_node.append((t_host * r.value, name, facts.op))
+    overhead = {t: float(by_threads[str(t)].overhead_us) for t in counts}
     o_host = overhead.get(threads, overhead[min(counts, key=lambda t: abs(t - threads))])
     sums.add(max(0.0, o_host), ratios.clock, "executor clock")
     return sums
 
 
 def _thread_band(
-    measurement: Measurement, by_threads: dict[str, Any], counts: list[int], threads: int, uncontended: bool,
+    measurement: Measurement, by_threads: dict[str, ThreadProfile], counts: list[int], threads: int, uncontended: bool,
     thread_model: str, notes: list[str], sources: dict[str, tuple[float, float]],
 ) -> tuple[float, float]:
     """How much the thread count's extrapolation widens the band (multipliers), with its note."""
@@ -276,7 +277,7 @@ def _thread_band(
             f"{threads} threads extrapolated from {', '.join(map(str, counts))} measured here "
             f"(Amdahl fit per node); band widened"
         )
-        sums = {t: float(by_threads[str(t)]["nodes_us"]) for t in counts}
+        sums = {t: float(by_threads[str(t)].nodes_us) for t in counts}
         if measurement.unstable and sums[max(counts)] >= sums[min(counts)]:
             # Not widened further: the optimistic bound already starts from the fastest run.
             notes.append(
@@ -323,8 +324,8 @@ def _top_costs(per_node: list[tuple[float, str, str]], total_mid: float) -> tupl
 
 
 def _per_node_factor(
-    target: Target, measurement: Measurement, node_profile: dict[str, Any], by_threads: dict[str, Any],
-    uncontended: bool, cal: dict[str, Any], ratios: _Ratios, threads: int, thread_model: str,
+    target: Target, measurement: Measurement, node_profile: NodeProfile, by_threads: dict[str, ThreadProfile],
+    uncontended: bool, cal: Calibration, ratios: _Ratios, threads: int, thread_model: str,
     notes: list[str], sources: dict[str, tuple[float, float]], details: dict[str, Any],
 ) -> _HostFactor:
     """The factor from the node profile: the target's per-node sum over the host's profiled run."""
@@ -334,7 +335,7 @@ def _per_node_factor(
     else:
         base = by_threads[str(measurement.threads)]
         # Same basis as the projected sum: per-node medians plus the executor's median overhead.
-        host_total = float(base["nodes_us"]) + max(0.0, float(base["overhead_us"]))
+        host_total = float(base.nodes_us) + max(0.0, float(base.overhead_us))
     sums = _node_sums(node_profile, by_threads, counts, threads, cal, ratios, thread_model)
     # How wide the target's hardware alone makes the band (compute/bandwidth/clock ratios), and
     # each ratio's part: the band if only that ratio's bounds were applied.
@@ -369,7 +370,7 @@ def _per_node_factor(
 
 
 def _whole_model_factor(
-    measurement: Measurement, node_profile: dict[str, Any] | None, ratios: _Ratios, threads: int,
+    measurement: Measurement, node_profile: NodeProfile | None, ratios: _Ratios, threads: int,
     notes: list[str], sources: dict[str, tuple[float, float]],
 ) -> _HostFactor:
     """No node profile (another runtime): the whole model between the memory and compute ratios."""
@@ -390,14 +391,14 @@ def _whole_model_factor(
         f"whole-model scaling from {measurement.runtime} at {t_h} thread(s) by the calibrated compute "
         f"and bandwidth ratios (no node profile: wide band)"
     )
-    failure = (node_profile or {}).get("error")
+    failure = node_profile.error if node_profile is not None else None
     if failure:
         notes.append(f"onnxruntime's node profile failed ({failure}); whole-model projection")
     return _HostFactor(factor, method, [], [])
 
 
 def _cpu_projection(
-    target: Target, measurement: Measurement, static: dict[str, Any] | None, cal: dict[str, Any],
+    target: Target, measurement: Measurement, static: dict[str, Any] | None, cal: Calibration,
     host: HostInfo, ratios: _Ratios, threads: int, host_factor: _HostFactor, uncontended: bool,
     notes: list[str], sources: dict[str, tuple[float, float]], details: dict[str, Any],
 ) -> Projection:
@@ -405,7 +406,7 @@ def _cpu_projection(
     version's widening, then every percentile's band from the host figure they start from."""
     factor, method = host_factor.factor, host_factor.method
     robust = details.get("host_profiled_run_us")
-    robust_p50 = robust / 1e6 + float(cal.get("call_overhead_s") or 0.0) if robust else None
+    robust_p50 = robust / 1e6 + float(cal.call_overhead_s or 0.0) if robust else None
     if uncontended or measurement.contention is not None:  # the host figure the bands below start from
         host_base = robust_p50 if uncontended and robust_p50 else sample_p50(measurement)
     else:

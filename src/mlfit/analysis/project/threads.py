@@ -4,10 +4,10 @@ counts, or carried from one count by the calibrated thread speed-up weighted by 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from mlfit.analysis.calibrate import per_thread
 from mlfit.analysis.costs import op_cost
+from mlfit.records import Calibration, NodeProfile, ThreadProfile
 
 
 def _amdahl(times: dict[int, float], threads: int) -> float:
@@ -45,16 +45,16 @@ def parallel_weight(flops: float) -> float:
 THREAD_MODELS = ("gemm", "per-class")
 
 
-def _scaling_figure(cal: dict[str, Any], op: str, model: str) -> dict[str, float]:
+def _scaling_figure(cal: Calibration, op: str, model: str) -> dict[str, float]:
     if model == "per-class":
-        if "Conv" in op and cal.get("conv_flops"):
-            return dict(cal["conv_flops"])
+        if "Conv" in op and cal.conv_flops:
+            return dict(cal.conv_flops)
         if not ("MatMul" in op or "Gemm" in op):
-            return dict(cal["bandwidth"])
-    return dict(cal["gemm_flops"])
+            return dict(cal.bandwidth)
+    return dict(cal.gemm_flops)
 
 
-def thread_speedup(cal: dict[str, Any], threads: int, flops: float, op: str = "", model: str = "gemm") -> float:
+def thread_speedup(cal: Calibration, threads: int, flops: float, op: str = "", model: str = "gemm") -> float:
     """Speed-up of a node of ``flops`` (op type ``op``) at ``threads`` over one thread on this host."""
     figure = _scaling_figure(cal, op, model)
     full = min(float(threads), per_thread(figure, threads) / per_thread(figure, 1))
@@ -62,7 +62,7 @@ def thread_speedup(cal: dict[str, Any], threads: int, flops: float, op: str = ""
 
 
 def node_time_at(
-    times: dict[int, float], threads: int, cal: dict[str, Any], flops: float, op: str, model: str
+    times: dict[int, float], threads: int, cal: Calibration, flops: float, op: str, model: str
 ) -> float:
     if threads in times:
         return times[threads]
@@ -73,16 +73,16 @@ def node_time_at(
 
 
 def host_total_at(
-    node_profile: dict[str, Any], one: dict[str, Any], threads: int, cal: dict[str, Any], thread_model: str
+    node_profile: NodeProfile, one: ThreadProfile, threads: int, cal: Calibration, thread_model: str
 ) -> float:
     """The host's uncontended run (µs) at ``threads``: each node's single-thread figure carried by the
     calibrated thread speed-up, the same way the target's sum is built, plus the executor's overhead."""
     total = 0.0
-    nodes = node_profile.get("nodes") or {}
-    for name, t in one["node_us"].items():
+    nodes = node_profile.nodes
+    for name, t in one.node_us.items():
         facts = nodes.get(name)
         if facts is None:
             continue
-        flops = op_cost(facts["op"], facts["inputs"], facts["outputs"])[0]
-        total += node_time_at({1: float(t)}, threads, cal, flops, facts["op"], thread_model)
-    return total + max(0.0, float(one["overhead_us"]))
+        flops = op_cost(facts.op, facts.inputs, facts.outputs)[0]
+        total += node_time_at({1: float(t)}, threads, cal, flops, facts.op, thread_model)
+    return total + max(0.0, float(one.overhead_us))

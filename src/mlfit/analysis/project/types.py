@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlfit.catalog.schema import Percentile
+from mlfit.records import ProjectionSummary
 
 TOP_N = 5
 
@@ -48,9 +49,9 @@ class Projection:
     measured: bool = False  # True: measured on this host's GPU, not derived
     from_host_timings: bool = True  # False for a roofline: host noise does not reach it
 
-    def summary(self) -> dict[str, Any]:
-        """JSON-able description for the result file."""
-        return {
+    def summary(self) -> ProjectionSummary:
+        """The typed record the result file keeps (validated from the figures gathered here)."""
+        return ProjectionSummary.model_validate({
             "method": self.method,
             "latency": {p.value: {"value": b.value, "lower": b.lower, "upper": b.upper}
                         for p, b in self.latency.items()},
@@ -59,7 +60,7 @@ class Projection:
             "top_ops": self.top_ops,
             "details": self.details,
             "measured": self.measured,
-        }
+        })
 
 
 def isa_family(arch: str) -> str:

@@ -25,12 +25,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
 
 from mlfit.analysis.uncontended import cost_figure
+from mlfit.compare.rules import (
+    _BETTER,
+    _TAIL,
+    _UNITS,
+    MEMORY_FLOOR,
+    CompareOptions,
+    Method,
+    _judged_by_cost,
+    _notes,
+    _pct,
+    _same_setup,
+    _status,
+    not_comparable,
+)
+from mlfit.compare.stats import MAX_WORK, QUANTILES, block_bootstrap, erfinv, mann_whitney_p, row_statistics
 from mlfit.errors import ConfigError
 from mlfit.report.common import format_value
 from mlfit.result import (
@@ -41,136 +55,6 @@ from mlfit.result import (
     Report,
     RunResult,
 )
-
-DEFAULT_MIN_EFFECT = 0.05
-DEFAULT_CONFIDENCE = 0.95
-DEFAULT_RESAMPLES = 2000
-# Assumed run-to-run spread (standard deviation) of a latency figure between two runs of the same
-# model on the same machine: one run per side cannot show it, and ignoring it turns a busy
-# neighbour into a "regression". ~3% was seen on a shared 2-core VM; set 0 on a quiet machine.
-DEFAULT_RUN_NOISE = 0.02
-# Memory readings move by allocator and page granularity: smaller differences are not changes.
-MEMORY_FLOOR = float(2**20)
-# Blocks per resample: n/20 consecutive samples keep drift over a fraction of a run together.
-BLOCKS_PER_RESAMPLE = 20
-# Bound the memory of one vectorised bootstrap chunk (resamples x samples indices).
-_CHUNK_ELEMENTS = 4_000_000
-
-
-class Method(str, Enum):
-    """How a latency change is tested for significance."""
-
-    BOOTSTRAP = "bootstrap"
-    MANN_WHITNEY = "mannwhitney"
-
-
-@dataclass(frozen=True)
-class CompareOptions:
-    """Settings of one compare (``mlfit compare`` flags: --min-effect, --confidence, --method, --run-noise,
-    --strict; ``resamples`` and ``seed`` keep the bootstrap reproducible)."""
-
-    min_effect: float = DEFAULT_MIN_EFFECT
-    confidence: float = DEFAULT_CONFIDENCE
-    method: Method = Method.BOOTSTRAP
-    resamples: int = DEFAULT_RESAMPLES
-    run_noise: float = DEFAULT_RUN_NOISE
-    seed: int = 0
-    strict: bool = False
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.min_effect < 10:
-            raise ConfigError(
-                f"minimum effect {self.min_effect:g} is out of range", "give a fraction such as 0.05"
-            )
-        if not 0.5 <= self.confidence < 1:
-            raise ConfigError(f"confidence {self.confidence:g} is out of range", "give a level such as 0.95")
-        if not 0 <= self.run_noise < 1:
-            raise ConfigError(f"run noise {self.run_noise:g} is out of range", "give a fraction such as 0.02")
-        if self.resamples < 100:
-            raise ConfigError(f"{self.resamples} resamples are too few for an interval", "use at least 100")
-
-
-# --- statistics --------------------------------------------------------------------------------
-
-
-_QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
-# Figures whose run-to-run spread on a busy machine dwarfs the model's: a noisy run cannot show a change.
-_TAIL = {"latency.p90", "latency.p95", "latency.p99", "latency.mean", "throughput.single_stream"}
-# Which direction is better for each sampled figure.
-_BETTER = {"throughput.single_stream": "higher"}
-_UNITS = {"throughput.single_stream": "/s"}
-# Cap on resamples x samples sorted per side, so a 100k-sample run still compares in about a second.
-_MAX_WORK = 10_000_000
-
-
-def row_statistics(sorted_rows: np.ndarray) -> dict[str, np.ndarray]:
-    """Every compared latency figure of each row (one run or one resample, sorted ascending, seconds).
-
-    Percentiles use the nearest rank ceil(q * n), the same definition as the report's figures.
-    """
-    n = sorted_rows.shape[1]
-    out = {f"latency.{name}": sorted_rows[:, max(1, math.ceil(q * n)) - 1] for name, q in _QUANTILES.items()}
-    mean = sorted_rows.mean(axis=1)
-    out["latency.mean"] = mean
-    out["throughput.single_stream"] = 1.0 / mean
-    return out
-
-
-def block_bootstrap(samples: np.ndarray, resamples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Each figure of :func:`row_statistics` over circular moving-block resamples of ``samples``.
-
-    Blocks of n/20 consecutive samples keep slow drift together; resampling single samples
-    would treat correlated samples as independent and give intervals that are too narrow.
-    """
-    n = len(samples)
-    block = max(1, n // BLOCKS_PER_RESAMPLE)
-    blocks = math.ceil(n / block)
-    offsets = np.arange(block)
-    chunk = max(1, _CHUNK_ELEMENTS // (blocks * block))
-    parts: list[dict[str, np.ndarray]] = []
-    for start in range(0, resamples, chunk):
-        rows = min(chunk, resamples - start)
-        starts = rng.integers(0, n, size=(rows, blocks))
-        idx = ((starts[:, :, None] + offsets) % n).reshape(rows, blocks * block)[:, :n]
-        parts.append(row_statistics(np.sort(samples[idx], axis=1)))
-    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-
-
-def mann_whitney_p(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided Mann-Whitney U p-value (normal approximation, tie and continuity corrected)."""
-    n1, n2 = len(a), len(b)
-    if n1 == 0 or n2 == 0:
-        return 1.0
-    combined = np.concatenate([a, b])
-    order = np.argsort(combined, kind="mergesort")
-    _, inverse, counts = np.unique(combined[order], return_inverse=True, return_counts=True)
-    average_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based mean rank of each tie group
-    ranks = np.empty(n1 + n2)
-    ranks[order] = average_rank[inverse]
-    u1 = ranks[:n1].sum() - n1 * (n1 + 1) / 2.0
-    n = n1 + n2
-    ties = float(np.sum(counts.astype(np.float64) ** 3 - counts))
-    variance = n1 * n2 / 12.0 * ((n + 1) - ties / (n * (n - 1)))
-    if variance <= 0:
-        return 1.0
-    z = max(0.0, abs(u1 - n1 * n2 / 2.0) - 0.5) / math.sqrt(variance)
-    return math.erfc(z / math.sqrt(2.0))
-
-
-# --- one metric ---------------------------------------------------------------------------------
-
-
-def _status(worse: float, lo: float, hi: float, significant: bool, effect: float) -> ChangeStatus:
-    """Classify a change given in the worse direction (positive = worse) with its interval [lo, hi]."""
-    if significant and lo > effect:
-        return ChangeStatus.REGRESSION
-    if significant and hi < -effect:
-        return ChangeStatus.IMPROVEMENT
-    return ChangeStatus.INCONCLUSIVE if abs(worse) > effect else ChangeStatus.UNCHANGED
-
-
-def _pct(x: float) -> str:
-    return f"{x * 100:+.1f}%"
 
 
 @dataclass(frozen=True)
@@ -189,7 +73,7 @@ class _Sides:
 
 def _sides(base: np.ndarray, new: np.ndarray, noisy: list[str], options: CompareOptions) -> _Sides:
     rng = np.random.default_rng(options.seed)
-    resamples = max(200, min(options.resamples, _MAX_WORK // max(len(base), len(new))))
+    resamples = max(200, min(options.resamples, MAX_WORK // max(len(base), len(new))))
     point = {
         side: {k: float(v[0]) for k, v in row_statistics(np.sort(x)[None, :]).items()}
         for side, x in (("base", base), ("new", new))
@@ -311,61 +195,6 @@ def _single_change(
     )
 
 
-# --- one model ----------------------------------------------------------------------------------
-
-
-def _shapes(result: RunResult) -> str:
-    return ", ".join(f"{t.name}={'x'.join(str(d) for d in t.shape)}" for t in result.model.inputs_used)
-
-
-def _notes(base: RunResult, new: RunResult) -> list[str]:
-    notes: list[str] = []
-    if base.model.sha256 != new.model.sha256:
-        notes.append(f"different model files (sha256 {base.model.sha256[:12]} -> {new.model.sha256[:12]})")
-    if _shapes(base) != _shapes(new):
-        notes.append(f"input shapes differ: {_shapes(base) or '?'} -> {_shapes(new) or '?'}")
-    bm, nm = base.measurement, new.measurement
-    if bm is not None and nm is not None and (bm.runtime, bm.runtime_version) != (nm.runtime, nm.runtime_version):
-        notes.append(
-            f"runtimes differ: {bm.runtime} {bm.runtime_version} -> {nm.runtime} {nm.runtime_version}"
-        )
-    return notes
-
-
-def _config(result: RunResult) -> dict[str, str]:
-    m = result.measurement
-    if m is None:
-        return {}
-    return {"runtime": m.runtime, "thread count": str(m.threads), "execution provider": m.execution_provider,
-            "batch": str(m.throughput.batch_size or 1)}
-
-
-def not_comparable(base: RunResult, new: RunResult) -> list[str]:
-    """Why two runs of a model cannot be compared, or nothing when they can.
-
-    What is not the model must match: the deployment configuration the model was measured in
-    (runtime, threads, execution provider, batch), and, for the same file, the inputs it was
-    fed. A different file may take different inputs (a model retrained at another resolution is
-    the change a compare is for). Different machines are not refused here: see
-    :func:`compare_reports`."""
-    reasons: list[str] = []
-    if base.model.sha256 == new.model.sha256 and _shapes(base) != _shapes(new):
-        reasons.append(f"the same model file was measured on different inputs ({_shapes(base) or '?'} -> "
-                       f"{_shapes(new) or '?'})")
-    bc, nc = _config(base), _config(new)
-    for key in bc:
-        if key in nc and bc[key] != nc[key]:
-            reasons.append(f"{key} differs ({bc[key]} -> {nc[key]})")
-    return reasons
-
-
-def _same_setup(base: RunResult, new: RunResult) -> bool:
-    """The same file, inputs, configuration and runtime version: only the host can differ."""
-    bm, nm = base.measurement, new.measurement
-    return (base.model.sha256 == new.model.sha256 and _shapes(base) == _shapes(new) and not not_comparable(base, new)
-            and bm is not None and nm is not None and bm.runtime_version == nm.runtime_version)
-
-
 def _cost_change(base: RunResult, new: RunResult, options: CompareOptions) -> MetricChange | None:
     """The contention-proof figure: each run's uncontended cost per call, the new one carried to the
     base run's host speed by the reference kernel both timed, judged against the noise each run
@@ -381,7 +210,7 @@ def _cost_change(base: RunResult, new: RunResult, options: CompareOptions) -> Me
         method += (f"; new run carried to the base run's host speed by the reference kernel "
                    f"(x{n.reference_flops_per_s / b.reference_flops_per_s:.3f})")
     sigma = math.hypot(max(options.run_noise, b.noise), max(options.run_noise, n.noise))
-    z = float(np.sqrt(2.0) * _erfinv(options.confidence))
+    z = float(np.sqrt(2.0) * erfinv(options.confidence))
     log_ratio = math.log(new_value / b.seconds)
     ci_low, ci_high = math.expm1(log_ratio - z * sigma), math.expm1(log_ratio + z * sigma)
     change = math.expm1(log_ratio)
@@ -402,38 +231,6 @@ def _cost_change(base: RunResult, new: RunResult, options: CompareOptions) -> Me
                         status=status, reason=reason)
 
 
-def _erfinv(p: float) -> float:
-    """Inverse error function at ``p`` (two-sided normal quantile / sqrt 2), by bisection: no scipy."""
-    lo, hi = 0.0, 6.0
-    for _ in range(80):
-        mid = (lo + hi) / 2
-        if math.erf(mid) < p:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
-
-
-def _judged_by_cost(changes: list[MetricChange], cost: MetricChange | None, same: bool) -> list[MetricChange]:
-    """Wall figures move with host load: a wall-time regression or improvement stands only when the
-    contention-proof cost moved the same way. Two runs of the same setup (file, inputs,
-    configuration, runtime version) never regress: what differs between them is the host."""
-    directed = (ChangeStatus.REGRESSION, ChangeStatus.IMPROVEMENT)
-    out: list[MetricChange] = []
-    for c in changes:
-        if c.status in directed and same:
-            c = c.model_copy(update={"status": ChangeStatus.INCONCLUSIVE, "reason": (
-                f"{_pct(c.change or 0.0)}, but both runs measured the same file with the same inputs, "
-                "configuration and runtime: the difference is the host's, not the model's")})
-        elif (c.status in directed and cost is not None and c.metric.startswith(("latency.", "throughput.single"))
-              and cost.status is not c.status):
-            c = c.model_copy(update={"status": ChangeStatus.INCONCLUSIVE, "reason": (
-                f"{_pct(c.change or 0.0)} in wall time, but the uncontended cost did not move the same way "
-                f"({cost.reason}): the host's load, not the model")})
-        out.append(c)
-    return out
-
-
 def _samples_s(result: RunResult) -> np.ndarray:
     assert result.measurement is not None
     return np.asarray(result.measurement.latency.samples_ns, dtype=np.float64) / 1e9
@@ -451,7 +248,7 @@ def compare_results(base: RunResult, new: RunResult, options: CompareOptions) ->
             sides = _sides(base_s, new_s, noisy, options)
             for metric in sides.base:
                 field = metric.split(".", 1)[1]
-                if field in _QUANTILES and (
+                if field in QUANTILES and (
                     getattr(bm.latency, field) is None or getattr(nm.latency, field) is None
                 ):
                     continue  # too few samples for this percentile in one of the runs
@@ -532,9 +329,6 @@ def compare_results(base: RunResult, new: RunResult, options: CompareOptions) ->
         changes=changes,
         notes=notes,
     )
-
-
-# --- two reports --------------------------------------------------------------------------------
 
 
 def _pairs(base: Report, new: Report) -> tuple[list[tuple[RunResult, RunResult]], list[str]]:

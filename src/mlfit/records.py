@@ -1,0 +1,196 @@
+"""Typed records a result carries beside its measurement: the memory timeline, onnxruntime's node
+profile, the host calibration and a target's projection (schema 4; before, ``dict[str, Any]``
+read by string keys).
+
+Small and pure pydantic, so the worker can build them without importing anything heavier (the
+contract "the worker stays light"). The writers: :mod:`mlfit.measure.launcher` (timeline),
+:mod:`mlfit.measure.nodeprofile` (node profile), :mod:`mlfit.analysis.calibrate` (calibration, validated
+from its cache file by :mod:`mlfit.run.evaluate`), :mod:`mlfit.analysis.project` (projection).
+Older result files carry the same keys as dicts: they validate into these models on read.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MemoryTimeline(_Frozen):
+    """The worker's RSS polled over time (for plots; peaks come from the kernel's high-water mark)."""
+
+    source: str = ""
+    samples: list[tuple[float, int]] = Field(default_factory=list, description="(seconds since start, bytes)")
+    phases: list[tuple[str, float]] = Field(default_factory=list, description="(phase, seconds since start)")
+
+
+class ProfiledNode(_Frozen):
+    """A node as onnxruntime ran it (after fusion and layout changes), from its profiler."""
+
+    op: str = ""
+    provider: str = ""
+    inputs: list[list[int]] = Field(default_factory=list, description="Input shapes")
+    outputs: list[list[int]] = Field(default_factory=list, description="Output shapes")
+    dtypes: list[str] = Field(default_factory=list)
+    activation_bytes: int = 0
+    param_bytes: int = 0
+    output_bytes: int = 0
+
+
+class ThreadProfile(_Frozen):
+    """Node timings at one thread count (µs): medians, and the fastest fifth (uncontended)."""
+
+    runs: int = 0
+    run_us: float = 0.0
+    nodes_us: float = Field(0.0, description="Sum of the per-node medians")
+    overhead_us: float = Field(0.0, description="Executor time outside any kernel, median per run")
+    node_us: dict[str, float] = Field(default_factory=dict, description="Median per node")
+    nodes_us_low: float | None = Field(None, description="Sum of the per-node fastest fifths (None: older "
+                                       "profiles, without the uncontended figures)")
+    nodes_us_low_halves: list[float] = Field(default_factory=list, description="The same sum from the even "
+                                             "and the odd runs: how reproducible it is")
+    overhead_us_low: float = 0.0
+    node_us_low: dict[str, float] = Field(default_factory=dict, description="Fastest fifth per node")
+
+
+class KernelCoverage(_Frozen):
+    """The model's ops without a kernel in the installed onnxruntime, per execution provider."""
+
+    providers: list[str] = Field(default_factory=list)
+    missing: dict[str, list[str]] = Field(default_factory=dict)
+    error: str | None = Field(None, description="Why the kernel registry could not be read")
+
+
+class NodeProfile(_Frozen):
+    """onnxruntime's node profile on this host at one or more thread counts."""
+
+    runtime_version: str = ""
+    by_threads: dict[str, ThreadProfile] = Field(default_factory=dict, description="By thread count")
+    nodes: dict[str, ProfiledNode] = Field(default_factory=dict)
+    kernels: KernelCoverage | None = None
+    error: str | None = Field(None, description="Why the profile could not be taken (the projection "
+                              "then scales the whole model)")
+
+    def at(self, threads: int) -> ThreadProfile | None:
+        return self.by_threads.get(str(threads))
+
+
+class BandFigure(_Frozen):
+    """A projected figure or factor: centre ``value``, optimistic ``lower``, conservative ``upper``."""
+
+    value: float
+    lower: float
+    upper: float
+
+
+class CostlyNode(_Frozen):
+    name: str
+    op: str
+    seconds: float = Field(description="Projected time per inference on the target")
+    share: float
+
+
+class CostlyOp(_Frozen):
+    op: str
+    seconds: float
+    share: float
+
+
+class HostLoadFigures(_Frozen):
+    """How busy this host was while the model was timed (see mlfit.analysis.uncontended.HostLoad)."""
+
+    cpu_share: float
+    busy: float
+    switches_per_s: float
+    runnable: int | None = None
+    steal: float | None = None
+    slowdown: float | None = None
+
+
+class DeviceModelFigures(_Frozen):
+    """The device model's prediction for the target (the cross-check, or the projection's basis)."""
+
+    seconds: float
+    lower: float
+    upper: float
+    columns: list[str] = Field(default_factory=list)
+    unfitted: list[str] = Field(default_factory=list)
+    precision: str = ""
+    threads: int = 1
+    widenings_log: dict[str, float] = Field(default_factory=dict)
+    not_used: str | None = Field(None, description="Why the host ratios projected instead")
+
+
+class ProjectionDetails(_Frozen):
+    """How a projection was made. CPU fields for the per-node or device-model projection, GPU
+    fields for the roofline; a field the method did not use stays empty."""
+
+    # Keys retired from older files are dropped on read, not refused: they only explained.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    target_threads: int | None = None
+    ratios: dict[str, BandFigure] = Field(default_factory=dict, description="Host -> target time multipliers: "
+                                          "compute, memory, clock")
+    ridge_flop_per_byte: float | None = None
+    reference_scale: float | None = Field(None, description="Host speed while measuring over calibrated speed")
+    target_hardware_parts: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    host_profiled_run_us: float | None = None
+    profiled_threads: list[int] = Field(default_factory=list)
+    compute_bound_share: float | None = None
+    device_model: DeviceModelFigures | None = None
+    factor_host_ratio: BandFigure | None = Field(None, description="The host ratios' factor, when the "
+                                                 "device model replaced it (cross-check)")
+    factor: BandFigure | None = None
+    uncontended_p50_host_s: float | None = None
+    host_load: HostLoadFigures | None = None
+    band_sources: dict[str, tuple[float, float]] = Field(default_factory=dict, description="Each widening "
+                                                         "of the band, as multipliers on the centre")
+    parameters: dict[str, tuple[float, float, float]] = Field(default_factory=dict, description="GPU roofline "
+                                                              "parameters: optimistic, centre, conservative")
+    accelerator: str | None = None
+    batch_for_throughput: int | None = None
+
+
+class ProjectionSummary(_Frozen):
+    """How a target's figures were carried from this host's measurement."""
+
+    method: str
+    latency: dict[str, BandFigure] = Field(default_factory=dict, description="By percentile")
+    notes: list[str] = Field(default_factory=list)
+    top_nodes: list[CostlyNode] = Field(default_factory=list, description="Costliest nodes on the target")
+    top_ops: list[CostlyOp] = Field(default_factory=list, description="Costliest op types on the target")
+    details: ProjectionDetails = Field(default_factory=ProjectionDetails)
+    measured: bool = Field(False, description="Measured on this host's GPU, not derived")
+
+
+class Calibration(_Frozen):
+    """This host's calibration (``mlfit calibrate``): the rates projections carry figures with.
+
+    Figures by thread count are keyed by the count as text (the cache file's JSON form)."""
+
+    # Calibrations embedded by older results may carry keys since retired: dropped on read.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    schema_version: int = 0
+    runtime: str = ""
+    threads: list[int] = Field(default_factory=list, description="Thread counts measured")
+    gemm_flops: dict[str, float] = Field(default_factory=dict, description="fp32 512x512 MatMul FLOP/s")
+    conv_flops: dict[str, float] = Field(default_factory=dict, description="fp32 3x3 convolution FLOP/s")
+    bandwidth: dict[str, float] = Field(default_factory=dict, description="Triad bytes/s")
+    copy_bandwidth_1t: float | None = None
+    wall_rates_multithread: dict[str, dict[str, float]] = Field(default_factory=dict)
+    call_overhead_s: float | None = Field(None, description="A tiny graph's per-call time")
+    frequency_mhz: float | None = None
+    flops_per_cycle: int | None = None
+    peak_fp32_per_core: float | None = None
+    isa: list[str] = Field(default_factory=list)
+    method: str = ""
+    duration_s: float | None = None
+    fingerprint: str = ""
+    cpu_model: str = ""
+    arch: str = ""
+    cores_usable: int | None = None
+    ram_bytes: int | None = None
+    created: str = ""
