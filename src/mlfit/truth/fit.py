@@ -82,8 +82,8 @@ def fit_device(store: Path, device: DeviceRecord, hardware_name: str = "") -> Fi
     used, excluded = _rows_for(truth.rows, device)
     if not used:
         known = sorted({r.hardware.id for r in truth.rows})
-        raise ConfigError(f"{store}: no usable rows measured on '{device.id}'"
-                          + (f" ({len(excluded)} refused)" if excluded else ""),
+        refused = f" ({len(excluded)} refused; {excluded[0].id}: {excluded[0].reason})" if excluded else ""
+        raise ConfigError(f"{store}: no usable rows measured on '{device.id}'{refused}",
                           f"add results with `mlfit truth add`; the store has rows for: {', '.join(known) or 'none'}")
     data = [_data(r) for r in used]
     adapted = da.adapt(table, data, [r.id for r in used], base)
