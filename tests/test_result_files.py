@@ -102,8 +102,14 @@ def test_a_report_never_overwrites_a_built_in_hardware_file(tiny_model: Path, tm
 
     target = resolve_target("edge")
     assert any(f.endswith(f"{target.profile.hardware}.yaml") for f in target.files), target.files
-    hardware = next(f for f in target.files if "hardware" in f)
-    run = run_mlfit("check", tiny_model, "--target", "edge", "--json", hardware, *FAST)
+    hardware = Path(next(f for f in target.files if "hardware" in f))
+    before = hardware.read_bytes()
+    try:
+        run = run_mlfit("check", tiny_model, "--target", "edge", "--json", hardware, *FAST)
+    finally:  # were the refusal ever lost, the catalog must not stay overwritten
+        if hardware.read_bytes() != before:
+            hardware.write_bytes(before)
+            pytest.fail(f"the report replaced the built-in hardware file {hardware}")
     assert run.code == 2 and "is the input" in " ".join(run.stderr.split()), run.output
 
 
@@ -158,3 +164,53 @@ def test_a_failed_rename_names_what_was_replaced(result_file: Path, tmp_path: Pa
     assert f"new: {first}" in message and f"unchanged: {second}, {third}" in message
     assert json.loads(first.read_text())["schema_version"] and third.read_text() == "old md"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+_WRITER = """
+import sys
+from pathlib import Path
+from mlfit.report.atomic import write_set
+folder = Path(sys.argv[1])
+write_set([(folder / f"f{i:04d}.txt", "new" * 2000) for i in range(400)])
+"""
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.2, -1.0])  # -1: as soon as the first rename is seen
+def test_ctrl_c_never_splits_a_set(tmp_path: Path, delay: float) -> None:
+    """A real SIGINT while a set of outputs is written: afterwards every file is old or every file is
+    new, and no temporary file is left (the renames hold Ctrl-C until the last one)."""
+    import signal
+    import sys
+    import time
+
+    for i in range(400):
+        (tmp_path / f"f{i:04d}.txt").write_text("old")
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path)],
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".f") for p in tmp_path.iterdir()) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    first = tmp_path / "f0000.txt"
+    while delay < 0 and first.read_text() == "old" and proc.poll() is None:
+        assert time.monotonic() < deadline
+    time.sleep(max(0.0, delay))
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    contents = {p.read_text() for p in tmp_path.iterdir() if p.name.startswith("f")}
+    assert len(contents) == 1, "a mix of old and new outputs"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".f")]
+
+
+def test_a_report_never_overwrites_a_compose_file_named_without_yaml(tiny_model: Path, tmp_path: Path) -> None:
+    """A target read from `deploy/compose` (no suffix): the file it was read from is an input too."""
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    compose = deploy / "compose"
+    compose.write_text("services:\n  model:\n    image: m:1\n    cpus: 1\n    mem_limit: 1g\n")
+    before = compose.read_bytes()
+    run = run_mlfit("check", tiny_model, "--target", compose, "--json", compose, *FAST)
+    assert_no_traceback(run)
+    assert run.code == 2 and "is the input" in " ".join(run.stderr.split()), run.output
+    assert compose.read_bytes() == before

@@ -1,6 +1,6 @@
 """How to measure: the options every entry point (API, CLI, many models, cluster tasks) passes down.
 
-Low in the layers (beside ``inputspec``) so the steps of a run (convert, precheck, cluster tasks)
+Low in the layers (beside ``inputspec``) so the steps of a run (convert, fit checks, cluster tasks)
 can name them without importing the orchestration (:mod:`mlfit.run`) that calls them."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from mlfit.catalog.schema import CATALOG_SCHEMA_VERSION, Hardware, Profile
+from mlfit.catalog.schema import CATALOG_SCHEMA_VERSION, Hardware, Profile, with_container_budget
 from mlfit.catalog.yamlload import Located, load_yaml, load_yaml_documents
 from mlfit.errors import ConfigError
 
@@ -179,18 +179,6 @@ def resolve_target(ref: str, container: str | None = None) -> Target:
     profile = load_profile_file(path)
     return Target(profile, resolve_hardware(profile.hardware), "built-in",
                   _files(path, hardware_file(profile.hardware)))
-
-
-def with_container_budget(profile: Profile) -> Profile:
-    """A container's memory limit is the peak-memory budget when the profile sets none: the
-    OOM killer enforces it whatever the budgets say."""
-    container = profile.container
-    if container is None or container.memory is None or profile.budgets.peak_memory is not None:
-        return profile
-    from mlfit.catalog.schema import MemoryBudget
-
-    budgets = profile.budgets.model_copy(update={"peak_memory": MemoryBudget(absolute=container.memory)})
-    return profile.model_copy(update={"budgets": budgets})
 
 
 def builtin_targets() -> list[Target]:

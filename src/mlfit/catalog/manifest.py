@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlfit.catalog import units
-from mlfit.catalog.schema import Budgets, Container, Profile, Runtime
+from mlfit.catalog.schema import Budgets, Container, Profile, Runtime, with_container_budget
 from mlfit.catalog.yamlload import Located, load_yaml_documents
 from mlfit.errors import ConfigError
 
@@ -203,8 +203,6 @@ def manifest_profile(path: Path, container: str | None = None, documents: list[L
     documents = documents if documents is not None else load_yaml_documents(path)
     candidate = _pick(find_containers(documents), path, container)
     limits = container_limits(candidate, path)
-    from mlfit.catalog.loader import with_container_budget
-
     return with_container_budget(Profile(
         id=_profile_id(candidate.name),
         description=f"container '{candidate.name}' of {candidate.owner} in {path.name}",

@@ -258,3 +258,14 @@ class Profile(_Strict):
             if dtype not in known:
                 raise ValueError(f"unknown dtype '{dtype}'; use one of {', '.join(sorted(known))}")
         return value
+
+
+def with_container_budget(profile: Profile) -> Profile:
+    """A container's memory limit is the peak-memory budget when the profile sets none: the
+    OOM killer enforces it whatever the budgets say. (Here, beside the types it reads, so both
+    the profile loader and the manifest reader use it without importing each other.)"""
+    container = profile.container
+    if container is None or container.memory is None or profile.budgets.peak_memory is not None:
+        return profile
+    budgets = profile.budgets.model_copy(update={"peak_memory": MemoryBudget(absolute=container.memory)})
+    return profile.model_copy(update={"budgets": budgets})

@@ -169,7 +169,7 @@ def _error_line(text: str, prefix: str = "mlfit: error: ") -> None:
 def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bool) -> Any:
     """Identify and measure one model; a model that cannot be loaded becomes a result with an error,
     so the report still names it."""
-    from mlfit.api import error_result, identify, measure_and_check
+    from mlfit.api import error_result, identify, run_model
     from mlfit.errors import ModelError
 
     try:
@@ -183,7 +183,7 @@ def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bo
 
     try:
         with Progress(escape(printable(Path(model).name)), quiet) as progress:
-            return measure_and_check(ref, targets, spec, options, progress)
+            return run_model(ref, targets, spec, options, progress)
     except KeyboardInterrupt:  # outside the worker (copying, analysing): still a report, marked incomplete
         return interrupted_result(model)
 
@@ -193,9 +193,10 @@ def _inputs(models: list[Path], spec: Any, targets: list[str], baseline: Path | 
     """Every file the command reads: a report must never be written over one of them (an ONNX
     model's external-data files, and every file a resolved target was read from: profile,
     hardware, manifest or Compose file)."""
-    from mlfit.onnxsafety import external_files
+    from mlfit.formats.registry import by_suffix, get
 
-    data = [f for m in models if m.is_file() and m.suffix.lower() == ".onnx" for f in external_files(m)]
+    claimed = [(m, by_suffix(m.suffix)) for m in models if m.is_file()]
+    data = [f for m, kind in claimed if kind is not None for f in get(kind).external_files(m)]
     read = [f for t in resolved for f in t.files]
     return [*models, *data, *(t for t in targets if t.endswith((".yaml", ".yml"))), *read, baseline,
             spec.data_file, *spec.data_arrays.values(), *(libraries or [])]
@@ -206,12 +207,6 @@ def _with_regression(code: int, comparison: Any) -> int:
     if comparison is not None and comparison.regressed and code in (ExitCode.OK, ExitCode.INCONCLUSIVE):
         return int(ExitCode.BUDGET_FAILED)
     return code
-
-
-def exit_code_for_report(report: Any, strict: bool) -> int:
-    """One exit code for many models: a model that could not be measured (3) outranks a failed
-    budget (1), which outranks inconclusive (4 under --strict)."""
-    return exit_code_for(report, strict)
 
 
 def _render_report(report: Any, outputs: list[Any], comparison: Any = None) -> None:
@@ -253,7 +248,7 @@ def _finish(report: Any, outputs: list[Any], strict: bool, base_report: Any = No
 
         comparison = baseline_comparison(base_report, report, baseline, compare_opts)
     _render_report(report, outputs, comparison)
-    raise typer.Exit(_with_regression(exit_code_for_report(report, strict), comparison))
+    raise typer.Exit(_with_regression(exit_code_for(report, strict), comparison))
 
 
 def register(app: typer.Typer) -> None:
@@ -290,9 +285,9 @@ def register(app: typer.Typer) -> None:
         a time. See docs/scale.md for load scenarios and --cluster.
         """
         from mlfit.api import MeasureOptions, check_many, resolve_targets
+        from mlfit.cli.common import parse_memory_limit
+        from mlfit.formats.registry import folder_format
         from mlfit.measure.loadplan import parse_batch_sizes, plan_load
-        from mlfit.multi import is_savedmodel
-        from mlfit.precheck import parse_memory_limit
         from mlfit.report.outputs import parse_outputs
 
         targets = resolve_targets(target, container=container, budgets=budget or ())
@@ -318,7 +313,7 @@ def register(app: typer.Typer) -> None:
                                  custom_op_libraries=tuple(custom_op_library or ()))
         plan_load(targets, options.scenario, options.qps, options.find_max_qps, options.batch_sizes,
                   options.callers)  # refuse bad load flags before measuring anything
-        if cluster or shared_path or len(models) > 1 or any(m.is_dir() and not is_savedmodel(m) for m in models):
+        if cluster or shared_path or len(models) > 1 or any(m.is_dir() and folder_format(m) is None for m in models):
             report = check_many(models, targets, spec, options, None if quiet else _progress_line,
                                 cluster=cluster_spec, shared_path=shared_path)
         else:
@@ -340,7 +335,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Measure MODEL on this host without checking budgets (latency, memory, cold start, throughput)."""
         from mlfit.api import MeasureOptions
-        from mlfit.precheck import parse_memory_limit
+        from mlfit.cli.common import parse_memory_limit
         from mlfit.report.outputs import parse_outputs
 
         spec = input_spec(dim, shape, value, range_, data, seed)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from mlfit.errors import ConfigError
@@ -60,11 +62,15 @@ def _write_through(path: Path, data: bytes | str) -> None:
         fh.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
-def write_temporary(path: Path, data: bytes | str) -> Path:
+def write_temporary(path: Path, data: bytes | str, made: list[Path] | None = None) -> Path:
     """``data`` in a temporary file beside ``path`` (same folder, so the rename is atomic), fsynced,
-    with the mode ``path`` has (0644 when new). The caller renames it over ``path`` or removes it."""
+    with the mode ``path`` has (0644 when new). The caller renames it over ``path`` or removes it;
+    ``made`` gets its name before any signal can interrupt, so an interrupted caller can remove it."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    with _signals_held():
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+        if made is not None:
+            made.append(Path(tmp))
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
@@ -82,6 +88,39 @@ def write_temporary(path: Path, data: bytes | str) -> Path:
     return Path(tmp)
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C or SIGTERM is held (delivered on leaving) while a temporary file is created and named,
+    and during the renames: a set is never cut in two and no temporary escapes its cleanup (both take
+    microseconds)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    try:
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, OSError, ValueError):  # no signal masks here: rename as we are
+        yield
+        return
+    except BaseException:  # a signal that arrived just before: raised by the call, mask already set
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        raise
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def _rename_all(temps: list[tuple[Path, Path]]) -> None:
+    done: list[Path] = []
+    for tmp, path in temps:
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            left = [str(p) for _, p in temps if p not in done]
+            replaced = ", ".join(map(str, done)) or "none"
+            raise ConfigError(f"could not replace '{path}': {exc.strerror or exc}; new: {replaced}; "
+                              f"unchanged: {', '.join(left)}", "rerun to write the whole set") from None
+        done.append(path)
+
+
 def write_set(files: list[tuple[Path, bytes | str]]) -> None:
     """Write several files as a set: every temporary file first, then the renames. A failed write
     renames nothing (every old file stays); a rename failing midway names what was replaced and what
@@ -89,28 +128,21 @@ def write_set(files: list[tuple[Path, bytes | str]]) -> None:
     devices = [(p, d) for p, d in files if p.exists() and not p.is_file() and not p.is_dir()]
     regular = [(p, d) for p, d in files if (p, d) not in devices]
     temps: list[tuple[Path, Path]] = []
+    made: list[Path] = []  # every temporary created, even one a signal interrupted
     try:
         for path, data in regular:
             try:
-                temps.append((write_temporary(path, data), path))
+                temps.append((write_temporary(path, data, made), path))
             except OSError as exc:
                 kept = "; no output file was changed" if len(regular) > 1 else (
                     "; the previous file is unchanged" if path.is_file() else "")
                 raise ConfigError(f"could not write '{path}': {exc.strerror or exc}{kept}",
                                   "free some space or choose another path with --output/--json") from None
-        done: list[Path] = []
-        for tmp, path in temps:
-            try:
-                os.replace(tmp, path)
-            except OSError as exc:
-                left = [str(p) for _, p in temps if p not in done]
-                replaced = ", ".join(map(str, done)) or "none"
-                raise ConfigError(f"could not replace '{path}': {exc.strerror or exc}; new: {replaced}; "
-                                  f"unchanged: {', '.join(left)}", "rerun to write the whole set") from None
-            done.append(path)
+        with _signals_held():
+            _rename_all(temps)
     finally:
-        for tmp, _ in temps:
-            with contextlib.suppress(FileNotFoundError, OSError):
+        for tmp in made:
+            with contextlib.suppress(OSError):
                 if tmp.exists():
                     os.unlink(tmp)
     for path, data in devices:
