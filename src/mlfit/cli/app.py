@@ -13,7 +13,7 @@ import sys
 import typer
 from typer.exceptions import TyperException
 
-from mlfit import __version__
+from mlfit._version import __version__
 from mlfit.cli import calibrate as calibrate_cmd
 from mlfit.cli import check as check_cmd
 from mlfit.cli import compare as compare_cmd

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mlfit import __version__
+from mlfit._version import __version__
 from mlfit.catalog.loader import Target
 from mlfit.catalog.schema import MIN_SAMPLES, Percentile, Runtime
 from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
