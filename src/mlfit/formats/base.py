@@ -22,6 +22,9 @@ BATCH_DIM = "batch"  # the name TensorFlow, TFLite and scikit-learn backends giv
 # without importing it: destination runtime -> (converter module to probe, tool name).
 TENSORFLOW_CONVERTERS: Mapping[Runtime, tuple[str, str]] = MappingProxyType({
     Runtime.ONNXRUNTIME: ("tf2onnx", "tf2onnx"), Runtime.TFLITE: ("tensorflow", "the TFLite converter")})
+# tf2onnx reads .tflite flatbuffers too (tf2onnx.convert.from_tflite): a TFLite model on an
+# onnxruntime-only target (weak-cpu) is measured converted instead of failing the runtime check.
+TFLITE_CONVERTERS: Mapping[Runtime, tuple[str, str]] = MappingProxyType({Runtime.ONNXRUNTIME: ("tf2onnx", "tf2onnx")})
 SKLEARN_CONVERTERS: Mapping[Runtime, tuple[str, str]] = MappingProxyType({
     Runtime.ONNXRUNTIME: ("skl2onnx", "skl2onnx")})
 

@@ -17,6 +17,31 @@ GRAPH_FILES = ("saved_model.pb", "saved_model.pbtxt")
 _MAX_PB_BYTES = 512 * 2**20  # saved_model.pb larger than this: leave it to the worker
 
 
+# Known reasons TensorFlow cannot load a SavedModel, and their known fixes: (text in TensorFlow's
+# error, what it means, the fix). The first that matches names the cause in mlfit's message.
+KNOWN_LOAD_PROBLEMS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("add_slot", "_create_or_restore_slot_variable"),
+     "a Keras 2 (tf.keras before TensorFlow 2.16) export that holds its optimizer's slot variables, which "
+     "TensorFlow without Keras 2 cannot restore",
+     "re-export it for serving with Keras 2: `pip install tf_keras`, then `TF_USE_LEGACY_KERAS=1 python -c "
+     "\"import tf_keras; tf_keras.models.load_model('DIR', compile=False).export('DIR-serving')\"` (the export "
+     "leaves the optimizer out); or check the model's ONNX or TFLite export instead"),
+    (("Op type not registered",),
+     "the graph uses an op that this TensorFlow does not register (an add-on such as tensorflow_text, or a "
+     "newer TensorFlow)",
+     "install the package that registers the op (e.g. `pip install tensorflow-text` matching this TensorFlow), "
+     "or check the model's ONNX or TFLite export instead"),
+)
+
+
+def load_problem(error: str) -> tuple[str, str] | None:
+    """(what it means, the fix) for a known SavedModel load failure, else None."""
+    for needles, cause, fix in KNOWN_LOAD_PROBLEMS:
+        if any(needle in error for needle in needles):
+            return cause, fix
+    return None
+
+
 def is_savedmodel(path: Path) -> bool:
     """Whether the folder ``path`` is a SavedModel (the one test mlfit uses)."""
     return any((path / name).is_file() for name in GRAPH_FILES)
