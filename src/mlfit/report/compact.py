@@ -23,7 +23,14 @@ from rich.text import Text
 
 from mlfit.catalog.units import format_duration, format_rate, format_size
 from mlfit.errors import printable
-from mlfit.report.common import change_text, configuration_lines, describe_input, format_value, interval_text
+from mlfit.report.common import (
+    change_text,
+    configuration_lines,
+    describe_input,
+    format_value,
+    interval_text,
+    model_name,
+)
 from mlfit.report.load import load_lines
 from mlfit.report.styles import PROVENANCE_SHORT, STATUS_STYLE, VERDICT_STYLE
 from mlfit.result import ChangeStatus, Check, Comparison, Provenance, Report, RunResult, TargetReport, Verdict
@@ -82,7 +89,7 @@ def measurement_lines(result: RunResult, width: int) -> list[RenderableType]:
         return []
     lat, mem, cold, tp = m.latency, m.memory, m.cold_start, m.throughput
     host = result.host
-    name = result.model.path.rsplit("/", 1)[-1]
+    name = model_name(result)
     head = f"{name} measured on this host" + (f" ({host.cpu_model})" if host and host.cpu_model else "") + ": "
     lines = pack([f"{m.runtime} {m.runtime_version}", f"{m.threads} thread(s)", m.execution_provider], width,
                  first=head)
@@ -188,7 +195,7 @@ def render_compact(report: Report, width: int) -> RenderableType:
     parts: list[RenderableType] = []
     notes: list[str] = []
     for result in report.results:
-        name = result.model.path.rsplit("/", 1)[-1]
+        name = model_name(result)
         if result.error is not None:
             err = result.error
             parts += _prose(f"{result.model.path}: ERROR ({err.kind} in {err.phase}): {err.message}", width,
@@ -211,7 +218,7 @@ def render_compact(report: Report, width: int) -> RenderableType:
     if len(report.results) > 1:
         verdict_style = VERDICT_STYLE
         for result in report.results:
-            name = result.model.path.rsplit("/", 1)[-1]
+            name = model_name(result)
             if result.error is not None:
                 parts.append(Text.assemble(f"{clean(name)}: ", ("ERROR", verdict_style[Verdict.ERROR]),
                                            f" ({result.error.kind})"))
