@@ -135,6 +135,10 @@ def test_an_edited_result_file_is_refused_and_named(lab: dict[str, Any], fit_res
     assert fitted.code == ExitCode.USAGE and "5 refused" in fitted.stderr, fitted.output
     assert "was edited since it was added" in fitted.stderr
     assert_no_traceback(fitted)
+    ids = [r["id"] for r in json.loads(run_mlfit("truth", "list", "--json", "--truth", store).stdout)["rows"]]
+    removed = run_mlfit("truth", "remove", *(i[:8] for i in ids), "--truth", store)  # unique prefixes do
+    assert removed.code == 0 and "removed 5 rows" in removed.stdout, removed.output
+    assert json.loads(store.read_text())["rows"] == []
 
 
 def _rows_from(path: Path, hardware: Path) -> tuple[list[tuple[dm.Structure, dm.Config, float]], list[str]]:
