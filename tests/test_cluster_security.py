@@ -8,6 +8,7 @@
   on the client: the answer is refused and no sentinel file appears;
 - a worker claiming a target it does not match is refused at start, and with --force-claim its
   figures are labelled "claimed, unverified", never measured on the target;
+- over mutual TLS, only a worker whose certificate names mlfit-target-NAME is measured (target);
 - a port that accepts and stays silent, or refuses, is an exit 2 naming the address, quickly;
 - a SIGKILLed worker's scratch folder (the model bytes) is removed by the next worker.
 """

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlfit import __version__
+from mlfit._version import __version__
 from mlfit.catalog.loader import Target, resolve_target
 from mlfit.catalog.schema import Runtime
 from mlfit.errors import ConfigError, ModelError

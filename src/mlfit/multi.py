@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlfit import __version__
+from mlfit._version import __version__
 from mlfit.errors import ConfigError, MlfitError
 from mlfit.result import Report, RunResult
 

@@ -7,7 +7,7 @@ TMPDIR first (at most once a second): a folder is removed only when it carries m
 free (no live process holds it: the kernel drops a lock when its holder dies, SIGKILL included)
 and its owner is gone (that pid is not running, or runs a process started at another time).
 A live run's folder and a folder without the marker are never touched, as for the cgroups
-(mlfit.measure.cgroup). Standard library only.
+(mlfit.measure.cgroup). Imports nothing above mlfit.errors.
 """
 
 from __future__ import annotations

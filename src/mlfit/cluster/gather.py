@@ -105,7 +105,7 @@ def _scheduler_gone(client: Any, wait: _Wait) -> None:
 def _settle_answered(client: Any, wait: _Wait, by_name: dict[str, Target]) -> None:
     """Settle each job whose task finished, failed or was lost (read from the futures, and for
     errors also from the scheduler's own task state)."""
-    from mlfit.cluster.watch import task_states
+    from mlfit.cluster.watch import scheduler_lost, task_states
 
     live = [job for job in wait.pending if job.failed is None and job.future is not None]
     try:
@@ -127,6 +127,8 @@ def _settle_answered(client: Any, wait: _Wait, by_name: dict[str, Target]) -> No
                 continue
             wait.refused.extend(wrong)
             wait.settle(job, result, f"{result.verdict.value} (measured by {where})")
+        elif status in ("cancelled", "lost") and scheduler_lost(client):
+            return  # Dask cancels every future when the scheduler goes: the next pass names it
         elif status in ("cancelled", "lost") and job.resubmits > 0:
             job.resubmits -= 1  # most often: the worker holding the scattered model is gone
             job.send(job.general_only)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlfit import __version__
+from mlfit._version import __version__
 from mlfit.catalog.loader import Target
 from mlfit.catalog.schema import MIN_SAMPLES, Percentile, Runtime
 from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
@@ -464,7 +464,7 @@ def _evaluate(ref: ModelRef, targets: Sequence[Target], gate: Gate, measured: Me
 
             reports, used = evaluate_targets(ref, own, model, run.response.measurement, gate.static,
                                              primary.node_profile, measured.host, run.request, measured.timeouts,
-                                             on_event, options.memory_limit)
+                                             on_event, options.memory_limit, options.truth)
             calibration = calibration or used
         for report in reports:
             by_name[report.target] = report.model_copy(update={"configuration": run.config.label})

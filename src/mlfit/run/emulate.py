@@ -243,7 +243,7 @@ def with_emulated(ref: Any, targets: Sequence[Target], inputs: InputSpec, option
     on this host as usual (``hosted``); one result with every target's report, in target order."""
     from dataclasses import replace
 
-    from mlfit import __version__
+    from mlfit._version import __version__
     from mlfit.checks.fit import add_fit_check
     from mlfit.result import RunResult
     from mlfit.run.core import model_info
