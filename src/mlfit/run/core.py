@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlfit._version import __version__
 from mlfit.catalog.loader import Target
@@ -27,6 +27,9 @@ from mlfit.options import STOPPED_KINDS, EventFn, MeasureOptions
 from mlfit.records import Calibration
 from mlfit.result import Check, ConfigurationRun, ErrorInfo, ModelInfo, RunResult, TensorInfo
 from mlfit.run.configs import Configuration, plan_configurations
+
+if TYPE_CHECKING:
+    from mlfit.model.facts import ModelFacts
 
 
 def _now() -> str:
@@ -61,10 +64,13 @@ def error_result(model: str | Path | ModelRef, exc: MlfitError, created: str | N
 
 
 def model_info(ref: ModelRef, inputs: list[TensorInfo] | None = None, used: list[TensorInfo] | None = None,
-               outputs: list[TensorInfo] | None = None) -> ModelInfo:
-    return ModelInfo(path=str(ref.path), sha256=sha256_of(ref.path), format=ref.format.value,
-                     runtime=ref.runtime.value, size_bytes=size_of(ref.path), inputs=inputs or [],
-                     inputs_used=used or [], outputs=outputs or [])
+               outputs: list[TensorInfo] | None = None, facts: ModelFacts | None = None) -> ModelInfo:
+    """The result's model block; hash and size from the run's facts (read once in the gate) when given."""
+    known = facts is not None and facts.ref.path == ref.path
+    digest = facts.sha256 if facts is not None and known else sha256_of(ref.path)
+    size = facts.size_bytes if facts is not None and known else size_of(ref.path)
+    return ModelInfo(path=str(ref.path), sha256=digest, format=ref.format.value, runtime=ref.runtime.value,
+                     size_bytes=size, inputs=inputs or [], inputs_used=used or [], outputs=outputs or [])
 
 
 def static_facts(ref: ModelRef, inputs: InputSpec | None = None,
@@ -229,6 +235,7 @@ class Gate:
     memory_limit: int
     limit_source: str
     inputs: InputSpec  # the user's, with the batch and the ranges read from the model (mlfit.plan.inputs)
+    facts: ModelFacts | None = None  # the model as read once (hash, size, declared inputs)
     batch_free: bool | None = None  # the model's leading dims are free (None: the file does not say)
     too_large: bool = False  # past the static-analysis bounds: no analysis, no per-node profile
 
@@ -239,15 +246,17 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
     run ends here (refused, or decided statically), else what the later stages need."""
     from mlfit.checks.fit import fit_check, refuse_if_too_big, static_target_report
     from mlfit.measure.host import default_memory_limit
+    from mlfit.model.facts import model_facts
 
-    try:  # the format's refusals that read the whole file, and the bytes it needs before it runs
-        model_bytes, safety_notes = get(ref.format).static_size(ref.path, options.custom_op_libraries)
+    try:  # the model read once: the format's refusals, its static size, declared inputs, hash
+        facts = model_facts(ref, options.custom_op_libraries, options.signature)
     except ModelError as exc:
         return error_result(ref, exc, created, kind="load")
+    model_bytes, safety_notes = facts.static_bytes, list(facts.notes)
     try:  # inputs before any worker: batch from the targets, integer ranges from the graph, refusals
         from mlfit.plan.inputs import plan_inputs
 
-        planned = plan_inputs(ref.path, ref.format, targets, inputs, options.batch_size, options.signature)
+        planned = plan_inputs(facts.declared, targets, inputs, options.batch_size)
     except ConfigError as exc:
         return error_result(ref, exc, created, kind="input")
     inputs, safety_notes = planned.spec, [*safety_notes, *planned.notes]
@@ -266,8 +275,8 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
     if targets and all(fits):
         # The parameters alone exceed every target's memory: the verdict is static, nothing is loaded.
         reports = [static_target_report(t, c) for t, c in zip(targets, fits, strict=True) if c]
-        return RunResult(mlfit_version=__version__, created=created, model=model_info(ref), analysis=static,
-                         targets=reports)
+        return RunResult(mlfit_version=__version__, created=created, model=model_info(ref, facts=facts),
+                         analysis=static, targets=reports)
     try:
         refuse_if_too_big(model_bytes, options.memory_limit)
     except ModelError as exc:
@@ -276,7 +285,7 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
     if memory_limit is None:
         memory_limit = default_memory_limit()
         limit_source = "the default, 90% of this host's free memory"
-    return Gate(model_bytes=model_bytes, notes=(*ref.notes, *safety_notes), static=static, fits=fits,
+    return Gate(model_bytes=model_bytes, notes=(*ref.notes, *safety_notes), static=static, fits=fits, facts=facts,
                 memory_limit=memory_limit, limit_source=limit_source, inputs=inputs,
                 batch_free=planned.batch_free, too_large=too_large)
 
@@ -439,7 +448,7 @@ def _evaluate(ref: ModelRef, targets: Sequence[Target], gate: Gate, measured: Me
     from mlfit.checks.fit import add_fit_check
 
     primary = measured.runs[0].response
-    model = model_info(ref, primary.inputs, primary.inputs_used, primary.outputs)
+    model = model_info(ref, primary.inputs, primary.inputs_used, primary.outputs, gate.facts)
     by_name: dict[str, Any] = {}
     calibration: Calibration | None = None
     for run in measured.runs:
@@ -474,7 +483,7 @@ def _assemble(ref: ModelRef, gate: Gate, measured: Measured, reports: list[Any],
     """One immutable result: the primary configuration's measurement as ``measurement``, every
     configuration in ``configurations`` (the others with their own measurement)."""
     primary = measured.runs[0].response
-    model = model_info(ref, primary.inputs, primary.inputs_used, primary.outputs)
+    model = model_info(ref, primary.inputs, primary.inputs_used, primary.outputs, gate.facts)
     configurations = [
         ConfigurationRun(label=run.config.label, runtime=run.config.runtime.value, threads=run.config.threads,
                          batch=run.config.batch, targets=list(run.config.targets),
