@@ -88,6 +88,21 @@ def _measured_projection(target: Target, m: Measurement, host: HostInfo) -> Proj
     )
 
 
+def device_fits(truth: str | None, needed: bool) -> Any:
+    """A context in which projections use the adapted device fits saved beside the truth store."""
+    from contextlib import nullcontext
+    from pathlib import Path
+
+    from mlfit.analysis import deviceadapt
+
+    if not needed:
+        return nullcontext()
+    from mlfit.truth.fit import active_fits
+    from mlfit.truth.store import store_path
+
+    return deviceadapt.using(active_fits(store_path(Path(truth) if truth else None)))
+
+
 def evaluate_targets(
     ref: Any,
     targets: Sequence[Target],
@@ -100,8 +115,11 @@ def evaluate_targets(
     timeouts: Any,
     on_event: EventFn | None,
     memory_limit: int | None,
+    truth: str | None = None,
 ) -> tuple[list[TargetReport], Calibration | None]:
-    """Every target's report, and the host calibration used (None when none was needed or possible)."""
+    """Every target's report, and the host calibration used (None when none was needed or possible).
+    ``truth``: the truth store (``--truth``; default $MLFIT_TRUTH or the user's cache): its adapted
+    device fits are used for projections to their hardware."""
     calibration: Calibration | None = None
     calibration_note = ""
     if measurement is not None and any(not is_gpu_target(t) for t in targets):
@@ -128,7 +146,8 @@ def evaluate_targets(
                     reports.append(evaluate(target, model, gpu_m, static, projection, node_profile))
                     continue
                 notes.append("the GPU measurement failed here; projected instead")
-            projection = project(target, measurement, node_profile, static, calibration, host)
+            with device_fits(truth, calibration is not None):
+                projection = project(target, measurement, node_profile, static, calibration, host)
             if projection is None and calibration_note:
                 notes.append(calibration_note)
         report = evaluate(target, model, measurement, static, projection, node_profile)
