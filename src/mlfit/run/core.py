@@ -75,7 +75,7 @@ def model_info(ref: ModelRef, inputs: list[TensorInfo] | None = None, used: list
 
 def static_facts(ref: ModelRef, inputs: InputSpec | None = None,
                  shapes: dict[str, list[int]] | None = None) -> dict[str, Any] | None:
-    """File facts read without running anything (ONNX today), with the input spec's dims applied
+    """File facts read without running anything (ONNX and TFLite), with the input spec's dims applied
     (``shapes``: the concrete input shapes the run resolved, batch included)."""
     if ref.format is ModelFormat.ONNX:
         from mlfit.analysis.graph import analyze_onnx
@@ -83,7 +83,20 @@ def static_facts(ref: ModelRef, inputs: InputSpec | None = None,
         spec = inputs or InputSpec()
         return analyze_onnx(ref.path, dims=spec.dims, shapes={**(shapes or {}), **spec.shapes},
                             values=spec.values)
+    if ref.format is ModelFormat.TFLITE:  # the same structure from the flatbuffer: the same device model
+        from mlfit.analysis.tflite import analyze_tflite
+
+        return analyze_tflite(ref.path)
     return None
+
+
+def _no_structure_note(ref: ModelRef) -> str:
+    """Said where a model's graph is not read statically: its projection cannot use the device model."""
+    converts = ", ".join(sorted({c.value for c in get(ref.format).converters}))
+    how = f"; --convert (to {converts}) measures its conversion, whose structure is read" if converts else ""
+    return (f"no static structure: mlfit does not read a {ref.format.value} model's graph without running it, so "
+            f"CPU projections scale this host's whole-model time (a wide band) instead of the device model"
+            f"{how}")
 
 
 # ---------------------------------------------------------------- entry points
@@ -271,6 +284,8 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
                         "too (its runtime trace grows with the node count: 300 000 nodes took 9 GB)"]
     except ModelError as exc:
         return error_result(ref, exc, created, kind="load")
+    if static is None and not too_large:
+        safety_notes = [*safety_notes, _no_structure_note(ref)]
     fits = tuple(fit_check(t, model_bytes, ref.format.value) for t in targets)
     if targets and all(fits):
         # The parameters alone exceed every target's memory: the verdict is static, nothing is loaded.
