@@ -135,6 +135,10 @@ def test_an_edited_result_file_is_refused_and_named(lab: dict[str, Any], fit_res
     assert fitted.code == ExitCode.USAGE and "5 refused" in fitted.stderr, fitted.output
     assert "was edited since it was added" in fitted.stderr
     assert_no_traceback(fitted)
+    ids = [r["id"] for r in json.loads(run_mlfit("truth", "list", "--json", "--truth", store).stdout)["rows"]]
+    removed = run_mlfit("truth", "remove", *(i[:8] for i in ids), "--truth", store)  # unique prefixes do
+    assert removed.code == 0 and "removed 5 rows" in removed.stdout, removed.output
+    assert json.loads(store.read_text())["rows"] == []
 
 
 def _rows_from(path: Path, hardware: Path) -> tuple[list[tuple[dm.Structure, dm.Config, float]], list[str]]:
@@ -189,7 +193,7 @@ def test_adapting_without_a_device_row_changes_nothing_elsewhere() -> None:
 # ------------------------------------------------------------------------------------ bad input
 
 
-def test_a_truncated_store_is_one_line_exit_2(tmp_path: Path) -> None:
+def test_a_truncated_store_is_one_line_exit_2(tiny_model: Path, tmp_path: Path) -> None:
     store = _store(tmp_path)
     store.write_text('{"schema_version": 1, "rows": [{"id": "abc", "added"')
     for args in (("truth", "list"), ("truth", "fit"), ("truth", "remove", "abc")):
@@ -197,6 +201,13 @@ def test_a_truncated_store_is_one_line_exit_2(tmp_path: Path) -> None:
         assert run.code == ExitCode.USAGE, run.output
         assert_no_traceback(run)
         assert "truth store is not valid JSON" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    fits = tmp_path / "truth.fit.json"  # a check reading it refuses it before measuring anything
+    store.write_text(json.dumps({"schema_version": 1, "rows": []}))
+    fits.write_text('{"schema_version": 1, "fits": {"x": ')
+    run = run_mlfit("check", tiny_model, "--target", "edge", "--truth", store, *FAST)
+    assert run.code == ExitCode.USAGE and "device fit file is not valid JSON" in run.stderr, run.output
+    assert "restore" in run.stderr and "measuring" not in run.output
+    assert_no_traceback(run)
 
 
 def test_a_store_from_a_newer_mlfit_or_malformed_is_refused(tmp_path: Path) -> None:
@@ -251,3 +262,75 @@ def test_rows_are_removed_by_id_and_an_unknown_id_is_refused(tmp_path: Path) -> 
     run = run_mlfit("truth", "remove", "deadbeef", "--truth", store)
     assert run.code == ExitCode.USAGE and "matches 0 rows" in run.stderr
     assert_no_traceback(run)
+
+
+def test_the_store_location_flag_then_environment_then_a_private_cache_folder(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    committed = tmp_path / "repo" / "devices.json"
+    committed.parent.mkdir()
+    committed.write_text(json.dumps({"schema_version": 1, "rows": []}))
+    cache = tmp_path / "cache"
+    env = {"XDG_CACHE_HOME": str(cache), "MLFIT_TRUTH": str(committed)}
+    run = run_mlfit("truth", "list", env=env)
+    assert run.code == 0 and f"{committed}: 0 rows" in run.stdout, run.output
+    flag = tmp_path / "flag.json"
+    run = run_mlfit("truth", "list", "--truth", flag, env=env)
+    assert run.code == 0 and f"{flag}: 0 rows" in run.stdout, run.output
+    env = {k: v for k, v in os.environ.items() if k != "MLFIT_TRUTH"}
+    env["XDG_CACHE_HOME"] = str(cache)
+    run = run_mlfit("truth", "list", env=env)
+    assert run.code == 0 and f"{cache / 'mlfit' / 'truth.json'}: 0 rows" in run.stdout, run.output
+    assert stat.S_IMODE((cache / "mlfit").stat().st_mode) == 0o700
+
+
+def test_a_device_whose_rows_ran_at_several_thread_counts_gets_its_own_contention() -> None:
+    """The Pi 4 rows of one user's build at 1-4 threads: the device's own sigma is fitted."""
+    base = dm.fitted()
+    assert base is not None
+    rows = [r for r in da.table_rows() if r[1].source == "issue-814"]
+    assert len({c.threads for _, c, _ in rows}) == 4
+    local = da.fit_terms(rows, base)
+    assert local.sigma is not None and 0.0 <= local.sigma <= 0.6
+    assert all(abs(local.seconds(s, da.on_device(c), base) / t - 1) < 0.15 for s, c, t in rows)
+    one = [r for r in rows if r[1].threads == 1]
+    assert da.fit_terms(one, base).sigma is None  # one thread count: the table's contention
+
+
+def test_a_projection_to_an_adapted_device_uses_its_fit_and_says_so(small_cnn_model: Path) -> None:
+    """project() under an active fit: the adapted figure, the report's sentence, the device's own band;
+    a hardware file whose figures changed since the fit: not used, and said."""
+    from dataclasses import replace
+
+    from mlfit.analysis.graph import analyze_onnx
+    from mlfit.analysis.project import project_cpu
+    from mlfit.catalog.loader import Target, resolve_target
+    from mlfit.measure.host import host_info
+    from test_projection import CALIBRATION, _measurement
+
+    base = dm.fitted()
+    assert base is not None
+    edge = resolve_target("edge")
+    target = Target(edge.profile.model_copy(update={"threads": 4}), edge.hardware, "test")
+    rows = [r for r in da.table_rows() if r[1].device.id == "rpi4-4gb" and not r[1].source and not r[1].mode]
+    rows = [r for r in rows if r[1].precision == "fp32"][:4]
+    adapted = da.adapt(da.table_rows(), rows, [f"r{i}" for i in range(len(rows))], base)
+    fit = da.ActiveFit(adapted.device, adapted.params, adapted.device_terms, len(adapted.used), adapted.summary(2))
+    static = analyze_onnx(small_cnn_model)
+    m = _measurement(mean_s=0.01, threads=2).model_copy(update={"runtime": "tflite"})
+    plain = project_cpu(target, m, None, static, CALIBRATION, host_info())
+    with da.using({"rpi4-4gb": fit}):
+        learnt = project_cpu(target, m, None, static, CALIBRATION, host_info())
+    model = learnt.details["device_model"]
+    assert model["adapted"]["rows"] == 4 and "device:rpi4-4gb" in model["columns"]
+    assert any(n.startswith("device model adapted with 4 rows measured on rpi4-4gb, 2 of them user-stated")
+               for n in learnt.notes), learnt.notes
+    assert "adapted" in learnt.method
+    assert model["upper"] / model["lower"] < plain.details["device_model"]["upper"] / plain.details[
+        "device_model"]["lower"]  # the device's own residuals, not the unseen-source widening
+    edited = replace(fit, device=replace(fit.device, peak_core=fit.device.peak_core * 2))
+    with da.using({"rpi4-4gb": edited}):
+        stale = project_cpu(target, m, None, static, CALIBRATION, host_info())
+    assert "adapted" not in stale.details["device_model"]
+    assert any("hardware figures differ" in n for n in stale.notes)

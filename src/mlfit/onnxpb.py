@@ -50,6 +50,12 @@ def model_proto() -> Any:
     return proto().ModelProto
 
 
+def load_model(path: str | os.PathLike[str]) -> Any:
+    """The ModelProto in ``path``, graph only: ``onnx.load(path, load_external_data=False)``."""
+    with open(path, "rb") as fh:
+        return model_proto().FromString(fh.read())
+
+
 def dtype_name(elem_type: int) -> str:
     """numpy's name for an ONNX element type ("undefined" for 0), as onnx.helper would give it."""
     if not elem_type:

@@ -1,12 +1,19 @@
 """The fitted device model adapted to one device from rows measured on that device (issue 25).
 
 The published table (:mod:`mlfit.analysis._devicetable`) teaches what devices like the user's do;
-rows measured on the user's own device teach that device. Each such row carries one more column,
-``device:<hardware id>`` (prior 1.0x), so the refit on the table plus the device's rows learns the
-device's own level (what its hardware file's peak, its board, its build and its runtime version
-get wrong, together) while the table keeps teaching the op classes, the thread scaling and the
-precisions. The device's rows also fit the runtime's column where the table has no row for it
-(``onnxruntime-fp32``): the adapted constants are used for that device only.
+rows measured on the user's own device teach that device, in two steps:
+
+1. the table refitted with the device's rows, each carrying one more column,
+   ``device:<hardware id>`` (prior 1.0x): the device's level and, where the table has no row for its
+   runtime (``onnxruntime-fp32``), the runtime's column, while the table keeps teaching the op
+   classes and precisions;
+2. the device's own scales on the five :data:`TERMS` of its time (dense and depthwise compute, other
+   ops' bytes, the dense ops' own bytes, per-op dispatch) and its own thread contention where its
+   rows ran at several thread counts: what its hardware file's peak and bandwidth, its board, its
+   build and its runtime version get wrong (on small models a batch-1 Gemm or a small convolution is
+   bound by its weights, which the table's large networks never showed).
+
+The adapted constants are used for that device only.
 
 Judged as the user would judge it: each of the device's rows is predicted *before* (the committed
 fit, which never saw it) and *after* (a fit on the table plus the device's other rows: leave one
@@ -93,7 +100,7 @@ TERMS = ("dense compute", "depthwise compute", "other ops' bytes", "dense ops' b
 UNADAPTED = (1.0, 1.0, 1.0, 0.0, 1.0)
 # Ridge pull of each scale towards 1 (relative least squares): a handful of rows cannot split five
 # terms alone; the pull keeps the split the table's where the rows do not tell them apart.
-RIDGE = 0.01
+RIDGE = 0.05
 SIGMA_GRID = tuple(round(0.04 * i, 2) for i in range(0, 16))
 
 

@@ -122,10 +122,9 @@ def _kernels(model_path: str, providers: list[str]) -> dict[str, Any]:
     """Ask the installed onnxruntime which of the model's ops have a kernel, per provider built in."""
     from onnxruntime.capi import onnxruntime_pybind11_state as C
 
-    from mlfit.onnxpb import model_proto
+    from mlfit.onnxpb import load_model
 
-    with open(model_path, "rb") as fh:  # the graph only (no external data), without importing onnx
-        model = model_proto().FromString(fh.read())
+    model = load_model(model_path)  # the graph only (no external data), without importing onnx
     opsets = {o.domain or "": int(o.version) for o in model.opset_import}
     ops = {(n.domain or "", n.op_type) for n in model.graph.node}
     defs: dict[tuple[str, str, str], list[tuple[int, int]]] = defaultdict(list)

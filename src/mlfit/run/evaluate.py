@@ -8,6 +8,7 @@ import importlib.metadata
 from collections.abc import Sequence
 from typing import Any
 
+from mlfit.analysis import deviceadapt
 from mlfit.analysis.project import Projection, project
 from mlfit.catalog.loader import Target, is_gpu_target
 from mlfit.checks.engine import evaluate
@@ -88,19 +89,15 @@ def _measured_projection(target: Target, m: Measurement, host: HostInfo) -> Proj
     )
 
 
-def device_fits(truth: str | None, needed: bool) -> Any:
-    """A context in which projections use the adapted device fits saved beside the truth store."""
-    from contextlib import nullcontext
+def device_fits(truth: str | None) -> dict[str, Any]:
+    """The adapted device fits saved beside the truth store (``--truth``, $MLFIT_TRUTH or the user's
+    cache folder); read once per model, used by the projections to their hardware."""
     from pathlib import Path
 
-    from mlfit.analysis import deviceadapt
-
-    if not needed:
-        return nullcontext()
     from mlfit.truth.fit import active_fits
     from mlfit.truth.store import store_path
 
-    return deviceadapt.using(active_fits(store_path(Path(truth) if truth else None)))
+    return dict(active_fits(store_path(Path(truth) if truth else None)))
 
 
 def evaluate_targets(
@@ -131,6 +128,7 @@ def evaluate_targets(
         except MlfitError as exc:
             calibration_note = f"no projection: {exc.one_line()}"
     gpu_measurements: dict[str, Measurement | None] = {}
+    fits: dict[str, Any] | None = None
     reports: list[TargetReport] = []
     for target in targets:
         projection: Projection | None = None
@@ -146,7 +144,9 @@ def evaluate_targets(
                     reports.append(evaluate(target, model, gpu_m, static, projection, node_profile))
                     continue
                 notes.append("the GPU measurement failed here; projected instead")
-            with device_fits(truth, calibration is not None):
+            if fits is None:
+                fits = device_fits(truth) if calibration is not None else {}
+            with deviceadapt.using(fits):
                 projection = project(target, measurement, node_profile, static, calibration, host)
             if projection is None and calibration_note:
                 notes.append(calibration_note)
