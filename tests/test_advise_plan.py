@@ -15,7 +15,6 @@ from mlfit.advise.engine import agrees
 from mlfit.advise.variants import Kind, plan_variants
 from mlfit.api import resolve_targets
 from mlfit.catalog.schema import Runtime
-from mlfit.formats import ModelFormat
 from mlfit.records import Agreement, Suggestion, SuggestSearch, VariantCheck
 from mlfit.report.compact import render_compact
 from mlfit.report.html import render_html
@@ -26,22 +25,22 @@ from mlfit.result import Report
 
 def test_cpu_target_gets_threads_then_int8_cheapest_first() -> None:
     edge = resolve_targets(["edge"])[0]  # 4 cores, 4 threads, batch 1
-    kinds = [(v.kind, v.threads) for v in plan_variants(ModelFormat.ONNX, Runtime.ONNXRUNTIME, edge, False)]
+    kinds = [(v.kind, v.threads) for v in plan_variants(Runtime.ONNXRUNTIME, edge, False)]
     assert kinds == [(Kind.THREADS, 1), (Kind.THREADS, 2), (Kind.THREADS, 3), (Kind.INT8_DYNAMIC, None)]
-    with_data = plan_variants(ModelFormat.ONNX, Runtime.ONNXRUNTIME, edge, True)
+    with_data = plan_variants(Runtime.ONNXRUNTIME, edge, True)
     assert [v.kind for v in with_data][-2:] == [Kind.INT8_DYNAMIC, Kind.INT8_STATIC]
 
 
 def test_gpu_target_gets_batches_and_fp16_not_threads() -> None:
     gpu = resolve_targets(["gpu-server"])[0]
     gpu = replace(gpu, profile=gpu.profile.model_copy(update={"batch_size": 8}))
-    labels = [v.label for v in plan_variants(ModelFormat.ONNX, Runtime.ONNXRUNTIME, gpu, False)]
+    labels = [v.label for v in plan_variants(Runtime.ONNXRUNTIME, gpu, False)]
     assert labels == ["batch=4", "batch=2", "batch=1", "fp16"]
 
 
 def test_keras_model_gets_tflite_builds_for_a_tflite_target() -> None:
     edge = resolve_targets(["edge"])[0]  # runtimes: onnxruntime, tflite
-    labels = [v.label for v in plan_variants(ModelFormat.KERAS, Runtime.TENSORFLOW, edge, False)]
+    labels = [v.label for v in plan_variants(Runtime.TENSORFLOW, edge, False)]
     assert labels[-2:] == ["tflite-float", "tflite-int8"] and "int8-dynamic" not in labels
 
 

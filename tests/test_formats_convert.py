@@ -40,8 +40,10 @@ def test_content_wins_over_suffix(built: dict[str, Path], tmp_path: Path) -> Non
 
 
 def test_every_format_maps_to_a_runtime() -> None:
+    from mlfit.formats.registry import get
+
     for fmt in ModelFormat:
-        assert isinstance(fmt.runtime, Runtime)
+        assert get(fmt).kind is fmt and isinstance(get(fmt).runtime, Runtime)
 
 
 def test_plan_follows_the_target_and_skips_when_not_needed() -> None:

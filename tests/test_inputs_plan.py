@@ -16,8 +16,9 @@ from conftest import FAST, assert_no_traceback, run_mlfit
 from mlfit.catalog.loader import resolve_target
 from mlfit.errors import ConfigError
 from mlfit.formats import ModelFormat
+from mlfit.formats.registry import declared_inputs
 from mlfit.inputspec import parse_input_flags
-from mlfit.signature import choose_batch, declared_inputs, plan_inputs
+from mlfit.plan.inputs import choose_batch, plan_inputs
 
 
 def _save(graph: onnx.GraphProto, path: Path) -> Path:

@@ -102,8 +102,14 @@ def test_a_report_never_overwrites_a_built_in_hardware_file(tiny_model: Path, tm
 
     target = resolve_target("edge")
     assert any(f.endswith(f"{target.profile.hardware}.yaml") for f in target.files), target.files
-    hardware = next(f for f in target.files if "hardware" in f)
-    run = run_mlfit("check", tiny_model, "--target", "edge", "--json", hardware, *FAST)
+    hardware = Path(next(f for f in target.files if "hardware" in f))
+    before = hardware.read_bytes()
+    try:
+        run = run_mlfit("check", tiny_model, "--target", "edge", "--json", hardware, *FAST)
+    finally:  # were the refusal ever lost, the catalog must not stay overwritten
+        if hardware.read_bytes() != before:
+            hardware.write_bytes(before)
+            pytest.fail(f"the report replaced the built-in hardware file {hardware}")
     assert run.code == 2 and "is the input" in " ".join(run.stderr.split()), run.output
 
 
@@ -195,3 +201,16 @@ def test_ctrl_c_never_splits_a_set(tmp_path: Path, delay: float) -> None:
     contents = {p.read_text() for p in tmp_path.iterdir() if p.name.startswith("f")}
     assert len(contents) == 1, "a mix of old and new outputs"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".f")]
+
+
+def test_a_report_never_overwrites_a_compose_file_named_without_yaml(tiny_model: Path, tmp_path: Path) -> None:
+    """A target read from `deploy/compose` (no suffix): the file it was read from is an input too."""
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    compose = deploy / "compose"
+    compose.write_text("services:\n  model:\n    image: m:1\n    cpus: 1\n    mem_limit: 1g\n")
+    before = compose.read_bytes()
+    run = run_mlfit("check", tiny_model, "--target", compose, "--json", compose, *FAST)
+    assert_no_traceback(run)
+    assert run.code == 2 and "is the input" in " ".join(run.stderr.split()), run.output
+    assert compose.read_bytes() == before

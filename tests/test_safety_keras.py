@@ -10,7 +10,7 @@ from conftest import FAST, assert_no_traceback, run_mlfit
 from format_models import models
 from mlfit.errors import ExitCode, ModelError
 from mlfit.formats import ModelFormat
-from mlfit.safety import check_model
+from mlfit.formats.registry import check_model
 from mlfit.safety.keras_scan import h5_config, keras_zip_config, walk_config
 from mlfit.safety.savedmodel_scan import scan_savedmodel
 from mlfit.safety.tf_ops import ALLOWED_OPS

@@ -12,17 +12,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlfit import __version__
+from mlfit._version import __version__
 from mlfit.catalog.loader import Target, resolve_target
 from mlfit.catalog.schema import Runtime
 from mlfit.errors import ConfigError, ModelError
 from mlfit.formats import ModelFormat
 from mlfit.inputspec import InputSpec
-from mlfit.modelref import ModelRef, identify, sha256_of, size_of
+from mlfit.modelref import identify, size_of
 from mlfit.result import Report, RunResult
 from mlfit.run import (
-    SKLEARN_THROUGHPUT_BATCH,
-    STOPPED_KINDS,
     EventFn,
     MeasureOptions,
     error_result,
@@ -34,16 +32,8 @@ if TYPE_CHECKING:
     from mlfit.advise import SuggestOptions
     from mlfit.cluster import ClusterSpec
 
-# Names kept importable from here for callers written before mlfit.run existed.
-__all__ = ["SKLEARN_THROUGHPUT_BATCH", "STOPPED_KINDS", "CheckResult", "EventFn", "InputSpec", "MeasureOptions",
-           "ModelRef", "check", "check_many", "error_result", "identify", "inspect", "measure_and_check", "profile",
-           "resolve_targets", "sha256_of", "single_report", "size_of", "static_facts"]
-
-
-def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
-                      on_event: EventFn | None = None, on_target: bool = False) -> RunResult:
-    """Measure one identified model and check it against ``targets`` (see :func:`mlfit.run.run_model`)."""
-    return run_model(ref, targets, inputs, options, on_event, on_target)
+__all__ = ["CheckResult", "InputSpec", "MeasureOptions", "check", "check_many", "error_result", "identify", "inspect",
+           "profile", "resolve_targets", "run_model", "single_report"]
 
 
 def single_report(result: RunResult) -> Report:
@@ -124,7 +114,7 @@ def _run_one(model: str | Path, targets: Sequence[Target], spec: InputSpec, opti
         ref = identify(model, options.runtime)
     except ModelError as exc:  # not a model mlfit can read: a result with the error, as the CLI reports it
         return _typed(error_result(model, exc))
-    result = measure_and_check(ref, targets, spec, options, on_event)
+    result = run_model(ref, targets, spec, options, on_event)
     if suggest is not None:
         from mlfit.advise import suggest as suggest_variants
 
@@ -172,7 +162,7 @@ def inspect(model: str | Path, runtime: Runtime | None = None, inputs: InputSpec
     FLOPs and shapes are computed."""
     ref = identify(model, runtime)
     if ref.format is ModelFormat.ONNX:
-        from mlfit.onnxsafety import check_protobuf_size
+        from mlfit.formats.onnx.safety import check_protobuf_size
 
         check_protobuf_size(ref.path)
     facts = static_facts(ref, inputs)

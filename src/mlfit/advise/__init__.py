@@ -35,7 +35,7 @@ __all__ = ["DEFAULT_MIN_AGREEMENT", "DEFAULT_SUGGEST_TIME_S", "SuggestOptions", 
 
 def _compare_spec(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions) -> InputSpec:
     """The inputs the run fed (batch, integer ranges read from the model), for the guard's feeds."""
-    from mlfit.signature import plan_inputs
+    from mlfit.plan.inputs import plan_inputs
 
     return plan_inputs(ref.path, ref.format, targets, inputs, options.batch_size, options.signature).spec
 
@@ -48,11 +48,12 @@ def suggest(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options
     chosen = targets_to_search(result, targets, settings.every_target) if result.error is None else []
     if not chosen:
         return result
+    from mlfit.formats.registry import get
     from mlfit.safety.snapshot import private_copy
     from mlfit.scratch import run_folder
 
     start = time.monotonic()
-    with private_copy(ref.path, ref.format) as copy, run_folder("mlfit-advise-") as folder:
+    with private_copy(ref.path, get(ref.format).copy_policy) as copy, run_folder("mlfit-advise-") as folder:
         if sha256_of(copy) != result.model.sha256:  # the file changed since it was measured
             note = "the model file changed after it was measured; no suggestions (check it again)"
             return placed(result, {t.name: {"suggest_search": _record(0.0, settings, 0, 0, note)} for t in chosen})

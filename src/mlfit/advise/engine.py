@@ -18,6 +18,7 @@ from mlfit.advise.spawn import run_child
 from mlfit.advise.variants import OUTPUT, Kind, Variant, plan_variants
 from mlfit.catalog.loader import Target
 from mlfit.errors import MlfitError
+from mlfit.formats.registry import format_for_runtime
 from mlfit.inputspec import InputSpec
 from mlfit.modelref import ModelRef
 from mlfit.options import EventFn, MeasureOptions
@@ -96,7 +97,7 @@ def _agreement(search: Search, variant: Variant, path: Path) -> Agreement:
     """The variant's outputs against the original's on the same inputs (once per built kind)."""
     cached = search.compared.get(variant.kind)
     if cached is None:
-        runtime = OUTPUT[variant.kind][1]
+        runtime = OUTPUT[variant.kind]
         request = {"action": "compare", "original": str(search.ref.path),
                    "original_runtime": search.ref.runtime.value, "variant": str(path),
                    "variant_runtime": runtime.value, "trust_model": search.options.trust_model,
@@ -135,8 +136,8 @@ def _measure(search: Search, target: Target, variant: Variant) -> tuple[TargetRe
     ref, options, built = search.ref, search.options, None
     if variant.builds_file:
         path, _tool = _build(search, variant)
-        fmt, runtime = OUTPUT[variant.kind]
-        ref, built = ModelRef(path=path, format=fmt, runtime=runtime), path
+        runtime = OUTPUT[variant.kind]
+        ref, built = ModelRef(path=path, format=format_for_runtime(runtime), runtime=runtime), path
         options = dataclasses.replace(options, convert=False, runtime=runtime)
     profile = target.profile
     if variant.threads is not None:
@@ -196,7 +197,7 @@ def search_target(search: Search, target: Target, fmt_has_data: bool) -> tuple[l
     """Every variant for ``target``, cheapest first, until the time budget runs out."""
     suggestions: list[Suggestion] = []
     files: list[Path | None] = []
-    for variant in plan_variants(search.ref.format, search.ref.runtime, target, fmt_has_data):
+    for variant in plan_variants(search.ref.runtime, target, fmt_has_data):
         if search.left() < MIN_VARIANT_S:
             suggestions.append(Suggestion(variant=variant.label, kind=variant.kind.value, change=variant.change,
                                           status="not-tried", reason="the --suggest-time budget ran out"))

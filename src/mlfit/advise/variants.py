@@ -12,7 +12,6 @@ from enum import Enum
 
 from mlfit.catalog.loader import Target, is_gpu_target
 from mlfit.catalog.schema import Runtime
-from mlfit.formats import ModelFormat
 
 
 class Kind(str, Enum):
@@ -27,15 +26,11 @@ class Kind(str, Enum):
 
 # Kinds that build a new file (in a child process); the others re-measure the original file.
 BUILT = frozenset({Kind.INT8_DYNAMIC, Kind.INT8_STATIC, Kind.FP16, Kind.TFLITE_FLOAT, Kind.TFLITE_INT8})
-# The file each built kind produces, and the runtime that runs it.
-OUTPUT: dict[Kind, tuple[ModelFormat, Runtime]] = {
-    Kind.INT8_DYNAMIC: (ModelFormat.ONNX, Runtime.ONNXRUNTIME),
-    Kind.INT8_STATIC: (ModelFormat.ONNX, Runtime.ONNXRUNTIME),
-    Kind.FP16: (ModelFormat.ONNX, Runtime.ONNXRUNTIME),
-    Kind.TFLITE_FLOAT: (ModelFormat.TFLITE, Runtime.TFLITE),
-    Kind.TFLITE_INT8: (ModelFormat.TFLITE, Runtime.TFLITE),
+# The runtime that runs each built kind's file (its format is that runtime's: formats.registry).
+OUTPUT: dict[Kind, Runtime] = {
+    Kind.INT8_DYNAMIC: Runtime.ONNXRUNTIME, Kind.INT8_STATIC: Runtime.ONNXRUNTIME, Kind.FP16: Runtime.ONNXRUNTIME,
+    Kind.TFLITE_FLOAT: Runtime.TFLITE, Kind.TFLITE_INT8: Runtime.TFLITE,
 }
-_TF_FORMATS = frozenset({ModelFormat.KERAS, ModelFormat.H5, ModelFormat.SAVEDMODEL})
 
 
 @dataclass(frozen=True)
@@ -71,7 +66,7 @@ def _batches(target: Target) -> list[Variant]:
     return [Variant(Kind.BATCH, f"batch={b}", f"batch {b} instead of {own}", batch=b) for b in sizes]
 
 
-def plan_variants(fmt: ModelFormat, runtime: Runtime, target: Target, has_data: bool) -> list[Variant]:
+def plan_variants(runtime: Runtime, target: Target, has_data: bool) -> list[Variant]:
     """The variants worth trying for ``target``, cheapest first: deployment settings (no new
     file), then the builds a library makes (ONNX Runtime's quantiser, its fp16 converter, the
     TFLite converter) where the target can run what they produce."""
@@ -88,7 +83,7 @@ def plan_variants(fmt: ModelFormat, runtime: Runtime, target: Target, has_data: 
             if has_data:
                 variants.append(Variant(Kind.INT8_STATIC, "int8-static", "int8 weights and activations, QDQ, "
                                         "calibrated on --data (onnxruntime.quantization.quantize_static)"))
-    if fmt in _TF_FORMATS and Runtime.TFLITE in target.profile.runtimes:
+    if runtime is Runtime.TENSORFLOW and Runtime.TFLITE in target.profile.runtimes:  # Keras or SavedModel
         variants.append(Variant(Kind.TFLITE_FLOAT, "tflite-float", "TFLite build, float32 (TFLiteConverter)"))
         variants.append(Variant(Kind.TFLITE_INT8, "tflite-int8", "TFLite build, int8 weights and activations "
                                 "(TFLiteConverter, representative data)"))

@@ -55,15 +55,15 @@ def _static(
 
 def _convert_hint(runtime: str, provided: list[str]) -> str:
     """'; --convert measures ...' when mlfit has a converter from the model's runtime to one the
-    target provides (mlfit.formats.CONVERTERS), else nothing: a flag that cannot help is not suggested."""
+    target provides (mlfit.formats.registry.converters), else nothing: a flag that cannot help is not suggested."""
     from mlfit.catalog.schema import Runtime
-    from mlfit.formats import CONVERTERS
+    from mlfit.formats.registry import converters
 
     try:
         source = Runtime(runtime)
     except ValueError:
         return ""
-    reachable = [r.value for r in CONVERTERS.get(source, {}) if r.value in provided]
+    reachable = [r.value for r in converters().get(source, {}) if r.value in provided]
     if not reachable:
         return ""
     return f"; --convert measures it converted to {reachable[0]}, which it provides"

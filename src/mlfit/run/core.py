@@ -15,11 +15,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mlfit import __version__
+from mlfit._version import __version__
 from mlfit.catalog.loader import Target
 from mlfit.catalog.schema import MIN_SAMPLES, Percentile, Runtime
 from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
 from mlfit.formats import ModelFormat
+from mlfit.formats.registry import get
 from mlfit.inputspec import InputSpec
 from mlfit.modelref import ModelRef, identify, sha256_of, size_of
 from mlfit.options import STOPPED_KINDS, EventFn, MeasureOptions
@@ -112,7 +113,7 @@ def run_model(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, optio
     from mlfit.safety.snapshot import private_copy
 
     try:
-        with private_copy(ref.path, ref.format) as copy:
+        with private_copy(ref.path, get(ref.format).copy_policy) as copy:
             _same_format(ref, copy)
             result = _run_private(dataclasses.replace(ref, path=copy), targets, inputs, options, on_event,
                                   on_target)
@@ -123,8 +124,9 @@ def run_model(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, optio
 
 def _same_format(ref: ModelRef, copy: Path) -> None:
     """Refuse a model whose content changed kind between identification and the private copy
-    (an ONNX file needs no second look: no runtime of another kind would load what it became)."""
-    if ref.format is ModelFormat.ONNX:
+    (where the format says a second look is needed: no runtime of another kind would load what
+    an ONNX file became)."""
+    if not get(ref.format).recheck_after_copy:
         return
     from mlfit.formats import sniff
 
@@ -154,7 +156,7 @@ def _named_as(result: RunResult, ref: ModelRef, copy: Path) -> RunResult:
 
 def _run_private(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
                  on_event: EventFn | None, on_target: bool) -> RunResult:
-    from mlfit.safety import check_model
+    from mlfit.formats.registry import check_model
 
     try:
         check_model(ref.path, ref.format, options.trust_model, options.signature)
@@ -226,7 +228,7 @@ class Gate:
     fits: tuple[Check | None, ...]
     memory_limit: int
     limit_source: str
-    inputs: InputSpec  # the user's, with the batch and the ranges read from the model (mlfit.signature)
+    inputs: InputSpec  # the user's, with the batch and the ranges read from the model (mlfit.plan.inputs)
     batch_free: bool | None = None  # the model's leading dims are free (None: the file does not say)
     too_large: bool = False  # past the static-analysis bounds: no analysis, no per-node profile
 
@@ -235,20 +237,21 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
           created: str) -> Gate | RunResult:
     """Parent-side refusals and static verdicts, before any worker is spawned: a result when the
     run ends here (refused, or decided statically), else what the later stages need."""
-    from mlfit import precheck
+    from mlfit.checks.fit import fit_check, refuse_if_too_big, static_target_report
+    from mlfit.measure.host import default_memory_limit
 
-    try:
-        model_bytes, safety_notes = precheck.validate_model(ref, options.custom_op_libraries)
+    try:  # the format's refusals that read the whole file, and the bytes it needs before it runs
+        model_bytes, safety_notes = get(ref.format).static_size(ref.path, options.custom_op_libraries)
     except ModelError as exc:
         return error_result(ref, exc, created, kind="load")
     try:  # inputs before any worker: batch from the targets, integer ranges from the graph, refusals
-        from mlfit.signature import plan_inputs
+        from mlfit.plan.inputs import plan_inputs
 
         planned = plan_inputs(ref.path, ref.format, targets, inputs, options.batch_size, options.signature)
     except ConfigError as exc:
         return error_result(ref, exc, created, kind="input")
     inputs, safety_notes = planned.spec, [*safety_notes, *planned.notes]
-    from mlfit.analysis.graph import StaticTooLarge
+    from mlfit.formats.onnx.proto import StaticTooLarge
 
     too_large = False
     try:
@@ -259,19 +262,19 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
                         "too (its runtime trace grows with the node count: 300 000 nodes took 9 GB)"]
     except ModelError as exc:
         return error_result(ref, exc, created, kind="load")
-    fits = tuple(precheck.fit_check(t, model_bytes, ref.format.value) for t in targets)
+    fits = tuple(fit_check(t, model_bytes, ref.format.value) for t in targets)
     if targets and all(fits):
         # The parameters alone exceed every target's memory: the verdict is static, nothing is loaded.
-        reports = [precheck.static_target_report(t, c) for t, c in zip(targets, fits, strict=True) if c]
+        reports = [static_target_report(t, c) for t, c in zip(targets, fits, strict=True) if c]
         return RunResult(mlfit_version=__version__, created=created, model=model_info(ref), analysis=static,
                          targets=reports)
     try:
-        precheck.refuse_if_too_big(model_bytes, options.memory_limit)
+        refuse_if_too_big(model_bytes, options.memory_limit)
     except ModelError as exc:
         return error_result(ref, exc, created, kind="memory")
     memory_limit, limit_source = options.memory_limit, "--memory-limit"
     if memory_limit is None:
-        memory_limit = precheck.default_memory_limit()
+        memory_limit = default_memory_limit()
         limit_source = "the default, 90% of this host's free memory"
     return Gate(model_bytes=model_bytes, notes=(*ref.notes, *safety_notes), static=static, fits=fits,
                 memory_limit=memory_limit, limit_source=limit_source, inputs=inputs,
@@ -433,7 +436,7 @@ def _evaluate(ref: ModelRef, targets: Sequence[Target], gate: Gate, measured: Me
     """Every target's report from its own configuration's measurement: measured on the target,
     or projected from this host (run.evaluate). Targets whose configuration was not measured
     (an earlier run failed) get no report; the result carries that error."""
-    from mlfit import precheck
+    from mlfit.checks.fit import add_fit_check
 
     primary = measured.runs[0].response
     model = model_info(ref, primary.inputs, primary.inputs_used, primary.outputs)
@@ -452,12 +455,12 @@ def _evaluate(ref: ModelRef, targets: Sequence[Target], gate: Gate, measured: Me
 
             reports, used = evaluate_targets(ref, own, model, run.response.measurement, gate.static,
                                              primary.node_profile, measured.host, run.request, measured.timeouts,
-                                             on_event, options.memory_limit)
+                                             on_event, options.memory_limit, options.truth)
             calibration = calibration or used
         for report in reports:
             by_name[report.target] = report.model_copy(update={"configuration": run.config.label})
     judged = [(t, fit) for t, fit in zip(targets, gate.fits, strict=True) if t.name in by_name]
-    reports = [precheck.add_fit_check(by_name[t.name], fit) for t, fit in judged]
+    reports = [add_fit_check(by_name[t.name], fit) for t, fit in judged]
     if gate.notes:
         reports = [r.model_copy(update={"notes": [*gate.notes, *r.notes]}) for r in reports]
     return reports, calibration

@@ -243,7 +243,8 @@ def with_emulated(ref: Any, targets: Sequence[Target], inputs: InputSpec, option
     on this host as usual (``hosted``); one result with every target's report, in target order."""
     from dataclasses import replace
 
-    from mlfit import __version__, precheck
+    from mlfit._version import __version__
+    from mlfit.checks.fit import add_fit_check
     from mlfit.result import RunResult
     from mlfit.run.core import model_info
 
@@ -276,7 +277,7 @@ def with_emulated(ref: Any, targets: Sequence[Target], inputs: InputSpec, option
             if report.target in by_name:  # projected to its node's hardware: keep the projection's CPU figures
                 report = _on_node(by_name[report.target], report)
             else:
-                report = precheck.add_fit_check(report, fits[report.target])
+                report = add_fit_check(report, fits[report.target])
                 if gate.notes:
                     report = report.model_copy(update={"notes": [*gate.notes, *report.notes]})
             by_name[report.target] = report
