@@ -35,9 +35,11 @@ __all__ = ["DEFAULT_MIN_AGREEMENT", "DEFAULT_SUGGEST_TIME_S", "SuggestOptions", 
 
 def _compare_spec(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions) -> InputSpec:
     """The inputs the run fed (batch, integer ranges read from the model), for the guard's feeds."""
+    from mlfit.formats.registry import declared_inputs
     from mlfit.plan.inputs import plan_inputs
 
-    return plan_inputs(ref.path, ref.format, targets, inputs, options.batch_size, options.signature).spec
+    declared = declared_inputs(ref.path, ref.format, options.signature)
+    return plan_inputs(declared, targets, inputs, options.batch_size).spec
 
 
 def suggest(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
