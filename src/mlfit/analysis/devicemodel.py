@@ -124,7 +124,8 @@ class Structure:
             op = str(n["op"]).split("::")[-1]
             if op in VIEW_OPS:
                 continue
-            kernels += 1
+            # recurrent time steps and loop bodies run their kernels one after another
+            kernels += int(n.get("steps", 1) or 1)
             if op in _DENSE:
                 dense_kernels += 1
                 if int(n.get("group", 1) or 1) > 1:
@@ -134,6 +135,13 @@ class Structure:
                     if "MatMul" in op or "Gemm" in op:
                         matmul += float(n["flops"])
             else:
+                # matrix products under another name (LSTM, Attention, Einsum, linear models, loop bodies)
+                # are dense work; whatever else the node does streams its bytes
+                matrix = float(n.get("matrix_flops", 0) or 0)
+                if matrix:
+                    dense_kernels += 1
+                    dense += matrix
+                    matmul += matrix
                 other += float(n["bytes_read"]) + float(n["bytes_written"])
         return cls(dense, dw, other, kernels, dense_kernels, matmul)
 
