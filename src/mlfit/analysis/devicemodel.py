@@ -325,6 +325,18 @@ def predict(s: Structure, c: Config, p: Params) -> Prediction:
     return Prediction(centre, centre * math.exp(-half), centre * math.exp(half), widen, tuple(unfitted))
 
 
+def node_seconds(static: dict[str, Any], c: Config, p: Params) -> list[tuple[str, str, float]]:
+    """Each static node's part of :func:`predict`'s centre (name, op, seconds): the same formula on a
+    one-node structure (the model is linear in its counts, so the parts add up to the centre)."""
+    offset = sum(p.offset(col)[0] for col in c.columns())
+    out = []
+    for n in static.get("nodes") or []:
+        s = Structure.from_static({"nodes": [n]})
+        seconds = math.exp(offset) * base_seconds(s, c, p.k_dw, p.sigma) + fixed_seconds(s, c, p)
+        out.append((str(n.get("name", "")), str(n["op"]), seconds))
+    return out
+
+
 # ---- fitting -------------------------------------------------------------------------------
 
 K_DW_GRID = tuple(round(2 ** (i / 4), 4) for i in range(0, 29))  # 1 .. 128

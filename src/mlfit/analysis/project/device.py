@@ -68,3 +68,17 @@ def fitted_cpu_factor(
         f"{threads} thread(s) on {hw.name}; host percentiles scaled to it"
     )
     return Band(pred.value / host, pred.lower / host, pred.upper / host), method, notes, sources
+
+
+def device_model_nodes(target: Target, m: Measurement, static: dict[str, Any] | None,
+                       threads: int) -> list[tuple[str, str, float]]:
+    """Each static node's part of the device model's figure (name, op, seconds); empty without a fit."""
+    from mlfit.analysis import devicemodel as dm
+
+    params = dm.fitted()
+    if params is None or not static or not static.get("nodes"):
+        return []
+    hw = target.hardware
+    config = dm.Config(dm.Device.from_hardware(hw), m.runtime, model_precision(static), threads,
+                       target.profile.batch_size)
+    return dm.node_seconds(static, config, params)
