@@ -41,6 +41,9 @@ class MeasureOptions:
     find_max_qps: bool = False
     batch_sizes: tuple[int, ...] = ()
     callers: int = 4
+    # The truth store whose adapted device fits the projections use (docs/projection.md); None:
+    # $MLFIT_TRUTH or the user's cache folder.
+    truth: str | None = None
 
 
 # Batched throughput is measured at this batch for scikit-learn models when no target asks

@@ -11,6 +11,8 @@ Older result files carry the same keys as dicts: they validate into these models
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -109,6 +111,15 @@ class HostLoadFigures(_Frozen):
     slowdown: float | None = None
 
 
+class DeviceAdaptation(_Frozen):
+    """The device model adapted to rows measured on the target's own hardware (`mlfit truth fit`)."""
+
+    rows: int = Field(description="Rows measured on this hardware the fit used")
+    summary: str = Field(description="'device model adapted with N rows measured on HARDWARE (median error ...)'")
+    seconds_unadapted: float = Field(description="The committed fit's figure for the same configuration")
+    terms: dict[str, Any] = Field(default_factory=dict, description="The device's own scale per term")
+
+
 class DeviceModelFigures(_Frozen):
     """The device model's prediction for the target (the cross-check, or the projection's basis)."""
 
@@ -121,6 +132,7 @@ class DeviceModelFigures(_Frozen):
     threads: int = 1
     widenings_log: dict[str, float] = Field(default_factory=dict)
     not_used: str | None = Field(None, description="Why the host ratios projected instead")
+    adapted: DeviceAdaptation | None = Field(None, description="Adapted to rows measured on the device (schema 4)")
 
 
 class UnseenFigures(_Frozen):

@@ -77,7 +77,7 @@ RUNTIME_FAMILY = {"tflite": "xnnpack", "xnnpack": "xnnpack", "onnxruntime": "onn
 
 
 def prior(column: str) -> float:
-    if column.startswith(("core:", "source:")):
+    if column.startswith(("core:", "source:", "device:")):
         return 0.0
     for suffix in ("int8-no-dotprod", "int8-dotprod", "fp16-arith", "fp32"):
         if column.endswith(suffix):
@@ -115,10 +115,14 @@ class Structure:
     kernels: int
     dense_kernels: int = 0  # convolutions and matrix products: the kernels left once pointwise ops are fused
     matmul_flops: float = 0.0  # the part of dense_flops in MatMul/Gemm (transformers, MLPs)
+    # bytes the dense ops read and write (weights included): a batch-1 Gemm or a small convolution is
+    # bound by them. Not a term of the published-table fit (its rows are large convolutional nets);
+    # a device adapted from its own rows learns its weight (mlfit.analysis.deviceadapt)
+    dense_bytes: float = 0.0
 
     @classmethod
     def from_static(cls, static: dict[str, Any]) -> Structure:
-        dense = dw = other = matmul = 0.0
+        dense = dw = other = matmul = dense_bytes = 0.0
         kernels = dense_kernels = 0
         for n in static.get("nodes") or []:
             op = str(n["op"]).split("::")[-1]
@@ -128,6 +132,7 @@ class Structure:
             kernels += int(n.get("steps", 1) or 1)
             if op in _DENSE:
                 dense_kernels += 1
+                dense_bytes += float(n.get("bytes_read", 0)) + float(n.get("bytes_written", 0))
                 if int(n.get("group", 1) or 1) > 1:
                     dw += float(n["flops"])
                 else:
@@ -143,7 +148,7 @@ class Structure:
                     dense += matrix
                     matmul += matrix
                 other += float(n["bytes_read"]) + float(n["bytes_written"])
-        return cls(dense, dw, other, kernels, dense_kernels, matmul)
+        return cls(dense, dw, other, kernels, dense_kernels, matmul, dense_bytes)
 
 
 def core_of(model: str, arch: str, isa: Sequence[str]) -> str:
@@ -206,6 +211,9 @@ class Config:
     # The runtime fuses elementwise ops into the convolutions' epilogues (TensorRT): their bytes
     # never reach memory, so only the compute term remains.
     fused_elementwise: bool = False
+    # Columns of one device's own, learnt from rows measured on it (mlfit.analysis.deviceadapt):
+    # ``device:<hardware id>``; empty for the published table and unadapted projections.
+    extra: tuple[str, ...] = ()
 
     def columns(self) -> list[str]:
         if self.device.kind == "gpu":
@@ -222,7 +230,7 @@ class Config:
             cols.append("armv7-mode")
         if self.source:
             cols.append(f"source:{self.source}")
-        return cols
+        return cols + list(self.extra)
 
 
 @dataclass(frozen=True)

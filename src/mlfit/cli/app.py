@@ -19,6 +19,7 @@ from mlfit.cli import check as check_cmd
 from mlfit.cli import compare as compare_cmd
 from mlfit.cli import helptext, report_cmd
 from mlfit.cli import targets as targets_cmd
+from mlfit.cli import truth as truth_cmd
 from mlfit.cli import worker as worker_cmd
 from mlfit.errors import ExitCode, MlfitError
 
@@ -56,6 +57,7 @@ calibrate_cmd.register(app)
 report_cmd.register(app)
 compare_cmd.register(app)
 app.add_typer(targets_cmd.app, name="targets")
+app.add_typer(truth_cmd.app, name="truth")
 worker_cmd.register(app)
 helptext.apply(app)  # --help: options grouped by panel, examples per command
 

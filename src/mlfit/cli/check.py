@@ -97,6 +97,12 @@ TlsCa = Annotated[Path | None, typer.Option(
     "every cluster member (mutual TLS, docs/scale.md).")]
 TlsCert = Annotated[Path | None, typer.Option(
     "--tls-cert", rich_help_panel=_SCALE, help="With --cluster tls://...: this client's certificate (PEM).")]
+TruthStore = Annotated[Path | None, typer.Option(
+    "--truth", rich_help_panel="Targets", help="The device truth store whose adapted fits projections use "
+    "(default: $MLFIT_TRUTH, else the user's cache folder; see `mlfit truth`).")]
+Learn = Annotated[bool, typer.Option(
+    "--learn", rich_help_panel=_SCALE, help="With --cluster: add the results measured on targets by verified "
+    "workers to the truth store (`mlfit truth fit` then learns from them).")]
 TlsKey = Annotated[Path | None, typer.Option(
     "--tls-key", rich_help_panel=_SCALE, help="With --cluster tls://...: this client's private key (PEM).")]
 
@@ -251,6 +257,22 @@ def _finish(report: Any, outputs: list[Any], strict: bool, base_report: Any = No
     raise typer.Exit(_with_regression(exit_code_for(report, strict), comparison))
 
 
+def _learn(report: Any, truth: Path | None) -> None:
+    """--learn: the on-target results go into the truth store (before rendering: a store that cannot
+    be written is said with the report still to come)."""
+    from mlfit.truth.rows import learned_rows, merge
+    from mlfit.truth.store import read_store, store_path, write_store
+
+    path = store_path(truth)
+    new = learned_rows(report)  # by the result's own hash: the --json file is written after this
+    store, _ = read_store(path)
+    rows, _notes = merge(store.rows, new)
+    if len(rows) > len(store.rows):
+        write_store(path, store.model_copy(update={"rows": rows}))
+    sys.stderr.write(f"mlfit: learned {len(rows) - len(store.rows)} rows measured on targets into {path} "
+                     "(`mlfit truth fit` refits from them)\n")
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def check(
@@ -274,6 +296,7 @@ def register(app: typer.Typer) -> None:
         memory_limit: MemoryLimit = None, custom_op_library: CustomOps = None,
         budget: Budget = None, container: Container_ = None,
         tls_ca_file: TlsCa = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
+        truth: TruthStore = None, learn: Learn = False,
     ) -> None:
         """Measure each MODEL once and check it against every budget of each --target.
 
@@ -295,6 +318,11 @@ def register(app: typer.Typer) -> None:
         outputs = parse_outputs(output, json_path, _inputs(models, spec, target, baseline, custom_op_library,
                                                            targets))
         cluster_spec = _cluster_spec(cluster, tls_ca_file, tls_cert, tls_key)
+        if learn and cluster is None:
+            from mlfit.errors import ConfigError
+
+            raise ConfigError("--learn adds results measured on targets by cluster workers",
+                              "add --cluster SCHEDULER, or add results measured by hand with `mlfit truth add`")
         base_report = compare_opts = None
         if baseline is not None:  # read and vet it before measuring, not after
             from mlfit.cli.compare import check_host, compare_options
@@ -310,7 +338,8 @@ def register(app: typer.Typer) -> None:
                                  qps=tuple(qps or ()), find_max_qps=find_max_qps,
                                  batch_sizes=parse_batch_sizes(batch_sizes), callers=callers,
                                  memory_limit=parse_memory_limit(memory_limit, targets),
-                                 custom_op_libraries=tuple(custom_op_library or ()))
+                                 custom_op_libraries=tuple(custom_op_library or ()),
+                                 truth=str(truth) if truth is not None else None)
         plan_load(targets, options.scenario, options.qps, options.find_max_qps, options.batch_sizes,
                   options.callers)  # refuse bad load flags before measuring anything
         if cluster or shared_path or len(models) > 1 or any(m.is_dir() and folder_format(m) is None for m in models):
@@ -320,6 +349,8 @@ def register(app: typer.Typer) -> None:
             from mlfit.api import single_report
 
             report = single_report(_measure(models[0], targets, spec, options, quiet))
+        if learn:
+            _learn(report, truth)
         _finish(report, outputs, strict, base_report, baseline, compare_opts)
 
     @app.command()

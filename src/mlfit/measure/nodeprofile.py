@@ -137,27 +137,26 @@ def _low(values: list[float]) -> float:
 
 
 def profile_nodes(
-    request: WorkerRequest, shapes: dict[str, list[int]], feed: Any, thread_counts: list[int],
+    request: WorkerRequest, feed: Any, thread_counts: list[int],
     between: Callable[[], None] | None = None,
 ) -> NodeProfile:
     """Profile every node at each thread count. Never raises: a profile that cannot be taken
     carries its ``error`` and the projection falls back.
     ``between`` runs after each timed single-thread run (the interleaved reference kernel)."""
     try:
-        return NodeProfile.model_validate(_profile_nodes(request, shapes, feed, thread_counts, between))
+        return NodeProfile.model_validate(_profile_nodes(request, feed, thread_counts, between))
     except Exception as exc:  # the measurement already succeeded; do not lose it to the profiler
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return NodeProfile(error=f"{type(exc).__name__}: {text}")
 
 
 def _profile_nodes(
-    request: WorkerRequest, shapes: dict[str, list[int]], feed: Any, thread_counts: list[int],
+    request: WorkerRequest, feed: Any, thread_counts: list[int],
     between: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Profile every node at each thread count, as the dict :class:`NodeProfile` validates."""
     import onnxruntime as ort
 
-    del shapes  # the feed already has them; kept in the signature the worker calls
     counts = sorted({max(1, int(t)) for t in (thread_counts or [request.threads])})
     result: dict[str, Any] = {"runtime_version": ort.__version__, "by_threads": {}, "nodes": {}}
     for threads in counts:

@@ -354,7 +354,7 @@ def _profile(state: _Run) -> None:
 
     before = snapshot()
     timer = _reference_timer()
-    state.node_profile = profile_nodes(request, state.shapes, state.feeds[0], settings.profile_threads,
+    state.node_profile = profile_nodes(request, state.feeds[0], settings.profile_threads,
                                        between=timer.tick if timer is not None else None)
     state.contention.append(phase_record(Phase.PROFILE.value, before, snapshot(), 1))
     if timer is not None:

@@ -455,7 +455,7 @@ def _evaluate(ref: ModelRef, targets: Sequence[Target], gate: Gate, measured: Me
 
             reports, used = evaluate_targets(ref, own, model, run.response.measurement, gate.static,
                                              primary.node_profile, measured.host, run.request, measured.timeouts,
-                                             on_event, options.memory_limit)
+                                             on_event, options.memory_limit, options.truth)
             calibration = calibration or used
         for report in reports:
             by_name[report.target] = report.model_copy(update={"configuration": run.config.label})
