@@ -565,6 +565,9 @@ def load_report(path: Path) -> Report:
 
     if not path.exists():
         raise ConfigError(f"result file '{path}' does not exist")
+    # A baseline committed with Git LFS and checked out without it: an error naming the fix, never
+    # a run that quietly goes on without its baseline.
+    safeio.refuse_lfs_pointer(path, "the result file", ConfigError)
     # Regular file, size and value count capped before parsing (a baseline may come from a pull request).
     raw = safeio.read_bounded(path, "report", "the result file", ConfigError)
     try:

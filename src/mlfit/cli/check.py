@@ -323,6 +323,14 @@ def register(app: typer.Typer) -> None:
 
             raise ConfigError("--learn adds results measured on targets by cluster workers",
                               "add --cluster SCHEDULER, or add results measured by hand with `mlfit truth add`")
+        import os
+
+        if truth is not None or learn or os.environ.get("MLFIT_TRUTH"):
+            from mlfit.truth.fit import active_fits  # a store or fit file that cannot be read: refused now,
+            from mlfit.truth.store import read_store, store_path  # not after measuring
+
+            read_store(store_path(truth))
+            active_fits(store_path(truth))
         base_report = compare_opts = None
         if baseline is not None:  # read and vet it before measuring, not after
             from mlfit.cli.compare import check_host, compare_options

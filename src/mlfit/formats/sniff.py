@@ -77,7 +77,9 @@ def _sniff_folder(path: Path) -> ModelFormat:
     if found is not None:
         # Every file of the folder is a regular file inside it (no FIFO, device, or link out),
         # so nothing that reads the folder later (the scan, hashing, the copy) can hang or leak.
-        safeio.tree_files(path, ModelError, "SavedModel folder")
+        for name, real, size in safeio.tree_files(path, ModelError, "SavedModel folder"):
+            if size <= 1024:  # a checkout without its LFS objects: name it, not "cannot parse"
+                safeio.refuse_lfs_pointer(real, f"{name} of the model folder")
         return found
     raise ModelError(f"{path}: not a valid model directory (no saved_model.pb)",
                      "give a SavedModel directory or a model file")
@@ -101,6 +103,8 @@ def sniff(path: Path) -> ModelFormat:
         head = fh.read(64)
         if size == 0 or not head:
             raise ModelError(f"{path}: not a valid {what} file (it is empty)", "re-export the model")
+        if head.startswith(safeio.LFS_POINTER_HEAD):  # before any parser calls it a broken model
+            safeio.refuse_lfs_pointer(path, "the model file")
         found: dict[str, tuple[ModelFormat | None, str]] = {}  # label -> (format, evidence)
         hdf5_at = _hdf5_offset(fh, size)
         if hdf5_at is not None:

@@ -105,12 +105,35 @@ def _shape(value_info: Any) -> list[int | str | None]:
     return dims
 
 
+# The last file parsed, kept for the next reader of the same file (the declared inputs, then the
+# static analysis): one parse per run. Only files up to this size: a copy is handed out each
+# time (readers change the model), so a kept model costs its size twice while in use.
+MAX_KEPT_PARSE_BYTES = 256 * 2**20
+_LAST_PARSE: list[tuple[tuple[object, ...], Any]] = []
+
+
 def load_onnx_proto(path: Path) -> Any:
+    """``onnx.load`` without external data, as ModelError/StaticTooLarge when it fails; a fresh
+    copy of the last parse when the same file (path, inode, size, mtime) is asked for again."""
+    import os
+
     import onnx
     from google.protobuf.message import DecodeError
 
     try:
-        return onnx.load(str(path), load_external_data=False)
+        st = os.stat(path)
+        key: tuple[object, ...] = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        for kept_key, kept in _LAST_PARSE:
+            if kept_key == key:
+                fresh = onnx.ModelProto()
+                fresh.CopyFrom(kept)
+                return fresh
+        model = onnx.load(str(path), load_external_data=False)
+        if st.st_size <= MAX_KEPT_PARSE_BYTES:
+            fresh = onnx.ModelProto()
+            fresh.CopyFrom(model)
+            _LAST_PARSE[:] = [(key, fresh)]
+        return model
     except (DecodeError, ValueError, OSError) as exc:
         raise ModelError(f"{path}: not a valid onnx file ({exc})", "re-export the model") from None
     except MemoryError:
