@@ -135,6 +135,37 @@ class DeviceModelFigures(_Frozen):
     adapted: DeviceAdaptation | None = Field(None, description="Adapted to rows measured on the device (schema 4)")
 
 
+class UnseenFigures(_Frozen):
+    """Ops the static cost model could not read: their host-scaled time, and their share of this host's."""
+
+    ops: list[str] = Field(default_factory=list)
+    nodes: int = 0
+    host_share: float = Field(0.0, description="Share of this host's node time the device model could not see")
+    value: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+
+
+class FloorFigures(_Frozen):
+    roofline_s: float = Field(0.0, description="The counted work at the target's peak compute and bandwidth")
+    host_s: float = Field(0.0, description="This host's uncontended cost, for a target weaker than this host")
+    host_reason: str = ""
+
+
+class EstimatorFigures(_Frozen):
+    """The two estimators of a CPU projection (seconds per inference) and how they were reconciled."""
+
+    estimator: str = Field(description="device model, host-scaled, or device model + host-scaled (they disagree)")
+    host_scaled: BandFigure
+    device_model: BandFigure | None = None
+    agree: bool | None = None
+    ratio: float | None = Field(None, description="Host-scaled over device model")
+    ops: list[str] = Field(default_factory=list, description="Ops behind a disagreement")
+    unseen: UnseenFigures | None = None
+    floors: FloorFigures | None = None
+    floored: str | None = Field(None, description="The physical floor the figure was raised to")
+
+
 class ProjectionDetails(_Frozen):
     """How a projection was made. CPU fields for the per-node or device-model projection, GPU
     fields for the roofline; a field the method did not use stays empty."""
@@ -155,6 +186,9 @@ class ProjectionDetails(_Frozen):
     factor_host_ratio: BandFigure | None = Field(None, description="The host ratios' factor, when the "
                                                  "device model replaced it (cross-check)")
     factor: BandFigure | None = None
+    estimators: EstimatorFigures | None = None
+    per_op: list[CostlyOp] = Field(default_factory=list, description="Every op type's projected time; "
+                                   "they add up to the projected median")
     uncontended_p50_host_s: float | None = None
     host_load: HostLoadFigures | None = None
     band_sources: dict[str, tuple[float, float]] = Field(default_factory=dict, description="Each widening "
@@ -169,6 +203,7 @@ class ProjectionSummary(_Frozen):
     """How a target's figures were carried from this host's measurement."""
 
     method: str
+    estimator: str = Field("", description="CPU: device model, host-scaled, or both (they disagree)")
     latency: dict[str, BandFigure] = Field(default_factory=dict, description="By percentile")
     notes: list[str] = Field(default_factory=list)
     top_nodes: list[CostlyNode] = Field(default_factory=list, description="Costliest nodes on the target")
