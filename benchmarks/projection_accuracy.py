@@ -47,7 +47,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), os.env
 from mlfit.analysis.calibrate import load_or_calibrate  # noqa: E402
 from mlfit.analysis.costs import op_cost  # noqa: E402
 from mlfit.analysis.project import Band, project_cpu, thread_speedup  # noqa: E402
-from mlfit.api import MeasureOptions, identify, measure_and_check  # noqa: E402
+from mlfit.api import MeasureOptions, identify, run_model  # noqa: E402
 from mlfit.catalog.loader import Target  # noqa: E402
 from mlfit.catalog.schema import Hardware, Percentile, Profile  # noqa: E402
 from mlfit.inputspec import InputSpec  # noqa: E402
@@ -129,7 +129,7 @@ def measure(path: Path, spec: InputSpec, targets: list[Target], threads: int, mi
     options = MeasureOptions(
         threads=threads, min_time=min_time, max_time=max(10.0, min_time * 3), warmup=20, min_samples=64
     )
-    return measure_and_check(identify(path), targets, spec, options)
+    return run_model(identify(path), targets, spec, options)
 
 
 def only_threads(node_profile: NodeProfile, threads: int) -> NodeProfile:

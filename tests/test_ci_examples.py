@@ -504,7 +504,7 @@ def test_the_action_check_step_treats_hostile_inputs_as_data(pr_clone: Path, tmp
                                                              inputs: dict[str, str], expected: str) -> None:
     sentinel = tmp_path / "ran"
     values = {"model": "models/model.onnx", "targets": "edge", "baseline": "", "flags": FAST, "strict": "false",
-              "reports": str(tmp_path / "reports"), **inputs}
+              "lfs": "false", "reports": str(tmp_path / "reports"), **inputs}
     context = {f"inputs.{k}": v.replace(SENTINEL, str(sentinel)) for k, v in values.items()}
     steps = Steps(pr_clone, {**os.environ, "GITHUB_ACTION_PATH": str(REPO), "MLFIT": str(mlfit_wrapper)}, context)
     steps.run([_action_step("check")])

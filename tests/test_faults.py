@@ -28,7 +28,7 @@ from _hostile import (
     processes_with,
 )
 from conftest import FAST, assert_no_traceback, run_mlfit
-from mlfit.api import MeasureOptions, identify, measure_and_check, resolve_targets
+from mlfit.api import MeasureOptions, identify, resolve_targets, run_model
 from mlfit.inputspec import InputSpec
 from mlfit.measure.launcher import DEFAULT_TIMEOUTS
 from mlfit.measure.protocol import Phase
@@ -137,7 +137,7 @@ def test_a_crashed_model_does_not_stop_the_others(tmp_path: Path, tiny_model: Pa
     results = []
     for fault in ("load:SIGSEGV", ""):
         monkeypatch.setenv("MLFIT_WORKER_FAULT", fault)
-        results.append(measure_and_check(identify(tiny_model), targets, InputSpec(), options))
+        results.append(run_model(identify(tiny_model), targets, InputSpec(), options))
     report = Report(mlfit_version="test", created="now", results=results,
                     complete=all(r.complete for r in results))
     crashed, fine = report.results

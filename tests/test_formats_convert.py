@@ -40,8 +40,10 @@ def test_content_wins_over_suffix(built: dict[str, Path], tmp_path: Path) -> Non
 
 
 def test_every_format_maps_to_a_runtime() -> None:
+    from mlfit.formats.registry import get
+
     for fmt in ModelFormat:
-        assert isinstance(fmt.runtime, Runtime)
+        assert get(fmt).kind is fmt and isinstance(get(fmt).runtime, Runtime)
 
 
 def test_plan_follows_the_target_and_skips_when_not_needed() -> None:
@@ -74,6 +76,9 @@ def test_convert_measures_the_converted_artefact(built: dict[str, Path], tmp_pat
     )
     assert not any(c["metric"] == "compat.runtime" for c in result["targets"][0]["checks"])
     assert "measured artefact:" in run.stdout
+    # The converted artefact's structure is read (ONNX or TFLite), so the device model projects it.
+    assert result["analysis"] and result["analysis"]["nodes"]
+    assert result["targets"][0]["projection"]["method"].startswith("device model"), result["targets"][0]
 
 
 @pytest.mark.slow

@@ -26,8 +26,8 @@ from mlfit.catalog.schema import Hardware, Profile
 from mlfit.catalog.yamlload import load_yaml, load_yaml_text
 from mlfit.errors import ConfigError, MlfitError, ModelError
 from mlfit.formats import ModelFormat, onnx_problem, sniff
+from mlfit.formats.onnx.safety import validate_onnx
 from mlfit.inputspec import InputSpec, parse_input_flags
-from mlfit.onnxsafety import validate_onnx
 
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -253,7 +253,7 @@ def test_pickle_scan_on_random_and_mutated_pickles(tmp_path: Path) -> None:
     import gzip
     import pickle
 
-    from mlfit.safety import check_model
+    from mlfit.formats.registry import check_model
     from mlfit.safety.pickle_scan import PickleScan, PickleScanError, scan_pickle
 
     path = tmp_path / "model.pkl"
@@ -286,7 +286,7 @@ def test_keras_and_savedmodel_scans_on_random_content(tmp_path: Path) -> None:
     import json
     import zipfile
 
-    from mlfit.safety import check_model
+    from mlfit.formats.registry import check_model
 
     keras_path = tmp_path / "model.keras"
     folder = tmp_path / "saved"
@@ -372,7 +372,7 @@ def test_bounded_zip_reader_on_random_archives(tmp_path: Path) -> None:
 def test_onnx_walk_on_mutated_models(tmp_path: Path) -> None:
     """A real model with bytes flipped, cut or appended: a census, or mlfit's refusal; the walk
     never raises anything else and never reads outside the file."""
-    from mlfit.onnxsafety import Census, OnnxWalkError, walk_model
+    from mlfit.formats.onnx.safety import Census, OnnxWalkError, walk_model
     from mlfit.zoo import builders
 
     seed = builders.tiny_add().SerializeToString()

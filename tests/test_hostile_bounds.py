@@ -25,7 +25,7 @@ from _hostile import external_model, sparse_file
 from conftest import FAST, Run, assert_no_traceback, run_mlfit
 from mlfit import safeio
 from mlfit.errors import ConfigError, MlfitError, ModelError, printable
-from mlfit.onnxsafety import validate_onnx, walk_model
+from mlfit.formats.onnx.safety import validate_onnx, walk_model
 from mlfit.zoo import builders
 
 ADDRESS_SPACE = 3 << 30

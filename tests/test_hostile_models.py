@@ -18,7 +18,7 @@ from _hostile import (
 )
 from conftest import FAST, assert_no_traceback, run_mlfit
 from mlfit.errors import ConfigError, ModelError
-from mlfit.onnxsafety import PROTOBUF_LIMIT, onnxruntime_version, validate_onnx
+from mlfit.formats.onnx.safety import PROTOBUF_LIMIT, onnxruntime_version, validate_onnx
 
 # --- 1. broken files -------------------------------------------------------------------------
 
@@ -221,7 +221,7 @@ def test_static_fit_check_applies_per_target() -> None:
     """3 GB of parameters: does not fit the weak-cpu target (2 GiB), fits the Pi 4 (4 GiB); a
     measured report for the Pi is left alone, the weak-cpu one gets a static FAIL."""
     from mlfit.api import resolve_targets
-    from mlfit.precheck import add_fit_check, fit_check
+    from mlfit.checks.fit import add_fit_check, fit_check
     from mlfit.result import Check, Provenance, TargetReport, Verdict
 
     edge, weak = resolve_targets(["edge", "weak-cpu"])

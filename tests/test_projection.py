@@ -14,8 +14,9 @@ from mlfit.analysis.graph import analyze_onnx
 from mlfit.analysis.project import THREAD_MODELS, Band, project, project_cpu, project_gpu, thread_speedup
 from mlfit.catalog.loader import Target, resolve_target
 from mlfit.catalog.schema import Hardware, Percentile
-from mlfit.checks.bounds import order_statistic_ranks, percentile_bounds, three_way
 from mlfit.checks.engine import evaluate
+from mlfit.checks.verdict import three_way
+from mlfit.measure.bounds import order_statistic_ranks, percentile_bounds
 from mlfit.measure.host import host_info
 from mlfit.measure.stats import latency_stats
 from mlfit.records import Calibration, NodeProfile

@@ -10,7 +10,7 @@ from conftest import FAST, assert_no_traceback, run_mlfit
 from format_models import models
 from mlfit.errors import ExitCode, ModelError
 from mlfit.formats import ModelFormat
-from mlfit.safety import check_model
+from mlfit.formats.registry import check_model
 from mlfit.safety.keras_scan import h5_config, keras_zip_config, walk_config
 from mlfit.safety.savedmodel_scan import scan_savedmodel
 from mlfit.safety.tf_ops import ALLOWED_OPS
@@ -181,7 +181,7 @@ def test_a_vocabulary_read_from_outside_the_archive_is_refused(built: dict[str, 
         check_model(hostile, ModelFormat.KERAS, trust_model=False)
     err = caught.value
     assert "lookup (StringLookup)" in err.message and "outside the archive" in err.message
-    assert str(secret) in err.message
+    assert secret.name in err.message  # a long path loses its middle, never the file's name
     assert "--trust-model" not in (err.hint or "") and "inline" in (err.hint or "")
     # Trust covers the model's code, never a local file it names: refused with --trust-model too,
     # while a trusted Lambda model and the inline vocabulary still pass.

@@ -13,7 +13,8 @@ from conftest import FAST, assert_no_traceback, run_mlfit
 from format_models import models
 from mlfit.errors import ExitCode, ModelError
 from mlfit.formats import ModelFormat, sniff
-from mlfit.safety import check_model, dangerous
+from mlfit.formats.registry import check_model
+from mlfit.safety import dangerous
 from mlfit.safety.pickle_scan import PickleScanError, scan_pickle
 
 

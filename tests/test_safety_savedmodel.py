@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from mlfit.errors import ModelError
 from mlfit.formats import ModelFormat
-from mlfit.safety import check_model
+from mlfit.formats.registry import check_model
 from mlfit.safety.savedmodel_scan import (
     GraphScan,
     SavedModelError,

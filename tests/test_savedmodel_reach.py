@@ -14,7 +14,7 @@ import pytest
 from conftest import FAST, assert_no_traceback, run_mlfit
 from mlfit.errors import ExitCode, ModelError
 from mlfit.formats import ModelFormat
-from mlfit.safety import check_model
+from mlfit.formats.registry import check_model
 from mlfit.safety.savedmodel_scan import SavedModelError, scan_savedmodel
 from savedmodel_models import HOSTILE, models
 

@@ -12,11 +12,12 @@ import pytest
 from _hostile import external_model
 from mlfit.errors import ModelError
 from mlfit.formats import ModelFormat
+from mlfit.formats.registry import get
 from mlfit.safety.snapshot import LINK_THRESHOLD, private_copy
 
 
 def test_a_file_is_copied_read_only_and_removed_after(tmp_path: Path, tiny_model: Path) -> None:
-    with private_copy(tiny_model, ModelFormat.ONNX) as copy:
+    with private_copy(tiny_model, get(ModelFormat.ONNX).copy_policy) as copy:
         assert copy != tiny_model and copy.read_bytes() == tiny_model.read_bytes()
         assert os.stat(copy).st_ino != os.stat(tiny_model).st_ino  # a copy, not a link
         assert os.stat(copy).st_mode & 0o777 == 0o400
@@ -29,7 +30,7 @@ def test_onnx_external_data_travels_with_the_copy(tmp_path: Path) -> None:
     (tmp_path / "m" / "data").mkdir()
     (tmp_path / "m" / "data" / "w.bin").write_bytes(b"\0" * 64)
     (tmp_path / "m" / "unrelated.txt").write_text("not copied")
-    with private_copy(model, ModelFormat.ONNX) as copy:
+    with private_copy(model, get(ModelFormat.ONNX).copy_policy) as copy:
         assert (copy.parent / "data" / "w.bin").read_bytes() == b"\0" * 64
         assert not (copy.parent / "unrelated.txt").exists()
 
@@ -42,7 +43,7 @@ def test_big_data_is_hard_linked_and_graph_files_copied(tmp_path: Path) -> None:
     with big.open("wb") as fh:
         fh.truncate(LINK_THRESHOLD + 1)
     (folder / "variables" / "variables.index").write_bytes(b"index")
-    with private_copy(folder, ModelFormat.SAVEDMODEL) as copy:
+    with private_copy(folder, get(ModelFormat.SAVEDMODEL).copy_policy) as copy:
         linked = copy / "variables" / big.name
         assert os.stat(linked).st_ino == os.stat(big).st_ino  # no multi-GB copy for pure data
         assert os.stat(copy / "saved_model.pb").st_ino != os.stat(folder / "saved_model.pb").st_ino
@@ -56,18 +57,19 @@ def test_special_files_and_escaping_symlinks_are_refused(tmp_path: Path) -> None
     folder.mkdir()
     (folder / "saved_model.pb").write_bytes(b"")
     os.mkfifo(folder / "pipe")
-    with pytest.raises(ModelError, match="FIFO"), private_copy(folder, ModelFormat.SAVEDMODEL):
+    with pytest.raises(ModelError, match="FIFO"), private_copy(folder, get(ModelFormat.SAVEDMODEL).copy_policy):
         pass  # and no hang on the FIFO
     (folder / "pipe").unlink()
     secret = tmp_path / "secret.txt"
     secret.write_text("secret")
     (folder / "link").symlink_to(secret)
-    with pytest.raises(ModelError, match="symlink leading out"), private_copy(folder, ModelFormat.SAVEDMODEL):
+    policy = get(ModelFormat.SAVEDMODEL).copy_policy
+    with pytest.raises(ModelError, match="symlink leading out"), private_copy(folder, policy):
         pass
     (folder / "link").unlink()
     (folder / "inside").write_text("ok")
     (folder / "link").symlink_to(folder / "inside")  # inside the folder: its content is copied
-    with private_copy(folder, ModelFormat.SAVEDMODEL) as copy:
+    with private_copy(folder, get(ModelFormat.SAVEDMODEL).copy_policy) as copy:
         assert not (copy / "link").is_symlink() and (copy / "link").read_text() == "ok"
 
 
@@ -178,7 +180,7 @@ def test_graph_files_over_the_threshold_are_copied_never_linked(tmp_path: Path) 
     rewrite in place after the checks never reaches the copy; variable shards may be linked."""
     model = _big_onnx(tmp_path / "big.onnx")
     checked = model.read_bytes()
-    with private_copy(model, ModelFormat.ONNX) as copy:
+    with private_copy(model, get(ModelFormat.ONNX).copy_policy) as copy:
         assert os.stat(copy).st_ino != os.stat(model).st_ino
         _rewrite_in_place(model, b"hostile graph")
         assert copy.read_bytes() == checked
@@ -189,7 +191,7 @@ def test_graph_files_over_the_threshold_are_copied_never_linked(tmp_path: Path) 
     for rel in ("variables/variables.index", "assets/vocab.txt", "variables/variables.data-00000-of-00001"):
         with (folder / rel).open("wb") as fh:
             fh.truncate(LINK_THRESHOLD + 1)
-    with private_copy(folder, ModelFormat.SAVEDMODEL) as copy:
+    with private_copy(folder, get(ModelFormat.SAVEDMODEL).copy_policy) as copy:
         for rel in ("variables/variables.index", "assets/vocab.txt"):
             assert os.stat(copy / rel).st_ino != os.stat(folder / rel).st_ino, rel
         shard = "variables/variables.data-00000-of-00001"

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from conftest import FAST, assert_no_traceback, run_mlfit
 from mlfit.errors import ExitCode, ModelError
 from mlfit.formats import ModelFormat
-from mlfit.safety import check_model
+from mlfit.formats.registry import check_model
 from mlfit.safety.tflite_scan import TFLiteScanError, scan_tflite, scan_tflite_bytes
 from test_fuzz import FUZZ
 

@@ -16,8 +16,8 @@ import pytest
 from mlfit.api import resolve_targets
 from mlfit.catalog.loader import Target
 from mlfit.catalog.schema import Percentile
-from mlfit.checks.bounds import three_way
 from mlfit.checks.engine import evaluate, max_time_for
+from mlfit.checks.verdict import three_way
 from mlfit.measure.stats import latency_stats
 from mlfit.result import ColdStart, Measurement, MemoryPhases, ModelInfo, Throughput, Verdict
 

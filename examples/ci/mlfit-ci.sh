@@ -15,7 +15,9 @@
 #   mlfit.html  self-contained report with plots, to keep as an artifact
 #   mlfit.md    Markdown (or $MLFIT_SUMMARY), appended to $GITHUB_STEP_SUMMARY when that is set
 # Extra flags for both runs (inputs, threads, timing) come from $MLFIT_FLAGS, e.g. "--threads 1";
-# MLFIT_STRICT=true makes INCONCLUSIVE verdicts exit 4 instead of 0.
+# MLFIT_STRICT=true makes INCONCLUSIVE verdicts exit 4 instead of 0. MLFIT_LFS=true fetches Git LFS
+# objects (`git lfs pull`) in the checkout and in the baseline's; a model that is still an LFS pointer
+# is an error naming the fix (exit 3), never a run that quietly drops its baseline.
 # The exit code is mlfit's: 0 pass; 1 a budget failed or a regression; 2 usage; 3 model error;
 # 4 inconclusive under --strict. Any non-zero code fails the job.
 #
@@ -55,6 +57,16 @@ check_value MLFIT_REPORTS "$reports"
 check_value MLFIT_SUMMARY "$summary"
 mkdir -p -- "$reports"
 
+lfs=false
+case "${MLFIT_LFS:-false}" in true|1|yes) lfs=true ;; esac
+# The first line of a Git LFS pointer (the LFS spec): what a checkout without its LFS objects holds.
+is_lfs_pointer() {
+  [ -f "$1" ] && [ "$(head -c 43 -- "$1" 2>/dev/null)" = "version https://git-lfs.github.com/spec/v1" ]
+}
+if [ "$lfs" = true ]; then
+  git lfs pull || refuse "MLFIT_LFS=true but \`git lfs pull\` failed (is git-lfs installed?)"
+fi
+
 work=$(mktemp -d)
 # shellcheck disable=SC2317  # called by the trap
 cleanup() { git worktree remove --force "$work/base" >/dev/null 2>&1; rm -rf "$work"; }
@@ -76,6 +88,14 @@ elif [[ "$model" == /* || "/$model/" == */../* ]]; then
 elif git fetch --quiet --depth=1 -- origin "$base" 2>/dev/null \
     && git worktree add --quiet --detach -- "$work/base" FETCH_HEAD 2>/dev/null \
     && [ -e "$work/base/$model" ]; then
+  if [ "$lfs" = true ]; then
+    git -C "$work/base" lfs pull || refuse "\`git lfs pull\` failed in the baseline's checkout ($base)"
+  fi
+  if is_lfs_pointer "$work/base/$model"; then
+    echo "mlfit-ci: $model on $base is a Git LFS pointer, not the model; set MLFIT_LFS=true (the action's" \
+      "\`lfs: true\` input) so that the baseline is measured, not skipped" >&2
+    exit 3
+  fi
   echo "mlfit-ci: measuring $model from $base as the baseline" >&2
   "$mlfit" check "${targets[@]}" ${flags[@]+"${flags[@]}"} --quiet \
     --json "$reports/baseline.json" -- "$work/base/$model" >/dev/null

@@ -12,18 +12,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlfit import __version__
+from mlfit._version import __version__
 from mlfit.catalog.loader import Target, resolve_target
 from mlfit.catalog.schema import Runtime
 from mlfit.errors import ConfigError, ModelError
 from mlfit.formats import ModelFormat
 from mlfit.inputspec import InputSpec
 from mlfit.integrations import is_model_uri
-from mlfit.modelref import ModelRef, identify, sha256_of, size_of
+from mlfit.modelref import identify, size_of
 from mlfit.result import Report, RunResult
 from mlfit.run import (
-    SKLEARN_THROUGHPUT_BATCH,
-    STOPPED_KINDS,
     EventFn,
     MeasureOptions,
     error_result,
@@ -32,18 +30,11 @@ from mlfit.run import (
 )
 
 if TYPE_CHECKING:
+    from mlfit.advise import SuggestOptions
     from mlfit.cluster import ClusterSpec
 
-# Names kept importable from here for callers written before mlfit.run existed.
-__all__ = ["SKLEARN_THROUGHPUT_BATCH", "STOPPED_KINDS", "CheckResult", "EventFn", "InputSpec", "MeasureOptions",
-           "ModelRef", "check", "check_many", "error_result", "identify", "inspect", "measure_and_check", "profile",
-           "resolve_targets", "sha256_of", "single_report", "size_of", "static_facts"]
-
-
-def measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
-                      on_event: EventFn | None = None, on_target: bool = False) -> RunResult:
-    """Measure one identified model and check it against ``targets`` (see :func:`mlfit.run.run_model`)."""
-    return run_model(ref, targets, inputs, options, on_event, on_target)
+__all__ = ["CheckResult", "InputSpec", "MeasureOptions", "check", "check_many", "error_result", "identify", "inspect",
+           "profile", "resolve_targets", "run_model", "single_report"]
 
 
 def single_report(result: RunResult) -> Report:
@@ -114,7 +105,7 @@ def _spec(inputs: InputSpec | None, dims: Mapping[str, int] | None, shapes: Mapp
 
 
 def _run_one(model: str | Path, targets: Sequence[Target], spec: InputSpec, options: MeasureOptions | None,
-             batch: int | None, on_event: EventFn | None) -> CheckResult:
+             batch: int | None, on_event: EventFn | None, suggest: SuggestOptions | None = None) -> CheckResult:
     from dataclasses import replace
 
     options = options or MeasureOptions()
@@ -126,7 +117,8 @@ def _run_one(model: str | Path, targets: Sequence[Target], spec: InputSpec, opti
         uri = model if isinstance(model, str) else model.as_posix()
         try:
             with opened(uri) as resolved:
-                return _typed(resolved.annotate(_run_one(resolved.path, targets, spec, options, None, on_event)))
+                checked = _run_one(resolved.path, targets, spec, options, None, on_event, suggest)
+                return _typed(resolved.annotate(checked))
         except ModelError as exc:  # the MLmodel file names no usable model: a result, as for a file
             failed = error_result(uri, exc)
             return _typed(failed.model_copy(update={"model": failed.model.model_copy(update={"path": uri})}))
@@ -134,7 +126,12 @@ def _run_one(model: str | Path, targets: Sequence[Target], spec: InputSpec, opti
         ref = identify(model, options.runtime)
     except ModelError as exc:  # not a model mlfit can read: a result with the error, as the CLI reports it
         return _typed(error_result(model, exc))
-    return _typed(measure_and_check(ref, targets, spec, options, on_event))
+    result = run_model(ref, targets, spec, options, on_event)
+    if suggest is not None:
+        from mlfit.advise import suggest as suggest_variants
+
+        result = suggest_variants(ref, targets, spec, options, result, suggest, on_event)
+    return _typed(result)
 
 
 def check(model: str | Path, targets: Sequence[str] = ("edge",), *,
@@ -142,7 +139,7 @@ def check(model: str | Path, targets: Sequence[str] = ("edge",), *,
           values: Mapping[str, float] | None = None, ranges: Mapping[str, tuple[float, float]] | None = None,
           data: str | Path | Mapping[str, str | Path] | None = None, batch: int | None = None, seed: int = 0,
           inputs: InputSpec | None = None, options: MeasureOptions | None = None,
-          on_event: EventFn | None = None) -> CheckResult:
+          on_event: EventFn | None = None, suggest: SuggestOptions | None = None) -> CheckResult:
     """Measure a model once and check it against each target (built-in names or profile YAML paths).
 
     ``model`` is a file, a SavedModel folder, or an MLflow URI (``models:/NAME/VERSION``,
@@ -155,9 +152,12 @@ def check(model: str | Path, targets: Sequence[str] = ("edge",), *,
     or a range. Bad arguments raise :class:`~mlfit.errors.ConfigError`; what is decided against the model
     (a dim it lacks, a model that cannot be loaded or measured) gives a result with ``error`` (see
     :meth:`CheckResult.raise_for_error`).
+
+    ``suggest=SuggestOptions()`` (``check --suggest``) adds measured variants that would fit to each
+    target that does not pass (``targets[i].suggestions``); verdicts and ``passed`` stay the original's.
     """
     spec = _spec(inputs, dims, shapes, values, ranges, data, seed)
-    return _run_one(model, resolve_targets(targets), spec, options, batch, on_event)
+    return _run_one(model, resolve_targets(targets), spec, options, batch, on_event, suggest)
 
 
 def profile(model: str | Path, *, dims: Mapping[str, int] | None = None,
@@ -177,7 +177,7 @@ def inspect(model: str | Path, runtime: Runtime | None = None, inputs: InputSpec
     FLOPs and shapes are computed."""
     ref = identify(model, runtime)
     if ref.format is ModelFormat.ONNX:
-        from mlfit.onnxsafety import check_protobuf_size
+        from mlfit.formats.onnx.safety import check_protobuf_size
 
         check_protobuf_size(ref.path)
     facts = static_facts(ref, inputs)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlfit.catalog.schema import Runtime
 from mlfit.errors import ConfigError, ModelError
-from mlfit.formats import CONVERTERS, ModelFormat
+from mlfit.formats.registry import converters, format_for_runtime
 from mlfit.lifeline import die_with_parent
 from mlfit.modelref import ModelRef
 from mlfit.scratch import run_folder
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from mlfit.catalog.loader import Target
     from mlfit.options import MeasureOptions
 
-_DEST_FORMAT = {Runtime.ONNXRUNTIME: ModelFormat.ONNX, Runtime.TFLITE: ModelFormat.TFLITE}
 _MAX_ONNX_OPSET = {"skl2onnx": 21, "tf2onnx": 18}
 
 
@@ -51,7 +50,7 @@ def plan(source: Runtime, targets: Sequence[Target]) -> Plan | None:
     lacking = [t for t in targets if source not in t.profile.runtimes]
     if targets and not lacking:
         return None
-    options = CONVERTERS.get(source, {})
+    options = converters().get(source, {})
     if not options:
         where = f" to a runtime {lacking[0].name} provides" if lacking else ""
         raise ConfigError(f"--convert: mlfit has no converter for {source.value} models{where}",
@@ -96,7 +95,7 @@ def converted(
     if chosen is None:
         yield ref, None
         return
-    dest_format = _DEST_FORMAT[chosen.destination]
+    dest_format = format_for_runtime(chosen.destination)
     with run_folder("mlfit-convert-") as folder:
         out = Path(folder) / f"converted.{dest_format.value}"
         request = {

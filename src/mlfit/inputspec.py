@@ -32,7 +32,7 @@ class InputSpec(BaseModel):
     # With several models, a --dim may belong to some of them only: it is then ignored for
     # the models that lack it instead of stopping them (one model: always an error).
     lenient_dims: bool = False
-    # Set by the run before measuring (mlfit.signature.plan_inputs), not by a flag of the same name:
+    # Set by the run before measuring (mlfit.plan.inputs.plan_inputs), not by a flag of the same name:
     # the leading free dim of every input is filled with ``batch`` (the targets' batch_size or
     # --batch), and integer inputs get the valid range read from the model (an embedding table's
     # rows, a OneHot depth, a Clip), each with the reason, so the report can say where it came from.
@@ -179,11 +179,22 @@ def describe_inputs(inputs: list[TensorInfo]) -> str:
         f"{t.name} {t.dtype}[{', '.join('?' if d is None else str(d) for d in t.shape)}]" for t in inputs)
 
 
+def leading_dim_free(tensor: TensorInfo) -> bool:
+    """The one rule for "this input's leading dim is free": it is symbolic, unknown, or not a
+    positive size. Every other batch decision (filling a batch, batched feeds, the plan) builds on it."""
+    return bool(tensor.shape) and not (isinstance(tensor.shape[0], int) and tensor.shape[0] > 0)
+
+
+def batch_free(inputs: list[TensorInfo]) -> bool:
+    """Whether a batch of any size can be fed: every input's leading dim is free (none means no)."""
+    return bool(inputs) and all(leading_dim_free(t) for t in inputs)
+
+
 def is_batch_dim(tensor: TensorInfo) -> bool:
-    """Whether the input's leading dim is a free batch dim: free (symbolic or unknown), and the
+    """Whether the input's leading dim is a free batch dim: free (:func:`leading_dim_free`), and the
     input has more dims after it or the dim is named like a batch. A rank-1 free dim named
     'samples' is a length, not a batch, and is never filled from a batch size."""
-    if not tensor.shape or (isinstance(tensor.shape[0], int) and tensor.shape[0] > 0):
+    if not leading_dim_free(tensor):
         return False
     lead = tensor.shape[0]
     named_batch = isinstance(lead, str) and ("batch" in lead.lower() or lead.lower() in ("n", "b"))

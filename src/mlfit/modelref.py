@@ -1,7 +1,7 @@
 """A model file as the rest of mlfit knows it: its path, recognised format, runtime, and the
 file facts every result carries (sha256, size). Pure Python; imports no runtime.
 
-Below the orchestration (``mlfit.run``) and the steps it calls (convert, precheck), so each
+Below the orchestration (``mlfit.run``) and the steps it calls (convert, the gate's checks), so each
 of them can name a model without importing the others.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from mlfit.catalog.schema import Runtime
 from mlfit.errors import ConfigError
 from mlfit.formats import ModelFormat, sniff, suffix_mismatch
+from mlfit.formats.registry import get
 
 
 def sha256_of(path: Path) -> str:
@@ -46,4 +47,4 @@ def identify(model: str | Path, runtime: Runtime | None = None) -> ModelRef:
         raise ConfigError(f"model '{model}' does not exist", "check the path")
     found = sniff(path)
     notes = tuple(n for n in [suffix_mismatch(path, found)] if n)
-    return ModelRef(path=path.resolve(), format=found, runtime=runtime or found.runtime, notes=notes)
+    return ModelRef(path=path.resolve(), format=found, runtime=runtime or get(found).runtime, notes=notes)

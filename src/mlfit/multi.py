@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlfit import __version__
+from mlfit._version import __version__
 from mlfit.errors import ConfigError, MlfitError
 from mlfit.result import Report, RunResult
 
@@ -21,15 +21,6 @@ if TYPE_CHECKING:
     from mlfit.inputspec import InputSpec
     from mlfit.options import EventFn, MeasureOptions
 
-# Suffixes that claim a model format (formats.py recognises the content; these only decide
-# whether a file in a folder that fails recognition is a broken model or not a model at all).
-MODEL_SUFFIXES = (".onnx", ".keras", ".h5", ".hdf5", ".tflite", ".skops", ".pkl", ".pickle", ".joblib")
-
-
-def is_savedmodel(path: Path) -> bool:
-    return (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file()
-
-
 def expand_models(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
     """Model paths from the command line: a folder that is not a SavedModel stands for every
     recognised model in it (files by content, SavedModel sub-folders). Returns (models, notes).
@@ -37,6 +28,7 @@ def expand_models(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
     A path that does not exist is a usage error, raised before anything is measured.
     """
     from mlfit.formats import sniff
+    from mlfit.formats.registry import folder_format, model_suffixes
 
     models: list[Path] = []
     notes: list[str] = []
@@ -44,7 +36,7 @@ def expand_models(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
         path = Path(raw)
         if not path.exists():
             raise ConfigError(f"model '{raw}' does not exist", "check the path")
-        if not path.is_dir() or is_savedmodel(path):
+        if not path.is_dir() or folder_format(path) is not None:
             models.append(path)
             continue
         found: list[Path] = []
@@ -53,7 +45,7 @@ def expand_models(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
             if entry.name.startswith("."):
                 continue
             if entry.is_dir():
-                if is_savedmodel(entry):
+                if folder_format(entry) is not None:
                     found.append(entry)
                 continue
             try:
@@ -61,7 +53,7 @@ def expand_models(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
             except MlfitError:
                 # A file named like a model but not one is reported (as that model's error);
                 # anything else in the folder (README, labels.txt) is skipped.
-                if entry.suffix.lower() not in MODEL_SUFFIXES:
+                if entry.suffix.lower() not in model_suffixes():
                     skipped.append(entry.name)
                     continue
             found.append(entry)

@@ -1,6 +1,6 @@
 """How to measure: the options every entry point (API, CLI, many models, cluster tasks) passes down.
 
-Low in the layers (beside ``inputspec``) so the steps of a run (convert, precheck, cluster tasks)
+Low in the layers (beside ``inputspec``) so the steps of a run (convert, fit checks, cluster tasks)
 can name them without importing the orchestration (:mod:`mlfit.run`) that calls them."""
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ class MeasureOptions:
     find_max_qps: bool = False
     batch_sizes: tuple[int, ...] = ()
     callers: int = 4
+    # The truth store whose adapted device fits the projections use (docs/projection.md); None:
+    # $MLFIT_TRUTH or the user's cache folder.
+    truth: str | None = None
 
 
 # Batched throughput is measured at this batch for scikit-learn models when no target asks

@@ -22,7 +22,9 @@ Result file format history (``RESULT_SCHEMA_VERSION``):
       ``targets[].projection`` (with typed ``details``) follow the models in :mod:`mlfit.records`.
       Older files still read: a timeline found in ``extra`` moves to its field, the dicts
       validate into the models (calibration and projection-details keys since retired are dropped).
-  5 - ``model.source``: where a model came from when it was not a local path (an MLflow
+  5 - ``targets[].suggestions`` and ``targets[].suggest_search`` (``check --suggest``, records.Suggestion):
+      measured variants that would fit. Optional: older files read with none.
+  6 - ``model.source``: where a model came from when it was not a local path (an MLflow
       ``models:/`` or ``runs:/`` URI, the registry it was resolved through, the version, run and
       flavour; see :mod:`mlfit.integrations.mlflow`); ``model.path`` then names the URI. Optional:
       older files read with no source.
@@ -38,9 +40,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
-from mlfit.records import Calibration, MemoryTimeline, NodeProfile, ProjectionSummary
+from mlfit.records import Calibration, MemoryTimeline, NodeProfile, ProjectionSummary, Suggestion, SuggestSearch
 
-RESULT_SCHEMA_VERSION = 5
+RESULT_SCHEMA_VERSION = 6
 
 
 class _Frozen(BaseModel):
@@ -85,7 +87,7 @@ class TensorInfo(_Frozen):
 
 
 class ModelSource(_Frozen):
-    """Where a model came from when it was not a local path (schema 5): an MLflow registry version
+    """Where a model came from when it was not a local path (schema 6): an MLflow registry version
     or run, resolved through MLflow's own client and downloaded for this run only."""
 
     kind: str = Field("mlflow", description="The system the model came from")
@@ -112,7 +114,7 @@ class ModelInfo(_Frozen):
     outputs: list[TensorInfo] = Field(default_factory=list)
     artefact: str | None = Field(None, description="What was measured when it differs from path (conversion)")
     source: ModelSource | None = Field(None, description="Where the model came from when not a local path "
-                                       "(schema 5)")
+                                       "(schema 6)")
 
 
 class HostInfo(_Frozen):
@@ -352,6 +354,8 @@ class TargetReport(_Frozen):
     emulation: Emulation | None = Field(None, description="Container limits the figures were measured under")
     configuration: str | None = Field(None, description="The deployment configuration (runtime, threads, "
                                       "batch) whose measurement judged this target; see RunResult.configurations")
+    suggestions: list[Suggestion] = Field(default_factory=list, description="check --suggest: variants tried")
+    suggest_search: SuggestSearch | None = None
 
 
 class PartialTimings(_Frozen):
@@ -588,6 +592,9 @@ def load_report(path: Path) -> Report:
 
     if not path.exists():
         raise ConfigError(f"result file '{path}' does not exist")
+    # A baseline committed with Git LFS and checked out without it: an error naming the fix, never
+    # a run that quietly goes on without its baseline.
+    safeio.refuse_lfs_pointer(path, "the result file", ConfigError)
     # Regular file, size and value count capped before parsing (a baseline may come from a pull request).
     raw = safeio.read_bounded(path, "report", "the result file", ConfigError)
     try:

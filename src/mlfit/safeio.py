@@ -389,3 +389,37 @@ def size_of(path: Path, error: type[MlfitError] = ModelError) -> int:
     if path.is_dir():
         return sum(size for _, _, size in tree_files(path, error))
     return path.stat().st_size
+
+
+# A Git LFS pointer: what a checkout without the LFS objects holds in a model's place
+# (https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md: the first line is exactly this).
+LFS_POINTER_HEAD = b"version https://git-lfs.github.com/spec/v1\n"
+LFS_FIX = ("fetch the LFS objects: `git lfs pull` (in GitHub Actions: `lfs: true` on actions/checkout, or "
+           "`lfs: true` on mlfit's action)")
+
+
+def lfs_pointer(head: bytes, size: int) -> str | None:
+    """'a Git LFS pointer to a 5.2 MiB object' when ``head`` (the file's first bytes) starts one, else
+    None. A pointer is a few lines of text under 1 KiB; its ``size`` line names the real object's size."""
+    if size > 1024 or not head.startswith(LFS_POINTER_HEAD):
+        return None
+    for line in head.decode("ascii", "replace").splitlines():
+        key, _, value = line.partition(" ")
+        if key == "size" and value.strip().isdigit():
+            return f"a Git LFS pointer to a {size_text(int(value))} object, not the file itself"
+    return "a Git LFS pointer, not the file itself"
+
+
+def refuse_lfs_pointer(path: Path, what: str, error: type[MlfitError] = ModelError) -> None:
+    """Raise ``error`` naming the fix when the regular file ``path`` is a Git LFS pointer."""
+    try:
+        size = path.stat().st_size
+        if size > 1024 or not path.is_file():
+            return
+        with open_regular(path, what, error) as fh:
+            head = fh.read(1024)
+    except OSError:
+        return
+    found = lfs_pointer(head, size)
+    if found is not None:
+        raise error(f"{path}: {what} is {found} (the checkout did not fetch the LFS objects)", LFS_FIX)

@@ -55,15 +55,15 @@ def _static(
 
 def _convert_hint(runtime: str, provided: list[str]) -> str:
     """'; --convert measures ...' when mlfit has a converter from the model's runtime to one the
-    target provides (mlfit.formats.CONVERTERS), else nothing: a flag that cannot help is not suggested."""
+    target provides (mlfit.formats.registry.converters), else nothing: a flag that cannot help is not suggested."""
     from mlfit.catalog.schema import Runtime
-    from mlfit.formats import CONVERTERS
+    from mlfit.formats.registry import converters
 
     try:
         source = Runtime(runtime)
     except ValueError:
         return ""
-    reachable = [r.value for r in CONVERTERS.get(source, {}) if r.value in provided]
+    reachable = [r.value for r in converters().get(source, {}) if r.value in provided]
     if not reachable:
         return ""
     return f"; --convert measures it converted to {reachable[0]}, which it provides"
@@ -138,7 +138,9 @@ def compat_checks(
     kernel_check = _kernel_check(target, node_profile)
     if kernel_check is not None:
         checks.append(kernel_check)
-    elif onnx_model:
+    elif onnx_model and profile.execution_provider != "CPUExecutionProvider":
+        # Every onnxruntime build has the CPU provider: where the node profile did not run (a
+        # container target's own run), saying it is missing was false (issue 23).
         notes.append(
             f"kernel availability for {profile.execution_provider} could not be asked here: this host's "
             f"onnxruntime is not built with it (nodes without a kernel fall back to the CPU)"
@@ -165,6 +167,12 @@ def compat_checks(
         on_gpu = gpu is not None and profile.execution_provider != "CPUExecutionProvider"
         limit = float(gpu.memory) if on_gpu and gpu is not None else hw.memory.available
         where = f"{gpu.name} memory" if on_gpu and gpu is not None else f"{hw.name}'s available RAM"
+        container = profile.container
+        if container is not None and container.memory is not None and not on_gpu and container.memory < limit:
+            # The container's limit is what the OOM killer enforces, not the machine's RAM (issue 23:
+            # a 256 MiB pod was judged against the host's 23 GiB).
+            limit = float(container.memory)
+            where = f"the container's memory limit ({format_size(limit)})"
         checks.append(
             _static(
                 "compat.memory_fit",

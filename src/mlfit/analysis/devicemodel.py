@@ -77,7 +77,7 @@ RUNTIME_FAMILY = {"tflite": "xnnpack", "xnnpack": "xnnpack", "onnxruntime": "onn
 
 
 def prior(column: str) -> float:
-    if column.startswith(("core:", "source:")):
+    if column.startswith(("core:", "source:", "device:")):
         return 0.0
     for suffix in ("int8-no-dotprod", "int8-dotprod", "fp16-arith", "fp32"):
         if column.endswith(suffix):
@@ -115,18 +115,24 @@ class Structure:
     kernels: int
     dense_kernels: int = 0  # convolutions and matrix products: the kernels left once pointwise ops are fused
     matmul_flops: float = 0.0  # the part of dense_flops in MatMul/Gemm (transformers, MLPs)
+    # bytes the dense ops read and write (weights included): a batch-1 Gemm or a small convolution is
+    # bound by them. Not a term of the published-table fit (its rows are large convolutional nets);
+    # a device adapted from its own rows learns its weight (mlfit.analysis.deviceadapt)
+    dense_bytes: float = 0.0
 
     @classmethod
     def from_static(cls, static: dict[str, Any]) -> Structure:
-        dense = dw = other = matmul = 0.0
+        dense = dw = other = matmul = dense_bytes = 0.0
         kernels = dense_kernels = 0
         for n in static.get("nodes") or []:
             op = str(n["op"]).split("::")[-1]
             if op in VIEW_OPS:
                 continue
-            kernels += 1
+            # recurrent time steps and loop bodies run their kernels one after another
+            kernels += int(n.get("steps", 1) or 1)
             if op in _DENSE:
                 dense_kernels += 1
+                dense_bytes += float(n.get("bytes_read", 0)) + float(n.get("bytes_written", 0))
                 if int(n.get("group", 1) or 1) > 1:
                     dw += float(n["flops"])
                 else:
@@ -134,8 +140,15 @@ class Structure:
                     if "MatMul" in op or "Gemm" in op:
                         matmul += float(n["flops"])
             else:
+                # matrix products under another name (LSTM, Attention, Einsum, linear models, loop bodies)
+                # are dense work; whatever else the node does streams its bytes
+                matrix = float(n.get("matrix_flops", 0) or 0)
+                if matrix:
+                    dense_kernels += 1
+                    dense += matrix
+                    matmul += matrix
                 other += float(n["bytes_read"]) + float(n["bytes_written"])
-        return cls(dense, dw, other, kernels, dense_kernels, matmul)
+        return cls(dense, dw, other, kernels, dense_kernels, matmul, dense_bytes)
 
 
 def core_of(model: str, arch: str, isa: Sequence[str]) -> str:
@@ -198,6 +211,9 @@ class Config:
     # The runtime fuses elementwise ops into the convolutions' epilogues (TensorRT): their bytes
     # never reach memory, so only the compute term remains.
     fused_elementwise: bool = False
+    # Columns of one device's own, learnt from rows measured on it (mlfit.analysis.deviceadapt):
+    # ``device:<hardware id>``; empty for the published table and unadapted projections.
+    extra: tuple[str, ...] = ()
 
     def columns(self) -> list[str]:
         if self.device.kind == "gpu":
@@ -214,7 +230,7 @@ class Config:
             cols.append("armv7-mode")
         if self.source:
             cols.append(f"source:{self.source}")
-        return cols
+        return cols + list(self.extra)
 
 
 @dataclass(frozen=True)
@@ -315,6 +331,18 @@ def predict(s: Structure, c: Config, p: Params) -> Prediction:
         widen["no truth-table row for a MatMul-dominated model (transformer, MLP)"] = UNFITTED_COLUMN
     half = math.sqrt(sum(h * h for h in widen.values()))  # independent sources add in quadrature
     return Prediction(centre, centre * math.exp(-half), centre * math.exp(half), widen, tuple(unfitted))
+
+
+def node_seconds(static: dict[str, Any], c: Config, p: Params) -> list[tuple[str, str, float]]:
+    """Each static node's part of :func:`predict`'s centre (name, op, seconds): the same formula on a
+    one-node structure (the model is linear in its counts, so the parts add up to the centre)."""
+    offset = sum(p.offset(col)[0] for col in c.columns())
+    out = []
+    for n in static.get("nodes") or []:
+        s = Structure.from_static({"nodes": [n]})
+        seconds = math.exp(offset) * base_seconds(s, c, p.k_dw, p.sigma) + fixed_seconds(s, c, p)
+        out.append((str(n.get("name", "")), str(n["op"]), seconds))
+    return out
 
 
 # ---- fitting -------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ subprocess (the parent never imports a runtime).
 
 from __future__ import annotations
 
-import functools
 import json
 import subprocess
 import sys
@@ -18,97 +17,20 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mlfit.analysis.costs import op_cost
-from mlfit.errors import ModelError
+from mlfit.analysis.nodecost import node_cost, scalar_constants
+from mlfit.formats.onnx.proto import (
+    _Deadline,
+    _dtype_name,
+    _shape,
+    check_static_bounds,
+    load_onnx_proto,
+)
 from mlfit.lifeline import die_with_parent
 from mlfit.scratch import run_folder
-
-# Bounds on the parent's static analysis (each overridable: MLFIT_MAX_STATIC_NODES, ...).
-# The analysis costs about 100 µs and a few KB per node in Python, and holds the file's
-# inline tensors in memory while onnx parses it; past these bounds it is skipped with a
-# note (or refused by `mlfit inspect`), and the measurement still runs in the worker under
-# its own time and memory limits. 4 million trivial nodes took 195 s and 7.9 GB before.
-MAX_STATIC_NODES = 100_000
-MAX_STATIC_INLINE_BYTES = 1 << 30
-MAX_STATIC_SECONDS = 60
-# protobuf fields of any kind (metadata entries, shape dims, names): each becomes an object when
-# onnx parses the file, so millions of tiny ones cost gigabytes however few the nodes.
-MAX_STATIC_FIELDS = 5_000_000
-
-
-class StaticTooLarge(ModelError):
-    """The model is too large to analyse statically within the parent's bounds (exit 3 for
-    ``inspect``; a note for ``check``/``profile``, which still measure it)."""
-
-
-def _limits() -> tuple[int, int, int]:
-    from mlfit import safeio
-
-    return (safeio.limit("static_nodes", MAX_STATIC_NODES),
-            safeio.limit("static_inline_bytes", MAX_STATIC_INLINE_BYTES),
-            safeio.limit("static_seconds", MAX_STATIC_SECONDS))
-
-
-class _Deadline:
-    """Raises StaticTooLarge once the analysis has run past its time bound (checked in loops)."""
-
-    def __init__(self, path: Path, seconds: float) -> None:
-        import time
-
-        self.path, self.seconds = path, seconds
-        self.end = time.monotonic() + seconds
-
-    def left(self) -> float:
-        import time
-
-        return self.end - time.monotonic()
-
-    def check(self) -> None:
-        if self.left() < 0:
-            raise StaticTooLarge(f"{self.path}: too large to analyse statically (the analysis ran past "
-                                 f"{self.seconds:g} s)", _TOO_LARGE_HINT)
-
-
-_TOO_LARGE_HINT = ("the measurement still runs, in the worker under its own limits; MLFIT_MAX_STATIC_NODES, "
-                   "MLFIT_MAX_STATIC_INLINE_BYTES and MLFIT_MAX_STATIC_SECONDS raise the bounds")
-
-
-def check_static_bounds(path: Path) -> _Deadline:
-    """Refuse (StaticTooLarge) a model too large to analyse here, from mlfit's own bounded walk
-    over the file (no protobuf objects built); the deadline for the analysis that follows."""
-    from mlfit import safeio
-    from mlfit.onnxsafety import OnnxWalkError, walk_error, walk_model
-
-    max_nodes, max_inline, seconds = _limits()
-    try:
-        census = walk_model(path, judge_external=False)
-    except OnnxWalkError as exc:
-        raise walk_error(path, exc) from None
-    if census.nodes > max_nodes:
-        raise StaticTooLarge(f"{path}: too large to analyse statically ({census.nodes} nodes, over the bound of "
-                             f"{max_nodes})", _TOO_LARGE_HINT)
-    max_fields = safeio.limit("static_fields", MAX_STATIC_FIELDS)
-    if census.elements > max_fields:
-        raise StaticTooLarge(f"{path}: too large to analyse statically ({census.elements} protobuf fields, over the "
-                             f"bound of {max_fields})", _TOO_LARGE_HINT)
-    if census.inline_bytes > max_inline:
-        raise StaticTooLarge(f"{path}: too large to analyse statically ({census.inline_bytes / 2**30:.1f} GiB of "
-                             f"tensors inside the file, over the bound of {max_inline / 2**30:.1f} GiB)",
-                             _TOO_LARGE_HINT)
-    return _Deadline(path, seconds)
-
 
 _CONTROL_FLOW = {"If", "Loop", "Scan"}
 _STANDARD_DOMAINS = ("ai.onnx", "ai.onnx.ml", "com.microsoft")
 TOP_N = 5
-
-
-@functools.cache
-def _dtype_name(elem_type: int) -> str:
-    import onnx
-
-    name = onnx.helper.tensor_dtype_to_np_dtype(elem_type).name if elem_type else "undefined"
-    return {"float32": "float32", "object": "string"}.get(name, name)
 
 
 def _itemsize(dtype: str) -> int:
@@ -122,33 +44,6 @@ def _itemsize(dtype: str) -> int:
         return int(np.dtype(dtype).itemsize)
     except TypeError:
         return 1  # float8 / int4 variants: about a byte
-
-
-def _shape(value_info: Any) -> list[int | str | None]:
-    dims: list[int | str | None] = []
-    for dim in value_info.type.tensor_type.shape.dim:
-        if dim.HasField("dim_value") and dim.dim_value > 0:
-            dims.append(int(dim.dim_value))
-        elif dim.HasField("dim_param") and dim.dim_param:
-            dims.append(dim.dim_param)
-        else:
-            dims.append(None)
-    return dims
-
-
-def load_onnx_proto(path: Path) -> Any:
-    import onnx
-    from google.protobuf.message import DecodeError
-
-    try:
-        return onnx.load(str(path), load_external_data=False)
-    except (DecodeError, ValueError, OSError) as exc:
-        raise ModelError(f"{path}: not a valid onnx file ({exc})", "re-export the model") from None
-    except MemoryError:
-        raise StaticTooLarge(f"{path}: too large to analyse statically (ran out of memory parsing it)",
-                             _TOO_LARGE_HINT) from None
-    except RecursionError:
-        raise ModelError(f"{path}: not a valid onnx file (nested too deeply)", "re-export the model") from None
 
 
 def _fix_inputs(model: Any, dims: dict[str, int], shapes: dict[str, list[int]]) -> dict[str, int]:
@@ -357,13 +252,6 @@ def _value_types(model: Any) -> dict[str, tuple[str, list[int] | None]]:
     return out
 
 
-def _attrs(node: Any) -> dict[str, object]:
-    import onnx
-
-    wanted = {"kernel_shape", "transA", "transB", "group"}
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute if a.name in wanted}
-
-
 def _nbytes(types: dict[str, tuple[str, list[int] | None]], name: str) -> int | None:
     if not name or name not in types:
         return None if name else 0
@@ -379,34 +267,42 @@ def _nbytes(types: dict[str, tuple[str, list[int] | None]], name: str) -> int | 
 def _node_costs(
     model: Any, types: dict[str, tuple[str, list[int] | None]], params: set[str], deadline: _Deadline | None = None
 ) -> tuple[list[dict[str, Any]], int]:
+    constants = scalar_constants(model.graph)
     nodes: list[dict[str, Any]] = []
     unknown = 0
     for index, node in enumerate(model.graph.node):
         if deadline is not None and not index & 0xFFF:
             deadline.check()
-        ins = [types.get(n, ("", None))[1] if n else None for n in node.input]
-        outs = [types.get(n, ("", None))[1] for n in node.output]
         domain = node.domain or "ai.onnx"
         op = node.op_type if domain in ("ai.onnx", "") else f"{domain}::{node.op_type}"
-        attrs = _attrs(node)
-        flops, macs, known = op_cost(node.op_type, ins, outs, attrs)
+        cost = node_cost(node, types, constants)
         read = [_nbytes(types, n) for n in node.input]
         written = [_nbytes(types, n) for n in node.output]
-        if not known or any(b is None for b in [*read, *written]):
-            unknown += 1
-        nodes.append(
-            {
-                "name": node.name or f"{node.op_type}_{index}",
-                "op": op,
-                "flops": flops,
-                "macs": macs,
-                "bytes_read": sum(b or 0 for b in read),
-                "bytes_written": sum(b or 0 for b in written),
-                "param_bytes": sum(b or 0 for n, b in zip(node.input, read, strict=True) if n in params),
-                # grouped (depthwise when group == channels) convolutions run at another efficiency
-                "group": int(attrs.get("group", 1) or 1),  # type: ignore[call-overload]
-            }
-        )
+        # a node whose cost the formulas could not read: the projection takes its host-measured time.
+        # An output onnx infers no shape for (contrib and ai.onnx.ml ops) is taken as large as the
+        # largest input when the formula itself is known.
+        if cost.known and any(b is None for b in written) and not any(b is None for b in read):
+            written = [b if b is not None else max([0, *(r or 0 for r in read)]) for b in written]
+        known = cost.known and not any(b is None for b in [*read, *written])
+        unknown += not known
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        entry: dict[str, Any] = {
+            "name": node.name or f"{node.op_type}_{index}",
+            "op": op,
+            "flops": cost.flops,
+            "macs": cost.macs,
+            "bytes_read": sum(b or 0 for b in read) + cost.extra_bytes,
+            "bytes_written": sum(b or 0 for b in written),
+            "param_bytes": sum(b or 0 for n, b in zip(node.input, read, strict=True) if n in params),
+            # grouped (depthwise when group == channels) convolutions run at another efficiency
+            "group": int(group or 1),
+            "cost_known": known,
+        }
+        if cost.steps > 1:
+            entry["steps"] = cost.steps  # kernels run one after another (recurrent steps, loop bodies)
+        if cost.matrix_flops:
+            entry["matrix_flops"] = cost.matrix_flops
+        nodes.append(entry)
     return nodes, unknown
 
 
@@ -565,7 +461,9 @@ def analyze_onnx(
                 "values_bound": bound,
                 "nodes_with_unknown_cost": unknown,
                 "note": (
-                    "FLOPs inside control-flow subgraphs are not counted" if facts["control_flow"] else ""
+                    "control flow: an If counts its costlier branch, a Loop or Scan its body times a static "
+                    "trip count (a Loop with none has no static cost: its host-measured time is projected)"
+                    if facts["control_flow"] else ""
                 ),
             },
             "nodes": nodes,

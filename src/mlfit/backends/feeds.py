@@ -2,7 +2,7 @@
 
 Random data is seeded per input so runs are reproducible. Floats default to uniform [0, 1).
 Integer inputs never get a guessed range: ``--value``/``--range``, or the range the run read
-from the model (:mod:`mlfit.signature`: an embedding table's rows, a OneHot depth, a Clip);
+from the model (:mod:`mlfit.plan.inputs`, from each format's reader: an embedding table's rows, a OneHot depth, a Clip);
 an integer input with none of these stops the run before this module is reached
 (:func:`mlfit.inputspec.refuse_unranged_integers`). :func:`fill_for` records what was used.
 """

@@ -26,8 +26,8 @@ from mlfit.backends.base import Backend, LoadOptions
 from mlfit.catalog.schema import Runtime
 from mlfit.errors import ModelError
 from mlfit.formats import ModelFormat, sniff
+from mlfit.formats.registry import check_model
 from mlfit.result import TensorInfo
-from mlfit.safety import check_model
 
 BATCH_DIM = "batch"  # the name given to a free leading dim, so --dim batch=N fills it
 

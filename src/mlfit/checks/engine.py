@@ -22,9 +22,10 @@ from mlfit.analysis.project import Band, Projection
 from mlfit.catalog.loader import Target, is_gpu_target
 from mlfit.catalog.schema import MIN_SAMPLES, Percentile
 from mlfit.catalog.units import format_duration, format_rate, format_size
-from mlfit.checks.bounds import percentile_bounds, three_way
 from mlfit.checks.container import describe_limits, emulation_notes
 from mlfit.checks.load import load_checks, load_not_judged
+from mlfit.checks.verdict import three_way
+from mlfit.measure.bounds import percentile_bounds
 from mlfit.measure.stats import nearest_rank
 from mlfit.records import NodeProfile, ProjectionSummary
 from mlfit.result import Check, CostItem, Emulation, Measurement, ModelInfo, Provenance, TargetReport, Verdict, worst

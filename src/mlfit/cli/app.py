@@ -13,12 +13,13 @@ import sys
 import typer
 from typer.exceptions import TyperException
 
-from mlfit import __version__
+from mlfit._version import __version__
 from mlfit.cli import calibrate as calibrate_cmd
 from mlfit.cli import check as check_cmd
 from mlfit.cli import compare as compare_cmd
 from mlfit.cli import helptext, report_cmd
 from mlfit.cli import targets as targets_cmd
+from mlfit.cli import truth as truth_cmd
 from mlfit.cli import worker as worker_cmd
 from mlfit.errors import ExitCode, MlfitError
 
@@ -56,6 +57,7 @@ calibrate_cmd.register(app)
 report_cmd.register(app)
 compare_cmd.register(app)
 app.add_typer(targets_cmd.app, name="targets")
+app.add_typer(truth_cmd.app, name="truth")
 worker_cmd.register(app)
 helptext.apply(app)  # --help: options grouped by panel, examples per command
 
@@ -91,9 +93,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _main(argv: list[str] | None) -> None:
+    from mlfit.cli.check import bare_suggest
+
     command = typer.main.get_command(app)
     try:
-        code = command.main(args=argv, prog_name="mlfit", standalone_mode=False)
+        code = command.main(args=bare_suggest(sys.argv[1:] if argv is None else argv), prog_name="mlfit",
+                            standalone_mode=False)
     except MlfitError as exc:
         error_line(exc.one_line())
         sys.exit(int(exc.exit_code))

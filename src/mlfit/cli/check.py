@@ -92,11 +92,32 @@ SharedPath = Annotated[bool, typer.Option(
     "--shared-path", rich_help_panel=_SCALE,
     help="With --cluster: workers read the model files at the same paths (shared filesystem) instead of "
          "receiving their bytes.")]
+_SUGGEST = "Suggest"
+Suggest_ = Annotated[str | None, typer.Option(
+    "--suggest", rich_help_panel=_SUGGEST, show_default=False,
+    help="Measure variants that would fit (threads, batch, int8, fp16, TFLite build) for each target that FAILs "
+         "or is INCONCLUSIVE; --suggest=all for every target. Verdicts and the exit code stay the original's.")]
+SuggestTime = Annotated[float, typer.Option(
+    "--suggest-time", min=1.0, max=86_400.0, rich_help_panel=_SUGGEST,
+    help="Time budget of the --suggest search in seconds; variants are tried cheapest first.")]
+MinAgreement = Annotated[float, typer.Option(
+    "--min-agreement", min=0.0, max=1.0, rich_help_panel=_SUGGEST,
+    help="A variant is recommended only when its outputs agree this well with the original's: top-1 agreement "
+         "for classifier outputs, else cosine similarity.")]
+WriteVariants = Annotated[Path | None, typer.Option(
+    "--write-variants", rich_help_panel=_SUGGEST,
+    help="With --suggest: save the passing variants' files (and each one's recipe) in this folder.")]
 TlsCa = Annotated[Path | None, typer.Option(
     "--tls-ca-file", rich_help_panel=_SCALE, help="With --cluster tls://...: the CA certificate (PEM) that signs "
     "every cluster member (mutual TLS, docs/scale.md).")]
 TlsCert = Annotated[Path | None, typer.Option(
     "--tls-cert", rich_help_panel=_SCALE, help="With --cluster tls://...: this client's certificate (PEM).")]
+TruthStore = Annotated[Path | None, typer.Option(
+    "--truth", rich_help_panel="Targets", help="The device truth store whose adapted fits projections use "
+    "(default: $MLFIT_TRUTH, else the user's cache folder; see `mlfit truth`).")]
+Learn = Annotated[bool, typer.Option(
+    "--learn", rich_help_panel=_SCALE, help="With --cluster: add the results measured on targets by verified "
+    "workers to the truth store (`mlfit truth fit` then learns from them).")]
 TlsKey = Annotated[Path | None, typer.Option(
     "--tls-key", rich_help_panel=_SCALE, help="With --cluster tls://...: this client's private key (PEM).")]
 MlflowLog = Annotated[bool, typer.Option(
@@ -169,10 +190,38 @@ def _error_line(text: str, prefix: str = "mlfit: error: ") -> None:
     sys.stderr.write(prefix + printable(text) + "\n")
 
 
-def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bool) -> Any:
+def suggest_options(mode: str | None, seconds: float, min_agreement: float, write_variants: Path | None,
+                    many: bool) -> Any:
+    """--suggest[=all], --suggest-time, --min-agreement and --write-variants, checked before measuring."""
+    from mlfit.errors import ConfigError
+
+    if mode is None:
+        if write_variants is not None:
+            raise ConfigError("--write-variants only applies with --suggest", "add --suggest")
+        return None
+    if mode not in ("failing", "all"):
+        raise ConfigError(f"--suggest={mode}: expected --suggest (targets that do not pass) or --suggest=all")
+    if many:
+        raise ConfigError("--suggest checks one model at a time, on this host",
+                          "run `mlfit check MODEL --suggest` for each model (without --cluster)")
+    if write_variants is not None and write_variants.exists() and not write_variants.is_dir():
+        raise ConfigError(f"--write-variants {write_variants}: not a folder", "give a folder (it is created)")
+    from mlfit.advise import SuggestOptions
+
+    return SuggestOptions(every_target=mode == "all", time_s=seconds, min_agreement=min_agreement,
+                          write_variants=write_variants)
+
+
+def bare_suggest(argv: list[str]) -> list[str]:
+    """A bare ``--suggest`` is ``--suggest=failing`` (the value is optional; click's options take
+    one or none only through this)."""
+    return ["--suggest=failing" if arg == "--suggest" else arg for arg in argv]
+
+
+def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bool, suggest: Any = None) -> Any:
     """Identify and measure one model; a model that cannot be loaded becomes a result with an error,
     so the report still names it."""
-    from mlfit.api import error_result, identify, measure_and_check
+    from mlfit.api import error_result, identify, run_model
     from mlfit.errors import ModelError
 
     try:
@@ -186,7 +235,12 @@ def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bo
 
     try:
         with Progress(escape(printable(Path(model).name)), quiet) as progress:
-            return measure_and_check(ref, targets, spec, options, progress)
+            result = run_model(ref, targets, spec, options, progress)
+            if suggest is not None:
+                from mlfit.advise import suggest as suggest_variants
+
+                result = suggest_variants(ref, targets, spec, options, result, suggest, progress)
+            return result
     except KeyboardInterrupt:  # outside the worker (copying, analysing): still a report, marked incomplete
         return interrupted_result(model)
 
@@ -196,9 +250,10 @@ def _inputs(models: list[Path], spec: Any, targets: list[str], baseline: Path | 
     """Every file the command reads: a report must never be written over one of them (an ONNX
     model's external-data files, and every file a resolved target was read from: profile,
     hardware, manifest or Compose file)."""
-    from mlfit.onnxsafety import external_files
+    from mlfit.formats.registry import by_suffix, get
 
-    data = [f for m in models if m.is_file() and m.suffix.lower() == ".onnx" for f in external_files(m)]
+    claimed = [(m, by_suffix(m.suffix)) for m in models if m.is_file()]
+    data = [f for m, kind in claimed if kind is not None for f in get(kind).external_files(m)]
     read = [f for t in resolved for f in t.files]
     return [*models, *data, *(t for t in targets if t.endswith((".yaml", ".yml"))), *read, baseline,
             spec.data_file, *spec.data_arrays.values(), *(libraries or [])]
@@ -209,12 +264,6 @@ def _with_regression(code: int, comparison: Any) -> int:
     if comparison is not None and comparison.regressed and code in (ExitCode.OK, ExitCode.INCONCLUSIVE):
         return int(ExitCode.BUDGET_FAILED)
     return code
-
-
-def exit_code_for_report(report: Any, strict: bool) -> int:
-    """One exit code for many models: a model that could not be measured (3) outranks a failed
-    budget (1), which outranks inconclusive (4 under --strict)."""
-    return exit_code_for(report, strict)
 
 
 def _render_report(report: Any, outputs: list[Any], comparison: Any = None) -> None:
@@ -256,7 +305,7 @@ def _finish(report: Any, outputs: list[Any], strict: bool, base_report: Any = No
 
         comparison = baseline_comparison(base_report, report, baseline, compare_opts)
     _render_report(report, outputs, comparison)
-    code = _with_regression(exit_code_for_report(report, strict), comparison)
+    code = _with_regression(exit_code_for(report, strict), comparison)
     if mlflow_log:  # after the reports are written: a failed upload loses no measurement, but exits 2
         from mlfit.errors import MlfitError
         from mlfit.integrations.mlflow import log_result
@@ -267,6 +316,22 @@ def _finish(report: Any, outputs: list[Any], strict: bool, base_report: Any = No
             _error_line(exc.one_line())
             code = max(code, int(exc.exit_code))
     raise typer.Exit(code)
+
+
+def _learn(report: Any, truth: Path | None) -> None:
+    """--learn: the on-target results go into the truth store (before rendering: a store that cannot
+    be written is said with the report still to come)."""
+    from mlfit.truth.rows import learned_rows, merge
+    from mlfit.truth.store import read_store, store_path, write_store
+
+    path = store_path(truth)
+    new = learned_rows(report)  # by the result's own hash: the --json file is written after this
+    store, _ = read_store(path)
+    rows, _notes = merge(store.rows, new)
+    if len(rows) > len(store.rows):
+        write_store(path, store.model_copy(update={"rows": rows}))
+    sys.stderr.write(f"mlfit: learned {len(rows) - len(store.rows)} rows measured on targets into {path} "
+                     "(`mlfit truth fit` refits from them)\n")
 
 
 def register(app: typer.Typer) -> None:
@@ -292,7 +357,10 @@ def register(app: typer.Typer) -> None:
         min_effect: MinEffect = "5%", run_noise: RunNoise = "2%",
         memory_limit: MemoryLimit = None, custom_op_library: CustomOps = None,
         budget: Budget = None, container: Container_ = None,
-        tls_ca_file: TlsCa = None, tls_cert: TlsCert = None, tls_key: TlsKey = None, mlflow_log: MlflowLog = False,
+        tls_ca_file: TlsCa = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
+        truth: TruthStore = None, learn: Learn = False,
+        suggest: Suggest_ = None, suggest_time: SuggestTime = 60.0, min_agreement: MinAgreement = 0.99,
+        write_variants: WriteVariants = None, mlflow_log: MlflowLog = False,
     ) -> None:
         """Measure each MODEL once and check it against every budget of each --target.
 
@@ -304,9 +372,9 @@ def register(app: typer.Typer) -> None:
         a time. See docs/scale.md for load scenarios and --cluster.
         """
         from mlfit.api import MeasureOptions, check_many, resolve_targets
+        from mlfit.cli.common import parse_memory_limit
+        from mlfit.formats.registry import folder_format
         from mlfit.measure.loadplan import parse_batch_sizes, plan_load
-        from mlfit.multi import is_savedmodel
-        from mlfit.precheck import parse_memory_limit
         from mlfit.report.outputs import parse_outputs
 
         if mlflow_log:  # refused before measuring, not after
@@ -318,6 +386,19 @@ def register(app: typer.Typer) -> None:
         outputs = parse_outputs(output, json_path, _inputs(models, spec, target, baseline, custom_op_library,
                                                            targets))
         cluster_spec = _cluster_spec(cluster, tls_ca_file, tls_cert, tls_key)
+        if learn and cluster is None:
+            from mlfit.errors import ConfigError
+
+            raise ConfigError("--learn adds results measured on targets by cluster workers",
+                              "add --cluster SCHEDULER, or add results measured by hand with `mlfit truth add`")
+        import os
+
+        if truth is not None or learn or os.environ.get("MLFIT_TRUTH"):
+            from mlfit.truth.fit import active_fits  # a store or fit file that cannot be read: refused now,
+            from mlfit.truth.store import read_store, store_path  # not after measuring
+
+            read_store(store_path(truth))
+            active_fits(store_path(truth))
         base_report = compare_opts = None
         if baseline is not None:  # read and vet it before measuring, not after
             from mlfit.cli.compare import check_host, compare_options
@@ -333,21 +414,27 @@ def register(app: typer.Typer) -> None:
                                  qps=tuple(qps or ()), find_max_qps=find_max_qps,
                                  batch_sizes=parse_batch_sizes(batch_sizes), callers=callers,
                                  memory_limit=parse_memory_limit(memory_limit, targets),
-                                 custom_op_libraries=tuple(custom_op_library or ()))
+                                 custom_op_libraries=tuple(custom_op_library or ()),
+                                 truth=str(truth) if truth is not None else None)
         plan_load(targets, options.scenario, options.qps, options.find_max_qps, options.batch_sizes,
                   options.callers)  # refuse bad load flags before measuring anything
         from mlfit.integrations.mlflow import local_models
 
         with local_models(models) as local:  # MLflow URIs downloaded for the run (docs/integrations.md)
             models = local.paths
-            if cluster or shared_path or len(models) > 1 or any(m.is_dir() and not is_savedmodel(m) for m in models):
+            many = bool(cluster or shared_path or len(models) > 1
+                        or any(m.is_dir() and folder_format(m) is None for m in models))
+            advice = suggest_options(suggest, suggest_time, min_agreement, write_variants, many)
+            if many:
                 report = check_many(models, targets, spec, options, None if quiet else _progress_line,
                                     cluster=cluster_spec, shared_path=shared_path)
             else:
                 from mlfit.api import single_report
 
-                report = single_report(_measure(models[0], targets, spec, options, quiet))
+                report = single_report(_measure(models[0], targets, spec, options, quiet, advice))
             report = local.annotate(report)
+        if learn:
+            _learn(report, truth)
         _finish(report, outputs, strict, base_report, baseline, compare_opts, mlflow_log)
 
     @app.command()
@@ -363,7 +450,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Measure MODEL on this host without checking budgets (latency, memory, cold start, throughput)."""
         from mlfit.api import MeasureOptions
-        from mlfit.precheck import parse_memory_limit
+        from mlfit.cli.common import parse_memory_limit
         from mlfit.report.outputs import parse_outputs
 
         spec = input_spec(dim, shape, value, range_, data, seed)

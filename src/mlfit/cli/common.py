@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
@@ -77,3 +78,22 @@ class Progress:
         elif kind == "configuration" or (kind == "phase" and event["phase"] in LOGGED_PHASES):
             sys.stderr.write(text + "\n")
             sys.stderr.flush()
+
+
+def parse_memory_limit(text: str | None, targets: Sequence[Any]) -> int | None:
+    """``--memory-limit``: a size ('2 GiB') or 'target' (the smallest target's available RAM)."""
+    from mlfit.catalog.units import parse_size
+    from mlfit.errors import ConfigError
+
+    if text is None:
+        return None
+    if text.strip().lower() == "target":
+        if not targets:
+            raise ConfigError("--memory-limit target: no --target to take the memory from",
+                              "give a size such as --memory-limit 2GiB")
+        return int(min(t.hardware.memory.available for t in targets))
+    try:
+        return int(parse_size(text))
+    except ValueError as exc:
+        raise ConfigError(f"--memory-limit '{text}': {exc}", "for example --memory-limit 2GiB or "
+                          "--memory-limit target") from None

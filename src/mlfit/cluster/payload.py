@@ -5,8 +5,9 @@ Decision (issue 18, item 11): the payload is built by the local pipeline's own s
 identify the format from content (:func:`mlfit.modelref.identify`), make the private copy
 (:func:`mlfit.safety.snapshot.private_copy`: regular files only, no FIFO or device is ever opened,
 symlinks followed only inside the model's folder, bounded counts), refuse a copy whose kind
-changed, run the safety scans (:func:`mlfit.safety.check_model`) and the ONNX pre-checks
-(:func:`mlfit.precheck.validate_model`) on the copy, and only then read the copy's files. Any
+changed, run the safety scans (:func:`mlfit.formats.registry.check_model`) and the format's
+static pre-checks (``Format.static_size``: ONNX external data, custom operators) on the copy,
+and only then read the copy's files. Any
 refusal is an :class:`~mlfit.errors.MlfitError` for this model alone: the caller turns it into
 the model's error result and the other models go on. The worker runs the checks again on what
 it receives (it trusts no sender either).
@@ -14,7 +15,6 @@ it receives (it trusts no sender either).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,21 +30,20 @@ def pack(path: Path, shared_path: bool, options: MeasureOptions) -> ModelPayload
     """The model's checked bytes (or only its path with ``shared_path``); MlfitError when a local
     run would refuse it, or when it is too large to send."""
     from mlfit.formats import sniff
+    from mlfit.formats.registry import check_model, get
     from mlfit.modelref import identify
-    from mlfit.precheck import validate_model
-    from mlfit.safety import check_model
     from mlfit.safety.snapshot import private_copy
 
     origin = path.absolute()
     ref = identify(origin, options.runtime)
     if shared_path:  # the workers read it themselves, and run every check there
         return ModelPayload(origin.name, str(origin), None, origin.is_dir())
-    with private_copy(ref.path, ref.format) as copy:
+    with private_copy(ref.path, get(ref.format).copy_policy) as copy:
         if copy.is_file() and sniff(copy) is not ref.format:
             raise ModelError(f"{origin}: the model changed while it was being checked",
                              "check it again once nothing is writing to it")
         check_model(copy, ref.format, options.trust_model, options.signature)
-        validate_model(dataclasses.replace(ref, path=copy), options.custom_op_libraries)
+        get(ref.format).static_size(copy, options.custom_op_libraries)
         return ModelPayload(origin.name, str(origin), _read_copy(origin, copy), copy.is_dir())
 
 

@@ -136,8 +136,9 @@ def _write(path: Path, value: str) -> None:
 class LimitRefused(Exception):
     """The kernel refused one limit: which, in which file, and its reason (errno text)."""
 
-    def __init__(self, limit: str, file: str, value: str, exc: OSError) -> None:
-        self.limit, self.file, self.value, self.errno = limit, file, value, exc.errno
+    def __init__(self, limit: str, file: str, value: str, exc: OSError, setup: bool = False) -> None:
+        # setup: making the folder or enabling controllers, before any limit (another way may work)
+        self.limit, self.file, self.value, self.errno, self.setup = limit, file, value, exc.errno, setup
         reason = exc.strerror or str(exc)
         action = f"creating the cgroup folder {file}" if value == "" else f"writing '{value}' to {file}"
         super().__init__(f"cannot impose the container's {limit}: {action} failed ({reason})")
@@ -154,7 +155,7 @@ def _mkdir(folder: Path, limit: str) -> None:
     try:
         folder.mkdir()
     except OSError as exc:
-        raise LimitRefused(limit, str(folder), "", exc) from None
+        raise LimitRefused(limit, str(folder), "", exc, setup=True) from None
 
 
 def _swap_active() -> bool:
@@ -269,7 +270,7 @@ class Cgroup:
             self.close()
             # No folder at all for lack of permission: another way (systemd) may still work.
             # Anything later is a limit the kernel refused: the run stops (fail closed).
-            if made or exc.value != "" or exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            if made or not exc.setup or exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise ConfigError(str(exc), _REFUSED_HINT) from None
             errors.append(str(exc))
         except ConfigError:
@@ -336,7 +337,11 @@ class Cgroup:
         wanted = {"cpu", "memory"} | ({"cpuset"} if self.limits.cpuset else set())
         if not wanted <= enabled:
             controllers = " ".join(f"+{c}" for c in sorted(wanted - enabled))
-            _set(parent, "cgroup.subtree_control", controllers, "limits (enabling the controllers)")
+            try:
+                _write(parent / "cgroup.subtree_control", controllers)
+            except OSError as exc:  # not delegated to us: like a folder we may not make (systemd may)
+                raise LimitRefused("limits (enabling the controllers)", str(parent / "cgroup.subtree_control"),
+                                   controllers, exc, setup=True) from None
         _mkdir(folder, "limits")
         self.dirs["v2"] = folder
         if self.limits.cpu is not None:

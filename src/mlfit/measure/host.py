@@ -82,3 +82,30 @@ def host_info(versions: dict[str, str] | None = None) -> HostInfo:
         versions=dict(versions or {}),
         gpus=detect_gpus(),
     )
+
+
+# Without --memory-limit the worker is still stopped before it can exhaust the host:
+# at this share of the memory available when the measurement starts.
+DEFAULT_HOST_SHARE = 0.9
+
+
+def host_available_memory() -> int:
+    """Memory this process could still get: the host's, capped by a cgroup (container) limit."""
+    from pathlib import Path
+
+    import psutil
+
+    available = int(psutil.virtual_memory().available)
+    limit = cgroup_memory_limit()
+    if limit is not None:
+        try:
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        except (OSError, ValueError):
+            used = 0
+        available = min(available, max(0, limit - used))
+    return available
+
+
+def default_memory_limit() -> int:
+    """The worker's ceiling when none is given: most of what the host has free right now."""
+    return int(host_available_memory() * DEFAULT_HOST_SHARE)

@@ -196,10 +196,18 @@ def _run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts |
     timings: dict[str, float] = {}
     confined = False  # the worker confirmed its cgroup and limits from inside
     watcher = _MemoryWatch(proc.pid, memory_limit) if memory_limit else None
+    # The kernel charges a page of a shared library to the cgroup that read it first: on this host the
+    # runtime's libraries sit in a page cache charged elsewhere, which a fresh pod would pay for. So the
+    # pod's OOM kill is also applied to the resident memory, libraries included (issue 23: 107.5 MiB
+    # under a 90M limit and nothing was killed).
+    pod = _MemoryWatch(proc.pid, group.limits.memory) if group is not None and group.limits.memory else None
     try:
         while True:
             if watcher is not None and watcher.exceeded():
                 stop = "memory"
+                break
+            if pod is not None and pod.exceeded():
+                stop = "oom"
                 break
             if time.monotonic() >= deadline:
                 stop = "timeout"
@@ -244,20 +252,32 @@ def _run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts |
     bound = timeouts.bound(phase, request.settings.max_time_s)
     partial = _partial(timings, scratch) if stop is not None or proc.returncode else None
     emulation = _emulation(group, throttling, request.threads) if group is not None and throttling else None
+    if emulation is not None and stop == "oom" and pod is not None:
+        emulation = emulation.model_copy(update={"oom_killed": True})
     if emulation is not None and not confined and not emulation.oom_killed:
         return _unconfirmed(request, runtime_label, stop, phase, bound, partial, proc, memory_limit, limit_source,
                             log_path, out_path, timeline)
-    if emulation is not None and emulation.oom_killed and stop is None:
-        peak = f"; the cgroup's peak was {format_size(emulation.cgroup_peak_bytes)}" \
-            if emulation.cgroup_peak_bytes else ""
-        return WorkerResponse(emulation=emulation, error=ErrorInfo(
-            kind="oom", phase=phase.value, exit_code=int(ExitCode.BUDGET_FAILED), partial=partial,
-            message=f"{runtime_label} was killed by the OOM killer under the container's memory limit of "
-                    f"{format_size(emulation.memory_bytes or 0)} while {phase.doing}{peak}{_kept(partial)}",
-            hint="the model does not fit the container: raise the memory limit, or use a smaller model or batch"))
+    if emulation is not None and emulation.oom_killed and stop in (None, "oom"):
+        return _oom(runtime_label, emulation, phase, partial, pod.seen if stop == "oom" and pod else None)
     response = _response(request, runtime_label, stop, phase, bound, partial, proc, memory_limit, limit_source,
                          log_path, out_path, timeline)
     return response.model_copy(update={"emulation": emulation}) if emulation is not None else response
+
+
+def _oom(runtime_label: str, emulation: Emulation, phase: Phase, partial: PartialTimings | None,
+         resident: int | None) -> WorkerResponse:
+    """An OOM kill under the container's memory limit: by the kernel, or on the resident memory
+    (``resident``: the libraries' pages included, which a fresh pod is charged for)."""
+    peak = f"; the cgroup's peak was {format_size(emulation.cgroup_peak_bytes)}" \
+        if emulation.cgroup_peak_bytes else ""
+    if resident is not None:
+        peak = (f"; its resident memory reached {format_size(resident)} (the runtime's libraries included, "
+                "which a fresh pod is charged for)")
+    return WorkerResponse(emulation=emulation, error=ErrorInfo(
+        kind="oom", phase=phase.value, exit_code=int(ExitCode.BUDGET_FAILED), partial=partial,
+        message=f"{runtime_label} was killed by the OOM killer under the container's memory limit of "
+                f"{format_size(emulation.memory_bytes or 0)} while {phase.doing}{peak}{_kept(partial)}",
+        hint="the model does not fit the container: raise the memory limit, or use a smaller model or batch"))
 
 
 def _spawn(request: WorkerRequest, request_path: Path, out_path: Path, log_path: Path,
@@ -403,6 +423,7 @@ class _MemoryWatch:
         import psutil
 
         self.limit = limit
+        self.seen = 0  # the highest total polled
         self.process = psutil.Process(pid)
         self.children: list[psutil.Process] = []
         self.listed = 0.0
@@ -421,6 +442,7 @@ class _MemoryWatch:
         for child in self.children:
             with contextlib.suppress(psutil.Error):
                 total += child.memory_info().rss
+        self.seen = max(self.seen, total)
         return total > self.limit
 
 

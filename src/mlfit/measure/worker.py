@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +27,18 @@ from mlfit.backends.base import Backend, LoadOptions, create_backend  # noqa: E4
 from mlfit.backends.feeds import build_feeds, data_shapes, fill_for, load_data  # noqa: E402
 from mlfit.catalog.schema import Runtime  # noqa: E402
 from mlfit.errors import ExitCode, MlfitError  # noqa: E402
-from mlfit.inputspec import refuse_unranged_integers, resolve_shapes  # noqa: E402
+from mlfit.inputspec import batch_free, refuse_unranged_integers, resolve_shapes  # noqa: E402
 from mlfit.measure.contention import phase_record, snapshot  # noqa: E402
 from mlfit.measure.host import host_info  # noqa: E402
 from mlfit.measure.protocol import SAMPLES_FILE, Phase, WorkerRequest, WorkerResponse  # noqa: E402
 from mlfit.measure.stats import latency_stats, quality_warnings  # noqa: E402
-from mlfit.measure.timing import LoopPolicy, timed_loop, warm_up  # noqa: E402
+from mlfit.measure.timing import LoopPolicy, timed_loop, warm_up, warm_up_converged  # noqa: E402
+from mlfit.records import NodeProfile  # noqa: E402
 from mlfit.result import (  # noqa: E402
     ColdStart,
     Contention,
     ErrorInfo,
+    LatencyStats,
     Measurement,
     MemoryPhases,
     PhaseContention,
@@ -123,7 +126,7 @@ def _batched_feeds(inputs: list[TensorInfo], feeds: list[dict[str, Any]], batch:
     """Feeds with the leading dim set to ``batch`` when every input's leading dim is free."""
     import numpy as np
 
-    if not inputs or any(not t.shape or isinstance(t.shape[0], int) for t in inputs):
+    if not batch_free(inputs):
         return None
     out: dict[str, Any] = {}
     for tensor in inputs:
@@ -144,6 +147,7 @@ def _device_label(runtime: Runtime, details: dict[str, Any], requested: str) -> 
         runtime, f"{runtime.value} CPU")
 
 
+WARMUP_FLOOR_S = 0.05  # the shortest warm-up, converged or not
 CPU_CLOCK_MIN_CALL_S = 50e-6  # calls shorter than this get no CPU clock reads in the timed loop
 
 
@@ -157,16 +161,59 @@ def _reference_timer() -> Any:
         return None
 
 
+@dataclass
+class _Run:
+    """What one measurement gathers, phase by phase (each phase function fills its part)."""
+
+    request: WorkerRequest
+    runtime: Runtime
+    backend: Backend
+    import_s: float
+    baseline: int  # bytes after the runtime's import: the model's cost is measured above it
+    load_s: float = 0.0
+    load_peak: int = 0
+    inference_peak: int = 0
+    declared: list[TensorInfo] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    shapes: dict[str, list[int]] = field(default_factory=dict)
+    quantization: dict[str, Any] = field(default_factory=dict)
+    feeds: list[Any] = field(default_factory=list)
+    used: list[TensorInfo] = field(default_factory=list)
+    run: Any = None
+    first_s: float = 0.0
+    contention: list[PhaseContention] = field(default_factory=list)
+    per_call: float = 0.0
+    stats: LatencyStats | None = None
+    throughput: Throughput | None = None
+    load_extra: dict[str, Any] = field(default_factory=dict)
+    load_warnings: list[str] = field(default_factory=list)
+    node_profile: NodeProfile | None = None
+    reference: ReferenceKernel | None = None
+
+
 def measure(request: WorkerRequest) -> WorkerResponse:
-    settings = request.settings
+    """Every phase in order: import and load, inputs, first inference, warm-up, the timed loop,
+    batched throughput, load scenarios, the node profile; then the answer."""
+    state = _load(request)
+    _inputs(state)
+    _cold(state)
+    _warmup(state)
+    _timed(state)
+    _throughput(state)
+    _scenarios(state)
+    _profile(state)
+    return _answer(state)
+
+
+def _load(request: WorkerRequest) -> _Run:
+    """Import the runtime (its own figure and memory baseline), then load the model."""
     runtime = Runtime(request.runtime)
     enter(Phase.IMPORT)
-    interpreter = _INTERPRETER_BYTES
     t0 = time.perf_counter()
     backend: Backend = create_backend(runtime)
     import_s = time.perf_counter() - t0
     emit("timing", name="import_s", value=import_s)
-    baseline = _tracker.current()
+    state = _Run(request=request, runtime=runtime, backend=backend, import_s=import_s, baseline=_tracker.current())
     _tracker.reset()
 
     enter(Phase.LOAD)
@@ -178,136 +225,177 @@ def measure(request: WorkerRequest) -> WorkerResponse:
     )
     t0 = time.perf_counter()
     backend.load(request.model_path, options)
-    load_s = time.perf_counter() - t0
-    emit("timing", name="load_s", value=load_s)
-    load_peak = _tracker.peak()
+    state.load_s = time.perf_counter() - t0
+    emit("timing", name="load_s", value=state.load_s)
+    state.load_peak = _tracker.peak()
+    return state
 
+
+def _inputs(state: _Run) -> None:
+    """The model's declared inputs, their shapes and values (refusing unranged integer inputs)."""
+    request, backend = state.request, state.backend
     enter(Phase.INPUTS)
-    declared = backend.inputs()
-    data = load_data(request.input_spec)
-    shapes = resolve_shapes(declared, request.input_spec, data_shapes(declared, data))
-    quantization = backend.quantization()
-    refuse_unranged_integers(declared, request.input_spec, set(data), set(quantization))
-    feeds = [backend.prepare(f) for f in build_feeds(declared, shapes, request.input_spec, data, quantization)]
-    used = [TensorInfo(name=t.name, dtype=t.dtype, shape=list(shapes[t.name]),
-                       fill=fill_for(t, request.input_spec, set(data), quantization.get(t.name))) for t in declared]
+    state.declared = backend.inputs()
+    state.data = load_data(request.input_spec)
+    state.shapes = resolve_shapes(state.declared, request.input_spec, data_shapes(state.declared, state.data))
+    state.quantization = backend.quantization()
+    refuse_unranged_integers(state.declared, request.input_spec, set(state.data), set(state.quantization))
+    state.feeds = [backend.prepare(f) for f in build_feeds(state.declared, state.shapes, request.input_spec,
+                                                           state.data, state.quantization)]
+    state.used = [TensorInfo(name=t.name, dtype=t.dtype, shape=list(state.shapes[t.name]),
+                             fill=fill_for(t, request.input_spec, set(state.data), state.quantization.get(t.name)))
+                  for t in state.declared]
     _tracker.reset()
 
+
+def _cold(state: _Run) -> None:
+    """The first inference, timed on its own (cold start never leaks into warm percentiles)."""
     enter(Phase.FIRST_INFERENCE)
-    run = backend.runner()
+    state.run = state.backend.runner()
     t0 = time.perf_counter()
     try:
-        run(feeds[0])
+        state.run(state.feeds[0])
     except MlfitError:
         raise
     except Exception as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MlfitError(
-            f"{runtime.value} failed on the first inference: {message}",
+            f"{state.runtime.value} failed on the first inference: {message}",
             "check input shapes and values: --shape, --dim, --value INPUT=N for scalars such as a sample rate, "
             "--range INPUT=LOW:HIGH for indices, or real --data",
             ExitCode.MODEL) from None
-    first_s = time.perf_counter() - t0
-    emit("timing", name="first_inference_s", value=first_s)
+    state.first_s = time.perf_counter() - t0
+    emit("timing", name="first_inference_s", value=state.first_s)
 
-    contention: list[PhaseContention] = []
+
+def _warmup(state: _Run) -> None:
+    settings = state.request.settings
     enter(Phase.WARMUP)
     before = snapshot()
-    warm_calls = warm_up(run, feeds, settings.warmup_iterations, settings.warmup_time_s,
-                         max(settings.warmup_time_s * 10, 5.0))
+    # Until the call time settles (successive windows' medians within 5%), at least WARMUP_FLOOR_S;
+    # one that does not settle stops at warmup_time_s, the fixed warm-up this replaced.
+    warm = warm_up_converged(state.run, state.feeds, settings.warmup_iterations,
+                             min(WARMUP_FLOOR_S, settings.warmup_time_s), settings.warmup_time_s,
+                             max(settings.warmup_time_s * 10, 5.0))
     after = snapshot()
-    contention.append(phase_record(Phase.WARMUP.value, before, after, request.threads))
+    state.contention.append(phase_record(Phase.WARMUP.value, before, after, state.request.threads))
     # The CPU clock is a system call (~0.2-0.6 µs): beside a call of a few µs it moved the measured
     # p50 by ~2%, and a call that short is seldom interrupted anyway, so it is read only for longer calls.
-    per_call = (after.wall - before.wall) / max(1, warm_calls)
+    state.per_call = warm.median_s
 
+
+def _timed(state: _Run) -> None:
+    """The timed loop: wall and (for calls long enough) CPU time per call, streamed as it goes."""
+    request, settings = state.request, state.request.settings
     enter(Phase.MEASURE)
     policy = LoopPolicy(min_samples=settings.min_samples, min_time_s=settings.min_time_s,
                         max_time_s=settings.max_time_s)
     stream = _SampleStream(Path(request.scratch_dir) / SAMPLES_FILE)
-    timed = _stalling(run) if _FAULT == "measure:stall" else run
+    timed = _stalling(state.run) if _FAULT == "measure:stall" else state.run
     cpu_samples: list[int] = []
     before = snapshot()
-    samples = timed_loop(timed, feeds, policy, progress=stream, samples=stream.samples,
-                         cpu=cpu_samples if per_call >= CPU_CLOCK_MIN_CALL_S else None)
-    contention.append(phase_record(Phase.MEASURE.value, before, snapshot(), request.threads))
-    inference_peak = _tracker.peak()
-    stats = latency_stats(samples).model_copy(update={"cpu_samples_ns": cpu_samples[: len(samples)]})
+    samples = timed_loop(timed, state.feeds, policy, progress=stream, samples=stream.samples,
+                         cpu=cpu_samples if state.per_call >= CPU_CLOCK_MIN_CALL_S else None)
+    state.contention.append(phase_record(Phase.MEASURE.value, before, snapshot(), request.threads))
+    state.inference_peak = _tracker.peak()
+    state.stats = latency_stats(samples).model_copy(update={"cpu_samples_ns": cpu_samples[: len(samples)]})
 
-    throughput = Throughput(single_stream_per_s=1.0 / stats.mean if stats.mean > 0 else 0.0)
-    if settings.batch_size and settings.batch_size > 1:
-        batched = _batched_feeds(declared, [dict(f) for f in build_feeds(declared, shapes, request.input_spec, data,
-                                                                          quantization)],
-                                 settings.batch_size)
-        if batched is not None:
-            enter(Phase.THROUGHPUT)
-            prepared = [backend.prepare(f) for f in batched]
-            warm_up(run, prepared, 3, 0.1, 5.0)
-            batch_policy = LoopPolicy(min_samples=30, min_time_s=min(1.0, settings.min_time_s),
-                                      max_time_s=max(2.0, settings.max_time_s / 4))
-            batch_stats = latency_stats(timed_loop(run, prepared, batch_policy))
-            throughput = Throughput(single_stream_per_s=throughput.single_stream_per_s,
-                                    batch_size=settings.batch_size,
-                                    batched_per_s=settings.batch_size / batch_stats.mean,
-                                    batched_latency=batch_stats.model_copy(update={"samples_ns": []}))
-            inference_peak = max(inference_peak, _tracker.peak())
 
-    load_extra: dict[str, Any] = {}
-    load_warnings: list[str] = []
-    if settings.load.active:
-        enter(Phase.SCENARIO)
-        from mlfit.measure.host import usable_cores
-        from mlfit.measure.scenarios import run_scenarios
+def _throughput(state: _Run) -> None:
+    """Single-stream throughput from the timed loop; batched throughput where the batch dim is free."""
+    request, settings, stats = state.request, state.request.settings, state.stats
+    assert stats is not None
+    state.throughput = Throughput(single_stream_per_s=1.0 / stats.mean if stats.mean > 0 else 0.0)
+    if not settings.batch_size or settings.batch_size <= 1:
+        return
+    fresh = [dict(f) for f in build_feeds(state.declared, state.shapes, request.input_spec, state.data,
+                                          state.quantization)]
+    batched = _batched_feeds(state.declared, fresh, settings.batch_size)
+    if batched is None:
+        return
+    enter(Phase.THROUGHPUT)
+    prepared = [state.backend.prepare(f) for f in batched]
+    warm_up(state.run, prepared, 3, 0.1, 5.0)
+    batch_policy = LoopPolicy(min_samples=30, min_time_s=min(1.0, settings.min_time_s),
+                              max_time_s=max(2.0, settings.max_time_s / 4))
+    batch_stats = latency_stats(timed_loop(state.run, prepared, batch_policy))
+    state.throughput = Throughput(single_stream_per_s=state.throughput.single_stream_per_s,
+                                  batch_size=settings.batch_size,
+                                  batched_per_s=settings.batch_size / batch_stats.mean,
+                                  batched_latency=batch_stats.model_copy(update={"samples_ns": []}))
+    state.inference_peak = max(state.inference_peak, _tracker.peak())
 
-        def batch_feeds(size: int) -> list[Any] | None:
-            fresh = [dict(f) for f in build_feeds(declared, shapes, request.input_spec, data)]
-            batched = _batched_feeds(declared, fresh, size)
-            return None if batched is None else [backend.prepare(f) for f in batched]
 
-        load_extra, load_warnings = run_scenarios(
-            run, feeds, batch_feeds, settings.load, stats.mean, usable_cores(), request.threads,
-            settings.min_samples, settings.min_time_s, settings.max_time_s,
-            notify=lambda text: enter(Phase.SCENARIO))  # each step re-arms the phase's timeout
-        inference_peak = max(inference_peak, _tracker.peak())
+def _scenarios(state: _Run) -> None:
+    """Load scenarios (server rates, the highest rate a latency goal holds, offline, batch sweep)."""
+    request, settings, stats = state.request, state.request.settings, state.stats
+    if not settings.load.active:
+        return
+    assert stats is not None
+    enter(Phase.SCENARIO)
+    from mlfit.measure.host import usable_cores
+    from mlfit.measure.scenarios import run_scenarios
 
-    node_profile = None
-    reference: ReferenceKernel | None = None
-    if settings.profile_nodes and runtime is Runtime.ONNXRUNTIME:
-        enter(Phase.PROFILE)
-        from mlfit.measure.nodeprofile import profile_nodes
+    def batch_feeds(size: int) -> list[Any] | None:
+        fresh = [dict(f) for f in build_feeds(state.declared, state.shapes, request.input_spec, state.data)]
+        batched = _batched_feeds(state.declared, fresh, size)
+        return None if batched is None else [state.backend.prepare(f) for f in batched]
 
-        before = snapshot()
-        timer = _reference_timer()
-        node_profile = profile_nodes(request, shapes, feeds[0], settings.profile_threads,
-                                     between=timer.tick if timer is not None else None)
-        contention.append(phase_record(Phase.PROFILE.value, before, snapshot(), 1))
-        if timer is not None:
-            timer.tick(max(0, 9 - len(timer.samples_ns)))
-            reference = timer.result()
+    state.load_extra, state.load_warnings = run_scenarios(
+        state.run, state.feeds, batch_feeds, settings.load, stats.mean, usable_cores(), request.threads,
+        settings.min_samples, settings.min_time_s, settings.max_time_s,
+        notify=lambda text: enter(Phase.SCENARIO))  # each step re-arms the phase's timeout
+    state.inference_peak = max(state.inference_peak, _tracker.peak())
 
+
+def _profile(state: _Run) -> None:
+    """onnxruntime's node profile, with the reference kernel timed between its single-thread runs."""
+    request, settings = state.request, state.request.settings
+    if not settings.profile_nodes or state.runtime is not Runtime.ONNXRUNTIME:
+        return
+    enter(Phase.PROFILE)
+    from mlfit.measure.nodeprofile import profile_nodes, time_per_thread_count
+
+    before = snapshot()
+    timer = _reference_timer()
+    measured = next((p.wall_s for p in state.contention if p.phase == Phase.MEASURE.value), settings.min_time_s)
+    state.node_profile = profile_nodes(request, state.feeds[0], settings.profile_threads,
+                                       between=timer.tick if timer is not None else None,
+                                       time_per_count_s=time_per_thread_count(measured, len(settings.profile_threads)))
+    state.contention.append(phase_record(Phase.PROFILE.value, before, snapshot(), 1))
+    if timer is not None:
+        timer.tick(max(0, 9 - len(timer.samples_ns)))
+        state.reference = timer.result()
+
+
+def _answer(state: _Run) -> WorkerResponse:
+    """The measurement as the parent stores it: figures, memory per phase, warnings, contention."""
+    request, backend, stats = state.request, state.backend, state.stats
+    assert stats is not None and state.throughput is not None
     enter(Phase.DONE)
     host = host_info()
     warnings = quality_warnings(stats, host.load_avg_1m, host.cores_usable)
     if stats.insufficient:
         warnings.append(f"insufficient samples ({stats.n}) for {', '.join(stats.insufficient)}")
-    warnings.extend(load_warnings)
+    warnings.extend(state.load_warnings)
     details = backend.details()
     memory = MemoryPhases(
-        method=_tracker.method, interpreter_bytes=interpreter, runtime_baseline_bytes=baseline,
-        load_peak_bytes=load_peak, inference_peak_bytes=inference_peak,
-        peak_bytes=max(load_peak, inference_peak, baseline), arena_enabled=details.get("arena_enabled"),
+        method=_tracker.method, interpreter_bytes=_INTERPRETER_BYTES, runtime_baseline_bytes=state.baseline,
+        load_peak_bytes=state.load_peak, inference_peak_bytes=state.inference_peak,
+        peak_bytes=max(state.load_peak, state.inference_peak, state.baseline),
+        arena_enabled=details.get("arena_enabled"),
     )
     measurement = Measurement(
-        runtime=runtime.value, runtime_version=backend.version(), threads=request.threads,
-        execution_provider=_device_label(runtime, details, request.execution_provider),
-        cold_start=ColdStart(import_s=import_s, load_s=load_s, first_inference_s=first_s),
-        latency=stats, memory=memory, throughput=throughput, warnings=warnings,
+        runtime=state.runtime.value, runtime_version=backend.version(), threads=request.threads,
+        execution_provider=_device_label(state.runtime, details, request.execution_provider),
+        cold_start=ColdStart(import_s=state.import_s, load_s=state.load_s, first_inference_s=state.first_s),
+        latency=stats, memory=memory, throughput=state.throughput, warnings=warnings,
         unstable=any(w.startswith(("unstable", "busy")) for w in warnings),
-        extra={**{k: v for k, v in details.items() if k not in ("providers", "arena_enabled")}, **load_extra},
-        contention=Contention(phases=contention, reference=reference),
+        extra={**{k: v for k, v in details.items() if k not in ("providers", "arena_enabled")}, **state.load_extra},
+        contention=Contention(phases=state.contention, reference=state.reference),
     )
-    return WorkerResponse(measurement=measurement, inputs=declared, inputs_used=used, outputs=backend.outputs(),
-                          node_profile=node_profile)
+    return WorkerResponse(measurement=measurement, inputs=state.declared, inputs_used=state.used,
+                          outputs=backend.outputs(), node_profile=state.node_profile)
 
 
 def _unconfined(request: WorkerRequest) -> WorkerResponse | None:

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from mlfit.catalog.units import format_duration, format_rate, format_size
 from mlfit.errors import printable
-from mlfit.result import ChangeStatus, Check, MetricChange, Provenance, RunResult, TensorInfo, Verdict
+from mlfit.result import ChangeStatus, Check, Emulation, MetricChange, Provenance, RunResult, TensorInfo, Verdict
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -131,6 +131,19 @@ def describe_input(tensor: TensorInfo) -> str:
     return f"{text}: {values} ({fill.source})" if fill.source else f"{text}: {values}"
 
 
+def _latency_label(result: RunResult, batch: int) -> str:
+    """What a configuration's p50 is: one call at the batch its inputs had. The configuration's batch
+    is that of its throughput phase; the latency is timed on the run's inputs, which follow the
+    configuration's batch only where the free batch dim was filled from the targets ("batch 64: p50"
+    read as a batch-64 latency when it was batch 1, issue 23)."""
+    leads = {t.shape[0] for t in result.model.inputs_used if t.shape and isinstance(t.shape[0], int)}
+    first = result.configurations[0].batch if result.configurations else 1
+    if len(leads) != 1:
+        return "p50 per call"
+    lead = int(leads.pop())
+    return f"p50 per call of batch {batch if first > 1 and lead == first else lead}"
+
+
 def configuration_lines(result: RunResult) -> list[str]:
     """One line per deployment configuration when several were measured (the table above is the first's)."""
     if len(result.configurations) < 2:
@@ -140,8 +153,32 @@ def configuration_lines(result: RunResult) -> list[str]:
     for i, config in enumerate(result.configurations):
         m = result.measurement if i == 0 else config.measurement
         figures = "not measured" if m is None else (
-            f"p50 {format_value(m.latency.p50, 's')}, peak {format_size(m.memory.peak_bytes)}"
+            f"{_latency_label(result, config.batch)} {format_value(m.latency.p50, 's')}, "
+            f"peak {format_size(m.memory.peak_bytes)}"
             + (f", {format_rate(m.throughput.batched_per_s)} at batch {config.batch}"
                if m.throughput.batched_per_s else ""))
         lines.append(f"  {config.label} ({', '.join(config.targets)}): {figures}")
     return lines
+
+
+# The phases whose CFS throttling matters for the latency figures.
+TIMED_PHASES = ("measure", "throughput", "scenario")
+
+
+def describe_limits(emulation: Emulation) -> str:
+    """'cpu 1, memory 256.0 MiB; 2 thread(s); cgroup v1': the limits a container target ran under."""
+    parts = []
+    if emulation.cpu is not None:
+        parts.append(f"cpu {emulation.cpu:g}")
+    if emulation.memory_bytes is not None:
+        parts.append(f"memory {format_size(emulation.memory_bytes)}")
+    if emulation.cpuset:
+        parts.append(f"cpuset {emulation.cpuset}")
+    return f"{', '.join(parts) or 'no limits'}; {emulation.threads} thread(s); {emulation.method}"
+
+
+def throttle_totals(emulation: Emulation) -> tuple[int, int, float]:
+    """(CFS periods, periods throttled, seconds throttled) over the timed phases."""
+    timed = [emulation.throttling[p] for p in TIMED_PHASES if p in emulation.throttling]
+    return (sum(t.periods for t in timed), sum(t.throttled_periods for t in timed),
+            sum(t.throttled_s for t in timed))

@@ -7,7 +7,9 @@ includes every CI log: a pipe is 80 columns wide unless ``COLUMNS`` says otherwi
 Rules: a check is one line (metric, value with its band, budget, margin, source, verdict), its
 columns aligned per target; when that does not fit the width the gaps shrink, then the margin column
 goes (the value and budget say it), then the alignment; a number is never cut or wrapped inside. Long
-prose (reasons, notes, paths) wraps at word boundaries. The target's notes are counted, not printed:
+prose (reasons, notes, paths) wraps at word boundaries. A container target prints the limits applied,
+its CFS throttling and the thread advice (what a failing pod's CI log must say); a FAIL or
+INCONCLUSIVE whose checks give no reason prints its first notes. The other notes are counted, not printed:
 the Markdown, HTML and JSON reports, and the wide layout, carry their full text, and the costliest
 ops.
 """
@@ -27,13 +29,26 @@ from mlfit.report.common import (
     change_text,
     configuration_lines,
     describe_input,
+    describe_limits,
     format_value,
     interval_text,
     model_name,
+    throttle_totals,
 )
 from mlfit.report.load import load_lines
 from mlfit.report.styles import PROVENANCE_SHORT, STATUS_STYLE, VERDICT_STYLE
-from mlfit.result import ChangeStatus, Check, Comparison, Provenance, Report, RunResult, TargetReport, Verdict
+from mlfit.report.suggestions import text_lines as suggestion_lines
+from mlfit.result import (
+    ChangeStatus,
+    Check,
+    Comparison,
+    Emulation,
+    Provenance,
+    Report,
+    RunResult,
+    TargetReport,
+    Verdict,
+)
 
 WIDE_FROM = 120
 _NUMBER = re.compile(r"^([-+]?[0-9][0-9.,]*)\s*(.*)$")
@@ -184,7 +199,22 @@ def target_lines(report: TargetReport, width: int) -> list[RenderableType]:
             grouped.setdefault(_reason(check), []).append(check.metric)
     for reason, metrics in grouped.items():
         out += _prose(f"• {', '.join(metrics)}: {reason}" if reason else f"• {', '.join(metrics)}", width, indent=2)
+    if report.verdict is not Verdict.PASS and not grouped:  # a verdict a CI log must explain, whatever decided it
+        for note in report.notes[:2]:
+            out += _prose(f"• {note}", width, indent=2)
+    if report.emulation is not None:  # what a pod's log needs: the limits applied, throttling, thread advice
+        out += _prose(f"container: {container_text(report.emulation)}", width, indent=2)
+        if report.emulation.threads_compared is not None and report.emulation.threads_compared.recommendation:
+            out += _prose(report.emulation.threads_compared.recommendation, width, indent=2)
     return out
+
+
+def container_text(emulation: Emulation) -> str:
+    """'cpu 1, memory 256.0 MiB; 2 thread(s); cgroup v1; throttled 3 of 20 periods (15%, 12.0 ms)'."""
+    periods, throttled, seconds = throttle_totals(emulation)
+    throttling = (f"; throttled {throttled} of {periods} CFS periods while timed ({throttled / periods:.0%}, "
+                  f"{format_duration(seconds)})" if periods else "; no CFS throttling counters")
+    return describe_limits(emulation) + throttling
 
 
 LEGEND = "source: host/target = measured here/there, projected [low–high], static = file"
@@ -204,6 +234,7 @@ def render_compact(report: Report, width: int) -> RenderableType:
         parts.extend(measurement_lines(result, width))  # its first line names the model
         for target in result.targets:
             parts.extend(target_lines(target, width))
+            parts.extend(Text(line) for line in suggestion_lines(target, width))  # check --suggest
             if target.notes:
                 notes.append(f"{target.target} {len(target.notes)}" if len(report.results) == 1
                              else f"{name}/{target.target} {len(target.notes)}")

@@ -20,6 +20,7 @@ from mlfit.report.common import (
     model_name,
     value_text,
 )
+from mlfit.report.suggestions import markdown_lines as suggestion_lines
 from mlfit.result import Comparison, Report, RunResult, Verdict
 
 # ASCII punctuation that Markdown (CommonMark + GitHub's extensions) can read as markup: every
@@ -134,10 +135,23 @@ def _result_details(result: RunResult) -> list[str]:
             _table(["target", "check", "budget", "value", "margin", "source", "verdict", "reason"], rows)
         )
         lines.append("")
-    notes = sorted({n for t in result.targets for n in t.notes})
-    lines.extend(f"- {cell(n)}" for n in notes)
-    if notes:
-        lines.append("")
+    for target in result.targets:  # check --suggest
+        lines.extend(suggestion_lines(target))
+    return lines + _notes_by_target(result)
+
+
+def _notes_by_target(result: RunResult) -> list[str]:
+    """Each target's notes under its name (one unlabelled list mixed the targets' notes, issue 23); a
+    note every target carries is said once, first."""
+    targets = result.targets
+    shared = [n for n in targets[0].notes if all(n in t.notes for t in targets[1:])] if len(targets) > 1 else []
+    lines: list[str] = []
+    if shared:
+        lines.extend(["**Notes for every target**", "", *(f"- {cell(n)}" for n in shared), ""])
+    for target in targets:
+        own = [n for n in target.notes if n not in shared]
+        if own:
+            lines.extend([f"**Notes for {code(target.target)}**", "", *(f"- {cell(n)}" for n in own), ""])
     return lines
 
 

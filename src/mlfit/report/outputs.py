@@ -28,6 +28,7 @@ def refuse_overwriting_inputs(outputs: Sequence[tuple[OutputFormat, str]],
     """A report is never written over an input: the model file, anything inside a SavedModel
     folder, a --baseline, --data or profile file (the same file by path, symlink or hard link).
     ConfigError (exit 2) before anything is measured."""
+    from mlfit.formats.registry import folder_format
     from mlfit.safeio import inside
 
     for _, out in outputs:
@@ -43,8 +44,7 @@ def refuse_overwriting_inputs(outputs: Sequence[tuple[OutputFormat, str]],
                 continue
             source_real = source.resolve()
             if source_real.is_dir():
-                model_folder = (source_real / "saved_model.pb").exists() or (source_real / "saved_model.pbtxt").exists()
-                if model_folder and inside(real, source_real):
+                if folder_format(source_real) is not None and inside(real, source_real):
                     raise ConfigError(f"output '{out}' is inside the model folder '{given}'; refused before measuring "
                                       "(a report must never change the model)", "write the report outside the folder")
                 continue

@@ -13,19 +13,23 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlfit import __version__
+from mlfit._version import __version__
 from mlfit.catalog.loader import Target
 from mlfit.catalog.schema import MIN_SAMPLES, Percentile, Runtime
 from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
 from mlfit.formats import ModelFormat
+from mlfit.formats.registry import get
 from mlfit.inputspec import InputSpec
 from mlfit.modelref import ModelRef, identify, sha256_of, size_of
 from mlfit.options import STOPPED_KINDS, EventFn, MeasureOptions
 from mlfit.records import Calibration
 from mlfit.result import Check, ConfigurationRun, ErrorInfo, ModelInfo, RunResult, TensorInfo
 from mlfit.run.configs import Configuration, plan_configurations
+
+if TYPE_CHECKING:
+    from mlfit.model.facts import ModelFacts
 
 
 def _now() -> str:
@@ -60,15 +64,18 @@ def error_result(model: str | Path | ModelRef, exc: MlfitError, created: str | N
 
 
 def model_info(ref: ModelRef, inputs: list[TensorInfo] | None = None, used: list[TensorInfo] | None = None,
-               outputs: list[TensorInfo] | None = None) -> ModelInfo:
-    return ModelInfo(path=str(ref.path), sha256=sha256_of(ref.path), format=ref.format.value,
-                     runtime=ref.runtime.value, size_bytes=size_of(ref.path), inputs=inputs or [],
-                     inputs_used=used or [], outputs=outputs or [])
+               outputs: list[TensorInfo] | None = None, facts: ModelFacts | None = None) -> ModelInfo:
+    """The result's model block; hash and size from the run's facts (read once in the gate) when given."""
+    known = facts is not None and facts.ref.path == ref.path
+    digest = facts.sha256 if facts is not None and known else sha256_of(ref.path)
+    size = facts.size_bytes if facts is not None and known else size_of(ref.path)
+    return ModelInfo(path=str(ref.path), sha256=digest, format=ref.format.value, runtime=ref.runtime.value,
+                     size_bytes=size, inputs=inputs or [], inputs_used=used or [], outputs=outputs or [])
 
 
 def static_facts(ref: ModelRef, inputs: InputSpec | None = None,
                  shapes: dict[str, list[int]] | None = None) -> dict[str, Any] | None:
-    """File facts read without running anything (ONNX today), with the input spec's dims applied
+    """File facts read without running anything (ONNX and TFLite), with the input spec's dims applied
     (``shapes``: the concrete input shapes the run resolved, batch included)."""
     if ref.format is ModelFormat.ONNX:
         from mlfit.analysis.graph import analyze_onnx
@@ -76,7 +83,20 @@ def static_facts(ref: ModelRef, inputs: InputSpec | None = None,
         spec = inputs or InputSpec()
         return analyze_onnx(ref.path, dims=spec.dims, shapes={**(shapes or {}), **spec.shapes},
                             values=spec.values)
+    if ref.format is ModelFormat.TFLITE:  # the same structure from the flatbuffer: the same device model
+        from mlfit.analysis.tflite import analyze_tflite
+
+        return analyze_tflite(ref.path)
     return None
+
+
+def _no_structure_note(ref: ModelRef) -> str:
+    """Said where a model's graph is not read statically: its projection cannot use the device model."""
+    converts = ", ".join(sorted({c.value for c in get(ref.format).converters}))
+    how = f"; --convert (to {converts}) measures its conversion, whose structure is read" if converts else ""
+    return (f"no static structure: mlfit does not read a {ref.format.value} model's graph without running it, so "
+            f"CPU projections scale this host's whole-model time (a wide band) instead of the device model"
+            f"{how}")
 
 
 # ---------------------------------------------------------------- entry points
@@ -112,7 +132,7 @@ def run_model(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, optio
     from mlfit.safety.snapshot import private_copy
 
     try:
-        with private_copy(ref.path, ref.format) as copy:
+        with private_copy(ref.path, get(ref.format).copy_policy) as copy:
             _same_format(ref, copy)
             result = _run_private(dataclasses.replace(ref, path=copy), targets, inputs, options, on_event,
                                   on_target)
@@ -123,8 +143,9 @@ def run_model(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, optio
 
 def _same_format(ref: ModelRef, copy: Path) -> None:
     """Refuse a model whose content changed kind between identification and the private copy
-    (an ONNX file needs no second look: no runtime of another kind would load what it became)."""
-    if ref.format is ModelFormat.ONNX:
+    (where the format says a second look is needed: no runtime of another kind would load what
+    an ONNX file became)."""
+    if not get(ref.format).recheck_after_copy:
         return
     from mlfit.formats import sniff
 
@@ -154,7 +175,7 @@ def _named_as(result: RunResult, ref: ModelRef, copy: Path) -> RunResult:
 
 def _run_private(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
                  on_event: EventFn | None, on_target: bool) -> RunResult:
-    from mlfit.safety import check_model
+    from mlfit.formats.registry import check_model
 
     try:
         check_model(ref.path, ref.format, options.trust_model, options.signature)
@@ -226,7 +247,8 @@ class Gate:
     fits: tuple[Check | None, ...]
     memory_limit: int
     limit_source: str
-    inputs: InputSpec  # the user's, with the batch and the ranges read from the model (mlfit.signature)
+    inputs: InputSpec  # the user's, with the batch and the ranges read from the model (mlfit.plan.inputs)
+    facts: ModelFacts | None = None  # the model as read once (hash, size, declared inputs)
     batch_free: bool | None = None  # the model's leading dims are free (None: the file does not say)
     too_large: bool = False  # past the static-analysis bounds: no analysis, no per-node profile
 
@@ -235,20 +257,23 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
           created: str) -> Gate | RunResult:
     """Parent-side refusals and static verdicts, before any worker is spawned: a result when the
     run ends here (refused, or decided statically), else what the later stages need."""
-    from mlfit import precheck
+    from mlfit.checks.fit import fit_check, refuse_if_too_big, static_target_report
+    from mlfit.measure.host import default_memory_limit
+    from mlfit.model.facts import model_facts
 
-    try:
-        model_bytes, safety_notes = precheck.validate_model(ref, options.custom_op_libraries)
+    try:  # the model read once: the format's refusals, its static size, declared inputs, hash
+        facts = model_facts(ref, options.custom_op_libraries, options.signature)
     except ModelError as exc:
         return error_result(ref, exc, created, kind="load")
+    model_bytes, safety_notes = facts.static_bytes, list(facts.notes)
     try:  # inputs before any worker: batch from the targets, integer ranges from the graph, refusals
-        from mlfit.signature import plan_inputs
+        from mlfit.plan.inputs import plan_inputs
 
-        planned = plan_inputs(ref.path, ref.format, targets, inputs, options.batch_size, options.signature)
+        planned = plan_inputs(facts.declared, targets, inputs, options.batch_size)
     except ConfigError as exc:
         return error_result(ref, exc, created, kind="input")
     inputs, safety_notes = planned.spec, [*safety_notes, *planned.notes]
-    from mlfit.analysis.graph import StaticTooLarge
+    from mlfit.formats.onnx.proto import StaticTooLarge
 
     too_large = False
     try:
@@ -259,21 +284,23 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
                         "too (its runtime trace grows with the node count: 300 000 nodes took 9 GB)"]
     except ModelError as exc:
         return error_result(ref, exc, created, kind="load")
-    fits = tuple(precheck.fit_check(t, model_bytes, ref.format.value) for t in targets)
+    if static is None and not too_large:
+        safety_notes = [*safety_notes, _no_structure_note(ref)]
+    fits = tuple(fit_check(t, model_bytes, ref.format.value) for t in targets)
     if targets and all(fits):
         # The parameters alone exceed every target's memory: the verdict is static, nothing is loaded.
-        reports = [precheck.static_target_report(t, c) for t, c in zip(targets, fits, strict=True) if c]
-        return RunResult(mlfit_version=__version__, created=created, model=model_info(ref), analysis=static,
-                         targets=reports)
+        reports = [static_target_report(t, c) for t, c in zip(targets, fits, strict=True) if c]
+        return RunResult(mlfit_version=__version__, created=created, model=model_info(ref, facts=facts),
+                         analysis=static, targets=reports)
     try:
-        precheck.refuse_if_too_big(model_bytes, options.memory_limit)
+        refuse_if_too_big(model_bytes, options.memory_limit)
     except ModelError as exc:
         return error_result(ref, exc, created, kind="memory")
     memory_limit, limit_source = options.memory_limit, "--memory-limit"
     if memory_limit is None:
-        memory_limit = precheck.default_memory_limit()
+        memory_limit = default_memory_limit()
         limit_source = "the default, 90% of this host's free memory"
-    return Gate(model_bytes=model_bytes, notes=(*ref.notes, *safety_notes), static=static, fits=fits,
+    return Gate(model_bytes=model_bytes, notes=(*ref.notes, *safety_notes), static=static, fits=fits, facts=facts,
                 memory_limit=memory_limit, limit_source=limit_source, inputs=inputs,
                 batch_free=planned.batch_free, too_large=too_large)
 
@@ -433,10 +460,10 @@ def _evaluate(ref: ModelRef, targets: Sequence[Target], gate: Gate, measured: Me
     """Every target's report from its own configuration's measurement: measured on the target,
     or projected from this host (run.evaluate). Targets whose configuration was not measured
     (an earlier run failed) get no report; the result carries that error."""
-    from mlfit import precheck
+    from mlfit.checks.fit import add_fit_check
 
     primary = measured.runs[0].response
-    model = model_info(ref, primary.inputs, primary.inputs_used, primary.outputs)
+    model = model_info(ref, primary.inputs, primary.inputs_used, primary.outputs, gate.facts)
     by_name: dict[str, Any] = {}
     calibration: Calibration | None = None
     for run in measured.runs:
@@ -452,12 +479,12 @@ def _evaluate(ref: ModelRef, targets: Sequence[Target], gate: Gate, measured: Me
 
             reports, used = evaluate_targets(ref, own, model, run.response.measurement, gate.static,
                                              primary.node_profile, measured.host, run.request, measured.timeouts,
-                                             on_event, options.memory_limit)
+                                             on_event, options.memory_limit, options.truth)
             calibration = calibration or used
         for report in reports:
             by_name[report.target] = report.model_copy(update={"configuration": run.config.label})
     judged = [(t, fit) for t, fit in zip(targets, gate.fits, strict=True) if t.name in by_name]
-    reports = [precheck.add_fit_check(by_name[t.name], fit) for t, fit in judged]
+    reports = [add_fit_check(by_name[t.name], fit) for t, fit in judged]
     if gate.notes:
         reports = [r.model_copy(update={"notes": [*gate.notes, *r.notes]}) for r in reports]
     return reports, calibration
@@ -471,7 +498,7 @@ def _assemble(ref: ModelRef, gate: Gate, measured: Measured, reports: list[Any],
     """One immutable result: the primary configuration's measurement as ``measurement``, every
     configuration in ``configurations`` (the others with their own measurement)."""
     primary = measured.runs[0].response
-    model = model_info(ref, primary.inputs, primary.inputs_used, primary.outputs)
+    model = model_info(ref, primary.inputs, primary.inputs_used, primary.outputs, gate.facts)
     configurations = [
         ConfigurationRun(label=run.config.label, runtime=run.config.runtime.value, threads=run.config.threads,
                          batch=run.config.batch, targets=list(run.config.targets),

@@ -8,6 +8,7 @@ import importlib.metadata
 from collections.abc import Sequence
 from typing import Any
 
+from mlfit.analysis import deviceadapt
 from mlfit.analysis.project import Projection, project
 from mlfit.catalog.loader import Target, is_gpu_target
 from mlfit.checks.engine import evaluate
@@ -88,6 +89,17 @@ def _measured_projection(target: Target, m: Measurement, host: HostInfo) -> Proj
     )
 
 
+def device_fits(truth: str | None) -> dict[str, Any]:
+    """The adapted device fits saved beside the truth store (``--truth``, $MLFIT_TRUTH or the user's
+    cache folder); read once per model, used by the projections to their hardware."""
+    from pathlib import Path
+
+    from mlfit.truth.fit import active_fits
+    from mlfit.truth.store import store_path
+
+    return dict(active_fits(store_path(Path(truth) if truth else None)))
+
+
 def evaluate_targets(
     ref: Any,
     targets: Sequence[Target],
@@ -100,8 +112,11 @@ def evaluate_targets(
     timeouts: Any,
     on_event: EventFn | None,
     memory_limit: int | None,
+    truth: str | None = None,
 ) -> tuple[list[TargetReport], Calibration | None]:
-    """Every target's report, and the host calibration used (None when none was needed or possible)."""
+    """Every target's report, and the host calibration used (None when none was needed or possible).
+    ``truth``: the truth store (``--truth``; default $MLFIT_TRUTH or the user's cache): its adapted
+    device fits are used for projections to their hardware."""
     calibration: Calibration | None = None
     calibration_note = ""
     if measurement is not None and any(not is_gpu_target(t) for t in targets):
@@ -113,6 +128,7 @@ def evaluate_targets(
         except MlfitError as exc:
             calibration_note = f"no projection: {exc.one_line()}"
     gpu_measurements: dict[str, Measurement | None] = {}
+    fits: dict[str, Any] | None = None
     reports: list[TargetReport] = []
     for target in targets:
         projection: Projection | None = None
@@ -128,7 +144,10 @@ def evaluate_targets(
                     reports.append(evaluate(target, model, gpu_m, static, projection, node_profile))
                     continue
                 notes.append("the GPU measurement failed here; projected instead")
-            projection = project(target, measurement, node_profile, static, calibration, host)
+            if fits is None:
+                fits = device_fits(truth) if calibration is not None else {}
+            with deviceadapt.using(fits):
+                projection = project(target, measurement, node_profile, static, calibration, host)
             if projection is None and calibration_note:
                 notes.append(calibration_note)
         report = evaluate(target, model, measurement, static, projection, node_profile)

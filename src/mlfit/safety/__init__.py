@@ -8,10 +8,11 @@ loaded only inside the worker process, never here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mlfit.errors import ModelError
-from mlfit.formats import ModelFormat
 
 # Globals that are reason enough on their own to distrust a pickle.
 _DANGEROUS_MODULES = (
@@ -90,13 +91,14 @@ def check_pickle(path: Path) -> None:
     )
 
 
-def check_keras(path: Path, fmt: ModelFormat, trusted: bool = False) -> None:
-    """Refuse what a Keras config would run; ``trusted`` (--trust-model) still refuses reads
-    outside the archive: trust covers the model's code, never a local file it names."""
-    from mlfit.safety.keras_scan import OUTSIDE_READ, KerasConfigError, h5_config, keras_zip_config, walk_config
+def check_keras(path: Path, load_config: Callable[[], Any], trusted: bool = False) -> None:
+    """Refuse what a Keras config (read by ``load_config``: the .keras zip's or the .h5's) would
+    run; ``trusted`` (--trust-model) still refuses reads outside the archive: trust covers the
+    model's code, never a local file it names."""
+    from mlfit.safety.keras_scan import OUTSIDE_READ, KerasConfigError, walk_config
 
     try:
-        config = keras_zip_config(path) if fmt is ModelFormat.KERAS else h5_config(path)
+        config = load_config()
     except KerasConfigError as exc:
         if trusted:  # a trusted file Keras can read in its own way
             return
@@ -154,28 +156,6 @@ def check_tflite(path: Path) -> None:
             f"{_listing(scan.refused)}; {scan.problems[0]}{more}",
             f"convert with builtin ops (or Select TF ops that only compute); {_TRUST_HINT}",
         )
-
-
-def check_model(path: Path, fmt: ModelFormat, trust_model: bool, signature: str = "serving_default") -> None:
-    """Refuse a model that would run code on load, unless the user trusts it.
-
-    skops files are checked in the worker with skops's own type list (``--trust-type``),
-    which ``--trust-model`` never replaces.
-    """
-    if fmt is ModelFormat.SKOPS:
-        check_skops_bounds(path)  # bounds hold even for a trusted model: the parent reads nothing unbounded
-    if trust_model:
-        if fmt in (ModelFormat.KERAS, ModelFormat.H5):
-            check_keras(path, fmt, trusted=True)  # files outside the archive stay out even when trusted
-        return
-    if fmt is ModelFormat.PICKLE:
-        check_pickle(path)
-    elif fmt in (ModelFormat.KERAS, ModelFormat.H5):
-        check_keras(path, fmt)
-    elif fmt is ModelFormat.SAVEDMODEL:
-        check_savedmodel(path, signature)
-    elif fmt is ModelFormat.TFLITE:
-        check_tflite(path)
 
 
 def check_skops_bounds(path: Path) -> None:

@@ -30,16 +30,32 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlfit import safeio
 from mlfit.errors import ModelError
-from mlfit.formats import ModelFormat
 
 LINK_THRESHOLD = 64 * 2**20
 MAX_ENTRIES = 100_000
 _CHUNK = 1 << 20
+
+
+def _no_tensor_data(rel: str) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class CopyPolicy:
+    """A format's rule for its private copy (each format states its own, mlfit.formats): which
+    files of a folder are pure tensor data (linked when large; everything else, graph included,
+    is copied byte for byte), and whether an ONNX file's external data comes along."""
+
+    tensor_data: Callable[[str], bool] = field(default=_no_tensor_data)
+    onnx_external: bool = False
+
+
 # Where an ONNX model names external data (a StringStringEntryProto with key "location").
 _ONNX_LOCATION_KEY = b"\x0a\x08location"
 
@@ -75,13 +91,7 @@ def _link_or_copy(src: Path, dst: Path, within: Path | None = None) -> None:
         _copy_file(src, dst, within=within)
 
 
-def _pure_tensor_data(rel: str) -> bool:
-    """A SavedModel variable shard: tensor values only, read by the graph's restore ops."""
-    parts = Path(rel).parts
-    return len(parts) == 2 and parts[0] == "variables" and parts[1].startswith("variables.data-")
-
-
-def _copy_tree(src: Path, dst: Path) -> None:
+def _copy_tree(src: Path, dst: Path, tensor_data: Callable[[str], bool]) -> None:
     """Every regular file of the folder (:func:`mlfit.safeio.tree_files`: no FIFO, device or
     socket, links kept inside, bounded counts), at the same relative places."""
     root = src.resolve()
@@ -89,7 +99,7 @@ def _copy_tree(src: Path, dst: Path) -> None:
     for rel, real, size in safeio.tree_files(src):
         target = dst / rel
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if _pure_tensor_data(rel) and size > LINK_THRESHOLD:
+        if tensor_data(rel) and size > LINK_THRESHOLD:
             _link_or_copy(real, target, root)
         else:
             _copy_file(real, target, within=root)
@@ -146,10 +156,10 @@ def _copy_onnx_external(original: Path, copy: Path) -> None:
             _copy_file(real, target, within=folder.resolve())
 
 
-def _make(path: Path, fmt: ModelFormat, target: Path) -> None:
+def _make(path: Path, policy: CopyPolicy, target: Path) -> None:
     if path.is_dir():
-        _copy_tree(path, target)
-    elif fmt is ModelFormat.ONNX:
+        _copy_tree(path, target, policy.tensor_data)
+    elif policy.onnx_external:
         # The .onnx file holds the graph: always copied, however large (never linked: a
         # rewrite in place would reach the worker). Only its external data may be linked.
         if _copy_file(path, target, find=_ONNX_LOCATION_KEY):
@@ -159,7 +169,7 @@ def _make(path: Path, fmt: ModelFormat, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def private_copy(path: Path, fmt: ModelFormat) -> Iterator[Path]:
+def private_copy(path: Path, policy: CopyPolicy) -> Iterator[Path]:
     """Yield the path of a private copy of ``path`` (a model file or folder); removed afterwards."""
     from mlfit.scratch import run_folder
 
@@ -167,7 +177,7 @@ def private_copy(path: Path, fmt: ModelFormat) -> Iterator[Path]:
     with run_folder("mlfit-model-") as scratch:
         target = scratch / (path.name or "model")
         try:
-            _make(path, fmt, target)
+            _make(path, policy, target)
         except OSError as exc:
             raise ModelError(
                 f"{path}: cannot make the private copy the checks and the worker use in {scratch.parent} "

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlfit.formats._wire.flatbuffers import FlatBuffer
 from mlfit.safety.tf_ops import ALLOWED_OPS, PRINT_STREAMS
 
 ALLOWED_CUSTOM_OPS = frozenset({"TFLite_Detection_PostProcess", "Mfcc", "AudioSpectrogram"})
@@ -41,71 +42,6 @@ class TFLiteScan:
     flex_ops: dict[str, int] = field(default_factory=dict)  # TF op run through Flex -> uses
     problems: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # op names, first-seen order
-
-
-class _Buffer:
-    def __init__(self, data: Any) -> None:
-        self.data = data
-        self.size = len(data)
-
-    def _need(self, pos: int, length: int) -> None:
-        if pos < 0 or length < 0 or pos + length > self.size:
-            raise TFLiteScanError("an offset points outside the file")
-
-    def u8(self, pos: int) -> int:
-        self._need(pos, 1)
-        return int(self.data[pos])
-
-    def u16(self, pos: int) -> int:
-        self._need(pos, 2)
-        return int(struct.unpack_from("<H", self.data, pos)[0])
-
-    def u32(self, pos: int) -> int:
-        self._need(pos, 4)
-        return int(struct.unpack_from("<I", self.data, pos)[0])
-
-    def i32(self, pos: int) -> int:
-        self._need(pos, 4)
-        return int(struct.unpack_from("<i", self.data, pos)[0])
-
-    def u64(self, pos: int) -> int:
-        self._need(pos, 8)
-        return int(struct.unpack_from("<Q", self.data, pos)[0])
-
-    def field(self, table: int, index: int) -> int | None:
-        """Position of field ``index`` of the table at ``table``, or None when absent."""
-        vtable = table - self.i32(table)
-        vsize = self.u16(vtable)
-        slot = 4 + 2 * index
-        if slot + 2 > vsize:
-            return None
-        offset = self.u16(vtable + slot)
-        return table + offset if offset else None
-
-    def deref(self, pos: int) -> int:
-        return pos + self.u32(pos)
-
-    def vector(self, table: int, index: int) -> tuple[int, int]:
-        """(start of elements, length) of a vector field; (0, 0) when absent."""
-        pos = self.field(table, index)
-        if pos is None:
-            return 0, 0
-        vec = self.deref(pos)
-        length = self.u32(vec)
-        return vec + 4, length
-
-    def bytes_field(self, table: int, index: int) -> bytes | None:
-        start, length = self.vector(table, index)
-        if not start:
-            return None
-        self._need(start, length)
-        return bytes(self.data[start : start + length])
-
-    def tables(self, table: int, index: int, limit: int) -> list[int]:
-        start, length = self.vector(table, index)
-        if length > limit:
-            raise TFLiteScanError(f"more than {limit} entries in one list")
-        return [self.deref(start + 4 * i) for i in range(length)]
 
 
 def _flex_vector(blob: bytes) -> list[bytes]:
@@ -178,7 +114,7 @@ def _judge_flex(code: str, options: bytes | None, scan: TFLiteScan) -> None:
 
 
 def scan_tflite_bytes(data: Any) -> TFLiteScan:
-    buf = _Buffer(data)
+    buf = FlatBuffer(data, TFLiteScanError)
     scan = TFLiteScan()
     root = buf.deref(0)
     codes: list[tuple[int, str | None]] = []
@@ -207,7 +143,7 @@ def scan_tflite_bytes(data: Any) -> TFLiteScan:
                 large_at, large_size = buf.field(operator, 9), buf.field(operator, 10)
                 if options is None and large_at and large_size:
                     start, size = buf.u64(large_at), buf.u64(large_size)
-                    buf._need(start, size)
+                    buf.need(start, size)
                     options = bytes(data[start : start + size])
                 _judge_flex(custom, options, scan)
                 continue

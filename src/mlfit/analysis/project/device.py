@@ -35,12 +35,20 @@ def fitted_cpu_factor(
     hw = target.hardware
     precision = model_precision(static)
     config = dm.Config(dm.Device.from_hardware(hw), m.runtime, precision, threads, target.profile.batch_size)
-    pred = dm.predict(dm.Structure.from_static(static), config, params)
+    structure = dm.Structure.from_static(static)
+    adapted_notes, adapted = _adapted(structure, config, params)
+    if adapted is not None:
+        params, config = adapted[0], adapted[1]
+        pred = adapted[3]
+    else:
+        pred = dm.predict(structure, config, params)
     details["device_model"] = {
         "seconds": pred.value, "lower": pred.lower, "upper": pred.upper, "columns": config.columns(),
         "unfitted": list(pred.unfitted), "precision": precision, "threads": threads,
         "widenings_log": {k: round(v, 4) for k, v in pred.widenings.items()},
     }
+    if adapted is not None:
+        details["device_model"]["adapted"] = adapted[2]
     unseen = any(name.startswith("no truth-table row for device") for name in pred.widenings)
     if unseen and hw.cpu.sustained_fp32:
         # A device the fit never saw, whose hardware file carries its own measured sustained fp32
@@ -50,6 +58,7 @@ def fitted_cpu_factor(
         return None
     sources = {name: (math.exp(-h), math.exp(h)) for name, h in pred.widenings.items()}
     notes = [
+        *adapted_notes,
         f"fitted device model: {pred.value * 1e3:.3g} ms per inference on {hw.name} ({m.runtime}, {precision}, "
         f"{threads} thread(s)) from this model's op classes (dense/depthwise FLOPs, streamed bytes, kernels) and "
         f"constants fitted on published measurements of real devices (benchmarks/device_truth.yaml); the "
@@ -64,7 +73,44 @@ def fitted_cpu_factor(
             f"instruction-set difference does not widen the band"
         )
     method = (
-        f"device model fitted on published device measurements ({', '.join(config.columns())}), "
+        ("device model adapted to rows measured on this device, " if adapted is not None else "")
+        + f"device model fitted on published device measurements ({', '.join(config.columns())}), "
         f"{threads} thread(s) on {hw.name}; host percentiles scaled to it"
     )
     return Band(pred.value / host, pred.lower / host, pred.upper / host), method, notes, sources
+
+
+def device_model_nodes(target: Target, m: Measurement, static: dict[str, Any] | None,
+                       threads: int) -> list[tuple[str, str, float]]:
+    """Each static node's part of the device model's figure (name, op, seconds); empty without a fit."""
+    from mlfit.analysis import devicemodel as dm
+
+    params = dm.fitted()
+    if params is None or not static or not static.get("nodes"):
+        return []
+    hw = target.hardware
+    config = dm.Config(dm.Device.from_hardware(hw), m.runtime, model_precision(static), threads,
+                       target.profile.batch_size)
+    return dm.node_seconds(static, config, params)
+
+
+def _adapted(structure: Any, config: Any, params: Any) -> tuple[list[str], tuple[Any, Any, dict[str, Any], Any] | None]:
+    """The device's own adapted fit (``mlfit truth fit``), when the check was given one for this
+    hardware and its figures are the hardware file's: the notes, and (params, config, details)."""
+    from mlfit.analysis import deviceadapt as da
+    from mlfit.analysis import devicemodel as dm
+
+    fit = da.active(config.device.id)
+    if fit is None:
+        return [], None
+    if not da.same_device(fit.device, config.device):
+        return [f"an adapted device fit exists for {config.device.id}, but its hardware figures differ from the "
+                f"hardware file's now (edited since the fit): not used; run `mlfit truth fit --hardware "
+                f"{config.device.id}` again"], None
+    before = dm.predict(structure, config, params).value
+    adapted_config = da.on_device(config)
+    pred = da.predict(structure, config, fit.params, fit.device_terms, fit.rows)
+    details = {"rows": fit.rows, "summary": fit.summary, "seconds_unadapted": before,
+               "terms": da.terms_to_dict(fit.device_terms)}
+    notes = [fit.summary] + ([fit.stale] if fit.stale else [])
+    return notes, (fit.params, adapted_config, details, pred)

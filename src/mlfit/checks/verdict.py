@@ -1,13 +1,10 @@
-"""Three-way verdicts from confidence bounds. The order-statistic bounds themselves live in
-:mod:`mlfit.measure.bounds` (beside the statistics); re-exported here for existing callers.
+"""The verdict rule: three-way verdicts from confidence bounds (the order-statistic bounds
+themselves are computed beside the statistics, in :mod:`mlfit.measure.bounds`).
 """
 
 from __future__ import annotations
 
-from mlfit.measure.bounds import CONFIDENCE, order_statistic_ranks, percentile_bounds
 from mlfit.result import Verdict
-
-__all__ = ["CONFIDENCE", "order_statistic_ranks", "percentile_bounds", "three_way"]
 
 
 def three_way(

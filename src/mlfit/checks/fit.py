@@ -1,4 +1,4 @@
-"""Decisions taken from static sizes before a worker is spawned.
+"""Fit checks decided from static sizes before a worker is spawned.
 
 A model whose parameters alone exceed a target's memory does not fit there, whatever a
 measurement would say; a model larger than this host's free memory would swap or be
@@ -8,75 +8,14 @@ decided here (Provenance.STATIC) and the model is not loaded when nothing is gai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from mlfit.catalog.units import format_size, parse_size
-from mlfit.errors import ConfigError, ModelError
+from mlfit.catalog.units import format_size
+from mlfit.errors import ModelError
 from mlfit.result import Check, Provenance, TargetReport, Verdict, worst
 
 if TYPE_CHECKING:
     from mlfit.catalog.loader import Target
-    from mlfit.modelref import ModelRef
-
-# Without --memory-limit the worker is still stopped before it can exhaust the host:
-# at this share of the memory available when the measurement starts.
-DEFAULT_HOST_SHARE = 0.9
-
-
-def parse_memory_limit(text: str | None, targets: Sequence[Target]) -> int | None:
-    """``--memory-limit``: a size ('2 GiB') or 'target' (the smallest target's available RAM)."""
-    if text is None:
-        return None
-    if text.strip().lower() == "target":
-        if not targets:
-            raise ConfigError("--memory-limit target: no --target to take the memory from",
-                              "give a size such as --memory-limit 2GiB")
-        return int(min(t.hardware.memory.available for t in targets))
-    try:
-        return int(parse_size(text))
-    except ValueError as exc:
-        raise ConfigError(f"--memory-limit '{text}': {exc}", "for example --memory-limit 2GiB or "
-                          "--memory-limit target") from None
-
-
-def host_available_memory() -> int:
-    """Memory this process could still get: the host's, capped by a cgroup (container) limit."""
-    from pathlib import Path
-
-    import psutil
-
-    from mlfit.measure.host import cgroup_memory_limit
-
-    available = int(psutil.virtual_memory().available)
-    limit = cgroup_memory_limit()
-    if limit is not None:
-        try:
-            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
-        except (OSError, ValueError):
-            used = 0
-        available = min(available, max(0, limit - used))
-    return available
-
-
-def default_memory_limit() -> int:
-    """The worker's ceiling when none is given: most of what the host has free right now."""
-    return int(host_available_memory() * DEFAULT_HOST_SHARE)
-
-
-def validate_model(ref: ModelRef, custom_op_libraries: Sequence[str]) -> tuple[int, list[str]]:
-    """Parent-side ONNX refusals before any runtime reads the file (code-running formats are
-    refused by :func:`mlfit.safety.check_model`); returns the model's static size (parameter
-    bytes for ONNX, size on disk otherwise) and notes for the report."""
-    from mlfit.formats import ModelFormat
-    from mlfit.modelref import size_of
-
-    if ref.format is ModelFormat.ONNX:
-        from mlfit.onnxsafety import validate_onnx
-
-        safety = validate_onnx(ref.path, custom_op_libraries)
-        return max(safety.tensor_bytes, 0), safety.notes
-    return size_of(ref.path), []
 
 
 def fit_check(target: Target, model_bytes: int, fmt: str = "onnx") -> Check | None:
@@ -110,6 +49,8 @@ def add_fit_check(report: TargetReport, check: Check | None) -> TargetReport:
 
 def refuse_if_too_big(model_bytes: int, memory_limit: int | None) -> None:
     """Raise ModelError when loading the model would exceed this host's free memory or the limit."""
+    from mlfit.measure.host import host_available_memory
+
     free = host_available_memory()
     if model_bytes > free:
         raise ModelError(f"the model's parameters need {format_size(model_bytes)}, more than this host's "

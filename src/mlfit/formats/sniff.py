@@ -6,136 +6,16 @@ from __future__ import annotations
 
 import os
 import zipfile
-from enum import Enum
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO
 
-from mlfit.catalog.schema import Runtime
 from mlfit.errors import ModelError
+from mlfit.formats._wire.protobuf import FileBytes
+from mlfit.formats.kinds import ModelFormat
+from mlfit.formats.onnx.sniff import onnx_problem
+from mlfit.formats.registry import by_suffix, folder_format
 
-
-class ModelFormat(str, Enum):
-    ONNX = "onnx"
-    SAVEDMODEL = "savedmodel"
-    KERAS = "keras"
-    H5 = "h5"
-    TFLITE = "tflite"
-    SKOPS = "skops"
-    PICKLE = "pickle"  # .pkl, .joblib, and joblib files compressed with zlib/gzip/bz2/xz/lzma/lz4
-
-    @property
-    def runtime(self) -> Runtime:
-        return {
-            ModelFormat.ONNX: Runtime.ONNXRUNTIME,
-            ModelFormat.SAVEDMODEL: Runtime.TENSORFLOW,
-            ModelFormat.KERAS: Runtime.TENSORFLOW,
-            ModelFormat.H5: Runtime.TENSORFLOW,
-            ModelFormat.TFLITE: Runtime.TFLITE,
-            ModelFormat.SKOPS: Runtime.SKLEARN,
-            ModelFormat.PICKLE: Runtime.SKLEARN,
-        }[self]
-
-
-_SUFFIXES = {
-    ".onnx": ModelFormat.ONNX, ".keras": ModelFormat.KERAS, ".h5": ModelFormat.H5, ".hdf5": ModelFormat.H5,
-    ".tflite": ModelFormat.TFLITE, ".skops": ModelFormat.SKOPS, ".pkl": ModelFormat.PICKLE,
-    ".pickle": ModelFormat.PICKLE, ".joblib": ModelFormat.PICKLE,
-}  # fmt: skip
-# What --convert can do (mlfit.convert), here so that checks can suggest it without importing it:
-# source runtime -> destination runtime -> (converter module to probe, tool name).
-CONVERTERS: dict[Runtime, dict[Runtime, tuple[str, str]]] = {
-    Runtime.SKLEARN: {Runtime.ONNXRUNTIME: ("skl2onnx", "skl2onnx")},
-    Runtime.TENSORFLOW: {
-        Runtime.ONNXRUNTIME: ("tf2onnx", "tf2onnx"),
-        Runtime.TFLITE: ("tensorflow", "the TFLite converter"),
-    },
-}
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-# Top-level fields of onnx.ModelProto and their protobuf wire types.
-_ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2}
-
-
-class ByteSource(Protocol):
-    """Indexable bytes: ``bytes``, an mmap, or a window over a file (:class:`FileBytes`)."""
-
-    def __len__(self) -> int: ...
-
-    def __getitem__(self, index: int, /) -> int: ...
-
-
-class FileBytes:
-    """A file read as bytes on demand, 64 KiB at a time: protobuf field headers are walked
-    and payloads skipped without reading (or mapping) the whole file."""
-
-    def __init__(self, fh: IO[bytes], size: int) -> None:
-        self.fh, self.size = fh, size
-        self.start, self.buffer = 0, b""
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __getitem__(self, index: int, /) -> int:
-        offset = index - self.start
-        if not 0 <= offset < len(self.buffer):
-            if not 0 <= index < self.size:
-                raise IndexError(index)
-            self.fh.seek(index)
-            self.start, self.buffer = index, self.fh.read(1 << 16)
-            if not self.buffer:
-                raise IndexError(index)
-            offset = 0
-        return self.buffer[offset]
-
-
-def read_varint(data: ByteSource, pos: int) -> tuple[int, int]:
-    """A protobuf varint at ``pos``: (value, next position); ValueError when truncated or malformed."""
-    result = shift = 0
-    while True:
-        if pos >= len(data):
-            raise ValueError("truncated varint")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("malformed varint")
-
-
-# A ModelProto has a dozen top-level fields (plus metadata and functions); a file of millions
-# is not a model, and walking it would only cost time.
-MAX_TOP_LEVEL_FIELDS = 100_000
-
-
-def onnx_problem(data: ByteSource) -> str | None:
-    """None when ``data`` parses as an ONNX ModelProto's top-level fields, else why not."""
-    pos = 0
-    seen_graph = False
-    count = 0
-    while pos < len(data):
-        count += 1
-        if count > MAX_TOP_LEVEL_FIELDS:
-            return f"more than {MAX_TOP_LEVEL_FIELDS} top-level fields"
-        try:
-            key, pos = read_varint(data, pos)
-        except ValueError:
-            return "truncated field header"
-        number, wire = key >> 3, key & 7
-        if _ONNX_FIELDS.get(number) != wire:
-            return f"unexpected protobuf field {number} (wire type {wire}) at byte {pos}"
-        try:
-            if wire == 0:
-                _, pos = read_varint(data, pos)
-            else:
-                length, pos = read_varint(data, pos)
-                if pos + length > len(data):
-                    return f"truncated: field {number} needs {length} bytes, {len(data) - pos} remain"
-                pos += length
-        except ValueError as exc:
-            return str(exc)
-        seen_graph = seen_graph or number == 7
-    return None if seen_graph else "no graph in the file"
 
 
 def _zip_kind(archive: zipfile.ZipFile) -> ModelFormat | None:
@@ -193,11 +73,14 @@ def _pickle_format(path: Path, head: bytes, claimed: ModelFormat | None) -> Mode
 def _sniff_folder(path: Path) -> ModelFormat:
     from mlfit import safeio
 
-    if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+    found = folder_format(path)
+    if found is not None:
         # Every file of the folder is a regular file inside it (no FIFO, device, or link out),
         # so nothing that reads the folder later (the scan, hashing, the copy) can hang or leak.
-        safeio.tree_files(path, ModelError, "SavedModel folder")
-        return ModelFormat.SAVEDMODEL
+        for name, real, size in safeio.tree_files(path, ModelError, "SavedModel folder"):
+            if size <= 1024:  # a checkout without its LFS objects: name it, not "cannot parse"
+                safeio.refuse_lfs_pointer(real, f"{name} of the model folder")
+        return found
     raise ModelError(f"{path}: not a valid model directory (no saved_model.pb)",
                      "give a SavedModel directory or a model file")
 
@@ -213,13 +96,15 @@ def sniff(path: Path) -> ModelFormat:
         return _sniff_folder(path)
     from mlfit import safeio
 
-    claimed = _SUFFIXES.get(path.suffix.lower())
+    claimed = by_suffix(path.suffix)
     what = claimed.value if claimed else "model"
     with safeio.open_regular(path, "model file") as fh:
         size = os.fstat(fh.fileno()).st_size
         head = fh.read(64)
         if size == 0 or not head:
             raise ModelError(f"{path}: not a valid {what} file (it is empty)", "re-export the model")
+        if head.startswith(safeio.LFS_POINTER_HEAD):  # before any parser calls it a broken model
+            safeio.refuse_lfs_pointer(path, "the model file")
         found: dict[str, tuple[ModelFormat | None, str]] = {}  # label -> (format, evidence)
         hdf5_at = _hdf5_offset(fh, size)
         if hdf5_at is not None:
@@ -264,7 +149,7 @@ def sniff(path: Path) -> ModelFormat:
 
 def suffix_mismatch(path: Path, found: ModelFormat) -> str | None:
     """A note when the suffix claims another format than the content."""
-    claimed = _SUFFIXES.get(path.suffix.lower())
+    claimed = by_suffix(path.suffix)
     if claimed is None or claimed is found or path.is_dir():
         return None
     return (f"{path.name}: the suffix says {claimed.value} but the content is {found.value}; "
