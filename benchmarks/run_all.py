@@ -24,6 +24,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+import bench_beyond_table
 import bench_containers
 import bench_devices
 import bench_load_verdicts
@@ -49,7 +50,7 @@ ITEMS: dict[int, tuple[str, RunFn | None]] = {
     6: ("Start-up", bench_startup.run),
     7: (PROJECTION_TITLE, None),
     8: ("Peers", bench_peers.run),
-    9: (bench_devices.TITLE, bench_devices.run),
+    9: (bench_devices.TITLE, bench_beyond_table.with_devices),  # published devices, then beyond the table
     11: ("Container limits", bench_containers.run),
     12: ("Verdicts under load", bench_load_verdicts.run),
     13: (bench_soak.TITLE, bench_soak.run),

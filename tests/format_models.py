@@ -144,6 +144,26 @@ def _build_keras2_slots(folder: Path, out: dict[str, str]) -> None:
     slot.original_variable_node_id, slot.slot_variable_node_id, slot.slot_name = ids["w"], ids["m"], "m"
     (target / "saved_model.pb").write_bytes(proto.SerializeToString())
     out.update(keras2_slots_savedmodel=str(target))
+def _build_pair(folder: Path, out: dict[str, str]) -> None:
+    """One small Keras CNN exported to ONNX (tf2onnx) and to TFLite: one network, two formats,
+    which must get the same projection method and agree (issue 21 item 3)."""
+    import keras
+    import tensorflow as tf
+    import tf2onnx
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((64, 64, 3), batch_size=1, name="image")
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(inp)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = keras.layers.Conv2D(32, 1, activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    net = keras.Model(inp, keras.layers.Dense(10)(x), name="pair")
+    spec = [tf.TensorSpec((1, 64, 64, 3), tf.float32, name="image")]
+    tf2onnx.convert.from_keras(net, input_signature=spec, opset=17, output_path=str(folder / "pair.onnx"))
+    (folder / "pair.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(net).convert())
+    out.update(pair_onnx=str(folder / "pair.onnx"), pair_tflite=str(folder / "pair.tflite"))
 
 
 def _build_inputs(folder: Path, out: dict[str, str]) -> None:
@@ -226,6 +246,7 @@ def main(folder: Path) -> None:
     _build_keras(folder, out)
     _build_inputs(folder, out)
     _build_keras2_slots(folder, out)
+    _build_pair(folder, out)
     (folder / "index.json").write_text(json.dumps(out))
 
 

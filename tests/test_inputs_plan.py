@@ -76,7 +76,8 @@ def onehot_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_embedding_range_is_read_from_the_table_and_batch_from_the_target(byte_embedding: Path) -> None:
-    plan = plan_inputs(byte_embedding, ModelFormat.ONNX, [resolve_target("gpu-server")], parse_input_flags())
+    declared = declared_inputs(byte_embedding, ModelFormat.ONNX)
+    plan = plan_inputs(declared, [resolve_target("gpu-server")], parse_input_flags())
     assert plan.spec.batch == 8 and "gpu-server" in plan.spec.batch_source
     assert plan.spec.derived_ranges == {"bytes": (0, 258)}
     assert "258-row table 'byte_table'" in plan.spec.range_sources["bytes"]
@@ -84,7 +85,7 @@ def test_embedding_range_is_read_from_the_table_and_batch_from_the_target(byte_e
     assert any("batch dim of bytes set to 8" in n for n in plan.notes)
     assert any("[0, 258)" in n for n in plan.notes)
     # The user's --range and --dim win over what the model says.
-    plan = plan_inputs(byte_embedding, ModelFormat.ONNX, [resolve_target("edge")],
+    plan = plan_inputs(declared_inputs(byte_embedding, ModelFormat.ONNX), [resolve_target("edge")],
                        parse_input_flags(ranges=["bytes=0:10"], dims=["batch=2"]))
     assert plan.spec.derived_ranges == {} and plan.shapes == {"bytes": [2, 64]}
     assert not any("batch dim" in n for n in plan.notes)
@@ -114,11 +115,11 @@ def test_an_index_through_a_where_still_reaches_its_table(tmp_path: Path) -> Non
 
 def test_scalar_rate_stops_the_run_with_a_ready_flag(voice: Path) -> None:
     with pytest.raises(ConfigError) as info:
-        plan_inputs(voice, ModelFormat.ONNX, [resolve_target("edge")], parse_input_flags())
+        plan_inputs(declared_inputs(voice, ModelFormat.ONNX), [resolve_target("edge")], parse_input_flags())
     text = info.value.one_line()
     assert "sample_rate int64[] (a scalar)" in text and "--value sample_rate=N" in text
     assert "audio" not in text.split("(")[0]  # a float input is not refused
-    plan = plan_inputs(voice, ModelFormat.ONNX, [], parse_input_flags(values=["sample_rate=16000"]))
+    plan = plan_inputs(declared_inputs(voice, ModelFormat.ONNX), [], parse_input_flags(values=["sample_rate=16000"]))
     assert plan.shapes == {"audio": [1, 1600], "sample_rate": []}
     assert plan.spec.batch_source.startswith("no target")
 

@@ -135,6 +135,10 @@ def test_an_edited_result_file_is_refused_and_named(lab: dict[str, Any], fit_res
     assert fitted.code == ExitCode.USAGE and "5 refused" in fitted.stderr, fitted.output
     assert "was edited since it was added" in fitted.stderr
     assert_no_traceback(fitted)
+    ids = [r["id"] for r in json.loads(run_mlfit("truth", "list", "--json", "--truth", store).stdout)["rows"]]
+    removed = run_mlfit("truth", "remove", *(i[:8] for i in ids), "--truth", store)  # unique prefixes do
+    assert removed.code == 0 and "removed 5 rows" in removed.stdout, removed.output
+    assert json.loads(store.read_text())["rows"] == []
 
 
 def _rows_from(path: Path, hardware: Path) -> tuple[list[tuple[dm.Structure, dm.Config, float]], list[str]]:
@@ -189,7 +193,7 @@ def test_adapting_without_a_device_row_changes_nothing_elsewhere() -> None:
 # ------------------------------------------------------------------------------------ bad input
 
 
-def test_a_truncated_store_is_one_line_exit_2(tmp_path: Path) -> None:
+def test_a_truncated_store_is_one_line_exit_2(tiny_model: Path, tmp_path: Path) -> None:
     store = _store(tmp_path)
     store.write_text('{"schema_version": 1, "rows": [{"id": "abc", "added"')
     for args in (("truth", "list"), ("truth", "fit"), ("truth", "remove", "abc")):
@@ -197,6 +201,13 @@ def test_a_truncated_store_is_one_line_exit_2(tmp_path: Path) -> None:
         assert run.code == ExitCode.USAGE, run.output
         assert_no_traceback(run)
         assert "truth store is not valid JSON" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    fits = tmp_path / "truth.fit.json"  # a check reading it refuses it before measuring anything
+    store.write_text(json.dumps({"schema_version": 1, "rows": []}))
+    fits.write_text('{"schema_version": 1, "fits": {"x": ')
+    run = run_mlfit("check", tiny_model, "--target", "edge", "--truth", store, *FAST)
+    assert run.code == ExitCode.USAGE and "device fit file is not valid JSON" in run.stderr, run.output
+    assert "restore" in run.stderr and "measuring" not in run.output
+    assert_no_traceback(run)
 
 
 def test_a_store_from_a_newer_mlfit_or_malformed_is_refused(tmp_path: Path) -> None:

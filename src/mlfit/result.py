@@ -22,7 +22,13 @@ Result file format history (``RESULT_SCHEMA_VERSION``):
       ``targets[].projection`` (with typed ``details``) follow the models in :mod:`mlfit.records`.
       Older files still read: a timeline found in ``extra`` moves to its field, the dicts
       validate into the models (calibration and projection-details keys since retired are dropped).
-  5 - ``measurement.cold_start.process_start_s``: process start until the runtime's import; a cold
+  5 - ``targets[].suggestions`` and ``targets[].suggest_search`` (``check --suggest``, records.Suggestion):
+      measured variants that would fit. Optional: older files read with none.
+  6 - ``model.source``: where a model came from when it was not a local path (an MLflow
+      ``models:/`` or ``runs:/`` URI, the registry it was resolved through, the version, run and
+      flavour; see :mod:`mlfit.integrations.mlflow`); ``model.path`` then names the URI. Optional:
+      older files read with no source.
+  7 - ``measurement.cold_start.process_start_s``: process start until the runtime's import; a cold
       start is judged as the whole (process start + import + load + first inference) unless a
       profile's ``cold_start_parts`` says which parts count. Older files still read (no process start).
 Readers refuse newer versions (see :func:`load_result`).
@@ -38,9 +44,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
-from mlfit.records import Calibration, MemoryTimeline, NodeProfile, ProjectionSummary
+from mlfit.records import Calibration, MemoryTimeline, NodeProfile, ProjectionSummary, Suggestion, SuggestSearch
 
-RESULT_SCHEMA_VERSION = 5
+RESULT_SCHEMA_VERSION = 7
 
 
 class _Frozen(BaseModel):
@@ -84,6 +90,23 @@ class TensorInfo(_Frozen):
     fill: InputFill | None = Field(None, description="inputs_used only: the values fed")
 
 
+class ModelSource(_Frozen):
+    """Where a model came from when it was not a local path (schema 6): an MLflow registry version
+    or run, resolved through MLflow's own client and downloaded for this run only."""
+
+    kind: str = Field("mlflow", description="The system the model came from")
+    uri: str = Field(description="As given: models:/NAME/VERSION, models:/NAME@ALIAS or runs:/RUN_ID/PATH")
+    registry: str = Field(description="The MLflow registry (models:/) or tracking (runs:/) URI it was "
+                          "resolved through, credentials removed")
+    name: str | None = Field(None, description="Registered model name")
+    version: str | None = Field(None, description="Registered model version (an alias resolved to it first)")
+    alias: str | None = None
+    run_id: str | None = Field(None, description="The run that logged the model, when known")
+    flavour: str | None = Field(None, description="The MLmodel flavour measured (onnx, keras, tensorflow, "
+                                "sklearn); None for a plain model file")
+    file: str = Field("", description="What was measured, relative to the downloaded artifact")
+
+
 class ModelInfo(_Frozen):
     path: str
     sha256: str
@@ -94,6 +117,8 @@ class ModelInfo(_Frozen):
     inputs_used: list[TensorInfo] = Field(default_factory=list, description="Concrete shapes measured")
     outputs: list[TensorInfo] = Field(default_factory=list)
     artefact: str | None = Field(None, description="What was measured when it differs from path (conversion)")
+    source: ModelSource | None = Field(None, description="Where the model came from when not a local path "
+                                       "(schema 6)")
 
 
 class HostInfo(_Frozen):
@@ -140,13 +165,13 @@ class ColdStart(_Frozen):
     """What a fresh process pays before its first answer, part by part (a pod's cold start)."""
 
     process_start_s: float | None = Field(None, description="Process start until the runtime's import begins: "
-                                          "the interpreter and the imports before it (schema 5; None before)")
+                                          "the interpreter and the imports before it (schema 7; None before)")
     import_s: float
     load_s: float
     first_inference_s: float
 
     def parts(self) -> dict[str, float]:
-        """Each part, in the order a process pays them: process_start (absent before schema 5), import, load,
+        """Each part, in the order a process pays them: process_start (absent before schema 7), import, load,
         first_inference (the names of a profile's ``cold_start_parts``)."""
         start = {} if self.process_start_s is None else {"process_start": self.process_start_s}
         return {**start, "import": self.import_s, "load": self.load_s, "first_inference": self.first_inference_s}
@@ -353,6 +378,8 @@ class TargetReport(_Frozen):
     emulation: Emulation | None = Field(None, description="Container limits the figures were measured under")
     configuration: str | None = Field(None, description="The deployment configuration (runtime, threads, "
                                       "batch) whose measurement judged this target; see RunResult.configurations")
+    suggestions: list[Suggestion] = Field(default_factory=list, description="check --suggest: variants tried")
+    suggest_search: SuggestSearch | None = None
 
 
 class PartialTimings(_Frozen):

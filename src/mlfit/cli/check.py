@@ -92,6 +92,21 @@ SharedPath = Annotated[bool, typer.Option(
     "--shared-path", rich_help_panel=_SCALE,
     help="With --cluster: workers read the model files at the same paths (shared filesystem) instead of "
          "receiving their bytes.")]
+_SUGGEST = "Suggest"
+Suggest_ = Annotated[str | None, typer.Option(
+    "--suggest", rich_help_panel=_SUGGEST, show_default=False,
+    help="Measure variants that would fit (threads, batch, int8, fp16, TFLite build) for each target that FAILs "
+         "or is INCONCLUSIVE; --suggest=all for every target. Verdicts and the exit code stay the original's.")]
+SuggestTime = Annotated[float, typer.Option(
+    "--suggest-time", min=1.0, max=86_400.0, rich_help_panel=_SUGGEST,
+    help="Time budget of the --suggest search in seconds; variants are tried cheapest first.")]
+MinAgreement = Annotated[float, typer.Option(
+    "--min-agreement", min=0.0, max=1.0, rich_help_panel=_SUGGEST,
+    help="A variant is recommended only when its outputs agree this well with the original's: top-1 agreement "
+         "for classifier outputs, else cosine similarity.")]
+WriteVariants = Annotated[Path | None, typer.Option(
+    "--write-variants", rich_help_panel=_SUGGEST,
+    help="With --suggest: save the passing variants' files (and each one's recipe) in this folder.")]
 TlsCa = Annotated[Path | None, typer.Option(
     "--tls-ca-file", rich_help_panel=_SCALE, help="With --cluster tls://...: the CA certificate (PEM) that signs "
     "every cluster member (mutual TLS, docs/scale.md).")]
@@ -105,6 +120,9 @@ Learn = Annotated[bool, typer.Option(
     "workers to the truth store (`mlfit truth fit` then learns from them).")]
 TlsKey = Annotated[Path | None, typer.Option(
     "--tls-key", rich_help_panel=_SCALE, help="With --cluster tls://...: this client's private key (PEM).")]
+MlflowLog = Annotated[bool, typer.Option(
+    "--mlflow-log", rich_help_panel="Output", help="Log each model's verdict (tags on the model version, or on the "
+    "run of a runs:/ URI), key figures (metrics) and reports (artifacts) to MLflow; docs/integrations.md.")]
 
 
 def _cluster_spec(address: str | None, ca_file: Path | None, cert: Path | None, key: Path | None) -> Any:
@@ -172,7 +190,35 @@ def _error_line(text: str, prefix: str = "mlfit: error: ") -> None:
     sys.stderr.write(prefix + printable(text) + "\n")
 
 
-def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bool) -> Any:
+def suggest_options(mode: str | None, seconds: float, min_agreement: float, write_variants: Path | None,
+                    many: bool) -> Any:
+    """--suggest[=all], --suggest-time, --min-agreement and --write-variants, checked before measuring."""
+    from mlfit.errors import ConfigError
+
+    if mode is None:
+        if write_variants is not None:
+            raise ConfigError("--write-variants only applies with --suggest", "add --suggest")
+        return None
+    if mode not in ("failing", "all"):
+        raise ConfigError(f"--suggest={mode}: expected --suggest (targets that do not pass) or --suggest=all")
+    if many:
+        raise ConfigError("--suggest checks one model at a time, on this host",
+                          "run `mlfit check MODEL --suggest` for each model (without --cluster)")
+    if write_variants is not None and write_variants.exists() and not write_variants.is_dir():
+        raise ConfigError(f"--write-variants {write_variants}: not a folder", "give a folder (it is created)")
+    from mlfit.advise import SuggestOptions
+
+    return SuggestOptions(every_target=mode == "all", time_s=seconds, min_agreement=min_agreement,
+                          write_variants=write_variants)
+
+
+def bare_suggest(argv: list[str]) -> list[str]:
+    """A bare ``--suggest`` is ``--suggest=failing`` (the value is optional; click's options take
+    one or none only through this)."""
+    return ["--suggest=failing" if arg == "--suggest" else arg for arg in argv]
+
+
+def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bool, suggest: Any = None) -> Any:
     """Identify and measure one model; a model that cannot be loaded becomes a result with an error,
     so the report still names it."""
     from mlfit.api import error_result, identify, run_model
@@ -189,7 +235,12 @@ def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bo
 
     try:
         with Progress(escape(printable(Path(model).name)), quiet) as progress:
-            return run_model(ref, targets, spec, options, progress)
+            result = run_model(ref, targets, spec, options, progress)
+            if suggest is not None:
+                from mlfit.advise import suggest as suggest_variants
+
+                result = suggest_variants(ref, targets, spec, options, result, suggest, progress)
+            return result
     except KeyboardInterrupt:  # outside the worker (copying, analysing): still a report, marked incomplete
         return interrupted_result(model)
 
@@ -245,16 +296,26 @@ def _render_report(report: Any, outputs: list[Any], comparison: Any = None) -> N
 
 
 def _finish(report: Any, outputs: list[Any], strict: bool, base_report: Any = None, baseline: Any = None,
-            compare_opts: Any = None) -> None:
-    """Compare with --baseline (when given and something was measured), render, and exit with the
-    report's code: the same for one model and many."""
+            compare_opts: Any = None, mlflow_log: bool = False) -> None:
+    """Compare with --baseline (when given and something was measured), render, log to MLflow
+    (--mlflow-log), and exit with the report's code: the same for one model and many."""
     comparison = None
     if base_report is not None and any(r.error is None for r in report.results):
         from mlfit.cli.compare import baseline_comparison
 
         comparison = baseline_comparison(base_report, report, baseline, compare_opts)
     _render_report(report, outputs, comparison)
-    raise typer.Exit(_with_regression(exit_code_for(report, strict), comparison))
+    code = _with_regression(exit_code_for(report, strict), comparison)
+    if mlflow_log:  # after the reports are written: a failed upload loses no measurement, but exits 2
+        from mlfit.errors import MlfitError
+        from mlfit.integrations.mlflow import log_result
+
+        try:
+            log_result(report, strict=strict)
+        except MlfitError as exc:
+            _error_line(exc.one_line())
+            code = max(code, int(exc.exit_code))
+    raise typer.Exit(code)
 
 
 def _learn(report: Any, truth: Path | None) -> None:
@@ -277,8 +338,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def check(
         models: Annotated[list[Path], typer.Argument(
-            help="Model files, SavedModel directories, or folders of models (every recognised model file in "
-                 "them).", show_default=False, metavar="MODEL...")],
+            help="Model files, SavedModel directories, folders of models (every recognised model file in "
+                 "them), or MLflow URIs: models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/PATH.",
+            show_default=False, metavar="MODEL...")],
         target: Annotated[list[str], typer.Option("--target", "-t", help="Built-in target name, profile YAML "
                                                   "path, Kubernetes manifest or Compose file (measured under its "
                                                   "container limits), or 'all' (repeatable). See `mlfit targets`.",
@@ -297,6 +359,8 @@ def register(app: typer.Typer) -> None:
         budget: Budget = None, container: Container_ = None,
         tls_ca_file: TlsCa = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
         truth: TruthStore = None, learn: Learn = False,
+        suggest: Suggest_ = None, suggest_time: SuggestTime = 60.0, min_agreement: MinAgreement = 0.99,
+        write_variants: WriteVariants = None, mlflow_log: MlflowLog = False,
     ) -> None:
         """Measure each MODEL once and check it against every budget of each --target.
 
@@ -313,6 +377,10 @@ def register(app: typer.Typer) -> None:
         from mlfit.measure.loadplan import parse_batch_sizes, plan_load
         from mlfit.report.outputs import parse_outputs
 
+        if mlflow_log:  # refused before measuring, not after
+            from mlfit.integrations.mlflow import ensure_available
+
+            ensure_available("--mlflow-log")
         targets = resolve_targets(target, container=container, budgets=budget or ())
         spec = input_spec(dim, shape, value, range_, data, seed)
         outputs = parse_outputs(output, json_path, _inputs(models, spec, target, baseline, custom_op_library,
@@ -323,6 +391,14 @@ def register(app: typer.Typer) -> None:
 
             raise ConfigError("--learn adds results measured on targets by cluster workers",
                               "add --cluster SCHEDULER, or add results measured by hand with `mlfit truth add`")
+        import os
+
+        if truth is not None or learn or os.environ.get("MLFIT_TRUTH"):
+            from mlfit.truth.fit import active_fits  # a store or fit file that cannot be read: refused now,
+            from mlfit.truth.store import read_store, store_path  # not after measuring
+
+            read_store(store_path(truth))
+            active_fits(store_path(truth))
         base_report = compare_opts = None
         if baseline is not None:  # read and vet it before measuring, not after
             from mlfit.cli.compare import check_host, compare_options
@@ -342,16 +418,24 @@ def register(app: typer.Typer) -> None:
                                  truth=str(truth) if truth is not None else None)
         plan_load(targets, options.scenario, options.qps, options.find_max_qps, options.batch_sizes,
                   options.callers)  # refuse bad load flags before measuring anything
-        if cluster or shared_path or len(models) > 1 or any(m.is_dir() and folder_format(m) is None for m in models):
-            report = check_many(models, targets, spec, options, None if quiet else _progress_line,
-                                cluster=cluster_spec, shared_path=shared_path)
-        else:
-            from mlfit.api import single_report
+        from mlfit.integrations.mlflow import local_models
 
-            report = single_report(_measure(models[0], targets, spec, options, quiet))
+        with local_models(models) as local:  # MLflow URIs downloaded for the run (docs/integrations.md)
+            models = local.paths
+            many = bool(cluster or shared_path or len(models) > 1
+                        or any(m.is_dir() and folder_format(m) is None for m in models))
+            advice = suggest_options(suggest, suggest_time, min_agreement, write_variants, many)
+            if many:
+                report = check_many(models, targets, spec, options, None if quiet else _progress_line,
+                                    cluster=cluster_spec, shared_path=shared_path)
+            else:
+                from mlfit.api import single_report
+
+                report = single_report(_measure(models[0], targets, spec, options, quiet, advice))
+            report = local.annotate(report)
         if learn:
             _learn(report, truth)
-        _finish(report, outputs, strict, base_report, baseline, compare_opts)
+        _finish(report, outputs, strict, base_report, baseline, compare_opts, mlflow_log)
 
     @app.command()
     def profile(

@@ -13,7 +13,7 @@ from mlfit.formats.base import TFLITE_CONVERTERS, BaseFormat, Declared, free_lea
 from mlfit.formats.kinds import ModelFormat
 from mlfit.result import TensorInfo
 
-_TFLITE_DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool",
+TFLITE_DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool",
                   7: "int16", 9: "int8", 10: "float64", 12: "uint64", 15: "uint32", 16: "uint16"}
 
 
@@ -36,7 +36,7 @@ def declared_inputs(path: Path) -> Declared | None:
                 return None
             tensor = tensors[index]
             name = flat.string(tensor, 3)
-            dtype = _TFLITE_DTYPES.get(flat.byte(tensor, 1))
+            dtype = TFLITE_DTYPES.get(flat.byte(tensor, 1))
             if dtype is None:
                 return None
             signature = flat.ints(tensor, 7) or flat.ints(tensor, 0)

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlfit.errors import ConfigError
-from mlfit.formats.kinds import ModelFormat
-from mlfit.formats.registry import declared_inputs
+from mlfit.formats.base import Declared
 from mlfit.inputspec import InputSpec, batch_filled, batch_free, refuse_unranged_integers, resolve_shapes
 from mlfit.result import TensorInfo
 
@@ -59,14 +58,14 @@ class InputPlan:
     batch_free: bool | None = None
 
 
-def plan_inputs(path: Path, fmt: ModelFormat, targets: Sequence[Target], spec: InputSpec,
-                batch: int | None = None, signature: str = "serving_default") -> InputPlan:
-    """Fill the batch, read integer ranges from the model, and refuse (ConfigError, exit 2) what
-    cannot be measured, before any worker starts, for every format whose file states its inputs."""
+def plan_inputs(declared: Declared | None, targets: Sequence[Target], spec: InputSpec,
+                batch: int | None = None) -> InputPlan:
+    """Fill the batch, take integer ranges from what the model declares (``declared``: its
+    format's reader, read once in the run's facts), and refuse (ConfigError, exit 2) what cannot be
+    measured, before any worker starts, for every format whose file states its inputs."""
     if spec.batch is None:
         size, why = choose_batch(targets, batch)
         spec = spec.model_copy(update={"batch": size, "batch_source": why})
-    declared = declared_inputs(path, fmt, signature)
     if declared is None:
         return InputPlan(spec, [], None)
     derived = {k: v for k, v in declared.ranges.items() if k not in spec.ranges and k not in spec.values}

@@ -33,10 +33,12 @@ from mlfit.report.common import (
     describe_limits,
     format_value,
     interval_text,
+    model_name,
     throttle_totals,
 )
 from mlfit.report.load import load_lines
 from mlfit.report.styles import PROVENANCE_SHORT, STATUS_STYLE, VERDICT_STYLE
+from mlfit.report.suggestions import text_lines as suggestion_lines
 from mlfit.result import (
     ChangeStatus,
     Check,
@@ -103,7 +105,7 @@ def measurement_lines(result: RunResult, width: int) -> list[RenderableType]:
         return []
     lat, mem, cold, tp = m.latency, m.memory, m.cold_start, m.throughput
     host = result.host
-    name = result.model.path.rsplit("/", 1)[-1]
+    name = model_name(result)
     head = f"{name} measured on this host" + (f" ({host.cpu_model})" if host and host.cpu_model else "") + ": "
     lines = pack([f"{m.runtime} {m.runtime_version}", f"{m.threads} thread(s)", m.execution_provider], width,
                  first=head)
@@ -223,7 +225,7 @@ def render_compact(report: Report, width: int) -> RenderableType:
     parts: list[RenderableType] = []
     notes: list[str] = []
     for result in report.results:
-        name = result.model.path.rsplit("/", 1)[-1]
+        name = model_name(result)
         if result.error is not None:
             err = result.error
             parts += _prose(f"{result.model.path}: ERROR ({err.kind} in {err.phase}): {err.message}", width,
@@ -232,6 +234,7 @@ def render_compact(report: Report, width: int) -> RenderableType:
         parts.extend(measurement_lines(result, width))  # its first line names the model
         for target in result.targets:
             parts.extend(target_lines(target, width))
+            parts.extend(Text(line) for line in suggestion_lines(target, width))  # check --suggest
             if target.notes:
                 notes.append(f"{target.target} {len(target.notes)}" if len(report.results) == 1
                              else f"{name}/{target.target} {len(target.notes)}")
@@ -246,7 +249,7 @@ def render_compact(report: Report, width: int) -> RenderableType:
     if len(report.results) > 1:
         verdict_style = VERDICT_STYLE
         for result in report.results:
-            name = result.model.path.rsplit("/", 1)[-1]
+            name = model_name(result)
             if result.error is not None:
                 parts.append(Text.assemble(f"{clean(name)}: ", ("ERROR", verdict_style[Verdict.ERROR]),
                                            f" ({result.error.kind})"))

@@ -28,7 +28,8 @@ def render_inspect(facts: dict[str, Any]) -> RenderableType:
     by_dtype = ", ".join(f"{k} {format_size(v)}" for k, v in facts.get("parameter_bytes", {}).items())
     lines = [
         f"{facts['path']}: {facts['format']}, {format_size(facts['size_bytes'])} on disk",
-        f"opset {facts.get('opset')} (IR {facts.get('ir_version')}), producer {facts.get('producer') or '-'}",
+        f"opset {facts.get('opset')} (IR {facts.get('ir_version')}), producer {facts.get('producer') or '-'}"
+        if facts.get("format") == "onnx" else f"subgraphs: {facts.get('subgraphs', 1)}",
         f"parameters: {params:,} ({by_dtype or 'none'})",
         f"dtypes: {', '.join(facts.get('dtypes', []))}",
     ]

@@ -9,9 +9,17 @@ from rich.table import Table
 from rich.text import Text
 
 from mlfit.catalog.units import format_rate, format_size
-from mlfit.report.common import cold_start_text, configuration_lines, describe_input, format_value, sanitized
+from mlfit.report.common import (
+    cold_start_text,
+    configuration_lines,
+    describe_input,
+    format_value,
+    model_name,
+    sanitized,
+)
 from mlfit.report.load import load_lines
 from mlfit.report.styles import PROVENANCE_SHORT, VERDICT_STYLE
+from mlfit.report.suggestions import text_lines as suggestion_lines
 from mlfit.result import Check, Provenance, Report, RunResult, TargetReport, Verdict
 
 
@@ -91,7 +99,7 @@ def summary_table(results: list[RunResult]) -> Table:
     for column in ("model", "target", "hardware", "verdict", "checks"):
         table.add_column(column, overflow="fold")
     for result in results:
-        name = Text(result.model.path.rsplit("/", 1)[-1])
+        name = Text(model_name(result))
         if result.error is not None:
             table.add_row(name, "-", "-", verdict_text(Verdict.ERROR), Text(result.error.kind))
         for report in result.targets:
@@ -158,6 +166,7 @@ def render_result(result: RunResult) -> RenderableType:
         parts.append(target_table(report))
         parts.extend(Text(f"  • {line}", style="dim" if i >= len(report.checks) else "") for i, line in
                      enumerate(reasons(report)))
+        parts.extend(Text(line) for line in suggestion_lines(report, 118))  # check --suggest
     if result.targets:
         parts.append(Text(LEGEND, style="dim"))
     return Group(*parts)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlfit._version import __version__
 from mlfit.catalog.loader import Target
@@ -27,6 +27,9 @@ from mlfit.options import STOPPED_KINDS, EventFn, MeasureOptions
 from mlfit.records import Calibration
 from mlfit.result import Check, ConfigurationRun, ErrorInfo, ModelInfo, RunResult, TensorInfo
 from mlfit.run.configs import Configuration, plan_configurations
+
+if TYPE_CHECKING:
+    from mlfit.model.facts import ModelFacts
 
 
 def _now() -> str:
@@ -61,15 +64,18 @@ def error_result(model: str | Path | ModelRef, exc: MlfitError, created: str | N
 
 
 def model_info(ref: ModelRef, inputs: list[TensorInfo] | None = None, used: list[TensorInfo] | None = None,
-               outputs: list[TensorInfo] | None = None) -> ModelInfo:
-    return ModelInfo(path=str(ref.path), sha256=sha256_of(ref.path), format=ref.format.value,
-                     runtime=ref.runtime.value, size_bytes=size_of(ref.path), inputs=inputs or [],
-                     inputs_used=used or [], outputs=outputs or [])
+               outputs: list[TensorInfo] | None = None, facts: ModelFacts | None = None) -> ModelInfo:
+    """The result's model block; hash and size from the run's facts (read once in the gate) when given."""
+    known = facts is not None and facts.ref.path == ref.path
+    digest = facts.sha256 if facts is not None and known else sha256_of(ref.path)
+    size = facts.size_bytes if facts is not None and known else size_of(ref.path)
+    return ModelInfo(path=str(ref.path), sha256=digest, format=ref.format.value, runtime=ref.runtime.value,
+                     size_bytes=size, inputs=inputs or [], inputs_used=used or [], outputs=outputs or [])
 
 
 def static_facts(ref: ModelRef, inputs: InputSpec | None = None,
                  shapes: dict[str, list[int]] | None = None) -> dict[str, Any] | None:
-    """File facts read without running anything (ONNX today), with the input spec's dims applied
+    """File facts read without running anything (ONNX and TFLite), with the input spec's dims applied
     (``shapes``: the concrete input shapes the run resolved, batch included)."""
     if ref.format is ModelFormat.ONNX:
         from mlfit.analysis.graph import analyze_onnx
@@ -77,7 +83,20 @@ def static_facts(ref: ModelRef, inputs: InputSpec | None = None,
         spec = inputs or InputSpec()
         return analyze_onnx(ref.path, dims=spec.dims, shapes={**(shapes or {}), **spec.shapes},
                             values=spec.values)
+    if ref.format is ModelFormat.TFLITE:  # the same structure from the flatbuffer: the same device model
+        from mlfit.analysis.tflite import analyze_tflite
+
+        return analyze_tflite(ref.path)
     return None
+
+
+def _no_structure_note(ref: ModelRef) -> str:
+    """Said where a model's graph is not read statically: its projection cannot use the device model."""
+    converts = ", ".join(sorted({c.value for c in get(ref.format).converters}))
+    how = f"; --convert (to {converts}) measures its conversion, whose structure is read" if converts else ""
+    return (f"no static structure: mlfit does not read a {ref.format.value} model's graph without running it, so "
+            f"CPU projections scale this host's whole-model time (a wide band) instead of the device model"
+            f"{how}")
 
 
 # ---------------------------------------------------------------- entry points
@@ -229,6 +248,7 @@ class Gate:
     memory_limit: int
     limit_source: str
     inputs: InputSpec  # the user's, with the batch and the ranges read from the model (mlfit.plan.inputs)
+    facts: ModelFacts | None = None  # the model as read once (hash, size, declared inputs)
     batch_free: bool | None = None  # the model's leading dims are free (None: the file does not say)
     too_large: bool = False  # past the static-analysis bounds: no analysis, no per-node profile
 
@@ -239,15 +259,17 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
     run ends here (refused, or decided statically), else what the later stages need."""
     from mlfit.checks.fit import fit_check, refuse_if_too_big, static_target_report
     from mlfit.measure.host import default_memory_limit
+    from mlfit.model.facts import model_facts
 
-    try:  # the format's refusals that read the whole file, and the bytes it needs before it runs
-        model_bytes, safety_notes = get(ref.format).static_size(ref.path, options.custom_op_libraries)
+    try:  # the model read once: the format's refusals, its static size, declared inputs, hash
+        facts = model_facts(ref, options.custom_op_libraries, options.signature)
     except ModelError as exc:
         return error_result(ref, exc, created, kind="load")
+    model_bytes, safety_notes = facts.static_bytes, list(facts.notes)
     try:  # inputs before any worker: batch from the targets, integer ranges from the graph, refusals
         from mlfit.plan.inputs import plan_inputs
 
-        planned = plan_inputs(ref.path, ref.format, targets, inputs, options.batch_size, options.signature)
+        planned = plan_inputs(facts.declared, targets, inputs, options.batch_size)
     except ConfigError as exc:
         return error_result(ref, exc, created, kind="input")
     inputs, safety_notes = planned.spec, [*safety_notes, *planned.notes]
@@ -262,12 +284,14 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
                         "too (its runtime trace grows with the node count: 300 000 nodes took 9 GB)"]
     except ModelError as exc:
         return error_result(ref, exc, created, kind="load")
+    if static is None and not too_large:
+        safety_notes = [*safety_notes, _no_structure_note(ref)]
     fits = tuple(fit_check(t, model_bytes, ref.format.value) for t in targets)
     if targets and all(fits):
         # The parameters alone exceed every target's memory: the verdict is static, nothing is loaded.
         reports = [static_target_report(t, c) for t, c in zip(targets, fits, strict=True) if c]
-        return RunResult(mlfit_version=__version__, created=created, model=model_info(ref), analysis=static,
-                         targets=reports)
+        return RunResult(mlfit_version=__version__, created=created, model=model_info(ref, facts=facts),
+                         analysis=static, targets=reports)
     try:
         refuse_if_too_big(model_bytes, options.memory_limit)
     except ModelError as exc:
@@ -276,7 +300,7 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
     if memory_limit is None:
         memory_limit = default_memory_limit()
         limit_source = "the default, 90% of this host's free memory"
-    return Gate(model_bytes=model_bytes, notes=(*ref.notes, *safety_notes), static=static, fits=fits,
+    return Gate(model_bytes=model_bytes, notes=(*ref.notes, *safety_notes), static=static, fits=fits, facts=facts,
                 memory_limit=memory_limit, limit_source=limit_source, inputs=inputs,
                 batch_free=planned.batch_free, too_large=too_large)
 
@@ -439,7 +463,7 @@ def _evaluate(ref: ModelRef, targets: Sequence[Target], gate: Gate, measured: Me
     from mlfit.checks.fit import add_fit_check
 
     primary = measured.runs[0].response
-    model = model_info(ref, primary.inputs, primary.inputs_used, primary.outputs)
+    model = model_info(ref, primary.inputs, primary.inputs_used, primary.outputs, gate.facts)
     by_name: dict[str, Any] = {}
     calibration: Calibration | None = None
     for run in measured.runs:
@@ -474,7 +498,7 @@ def _assemble(ref: ModelRef, gate: Gate, measured: Measured, reports: list[Any],
     """One immutable result: the primary configuration's measurement as ``measurement``, every
     configuration in ``configurations`` (the others with their own measurement)."""
     primary = measured.runs[0].response
-    model = model_info(ref, primary.inputs, primary.inputs_used, primary.outputs)
+    model = model_info(ref, primary.inputs, primary.inputs_used, primary.outputs, gate.facts)
     configurations = [
         ConfigurationRun(label=run.config.label, runtime=run.config.runtime.value, threads=run.config.threads,
                          batch=run.config.batch, targets=list(run.config.targets),

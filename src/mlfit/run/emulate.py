@@ -262,7 +262,7 @@ def with_emulated(ref: Any, targets: Sequence[Target], inputs: InputSpec, option
         result = hosted(ref, others, inputs, options, on_event, False,
                         replace(gate, fits=tuple(fits[t.name] for t in others)), created)
     else:
-        model = model_info(ref, first.inputs, first.inputs_used, first.outputs)
+        model = model_info(ref, first.inputs, first.inputs_used, first.outputs, gate.facts)
         from mlfit.measure.host import host_info
 
         fatal = stop or (first.error if all(r.response.error is not None and r.response.error.kind != "oom"
@@ -270,7 +270,8 @@ def with_emulated(ref: Any, targets: Sequence[Target], inputs: InputSpec, option
         result = RunResult(mlfit_version=__version__, created=created, model=model,
                            host=host_info({"mlfit": __version__}), measurement=first.measurement,
                            analysis=gate.static, error=fatal, complete=fatal is None)
-    model = result.model if result.model.inputs else model_info(ref, first.inputs, first.inputs_used, first.outputs)
+    model = result.model if result.model.inputs else model_info(ref, first.inputs, first.inputs_used, first.outputs,
+                                                                gate.facts)
     by_name = {r.target: r for r in result.targets}
     for run in runs:
         for report in evaluate_emulated(run, model, gate.static):

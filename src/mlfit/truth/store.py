@@ -55,7 +55,10 @@ def _read(path: Path, model: type[M], version: int, what: str) -> tuple[M, str]:
 
     raw = safeio.read_bounded(path, "report", what, ConfigError)
     hint = f"restore {path} from version control, or move it away to start a new one"
-    data = safeio.loads_bounded(raw, path, what, ConfigError, max_values=_MAX_VALUES)
+    try:
+        data = safeio.loads_bounded(raw, path, what, ConfigError, max_values=_MAX_VALUES)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, hint) from None
     if not isinstance(data, dict) or not isinstance(data.get("schema_version"), int):
         raise ConfigError(f"{path}: not an mlfit {what} (no schema_version)", hint)
     if data["schema_version"] > version:

@@ -4,7 +4,6 @@ walk (:mod:`mlfit.formats.onnx.safety`) has said it is small enough to parse."""
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +84,10 @@ def check_static_bounds(path: Path) -> _Deadline:
     return _Deadline(path, seconds)
 
 
-@functools.cache
 def _dtype_name(elem_type: int) -> str:
-    import onnx
+    from mlfit.onnxpb import dtype_name
 
-    name = onnx.helper.tensor_dtype_to_np_dtype(elem_type).name if elem_type else "undefined"
+    name = dtype_name(elem_type)  # without importing onnx (ml_dtypes alone costs 0.6 s of CPU)
     return {"float32": "float32", "object": "string"}.get(name, name)
 
 
@@ -105,12 +103,36 @@ def _shape(value_info: Any) -> list[int | str | None]:
     return dims
 
 
+# The last file parsed, kept for the next reader of the same file (the declared inputs, then the
+# static analysis): one parse per run. Only files up to this size: a copy is handed out each
+# time (readers change the model), so a kept model costs its size twice while in use.
+MAX_KEPT_PARSE_BYTES = 256 * 2**20
+_LAST_PARSE: list[tuple[tuple[object, ...], Any]] = []
+
+
 def load_onnx_proto(path: Path) -> Any:
-    import onnx
+    """``onnx.load`` without external data, as ModelError/StaticTooLarge when it fails; a fresh
+    copy of the last parse when the same file (path, inode, size, mtime) is asked for again."""
+    import os
+
     from google.protobuf.message import DecodeError
 
+    from mlfit import onnxpb  # onnx's ModelProto without importing onnx (0.6 s of CPU)
+
     try:
-        return onnx.load(str(path), load_external_data=False)
+        st = os.stat(path)
+        key: tuple[object, ...] = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        for kept_key, kept in _LAST_PARSE:
+            if kept_key == key:
+                fresh = onnxpb.model_proto()()
+                fresh.CopyFrom(kept)
+                return fresh
+        model = onnxpb.load_model(path)
+        if st.st_size <= MAX_KEPT_PARSE_BYTES:
+            fresh = onnxpb.model_proto()()
+            fresh.CopyFrom(model)
+            _LAST_PARSE[:] = [(key, fresh)]
+        return model
     except (DecodeError, ValueError, OSError) as exc:
         raise ModelError(f"{path}: not a valid onnx file ({exc})", "re-export the model") from None
     except MemoryError:

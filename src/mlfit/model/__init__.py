@@ -1,0 +1,1 @@
+"""What a run knows about the model it measures, computed once (:mod:`.facts`)."""
