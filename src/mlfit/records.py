@@ -241,3 +241,65 @@ class Calibration(_Frozen):
     cores_usable: int | None = None
     ram_bytes: int | None = None
     created: str = ""
+
+
+# ---------------------------------------------------------------- check --suggest (schema 5)
+
+
+class VariantCheck(_Frozen):
+    """One budget as a suggested variant met it: the same figures as a :class:`mlfit.result.Check`."""
+
+    metric: str
+    verdict: str = Field(description="PASS, FAIL, INCONCLUSIVE or ERROR")
+    value: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    limit: float | None = None
+    unit: str = ""
+    margin: float | None = Field(None, description="(limit - value) / limit, for upper limits")
+    provenance: str = ""
+
+
+class Agreement(_Frozen):
+    """How a variant's outputs compare with the original's on the same inputs (the accuracy guard)."""
+
+    inputs: int = Field(description="Samples compared")
+    source: str = Field(description="Where the samples came from: --data, or generated inputs (seeded)")
+    max_abs: float = Field(description="Largest absolute difference over every output element")
+    max_rel: float = Field(description="max_abs over the largest magnitude of the original's outputs")
+    cosine: float = Field(description="Cosine similarity of all outputs, flattened (1.0: same direction)")
+    top1: float | None = Field(None, description="Share of rows whose argmax agrees, for classifier-shaped "
+                                                 "outputs (batch, classes); null for other outputs")
+    same_model: bool = Field(False, description="The variant runs the original file (threads, batch): "
+                                                "the same computation, not compared")
+
+
+class Suggestion(_Frozen):
+    """One variant tried by ``check --suggest``: measured, projected and judged like the original."""
+
+    variant: str = Field(description="Short name: threads=2, batch=4, int8-dynamic, int8-static, fp16, "
+                                     "tflite-float, tflite-int8")
+    kind: str = Field(description="threads, batch, int8-dynamic, int8-static, fp16, tflite-float, tflite-int8")
+    change: str = Field(description="What differs from the original deployment, in words")
+    status: str = Field(description="recommended (fits, outputs agree), changes-outputs (fits, below the "
+                                    "agreement threshold), does-not-fit, inconclusive, failed (could not be "
+                                    "built or measured) or not-tried (the search time ran out)")
+    verdict: str | None = Field(None, description="The variant's verdict on the target, as for the original")
+    checks: list[VariantCheck] = Field(default_factory=list)
+    agreement: Agreement | None = None
+    reason: str = ""
+    reproduce: str = Field("", description="How to build and check this variant yourself")
+    seconds: float = Field(0.0, description="Time spent building, measuring and comparing it")
+    file: str | None = Field(None, description="Where --write-variants saved it")
+
+
+class SuggestSearch(_Frozen):
+    """How the ``--suggest`` search for one target went."""
+
+    seconds: float = Field(description="Time the search took for this target")
+    budget_s: float = Field(description="--suggest-time")
+    tried: int
+    not_tried: int = 0
+    min_agreement: float = Field(description="--min-agreement: top-1 agreement (classifiers) or cosine "
+                                             "similarity (other outputs) a variant needs to be recommended")
+    inputs: str = Field("", description="Which inputs the accuracy guard compared outputs on")
