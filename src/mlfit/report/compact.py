@@ -35,12 +35,8 @@ from mlfit.report.common import (
     throttle_totals,
 )
 from mlfit.report.load import load_lines
-<<<<<<< HEAD
 from mlfit.report.styles import STATUS_STYLE, VERDICT_STYLE, source_text
-=======
-from mlfit.report.styles import PROVENANCE_SHORT, STATUS_STYLE, VERDICT_STYLE
 from mlfit.report.suggestions import text_lines as suggestion_lines
->>>>>>> main
 from mlfit.result import (
     ChangeStatus,
     Check,

@@ -20,11 +20,8 @@ from mlfit.report.common import (
     model_name,
     value_text,
 )
-<<<<<<< HEAD
 from mlfit.report.styles import source_text
-=======
 from mlfit.report.suggestions import markdown_lines as suggestion_lines
->>>>>>> main
 from mlfit.result import Comparison, Report, RunResult, Verdict
 
 # ASCII punctuation that Markdown (CommonMark + GitHub's extensions) can read as markup: every
@@ -139,7 +136,8 @@ def _result_details(result: RunResult) -> list[str]:
             _table(["target", "check", "budget", "value", "margin", "source", "verdict", "reason"], rows)
         )
         lines.append("")
-<<<<<<< HEAD
+    for target in result.targets:  # check --suggest
+        lines.extend(suggestion_lines(target))
     return lines + _per_op_lines(result) + _notes_by_target(result)
 
 
@@ -163,11 +161,6 @@ def _per_op_lines(result: RunResult) -> list[str]:
         lines.extend(_table(["op", "time per inference", "share"], rows))
         lines.append("")
     return lines
-=======
-    for target in result.targets:  # check --suggest
-        lines.extend(suggestion_lines(target))
-    return lines + _notes_by_target(result)
->>>>>>> main
 
 
 def _notes_by_target(result: RunResult) -> list[str]:
