@@ -32,6 +32,7 @@ from mlfit.report.common import (
     describe_limits,
     format_value,
     interval_text,
+    model_name,
     throttle_totals,
 )
 from mlfit.report.load import load_lines
@@ -103,7 +104,7 @@ def measurement_lines(result: RunResult, width: int) -> list[RenderableType]:
         return []
     lat, mem, cold, tp = m.latency, m.memory, m.cold_start, m.throughput
     host = result.host
-    name = result.model.path.rsplit("/", 1)[-1]
+    name = model_name(result)
     head = f"{name} measured on this host" + (f" ({host.cpu_model})" if host and host.cpu_model else "") + ": "
     lines = pack([f"{m.runtime} {m.runtime_version}", f"{m.threads} thread(s)", m.execution_provider], width,
                  first=head)
@@ -224,7 +225,7 @@ def render_compact(report: Report, width: int) -> RenderableType:
     parts: list[RenderableType] = []
     notes: list[str] = []
     for result in report.results:
-        name = result.model.path.rsplit("/", 1)[-1]
+        name = model_name(result)
         if result.error is not None:
             err = result.error
             parts += _prose(f"{result.model.path}: ERROR ({err.kind} in {err.phase}): {err.message}", width,
@@ -248,7 +249,7 @@ def render_compact(report: Report, width: int) -> RenderableType:
     if len(report.results) > 1:
         verdict_style = VERDICT_STYLE
         for result in report.results:
-            name = result.model.path.rsplit("/", 1)[-1]
+            name = model_name(result)
             if result.error is not None:
                 parts.append(Text.assemble(f"{clean(name)}: ", ("ERROR", verdict_style[Verdict.ERROR]),
                                            f" ({result.error.kind})"))

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlfit.catalog.units import format_duration, format_rate, format_size
-from mlfit.report.common import configuration_lines, describe_input, format_value, sanitized
+from mlfit.report.common import configuration_lines, describe_input, format_value, model_name, sanitized
 from mlfit.report.load import load_lines
 from mlfit.report.styles import VERDICT_STYLE, source_text
 from mlfit.report.suggestions import text_lines as suggestion_lines
@@ -93,7 +93,7 @@ def summary_table(results: list[RunResult]) -> Table:
     for column in ("model", "target", "hardware", "verdict", "checks"):
         table.add_column(column, overflow="fold")
     for result in results:
-        name = Text(result.model.path.rsplit("/", 1)[-1])
+        name = Text(model_name(result))
         if result.error is not None:
             table.add_row(name, "-", "-", verdict_text(Verdict.ERROR), Text(result.error.kind))
         for report in result.targets:
