@@ -50,6 +50,20 @@ def test_same_structure_from_both_formats(built: dict[str, Path]) -> None:
     assert tfl_facts["shape_inference"]["nodes_with_unknown_cost"] == 0
 
 
+@pytest.mark.parametrize(("tflite_op", "op", "macs", "steps"), [
+    ("WHILE", "Loop", 16 * 4 * 16 * (8 + 16), 16),  # Keras LSTM(16) over 16 steps of 8: the body x 16 trips
+    ("FULLY_CONNECTED", "Gemm", 16 * 8 * 16, 1),
+    ("BATCH_MATMUL", "MatMul", 16 * 16 * 8, 1),
+    ("SOFTMAX", "Softmax", 0, 1),
+])  # fmt: skip
+def test_op_families(built: dict[str, Path], tflite_op: str, op: str, macs: int, steps: int) -> None:
+    facts = analyze_tflite(built["ops_tflite"])
+    node = next(n for n in facts["nodes"] if n["tflite_op"] == tflite_op)
+    assert (node["op"], node["macs"], node.get("steps", 1), node["cost_known"]) == (op, macs, steps, True)
+    assert node["flops"] > 0
+    assert facts["shape_inference"]["nodes_with_unknown_cost"] == 0
+
+
 @pytest.mark.parametrize(("key", "precision"), [("tflite", "fp32"), ("tflite_int8", "int8")])
 def test_precision_from_tensor_types(built: dict[str, Path], key: str, precision: str) -> None:
     assert model_precision(analyze_tflite(built[key])) == precision
