@@ -134,6 +134,14 @@ def _build_pair(folder: Path, out: dict[str, str]) -> None:
     tf2onnx.convert.from_keras(net, input_signature=spec, opset=17, output_path=str(folder / "pair.onnx"))
     (folder / "pair.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(net).convert())
     out.update(pair_onnx=str(folder / "pair.onnx"), pair_tflite=str(folder / "pair.tflite"))
+    # One op of each family the flatbuffer analysis costs beyond convolutions: an LSTM (a WHILE loop
+    # once converted), FULLY_CONNECTED on a sequence, BATCH_MATMUL, SOFTMAX.
+    seq = keras.Input((16, 8), batch_size=1, name="seq")
+    d = keras.layers.Dense(8)(keras.layers.LSTM(16, return_sequences=True)(seq))
+    scores = keras.layers.Lambda(lambda z: tf.matmul(z, z, transpose_b=True))(d)
+    ops = keras.Model(seq, keras.layers.Softmax()(scores), name="ops")
+    (folder / "ops.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(ops).convert())
+    out.update(ops_tflite=str(folder / "ops.tflite"))
 
 
 def _build_inputs(folder: Path, out: dict[str, str]) -> None:
