@@ -196,6 +196,8 @@ def latency_checks(
         if _needs_detail(check) and check.margin is not None:
             top, text = _latency_top(projection)
             check = _with_reason(check, f"margin {check.margin:+.0%}" + (f"; {text}" if text else ""), top)
+        if check.verdict is not Verdict.PASS and (apart := _disagreement(projection)):
+            check = _with_reason(check, apart)
         checks.append(check)
     return checks
 
@@ -206,6 +208,19 @@ def cold_start_parts(cold: ColdStart, parts: Sequence[str]) -> str:
     counted = " + ".join(f"{COLD_START_NAMES[k]} {format_duration(v)}" for k, v in cold.parts().items() if k in parts)
     left = [COLD_START_NAMES[k] for k in cold.parts() if k not in parts]
     return (counted or "nothing") + (f" (the profile leaves out {', '.join(left)})" if left else "")
+
+
+def _disagreement(projection: Projection | None) -> str:
+    """The two estimators' disagreement, when the projection's band spans both (issue 21): the reason
+    a verdict only the optimistic one would give is not PASS."""
+    est = projection.details.get("estimators") if projection is not None else None
+    if not isinstance(est, dict) or est.get("agree") is not False:
+        return ""
+    dm, host = est.get("device_model") or {}, est.get("host_scaled") or {}
+    ops = est.get("ops") or []
+    return (f"the device model ({dm.get('value', 0) * 1e3:.3g} ms) and the host-scaled estimate "
+            f"({host.get('value', 0) * 1e3:.3g} ms) disagree beyond their bands; the band spans both"
+            + (f"; ops behind it: {', '.join(ops)}" if ops else ""))
 
 
 def _measured_checks(
