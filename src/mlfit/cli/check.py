@@ -94,7 +94,7 @@ SharedPath = Annotated[bool, typer.Option(
          "receiving their bytes.")]
 _SUGGEST = "Suggest"
 Suggest_ = Annotated[str | None, typer.Option(
-    "--suggest", rich_help_panel=_SUGGEST, show_default=False,
+    "--suggest", rich_help_panel=_SUGGEST, show_default=False, metavar="[=all]",
     help="Measure variants that would fit (threads, batch, int8, fp16, TFLite build) for each target that FAILs "
          "or is INCONCLUSIVE; --suggest=all for every target. Verdicts and the exit code stay the original's.")]
 SuggestTime = Annotated[float, typer.Option(
