@@ -104,3 +104,17 @@ def test_compact_layout_prints_no_control_character_from_a_file() -> None:
     text = "\n".join(printed(render_terminal(report(hostile, failed_result())), 80))
     assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", text), repr(text)
     assert "edge?[2J?]0;pwned?" in text
+
+
+def test_a_verdict_whose_checks_give_no_reason_prints_its_notes_at_80_columns() -> None:
+    """A CI log must say why a target is not PASS (issue 23): where no check carries the reason, the
+    target's first notes do."""
+    from mlfit.result import Verdict
+
+    result = run_result()
+    target = result.targets[0]
+    quiet = [c.model_copy(update={"reason": ""}) for c in target.checks]
+    why = "measured under the container's limits: the worker could not confirm its cgroup"
+    target = target.model_copy(update={"verdict": Verdict.INCONCLUSIVE, "checks": quiet, "notes": [why]})
+    text = "\n".join(printed(render_terminal(report(result.model_copy(update={"targets": [target]}))), 80))
+    assert "the worker could not confirm its cgroup" in text.replace("\n    ", " "), text
