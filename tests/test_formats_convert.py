@@ -76,6 +76,9 @@ def test_convert_measures_the_converted_artefact(built: dict[str, Path], tmp_pat
     )
     assert not any(c["metric"] == "compat.runtime" for c in result["targets"][0]["checks"])
     assert "measured artefact:" in run.stdout
+    # The converted artefact's structure is read (ONNX or TFLite), so the device model projects it.
+    assert result["analysis"] and result["analysis"]["nodes"]
+    assert result["targets"][0]["projection"]["method"].startswith("device model"), result["targets"][0]
 
 
 @pytest.mark.slow

@@ -181,7 +181,7 @@ def test_a_vocabulary_read_from_outside_the_archive_is_refused(built: dict[str, 
         check_model(hostile, ModelFormat.KERAS, trust_model=False)
     err = caught.value
     assert "lookup (StringLookup)" in err.message and "outside the archive" in err.message
-    assert str(secret) in err.message
+    assert secret.name in err.message  # a long path loses its middle, never the file's name
     assert "--trust-model" not in (err.hint or "") and "inline" in (err.hint or "")
     # Trust covers the model's code, never a local file it names: refused with --trust-model too,
     # while a trusted Lambda model and the inline vocabulary still pass.

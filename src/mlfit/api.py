@@ -29,6 +29,7 @@ from mlfit.run import (
 )
 
 if TYPE_CHECKING:
+    from mlfit.advise import SuggestOptions
     from mlfit.cluster import ClusterSpec
 
 __all__ = ["CheckResult", "InputSpec", "MeasureOptions", "check", "check_many", "error_result", "identify", "inspect",
@@ -103,7 +104,7 @@ def _spec(inputs: InputSpec | None, dims: Mapping[str, int] | None, shapes: Mapp
 
 
 def _run_one(model: str | Path, targets: Sequence[Target], spec: InputSpec, options: MeasureOptions | None,
-             batch: int | None, on_event: EventFn | None) -> CheckResult:
+             batch: int | None, on_event: EventFn | None, suggest: SuggestOptions | None = None) -> CheckResult:
     from dataclasses import replace
 
     options = options or MeasureOptions()
@@ -113,7 +114,12 @@ def _run_one(model: str | Path, targets: Sequence[Target], spec: InputSpec, opti
         ref = identify(model, options.runtime)
     except ModelError as exc:  # not a model mlfit can read: a result with the error, as the CLI reports it
         return _typed(error_result(model, exc))
-    return _typed(run_model(ref, targets, spec, options, on_event))
+    result = run_model(ref, targets, spec, options, on_event)
+    if suggest is not None:
+        from mlfit.advise import suggest as suggest_variants
+
+        result = suggest_variants(ref, targets, spec, options, result, suggest, on_event)
+    return _typed(result)
 
 
 def check(model: str | Path, targets: Sequence[str] = ("edge",), *,
@@ -121,7 +127,7 @@ def check(model: str | Path, targets: Sequence[str] = ("edge",), *,
           values: Mapping[str, float] | None = None, ranges: Mapping[str, tuple[float, float]] | None = None,
           data: str | Path | Mapping[str, str | Path] | None = None, batch: int | None = None, seed: int = 0,
           inputs: InputSpec | None = None, options: MeasureOptions | None = None,
-          on_event: EventFn | None = None) -> CheckResult:
+          on_event: EventFn | None = None, suggest: SuggestOptions | None = None) -> CheckResult:
     """Measure a model once and check it against each target (built-in names or profile YAML paths).
 
     Inputs, as the CLI's flags: ``dims={"seq": 128}`` fills a symbolic dim, ``shapes={"x": (1, 3, 224, 224)}``
@@ -131,9 +137,12 @@ def check(model: str | Path, targets: Sequence[str] = ("edge",), *,
     or a range. Bad arguments raise :class:`~mlfit.errors.ConfigError`; what is decided against the model
     (a dim it lacks, a model that cannot be loaded or measured) gives a result with ``error`` (see
     :meth:`CheckResult.raise_for_error`).
+
+    ``suggest=SuggestOptions()`` (``check --suggest``) adds measured variants that would fit to each
+    target that does not pass (``targets[i].suggestions``); verdicts and ``passed`` stay the original's.
     """
     spec = _spec(inputs, dims, shapes, values, ranges, data, seed)
-    return _run_one(model, resolve_targets(targets), spec, options, batch, on_event)
+    return _run_one(model, resolve_targets(targets), spec, options, batch, on_event, suggest)
 
 
 def profile(model: str | Path, *, dims: Mapping[str, int] | None = None,

@@ -135,6 +135,37 @@ class DeviceModelFigures(_Frozen):
     adapted: DeviceAdaptation | None = Field(None, description="Adapted to rows measured on the device (schema 4)")
 
 
+class UnseenFigures(_Frozen):
+    """Ops the static cost model could not read: their host-scaled time, and their share of this host's."""
+
+    ops: list[str] = Field(default_factory=list)
+    nodes: int = 0
+    host_share: float = Field(0.0, description="Share of this host's node time the device model could not see")
+    value: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+
+
+class FloorFigures(_Frozen):
+    roofline_s: float = Field(0.0, description="The counted work at the target's peak compute and bandwidth")
+    host_s: float = Field(0.0, description="This host's uncontended cost, for a target weaker than this host")
+    host_reason: str = ""
+
+
+class EstimatorFigures(_Frozen):
+    """The two estimators of a CPU projection (seconds per inference) and how they were reconciled."""
+
+    estimator: str = Field(description="device model, host-scaled, or device model + host-scaled (they disagree)")
+    host_scaled: BandFigure
+    device_model: BandFigure | None = None
+    agree: bool | None = None
+    ratio: float | None = Field(None, description="Host-scaled over device model")
+    ops: list[str] = Field(default_factory=list, description="Ops behind a disagreement")
+    unseen: UnseenFigures | None = None
+    floors: FloorFigures | None = None
+    floored: str | None = Field(None, description="The physical floor the figure was raised to")
+
+
 class ProjectionDetails(_Frozen):
     """How a projection was made. CPU fields for the per-node or device-model projection, GPU
     fields for the roofline; a field the method did not use stays empty."""
@@ -155,6 +186,9 @@ class ProjectionDetails(_Frozen):
     factor_host_ratio: BandFigure | None = Field(None, description="The host ratios' factor, when the "
                                                  "device model replaced it (cross-check)")
     factor: BandFigure | None = None
+    estimators: EstimatorFigures | None = None
+    per_op: list[CostlyOp] = Field(default_factory=list, description="Every op type's projected time; "
+                                   "they add up to the projected median")
     uncontended_p50_host_s: float | None = None
     host_load: HostLoadFigures | None = None
     band_sources: dict[str, tuple[float, float]] = Field(default_factory=dict, description="Each widening "
@@ -169,6 +203,7 @@ class ProjectionSummary(_Frozen):
     """How a target's figures were carried from this host's measurement."""
 
     method: str
+    estimator: str = Field("", description="CPU: device model, host-scaled, or both (they disagree)")
     latency: dict[str, BandFigure] = Field(default_factory=dict, description="By percentile")
     notes: list[str] = Field(default_factory=list)
     top_nodes: list[CostlyNode] = Field(default_factory=list, description="Costliest nodes on the target")
@@ -206,3 +241,65 @@ class Calibration(_Frozen):
     cores_usable: int | None = None
     ram_bytes: int | None = None
     created: str = ""
+
+
+# ---------------------------------------------------------------- check --suggest (schema 5)
+
+
+class VariantCheck(_Frozen):
+    """One budget as a suggested variant met it: the same figures as a :class:`mlfit.result.Check`."""
+
+    metric: str
+    verdict: str = Field(description="PASS, FAIL, INCONCLUSIVE or ERROR")
+    value: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    limit: float | None = None
+    unit: str = ""
+    margin: float | None = Field(None, description="(limit - value) / limit, for upper limits")
+    provenance: str = ""
+
+
+class Agreement(_Frozen):
+    """How a variant's outputs compare with the original's on the same inputs (the accuracy guard)."""
+
+    inputs: int = Field(description="Samples compared")
+    source: str = Field(description="Where the samples came from: --data, or generated inputs (seeded)")
+    max_abs: float = Field(description="Largest absolute difference over every output element")
+    max_rel: float = Field(description="max_abs over the largest magnitude of the original's outputs")
+    cosine: float = Field(description="Cosine similarity of all outputs, flattened (1.0: same direction)")
+    top1: float | None = Field(None, description="Share of rows whose argmax agrees, for classifier-shaped "
+                                                 "outputs (batch, classes); null for other outputs")
+    same_model: bool = Field(False, description="The variant runs the original file (threads, batch): "
+                                                "the same computation, not compared")
+
+
+class Suggestion(_Frozen):
+    """One variant tried by ``check --suggest``: measured, projected and judged like the original."""
+
+    variant: str = Field(description="Short name: threads=2, batch=4, int8-dynamic, int8-static, fp16, "
+                                     "tflite-float, tflite-int8")
+    kind: str = Field(description="threads, batch, int8-dynamic, int8-static, fp16, tflite-float, tflite-int8")
+    change: str = Field(description="What differs from the original deployment, in words")
+    status: str = Field(description="recommended (fits, outputs agree), changes-outputs (fits, below the "
+                                    "agreement threshold), does-not-fit, inconclusive, failed (could not be "
+                                    "built or measured) or not-tried (the search time ran out)")
+    verdict: str | None = Field(None, description="The variant's verdict on the target, as for the original")
+    checks: list[VariantCheck] = Field(default_factory=list)
+    agreement: Agreement | None = None
+    reason: str = ""
+    reproduce: str = Field("", description="How to build and check this variant yourself")
+    seconds: float = Field(0.0, description="Time spent building, measuring and comparing it")
+    file: str | None = Field(None, description="Where --write-variants saved it")
+
+
+class SuggestSearch(_Frozen):
+    """How the ``--suggest`` search for one target went."""
+
+    seconds: float = Field(description="Time the search took for this target")
+    budget_s: float = Field(description="--suggest-time")
+    tried: int
+    not_tried: int = 0
+    min_agreement: float = Field(description="--min-agreement: top-1 agreement (classifiers) or cosine "
+                                             "similarity (other outputs) a variant needs to be recommended")
+    inputs: str = Field("", description="Which inputs the accuracy guard compared outputs on")

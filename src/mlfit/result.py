@@ -22,6 +22,8 @@ Result file format history (``RESULT_SCHEMA_VERSION``):
       ``targets[].projection`` (with typed ``details``) follow the models in :mod:`mlfit.records`.
       Older files still read: a timeline found in ``extra`` moves to its field, the dicts
       validate into the models (calibration and projection-details keys since retired are dropped).
+  5 - ``targets[].suggestions`` and ``targets[].suggest_search`` (``check --suggest``, records.Suggestion):
+      measured variants that would fit. Optional: older files read with none.
 Readers refuse newer versions (see :func:`load_result`).
 """
 
@@ -34,9 +36,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
-from mlfit.records import Calibration, MemoryTimeline, NodeProfile, ProjectionSummary
+from mlfit.records import Calibration, MemoryTimeline, NodeProfile, ProjectionSummary, Suggestion, SuggestSearch
 
-RESULT_SCHEMA_VERSION = 4
+RESULT_SCHEMA_VERSION = 5
 
 
 class _Frozen(BaseModel):
@@ -329,6 +331,8 @@ class TargetReport(_Frozen):
     emulation: Emulation | None = Field(None, description="Container limits the figures were measured under")
     configuration: str | None = Field(None, description="The deployment configuration (runtime, threads, "
                                       "batch) whose measurement judged this target; see RunResult.configurations")
+    suggestions: list[Suggestion] = Field(default_factory=list, description="check --suggest: variants tried")
+    suggest_search: SuggestSearch | None = None
 
 
 class PartialTimings(_Frozen):

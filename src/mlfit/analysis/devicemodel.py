@@ -128,7 +128,8 @@ class Structure:
             op = str(n["op"]).split("::")[-1]
             if op in VIEW_OPS:
                 continue
-            kernels += 1
+            # recurrent time steps and loop bodies run their kernels one after another
+            kernels += int(n.get("steps", 1) or 1)
             if op in _DENSE:
                 dense_kernels += 1
                 dense_bytes += float(n.get("bytes_read", 0)) + float(n.get("bytes_written", 0))
@@ -139,6 +140,13 @@ class Structure:
                     if "MatMul" in op or "Gemm" in op:
                         matmul += float(n["flops"])
             else:
+                # matrix products under another name (LSTM, Attention, Einsum, linear models, loop bodies)
+                # are dense work; whatever else the node does streams its bytes
+                matrix = float(n.get("matrix_flops", 0) or 0)
+                if matrix:
+                    dense_kernels += 1
+                    dense += matrix
+                    matmul += matrix
                 other += float(n["bytes_read"]) + float(n["bytes_written"])
         return cls(dense, dw, other, kernels, dense_kernels, matmul, dense_bytes)
 
@@ -323,6 +331,18 @@ def predict(s: Structure, c: Config, p: Params) -> Prediction:
         widen["no truth-table row for a MatMul-dominated model (transformer, MLP)"] = UNFITTED_COLUMN
     half = math.sqrt(sum(h * h for h in widen.values()))  # independent sources add in quadrature
     return Prediction(centre, centre * math.exp(-half), centre * math.exp(half), widen, tuple(unfitted))
+
+
+def node_seconds(static: dict[str, Any], c: Config, p: Params) -> list[tuple[str, str, float]]:
+    """Each static node's part of :func:`predict`'s centre (name, op, seconds): the same formula on a
+    one-node structure (the model is linear in its counts, so the parts add up to the centre)."""
+    offset = sum(p.offset(col)[0] for col in c.columns())
+    out = []
+    for n in static.get("nodes") or []:
+        s = Structure.from_static({"nodes": [n]})
+        seconds = math.exp(offset) * base_seconds(s, c, p.k_dw, p.sigma) + fixed_seconds(s, c, p)
+        out.append((str(n.get("name", "")), str(n["op"]), seconds))
+    return out
 
 
 # ---- fitting -------------------------------------------------------------------------------

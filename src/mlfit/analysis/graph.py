@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mlfit.analysis.costs import op_cost
+from mlfit.analysis.nodecost import node_cost, scalar_constants
 from mlfit.formats.onnx.proto import (
     _Deadline,
     _dtype_name,
@@ -252,13 +252,6 @@ def _value_types(model: Any) -> dict[str, tuple[str, list[int] | None]]:
     return out
 
 
-def _attrs(node: Any) -> dict[str, object]:
-    import onnx
-
-    wanted = {"kernel_shape", "transA", "transB", "group"}
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute if a.name in wanted}
-
-
 def _nbytes(types: dict[str, tuple[str, list[int] | None]], name: str) -> int | None:
     if not name or name not in types:
         return None if name else 0
@@ -274,34 +267,42 @@ def _nbytes(types: dict[str, tuple[str, list[int] | None]], name: str) -> int | 
 def _node_costs(
     model: Any, types: dict[str, tuple[str, list[int] | None]], params: set[str], deadline: _Deadline | None = None
 ) -> tuple[list[dict[str, Any]], int]:
+    constants = scalar_constants(model.graph)
     nodes: list[dict[str, Any]] = []
     unknown = 0
     for index, node in enumerate(model.graph.node):
         if deadline is not None and not index & 0xFFF:
             deadline.check()
-        ins = [types.get(n, ("", None))[1] if n else None for n in node.input]
-        outs = [types.get(n, ("", None))[1] for n in node.output]
         domain = node.domain or "ai.onnx"
         op = node.op_type if domain in ("ai.onnx", "") else f"{domain}::{node.op_type}"
-        attrs = _attrs(node)
-        flops, macs, known = op_cost(node.op_type, ins, outs, attrs)
+        cost = node_cost(node, types, constants)
         read = [_nbytes(types, n) for n in node.input]
         written = [_nbytes(types, n) for n in node.output]
-        if not known or any(b is None for b in [*read, *written]):
-            unknown += 1
-        nodes.append(
-            {
-                "name": node.name or f"{node.op_type}_{index}",
-                "op": op,
-                "flops": flops,
-                "macs": macs,
-                "bytes_read": sum(b or 0 for b in read),
-                "bytes_written": sum(b or 0 for b in written),
-                "param_bytes": sum(b or 0 for n, b in zip(node.input, read, strict=True) if n in params),
-                # grouped (depthwise when group == channels) convolutions run at another efficiency
-                "group": int(attrs.get("group", 1) or 1),  # type: ignore[call-overload]
-            }
-        )
+        # a node whose cost the formulas could not read: the projection takes its host-measured time.
+        # An output onnx infers no shape for (contrib and ai.onnx.ml ops) is taken as large as the
+        # largest input when the formula itself is known.
+        if cost.known and any(b is None for b in written) and not any(b is None for b in read):
+            written = [b if b is not None else max([0, *(r or 0 for r in read)]) for b in written]
+        known = cost.known and not any(b is None for b in [*read, *written])
+        unknown += not known
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        entry: dict[str, Any] = {
+            "name": node.name or f"{node.op_type}_{index}",
+            "op": op,
+            "flops": cost.flops,
+            "macs": cost.macs,
+            "bytes_read": sum(b or 0 for b in read) + cost.extra_bytes,
+            "bytes_written": sum(b or 0 for b in written),
+            "param_bytes": sum(b or 0 for n, b in zip(node.input, read, strict=True) if n in params),
+            # grouped (depthwise when group == channels) convolutions run at another efficiency
+            "group": int(group or 1),
+            "cost_known": known,
+        }
+        if cost.steps > 1:
+            entry["steps"] = cost.steps  # kernels run one after another (recurrent steps, loop bodies)
+        if cost.matrix_flops:
+            entry["matrix_flops"] = cost.matrix_flops
+        nodes.append(entry)
     return nodes, unknown
 
 
@@ -460,7 +461,9 @@ def analyze_onnx(
                 "values_bound": bound,
                 "nodes_with_unknown_cost": unknown,
                 "note": (
-                    "FLOPs inside control-flow subgraphs are not counted" if facts["control_flow"] else ""
+                    "control flow: an If counts its costlier branch, a Loop or Scan its body times a static "
+                    "trip count (a Loop with none has no static cost: its host-measured time is projected)"
+                    if facts["control_flow"] else ""
                 ),
             },
             "nodes": nodes,

@@ -93,9 +93,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _main(argv: list[str] | None) -> None:
+    from mlfit.cli.check import bare_suggest
+
     command = typer.main.get_command(app)
     try:
-        code = command.main(args=argv, prog_name="mlfit", standalone_mode=False)
+        code = command.main(args=bare_suggest(sys.argv[1:] if argv is None else argv), prog_name="mlfit",
+                            standalone_mode=False)
     except MlfitError as exc:
         error_line(exc.one_line())
         sys.exit(int(exc.exit_code))

@@ -92,6 +92,21 @@ SharedPath = Annotated[bool, typer.Option(
     "--shared-path", rich_help_panel=_SCALE,
     help="With --cluster: workers read the model files at the same paths (shared filesystem) instead of "
          "receiving their bytes.")]
+_SUGGEST = "Suggest"
+Suggest_ = Annotated[str | None, typer.Option(
+    "--suggest", rich_help_panel=_SUGGEST, show_default=False,
+    help="Measure variants that would fit (threads, batch, int8, fp16, TFLite build) for each target that FAILs "
+         "or is INCONCLUSIVE; --suggest=all for every target. Verdicts and the exit code stay the original's.")]
+SuggestTime = Annotated[float, typer.Option(
+    "--suggest-time", min=1.0, max=86_400.0, rich_help_panel=_SUGGEST,
+    help="Time budget of the --suggest search in seconds; variants are tried cheapest first.")]
+MinAgreement = Annotated[float, typer.Option(
+    "--min-agreement", min=0.0, max=1.0, rich_help_panel=_SUGGEST,
+    help="A variant is recommended only when its outputs agree this well with the original's: top-1 agreement "
+         "for classifier outputs, else cosine similarity.")]
+WriteVariants = Annotated[Path | None, typer.Option(
+    "--write-variants", rich_help_panel=_SUGGEST,
+    help="With --suggest: save the passing variants' files (and each one's recipe) in this folder.")]
 TlsCa = Annotated[Path | None, typer.Option(
     "--tls-ca-file", rich_help_panel=_SCALE, help="With --cluster tls://...: the CA certificate (PEM) that signs "
     "every cluster member (mutual TLS, docs/scale.md).")]
@@ -172,7 +187,35 @@ def _error_line(text: str, prefix: str = "mlfit: error: ") -> None:
     sys.stderr.write(prefix + printable(text) + "\n")
 
 
-def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bool) -> Any:
+def suggest_options(mode: str | None, seconds: float, min_agreement: float, write_variants: Path | None,
+                    many: bool) -> Any:
+    """--suggest[=all], --suggest-time, --min-agreement and --write-variants, checked before measuring."""
+    from mlfit.errors import ConfigError
+
+    if mode is None:
+        if write_variants is not None:
+            raise ConfigError("--write-variants only applies with --suggest", "add --suggest")
+        return None
+    if mode not in ("failing", "all"):
+        raise ConfigError(f"--suggest={mode}: expected --suggest (targets that do not pass) or --suggest=all")
+    if many:
+        raise ConfigError("--suggest checks one model at a time, on this host",
+                          "run `mlfit check MODEL --suggest` for each model (without --cluster)")
+    if write_variants is not None and write_variants.exists() and not write_variants.is_dir():
+        raise ConfigError(f"--write-variants {write_variants}: not a folder", "give a folder (it is created)")
+    from mlfit.advise import SuggestOptions
+
+    return SuggestOptions(every_target=mode == "all", time_s=seconds, min_agreement=min_agreement,
+                          write_variants=write_variants)
+
+
+def bare_suggest(argv: list[str]) -> list[str]:
+    """A bare ``--suggest`` is ``--suggest=failing`` (the value is optional; click's options take
+    one or none only through this)."""
+    return ["--suggest=failing" if arg == "--suggest" else arg for arg in argv]
+
+
+def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bool, suggest: Any = None) -> Any:
     """Identify and measure one model; a model that cannot be loaded becomes a result with an error,
     so the report still names it."""
     from mlfit.api import error_result, identify, run_model
@@ -189,7 +232,12 @@ def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bo
 
     try:
         with Progress(escape(printable(Path(model).name)), quiet) as progress:
-            return run_model(ref, targets, spec, options, progress)
+            result = run_model(ref, targets, spec, options, progress)
+            if suggest is not None:
+                from mlfit.advise import suggest as suggest_variants
+
+                result = suggest_variants(ref, targets, spec, options, result, suggest, progress)
+            return result
     except KeyboardInterrupt:  # outside the worker (copying, analysing): still a report, marked incomplete
         return interrupted_result(model)
 
@@ -297,6 +345,8 @@ def register(app: typer.Typer) -> None:
         budget: Budget = None, container: Container_ = None,
         tls_ca_file: TlsCa = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
         truth: TruthStore = None, learn: Learn = False,
+        suggest: Suggest_ = None, suggest_time: SuggestTime = 60.0, min_agreement: MinAgreement = 0.99,
+        write_variants: WriteVariants = None,
     ) -> None:
         """Measure each MODEL once and check it against every budget of each --target.
 
@@ -350,13 +400,16 @@ def register(app: typer.Typer) -> None:
                                  truth=str(truth) if truth is not None else None)
         plan_load(targets, options.scenario, options.qps, options.find_max_qps, options.batch_sizes,
                   options.callers)  # refuse bad load flags before measuring anything
-        if cluster or shared_path or len(models) > 1 or any(m.is_dir() and folder_format(m) is None for m in models):
+        many = bool(cluster or shared_path or len(models) > 1
+                    or any(m.is_dir() and folder_format(m) is None for m in models))
+        advice = suggest_options(suggest, suggest_time, min_agreement, write_variants, many)
+        if many:
             report = check_many(models, targets, spec, options, None if quiet else _progress_line,
                                 cluster=cluster_spec, shared_path=shared_path)
         else:
             from mlfit.api import single_report
 
-            report = single_report(_measure(models[0], targets, spec, options, quiet))
+            report = single_report(_measure(models[0], targets, spec, options, quiet, advice))
         if learn:
             _learn(report, truth)
         _finish(report, outputs, strict, base_report, baseline, compare_opts)

@@ -39,6 +39,56 @@ def warm_up(run: Callable[[Any], Any], feeds: Sequence[Any], min_iterations: int
             return count
 
 
+WARMUP_WINDOW_S = 0.025  # a convergence window lasts about this long (at least WARMUP_WINDOW_MIN_CALLS calls)
+WARMUP_WINDOW_MIN_CALLS = 3
+WARMUP_TOLERANCE = 0.05  # successive windows' medians within 5%: the runtime has settled
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    """How a warm-up ended: its calls, whether the call time settled, and the median call."""
+
+    calls: int
+    converged: bool
+    median_s: float
+
+
+def warm_up_converged(run: Callable[[Any], Any], feeds: Sequence[Any], min_iterations: int, floor_s: float,
+                      cap_s: float, max_time_s: float, tolerance: float = WARMUP_TOLERANCE) -> WarmUp:
+    """Warm up until the call time has settled: two successive windows (~25 ms each) whose
+    medians agree within ``tolerance``, after ``min_iterations`` calls and ``floor_s``; a warm-up
+    that does not settle stops at ``cap_s`` (the fixed warm-up this replaces, so it never takes
+    longer than that did), one short of ``min_iterations`` at ``max_time_s``. The windows are
+    medians, not means: one call another process interrupted moves a mean, not a median (and the
+    median call, not the mean, tells the worker how long a call is: a stall of a loaded host
+    inside a short warm-up moved the mean of a 5 µs call past 50 µs)."""
+    clock = time.perf_counter
+    start = clock()
+    times: list[float] = []
+    window = 0  # calls per window, fixed from the first calls' pace
+    prev: float | None = None
+    while True:
+        t0 = clock()
+        run(feeds[len(times) % len(feeds)])
+        t1 = clock()
+        times.append(t1 - t0)
+        elapsed = t1 - start
+        count = len(times)
+        if elapsed >= max_time_s or (count >= min_iterations and elapsed >= cap_s):
+            return WarmUp(count, False, sorted(times)[count // 2])
+        if not window:
+            if elapsed >= WARMUP_WINDOW_S or count >= 10_000:
+                window = max(WARMUP_WINDOW_MIN_CALLS, count)
+            continue
+        if count % window:
+            continue
+        median = sorted(times[-window:])[window // 2]
+        settled = prev is not None and abs(median - prev) <= tolerance * max(median, prev)
+        if settled and count >= min_iterations and elapsed >= floor_s:
+            return WarmUp(count, True, median)
+        prev = median
+
+
 def timed_loop(run: Callable[[Any], Any], feeds: Sequence[Any], policy: LoopPolicy,
                progress: ProgressFn | None = None, progress_every_s: float = 0.5,
                samples: list[int] | None = None, cpu: list[int] | None = None) -> list[int]:

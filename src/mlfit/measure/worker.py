@@ -32,7 +32,7 @@ from mlfit.measure.contention import phase_record, snapshot  # noqa: E402
 from mlfit.measure.host import host_info  # noqa: E402
 from mlfit.measure.protocol import SAMPLES_FILE, Phase, WorkerRequest, WorkerResponse  # noqa: E402
 from mlfit.measure.stats import latency_stats, quality_warnings  # noqa: E402
-from mlfit.measure.timing import LoopPolicy, timed_loop, warm_up  # noqa: E402
+from mlfit.measure.timing import LoopPolicy, timed_loop, warm_up, warm_up_converged  # noqa: E402
 from mlfit.records import NodeProfile  # noqa: E402
 from mlfit.result import (  # noqa: E402
     ColdStart,
@@ -147,6 +147,7 @@ def _device_label(runtime: Runtime, details: dict[str, Any], requested: str) -> 
         runtime, f"{runtime.value} CPU")
 
 
+WARMUP_FLOOR_S = 0.05  # the shortest warm-up, converged or not
 CPU_CLOCK_MIN_CALL_S = 50e-6  # calls shorter than this get no CPU clock reads in the timed loop
 
 
@@ -271,13 +272,16 @@ def _warmup(state: _Run) -> None:
     settings = state.request.settings
     enter(Phase.WARMUP)
     before = snapshot()
-    warm_calls = warm_up(state.run, state.feeds, settings.warmup_iterations, settings.warmup_time_s,
-                         max(settings.warmup_time_s * 10, 5.0))
+    # Until the call time settles (successive windows' medians within 5%), at least WARMUP_FLOOR_S;
+    # one that does not settle stops at warmup_time_s, the fixed warm-up this replaced.
+    warm = warm_up_converged(state.run, state.feeds, settings.warmup_iterations,
+                             min(WARMUP_FLOOR_S, settings.warmup_time_s), settings.warmup_time_s,
+                             max(settings.warmup_time_s * 10, 5.0))
     after = snapshot()
     state.contention.append(phase_record(Phase.WARMUP.value, before, after, state.request.threads))
     # The CPU clock is a system call (~0.2-0.6 µs): beside a call of a few µs it moved the measured
     # p50 by ~2%, and a call that short is seldom interrupted anyway, so it is read only for longer calls.
-    state.per_call = (after.wall - before.wall) / max(1, warm_calls)
+    state.per_call = warm.median_s
 
 
 def _timed(state: _Run) -> None:
@@ -350,12 +354,14 @@ def _profile(state: _Run) -> None:
     if not settings.profile_nodes or state.runtime is not Runtime.ONNXRUNTIME:
         return
     enter(Phase.PROFILE)
-    from mlfit.measure.nodeprofile import profile_nodes
+    from mlfit.measure.nodeprofile import profile_nodes, time_per_thread_count
 
     before = snapshot()
     timer = _reference_timer()
+    measured = next((p.wall_s for p in state.contention if p.phase == Phase.MEASURE.value), settings.min_time_s)
     state.node_profile = profile_nodes(request, state.feeds[0], settings.profile_threads,
-                                       between=timer.tick if timer is not None else None)
+                                       between=timer.tick if timer is not None else None,
+                                       time_per_count_s=time_per_thread_count(measured, len(settings.profile_threads)))
     state.contention.append(phase_record(Phase.PROFILE.value, before, snapshot(), 1))
     if timer is not None:
         timer.tick(max(0, 9 - len(timer.samples_ns)))

@@ -36,6 +36,7 @@ from mlfit.report.common import (
 )
 from mlfit.report.load import load_lines
 from mlfit.report.styles import PROVENANCE_SHORT, STATUS_STYLE, VERDICT_STYLE
+from mlfit.report.suggestions import text_lines as suggestion_lines
 from mlfit.result import (
     ChangeStatus,
     Check,
@@ -232,6 +233,7 @@ def render_compact(report: Report, width: int) -> RenderableType:
         parts.extend(measurement_lines(result, width))  # its first line names the model
         for target in result.targets:
             parts.extend(target_lines(target, width))
+            parts.extend(Text(line) for line in suggestion_lines(target, width))  # check --suggest
             if target.notes:
                 notes.append(f"{target.target} {len(target.notes)}" if len(report.results) == 1
                              else f"{name}/{target.target} {len(target.notes)}")

@@ -20,6 +20,7 @@ from mlfit.report.common import (
     model_name,
     value_text,
 )
+from mlfit.report.suggestions import markdown_lines as suggestion_lines
 from mlfit.result import Comparison, Report, RunResult, Verdict
 
 # ASCII punctuation that Markdown (CommonMark + GitHub's extensions) can read as markup: every
@@ -134,6 +135,8 @@ def _result_details(result: RunResult) -> list[str]:
             _table(["target", "check", "budget", "value", "margin", "source", "verdict", "reason"], rows)
         )
         lines.append("")
+    for target in result.targets:  # check --suggest
+        lines.extend(suggestion_lines(target))
     return lines + _notes_by_target(result)
 
 

@@ -12,6 +12,7 @@ from mlfit.catalog.units import format_duration, format_rate, format_size
 from mlfit.report.common import configuration_lines, describe_input, format_value, sanitized
 from mlfit.report.load import load_lines
 from mlfit.report.styles import PROVENANCE_SHORT, VERDICT_STYLE
+from mlfit.report.suggestions import text_lines as suggestion_lines
 from mlfit.result import Check, Provenance, Report, RunResult, TargetReport, Verdict
 
 
@@ -159,6 +160,7 @@ def render_result(result: RunResult) -> RenderableType:
         parts.append(target_table(report))
         parts.extend(Text(f"  • {line}", style="dim" if i >= len(report.checks) else "") for i, line in
                      enumerate(reasons(report)))
+        parts.extend(Text(line) for line in suggestion_lines(report, 118))  # check --suggest
     if result.targets:
         parts.append(Text(LEGEND, style="dim"))
     return Group(*parts)

@@ -40,6 +40,14 @@ _ALLOWED_PREFIXES = (
 _SKIPPED_KEYS = {"compile_config", "training_config"}
 # The words every outside-file finding carries: the refusal's hint depends on them.
 OUTSIDE_READ = "reads a file outside the archive"
+
+
+def _shown_path(value: object, limit: int = 80) -> str:
+    """A path from the config, bounded for one line; the middle goes, so the file's name stays."""
+    if not isinstance(value, str):
+        return type(value).__name__
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit // 3]}…{text[-(limit - limit // 3 - 1):]}"
 _INLINE_ARRAYS = {"__numpy__", "__tensor__"}  # how Keras serializes an array inline
 _MAX_DEPTH = 200
 
@@ -132,10 +140,10 @@ def _inline_vocabulary(value: Any) -> bool:
 def _outside_read(key: str, value: Any) -> str | None:
     """What reading ``key: value`` in a layer config would make Keras open, or None."""
     if key == "vocabulary" and not _inline_vocabulary(value):
-        shown = repr(value)[:80] if isinstance(value, str) else type(value).__name__
+        shown = _shown_path(value)
         return f"its vocabulary {OUTSIDE_READ} ({shown}); a vocabulary must be inline or an asset in the archive"
     if key == "filepath" and value is not None:
-        shown = repr(value)[:80] if isinstance(value, str) else type(value).__name__
+        shown = _shown_path(value)
         return f"it loads another model from a path: {OUTSIDE_READ} ({shown})"
     return None
 

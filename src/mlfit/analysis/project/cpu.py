@@ -28,10 +28,19 @@ from mlfit.analysis.project.bands import (
     load_note,
     uncontended_bands,
 )
-from mlfit.analysis.project.device import fitted_cpu_factor
+from mlfit.analysis.project.device import device_model_nodes, fitted_cpu_factor
+from mlfit.analysis.project.estimators import (
+    HOST,
+    Combined,
+    Floors,
+    HostNode,
+    combine,
+    roofline_floor,
+    weaker_than_host,
+)
 from mlfit.analysis.project.memory import memory_band
 from mlfit.analysis.project.threads import host_total_at, node_time_at
-from mlfit.analysis.project.types import TOP_N, Band, Projection, isa_family
+from mlfit.analysis.project.types import TOP_N, Band, Projection, isa_family, model_precision
 from mlfit.analysis.uncontended import (
     dispersion,
     host_load,
@@ -137,8 +146,7 @@ class _HostFactor(NamedTuple):
 
     factor: Band
     method: str
-    top_nodes: list[dict[str, Any]]
-    top_ops: list[dict[str, Any]]
+    nodes: list[HostNode]  # each profiled node, its target times in µs (empty: whole-model scaling)
 
 
 @dataclass
@@ -151,6 +159,7 @@ class _Sums:
     hi: float = 0.0
     kinds: dict[str, list[float]] = field(default_factory=dict)
     per_node: list[tuple[float, str, str]] = field(default_factory=list)
+    nodes: list[HostNode] = field(default_factory=list)  # each node's host time and target band (µs)
     compute: float = 0.0  # centre of the compute-bound nodes
 
     def add(self, t_host: float, r: Band, kind: str) -> None:
@@ -184,6 +193,7 @@ def project_cpu(
             f"projected at {threads}"
         )
     scale = reference_scale(measurement, cal)
+    design = cal  # this host's design figures (peak, clock), for the physical floors
     if scale is not None:
         cal = scaled_calibration(cal, scale)
         if abs(scale - 1) >= 0.03:
@@ -209,8 +219,8 @@ def project_cpu(
                                        ratios, threads, thread_model, notes, sources, details)
     else:
         host_factor = _whole_model_factor(measurement, node_profile, ratios, threads, notes, sources)
-    return _cpu_projection(target, measurement, static, cal, host, ratios, threads, host_factor, uncontended,
-                           notes, sources, details)
+    return _cpu_projection(target, measurement, static, (cal, design), host, ratios, threads, host_factor,
+                           uncontended, notes, sources, details)
 
 
 def _profile_basis(
@@ -257,6 +267,7 @@ def _node_sums(
         if compute_bound:
             sums.compute += t_host * r.value
         sums.per_node.append((t_host * r.value, name, facts.op))
+        sums.nodes.append(HostNode(name, facts.op, t_host, t_host * r.lower, t_host * r.value, t_host * r.upper))
     overhead = {t: float(by_threads[str(t)].overhead_us) for t in counts}
     o_host = overhead.get(threads, overhead[min(counts, key=lambda t: abs(t - threads))])
     sums.add(max(0.0, o_host), ratios.clock, "executor clock")
@@ -305,24 +316,6 @@ def _thread_band(
     return band_lo, band_hi
 
 
-def _top_costs(per_node: list[tuple[float, str, str]], total_mid: float) -> tuple[list[dict[str, Any]],
-                                                                               list[dict[str, Any]]]:
-    """The costliest nodes and op types on the target (seconds and share of the centre)."""
-    per_node = sorted(per_node, reverse=True)
-    top_nodes = [
-        {"name": n, "op": op, "seconds": t / 1e6, "share": t / total_mid} for t, n, op in per_node[:TOP_N]
-    ]
-    agg: dict[str, float] = {}
-    for t, _, op in per_node:
-        agg[op] = agg.get(op, 0.0) + t
-    top_ops = [
-        {"op": op, "seconds": t / 1e6, "share": t / total_mid}
-        for op, t in sorted(agg.items(), key=lambda kv: kv[1], reverse=True)[:TOP_N]
-        if t / total_mid >= 0.005
-    ]
-    return top_nodes, top_ops
-
-
 def _per_node_factor(
     target: Target, measurement: Measurement, node_profile: NodeProfile, by_threads: dict[str, ThreadProfile],
     uncontended: bool, cal: Calibration, ratios: _Ratios, threads: int, thread_model: str,
@@ -350,7 +343,6 @@ def _per_node_factor(
                                     notes, sources)
     factor = Band(sums.mid / host_total, sums.lo * band_lo / host_total, sums.hi * band_hi / host_total)
     total_mid = sums.mid or 1.0
-    top_nodes, top_ops = _top_costs(sums.per_node, total_mid)
     details.update(
         {
             "host_profiled_run_us": host_total,
@@ -366,7 +358,7 @@ def _per_node_factor(
         f"(compute- or memory-bound against the target's ridge "
         f"{ratios.ridge:.1f} FLOP/B) to {target.hardware.name}, {threads} thread(s)"
     )
-    return _HostFactor(factor, method, top_nodes, top_ops)
+    return _HostFactor(factor, method, sums.nodes)
 
 
 def _whole_model_factor(
@@ -394,16 +386,18 @@ def _whole_model_factor(
     failure = node_profile.error if node_profile is not None else None
     if failure:
         notes.append(f"onnxruntime's node profile failed ({failure}); whole-model projection")
-    return _HostFactor(factor, method, [], [])
+    return _HostFactor(factor, method, [])
 
 
 def _cpu_projection(
-    target: Target, measurement: Measurement, static: dict[str, Any] | None, cal: Calibration,
+    target: Target, measurement: Measurement, static: dict[str, Any] | None, cals: tuple[Calibration, Calibration],
     host: HostInfo, ratios: _Ratios, threads: int, host_factor: _HostFactor, uncontended: bool,
     notes: list[str], sources: dict[str, tuple[float, float]], details: dict[str, Any],
 ) -> Projection:
     """From the host factor to the projection: the device model where it applies, the runtime
-    version's widening, then every percentile's band from the host figure they start from."""
+    version's widening, then every percentile's band from the host figure they start from. ``cals``:
+    the calibration as this host ran while measuring, and as calibrated (its design figures)."""
+    cal, design = cals
     factor, method = host_factor.factor, host_factor.method
     robust = details.get("host_profiled_run_us")
     robust_p50 = robust / 1e6 + float(cal.call_overhead_s or 0.0) if robust else None
@@ -413,9 +407,17 @@ def _cpu_projection(
         wall = measurement.latency.p50 or measurement.latency.mean
         host_base = min(wall, robust_p50) if robust_p50 else wall
     fitted = fitted_cpu_factor(target, measurement, static, threads, details, host_base, host.arch)
-    if fitted is not None:  # the model fitted on published device measurements replaces the host ratios
-        details["factor_host_ratio"] = factor.__dict__  # kept as a cross-check
-        factor, method, notes, sources = fitted
+    combined = _combine(target, measurement, static, design, threads, host_factor, fitted, host_base, details)
+    if combined.estimator != HOST and fitted is not None:
+        # the model fitted on published device measurements is the basis; the host ratios cross-check it
+        details["factor_host_ratio"] = factor.__dict__
+        _, method, notes, sources = fitted
+    factor = Band(combined.seconds.value / host_base, combined.seconds.lower / host_base,
+                  combined.seconds.upper / host_base)
+    method = f"{combined.label}: {method}"
+    notes.extend(combined.notes)
+    sources.update(combined.sources)
+    details["estimators"] = combined.record
     factor = _runtime_version_widening(target, measurement, factor, notes, sources)
     details["factor"] = factor.__dict__
     if uncontended or measurement.contention is not None:
@@ -435,10 +437,12 @@ def _cpu_projection(
             measurement.latency.mean * factor.lower,
             measurement.latency.mean * factor.upper,
         )
+    latency = {p: combined.floored(b) for p, b in latency.items()}
     host_sources(measurement, factor, latency, target, sources, notes, details)
     explain_wide_band(latency, target, sources, notes)
     details["band_sources"] = {k: [round(lo, 3), round(hi, 3)] for k, (lo, hi) in sources.items()}
     throughput, basis = _cpu_throughput(target, measurement, factor, mean)
+    top_nodes, top_ops = _one_breakdown(combined.per_node, latency, details)
     return Projection(
         target=target.name,
         method=method,
@@ -448,10 +452,68 @@ def _cpu_projection(
         throughput=throughput,
         throughput_basis=basis,
         notes=notes,
-        top_nodes=host_factor.top_nodes,
-        top_ops=host_factor.top_ops,
+        top_nodes=top_nodes,
+        top_ops=top_ops,
         details=details,
+        estimator=combined.estimator,
     )
+
+
+def _combine(
+    target: Target, m: Measurement, static: dict[str, Any] | None, cal: Calibration, threads: int,
+    host_factor: _HostFactor, fitted: Any, host_base: float, details: dict[str, Any],
+) -> Combined:
+    """The device model and the host-scaled estimate (seconds per inference) reconciled, with the
+    physical floors (:mod:`.estimators`). ``cal``: this host's calibrated (design) figures."""
+    hw = target.hardware
+    fastest = float(m.latency.min or 0.0)
+    # onnxruntime's profiler costs time of its own per node: where the profiled nodes add up to more
+    # than this host's fastest whole call, the host-scaled estimate starts from the fastest call
+    real = min(host_base, fastest) if fastest > 0 else host_base
+    host_s = Band(host_factor.factor.value * real, host_factor.factor.lower * real, host_factor.factor.upper * real)
+    host_total = float(details.get("host_profiled_run_us") or 0.0)
+    to_s = real / host_total if host_total > 0 else 0.0
+    host_nodes = [HostNode(n.name, n.op, n.host_us, n.lower * to_s, n.value * to_s, n.upper * to_s)
+                  for n in host_factor.nodes] if to_s else []
+    device: Band | None = None
+    device_nodes: list[tuple[str, str, float]] = []
+    if fitted is not None:
+        f = fitted[0]
+        device = Band(f.value * host_base, f.lower * host_base, f.upper * host_base)
+        device_nodes = device_model_nodes(target, m, static, threads)
+    precision = model_precision(static) if static else "fp32"
+    roof = roofline_floor(static, precision, hw.cpu.peak_fp32 / hw.cpu.cores, threads, hw.memory.bandwidth)
+    host_threads = max(1, m.threads)
+    host_bw = max((float(v) for v in cal.bandwidth.values()), default=0.0)
+    why = weaker_than_host(
+        hw.cpu.peak_fp32 / hw.cpu.cores * threads, hw.memory.bandwidth, float(hw.cpu.frequency),
+        (cal.peak_fp32_per_core or 0.0) * host_threads, host_bw, (cal.frequency_mhz or 0.0) * 1e6)
+    # this host's own uncontended cost: the contention-proof figure, or the fastest call where that is
+    # less (contention only lengthens a call; the profiler's own cost only lengthens a profiled node)
+    floors = Floors(roof, real if why else 0.0, real, why)
+    return combine(static, device, device_nodes, host_s, host_nodes, floors)
+
+
+def _one_breakdown(
+    per_node: list[tuple[str, str, float]], latency: dict[Percentile, Band], details: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The costliest nodes and op types of the one projection, and every op type's time in the
+    details (``per_op``): scaled so that they add up to the projected median, the centre every
+    reporter shows."""
+    centre = latency[Percentile.P50].value if Percentile.P50 in latency else 0.0
+    total = sum(t for _, _, t in per_node)
+    if total <= 0 or centre <= 0:
+        return [], []
+    scale = centre / total
+    nodes = sorted(((t * scale, name, op) for name, op, t in per_node), reverse=True)
+    agg: dict[str, float] = {}
+    for t, _, op in nodes:
+        agg[op] = agg.get(op, 0.0) + t
+    per_op: list[dict[str, Any]] = [{"op": op, "seconds": t, "share": t / centre}
+                                    for op, t in sorted(agg.items(), key=lambda kv: -kv[1])]
+    details["per_op"] = per_op
+    top_nodes = [{"name": n, "op": op, "seconds": t, "share": t / centre} for t, n, op in nodes[:TOP_N]]
+    return top_nodes, [o for o in per_op[:TOP_N] if float(o["share"]) >= 0.005]
 
 
 def _runtime_version_widening(

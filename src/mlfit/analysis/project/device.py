@@ -80,6 +80,20 @@ def fitted_cpu_factor(
     return Band(pred.value / host, pred.lower / host, pred.upper / host), method, notes, sources
 
 
+def device_model_nodes(target: Target, m: Measurement, static: dict[str, Any] | None,
+                       threads: int) -> list[tuple[str, str, float]]:
+    """Each static node's part of the device model's figure (name, op, seconds); empty without a fit."""
+    from mlfit.analysis import devicemodel as dm
+
+    params = dm.fitted()
+    if params is None or not static or not static.get("nodes"):
+        return []
+    hw = target.hardware
+    config = dm.Config(dm.Device.from_hardware(hw), m.runtime, model_precision(static), threads,
+                       target.profile.batch_size)
+    return dm.node_seconds(static, config, params)
+
+
 def _adapted(structure: Any, config: Any, params: Any) -> tuple[list[str], tuple[Any, Any, dict[str, Any], Any] | None]:
     """The device's own adapted fit (``mlfit truth fit``), when the check was given one for this
     hardware and its figures are the hardware file's: the notes, and (params, config, details)."""

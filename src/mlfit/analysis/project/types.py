@@ -48,11 +48,14 @@ class Projection:
     details: dict[str, Any] = field(default_factory=dict)
     measured: bool = False  # True: measured on this host's GPU, not derived
     from_host_timings: bool = True  # False for a roofline: host noise does not reach it
+    # which estimator the figures come from (CPU): "device model", "host-scaled" or both (they disagree)
+    estimator: str = ""
 
     def summary(self) -> ProjectionSummary:
         """The typed record the result file keeps (validated from the figures gathered here)."""
         return ProjectionSummary.model_validate({
             "method": self.method,
+            "estimator": self.estimator,
             "latency": {p.value: {"value": b.value, "lower": b.lower, "upper": b.upper}
                         for p, b in self.latency.items()},
             "notes": self.notes,

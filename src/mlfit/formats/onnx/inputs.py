@@ -17,17 +17,17 @@ _PASS_THROUGH = {"Cast", "Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity
 
 
 def _onnx_constants(graph: Any) -> dict[str, Any]:
-    from onnx import numpy_helper
+    from mlfit.onnxpb import to_array  # numpy_helper's answer without importing onnx
 
     small: dict[str, Any] = {}
     for tensor in graph.initializer:
         if tensor.data_location != 1 and len(tensor.dims) <= 1 and (not tensor.dims or tensor.dims[0] <= 16):
-            small[tensor.name] = numpy_helper.to_array(tensor)
+            small[tensor.name] = to_array(tensor)
     for node in graph.node:
         if node.op_type == "Constant" and node.output:
             for attr in node.attribute:
                 if attr.name == "value" and len(attr.t.dims) <= 1 and (not attr.t.dims or attr.t.dims[0] <= 16):
-                    small[node.output[0]] = numpy_helper.to_array(attr.t)
+                    small[node.output[0]] = to_array(attr.t)
     return small
 
 

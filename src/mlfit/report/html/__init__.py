@@ -17,6 +17,7 @@ from mlfit.report.html.measurement import _budget_rows, _latency_charts, _latenc
 from mlfit.report.html.ops import _analysis_table, _batch_sweep, _load_scenarios, _ops_section
 from mlfit.report.html.page import _template, badge, e, table
 from mlfit.report.html.verdicts import _notes, _projection_table, _verdict_table
+from mlfit.report.suggestions import html_section as suggestions_html
 from mlfit.result import Report, RunResult, Verdict
 
 __all__ = ["find_costliest", "render_html"]
@@ -31,6 +32,7 @@ def _result_section(result: RunResult) -> str:
         )
     if result.targets:
         parts.append("<h3>Verdicts per target</h3>" + _verdict_table(result) + _notes(result))
+        parts.extend(suggestions_html(t) for t in result.targets)  # check --suggest
     if result.measurement is not None:
         parts.append("<h3>Latency (measured on this host)</h3>" + _latency_table(result))
         parts.extend(f'<div class="warn">{e(w)}</div>' for w in result.measurement.warnings)

@@ -1,0 +1,169 @@
+"""check --suggest on real models: every variant kind built and compared by the real child, the
+accuracy guard refusing an int8 build that changes the argmax, a conversion that fails, the time
+budget ending the search, and --write-variants files that reproduce their figure."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+from conftest import FAST, assert_no_traceback, run_mlfit
+from mlfit.advise import SuggestOptions
+from mlfit.advise.spawn import run_child
+from mlfit.api import _run_one, resolve_targets
+from mlfit.catalog.loader import Target
+from mlfit.errors import ExitCode, ModelError
+from mlfit.inputspec import InputSpec
+from mlfit.options import MeasureOptions
+from mlfit.zoo import builders
+from mlfit.zoo.builders import GraphBuilder
+
+QUICK = MeasureOptions(min_time=0.2, max_time=2.0, warmup=2)
+
+
+def _tied_classifier() -> builders.onnx.ModelProto:
+    """Ten classes whose logits differ by ~1e-3 of their size: int8 rounding visibly moves the argmax."""
+    b = GraphBuilder(3)
+    hidden = b.node("Relu", [b.node("MatMul", ["x", b.weight((64, 64))])])
+    rng = np.random.default_rng(1)
+    w2 = (rng.standard_normal((64, 1)) + 1e-3 * rng.standard_normal((64, 10))).astype(np.float32)
+    b.node("MatMul", [hidden, b.constant(w2)])
+    b.nodes[-1].output[0] = "logits"
+    return b.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                   [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], "tied")
+
+
+@pytest.fixture(scope="module")
+def mlp_model(models_dir: Path) -> Path:
+    return builders.save(builders.mlp(features=32, hidden=(64, 64), classes=10, batch=1), models_dir / "mlp.onnx")
+
+
+def _one_core(name: str, *budgets: str) -> Target:
+    """A built-in target on a one-core copy of its hardware: no thread variants, so the search
+    tries the model builds only (quick)."""
+    target = resolve_targets([name], budgets=budgets)[0]
+    cpu = target.hardware.cpu.model_copy(update={"cores": 1})
+    return replace(target, hardware=target.hardware.model_copy(update={"cpu": cpu}),
+                   profile=target.profile.model_copy(update={"threads": 1}))
+
+
+def _build_and_compare(tmp_path: Path, source: Path, fmt: str, runtime: str, kind: str,
+                       spec: InputSpec) -> dict[str, object]:
+    out = tmp_path / f"variant.{'tflite' if kind.startswith('tflite') else 'onnx'}"
+    common = {"trust_model": False, "trust_types": [], "signature": "serving_default",
+              "input_spec": spec.model_dump(mode="json")}
+    built = run_child({"action": "build", "kind": kind, "source": str(source), "format": fmt, "output": str(out),
+                       **common}, tmp_path, "build", 300)
+    assert out.is_file() and built["tool"]
+    variant_runtime = "tflite" if kind.startswith("tflite") else "onnxruntime"
+    return run_child({"action": "compare", "original": str(source), "original_runtime": runtime,
+                      "variant": str(out), "variant_runtime": variant_runtime, "count": 8, **common},
+                     tmp_path, "compare", 300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["int8-dynamic", "int8-static", "fp16"])
+def test_onnx_variant_kinds_build_and_compare(mlp_model: Path, tmp_path: Path, kind: str) -> None:
+    data = tmp_path / "data.npz"
+    np.savez(data, input=np.random.default_rng(0).uniform(0, 1, (8, 1, 32)).astype(np.float32))
+    spec = InputSpec(data_file=str(data)) if kind == "int8-static" else InputSpec()
+    answer = _build_and_compare(tmp_path, mlp_model, "onnx", "onnxruntime", kind, spec)
+    assert answer["inputs"] == 8 and float(answer["cosine"]) > 0.9  # type: ignore[arg-type]
+    assert answer["top1"] is not None  # (1, 10) logits: classifier-shaped
+    assert str(answer["source"]).startswith("the first") == (kind == "int8-static")  # --data rows
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["tflite-float", "tflite-int8"])
+def test_keras_to_tflite_variants_build_and_compare(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path,
+                                                    kind: str) -> None:
+    from format_models import models
+
+    keras_model = models(tmp_path_factory.getbasetemp())["keras"]
+    answer = _build_and_compare(tmp_path, keras_model, "keras", "tensorflow", kind, InputSpec(batch=1))
+    assert answer["inputs"] == 8
+    if kind == "tflite-float":  # the same float graph: the same outputs up to rounding
+        assert float(answer["cosine"]) > 0.9999 and answer["top1"] == 1.0  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_guard_refuses_int8_that_changes_the_argmax(models_dir: Path) -> None:
+    model = builders.save(_tied_classifier(), models_dir / "tied.onnx")
+    result = _run_one(model, [_one_core("edge")], InputSpec(), QUICK, None, None,
+                      SuggestOptions(every_target=True, time_s=300))
+    report = result.targets[0]
+    assert result.error is None and report.verdict.value == "PASS" and result.exit_code() == 0
+    [suggestion] = report.suggestions
+    assert suggestion.variant == "int8-dynamic" and suggestion.verdict == "PASS", suggestion
+    assert suggestion.status == "changes-outputs" and suggestion.agreement is not None
+    assert suggestion.agreement.top1 is not None and suggestion.agreement.top1 < 0.99
+    assert "changes outputs" in suggestion.reason and "generated inputs" in suggestion.agreement.source
+
+
+@pytest.mark.slow
+def test_failed_conversion_is_listed_and_the_verdict_stands(models_dir: Path) -> None:
+    old = builders.mlp(features=16, hidden=(32,), classes=4, batch=1)
+    for opset in old.opset_import:  # opset 7 / IR 3: onnxruntime runs it, its quantiser cannot convert it
+        opset.version = 7
+    old.ir_version = 3
+    model = builders.save(old, models_dir / "mlp_opset7.onnx")
+    result = _run_one(model, [_one_core("edge", "latency.p95=1ns")], InputSpec(), QUICK, None, None,
+                      SuggestOptions(time_s=300))
+    report = result.targets[0]
+    assert result.error is None and report.verdict.value == "FAIL" and result.exit_code() == ExitCode.BUDGET_FAILED
+    [suggestion] = report.suggestions
+    assert suggestion.status == "failed" and suggestion.verdict is None and suggestion.reason, suggestion
+
+
+@pytest.mark.slow
+def test_time_budget_ends_the_search(mlp_model: Path) -> None:
+    edge = resolve_targets(["edge"], budgets=["latency.p95=1ns"])[0]  # threads 1, 2, 3, then int8
+    result = _run_one(mlp_model, [edge], InputSpec(), QUICK, None, None, SuggestOptions(time_s=5))
+    report = result.targets[0]
+    statuses = [s.status for s in report.suggestions]
+    assert statuses[0] != "not-tried" and statuses.count("not-tried") >= 2, statuses
+    assert report.suggest_search is not None and report.suggest_search.not_tried == statuses.count("not-tried")
+    assert report.verdict.value == "FAIL"
+
+
+@pytest.mark.slow
+def test_write_variants_files_reproduce_their_figure(transformer_model: Path, tmp_path: Path) -> None:
+    out, folder = tmp_path / "r.json", tmp_path / "variants"
+    dims = ("--dim", "seq=32")
+    run = run_mlfit("check", transformer_model, "--target", "weak-cpu", *dims, "--budget", "latency.p95=10s",
+                    "--suggest=all", "--suggest-time", "300", "--write-variants", folder, "--json", out, *FAST)
+    assert_no_traceback(run)
+    assert run.code == 0, run.output
+    suggestions = json.loads(out.read_text())["results"][0]["targets"][0]["suggestions"]
+    int8 = next(s for s in suggestions if s["variant"] == "int8-dynamic")
+    assert int8["verdict"] == "PASS" and int8["file"], int8
+    saved = Path(int8["file"])
+    recipe = json.loads(saved.with_name(saved.name + ".recipe.json").read_text())
+    assert recipe["variant"] == "int8-dynamic" and "quantize_dynamic" in recipe["tool"]
+    assert (folder / "weak-cpu.threads-1.recipe.json").is_file()  # a deployment setting: its recipe only
+    again = tmp_path / "again.json"
+    rerun = run_mlfit("check", saved, "--target", "weak-cpu", *dims, "--budget", "latency.p95=10s", "--json",
+                      again, *FAST)
+    assert rerun.code == 0, rerun.output
+    checks = json.loads(again.read_text())["results"][0]["targets"][0]["checks"]
+    first = next(c for c in int8["checks"] if c["metric"] == "latency.p95")
+    second = next(c for c in checks if c["metric"] == "latency.p95")
+    # The same file, measured again on a busy host: the two projections' bands overlap.
+    assert second["lower"] <= first["upper"] and first["lower"] <= second["upper"], (first, second)
+
+
+def test_suggest_flags_refused_with_one_line(tiny_model: Path, tmp_path: Path) -> None:
+    for args in (("--write-variants", tmp_path), ("--suggest=maybe",), ("--suggest", "--cluster", "tcp://h:1")):
+        run = run_mlfit("check", tiny_model, "--target", "edge", *args, "--quiet")
+        assert_no_traceback(run)
+        assert run.code == ExitCode.USAGE and "mlfit: error:" in run.stderr, (args, run.output)
+
+
+def test_child_without_answer_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError):
+        run_child({"action": "build", "kind": "no-such-kind"}, tmp_path, "bad", 60)
