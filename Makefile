@@ -62,6 +62,9 @@ lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
 	PYTHONPATH=src $(VENV)/bin/lint-imports
+	PYTHONPATH=src $(PY) tools/import_cycles.py
+	$(PY) tools/long_modules.py --max 600 src/mlfit
+	$(PY) tools/long_functions.py --max 100 src/mlfit
 
 # Item 3 compares with GNU time's "Maximum resident set size": install it when missing.
 bench: $(VENV)/.installed-dev
