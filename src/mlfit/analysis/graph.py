@@ -11,7 +11,6 @@ subprocess (the parent never imports a runtime).
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -25,7 +24,7 @@ from mlfit.formats.onnx.proto import (
     check_static_bounds,
     load_onnx_proto,
 )
-from mlfit.lifeline import die_with_parent
+from mlfit.lifeline import ChildTimeout, run_child
 from mlfit.scratch import run_folder
 
 _CONTROL_FLOW = {"If", "Loop", "Scan"}
@@ -214,16 +213,10 @@ def _ort_symbolic(model: Any, timeout: float = 120.0) -> Any | None:
         src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
         onnx.save(_light(model), str(src))
         try:
-            subprocess.run(
-                [sys.executable, "-c", _ORT_SYMBOLIC, str(src), str(dst)],
-                capture_output=True,
-                timeout=max(1.0, timeout),
-                check=True,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent(),  # never outlives mlfit (mlfit.lifeline)
-            )
+            if run_child([sys.executable, "-c", _ORT_SYMBOLIC, str(src), str(dst)], max(1.0, timeout)).returncode:
+                return None
             return onnx.load(str(dst), load_external_data=False)
-        except (subprocess.SubprocessError, OSError, ValueError):
+        except (ChildTimeout, OSError, ValueError):
             return None
 
 
