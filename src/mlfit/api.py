@@ -18,6 +18,7 @@ from mlfit.catalog.schema import Runtime
 from mlfit.errors import ConfigError, ModelError
 from mlfit.formats import ModelFormat
 from mlfit.inputspec import InputSpec
+from mlfit.integrations import is_model_uri
 from mlfit.modelref import identify, size_of
 from mlfit.result import Report, RunResult
 from mlfit.run import (
@@ -110,6 +111,17 @@ def _run_one(model: str | Path, targets: Sequence[Target], spec: InputSpec, opti
     options = options or MeasureOptions()
     if batch is not None:
         options = replace(options, batch_size=batch)
+    if is_model_uri(model):  # models:/ or runs:/: downloaded through MLflow, checked like a file
+        from mlfit.integrations.mlflow import opened
+
+        uri = model if isinstance(model, str) else model.as_posix()
+        try:
+            with opened(uri) as resolved:
+                checked = _run_one(resolved.path, targets, spec, options, None, on_event, suggest)
+                return _typed(resolved.annotate(checked))
+        except ModelError as exc:  # the MLmodel file names no usable model: a result, as for a file
+            failed = error_result(uri, exc)
+            return _typed(failed.model_copy(update={"model": failed.model.model_copy(update={"path": uri})}))
     try:
         ref = identify(model, options.runtime)
     except ModelError as exc:  # not a model mlfit can read: a result with the error, as the CLI reports it
@@ -129,6 +141,9 @@ def check(model: str | Path, targets: Sequence[str] = ("edge",), *,
           inputs: InputSpec | None = None, options: MeasureOptions | None = None,
           on_event: EventFn | None = None, suggest: SuggestOptions | None = None) -> CheckResult:
     """Measure a model once and check it against each target (built-in names or profile YAML paths).
+
+    ``model`` is a file, a SavedModel folder, or an MLflow URI (``models:/NAME/VERSION``,
+    ``models:/NAME@ALIAS``, ``runs:/RUN_ID/PATH``; needs ``mlfit[mlflow]``, docs/integrations.md).
 
     Inputs, as the CLI's flags: ``dims={"seq": 128}`` fills a symbolic dim, ``shapes={"x": (1, 3, 224, 224)}``
     an input's whole shape, ``values={"sr": 16000}`` a constant, ``ranges={"ids": (0, 30000)}`` random values
@@ -188,6 +203,11 @@ def check_many(models: Sequence[str | Path], targets: Sequence[str | Target] = (
     each (model, target) measurement
     goes to a Dask worker, on the target's own hardware where a worker embodies it.
     """
+    if any(is_model_uri(m) for m in models):  # MLflow URIs: downloaded for this run, named by URI in the report
+        from mlfit.integrations.mlflow import local_models
+
+        with local_models(models) as local:
+            return local.annotate(check_many(local.paths, targets, inputs, options, on_event, cluster, shared_path))
     from mlfit.multi import check_locally, combined_report, expand_models
 
     flat: list[Target] = []

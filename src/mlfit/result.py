@@ -24,6 +24,10 @@ Result file format history (``RESULT_SCHEMA_VERSION``):
       validate into the models (calibration and projection-details keys since retired are dropped).
   5 - ``targets[].suggestions`` and ``targets[].suggest_search`` (``check --suggest``, records.Suggestion):
       measured variants that would fit. Optional: older files read with none.
+  6 - ``model.source``: where a model came from when it was not a local path (an MLflow
+      ``models:/`` or ``runs:/`` URI, the registry it was resolved through, the version, run and
+      flavour; see :mod:`mlfit.integrations.mlflow`); ``model.path`` then names the URI. Optional:
+      older files read with no source.
 Readers refuse newer versions (see :func:`load_result`).
 """
 
@@ -38,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
 from mlfit.records import Calibration, MemoryTimeline, NodeProfile, ProjectionSummary, Suggestion, SuggestSearch
 
-RESULT_SCHEMA_VERSION = 5
+RESULT_SCHEMA_VERSION = 6
 
 
 class _Frozen(BaseModel):
@@ -82,6 +86,23 @@ class TensorInfo(_Frozen):
     fill: InputFill | None = Field(None, description="inputs_used only: the values fed")
 
 
+class ModelSource(_Frozen):
+    """Where a model came from when it was not a local path (schema 6): an MLflow registry version
+    or run, resolved through MLflow's own client and downloaded for this run only."""
+
+    kind: str = Field("mlflow", description="The system the model came from")
+    uri: str = Field(description="As given: models:/NAME/VERSION, models:/NAME@ALIAS or runs:/RUN_ID/PATH")
+    registry: str = Field(description="The MLflow registry (models:/) or tracking (runs:/) URI it was "
+                          "resolved through, credentials removed")
+    name: str | None = Field(None, description="Registered model name")
+    version: str | None = Field(None, description="Registered model version (an alias resolved to it first)")
+    alias: str | None = None
+    run_id: str | None = Field(None, description="The run that logged the model, when known")
+    flavour: str | None = Field(None, description="The MLmodel flavour measured (onnx, keras, tensorflow, "
+                                "sklearn); None for a plain model file")
+    file: str = Field("", description="What was measured, relative to the downloaded artifact")
+
+
 class ModelInfo(_Frozen):
     path: str
     sha256: str
@@ -92,6 +113,8 @@ class ModelInfo(_Frozen):
     inputs_used: list[TensorInfo] = Field(default_factory=list, description="Concrete shapes measured")
     outputs: list[TensorInfo] = Field(default_factory=list)
     artefact: str | None = Field(None, description="What was measured when it differs from path (conversion)")
+    source: ModelSource | None = Field(None, description="Where the model came from when not a local path "
+                                       "(schema 6)")
 
 
 class HostInfo(_Frozen):

@@ -120,6 +120,9 @@ Learn = Annotated[bool, typer.Option(
     "workers to the truth store (`mlfit truth fit` then learns from them).")]
 TlsKey = Annotated[Path | None, typer.Option(
     "--tls-key", rich_help_panel=_SCALE, help="With --cluster tls://...: this client's private key (PEM).")]
+MlflowLog = Annotated[bool, typer.Option(
+    "--mlflow-log", rich_help_panel="Output", help="Log each model's verdict (tags on the model version, or on the "
+    "run of a runs:/ URI), key figures (metrics) and reports (artifacts) to MLflow; docs/integrations.md.")]
 
 
 def _cluster_spec(address: str | None, ca_file: Path | None, cert: Path | None, key: Path | None) -> Any:
@@ -293,16 +296,26 @@ def _render_report(report: Any, outputs: list[Any], comparison: Any = None) -> N
 
 
 def _finish(report: Any, outputs: list[Any], strict: bool, base_report: Any = None, baseline: Any = None,
-            compare_opts: Any = None) -> None:
-    """Compare with --baseline (when given and something was measured), render, and exit with the
-    report's code: the same for one model and many."""
+            compare_opts: Any = None, mlflow_log: bool = False) -> None:
+    """Compare with --baseline (when given and something was measured), render, log to MLflow
+    (--mlflow-log), and exit with the report's code: the same for one model and many."""
     comparison = None
     if base_report is not None and any(r.error is None for r in report.results):
         from mlfit.cli.compare import baseline_comparison
 
         comparison = baseline_comparison(base_report, report, baseline, compare_opts)
     _render_report(report, outputs, comparison)
-    raise typer.Exit(_with_regression(exit_code_for(report, strict), comparison))
+    code = _with_regression(exit_code_for(report, strict), comparison)
+    if mlflow_log:  # after the reports are written: a failed upload loses no measurement, but exits 2
+        from mlfit.errors import MlfitError
+        from mlfit.integrations.mlflow import log_result
+
+        try:
+            log_result(report, strict=strict)
+        except MlfitError as exc:
+            _error_line(exc.one_line())
+            code = max(code, int(exc.exit_code))
+    raise typer.Exit(code)
 
 
 def _learn(report: Any, truth: Path | None) -> None:
@@ -325,8 +338,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def check(
         models: Annotated[list[Path], typer.Argument(
-            help="Model files, SavedModel directories, or folders of models (every recognised model file in "
-                 "them).", show_default=False, metavar="MODEL...")],
+            help="Model files, SavedModel directories, folders of models (every recognised model file in "
+                 "them), or MLflow URIs: models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/PATH.",
+            show_default=False, metavar="MODEL...")],
         target: Annotated[list[str], typer.Option("--target", "-t", help="Built-in target name, profile YAML "
                                                   "path, Kubernetes manifest or Compose file (measured under its "
                                                   "container limits), or 'all' (repeatable). See `mlfit targets`.",
@@ -346,7 +360,7 @@ def register(app: typer.Typer) -> None:
         tls_ca_file: TlsCa = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
         truth: TruthStore = None, learn: Learn = False,
         suggest: Suggest_ = None, suggest_time: SuggestTime = 60.0, min_agreement: MinAgreement = 0.99,
-        write_variants: WriteVariants = None,
+        write_variants: WriteVariants = None, mlflow_log: MlflowLog = False,
     ) -> None:
         """Measure each MODEL once and check it against every budget of each --target.
 
@@ -363,6 +377,10 @@ def register(app: typer.Typer) -> None:
         from mlfit.measure.loadplan import parse_batch_sizes, plan_load
         from mlfit.report.outputs import parse_outputs
 
+        if mlflow_log:  # refused before measuring, not after
+            from mlfit.integrations.mlflow import ensure_available
+
+            ensure_available("--mlflow-log")
         targets = resolve_targets(target, container=container, budgets=budget or ())
         spec = input_spec(dim, shape, value, range_, data, seed)
         outputs = parse_outputs(output, json_path, _inputs(models, spec, target, baseline, custom_op_library,
@@ -400,19 +418,24 @@ def register(app: typer.Typer) -> None:
                                  truth=str(truth) if truth is not None else None)
         plan_load(targets, options.scenario, options.qps, options.find_max_qps, options.batch_sizes,
                   options.callers)  # refuse bad load flags before measuring anything
-        many = bool(cluster or shared_path or len(models) > 1
-                    or any(m.is_dir() and folder_format(m) is None for m in models))
-        advice = suggest_options(suggest, suggest_time, min_agreement, write_variants, many)
-        if many:
-            report = check_many(models, targets, spec, options, None if quiet else _progress_line,
-                                cluster=cluster_spec, shared_path=shared_path)
-        else:
-            from mlfit.api import single_report
+        from mlfit.integrations.mlflow import local_models
 
-            report = single_report(_measure(models[0], targets, spec, options, quiet, advice))
+        with local_models(models) as local:  # MLflow URIs downloaded for the run (docs/integrations.md)
+            models = local.paths
+            many = bool(cluster or shared_path or len(models) > 1
+                        or any(m.is_dir() and folder_format(m) is None for m in models))
+            advice = suggest_options(suggest, suggest_time, min_agreement, write_variants, many)
+            if many:
+                report = check_many(models, targets, spec, options, None if quiet else _progress_line,
+                                    cluster=cluster_spec, shared_path=shared_path)
+            else:
+                from mlfit.api import single_report
+
+                report = single_report(_measure(models[0], targets, spec, options, quiet, advice))
+            report = local.annotate(report)
         if learn:
             _learn(report, truth)
-        _finish(report, outputs, strict, base_report, baseline, compare_opts)
+        _finish(report, outputs, strict, base_report, baseline, compare_opts, mlflow_log)
 
     @app.command()
     def profile(

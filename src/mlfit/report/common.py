@@ -78,7 +78,24 @@ def budget_text(check: Check) -> str:
     return check.budget
 
 
+def source_text(result: RunResult) -> str | None:
+    """Where a model from MLflow came from, in one line; None for a local file."""
+    src = result.model.source
+    if src is None:
+        return None
+    parts = [f"registry {src.registry}" if src.name else f"tracking {src.registry}"]
+    if src.uri != result.model.path:
+        parts.insert(0, f"asked as {src.uri}")
+    if src.run_id:
+        parts.append(f"run {src.run_id}")
+    parts.append(f"{src.flavour} flavour: {src.file}" if src.flavour else f"file {src.file}")
+    return f"{src.kind}: " + ", ".join(parts)
+
+
 def model_name(result: RunResult) -> str:
+    """The file's name; a model from MLflow is named by its whole URI (models:/NAME/VERSION)."""
+    if result.model.source is not None:
+        return result.model.path
     return Path(result.model.path).name or result.model.path
 
 

@@ -32,10 +32,11 @@ from mlfit.report.common import (
     describe_limits,
     format_value,
     interval_text,
+    model_name,
     throttle_totals,
 )
 from mlfit.report.load import load_lines
-from mlfit.report.styles import PROVENANCE_SHORT, STATUS_STYLE, VERDICT_STYLE
+from mlfit.report.styles import STATUS_STYLE, VERDICT_STYLE, source_text
 from mlfit.report.suggestions import text_lines as suggestion_lines
 from mlfit.result import (
     ChangeStatus,
@@ -103,7 +104,7 @@ def measurement_lines(result: RunResult, width: int) -> list[RenderableType]:
         return []
     lat, mem, cold, tp = m.latency, m.memory, m.cold_start, m.throughput
     host = result.host
-    name = result.model.path.rsplit("/", 1)[-1]
+    name = model_name(result)
     head = f"{name} measured on this host" + (f" ({host.cpu_model})" if host and host.cpu_model else "") + ": "
     lines = pack([f"{m.runtime} {m.runtime_version}", f"{m.threads} thread(s)", m.execution_provider], width,
                  first=head)
@@ -174,7 +175,7 @@ def _reason(check: Check) -> str:
 
 
 def target_lines(report: TargetReport, width: int) -> list[RenderableType]:
-    verdict_style, short = VERDICT_STYLE, PROVENANCE_SHORT
+    verdict_style = VERDICT_STYLE
     header = Text.assemble((clean(report.target), "bold"), f" on {clean(report.hardware_name)}: ",
                            (report.verdict.value, verdict_style[report.verdict]))
     rows, spans = [], []
@@ -182,7 +183,7 @@ def target_lines(report: TargetReport, width: int) -> list[RenderableType]:
         budget = "profile's list" if check.metric == "compat.dtypes" else check.budget
         span = check.value is None and check.metric.startswith("compat.")
         rows.append([clean(check.metric), "" if span else band_text(check), clean(budget),
-                     f"{check.margin:+.0%}" if check.margin is not None else "", short[check.provenance],
+                     f"{check.margin:+.0%}" if check.margin is not None else "", source_text(check, narrow=True),
                      check.verdict.value])
         spans.append(span)
     lines = _fit(rows, spans, width)
@@ -224,7 +225,7 @@ def render_compact(report: Report, width: int) -> RenderableType:
     parts: list[RenderableType] = []
     notes: list[str] = []
     for result in report.results:
-        name = result.model.path.rsplit("/", 1)[-1]
+        name = model_name(result)
         if result.error is not None:
             err = result.error
             parts += _prose(f"{result.model.path}: ERROR ({err.kind} in {err.phase}): {err.message}", width,
@@ -248,7 +249,7 @@ def render_compact(report: Report, width: int) -> RenderableType:
     if len(report.results) > 1:
         verdict_style = VERDICT_STYLE
         for result in report.results:
-            name = result.model.path.rsplit("/", 1)[-1]
+            name = model_name(result)
             if result.error is not None:
                 parts.append(Text.assemble(f"{clean(name)}: ", ("ERROR", verdict_style[Verdict.ERROR]),
                                            f" ({result.error.kind})"))

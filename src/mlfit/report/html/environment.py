@@ -9,6 +9,7 @@ from mlfit.report.common import (
     describe_input,
     format_value,
     interval_text,
+    source_text,
 )
 from mlfit.report.html.page import badge, e, table
 from mlfit.result import Comparison, RunResult
@@ -31,6 +32,9 @@ def _environment(result: RunResult) -> str:
         )
     if model.artefact:
         rows.append(["measured artefact", e(model.artefact)])
+    source = source_text(result)
+    if source is not None:
+        rows.append(["source", e(source)])
     m = result.measurement
     if m is not None:
         rows.extend(
