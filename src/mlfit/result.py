@@ -28,7 +28,7 @@ Result file format history (``RESULT_SCHEMA_VERSION``):
       ``models:/`` or ``runs:/`` URI, the registry it was resolved through, the version, run and
       flavour; see :mod:`mlfit.integrations.mlflow`); ``model.path`` then names the URI. Optional:
       older files read with no source.
-Readers refuse newer versions (see :func:`load_result`).
+Readers refuse newer versions (see :func:`load_report`).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mlfit import safeio
 from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
 from mlfit.records import Calibration, MemoryTimeline, NodeProfile, ProjectionSummary, Suggestion, SuggestSearch
 
@@ -565,31 +566,8 @@ def worst(verdicts: list[Verdict]) -> Verdict:
 REPORT_MAX_VALUES = 8_000_000
 
 
-def non_finite_field(data: Any, where: str = "") -> str | None:
-    """The dotted path of the first NaN or Infinity in parsed JSON (or a model dump), None when there
-    is none. Also covers the free-form dicts (``analysis``, ``projection``, ``extra``) that
-    ``allow_inf_nan`` does not reach."""
-    import math
-
-    if isinstance(data, float):
-        return None if math.isfinite(data) else (where or "(top level)")
-    if isinstance(data, dict):
-        items: Any = data.items()
-    elif isinstance(data, (list, tuple)):
-        items = enumerate(data)
-    else:
-        return None
-    for key, value in items:
-        found = non_finite_field(value, f"{where}.{key}" if where else str(key))
-        if found is not None:
-            return found
-    return None
-
-
 def load_report(path: Path) -> Report:
     """Read a report JSON written by any mlfit up to this version."""
-    from mlfit import safeio
-
     if not path.exists():
         raise ConfigError(f"result file '{path}' does not exist")
     # A baseline committed with Git LFS and checked out without it: an error naming the fix, never
@@ -606,7 +584,7 @@ def load_report(path: Path) -> Report:
     version = data.get("schema_version") if isinstance(data, dict) else None
     if not isinstance(version, int):
         raise ConfigError(f"{path}: not an mlfit result (no schema_version)")
-    bad = non_finite_field(data)  # json.loads reads NaN, Infinity and 1e999 as floats: refuse them
+    bad = safeio.non_finite_field(data)  # json.loads reads NaN, Infinity and 1e999 as floats: refuse them
     if bad is not None:
         raise ConfigError(f"{path}: invalid mlfit result at {bad}: NaN or Infinity is not a measurement",
                           "mlfit never writes them; regenerate the file with mlfit --json")
