@@ -35,6 +35,7 @@ import bench_scaling
 import bench_soak
 import bench_stability
 import bench_startup
+import bench_suggest
 import bench_verdict
 import benchlib as bl
 
@@ -54,6 +55,7 @@ ITEMS: dict[int, tuple[str, RunFn | None]] = {
     11: ("Container limits", bench_containers.run),
     12: ("Verdicts under load", bench_load_verdicts.run),
     13: (bench_soak.TITLE, bench_soak.run),
+    14: (bench_suggest.TITLE, bench_suggest.run),
 }
 
 

@@ -167,3 +167,41 @@ def test_suggest_flags_refused_with_one_line(tiny_model: Path, tmp_path: Path) -
 def test_child_without_answer_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError):
         run_child({"action": "build", "kind": "no-such-kind"}, tmp_path, "bad", 60)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_search_keeps_the_verdict(mlp_model: Path, tmp_path: Path) -> None:
+    """A real SIGINT while a variant is measured: the search stops, the original verdict and exit
+    code stand, the report is marked incomplete, and no worker or child is left behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from _hostile import assert_no_process_left, marker_env
+
+    marker, env = marker_env()
+    out = tmp_path / "r.json"
+    proc = subprocess.Popen([sys.executable, "-m", "mlfit", "check", str(mlp_model), "--target", "edge", "--budget",
+                             "latency.p95=1ns", "--suggest", "--suggest-time", "300", "--min-time", "5",
+                             "--max-time", "10", "--warmup", "1", "--json", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            env={**os.environ, **env, "COLUMNS": "200"})
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # progress lines (not a terminal): one per variant started
+            if "suggest edge: threads=1" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in stderr, stderr
+    assert proc.returncode == ExitCode.BUDGET_FAILED, stderr
+    report = json.loads(out.read_text())
+    assert report["complete"] is False
+    target = report["results"][0]["targets"][0]
+    assert target["verdict"] == "FAIL" and "interrupted" in target["suggest_search"]["note"]
+    assert {s["status"] for s in target["suggestions"]} == {"not-tried"}
+    assert_no_process_left(marker)

@@ -155,3 +155,34 @@ def test_int8_crnn_a_verdict_only_the_optimistic_estimator_gives_is_not_pass(
     p50 = next(c for c in checks if c.metric == "latency.p50")
     assert p50.verdict is not Verdict.PASS, (p50, est)
     assert p.latency[Percentile.P50].upper >= high["upper"] * 0.999
+
+
+def test_every_reporter_shows_the_one_projection_with_its_method(results: dict[str, RunResult]) -> None:
+    """Terminal, Markdown and HTML read the same projection: the terminal's source names the estimator
+    compactly; the Markdown and HTML per-op tables are the projection's per_op, which adds up to its p50."""
+    from rich.console import Console
+
+    from mlfit.catalog.units import format_duration
+    from mlfit.report.html import render_html
+    from mlfit.report.markdown import render_markdown
+    from mlfit.report.styles import method_tag
+    from mlfit.report.terminal import render_wide
+    from mlfit.result import Report
+
+    r = results["crnn_int8"]
+    report = Report(mlfit_version="test", created="now", results=[r])
+    console = Console(width=200, record=True, color_system=None)
+    console.print(render_wide(report))
+    text = console.export_text()
+    markdown = render_markdown(report)
+    html = render_html(report)
+    for t in r.targets:
+        p = t.projection
+        assert p is not None
+        check = next(c for c in t.checks if c.metric.startswith("latency."))
+        tag = method_tag(check)
+        assert tag in ("dm", "host") or tag.startswith("dm+host x"), tag
+        assert f"projected ({tag})" in text and f"projected ({tag})" in markdown
+        assert f"they add up to the projected p50, {format_duration(p.latency['p50'].value)}" in markdown
+        top = p.details.per_op[0]
+        assert format_duration(top.seconds) in markdown and format_duration(top.seconds) in html

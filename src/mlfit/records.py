@@ -303,3 +303,4 @@ class SuggestSearch(_Frozen):
     min_agreement: float = Field(description="--min-agreement: top-1 agreement (classifiers) or cosine "
                                              "similarity (other outputs) a variant needs to be recommended")
     inputs: str = Field("", description="Which inputs the accuracy guard compared outputs on")
+    note: str = Field("", description="Why the search stopped early, when it did (Ctrl-C)")

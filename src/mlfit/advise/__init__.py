@@ -58,7 +58,8 @@ def suggest(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options
     with private_copy(ref.path, get(ref.format).copy_policy) as copy, run_folder("mlfit-advise-") as folder:
         if sha256_of(copy) != result.model.sha256:  # the file changed since it was measured
             note = "the model file changed after it was measured; no suggestions (check it again)"
-            return placed(result, {t.name: {"suggest_search": _record(0.0, settings, 0, 0, note)} for t in chosen})
+            record = _record(0.0, settings, 0, 0, "").model_copy(update={"note": note})
+            return placed(result, {t.name: {"suggest_search": record} for t in chosen})
         private = ModelRef(path=copy, format=ref.format, runtime=ref.runtime, notes=ref.notes)
         search = Search(ref=private, user_path=ref.path, inputs=inputs,
                         compare_spec=_compare_spec(private, chosen, inputs, options), options=options,
@@ -71,11 +72,15 @@ def suggest(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options
             tried = sum(s.status != "not-tried" for s in suggestions)
             record = _record(time.monotonic() - began, settings, tried, len(suggestions) - tried,
                              _guard_inputs(search, suggestions))
+            if search.interrupted:
+                record = record.model_copy(update={"note": "interrupted (Ctrl-C): the report is partial"})
             by_target[target.name] = {"suggestions": suggestions, "suggest_search": record}
             saved.extend(_to_save(search, target, suggestions, files))
-        if settings.write_variants is not None and saved:
+        if settings.write_variants is not None and saved and not search.interrupted:
             by_target = _written(settings.write_variants, saved, by_target)
-    return placed(result, by_target)
+    done = placed(result, by_target)
+    # Ctrl-C during the search: the verdicts above stand (and the exit code); the report says it is partial.
+    return done.model_copy(update={"complete": False}) if search.interrupted else done
 
 
 def _record(seconds: float, settings: SuggestOptions, tried: int, not_tried: int, inputs: str) -> SuggestSearch:

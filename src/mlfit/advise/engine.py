@@ -62,6 +62,7 @@ class Search:
     built: dict[Kind, tuple[Path, str] | MlfitError] = field(default_factory=dict)
     compared: dict[Kind, Agreement | MlfitError] = field(default_factory=dict)
     on_event: EventFn | None = None
+    interrupted: bool = False  # Ctrl-C: the search stops, the verdicts stand, the report is partial
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -148,6 +149,8 @@ def _measure(search: Search, target: Target, variant: Variant) -> tuple[TargetRe
             options, batch_size=None)
     options = dataclasses.replace(options, max_time=max(0.5, min(options.max_time, search.left())))
     result = run_model(ref, [dataclasses.replace(target, profile=profile)], search.inputs, options)
+    if result.error is not None and result.error.kind == "interrupted":  # Ctrl-C reached the worker
+        raise KeyboardInterrupt
     if result.error is not None or not result.targets:
         message = result.error.message if result.error else "no verdict"
         return None, message.replace(str(ref.path), ref.path.name), built
@@ -198,14 +201,22 @@ def search_target(search: Search, target: Target, fmt_has_data: bool) -> tuple[l
     suggestions: list[Suggestion] = []
     files: list[Path | None] = []
     for variant in plan_variants(search.ref.runtime, target, fmt_has_data):
-        if search.left() < MIN_VARIANT_S:
+        if search.interrupted or search.left() < MIN_VARIANT_S:
+            why = "interrupted (Ctrl-C)" if search.interrupted else "the --suggest-time budget ran out"
             suggestions.append(Suggestion(variant=variant.label, kind=variant.kind.value, change=variant.change,
-                                          status="not-tried", reason="the --suggest-time budget ran out"))
+                                          status="not-tried", reason=why))
             files.append(None)
             continue
-        if search.on_event is not None:
-            search.on_event({"event": "configuration", "text": f"suggest {target.name}: {variant.label}"})
-        suggestion, built = try_variant(search, target, variant)
+        try:
+            if search.on_event is not None:
+                search.on_event({"event": "configuration", "text": f"suggest {target.name}: {variant.label}"})
+            suggestion, built = try_variant(search, target, variant)
+        except KeyboardInterrupt:  # the worker or child is gone (its process group killed): stop here
+            search.interrupted = True
+            suggestions.append(Suggestion(variant=variant.label, kind=variant.kind.value, change=variant.change,
+                                          status="not-tried", reason="interrupted (Ctrl-C)"))
+            files.append(None)
+            continue
         suggestions.append(suggestion)
         files.append(built)
     return suggestions, files

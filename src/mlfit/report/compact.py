@@ -36,7 +36,7 @@ from mlfit.report.common import (
     throttle_totals,
 )
 from mlfit.report.load import load_lines
-from mlfit.report.styles import PROVENANCE_SHORT, STATUS_STYLE, VERDICT_STYLE
+from mlfit.report.styles import STATUS_STYLE, VERDICT_STYLE, source_text
 from mlfit.report.suggestions import text_lines as suggestion_lines
 from mlfit.result import (
     ChangeStatus,
@@ -175,7 +175,7 @@ def _reason(check: Check) -> str:
 
 
 def target_lines(report: TargetReport, width: int) -> list[RenderableType]:
-    verdict_style, short = VERDICT_STYLE, PROVENANCE_SHORT
+    verdict_style = VERDICT_STYLE
     header = Text.assemble((clean(report.target), "bold"), f" on {clean(report.hardware_name)}: ",
                            (report.verdict.value, verdict_style[report.verdict]))
     rows, spans = [], []
@@ -183,7 +183,7 @@ def target_lines(report: TargetReport, width: int) -> list[RenderableType]:
         budget = "profile's list" if check.metric == "compat.dtypes" else check.budget
         span = check.value is None and check.metric.startswith("compat.")
         rows.append([clean(check.metric), "" if span else band_text(check), clean(budget),
-                     f"{check.margin:+.0%}" if check.margin is not None else "", short[check.provenance],
+                     f"{check.margin:+.0%}" if check.margin is not None else "", source_text(check, narrow=True),
                      check.verdict.value])
         spans.append(span)
     lines = _fit(rows, spans, width)

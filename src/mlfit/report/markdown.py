@@ -20,6 +20,7 @@ from mlfit.report.common import (
     model_name,
     value_text,
 )
+from mlfit.report.styles import source_text
 from mlfit.report.suggestions import markdown_lines as suggestion_lines
 from mlfit.result import Comparison, Report, RunResult, Verdict
 
@@ -125,7 +126,7 @@ def _result_details(result: RunResult) -> list[str]:
                     cell(budget_text(check)),
                     cell(value_text(check)),
                     margin_text(check),
-                    PROVENANCE_LABEL[check.provenance],
+                    source_text(check, PROVENANCE_LABEL),
                     _verdict(check.verdict),
                     cell(check.reason),
                 ]
@@ -137,7 +138,29 @@ def _result_details(result: RunResult) -> list[str]:
         lines.append("")
     for target in result.targets:  # check --suggest
         lines.extend(suggestion_lines(target))
-    return lines + _notes_by_target(result)
+    return lines + _per_op_lines(result) + _notes_by_target(result)
+
+
+def _per_op_lines(result: RunResult) -> list[str]:
+    """Each target's projected time per op type: the projection's own breakdown, which adds up to
+    its median (the figures the check table shows come from the same projection)."""
+    from mlfit.catalog.units import format_duration
+
+    lines: list[str] = []
+    for target in result.targets:
+        p = target.projection
+        if p is None or not p.details.per_op:
+            continue
+        p50 = p.latency.get("p50")
+        lines.append(f"Projected time per op type on {cell(target.target)} ({cell(target.hardware_name)}; "
+                     f"{cell(p.estimator or p.method)}"
+                     + (f"; they add up to the projected p50, {format_duration(p50.value)}" if p50 else "") + "):")
+        lines.append("")
+        rows = [[code(o.op), format_duration(o.seconds), f"{o.share:.0%}"]
+                for o in p.details.per_op[:12] if o.seconds > 0]
+        lines.extend(_table(["op", "time per inference", "share"], rows))
+        lines.append("")
+    return lines
 
 
 def _notes_by_target(result: RunResult) -> list[str]:

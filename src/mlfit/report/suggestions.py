@@ -70,6 +70,7 @@ def header(report: TargetReport) -> str:
     guard = f"guard: top-1 (classifiers) or cosine >= {search.min_agreement:g}"
     where = f" on {search.inputs}" if search.inputs else ""
     left = f", {search.not_tried} not tried" if search.not_tried else ""
+    left += f" ({search.note})" if search.note else ""
     return f"{head}: searched {search.seconds:.0f} s of {search.budget_s:.0f} s{left}; {guard}{where}"
 
 

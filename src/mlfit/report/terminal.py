@@ -11,7 +11,7 @@ from rich.text import Text
 from mlfit.catalog.units import format_duration, format_rate, format_size
 from mlfit.report.common import configuration_lines, describe_input, format_value, model_name, sanitized
 from mlfit.report.load import load_lines
-from mlfit.report.styles import PROVENANCE_SHORT, VERDICT_STYLE
+from mlfit.report.styles import VERDICT_STYLE, source_text
 from mlfit.report.suggestions import text_lines as suggestion_lines
 from mlfit.result import Check, Provenance, Report, RunResult, TargetReport, Verdict
 
@@ -83,7 +83,7 @@ def target_table(report: TargetReport) -> Table:
         margin = f"{check.margin:+.0%}" if check.margin is not None else ""
         budget = "profile's list" if check.metric == "compat.dtypes" else check.budget
         table.add_row(Text(check.metric), Text(budget), Text(_value_cell(check)), margin,
-                      PROVENANCE_SHORT[check.provenance], verdict_text(check.verdict))
+                      source_text(check), verdict_text(check.verdict))
     return table
 
 

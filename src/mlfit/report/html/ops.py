@@ -12,7 +12,10 @@ from mlfit.result import RunResult, TargetReport
 
 
 def _top_ops(target: TargetReport) -> list[CostlyOp]:
-    return list(target.projection.top_ops) if target.projection is not None else []
+    """The projection's own time per op type (every op, adding up to its median), else its costliest."""
+    if target.projection is None:
+        return []
+    return list(target.projection.details.per_op or target.projection.top_ops)
 
 
 def _per_op_costs(result: RunResult) -> str:
@@ -53,7 +56,8 @@ def _per_op_costs(result: RunResult) -> str:
         '<p class="muted">Time per inference by op type, with its share: on this host as onnxruntime\'s '
         "node profile measured it (fastest profiled run), and on each target as projected onto its hardware ("
         + e("; ".join(f"{t.target}: {t.hardware_name}" for t in targets))
-        + "). Ops not among a target's costliest show '-'.</p>"
+        + "); a target's times are its projection's own breakdown and add up to its projected median. An op "
+        "a column lacks shows '-' (onnxruntime's fused op names beside the model's).</p>"
         + table(header, rows, set(range(1, len(header))))
     )
     charts = [
