@@ -202,10 +202,11 @@ def _run_private(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, op
 def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
                        on_event: EventFn | None, on_target: bool) -> RunResult:
     created = _now()
-    gate = _gate(ref, targets, inputs, options, created)
+    emulated = not on_target and any(t.profile.container is not None for t in targets)
+    gate = _gate(ref, targets, inputs, options, created, overlap=_may_overlap(ref, targets, options, on_target))
     if isinstance(gate, RunResult):
         return gate
-    if not on_target and any(t.profile.container is not None for t in targets):
+    if emulated:
         from mlfit.run.emulate import with_emulated
 
         return with_emulated(ref, targets, inputs, options, on_event, gate, created, _hosted)
@@ -220,6 +221,10 @@ def _hosted(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options
                             gate.batch_free is not False, roofline=bool(gate.static and gate.static.get("nodes")),
                             node_profile=not gate.too_large)
     measured = _measure(ref, plan, options, gate, on_event)
+    settled = _settle(ref, gate, created)  # the analysis ran beside the worker's start-up
+    if isinstance(settled, RunResult):
+        return settled
+    gate = settled
     stopped = measured.error is not None and measured.error.kind == "interrupted"
     if measured.runs[0].response.error is not None or stopped:  # nothing to judge, or Ctrl-C: stop here
         return _assemble(ref, gate, measured, [], None, created)
@@ -251,10 +256,37 @@ class Gate:
     facts: ModelFacts | None = None  # the model as read once (hash, size, declared inputs)
     batch_free: bool | None = None  # the model's leading dims are free (None: the file does not say)
     too_large: bool = False  # past the static-analysis bounds: no analysis, no per-node profile
+    pending: Any = None  # run.overlap.PendingStatic: the analysis still running beside the worker
+
+
+def _may_overlap(ref: ModelRef, targets: Sequence[Target], options: MeasureOptions, on_target: bool) -> bool:
+    """Whether the static analysis may run beside the worker (:mod:`mlfit.run.overlap`): nothing
+    the worker is asked depends on it (no roofline-only GPU target, no emulated container, not
+    this host as the target) and the default deadlines leave the worker's wait room."""
+    from mlfit.catalog.loader import is_gpu_target
+
+    return (ref.format is ModelFormat.ONNX and not on_target and options.timeout is None and bool(targets)
+            and not any(is_gpu_target(t) or t.profile.container is not None for t in targets))
+
+
+def _settle(ref: ModelRef, gate: Gate, created: str) -> Gate | RunResult:
+    """The gate with the analysis that ran beside the worker: its facts, or its error result."""
+    from mlfit.formats.onnx.proto import StaticTooLarge
+
+    if gate.pending is None:
+        return gate
+    try:
+        static = gate.pending.result()
+    except StaticTooLarge as exc:
+        return replace(gate, pending=None, static=None, too_large=True,
+                       notes=(*gate.notes, f"static analysis skipped: {exc.one_line()}"))
+    except ModelError as exc:
+        return error_result(ref, exc, created, kind="load")
+    return replace(gate, pending=None, static=static)
 
 
 def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
-          created: str) -> Gate | RunResult:
+          created: str, overlap: bool = False) -> Gate | RunResult:
     """Parent-side refusals and static verdicts, before any worker is spawned: a result when the
     run ends here (refused, or decided statically), else what the later stages need."""
     from mlfit.checks.fit import fit_check, refuse_if_too_big, static_target_report
@@ -275,9 +307,17 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
     inputs, safety_notes = planned.spec, [*safety_notes, *planned.notes]
     from mlfit.formats.onnx.proto import StaticTooLarge
 
-    too_large = False
+    too_large, pending = False, None
     try:
-        static = static_facts(ref, inputs, planned.shapes)
+        if overlap:  # the bounds now (they decide the node profile), the analysis beside the worker
+            from mlfit.formats.onnx.proto import check_static_bounds
+            from mlfit.run.overlap import PendingStatic
+
+            check_static_bounds(ref.path)
+            static, spec, shapes = None, inputs, planned.shapes
+            pending = PendingStatic(lambda: static_facts(ref, spec, shapes))
+        else:
+            static = static_facts(ref, inputs, planned.shapes)
     except StaticTooLarge as exc:  # skipped with a note: the worker measures it under its own limits
         static, too_large = None, True
         safety_notes = [*safety_notes, f"static analysis skipped: {exc.one_line()}; per-node profiling skipped "
@@ -289,6 +329,13 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
     fits = tuple(fit_check(t, model_bytes, ref.format.value) for t in targets)
     if targets and all(fits):
         # The parameters alone exceed every target's memory: the verdict is static, nothing is loaded.
+        if pending is not None:
+            try:
+                static = pending.result()
+            except StaticTooLarge:
+                static = None
+            except ModelError as exc:
+                return error_result(ref, exc, created, kind="load")
         reports = [static_target_report(t, c) for t, c in zip(targets, fits, strict=True) if c]
         return RunResult(mlfit_version=__version__, created=created, model=model_info(ref, facts=facts),
                          analysis=static, targets=reports)
@@ -302,7 +349,7 @@ def _gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: 
         limit_source = "the default, 90% of this host's free memory"
     return Gate(model_bytes=model_bytes, notes=(*ref.notes, *safety_notes), static=static, fits=fits, facts=facts,
                 memory_limit=memory_limit, limit_source=limit_source, inputs=inputs,
-                batch_free=planned.batch_free, too_large=too_large)
+                batch_free=planned.batch_free, too_large=too_large, pending=pending)
 
 
 # ---------------------------------------------------------------- stage: plan
@@ -425,12 +472,18 @@ def _measure(ref: ModelRef, plan: Sequence[PlannedRun], options: MeasureOptions,
         if len(plan) > 1 and on_event is not None:
             on_event({"event": "configuration", "text": planned.config.label})
         with scratch_dir() as scratch:
+            settings = planned.settings
+            if gate.pending is not None and not gate.pending.done():  # the worker waits before timing
+                from mlfit.run.overlap import HOLD_FILE
+
+                settings = settings.model_copy(update={"hold_path": str(Path(scratch) / HOLD_FILE)})
+                gate.pending.release_when_done(Path(scratch) / HOLD_FILE)
             request = WorkerRequest(
                 model_path=str(ref.path), runtime=ref.runtime.value, threads=planned.config.threads,
                 trust_model=options.trust_model, trust_types=list(options.trust_types),
                 signature=options.signature, method=options.method,
                 custom_op_libraries=list(options.custom_op_libraries), enable_arena=options.enable_arena,
-                input_spec=planned.inputs, settings=planned.settings, scratch_dir=scratch,
+                input_spec=planned.inputs, settings=settings, scratch_dir=scratch,
             )
             response = run_worker(request, ref.runtime.value, timeouts, on_event, gate.memory_limit,
                                   gate.limit_source)
