@@ -76,7 +76,10 @@ airflow-constraints:
 # than cores still help); tests marked `serial` (host-wide cgroups, CPU hogs, timing ratios) then run alone.
 # One module stays on one worker (--dist loadfile), so module fixtures such as a Dask cluster start once.
 TEST_WORKERS ?= 3
+# Byte-compiled once up front: with PYTHONDONTWRITEBYTECODE set (some CI environments set it), every
+# `python -m mlfit` the tests start would otherwise compile mlfit's sources again.
 test: $(VENV)/.installed-dev $(AIRFLOW_VENV)/.installed browser ci-tools
+	$(PY) -m compileall -q src tests >/dev/null
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not serial"
 	$(PY) -m pytest -q -p no:xdist -m serial
 
