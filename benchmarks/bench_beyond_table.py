@@ -154,8 +154,11 @@ def _check(path: Path, quick: bool) -> dict[str, Any]:
 
 
 def _method(text: str) -> str:
-    if text.startswith("device model"):
-        return "device model"
+    """The estimator a projection names first (``device model``, ``host-scaled``, ``device model +
+    host-scaled, xN apart``), or the older methods' first words."""
+    head = text.split(":")[0]
+    if head.startswith(("device model", "host-scaled")):
+        return head
     if text.startswith("per-node"):
         return "host per-node"
     if text.startswith("whole-model"):

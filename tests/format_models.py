@@ -114,6 +114,36 @@ def _build_keras(folder: Path, out: dict[str, str]) -> None:
     out.update(writer_savedmodel=str(folder / "writer_savedmodel"), writer_target=str(target))
 
 
+def _build_keras2_slots(folder: Path, out: dict[str, str]) -> None:
+    """A SavedModel as a Keras 2 (tf.keras) export of a compiled, trained model stores it: the optimizer
+    object holds slot variables for the weights. Keras 2 is not installed here, so the module is saved by
+    TensorFlow and its object graph given the optimizer's slot, as tf.keras wrote it; TensorFlow without
+    Keras 2 then fails to load it ('_UserObject' object has no attribute 'add_slot'), as it does the real one."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    class Net(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = tf.Variable(tf.ones([4, 2]), name="w")
+            self.optimizer = tf.Module()
+            self.optimizer.m = tf.Variable(tf.zeros([4, 2]), name="w_m")
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"y": tf.matmul(x, self.w)}
+
+    net = Net()
+    target = folder / "keras2_slots_savedmodel"
+    tf.saved_model.save(net, str(target), signatures={"serving_default": net.serve})
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((target / "saved_model.pb").read_bytes())
+    graph = proto.meta_graphs[0].object_graph_def
+    ids = {child.local_name: child.node_id for node in graph.nodes for child in node.children}
+    slot = graph.nodes[ids["optimizer"]].slot_variables.add()
+    slot.original_variable_node_id, slot.slot_variable_node_id, slot.slot_name = ids["w"], ids["m"], "m"
+    (target / "saved_model.pb").write_bytes(proto.SerializeToString())
+    out.update(keras2_slots_savedmodel=str(target))
 def _build_pair(folder: Path, out: dict[str, str]) -> None:
     """One small Keras CNN exported to ONNX (tf2onnx) and to TFLite: one network, two formats,
     which must get the same projection method and agree (issue 21 item 3)."""
@@ -134,6 +164,14 @@ def _build_pair(folder: Path, out: dict[str, str]) -> None:
     tf2onnx.convert.from_keras(net, input_signature=spec, opset=17, output_path=str(folder / "pair.onnx"))
     (folder / "pair.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(net).convert())
     out.update(pair_onnx=str(folder / "pair.onnx"), pair_tflite=str(folder / "pair.tflite"))
+    # One op of each family the flatbuffer analysis costs beyond convolutions: an LSTM (a WHILE loop
+    # once converted), FULLY_CONNECTED on a sequence, BATCH_MATMUL, SOFTMAX.
+    seq = keras.Input((16, 8), batch_size=1, name="seq")
+    d = keras.layers.Dense(8)(keras.layers.LSTM(16, return_sequences=True)(seq))
+    scores = keras.layers.Lambda(lambda z: tf.matmul(z, z, transpose_b=True))(d)
+    ops = keras.Model(seq, keras.layers.Softmax()(scores), name="ops")
+    (folder / "ops.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(ops).convert())
+    out.update(ops_tflite=str(folder / "ops.tflite"))
 
 
 def _build_inputs(folder: Path, out: dict[str, str]) -> None:
@@ -215,6 +253,7 @@ def main(folder: Path) -> None:
     _build_sklearn(folder, out)
     _build_keras(folder, out)
     _build_inputs(folder, out)
+    _build_keras2_slots(folder, out)
     _build_pair(folder, out)
     (folder / "index.json").write_text(json.dumps(out))
 

@@ -100,11 +100,55 @@ def test_conversion_errors_are_one_clear_line(built: dict[str, Path]) -> None:
     assert run.stderr.startswith("mlfit: error: --convert:") and "nope" in run.stderr
 
 
-def test_plan_refuses_formats_without_a_converter() -> None:
+def test_plan_refuses_formats_without_a_converter(tmp_path: Path) -> None:
     from mlfit.catalog.loader import resolve_target
     from mlfit.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="no converter for tflite"):
-        plan(Runtime.TFLITE, [resolve_target("weak-cpu")])
     with pytest.raises(ConfigError, match="no converter for onnxruntime"):
         plan(Runtime.ONNXRUNTIME, [])
+    profile = tmp_path / "tflite-only.yaml"
+    profile.write_text("schema_version: 1\nid: tflite-only\nhardware: rpi4-4gb\nruntimes: [tflite, tensorflow]\n")
+    with pytest.raises(ConfigError, match="no converter for onnxruntime") as caught:
+        plan(Runtime.ONNXRUNTIME, [resolve_target(str(profile))])
+    # the hint names the profile line that would let the target run the model as it is (issue 23)
+    assert "`runtimes: [tflite, tensorflow, onnxruntime]`" in (caught.value.hint or ""), caught.value.hint
+
+
+def test_tflite_converts_to_onnx_for_an_onnxruntime_only_target() -> None:
+    from mlfit.catalog.loader import resolve_target
+
+    chosen = plan(Runtime.TFLITE, [resolve_target("weak-cpu")])  # weak-cpu: onnxruntime, sklearn
+    assert chosen is not None and chosen.destination is Runtime.ONNXRUNTIME and chosen.tool == "tf2onnx"
+
+
+@pytest.mark.slow
+def test_a_tflite_model_is_measured_converted_by_tf2onnx(built: dict[str, Path], tmp_path: Path) -> None:
+    """Without --convert, weak-cpu FAILs the runtime check and says --convert helps; with it, tf2onnx
+    converts the flatbuffer and the ONNX artefact is measured and judged."""
+    out = tmp_path / "plain.json"
+    run = run_mlfit("check", built["tflite"], "--target", "weak-cpu", "--json", out, *FAST)
+    assert_no_traceback(run)
+    check = next(c for c in json.loads(out.read_text())["results"][0]["targets"][0]["checks"]
+                 if c["metric"] == "compat.runtime")
+    assert check["verdict"] == "FAIL" and "--convert measures it converted to onnxruntime" in check["reason"]
+    out = tmp_path / "converted.json"
+    run = run_mlfit("check", built["tflite"], "--target", "weak-cpu", "--dim", "batch=1", "--convert",
+                    "--json", out, *FAST)
+    assert run.code in (ExitCode.OK, ExitCode.BUDGET_FAILED), run.output
+    result = json.loads(out.read_text())["results"][0]
+    assert "converted from convnet.tflite by tf2onnx" in result["model"]["artefact"], result["model"]
+    assert result["measurement"]["runtime"] == "onnxruntime" and result["measurement"]["latency"]["n"] > 0
+    assert not any(c["metric"] == "compat.runtime" for c in result["targets"][0]["checks"])
+
+
+def test_a_runtime_no_converter_reaches_names_the_profile_line(tiny_model: Path, tmp_path: Path) -> None:
+    """An ONNX model on a TFLite-only target: the runtime check's reason names the line to add."""
+    profile = tmp_path / "tflite-only.yaml"
+    profile.write_text("schema_version: 1\nid: tflite-only\nhardware: rpi4-4gb\nruntimes: [tflite]\n")
+    out = tmp_path / "r.json"
+    run = run_mlfit("check", tiny_model, "--target", profile, "--json", out, *FAST)
+    assert_no_traceback(run)
+    check = next(c for c in json.loads(out.read_text())["results"][0]["targets"][0]["checks"]
+                 if c["metric"] == "compat.runtime")
+    assert f"add it to its profile ({profile})" in check["reason"], check["reason"]
+    assert "`runtimes: [tflite, onnxruntime]`" in check["reason"]

@@ -154,6 +154,7 @@ def test_int8_crnn_a_verdict_only_the_optimistic_estimator_gives_is_not_pass(
     checks = latency_checks(budgeted, r.measurement, Provenance.PROJECTED, p.method, p)
     p50 = next(c for c in checks if c.metric == "latency.p50")
     assert p50.verdict is not Verdict.PASS, (p50, est)
+    assert "disagree beyond their bands; the band spans both" in p50.reason, p50.reason
     assert p.latency[Percentile.P50].upper >= high["upper"] * 0.999
 
 

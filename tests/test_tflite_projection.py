@@ -50,6 +50,20 @@ def test_same_structure_from_both_formats(built: dict[str, Path]) -> None:
     assert tfl_facts["shape_inference"]["nodes_with_unknown_cost"] == 0
 
 
+@pytest.mark.parametrize(("tflite_op", "op", "macs", "steps"), [
+    ("WHILE", "Loop", 16 * 4 * 16 * (8 + 16), 16),  # Keras LSTM(16) over 16 steps of 8: the body x 16 trips
+    ("FULLY_CONNECTED", "Gemm", 16 * 8 * 16, 1),
+    ("BATCH_MATMUL", "MatMul", 16 * 16 * 8, 1),
+    ("SOFTMAX", "Softmax", 0, 1),
+])  # fmt: skip
+def test_op_families(built: dict[str, Path], tflite_op: str, op: str, macs: int, steps: int) -> None:
+    facts = analyze_tflite(built["ops_tflite"])
+    node = next(n for n in facts["nodes"] if n["tflite_op"] == tflite_op)
+    assert (node["op"], node["macs"], node.get("steps", 1), node["cost_known"]) == (op, macs, steps, True)
+    assert node["flops"] > 0
+    assert facts["shape_inference"]["nodes_with_unknown_cost"] == 0
+
+
 @pytest.mark.parametrize(("key", "precision"), [("tflite", "fp32"), ("tflite_int8", "int8")])
 def test_precision_from_tensor_types(built: dict[str, Path], key: str, precision: str) -> None:
     assert model_precision(analyze_tflite(built[key])) == precision
@@ -95,9 +109,15 @@ def test_tflite_projection_does_not_move_with_host_load(built: dict[str, Path], 
             hog.kill()
             hog.wait()
     for target in TARGETS:
-        centre = quiet[target]["latency"]["p50"]["value"]
-        assert busy[target]["latency"]["p50"]["value"] == pytest.approx(centre, rel=1e-9)
-        assert centre == pytest.approx(quiet[target]["details"]["device_model"]["seconds"], rel=1e-9)
+        centre, loaded = quiet[target]["latency"]["p50"]["value"], busy[target]["latency"]["p50"]["value"]
+        for p in (quiet[target], busy[target]):
+            assert "device model" in p["method"], p["method"]
+            assert p["details"]["device_model"]["seconds"] == pytest.approx(
+                quiet[target]["details"]["device_model"]["seconds"], rel=1e-9)  # no host timing enters it
+        # The centre is the device model's figure unless a physical floor (this host's own uncontended
+        # cost, for a weaker target) or the host-scaled cross-check moves it; both read contention-proof
+        # figures (CPU time per call, the fastest call), so load moves it little: not the 2x it did.
+        assert 1 / 1.25 <= loaded / centre <= 1.25, (target, centre, loaded)
 
 
 def test_keras_without_convert_says_it_has_no_static_structure(built: dict[str, Path], tmp_path: Path) -> None:

@@ -171,7 +171,8 @@ def profile(model: str | Path, *, dims: Mapping[str, int] | None = None,
     return _run_one(model, [], spec, options, batch, on_event)
 
 
-def inspect(model: str | Path, runtime: Runtime | None = None, inputs: InputSpec | None = None) -> dict[str, Any]:
+def inspect(model: str | Path, runtime: Runtime | None = None, inputs: InputSpec | None = None,
+            signature: str = "serving_default") -> dict[str, Any]:
     """Static facts about a model, without running it; ``inputs`` fixes symbolic dims, whole
     input shapes and constant input values (``--dim``/``--shape``/``--value``) before the
     FLOPs and shapes are computed."""
@@ -181,14 +182,20 @@ def inspect(model: str | Path, runtime: Runtime | None = None, inputs: InputSpec
 
         check_protobuf_size(ref.path)
     facts = static_facts(ref, inputs)
+    if facts is None:  # formats without a graph analysis: what the file states, read as its safety scan reads it
+        from mlfit.formats.registry import get
+
+        facts = get(ref.format).structure(ref.path, signature)
     if facts is None:
-        raise ModelError(f"static inspection of {ref.format.value} models is not available yet",
-                         "run `mlfit profile` to see its inputs and outputs")
+        raise ModelError(f"{ref.path}: the {ref.format.value} file states nothing mlfit can show without "
+                         "running it", "run `mlfit profile` to see its inputs and outputs")
+    facts = {"format": ref.format.value, **facts}
     if inputs is not None:  # facts["inputs"] are the declared inputs, symbolic dims still named
         from mlfit.inputspec import check_flag_names
 
         check_flag_names(facts["inputs"], inputs)
-    facts = {"path": str(ref.path), "size_bytes": size_of(ref.path), "notes": list(ref.notes), **facts}
+    facts = {"path": str(ref.path), "size_bytes": size_of(ref.path), **facts,
+             "notes": [*ref.notes, *facts.get("notes", [])]}
     return facts
 
 

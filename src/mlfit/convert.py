@@ -2,7 +2,8 @@
 target has and measure that artefact instead.
 
 - scikit-learn -> ONNX with skl2onnx;
-- Keras / SavedModel -> ONNX with tf2onnx, or -> TFLite with TensorFlow's own converter.
+- Keras / SavedModel -> ONNX with tf2onnx, or -> TFLite with TensorFlow's own converter;
+- TFLite -> ONNX with tf2onnx (which reads the flatbuffer: ``tf2onnx.convert.from_tflite``).
 
 The destination is the first runtime, in the order the (first) target lists them, that a
 converter is installed for. Conversion loads the model, so it runs in its own subprocess
@@ -54,7 +55,8 @@ def plan(source: Runtime, targets: Sequence[Target]) -> Plan | None:
     if not options:
         where = f" to a runtime {lacking[0].name} provides" if lacking else ""
         raise ConfigError(f"--convert: mlfit has no converter for {source.value} models{where}",
-                          "convert the model yourself and check the converted file")
+                          (profile_line(lacking[0], source) + ", or c" if lacking else "c")
+                          + "onvert the model yourself and check the converted file")
     wanted = list(lacking[0].profile.runtimes) if lacking else list(options)
     installed = [r for r in wanted if r in options and importlib.util.find_spec(options[r][0]) is not None]
     if not installed:
@@ -69,11 +71,18 @@ def plan(source: Runtime, targets: Sequence[Target]) -> Plan | None:
         raise ConfigError(
             f"--convert: mlfit cannot convert a {source.value} model to what {lacking[0].name} "
             f"provides ({provides})",
-            "convert the model yourself and check the converted file",
+            f"{profile_line(lacking[0], source)}, or convert the model yourself and check the converted file",
         )
     destination = installed[0]
     reason = f"{lacking[0].name} has no {source.value} runtime" if lacking else "--convert given"
     return Plan(destination, options[destination][1], reason)
+
+
+def profile_line(target: Target, runtime: Runtime) -> str:
+    """'if the target does run tflite, say so in its profile: `runtimes: [onnxruntime, sklearn, tflite]`'."""
+    from mlfit.analysis.compat import runtimes_line
+
+    return runtimes_line(target, runtime.value)
 
 
 def _opset(targets: Sequence[Target], tool: str) -> int | None:
@@ -243,6 +252,14 @@ def _tf_to_tflite(request: dict[str, Any]) -> str:
     return f"TFLite converter (TensorFlow {tf.__version__})"
 
 
+def _tflite_to_onnx(request: dict[str, Any]) -> str:
+    import tf2onnx
+
+    tf2onnx.convert.from_tflite(request["source"], opset=request["opset"], output_path=request["output"])
+    _name_batch_dims(Path(request["output"]))
+    return f"tf2onnx {tf2onnx.__version__}"
+
+
 def convert_in_subprocess(request: dict[str, Any]) -> str:
     """Do the conversion a request describes; returns the tool and version used."""
     source, destination = request["format"], request["destination"]
@@ -252,6 +269,8 @@ def convert_in_subprocess(request: dict[str, Any]) -> str:
         return _tf_to_onnx(request)
     if source in ("keras", "h5", "savedmodel") and destination == "tflite":
         return _tf_to_tflite(request)
+    if source == "tflite" and destination == "onnxruntime":
+        return _tflite_to_onnx(request)
     raise ModelError(f"no conversion from {source} to {destination}")
 
 

@@ -1,38 +1,15 @@
 """Immutable result values: what the worker measured and what the checks decided.
 
-Result file format history (``RESULT_SCHEMA_VERSION``):
-  1 - first version: a report (kind "mlfit-report") holding one result per model:
-      model, host, measurement (latency with raw samples, memory per phase, cold start,
-      throughput), per-target checks with provenance. Optional ``comparison`` (a regression
-      compare against a baseline, ``mlfit compare`` / ``check --baseline``); null otherwise.
-  2 - contention: ``latency.cpu_samples_ns`` (process CPU time of each timed call, index for
-      index with ``samples_ns``) and ``measurement.contention`` (per phase: wall and CPU time,
-      involuntary context switches, steal, runnable tasks and load before/after; the
-      reference kernel timed between the model's runs). Both optional: version 1 files read
-      as before (no CPU samples, no contention record).
-      Also optional: ``model.inputs_used[].fill`` (the values each input was fed and why: --value, --range,
-      a range read from the model, --data, the float default); readers of older files see null.
-  3 - one measurement per deployment configuration (runtime, threads, batch): a result's
-      ``configurations`` lists each configuration measured in its own worker run, the targets
-      that share it, and (for all but the first, whose measurement stays ``measurement``) its
-      own measurement; each target report names its ``configuration``. Older files still read:
-      the new fields default to empty, and their one measurement served every target.
-  4 - typed records instead of open dicts: ``measurement.memory_timeline`` (was
-      ``measurement.extra["memory_timeline"]``), ``node_profile``, ``calibration`` and
-      ``targets[].projection`` (with typed ``details``) follow the models in :mod:`mlfit.records`.
-      Older files still read: a timeline found in ``extra`` moves to its field, the dicts
-      validate into the models (calibration and projection-details keys since retired are dropped).
-  5 - ``targets[].suggestions`` and ``targets[].suggest_search`` (``check --suggest``, records.Suggestion):
-      measured variants that would fit. Optional: older files read with none.
-  6 - ``model.source``: where a model came from when it was not a local path (an MLflow
-      ``models:/`` or ``runs:/`` URI, the registry it was resolved through, the version, run and
-      flavour; see :mod:`mlfit.integrations.mlflow`); ``model.path`` then names the URI. Optional:
-      older files read with no source.
-Readers refuse newer versions (see :func:`load_report`).
+Result file format (``RESULT_SCHEMA_VERSION``), each version read by every later mlfit; what
+each added is in docs/reports.md ("Versions"): 1 the first; 2 contention and CPU samples; 3 one
+measurement per deployment configuration; 4 typed records instead of open dicts
+(:mod:`mlfit.records`; older dicts validate into them); 5 suggestions; 6 ``model.source``
+(MLflow); 7 ``cold_start.process_start_s``. Readers refuse newer versions (see :func:`load_report`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -43,7 +20,7 @@ from mlfit import safeio
 from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
 from mlfit.records import Calibration, MemoryTimeline, NodeProfile, ProjectionSummary, Suggestion, SuggestSearch
 
-RESULT_SCHEMA_VERSION = 6
+RESULT_SCHEMA_VERSION = 7
 
 
 class _Frozen(BaseModel):
@@ -159,13 +136,33 @@ class LatencyStats(_Frozen):
 
 
 class ColdStart(_Frozen):
+    """What a fresh process pays before its first answer, part by part (a pod's cold start)."""
+
+    process_start_s: float | None = Field(None, description="Process start until the runtime's import begins: "
+                                          "the interpreter and the imports before it (schema 7; None before)")
     import_s: float
     load_s: float
     first_inference_s: float
 
+    def parts(self) -> dict[str, float]:
+        """Each part, in the order a process pays them: process_start (absent before schema 7), import, load,
+        first_inference (the names of a profile's ``cold_start_parts``)."""
+        start = {} if self.process_start_s is None else {"process_start": self.process_start_s}
+        return {**start, "import": self.import_s, "load": self.load_s, "first_inference": self.first_inference_s}
+
+    def counted(self, parts: Sequence[str] | None = None) -> float:
+        """The sum of ``parts`` (all of them when None)."""
+        return sum(v for k, v in self.parts().items() if parts is None or k in parts)
+
     @property
     def total_s(self) -> float:
-        """Load + first inference: what a budget's cold_start means (import is the runtime's, reported apart)."""
+        """Everything a fresh pod pays: process start + runtime import + load + first inference (issue 23: a
+        Keras model's 383 ms left out the 9.9 s TensorFlow import)."""
+        return self.counted()
+
+    @property
+    def model_s(self) -> float:
+        """Load + first inference: the model's own part, comparable across runs and result versions."""
         return self.load_s + self.first_inference_s
 
 

@@ -32,6 +32,7 @@ def test_derived_tables_match_what_was_written_by_hand() -> None:
         Runtime.SKLEARN: {Runtime.ONNXRUNTIME: ("skl2onnx", "skl2onnx")},
         Runtime.TENSORFLOW: {Runtime.ONNXRUNTIME: ("tf2onnx", "tf2onnx"),
                              Runtime.TFLITE: ("tensorflow", "the TFLite converter")},
+        Runtime.TFLITE: {Runtime.ONNXRUNTIME: ("tf2onnx", "tf2onnx")},  # tf2onnx reads .tflite (issue 23)
     }
     assert format_for_runtime(Runtime.ONNXRUNTIME) is ModelFormat.ONNX
     assert format_for_runtime(Runtime.TFLITE) is ModelFormat.TFLITE

@@ -69,6 +69,15 @@ def _convert_hint(runtime: str, provided: list[str]) -> str:
     return f"; --convert measures it converted to {reachable[0]}, which it provides"
 
 
+def runtimes_line(target: Target, runtime: str) -> str:
+    """The profile line that says a target runs ``runtime`` (where no converter reaches one it has)."""
+    where = " (a copy of the built-in one, given with --target FILE)" if target.source == "built-in" else \
+        f" ({target.source})" if target.source else ""
+    have = [r.value for r in target.profile.runtimes]
+    return (f"if {target.name} does run {runtime}, add it to its profile{where}: "
+            f"`runtimes: [{', '.join([*have, runtime])}]`")
+
+
 def compat_checks(
     target: Target,
     model: ModelInfo,
@@ -88,7 +97,7 @@ def compat_checks(
                 f"one of {', '.join(runtimes)}",
                 False,
                 f"the model runs on {model.runtime}, which {target.name} does not provide"
-                + _convert_hint(model.runtime, runtimes),
+                + (_convert_hint(model.runtime, runtimes) or f"; {runtimes_line(target, model.runtime)}"),
             )
         )
     pinned = profile.runtime_version

@@ -71,6 +71,7 @@ _OPS: dict[int, tuple[str, str]] = {
 _CONV_2D, _DEPTHWISE, _FULLY_CONNECTED, _BATCH_MATMUL, _TRANSPOSE_CONV = 3, 4, 9, 126, 67
 _POOLS = {1, 12, 17}
 _LSTM = 44
+_WHILE, _LESS = 119, 58
 _CONTROL_FLOW = {118, 119}
 # Ops whose options table starts with a fused activation: code -> the field index that holds it.
 _FUSED_FIELD = {0: 0, 18: 0, 41: 0, 42: 0, 9: 0, 3: 3, 4: 4, 1: 5, 17: 5, 12: 5, 2: 1}
@@ -80,15 +81,19 @@ _ACTIVATIONS = {1: "Relu", 2: "Clip", 3: "Clip", 4: "Tanh"}  # ActivationFunctio
 class _Graph:
     """The tensors (dtype, shape, constant or not) and operators of one flatbuffer."""
 
-    def __init__(self, flat: FlatBuffer) -> None:
+    def __init__(self, flat: FlatBuffer, index: int = 0, parent: _Graph | None = None) -> None:
         self.flat = flat
-        root = flat.deref(0)
-        self.codes = [self._code(c) for c in flat.tables(root, 1, 100_000)]
-        self.subgraphs = flat.tables(root, 2, MAX_SUBGRAPHS)
-        if not self.subgraphs:
-            raise FlatError("the model has no subgraph")
-        self.buffers = flat.tables(root, 4, MAX_TENSORS)
-        graph = self.subgraphs[0]
+        if parent is None:
+            root = flat.deref(0)
+            self.codes = [self._code(c) for c in flat.tables(root, 1, 100_000)]
+            self.subgraphs = flat.tables(root, 2, MAX_SUBGRAPHS)
+            if not self.subgraphs:
+                raise FlatError("the model has no subgraph")
+            self.buffers = flat.tables(root, 4, MAX_TENSORS)
+        else:
+            self.codes, self.subgraphs, self.buffers = parent.codes, parent.subgraphs, parent.buffers
+        self.depth: int = parent.depth + 1 if parent is not None else 0
+        graph = self.subgraphs[index]
         self.tensors = flat.tables(graph, 0, MAX_TENSORS)
         self.operators = flat.tables(graph, 3, MAX_OPERATORS)
         self.inputs = [int(i) for i in flat.ints(graph, 1)]
@@ -111,6 +116,25 @@ class _Graph:
         _, length = self.flat.vector(buffer, 0)
         size = self.flat.field(buffer, 2)  # data stored past the flatbuffer (models over 2 GB)
         return length > 0 or (size is not None and self.flat.u64(size) > 0)
+
+    def int_value(self, index: int) -> int | None:
+        """The value of a constant int32/int64 scalar (or one-element) tensor; None otherwise."""
+        if not (0 <= index < len(self.tensors) and self.constant[index]) or math.prod(self.shape[index]) != 1:
+            return None
+        pos = self.flat.field(self.tensors[index], 2)
+        data, length = self.flat.vector(self.buffers[self.flat.u32(pos)], 0) if pos is not None else (0, 0)
+        if self.dtype[index] == "int32" and length == 4:
+            return self.flat.i32(data)
+        if self.dtype[index] == "int64" and length == 8:
+            return int(self.flat.u64(data))
+        return None
+
+    def sub(self, index: int) -> _Graph | None:
+        """Another subgraph (a WHILE's condition or body), read with this one's tables; None when the
+        index is out of range or the nesting is deeper than any real model's."""
+        if not 0 <= index < len(self.subgraphs) or self.depth >= 8:
+            return None
+        return _Graph(self.flat, index, self)
 
     def nbytes(self, index: int) -> int:
         if not 0 <= index < len(self.tensors):
@@ -166,17 +190,53 @@ def _dense_cost(code: int, graph: _Graph, operator: int, ins: list[int], outs: l
     return 2 * macs, macs, 1
 
 
-def _lstm_cost(graph: _Graph, ins: list[int], outs: list[int]) -> tuple[int, int]:
-    """UNIDIRECTIONAL_SEQUENCE_LSTM: per step four gates of (input + recurrent) matrix products
-    plus the cell's elementwise work; input [B, T, I] (or [T, B, I]), input-to-input weights [H, I]."""
+def _lstm_cost(graph: _Graph, operator: int, ins: list[int]) -> tuple[int, int, int]:
+    """UNIDIRECTIONAL_SEQUENCE_LSTM as the ONNX analysis costs LSTM: per step four gates of (input +
+    recurrent) matrix products plus 8 FLOPs per gate output for the cell; (FLOPs, MACs, steps).
+    Input [B, T, I], or [T, B, I] with ``time_major`` (options field 3); input-to-forget weights [H, I]."""
     x = graph.shape_of(ins[0]) if ins else None
-    w = graph.shape_of(ins[2]) if len(ins) > 2 else None  # input_to_forget_weights (always present)
+    w = graph.shape_of(ins[2]) if len(ins) > 2 and ins[2] >= 0 else None  # input_to_forget_weights (always set)
     if not x or not w or len(x) < 3:
-        return 0, 0
-    steps_batch = int(x[0]) * int(x[1])
+        return 0, 0, 1
+    steps = int(x[0]) if graph.option(operator, 3, byte=True) else int(x[1])
+    rows = int(x[0]) * int(x[1])
     hidden, features = int(w[0]), int(w[-1])
-    macs = steps_batch * 4 * hidden * (features + hidden)
-    return 2 * macs + steps_batch * hidden * 30, macs
+    macs = rows * 4 * hidden * (features + hidden)
+    return 2 * macs + rows * hidden * 4 * 8, macs, max(1, steps)
+
+
+def _trip_count(graph: _Graph, cond: _Graph, ins: list[int]) -> int | None:
+    """A WHILE's static trip count: its condition compares a loop variable that starts at a constant
+    with a constant bound (``i < n``, as a Keras RNN's loop is converted); the least such bound wins
+    (a Keras RNN checks both the step and the iteration counter). None when not that shape."""
+    trips = []
+    for operator in cond.operators:
+        code, cins, _ = cond.op(operator)
+        if code != _LESS or len(cins) != 2:
+            continue
+        bound = cond.int_value(cins[1])
+        slot = cond.inputs.index(cins[0]) if cins[0] in cond.inputs else -1
+        start = graph.int_value(ins[slot]) if 0 <= slot < len(ins) else None
+        if bound is not None and start is not None and bound > start:
+            trips.append(bound - start)
+    return min(trips) if trips else None
+
+
+def _while_cost(graph: _Graph, operator: int, ins: list[int]) -> tuple[int, int, int, bool]:
+    """(FLOPs, MACs, trip count, known) of a WHILE: its body's cost times a static trip count
+    (WhileOptions: cond_subgraph_index 0, body_subgraph_index 1); unknown without one."""
+    cond, body = graph.sub(graph.option(operator, 0)), graph.sub(graph.option(operator, 1))
+    trips = _trip_count(graph, cond, ins) if cond is not None else None
+    if body is None or trips is None:
+        return 0, 0, 1, False
+    flops = macs = 0
+    known = True
+    for index, inner in enumerate(body.operators):
+        made, ok = _node(body, inner, index)
+        flops += sum(int(n["flops"]) for n in made)
+        macs += sum(int(n["macs"]) for n in made)
+        known = known and ok
+    return flops * trips, macs * trips, trips, known
 
 
 def _node(graph: _Graph, operator: int, index: int) -> tuple[list[dict[str, Any]], bool]:
@@ -185,7 +245,7 @@ def _node(graph: _Graph, operator: int, index: int) -> tuple[list[dict[str, Any]
     tfl, onnx_op = _OPS.get(code, (f"BUILTIN_{code}", f"tflite::BUILTIN_{code}"))
     in_shapes = [graph.shape_of(i) if i >= 0 else None for i in ins]
     out_shapes = [graph.shape_of(i) for i in outs]
-    group, known = 1, True
+    group, known, steps = 1, True, 1
     if code in (_CONV_2D, _DEPTHWISE, _FULLY_CONNECTED, _BATCH_MATMUL, _TRANSPOSE_CONV):
         flops, macs, group = _dense_cost(code, graph, operator, ins, outs)
         known = macs > 0
@@ -193,8 +253,10 @@ def _node(graph: _Graph, operator: int, index: int) -> tuple[list[dict[str, Any]
         kernel = [graph.option(operator, 4), graph.option(operator, 3)]
         flops, macs, known = op_cost(onnx_op, in_shapes, out_shapes, {"kernel_shape": kernel})
     elif code == _LSTM:
-        flops, macs = _lstm_cost(graph, ins, outs)
+        flops, macs, steps = _lstm_cost(graph, operator, ins)
         known = macs > 0
+    elif code == _WHILE:
+        flops, macs, steps, known = _while_cost(graph, operator, ins)
     elif code in _OPS and code not in _CONTROL_FLOW and code != 32:
         flops, macs, known = op_cost(onnx_op, in_shapes, out_shapes)
     else:  # custom ops, control flow, builtins without a cost class here
@@ -206,7 +268,11 @@ def _node(graph: _Graph, operator: int, index: int) -> tuple[list[dict[str, Any]
         "name": name, "op": onnx_op, "tflite_op": tfl, "flops": flops, "macs": macs,
         "bytes_read": sum(read), "bytes_written": sum(written),
         "param_bytes": sum(graph.nbytes(i) for i in ins if i >= 0 and graph.constant[i]), "group": group,
+        # as the ONNX analysis marks them: an op whose cost is not read takes its host-measured time
+        "cost_known": known,
     }]
+    if steps > 1:  # recurrent steps and loop bodies run their kernels one after another; products are dense
+        nodes[0].update(steps=steps, matrix_flops=2 * macs)
     fused = graph.option(operator, _FUSED_FIELD[code], byte=True) if code in _FUSED_FIELD else 0
     if fused in _ACTIVATIONS and outs:
         size = graph.nbytes(outs[0])
@@ -215,7 +281,7 @@ def _node(graph: _Graph, operator: int, index: int) -> tuple[list[dict[str, Any]
         flops_act, _, _ = op_cost(act, [graph.shape_of(outs[0])], [graph.shape_of(outs[0])])
         nodes.append({"name": f"{name}/fused_{act.lower()}", "op": act, "tflite_op": f"{tfl} (fused)",
                       "flops": flops_act or elements, "macs": 0, "bytes_read": size, "bytes_written": size,
-                      "param_bytes": 0, "group": 1})
+                      "param_bytes": 0, "group": 1, "cost_known": True})
     return nodes, known
 
 
@@ -326,7 +392,8 @@ def _facts(graph: _Graph) -> dict[str, Any]:
         "shape_inference": {
             "method": "tflite flatbuffer shapes (batch as stored in the file)",
             "assumed_dims": {}, "values_bound": [], "nodes_with_unknown_cost": unknown,
-            "note": "ops inside WHILE/IF subgraphs are not counted" if control else "",
+            "note": ("a WHILE counts its body times a static trip count (i < n from constants); other "
+                     "control-flow bodies are not counted" if control else ""),
         },
         "nodes": nodes,
     }

@@ -83,9 +83,13 @@ class TensorFlowBackend(Backend):
         try:
             loaded = tf.saved_model.load(path)
         except Exception as exc:
+            from mlfit.formats.savedmodel import load_problem
+
+            known = load_problem(f"{type(exc).__name__}: {exc}")
+            cause = f" ({known[0]})" if known else ""
             raise ModelError(
-                f"TensorFlow {tf.__version__} could not load the SavedModel: {_first_line(exc)}",
-                "check that it was exported by a compatible TensorFlow",
+                f"TensorFlow {tf.__version__} could not load the SavedModel: {_first_line(exc)}{cause}",
+                known[1] if known else "check that it was exported by a compatible TensorFlow",
             ) from None
         signatures = dict(getattr(loaded, "signatures", {}) or {})
         if signature not in signatures:

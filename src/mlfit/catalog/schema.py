@@ -178,10 +178,21 @@ class LoadLatencyBudget(_Strict):
         return {p: v for p in Percentile if (v := getattr(self, p.value)) is not None}
 
 
+ColdStartPart = Literal["process_start", "import", "load", "first_inference"]
+COLD_START_PARTS: tuple[ColdStartPart, ...] = ("process_start", "import", "load", "first_inference")
+
+
 class Budgets(_Strict):
     latency: dict[Percentile, Duration] = Field(default_factory=dict,
                                                description="Percentile -> maximum, e.g. {p95: 80 ms}")
-    cold_start: Duration | None = Field(None, description="Session creation + first inference")
+    cold_start: Duration | None = Field(None, description="What a fresh process pays before its first answer: "
+                                        "the parts in cold_start_parts (all of them unless it says)")
+    # A fresh pod pays every part; a profile whose runtime is already imported (a warm server loading
+    # models on demand) names the parts that count (docs/profiles.md).
+    cold_start_parts: list[ColdStartPart] = Field(
+        default_factory=lambda: list(COLD_START_PARTS), min_length=1,
+        description="Parts of the cold start the budget counts: process_start (interpreter and imports until "
+                    "the runtime's), import (the runtime), load (the model), first_inference")
     peak_memory: Annotated[MemoryBudget | None, BeforeValidator(_memory_budget)] = Field(
         None, description="Absolute ('512 MiB') or a share of available RAM ('60%')")
     model_size: Size | None = None

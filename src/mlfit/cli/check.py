@@ -94,7 +94,7 @@ SharedPath = Annotated[bool, typer.Option(
          "receiving their bytes.")]
 _SUGGEST = "Suggest"
 Suggest_ = Annotated[str | None, typer.Option(
-    "--suggest", rich_help_panel=_SUGGEST, show_default=False,
+    "--suggest", rich_help_panel=_SUGGEST, show_default=False, metavar="[=all]",
     help="Measure variants that would fit (threads, batch, int8, fp16, TFLite build) for each target that FAILs "
          "or is INCONCLUSIVE; --suggest=all for every target. Verdicts and the exit code stay the original's.")]
 SuggestTime = Annotated[float, typer.Option(
@@ -470,8 +470,14 @@ def register(app: typer.Typer) -> None:
         model: Annotated[Path, typer.Argument(help="Model file.", show_default=False)],
         json_out: Annotated[bool, typer.Option("--json", help="Print the facts as JSON.")] = False,
         dim: Dims = None, shape: Shapes = None, value: Values = None,
+        signature: Annotated[str, typer.Option("--signature", help="SavedModel signature to show.")] =
+        "serving_default",
     ) -> None:
-        """Show a model's inputs, outputs, opset, op histogram, parameters and size, without running it.
+        """Show a model's inputs, outputs, op histogram, parameters and size, without running it.
+
+        Every format: ONNX and TFLite with FLOPs and activations; SavedModel (the ops its signature
+        runs, the variables' parameters); Keras (the config's layers); .skops and pickles list the
+        types they hold, read by mlfit's scans without unpickling.
 
         FLOPs and activation sizes need concrete shapes: give the symbolic dims (--dim), whole input
         shapes (--shape) or constant input values (--value); dims left open are taken as 1 and said."""
@@ -481,7 +487,7 @@ def register(app: typer.Typer) -> None:
         from mlfit.report.inspect import render_inspect
 
         spec = input_spec(dim, shape, value, None, None, 0)
-        facts = inspect_model(model, inputs=spec)
+        facts = inspect_model(model, inputs=spec, signature=signature)
         if json_out:
             sys.stdout.write(json.dumps(facts, indent=2) + "\n")
         else:

@@ -15,7 +15,8 @@ import typer
 from typer.core import TyperCommand
 
 # Panels in the order a newcomer needs them; options without a panel come first ("Options").
-PANEL_ORDER = ("Options", "Targets", "Inputs", "Model", "Measurement", "Load", "Scale", "Output", "Compare")
+PANEL_ORDER = ("Options", "Targets", "Inputs", "Model", "Measurement", "Load", "Scale", "Suggest", "Output",
+               "Compare")
 
 EXAMPLES: dict[str, str] = {
     "check": """\
@@ -26,7 +27,8 @@ EXAMPLES: dict[str, str] = {
   mlfit check model.keras -t edge --convert   # edge lacks TensorFlow: convert
   mlfit check model.onnx -t gpu-server --scenario server --qps 50
   mlfit check models/ -t all --strict         # a folder, every target
-  mlfit check model.onnx -t edge --baseline main.json  # 1 on a regression""",
+  mlfit check model.onnx -t edge --baseline main.json  # 1 on a regression
+  mlfit check model.onnx -t edge --suggest    # what would fit: threads, int8...""",
     "profile": """\
   mlfit profile model.onnx                    # batch 1: latency, memory
   mlfit profile model.tflite --batch 8 --threads 4 --json profile.json

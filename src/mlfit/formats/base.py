@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 
 from mlfit.catalog.schema import Runtime
 from mlfit.formats.kinds import ModelFormat
@@ -22,6 +22,9 @@ BATCH_DIM = "batch"  # the name TensorFlow, TFLite and scikit-learn backends giv
 # without importing it: destination runtime -> (converter module to probe, tool name).
 TENSORFLOW_CONVERTERS: Mapping[Runtime, tuple[str, str]] = MappingProxyType({
     Runtime.ONNXRUNTIME: ("tf2onnx", "tf2onnx"), Runtime.TFLITE: ("tensorflow", "the TFLite converter")})
+# tf2onnx reads .tflite flatbuffers too (tf2onnx.convert.from_tflite): a TFLite model on an
+# onnxruntime-only target (weak-cpu) is measured converted instead of failing the runtime check.
+TFLITE_CONVERTERS: Mapping[Runtime, tuple[str, str]] = MappingProxyType({Runtime.ONNXRUNTIME: ("tf2onnx", "tf2onnx")})
 SKLEARN_CONVERTERS: Mapping[Runtime, tuple[str, str]] = MappingProxyType({
     Runtime.ONNXRUNTIME: ("skl2onnx", "skl2onnx")})
 
@@ -74,6 +77,12 @@ class Format(Protocol):
         """Files outside ``path`` that the model reads (ONNX external data), for the output check."""
         ...
 
+    def structure(self, path: Path, signature: str) -> dict[str, Any] | None:
+        """What ``mlfit inspect`` shows of a format the graph analyses (ONNX, TFLite) do not read:
+        inputs, outputs, an op (layer, type) histogram, parameters where the file states them; read
+        without a runtime and without unpickling. None: the file says nothing more."""
+        ...
+
 
 class BaseFormat:
     """Defaults for a format that states nothing, refuses nothing and converts to nothing."""
@@ -101,3 +110,9 @@ class BaseFormat:
 
     def external_files(self, path: Path) -> list[Path]:
         return []
+
+    def structure(self, path: Path, signature: str) -> dict[str, Any] | None:
+        declared = self.declared_inputs(path, signature)
+        if declared is None:
+            return None
+        return {"inputs": [t.model_dump(exclude_none=True) for t in declared.inputs], "outputs": []}

@@ -118,6 +118,40 @@ class Keras(BaseFormat):
         declared = keras_declared(config)
         return declared if declared is not None and declared.inputs else None
 
+    def structure(self, path: Path, signature: str) -> dict[str, Any] | None:
+        """Inputs and the layer histogram from the model's config (read as the safety scan reads it);
+        the weights are HDF5, read by the runtime only, so parameters are not counted here."""
+        config = _config(path, self.zipped)
+        layers: dict[str, int] = {}
+        _layers(config, layers)
+        declared = keras_declared(config)
+        top = config.get("config", {}) if isinstance(config, dict) else {}
+        named = top.get("output_layers", []) if isinstance(top, dict) else []
+        named = [named] if isinstance(named, list) and named and isinstance(named[0], str) else named
+        outputs = [{"name": str(o[0]), "dtype": "", "shape": []} for o in named if isinstance(o, list) and o] \
+            if isinstance(named, list) else []
+        return {
+            "inputs": [t.model_dump(exclude_none=True) for t in declared.inputs] if declared else [],
+            "outputs": outputs,
+            "ops": dict(sorted(layers.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "node_count": sum(layers.values()),
+            "notes": ["ops: the config's layers; parameters and FLOPs are not read from a Keras file "
+                      "without a runtime (`mlfit profile` loads it, or --convert reads the converted graph)"],
+        }
+
+
+def _layers(node: Any, out: dict[str, int], depth: int = 0) -> None:
+    """Layer class names of a Keras config, nested models' layers included."""
+    if depth > 64:
+        return
+    if isinstance(node, dict):
+        config = node.get("config")
+        if isinstance(config, dict) and isinstance(config.get("layers"), list):
+            for layer in config["layers"]:
+                if isinstance(layer, dict) and isinstance(layer.get("class_name"), str):
+                    out[layer["class_name"]] = out.get(layer["class_name"], 0) + 1
+                _layers(layer, out, depth + 1)
+
 
 KERAS = Keras(ModelFormat.KERAS, (".keras",), zipped=True)
 H5 = Keras(ModelFormat.H5, (".h5", ".hdf5"), zipped=False)

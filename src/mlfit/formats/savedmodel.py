@@ -5,6 +5,7 @@ declared inputs read by hand from the signature def in ``saved_model.pb``."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mlfit.catalog.schema import Runtime
 from mlfit.formats._wire.protobuf import fields, int64, messages
@@ -15,6 +16,31 @@ from mlfit.safety.snapshot import CopyPolicy
 
 GRAPH_FILES = ("saved_model.pb", "saved_model.pbtxt")
 _MAX_PB_BYTES = 512 * 2**20  # saved_model.pb larger than this: leave it to the worker
+
+
+# Known reasons TensorFlow cannot load a SavedModel, and their known fixes: (text in TensorFlow's
+# error, what it means, the fix). The first that matches names the cause in mlfit's message.
+KNOWN_LOAD_PROBLEMS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("add_slot", "_create_or_restore_slot_variable"),
+     "a Keras 2 (tf.keras before TensorFlow 2.16) export that holds its optimizer's slot variables, which "
+     "TensorFlow without Keras 2 cannot restore",
+     "re-export it for serving with Keras 2: `pip install tf_keras`, then `TF_USE_LEGACY_KERAS=1 python -c "
+     "\"import tf_keras; tf_keras.models.load_model('DIR', compile=False).export('DIR-serving')\"` (the export "
+     "leaves the optimizer out); or check the model's ONNX or TFLite export instead"),
+    (("Op type not registered",),
+     "the graph uses an op that this TensorFlow does not register (an add-on such as tensorflow_text, or a "
+     "newer TensorFlow)",
+     "install the package that registers the op (e.g. `pip install tensorflow-text` matching this TensorFlow), "
+     "or check the model's ONNX or TFLite export instead"),
+)
+
+
+def load_problem(error: str) -> tuple[str, str] | None:
+    """(what it means, the fix) for a known SavedModel load failure, else None."""
+    for needles, cause, fix in KNOWN_LOAD_PROBLEMS:
+        if any(needle in error for needle in needles):
+            return cause, fix
+    return None
 
 
 def is_savedmodel(path: Path) -> bool:
@@ -82,6 +108,63 @@ def declared_inputs(path: Path, signature: str) -> Declared | None:
     return None  # no such signature: the worker says which exist
 
 
+# Bytes per element of the dtypes above, for the variables' parameter bytes.
+_ITEMSIZE = {"float32": 4, "float64": 8, "int32": 4, "uint8": 1, "int16": 2, "int8": 1, "int64": 8, "bool": 1,
+             "bfloat16": 2, "float16": 2, "uint16": 2, "uint32": 4, "uint64": 8}
+_VARIABLE_OPS = ("VarHandleOp", "VariableV2", "Variable")
+
+
+def _variables(meta: Any) -> list[tuple[int, list[int]]]:
+    """(dtype, shape) of each variable: the object graph's (TF2; the graph_def also holds the
+    loader's restore copies), else the graph's variable ops (TF1), one per name."""
+    saved = [n.variable for n in meta.object_graph_def.nodes if n.WhichOneof("kind") == "variable"]
+    if saved:  # a Keras export tracks each variable twice (the layers' and a flat list): one per name
+        unique = {v.name or str(i): v for i, v in enumerate(saved)}
+        return [(v.dtype, [d.size for d in v.shape.dim]) for v in unique.values()]
+    found: dict[str, tuple[int, list[int]]] = {}
+    for node in meta.graph_def.node:
+        if node.op in _VARIABLE_OPS:
+            found.setdefault(node.name, (node.attr["dtype"].type, [d.size for d in node.attr["shape"].shape.dim]))
+    return list(found.values())
+
+
+def structure(path: Path, signature: str) -> dict[str, Any]:
+    """The signature's inputs and outputs, the ops loading it and calling the signature run (the
+    safety scan's walk), and the parameters of the graph's variables (shape and dtype attributes)."""
+    from mlfit.safety.savedmodel_scan import parse_savedmodel, scan_saved_model_proto
+
+    saved = parse_savedmodel(path)
+    scan = scan_saved_model_proto(saved, signature)
+    params, by_dtype = 0, dict[str, int]()
+    meta = saved.meta_graphs[0] if saved.meta_graphs else None
+    outputs: list[dict[str, Any]] = []
+    if meta is not None:
+        for dtype_code, dims in _variables(meta):
+            name = _TF_DTYPES.get(dtype_code, f"dtype {dtype_code}")
+            count = 1
+            for d in dims:
+                count *= max(d, 0)
+            params += count
+            by_dtype[name] = by_dtype.get(name, 0) + count * _ITEMSIZE.get(name, 4)
+        if signature in meta.signature_def:
+            for key, info in sorted(meta.signature_def[signature].outputs.items()):
+                dims = [d.size for d in info.tensor_shape.dim] if not info.tensor_shape.unknown_rank else []
+                dtype = _TF_DTYPES.get(info.dtype, f"dtype {info.dtype}")
+                outputs.append({"name": key, "dtype": dtype, "shape": free_leading(dims)})
+    declared = declared_inputs(path, signature)
+    return {
+        "signature": signature,
+        "inputs": [t.model_dump(exclude_none=True) for t in declared.inputs] if declared else [],
+        "outputs": outputs,
+        "ops": dict(sorted(scan.ops.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "node_count": sum(scan.ops.values()),
+        "parameters": params,
+        "parameter_bytes": by_dtype,
+        "notes": ["ops: those loading the SavedModel and calling the signature run (functions "
+                  f"reached: {scan.functions}); FLOPs are not counted for TensorFlow graphs"],
+    }
+
+
 class SavedModel(BaseFormat):
     kind = ModelFormat.SAVEDMODEL
     runtime = Runtime.TENSORFLOW
@@ -99,6 +182,9 @@ class SavedModel(BaseFormat):
 
     def declared_inputs(self, path: Path, signature: str) -> Declared | None:
         return declared_inputs(path, signature)
+
+    def structure(self, path: Path, signature: str) -> dict[str, Any] | None:
+        return structure(path, signature)
 
 
 FORMAT = SavedModel()

@@ -56,6 +56,22 @@ def declared_inputs(path: Path) -> Declared | None:
     return Declared(inputs=[TensorInfo(name="X", dtype="float64", shape=[BATCH_DIM, n])])
 
 
+def _types(node: Any, out: dict[str, int], depth: int = 0) -> None:
+    """Every type the archive's schema names (``__module__.__class__``), counted."""
+    if depth > 256:
+        return
+    if isinstance(node, dict):
+        cls, module = node.get("__class__"), node.get("__module__")
+        if isinstance(cls, str) and isinstance(module, str) and module != "builtins":  # not str, list, dict
+            name = f"{module}.{cls}"
+            out[name] = out.get(name, 0) + 1
+        for value in node.values():
+            _types(value, out, depth + 1)
+    elif isinstance(node, list):
+        for value in node:
+            _types(value, out, depth + 1)
+
+
 class Skops(BaseFormat):
     kind = ModelFormat.SKOPS
     runtime = Runtime.SKLEARN
@@ -69,6 +85,21 @@ class Skops(BaseFormat):
 
     def declared_inputs(self, path: Path, signature: str) -> Declared | None:
         return declared_inputs(path)
+
+    def structure(self, path: Path, signature: str) -> dict[str, Any] | None:
+        """The types the archive holds, from its schema.json (never unpickled), and X's columns."""
+        from mlfit import safeio
+
+        with safeio.open_regular(path, "the .skops archive") as fh, safeio.open_zip(fh, path) as archive:
+            schema = safeio.loads_bounded(safeio.read_zip_member(archive, "schema.json", path), path,
+                                          "schema.json in the archive")
+        types: dict[str, int] = {}
+        _types(schema, types)
+        declared = declared_inputs(path)
+        return {"inputs": [t.model_dump(exclude_none=True) for t in declared.inputs] if declared else [],
+                "outputs": [], "ops": dict(sorted(types.items(), key=lambda kv: (-kv[1], kv[0]))),
+                "node_count": sum(types.values()), "op_label": "type",
+                "notes": ["types: what the archive's schema.json names, read without loading it"]}
 
 
 FORMAT = Skops()

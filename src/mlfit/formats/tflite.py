@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mlfit.catalog.schema import Runtime
 from mlfit.formats._wire.flatbuffers import FlatBuffer
-from mlfit.formats.base import BaseFormat, Declared, free_leading
+from mlfit.formats.base import TFLITE_CONVERTERS, BaseFormat, Declared, free_leading
 from mlfit.formats.kinds import ModelFormat
 from mlfit.result import TensorInfo
 
@@ -101,6 +101,7 @@ class TFLite(BaseFormat):
     kind = ModelFormat.TFLITE
     runtime = Runtime.TFLITE
     suffixes: tuple[str, ...] = (".tflite",)
+    converters = TFLITE_CONVERTERS
 
     def check_safety(self, path: Path, trust_model: bool, signature: str) -> None:
         if not trust_model:

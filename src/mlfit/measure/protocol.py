@@ -66,6 +66,9 @@ class MeasureSettings(BaseModel):
     profile_nodes: bool = False  # node-level timings for projection (onnxruntime)
     profile_threads: list[int] = Field(default_factory=list)
     load: ScenarioSettings = Field(default_factory=ScenarioSettings)  # server/offline/max-qps/batch sweep
+    # A file the parent creates when its own work beside the worker is done (mlfit.run.overlap):
+    # the worker waits for it, idle, between its warm-up and the timed loop.
+    hold_path: str | None = None
 
 
 class WorkerRequest(BaseModel):

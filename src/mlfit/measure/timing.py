@@ -157,3 +157,19 @@ def _timed_loop_cpu(run: Callable[[Any], Any], feeds: Sequence[Any], policy: Loo
             progress(i, (t1 - start) / 1e9)
             next_report = t1 + int(progress_every_s * 1e9)
     return out
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process was started, from /proc/self/stat's start time (clock ticks since
+    boot, so 10 ms resolution) against CLOCK_BOOTTIME; None where Linux does not say. The worker
+    reads it just before importing the runtime: the interpreter's start and the imports before the
+    runtime's, which a fresh pod's process pays too."""
+    import os
+
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            after_name = fh.read().rsplit(b")", 1)[1].split()  # the name may hold spaces and ')'
+        ticks = int(after_name[19])  # field 22, starttime; after_name starts at field 3
+        return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None

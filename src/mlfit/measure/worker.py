@@ -32,7 +32,7 @@ from mlfit.measure.contention import phase_record, snapshot  # noqa: E402
 from mlfit.measure.host import host_info  # noqa: E402
 from mlfit.measure.protocol import SAMPLES_FILE, Phase, WorkerRequest, WorkerResponse  # noqa: E402
 from mlfit.measure.stats import latency_stats, quality_warnings  # noqa: E402
-from mlfit.measure.timing import LoopPolicy, timed_loop, warm_up, warm_up_converged  # noqa: E402
+from mlfit.measure.timing import LoopPolicy, process_age_s, timed_loop, warm_up, warm_up_converged  # noqa: E402
 from mlfit.records import NodeProfile  # noqa: E402
 from mlfit.result import (  # noqa: E402
     ColdStart,
@@ -170,6 +170,7 @@ class _Run:
     backend: Backend
     import_s: float
     baseline: int  # bytes after the runtime's import: the model's cost is measured above it
+    process_start_s: float | None = None  # process start until the runtime's import: part of a cold start
     load_s: float = 0.0
     load_peak: int = 0
     inference_peak: int = 0
@@ -209,11 +210,13 @@ def _load(request: WorkerRequest) -> _Run:
     """Import the runtime (its own figure and memory baseline), then load the model."""
     runtime = Runtime(request.runtime)
     enter(Phase.IMPORT)
+    process_start_s = process_age_s()
     t0 = time.perf_counter()
     backend: Backend = create_backend(runtime)
     import_s = time.perf_counter() - t0
     emit("timing", name="import_s", value=import_s)
-    state = _Run(request=request, runtime=runtime, backend=backend, import_s=import_s, baseline=_tracker.current())
+    state = _Run(request=request, runtime=runtime, backend=backend, import_s=import_s, baseline=_tracker.current(),
+                 process_start_s=process_start_s)
     _tracker.reset()
 
     enter(Phase.LOAD)
@@ -277,11 +280,28 @@ def _warmup(state: _Run) -> None:
     warm = warm_up_converged(state.run, state.feeds, settings.warmup_iterations,
                              min(WARMUP_FLOOR_S, settings.warmup_time_s), settings.warmup_time_s,
                              max(settings.warmup_time_s * 10, 5.0))
+    if settings.hold_path and _hold(Path(settings.hold_path)):  # waited: warm up again, briefly
+        warm = warm_up_converged(state.run, state.feeds, 1, 0.0, settings.warmup_time_s,
+                                 max(settings.warmup_time_s * 10, 5.0))
     after = snapshot()
     state.contention.append(phase_record(Phase.WARMUP.value, before, after, state.request.threads))
     # The CPU clock is a system call (~0.2-0.6 µs): beside a call of a few µs it moved the measured
     # p50 by ~2%, and a call that short is seldom interrupted anyway, so it is read only for longer calls.
     state.per_call = warm.median_s
+
+
+HOLD_MAX_S = 30.0  # the longest wait for the parent's work beside this one (under the 120 s phase bound)
+
+
+def _hold(path: Path) -> bool:
+    """Wait, idle, until the parent creates ``path`` (its static analysis is done), so the timed
+    loop never shares the CPUs with it; whether there was anything to wait for."""
+    if path.exists():
+        return False
+    deadline = time.monotonic() + HOLD_MAX_S
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return True
 
 
 def _timed(state: _Run) -> None:
@@ -388,7 +408,8 @@ def _answer(state: _Run) -> WorkerResponse:
     measurement = Measurement(
         runtime=state.runtime.value, runtime_version=backend.version(), threads=request.threads,
         execution_provider=_device_label(state.runtime, details, request.execution_provider),
-        cold_start=ColdStart(import_s=state.import_s, load_s=state.load_s, first_inference_s=state.first_s),
+        cold_start=ColdStart(process_start_s=state.process_start_s, import_s=state.import_s, load_s=state.load_s,
+                             first_inference_s=state.first_s),
         latency=stats, memory=memory, throughput=state.throughput, warnings=warnings,
         unstable=any(w.startswith(("unstable", "busy")) for w in warnings),
         extra={**{k: v for k, v in details.items() if k not in ("providers", "arena_enabled")}, **state.load_extra},

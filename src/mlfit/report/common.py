@@ -10,7 +10,17 @@ from pydantic import BaseModel
 
 from mlfit.catalog.units import format_duration, format_rate, format_size
 from mlfit.errors import printable
-from mlfit.result import ChangeStatus, Check, Emulation, MetricChange, Provenance, RunResult, TensorInfo, Verdict
+from mlfit.result import (
+    ChangeStatus,
+    Check,
+    ColdStart,
+    Emulation,
+    MetricChange,
+    Provenance,
+    RunResult,
+    TensorInfo,
+    Verdict,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -182,3 +192,19 @@ def throttle_totals(emulation: Emulation) -> tuple[int, int, float]:
     timed = [emulation.throttling[p] for p in TIMED_PHASES if p in emulation.throttling]
     return (sum(t.periods for t in timed), sum(t.throttled_periods for t in timed),
             sum(t.throttled_s for t in timed))
+
+
+COLD_START_NAMES = {"process_start": "process start", "import": "runtime import", "load": "load",
+                    "first_inference": "first inference"}
+
+
+def cold_start_items(cold: ColdStart) -> list[str]:
+    """['process start 310 ms', '+ runtime import 9.90 s', '+ load 360 ms', '+ first inference 20 ms', '= 10.59 s']:
+    every part a fresh process pays, then the whole (the parts in the result's JSON are the same)."""
+    parts = [f"{'+ ' if i else ''}{COLD_START_NAMES[k]} {format_duration(v)}"
+             for i, (k, v) in enumerate(cold.parts().items())]
+    return [*parts, f"= {format_duration(cold.total_s)}"]
+
+
+def cold_start_text(cold: ColdStart) -> str:
+    return " ".join(cold_start_items(cold))

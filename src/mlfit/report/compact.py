@@ -27,6 +27,7 @@ from mlfit.catalog.units import format_duration, format_rate, format_size
 from mlfit.errors import printable
 from mlfit.report.common import (
     change_text,
+    cold_start_items,
     configuration_lines,
     describe_input,
     describe_limits,
@@ -114,8 +115,7 @@ def measurement_lines(result: RunResult, width: int) -> list[RenderableType]:
         f"throughput {format_rate(tp.single_stream_per_s)}"
         + (f" ({format_rate(tp.batched_per_s)} at batch {tp.batch_size})" if tp.batched_per_s else "")],
         width, first="  latency (host): ", indent=4)
-    lines += pack([f"load {format_duration(cold.load_s)} + first inference {format_duration(cold.first_inference_s)}",
-                   f"(import {format_duration(cold.import_s)})"], width, first="  cold start: ", indent=4, sep=" ")
+    lines += pack(cold_start_items(cold), width, first="  cold start: ", indent=4, sep=" ")
     # The method (VmHWM, ru_maxrss) is in the reports; here only the figures, deltas in the peak's unit.
     lines += pack([f"peak {format_size(mem.peak_bytes)} (baseline {format_size(mem.runtime_baseline_bytes)}",
                    f"load +{format_size(mem.load_delta)}", f"inference +{format_size(mem.inference_delta)})"], width,

@@ -26,13 +26,15 @@ def render_inspect(facts: dict[str, Any]) -> RenderableType:
                        Text(printable(_dims(t["shape"]))))
     params = facts.get("parameters", 0)
     by_dtype = ", ".join(f"{k} {format_size(v)}" for k, v in facts.get("parameter_bytes", {}).items())
-    lines = [
-        f"{facts['path']}: {facts['format']}, {format_size(facts['size_bytes'])} on disk",
-        f"opset {facts.get('opset')} (IR {facts.get('ir_version')}), producer {facts.get('producer') or '-'}"
-        if facts.get("format") == "onnx" else f"subgraphs: {facts.get('subgraphs', 1)}",
-        f"parameters: {params:,} ({by_dtype or 'none'})",
-        f"dtypes: {', '.join(facts.get('dtypes', []))}",
-    ]
+    lines = [f"{facts['path']}: {facts['format']}, {format_size(facts['size_bytes'])} on disk"]
+    if facts.get("opset") is not None:  # ONNX only
+        lines.append(f"opset {facts['opset']} (IR {facts.get('ir_version')}), producer {facts.get('producer') or '-'}")
+    if facts.get("signature"):
+        lines.append(f"signature: {facts['signature']}")
+    if "parameters" in facts:  # formats whose file states them (not Keras HDF5 weights, not pickles)
+        lines.append(f"parameters: {params:,} ({by_dtype or 'none'})")
+    if facts.get("dtypes"):
+        lines.append(f"dtypes: {', '.join(facts['dtypes'])}")
     if facts.get("flops") is not None:
         lines.append(f"FLOPs per inference: {facts['flops'] / 1e6:,.1f} M ({facts.get('macs', 0) / 1e6:,.1f} M MACs)")
     if facts.get("activation_peak_bytes") is not None:
@@ -47,10 +49,13 @@ def render_inspect(facts: dict[str, Any]) -> RenderableType:
     if facts.get("custom_domains"):
         lines.append(f"custom op domains: {', '.join(facts['custom_domains'])}")
     lines.extend(f"note: {n}" for n in facts.get("notes", []))
-    ops = Table(title=f"Ops ({facts.get('node_count', 0)} nodes)", title_justify="left", header_style="bold")
-    ops.add_column("op")
+    label = facts.get("op_label", "op")  # "type" for scikit-learn files: the types they hold
+    counted = "nodes" if label == "op" else f"{label}s"
+    ops = Table(title=f"{label.capitalize()}s ({facts.get('node_count', 0)} {counted})", title_justify="left",
+                header_style="bold")
+    ops.add_column(label)
     ops.add_column("count", justify="right")
-    for op, count in list(facts.get("ops", {}).items())[:20]:
+    for op, count in list(facts.get("ops", {}).items())[:30]:
         ops.add_row(Text(printable(op)), str(count))
     # Names come from the model file: printable, and rich Text (never markup, which '[/x]' would break).
     return Group(Text("\n".join(printable(line) for line in lines)), io, ops)

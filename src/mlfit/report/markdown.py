@@ -13,6 +13,7 @@ from mlfit.report.common import (
     VERDICT_ICON,
     budget_text,
     change_text,
+    cold_start_text,
     error_text,
     format_value,
     interval_text,
@@ -71,7 +72,7 @@ def _measurement_line(result: RunResult) -> str:
     where = f" on {cell(host.cpu_model)} ({host.cores_usable} usable cores)" if host else ""
     return (
         f"Measured{where}: latency {', '.join(parts)} (n={lat.n}, CV {lat.cv:.0%}); peak memory "
-        f"{format_value(m.memory.peak_bytes, 'B')}; cold start {format_value(m.cold_start.total_s, 's')}; "
+        f"{format_value(m.memory.peak_bytes, 'B')}; cold start {cell(cold_start_text(m.cold_start))}; "
         f"{format_value(m.throughput.single_stream_per_s, '/s')} single stream; {cell(m.runtime)} "
         f"{cell(m.runtime_version)}, {m.threads} thread(s)."
     )

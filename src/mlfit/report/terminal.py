@@ -8,8 +8,15 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.table import Table
 from rich.text import Text
 
-from mlfit.catalog.units import format_duration, format_rate, format_size
-from mlfit.report.common import configuration_lines, describe_input, format_value, model_name, sanitized
+from mlfit.catalog.units import format_rate, format_size
+from mlfit.report.common import (
+    cold_start_text,
+    configuration_lines,
+    describe_input,
+    format_value,
+    model_name,
+    sanitized,
+)
 from mlfit.report.load import load_lines
 from mlfit.report.styles import VERDICT_STYLE, source_text
 from mlfit.report.suggestions import text_lines as suggestion_lines
@@ -43,8 +50,7 @@ def measurement_summary(result: RunResult) -> RenderableType:
     tp = m.throughput
     lines = [
         f"runtime {m.runtime} {m.runtime_version}, {m.threads} thread(s), {m.execution_provider}",
-        f"cold start: load {format_duration(m.cold_start.load_s)} + first inference "
-        f"{format_duration(m.cold_start.first_inference_s)} (runtime import {format_duration(m.cold_start.import_s)})",
+        f"cold start: {cold_start_text(m.cold_start)}",
         f"memory: runtime baseline {format_size(mem.runtime_baseline_bytes)} (import "
         f"+{format_size(mem.runtime_import_delta)}), load +{format_size(mem.load_delta)}, inference "
         f"+{format_size(mem.inference_delta)}, peak {format_size(mem.peak_bytes)} [{mem.method}]",

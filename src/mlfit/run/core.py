@@ -10,6 +10,7 @@ checked one after another.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from mlfit._version import __version__
@@ -20,8 +21,8 @@ from mlfit.inputspec import InputSpec
 from mlfit.modelref import ModelRef, identify, sha256_of
 from mlfit.options import STOPPED_KINDS, EventFn, MeasureOptions
 from mlfit.result import ConfigurationRun, RunResult, TargetReport
-from mlfit.run.gate import error_result, gate, model_info, now
-from mlfit.run.venues import Job, Measured, ThisHost, Venue
+from mlfit.run.gate import error_result, gate, may_overlap, model_info, now, settle
+from mlfit.run.venues import Job, Measured, TargetHardware, ThisHost, Venue
 
 # ---------------------------------------------------------------- entry points
 
@@ -126,7 +127,8 @@ def _run_private(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, op
 def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
                        on_event: EventFn | None, venue: Venue[Measured] | None) -> RunResult:
     created = now()
-    found = gate(ref, targets, inputs, options, created)
+    on_target = isinstance(venue, TargetHardware)
+    found = gate(ref, targets, inputs, options, created, overlap=may_overlap(ref, targets, options, on_target))
     if isinstance(found, RunResult):
         return found
     job = Job(ref=ref, targets=targets, inputs=inputs, options=options, on_event=on_event, gate=found,
@@ -139,6 +141,10 @@ def _measure_and_check(ref: ModelRef, targets: Sequence[Target], inputs: InputSp
 def _measured(job: Job, venue: Venue[Measured]) -> RunResult:
     """Measure (every process), then judge (none), then one result."""
     measured = venue.measure(job)
+    settled = settle(job.ref, job.gate, job.created)  # the analysis ran beside the worker's start-up
+    if isinstance(settled, RunResult):
+        return settled
+    job = replace(job, gate=settled)
     return _assemble(job, measured, venue.reports(job, measured))
 
 

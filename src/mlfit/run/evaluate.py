@@ -38,7 +38,7 @@ def _measured_projection(target: Target, m: Measurement, host: HostInfo) -> Proj
         if tp.batched_per_s and tp.batch_size == target.profile.batch_size
         else tp.single_stream_per_s
     )
-    cold = m.cold_start.total_s
+    cold = m.cold_start.counted(target.profile.budgets.cold_start_parts)
     return Projection(
         target=target.name,
         method=f"measured on this host's GPU ({gpu})",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,10 +105,37 @@ class Gate:
     facts: ModelFacts | None = None  # the model as read once (hash, size, declared inputs)
     batch_free: bool | None = None  # the model's leading dims are free (None: the file does not say)
     too_large: bool = False  # past the static-analysis bounds: no analysis, no per-node profile
+    pending: Any = None  # run.overlap.PendingStatic: the analysis still running beside the worker
+
+
+def may_overlap(ref: ModelRef, targets: Sequence[Target], options: MeasureOptions, on_target: bool) -> bool:
+    """Whether the static analysis may run beside the worker (:mod:`mlfit.run.overlap`): nothing
+    the worker is asked depends on it (no roofline-only GPU target, no emulated container, not
+    this host as the target) and the default deadlines leave the worker's wait room."""
+    from mlfit.catalog.loader import is_gpu_target
+
+    return (ref.format is ModelFormat.ONNX and not on_target and options.timeout is None and bool(targets)
+            and not any(is_gpu_target(t) or t.profile.container is not None for t in targets))
+
+
+def settle(ref: ModelRef, gate: Gate, created: str) -> Gate | RunResult:
+    """The gate with the analysis that ran beside the worker: its facts, or its error result."""
+    from mlfit.formats.onnx.proto import StaticTooLarge
+
+    if gate.pending is None:
+        return gate
+    try:
+        static = gate.pending.result()
+    except StaticTooLarge as exc:
+        return replace(gate, pending=None, static=None, too_large=True,
+                       notes=(*gate.notes, f"static analysis skipped: {exc.one_line()}"))
+    except ModelError as exc:
+        return error_result(ref, exc, created, kind="load")
+    return replace(gate, pending=None, static=static)
 
 
 def gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
-          created: str) -> Gate | RunResult:
+         created: str, overlap: bool = False) -> Gate | RunResult:
     """Parent-side refusals and static verdicts, before any worker is spawned: a result when the
     run ends here (refused, or decided statically), else what the later stages need."""
     from mlfit.checks.fit import fit_check, refuse_if_too_big, static_target_report
@@ -129,9 +156,17 @@ def gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: M
     inputs, safety_notes = planned.spec, [*safety_notes, *planned.notes]
     from mlfit.formats.onnx.proto import StaticTooLarge
 
-    too_large = False
+    too_large, pending = False, None
     try:
-        static = static_facts(ref, inputs, planned.shapes)
+        if overlap:  # the bounds now (they decide the node profile), the analysis beside the worker
+            from mlfit.formats.onnx.proto import check_static_bounds
+            from mlfit.run.overlap import PendingStatic
+
+            check_static_bounds(ref.path)
+            static, spec, shapes = None, inputs, planned.shapes
+            pending = PendingStatic(lambda: static_facts(ref, spec, shapes))
+        else:
+            static = static_facts(ref, inputs, planned.shapes)
     except StaticTooLarge as exc:  # skipped with a note: the worker measures it under its own limits
         static, too_large = None, True
         safety_notes = [*safety_notes, f"static analysis skipped: {exc.one_line()}; per-node profiling skipped "
@@ -143,6 +178,13 @@ def gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: M
     fits = tuple(fit_check(t, model_bytes, ref.format.value) for t in targets)
     if targets and all(fits):
         # The parameters alone exceed every target's memory: the verdict is static, nothing is loaded.
+        if pending is not None:
+            try:
+                static = pending.result()
+            except StaticTooLarge:
+                static = None
+            except ModelError as exc:
+                return error_result(ref, exc, created, kind="load")
         reports = [static_target_report(t, c) for t, c in zip(targets, fits, strict=True) if c]
         return RunResult(mlfit_version=__version__, created=created, model=model_info(ref, facts=facts),
                          analysis=static, targets=reports)
@@ -156,6 +198,6 @@ def gate(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: M
         limit_source = "the default, 90% of this host's free memory"
     return Gate(model_bytes=model_bytes, notes=(*ref.notes, *safety_notes), static=static, fits=fits, facts=facts,
                 memory_limit=memory_limit, limit_source=limit_source, inputs=inputs,
-                batch_free=planned.batch_free, too_large=too_large)
+                batch_free=planned.batch_free, too_large=too_large, pending=pending)
 
 

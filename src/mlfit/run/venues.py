@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from mlfit._version import __version__
@@ -126,12 +127,18 @@ def _worker_runs(job: Job, plan: Sequence[PlannedRun]) -> Measured:
         if len(plan) > 1 and job.on_event is not None:
             job.on_event({"event": "configuration", "text": planned.config.label})
         with scratch_dir() as scratch:
+            settings = planned.settings
+            if gate.pending is not None and not gate.pending.done():  # the worker waits before timing
+                from mlfit.run.overlap import HOLD_FILE
+
+                settings = settings.model_copy(update={"hold_path": str(Path(scratch) / HOLD_FILE)})
+                gate.pending.release_when_done(Path(scratch) / HOLD_FILE)
             request = WorkerRequest(
                 model_path=str(ref.path), runtime=ref.runtime.value, threads=planned.config.threads,
                 trust_model=options.trust_model, trust_types=list(options.trust_types),
                 signature=options.signature, method=options.method,
                 custom_op_libraries=list(options.custom_op_libraries), enable_arena=options.enable_arena,
-                input_spec=planned.inputs, settings=planned.settings, scratch_dir=scratch,
+                input_spec=planned.inputs, settings=settings, scratch_dir=scratch,
             )
             response = run_worker(request, ref.runtime.value, timeouts, job.on_event, gate.memory_limit,
                                   gate.limit_source)

@@ -17,6 +17,7 @@ counts beyond those measured here, and a different runtime version. Pure: no I/O
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -447,7 +448,7 @@ def _cpu_projection(
         target=target.name,
         method=method,
         latency=latency,
-        cold_start=_cpu_cold_start(measurement, ratios, factor),
+        cold_start=_cpu_cold_start(measurement, ratios, factor, target.profile.budgets.cold_start_parts),
         memory_peak=memory_band(measurement, static, host.arch, target.hardware.cpu.arch.value, extra=None),
         throughput=throughput,
         throughput_basis=basis,
@@ -549,10 +550,12 @@ def _cpu_throughput(target: Target, m: Measurement, factor: Band, mean: Band) ->
     return Band(1 / mean.value, 1 / mean.upper, 1 / mean.lower), basis
 
 
-def _cpu_cold_start(m: Measurement, ratios: _Ratios, factor: Band) -> Band:
-    load = m.cold_start.load_s
-    first = m.cold_start.first_inference_s
-    # Session creation is single-threaded graph work: the clock/compute ratio; first run: the factor.
+def _cpu_cold_start(m: Measurement, ratios: _Ratios, factor: Band, parts: Sequence[str]) -> Band:
+    cold = m.cold_start.parts()
+    # Process start, the runtime's import and session creation are single-threaded work: the clock
+    # ratio; the first run: the factor. Only the parts the profile's budget counts (all by default).
+    load = sum(v for k, v in cold.items() if k != "first_inference" and k in parts)
+    first = cold["first_inference"] if "first_inference" in parts else 0.0
     return Band(
         load * ratios.clock.value + first * factor.value,
         load * ratios.clock.lower + first * factor.lower,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from mlfit.catalog.units import format_duration, format_rate, format_size
+from mlfit.catalog.units import format_rate, format_size
 from mlfit.report import svg
 from mlfit.report.common import (
     change_text,
+    cold_start_text,
     describe_input,
     format_value,
     interval_text,
@@ -45,11 +46,7 @@ def _environment(result: RunResult) -> str:
                 ],
                 [
                     "cold start",
-                    e(
-                        f"load {format_duration(m.cold_start.load_s)} + first inference "
-                        f"{format_duration(m.cold_start.first_inference_s)} (runtime import "
-                        f"{format_duration(m.cold_start.import_s)})"
-                    ),
+                    e(cold_start_text(m.cold_start)),
                 ],
                 [
                     "throughput",

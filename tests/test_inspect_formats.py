@@ -1,0 +1,73 @@
+"""`mlfit inspect` for every format (issue 23, point 1): inputs, outputs, op (layer, type)
+histogram, parameters where the file states them, FLOPs where defined, size; .skops and pickles
+list the types they hold from mlfit's scans, never unpickled. Real models from tests/format_models.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import assert_no_traceback, run_mlfit
+from format_models import models
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return models(tmp_path_factory.getbasetemp())
+
+
+def _inspect(model: Path) -> dict[str, Any]:
+    run = run_mlfit("inspect", model, "--json")
+    assert_no_traceback(run)
+    assert run.code == 0, run.output  # was exit 3, "static inspection of tflite models is not available yet"
+    facts = json.loads(run.stdout)
+    assert facts["size_bytes"] > 0 and facts["ops"] and facts["node_count"] == sum(facts["ops"].values())
+    return facts
+
+
+def test_tflite_inspect_has_ops_parameters_and_flops(built: dict[str, Path]) -> None:
+    facts = _inspect(built["tflite"])
+    assert facts["ops"]["CONV_2D"] == 2 and facts["ops"]["FULLY_CONNECTED"] == 1
+    assert facts["inputs"][0]["shape"][1:] == [16, 16, 3] and facts["outputs"][0]["shape"][-1] == 4
+    assert facts["parameters"] > 0 and facts["flops"] > 0
+
+
+def test_savedmodel_inspect_has_the_signatures_ops_and_the_variables_parameters(built: dict[str, Path]) -> None:
+    facts = _inspect(built["savedmodel"])
+    assert facts["ops"]["Conv2D"] == 2 and facts["ops"]["MatMul"] == 1
+    assert facts["parameters"] == 3 * 3 * 3 * 8 + 8 + 3 * 3 * 8 * 8 + 8 + 8 * 4 + 4  # two convs and a dense
+    assert facts["inputs"][0]["name"] == "image" and facts["outputs"][0]["shape"] == ["batch", 4]
+
+
+@pytest.mark.parametrize("key", ["keras", "h5"])
+def test_keras_inspect_has_the_layers(built: dict[str, Path], key: str) -> None:
+    facts = _inspect(built[key])
+    assert facts["ops"]["Conv2D"] == 2 and facts["ops"]["Dense"] == 1
+    assert facts["inputs"][0]["shape"] == ["batch", 16, 16, 3]
+    assert any("parameters and FLOPs are not read" in n for n in facts["notes"])  # said, not invented
+
+
+def test_skops_inspect_lists_the_types_without_loading(built: dict[str, Path]) -> None:
+    facts = _inspect(built["skops"])
+    assert "sklearn.pipeline.Pipeline" in facts["ops"] and "builtins.str" not in facts["ops"]
+    assert facts["inputs"][0]["shape"] == ["batch", 4]
+
+
+def test_a_hostile_pickle_is_inspected_by_the_scan_never_unpickled(built: dict[str, Path]) -> None:
+    facts = _inspect(built["joblib"])
+    assert "sklearn.linear_model._logistic.LogisticRegression" in facts["ops"]
+    hostile = _inspect(built["hostile_pkl"])
+    assert any("system" in name for name in hostile["ops"]), hostile["ops"]  # named, not called
+    assert not Path(built["sentinel"]).exists()
+
+
+def test_inspect_terminal_layout_for_a_savedmodel(built: dict[str, Path]) -> None:
+    run = run_mlfit("inspect", built["savedmodel"], env={"COLUMNS": "100"})
+    assert run.code == 0, run.output
+    assert "signature: serving_default" in run.stdout and "parameters: 844" in run.stdout
+    assert "opset None" not in run.stdout
