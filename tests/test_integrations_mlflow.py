@@ -1,8 +1,9 @@
 """Models from a real MLflow registry and results back to it (docs/integrations.md).
 
 A local MLflow store (SQLite, no server) is filled by MLflow's own log_model: an ONNX model from
-mlfit.zoo, a pickled and a skops scikit-learn model; MLflow's Model class writes the MLmodel files
-of an unsupported flavour and of a hostile one. `mlfit check` runs as a real subprocess against it.
+mlfit.zoo and a pickled scikit-learn model; MLflow's Model class writes the MLmodel files of an
+unsupported flavour and of one naming a file outside its folder, and one MLmodel carries a Python
+tag. `mlfit check` runs as a real subprocess against it.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ def _odd_model(tmp: Path, name: str, flavour: str, **conf: Any) -> Path:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A SQLite MLflow store with registered versions: tiny (ONNX, alias 'champion'), pickled
-    (sklearn, cloudpickle), skops (sklearn, skops), torchy (an unsupported flavour) and escape (an
-    MLmodel naming a file outside its folder); and the run that logged tiny."""
+    (sklearn, cloudpickle), torchy (an unsupported flavour), escape (an MLmodel naming a file outside
+    its folder) and tagged (an MLmodel with a Python tag); and the run that logged tiny."""
     from sklearn.linear_model import LogisticRegression
 
     tmp = tmp_path_factory.mktemp("mlflow")
@@ -82,6 +83,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                                  serialization_format="cloudpickle", pip_requirements=["scikit-learn"])
     _register_folder(client, "torchy", _odd_model(tmp, "torchy", "pytorch", model_data="model.bin"))
     _register_folder(client, "escape", _odd_model(tmp, "escape", "onnx", data="../../../../etc/hostname"))
+    tagged = tmp / "tagged"  # an MLmodel that would run a command if read with an unsafe YAML loader
+    tagged.mkdir()
+    (tagged / "MLmodel").write_text("flavors:\n  onnx:\n    data: !!python/object/apply:os.system ['touch pwned']\n")
+    _register_folder(client, "tagged", tagged)
     # Where the API test logs; made here so that its artifacts stay in tmp (MLflow's default is ./mlruns)
     client.create_experiment("api-checks", artifact_location=(tmp / "api-artifacts").as_uri())
     fits, tight = _profile(tmp, "roomy", "10 MB"), _profile(tmp, "tight", "10 B")
@@ -151,6 +156,7 @@ def test_a_runs_uri_is_checked_and_logged_onto_its_run(store: dict[str, Any]) ->
     ("models:/torchy/1", 2, "flavour pytorch is not supported; mlfit measures the onnx, keras, tensorflow, sklearn"),
     ("models:/escape/1", 3, "outside the model folder; refused"),
     ("models:/pickled/1", 3, "refusing to load a pickle"),
+    ("models:/tagged/1", 2, "tag 'tag:yaml.org,2002:python/object/apply:os.system' is not allowed"),
 ])
 def test_bad_registry_input_is_one_line(store: dict[str, Any], uri: str, code: int, words: str) -> None:
     run = run_mlfit("check", uri, "-t", store["fits"], *FAST, env=store["env"])

@@ -73,3 +73,16 @@ def test_motivating_models_are_costed(tmp_path: Path) -> None:
     tree = next(n for n in forest["nodes"] if n["op"].endswith("TreeEnsembleClassifier"))
     assert tree["cost_known"] and tree["flops"] >= 2 * 40 * 4
     assert tree["bytes_read"] >= 40 * 4 * 64
+
+
+def test_a_tree_table_that_loops_is_walked_once(tmp_path: Path) -> None:
+    """A hostile tree table whose branches point back at the root: walked once per entry, not forever."""
+    case = fam.tree_ensemble()
+    node = case.model.graph.node[0]
+    for a in node.attribute:
+        if a.name in ("nodes_truenodeids", "nodes_falsenodeids"):
+            del a.ints[:]
+            a.ints.extend([1, 2, 0, 0, 0, 0, 0, 0, 0, 0] if a.name == "nodes_truenodeids" else [0] * 10)
+    facts = analyze_onnx(fam.save(case.model, tmp_path / "loop_tree.onnx"))
+    tree = next(n for n in facts["nodes"] if n["op"].endswith("TreeEnsembleRegressor"))
+    assert tree["flops"] > 0

@@ -415,7 +415,8 @@ def test_check_edge_prints_projected_bands(small_cnn_model: Path) -> None:
 
 
 def test_gpu_targets_are_measured_only_with_a_gpu_and_onnxruntime_gpu() -> None:
-    from mlfit.run.evaluate import _measured_projection, cuda_available
+    from mlfit.run.evaluate import _measured_projection
+    from mlfit.run.venues import cuda_available
 
     host = host_info()
     assert cuda_available(host.model_copy(update={"gpus": []})) is False

@@ -9,7 +9,7 @@ import re
 
 from mlfit.errors import printable
 from mlfit.records import NodeProfile, ProjectionSummary
-from mlfit.report import svg
+from mlfit.report import svgkit
 from mlfit.report.html import render_html
 from mlfit.result import RunResult
 from reportdata import RICH_EXTRA, report, run_result
@@ -87,12 +87,12 @@ def test_timeline_phase_labels_never_overprint() -> None:
     phases = [("start", 1.675), ("import", 1.698), ("load", 1.83), ("inputs", 2.18), ("first inference", 2.27),
               ("warmup", 2.31), ("measure", 2.65), ("profile", 5.86), ("done", 8.41)]
     xs = [150 + 586 * t / 8.6 for _, t in phases]
-    placed = svg._label_rows([(name, x) for (name, _), x in zip(phases, xs, strict=True)], 9)
+    placed = svgkit._label_rows([(name, x) for (name, _), x in zip(phases, xs, strict=True)], 9)
     spans: dict[int, list[tuple[float, float]]] = {}
     for (name, _), x, (row, before) in zip(phases, xs, placed, strict=True):
-        width = svg._text_width(name, 9)
+        width = svgkit._text_width(name, 9)
         start = x - 3 - width if before else x + 3
-        assert start >= 0 and start + width <= svg.WIDTH  # inside the chart
+        assert start >= 0 and start + width <= svgkit.WIDTH  # inside the chart
         for a, b in spans.get(row, []):
             assert start >= b or start + width <= a, (name, row)
         spans.setdefault(row, []).append((start, start + width))
@@ -102,6 +102,6 @@ def test_timeline_phase_labels_never_overprint() -> None:
 
 def test_a_narrow_latency_axis_still_has_labelled_ticks() -> None:
     """A quiet run (5.4 to 6.7 ms) with no budget on the host histogram used to get no tick at all."""
-    ticks = svg.Scale(5.4e-3, 6.7e-3, 0, 100, log=True).ticks()
+    ticks = svgkit.Scale(5.4e-3, 6.7e-3, 0, 100, log=True).ticks()
     assert len(ticks) >= 2 and all(5.4e-3 <= t <= 6.7e-3 for t in ticks)
-    assert svg.Scale(1e-4, 1.0, 0, 100, log=True).ticks()[:2] == [1e-4, 1e-3]  # wide: decades, as before
+    assert svgkit.Scale(1e-4, 1.0, 0, 100, log=True).ticks()[:2] == [1e-4, 1e-3]  # wide: decades, as before

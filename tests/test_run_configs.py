@@ -137,17 +137,17 @@ def test_plan_sizes_each_run_for_its_own_targets(cnn_model: Path) -> None:
     """Each run collects the samples its own targets' percentiles need; a run whose targets are all
     GPU targets projected by the roofline does not use host samples; node profiling only in the first."""
     from mlfit.modelref import identify
-    from mlfit.run.core import plan_measurement
+    from mlfit.run.plan import plan_measurement
 
     edge, h100 = resolve_target("edge"), resolve_target("gpu-h100")
-    plan = plan_measurement(identify(cnn_model), [edge, h100], MeasureOptions(), False, roofline=True)
+    plan = plan_measurement(identify(cnn_model), [edge, h100], MeasureOptions(), roofline=True)
     assert [(p.config.batch, p.settings.batch_size) for p in plan] == [(1, None), (64, 64)]
     assert plan[0].settings.min_samples == 130 and plan[1].settings.min_samples == 1
     assert plan[0].settings.min_time_s == 1.0 and plan[1].settings.min_time_s <= 0.25
     assert plan[0].settings.profile_nodes and not plan[1].settings.profile_nodes
     assert plan[0].settings.profile_threads and not plan[1].settings.profile_threads
     # Without the static graph the GPU target falls back to host figures: full sample count.
-    plan = plan_measurement(identify(cnn_model), [edge, h100], MeasureOptions(), False, roofline=False)
+    plan = plan_measurement(identify(cnn_model), [edge, h100], MeasureOptions(), roofline=False)
     assert plan[1].settings.min_samples == 662
 
 

@@ -18,7 +18,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -28,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 from mlfit.catalog.schema import Runtime
 from mlfit.errors import ConfigError, ModelError
 from mlfit.formats.registry import converters, format_for_runtime
-from mlfit.lifeline import die_with_parent
+from mlfit.lifeline import ChildTimeout, run_child
 from mlfit.modelref import ModelRef
+from mlfit.safeio import loads_bounded, read_bounded
 from mlfit.scratch import run_folder
 
 if TYPE_CHECKING:
@@ -122,23 +122,19 @@ def converted(
         request_path.write_text(json.dumps(request))
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
         try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "mlfit.convert", str(request_path), str(answer_path)],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent(),  # never outlives mlfit (mlfit.lifeline)
-            )
-        except subprocess.TimeoutExpired:
+            proc = run_child([sys.executable, "-m", "mlfit.convert", str(request_path), str(answer_path)],
+                             timeout, env=env)
+        except ChildTimeout:
             raise ModelError(
                 f"--convert: {chosen.tool} did not finish within {timeout:g} s",
                 "raise --timeout, or convert the model yourself",
             ) from None
         answer: dict[str, Any] = {}
         if answer_path.is_file():
-            answer = json.loads(answer_path.read_text())
+            # Bounded like the worker's answer: a converter gone wrong cannot flood the parent.
+            answer = loads_bounded(read_bounded(answer_path, "report", "the converter's answer"), answer_path,
+                                   "the converter's answer")
+            answer = answer if isinstance(answer, dict) else {"error": "the converter's answer is not an object"}
         if "error" in answer or not out.is_file():
             lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
             message = answer.get("error") or (lines[-1][:300] if lines else f"exit code {proc.returncode}")

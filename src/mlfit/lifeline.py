@@ -13,8 +13,15 @@ process group misses the child; the child is reachable anyway because:
   child that the kernel signal missed (a wrapper that resets it, a grandchild) still ends.
 
 PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not the process. Every
-caller here waits for its child in the thread that spawned it (run_worker, subprocess.run), so
-that thread lives at least as long as the child. Standard library only: the worker imports this.
+caller here waits for its child in the thread that spawned it (run_worker, :func:`run_child`),
+so that thread lives at least as long as the child. Standard library only (psutil where it is
+there, for strays): the worker imports this.
+
+:func:`run_child` is the one way a short child (a converter, the host calibration, shape
+inference) is started: its own process group, the parent-death signal, a timeout that kills the
+whole group, Ctrl-C that takes the group along, and its output read to a bounded tail. The
+measurement worker's launcher (:mod:`mlfit.measure.launcher`) adds phase timeouts, a memory watch
+and streamed events on the same group kill (:func:`kill_group`).
 """
 
 from __future__ import annotations
@@ -26,7 +33,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO
 
 _PR_SET_PDEATHSIG = 1
 
@@ -90,3 +99,78 @@ class Watchdog:
             if os.getppid() != self.parent or (deadline is not None and time.monotonic() > deadline):
                 self.kill()
                 return
+
+
+def kill_group(pid: int) -> None:
+    """Kill a child that leads its own process group, everything in that group, and any
+    descendant that moved to a session of its own (found before the group dies)."""
+    strays: list[object] = []
+    try:
+        import psutil
+
+        strays = list(psutil.Process(pid).children(recursive=True))
+    except Exception:  # psutil missing or the child already gone: the group kill still runs
+        strays = []
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    for child in strays:
+        with contextlib.suppress(Exception):
+            child.kill()  # type: ignore[attr-defined]
+
+
+class ChildTimeout(Exception):
+    """:func:`run_child`'s child ran past its time; its group was killed."""
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A child's exit code and the last bytes of its output (decoded, invalid bytes replaced)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+# What is kept of a child's stdout and stderr each: the tail, where its last error line is.
+OUTPUT_TAIL = 1 << 20
+
+
+def _drain(stream: IO[bytes], tail: bytearray, limit: int) -> None:
+    for chunk in iter(lambda: stream.read(1 << 16), b""):
+        tail += chunk
+        if len(tail) > limit:
+            del tail[:len(tail) - limit]
+
+
+def run_child(argv: Sequence[str], timeout_s: float, env: Mapping[str, str] | None = None,
+              limit: int = OUTPUT_TAIL) -> Finished:
+    """Run ``argv`` to its end in a process group of its own that dies with this process; kill
+    the group at ``timeout_s`` (:class:`ChildTimeout`) or on Ctrl-C (re-raised). Keeps the last ``limit`` bytes of each
+    output, so a child printing gigabytes cannot exhaust the parent."""
+    import subprocess
+
+    proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=None if env is None else dict(env), start_new_session=True,
+                            preexec_fn=die_with_parent())
+    tails = (bytearray(), bytearray())
+    readers = [threading.Thread(target=_drain, args=(stream, tail, limit), daemon=True)
+               for stream, tail in zip((proc.stdout, proc.stderr), tails, strict=True)]
+    for reader in readers:
+        reader.start()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        kill_group(proc.pid)
+        proc.wait()
+        raise ChildTimeout(f"{argv[0]} ran past {timeout_s:g} s") from None
+    except BaseException:  # Ctrl-C, SIGTERM turned into an exception: the child's group goes too
+        kill_group(proc.pid)
+        proc.wait()
+        raise
+    finally:
+        for reader in readers:
+            reader.join(timeout=5)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    return Finished(proc.returncode, tails[0].decode(errors="replace"), tails[1].decode(errors="replace"))

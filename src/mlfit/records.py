@@ -11,8 +11,6 @@ Older result files carry the same keys as dicts: they validate into these models
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -111,13 +109,20 @@ class HostLoadFigures(_Frozen):
     slowdown: float | None = None
 
 
+class AdaptedTerms(_Frozen):
+    """The device's own scales on the device model's terms, and its own thread contention where its rows allow."""
+
+    scales: dict[str, float] = Field(default_factory=dict, description="Scale per term (1: the committed fit's)")
+    sigma: float | None = Field(default=None, description="Its own thread contention (None: the committed fit's)")
+
+
 class DeviceAdaptation(_Frozen):
     """The device model adapted to rows measured on the target's own hardware (`mlfit truth fit`)."""
 
     rows: int = Field(description="Rows measured on this hardware the fit used")
     summary: str = Field(description="'device model adapted with N rows measured on HARDWARE (median error ...)'")
     seconds_unadapted: float = Field(description="The committed fit's figure for the same configuration")
-    terms: dict[str, Any] = Field(default_factory=dict, description="The device's own scale per term")
+    terms: AdaptedTerms = Field(default_factory=AdaptedTerms, description="The device's own scale per term")
 
 
 class DeviceModelFigures(_Frozen):

@@ -1,37 +1,10 @@
 """Immutable result values: what the worker measured and what the checks decided.
 
-Result file format history (``RESULT_SCHEMA_VERSION``):
-  1 - first version: a report (kind "mlfit-report") holding one result per model:
-      model, host, measurement (latency with raw samples, memory per phase, cold start,
-      throughput), per-target checks with provenance. Optional ``comparison`` (a regression
-      compare against a baseline, ``mlfit compare`` / ``check --baseline``); null otherwise.
-  2 - contention: ``latency.cpu_samples_ns`` (process CPU time of each timed call, index for
-      index with ``samples_ns``) and ``measurement.contention`` (per phase: wall and CPU time,
-      involuntary context switches, steal, runnable tasks and load before/after; the
-      reference kernel timed between the model's runs). Both optional: version 1 files read
-      as before (no CPU samples, no contention record).
-      Also optional: ``model.inputs_used[].fill`` (the values each input was fed and why: --value, --range,
-      a range read from the model, --data, the float default); readers of older files see null.
-  3 - one measurement per deployment configuration (runtime, threads, batch): a result's
-      ``configurations`` lists each configuration measured in its own worker run, the targets
-      that share it, and (for all but the first, whose measurement stays ``measurement``) its
-      own measurement; each target report names its ``configuration``. Older files still read:
-      the new fields default to empty, and their one measurement served every target.
-  4 - typed records instead of open dicts: ``measurement.memory_timeline`` (was
-      ``measurement.extra["memory_timeline"]``), ``node_profile``, ``calibration`` and
-      ``targets[].projection`` (with typed ``details``) follow the models in :mod:`mlfit.records`.
-      Older files still read: a timeline found in ``extra`` moves to its field, the dicts
-      validate into the models (calibration and projection-details keys since retired are dropped).
-  5 - ``targets[].suggestions`` and ``targets[].suggest_search`` (``check --suggest``, records.Suggestion):
-      measured variants that would fit. Optional: older files read with none.
-  6 - ``model.source``: where a model came from when it was not a local path (an MLflow
-      ``models:/`` or ``runs:/`` URI, the registry it was resolved through, the version, run and
-      flavour; see :mod:`mlfit.integrations.mlflow`); ``model.path`` then names the URI. Optional:
-      older files read with no source.
-  7 - ``measurement.cold_start.process_start_s``: process start until the runtime's import; a cold
-      start is judged as the whole (process start + import + load + first inference) unless a
-      profile's ``cold_start_parts`` says which parts count. Older files still read (no process start).
-Readers refuse newer versions (see :func:`load_result`).
+Result file format (``RESULT_SCHEMA_VERSION``), each version read by every later mlfit; what
+each added is in docs/reports.md ("Versions"): 1 the first; 2 contention and CPU samples; 3 one
+measurement per deployment configuration; 4 typed records instead of open dicts
+(:mod:`mlfit.records`; older dicts validate into them); 5 suggestions; 6 ``model.source``
+(MLflow); 7 ``cold_start.process_start_s``. Readers refuse newer versions (see :func:`load_report`).
 """
 
 from __future__ import annotations
@@ -43,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mlfit import safeio
 from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
 from mlfit.records import Calibration, MemoryTimeline, NodeProfile, ProjectionSummary, Suggestion, SuggestSearch
 
@@ -589,31 +563,8 @@ def worst(verdicts: list[Verdict]) -> Verdict:
 REPORT_MAX_VALUES = 8_000_000
 
 
-def non_finite_field(data: Any, where: str = "") -> str | None:
-    """The dotted path of the first NaN or Infinity in parsed JSON (or a model dump), None when there
-    is none. Also covers the free-form dicts (``analysis``, ``projection``, ``extra``) that
-    ``allow_inf_nan`` does not reach."""
-    import math
-
-    if isinstance(data, float):
-        return None if math.isfinite(data) else (where or "(top level)")
-    if isinstance(data, dict):
-        items: Any = data.items()
-    elif isinstance(data, (list, tuple)):
-        items = enumerate(data)
-    else:
-        return None
-    for key, value in items:
-        found = non_finite_field(value, f"{where}.{key}" if where else str(key))
-        if found is not None:
-            return found
-    return None
-
-
 def load_report(path: Path) -> Report:
     """Read a report JSON written by any mlfit up to this version."""
-    from mlfit import safeio
-
     if not path.exists():
         raise ConfigError(f"result file '{path}' does not exist")
     # A baseline committed with Git LFS and checked out without it: an error naming the fix, never
@@ -630,7 +581,7 @@ def load_report(path: Path) -> Report:
     version = data.get("schema_version") if isinstance(data, dict) else None
     if not isinstance(version, int):
         raise ConfigError(f"{path}: not an mlfit result (no schema_version)")
-    bad = non_finite_field(data)  # json.loads reads NaN, Infinity and 1e999 as floats: refuse them
+    bad = safeio.non_finite_field(data)  # json.loads reads NaN, Infinity and 1e999 as floats: refuse them
     if bad is not None:
         raise ConfigError(f"{path}: invalid mlfit result at {bad}: NaN or Infinity is not a measurement",
                           "mlfit never writes them; regenerate the file with mlfit --json")

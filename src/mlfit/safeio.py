@@ -221,6 +221,28 @@ def loads_bounded(data: bytes, path: Path | str, what: str, error: type[MlfitErr
         raise error(f"{path}: ran out of memory parsing {what}", "re-save the model") from None
 
 
+def non_finite_field(data: Any, where: str = "") -> str | None:
+    """The dotted path of the first NaN or Infinity in parsed JSON (or a model dump), None when there
+    is none. Also covers the free-form dicts (``analysis``, ``projection``, ``extra``) that
+    ``allow_inf_nan`` does not reach."""
+    import math
+
+    if isinstance(data, float):
+        return None if math.isfinite(data) else (where or "(top level)")
+    if isinstance(data, dict):
+        items: Any = data.items()
+    elif isinstance(data, (list, tuple)):
+        items = enumerate(data)
+    else:
+        return None
+    for key, value in items:
+        found = non_finite_field(value, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+
 # ----------------------------------------------------------------------------------- zip
 
 _EOCD = b"PK\x05\x06"

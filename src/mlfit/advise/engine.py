@@ -179,7 +179,7 @@ def _judge(search: Search, variant: Variant, report: TargetReport,
     """(status, agreement, reason) of a measured variant."""
     if report.verdict in (Verdict.FAIL, Verdict.ERROR):
         failed = [c.metric for c in report.checks if c.verdict in (Verdict.FAIL, Verdict.ERROR)]
-        return "does-not-fit", None, f"still over budget: {', '.join(failed)}"
+        return "does-not-fit", None, f"still fails: {', '.join(failed)}"
     if built is None:
         agreement = Agreement(inputs=0, source="the original file", max_abs=0.0, max_rel=0.0, cosine=1.0,
                               same_model=True)
@@ -200,7 +200,7 @@ def search_target(search: Search, target: Target, fmt_has_data: bool) -> tuple[l
     """Every variant for ``target``, cheapest first, until the time budget runs out."""
     suggestions: list[Suggestion] = []
     files: list[Path | None] = []
-    for variant in plan_variants(search.ref.runtime, target, fmt_has_data):
+    for variant in plan_variants(search.ref.runtime, target, fmt_has_data, search.options.convert):
         if search.interrupted or search.left() < MIN_VARIANT_S:
             why = "interrupted (Ctrl-C)" if search.interrupted else "the --suggest-time budget ran out"
             suggestions.append(Suggestion(variant=variant.label, kind=variant.kind.value, change=variant.change,

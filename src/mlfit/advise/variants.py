@@ -66,13 +66,16 @@ def _batches(target: Target) -> list[Variant]:
     return [Variant(Kind.BATCH, f"batch={b}", f"batch {b} instead of {own}", batch=b) for b in sizes]
 
 
-def plan_variants(runtime: Runtime, target: Target, has_data: bool) -> list[Variant]:
+def plan_variants(runtime: Runtime, target: Target, has_data: bool, convert: bool = False) -> list[Variant]:
     """The variants worth trying for ``target``, cheapest first: deployment settings (no new
     file), then the builds a library makes (ONNX Runtime's quantiser, its fp16 converter, the
     TFLite converter) where the target can run what they produce."""
     gpu = is_gpu_target(target)
-    # On a GPU target the host threads only feed the device: thread counts are not worth a run.
-    variants = [*([] if gpu else _threads(target)), *_batches(target)]
+    variants: list[Variant] = []
+    # Deployment settings cannot give a target a runtime it lacks (only --convert or a build can);
+    # on a GPU target the host threads only feed the device: thread counts are not worth a run.
+    if runtime in target.profile.runtimes or convert:
+        variants = [*([] if gpu else _threads(target)), *_batches(target)]
     if runtime is Runtime.ONNXRUNTIME and Runtime.ONNXRUNTIME in target.profile.runtimes:
         if gpu:
             variants.append(Variant(Kind.FP16, "fp16", "weights and compute in float16 (inputs and outputs "

@@ -110,7 +110,7 @@ def read_entry(path: Path, fingerprint: str, version: int, quiet: bool = False) 
     None otherwise. A malformed entry gets one note (unless ``quiet``) and is measured again."""
     from mlfit import safeio
     from mlfit.errors import MlfitError
-    from mlfit.result import non_finite_field
+    from mlfit.safeio import non_finite_field
 
     if not path.exists():
         return None

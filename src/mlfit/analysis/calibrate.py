@@ -27,7 +27,6 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -37,7 +36,7 @@ from typing import Any
 from mlfit.analysis.calcache import cache_dir, calibration_lock, read_entry, secure_cache_dir
 from mlfit.catalog.hostfacts import cpu_flags, cpu_mhz, flops_per_cycle
 from mlfit.errors import ConfigError, ModelError
-from mlfit.lifeline import die_with_parent
+from mlfit.lifeline import ChildTimeout, run_child
 from mlfit.measure.refkernel import fast_rate, gemm_model, graph
 
 CALIBRATION_VERSION = 3
@@ -279,16 +278,8 @@ def run_calibration(timeout_s: float = 60.0, path: Path | None = None, write: bo
     out = path.with_name(path.name + f".{os.getpid()}.new")
     try:
         try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "mlfit.analysis.calibrate", str(out)],
-                capture_output=True,
-                text=True,
-                timeout=timeout_s,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=die_with_parent(),  # never outlives mlfit (mlfit.lifeline)
-            )
-        except subprocess.TimeoutExpired:
+            proc = run_child([sys.executable, "-m", "mlfit.analysis.calibrate", str(out)], timeout_s)
+        except ChildTimeout:
             raise ModelError(
                 f"host calibration did not finish within {timeout_s:g} s",
                 "the machine is very busy; try `mlfit calibrate` again later",

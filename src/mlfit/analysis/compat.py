@@ -86,7 +86,7 @@ def compat_checks(
     host_runtime_version: str | None,
 ) -> tuple[list[Check], list[str]]:
     """Runtime, opset, kernels, dtypes, storage and memory fit: ``(checks, notes)``."""
-    profile, hw = target.profile, target.hardware
+    profile = target.profile
     checks: list[Check] = []
     notes: list[str] = []
     runtimes = [r.value for r in profile.runtimes]
@@ -108,42 +108,7 @@ def compat_checks(
             f"availability was asked of the host's runtime"
         )
     if static:
-        opset = static.get("opset")
-        if isinstance(opset, int):
-            hi = profile.opset.max
-            why = f"{target.name} supports opset {profile.opset.min}..{hi}"
-            runtime_max = (
-                ORT_MAX_OPSET.get(_minor(pinned)) if pinned and model.runtime == "onnxruntime" else None
-            )
-            if runtime_max is not None and runtime_max < hi:
-                hi = runtime_max
-                why = f"onnxruntime {pinned} on {target.name} implements opset up to {runtime_max}"
-            ok = profile.opset.min <= opset <= hi
-            checks.append(
-                _static(
-                    "compat.opset",
-                    f"{profile.opset.min}..{hi}",
-                    ok,
-                    f"opset {opset} is outside what the target runs: {why}",
-                    value=float(opset),
-                )
-            )
-        dtypes = static.get("dtypes")
-        if isinstance(dtypes, list):
-            unsupported = sorted(set(dtypes) - set(profile.dtypes) - {"string"})
-            checks.append(
-                _static(
-                    "compat.dtypes",
-                    ", ".join(profile.dtypes),
-                    not unsupported,
-                    f"{target.name} does not handle {', '.join(unsupported)}",
-                )
-            )
-        if static.get("custom_domains"):
-            notes.append(
-                f"custom op domains {', '.join(static['custom_domains'])}: the target needs their "
-                f"library built for its runtime"
-            )
+        _graph_checks(target, model, static, checks, notes)
     kernel_check = _kernel_check(target, node_profile)
     if kernel_check is not None:
         checks.append(kernel_check)
@@ -154,6 +119,7 @@ def compat_checks(
             f"kernel availability for {profile.execution_provider} could not be asked here: this host's "
             f"onnxruntime is not built with it (nodes without a kernel fall back to the CPU)"
         )
+    hw = target.hardware
     # File size vs the target's storage (a hard limit, unlike the profile's model_size budget).
     storage = hw.storage.size
     checks.append(
@@ -167,33 +133,72 @@ def compat_checks(
             unit="B",
         )
     )
-    # Parameters + peak activations vs the memory the model can have there.
     if static and static.get("parameter_bytes") is not None:
-        params = float(sum(static["parameter_bytes"].values()))
-        acts = float(static.get("activation_peak_bytes") or 0)
-        need = params + acts
-        gpu = next((a for a in hw.accelerators if a.kind == "gpu"), None)
-        on_gpu = gpu is not None and profile.execution_provider != "CPUExecutionProvider"
-        limit = float(gpu.memory) if on_gpu and gpu is not None else hw.memory.available
-        where = f"{gpu.name} memory" if on_gpu and gpu is not None else f"{hw.name}'s available RAM"
-        container = profile.container
-        if container is not None and container.memory is not None and not on_gpu and container.memory < limit:
-            # The container's limit is what the OOM killer enforces, not the machine's RAM (issue 23:
-            # a 256 MiB pod was judged against the host's 23 GiB).
-            limit = float(container.memory)
-            where = f"the container's memory limit ({format_size(limit)})"
+        checks.append(_memory_fit(target, static))
+    return checks, notes
+
+
+def _graph_checks(target: Target, model: ModelInfo, static: dict[str, Any], checks: list[Check],
+                  notes: list[str]) -> None:
+    """Opset and dtypes against the target's, and custom op domains (a note)."""
+    profile, pinned = target.profile, target.profile.runtime_version
+    opset = static.get("opset")
+    if isinstance(opset, int):
+        hi = profile.opset.max
+        why = f"{target.name} supports opset {profile.opset.min}..{hi}"
+        runtime_max = (
+            ORT_MAX_OPSET.get(_minor(pinned)) if pinned and model.runtime == "onnxruntime" else None
+        )
+        if runtime_max is not None and runtime_max < hi:
+            hi = runtime_max
+            why = f"onnxruntime {pinned} on {target.name} implements opset up to {runtime_max}"
+        ok = profile.opset.min <= opset <= hi
         checks.append(
             _static(
-                "compat.memory_fit",
-                f"<= {format_size(limit)}",
-                need <= limit,
-                f"parameters {format_size(params)} + peak activations {format_size(acts)} exceed {where}",
-                value=need,
-                limit=limit,
-                unit="B",
+                "compat.opset",
+                f"{profile.opset.min}..{hi}",
+                ok,
+                f"opset {opset} is outside what the target runs: {why}",
+                value=float(opset),
             )
         )
-    return checks, notes
+    dtypes = static.get("dtypes")
+    if isinstance(dtypes, list):
+        unsupported = sorted(set(dtypes) - set(profile.dtypes) - {"string"})
+        checks.append(
+            _static(
+                "compat.dtypes",
+                ", ".join(profile.dtypes),
+                not unsupported,
+                f"{target.name} does not handle {', '.join(unsupported)}",
+            )
+        )
+    if static.get("custom_domains"):
+        notes.append(
+            f"custom op domains {', '.join(static['custom_domains'])}: the target needs their "
+            f"library built for its runtime"
+        )
+
+
+def _memory_fit(target: Target, static: dict[str, Any]) -> Check:
+    """Parameters + peak activations vs the memory the model can have there."""
+    profile, hw = target.profile, target.hardware
+    params = float(sum(static["parameter_bytes"].values()))
+    acts = float(static.get("activation_peak_bytes") or 0)
+    need = params + acts
+    gpu = next((a for a in hw.accelerators if a.kind == "gpu"), None)
+    on_gpu = gpu is not None and profile.execution_provider != "CPUExecutionProvider"
+    limit = float(gpu.memory) if on_gpu and gpu is not None else hw.memory.available
+    where = f"{gpu.name} memory" if on_gpu and gpu is not None else f"{hw.name}'s available RAM"
+    container = profile.container
+    if container is not None and container.memory is not None and not on_gpu and container.memory < limit:
+        # The container's limit is what the OOM killer enforces, not the machine's RAM (issue 23:
+        # a 256 MiB pod was judged against the host's 23 GiB).
+        limit = float(container.memory)
+        where = f"the container's memory limit ({format_size(limit)})"
+    return _static("compat.memory_fit", f"<= {format_size(limit)}", need <= limit,
+                   f"parameters {format_size(params)} + peak activations {format_size(acts)} exceed {where}",
+                   value=need, limit=limit, unit="B")
 
 
 def _kernel_check(target: Target, node_profile: NodeProfile | None) -> Check | None:

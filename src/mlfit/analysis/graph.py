@@ -11,7 +11,6 @@ subprocess (the parent never imports a runtime).
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -25,7 +24,7 @@ from mlfit.formats.onnx.proto import (
     check_static_bounds,
     load_onnx_proto,
 )
-from mlfit.lifeline import die_with_parent
+from mlfit.lifeline import ChildTimeout, run_child
 from mlfit.scratch import run_folder
 
 _CONTROL_FLOW = {"If", "Loop", "Scan"}
@@ -214,16 +213,10 @@ def _ort_symbolic(model: Any, timeout: float = 120.0) -> Any | None:
         src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
         onnx.save(_light(model), str(src))
         try:
-            subprocess.run(
-                [sys.executable, "-c", _ORT_SYMBOLIC, str(src), str(dst)],
-                capture_output=True,
-                timeout=max(1.0, timeout),
-                check=True,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent(),  # never outlives mlfit (mlfit.lifeline)
-            )
+            if run_child([sys.executable, "-c", _ORT_SYMBOLIC, str(src), str(dst)], max(1.0, timeout)).returncode:
+                return None
             return onnx.load(str(dst), load_external_data=False)
-        except (subprocess.SubprocessError, OSError, ValueError):
+        except (ChildTimeout, OSError, ValueError):
             return None
 
 
@@ -351,12 +344,15 @@ def analyze_onnx(
     initializers, Constant nodes, subgraphs), dtypes, I/O, control flow, and with shapes
     inferred: FLOPs/MACs and bytes per node, totals and peak activation memory. ``values``
     binds inputs to a constant (``--value``) before shape inference."""
-    import numpy as np
-
     deadline = check_static_bounds(path)  # nodes and inline bytes, from a bounded walk, before parsing
     model = load_onnx_proto(path)
-    graph = model.graph
-    opsets = {o.domain or "ai.onnx": int(o.version) for o in model.opset_import}
+    facts, initializer_names = _structure(model)
+    facts.update(_costs(model, facts, initializer_names, deadline, dims, shapes, values))
+    return facts
+
+
+def _op_histogram(graph: Any) -> tuple[Counter[str], set[str]]:
+    """Ops by name (a custom domain's prefixed), subgraphs included, and the custom domains."""
     ops: Counter[str] = Counter()
     custom: set[str] = set()
 
@@ -373,6 +369,17 @@ def analyze_onnx(
                     walk(sub)
 
     walk(graph)
+    return ops, custom
+
+
+def _structure(model: Any) -> tuple[dict[str, Any], set[str]]:
+    """What the file says without shape inference: versions, ops, parameters, I/O; and the names
+    of the weights (initializers and parameter-like constants)."""
+    import numpy as np
+
+    graph = model.graph
+    opsets = {o.domain or "ai.onnx": int(o.version) for o in model.opset_import}
+    ops, custom = _op_histogram(graph)
     params = 0
     param_bytes: Counter[str] = Counter()
     external = 0
@@ -397,6 +404,7 @@ def analyze_onnx(
         {"name": o.name, "dtype": _dtype_name(o.type.tensor_type.elem_type), "shape": _shape(o)}
         for o in graph.output
     ]
+    largest = sorted(initializers, key=lambda t: t[1], reverse=True)[:TOP_N]
     facts: dict[str, Any] = {
         "format": "onnx",
         "ir_version": int(model.ir_version),
@@ -414,11 +422,16 @@ def analyze_onnx(
         "dynamic_dims": sorted({d for t in inputs for d in t["shape"] if isinstance(d, str)}),
         "control_flow": sorted(set(ops) & _CONTROL_FLOW),
         "custom_domains": sorted(custom),
+        "top_initializers": [{"name": n, "bytes": b, "shape": s, "dtype": d} for n, b, s, d in largest],
     }
-    largest = sorted(initializers, key=lambda t: t[1], reverse=True)[:TOP_N]
-    facts["top_initializers"] = [{"name": n, "bytes": b, "shape": s, "dtype": d} for n, b, s, d in largest]
+    return facts, initializer_names
 
-    # Shapes: the user's dims/shapes first, anything still symbolic assumed 1 (reported).
+
+def _costs(model: Any, facts: dict[str, Any], initializer_names: set[str], deadline: Any,
+           dims: dict[str, int] | None, shapes: dict[str, list[int]] | None,
+           values: dict[str, float] | None) -> dict[str, Any]:
+    """With shapes inferred (the user's dims/shapes first, anything still symbolic assumed 1 and
+    reported): dtypes, FLOPs/MACs and bytes per node and per op, the activation peak."""
     assumed = _fix_inputs(model, dict(dims or {}), dict(shapes or {}))
     deadline.check()
     bound = _bind_values(model, dict(values or {}))
@@ -427,7 +440,7 @@ def analyze_onnx(
     types = _value_types(inferred)
     nodes, unknown = _node_costs(inferred, types, initializer_names, deadline)
     method = "onnx shape inference"
-    if unknown and not facts["control_flow"] and not custom:
+    if unknown and not facts["control_flow"] and not facts["custom_domains"]:
         fallback = _ort_symbolic(model, deadline.left())
         if fallback is not None:
             types2 = _value_types(fallback)
@@ -437,39 +450,34 @@ def analyze_onnx(
                 method = "onnxruntime symbolic shape inference"
     activation_peak, top_activations = _activation_sweep(inferred, types, initializer_names, deadline)
     used = {types[n][0] for node in inferred.graph.node for n in [*node.input, *node.output] if n in types}
-    facts["dtypes"] = sorted(
-        {*param_bytes, *(t["dtype"] for t in inputs), *(t["dtype"] for t in outputs), *used}
-        - {"undefined", ""}
-    )
+    io = [*facts["inputs"], *facts["outputs"]]
     op_totals: dict[str, dict[str, int]] = {}
     for node in nodes:
         entry = op_totals.setdefault(node["op"], {"count": 0, "flops": 0, "bytes": 0})
         entry["count"] += 1
         entry["flops"] += node["flops"]
         entry["bytes"] += node["bytes_read"] + node["bytes_written"]
-    facts.update(
-        {
-            "flops": sum(n["flops"] for n in nodes),
-            "macs": sum(n["macs"] for n in nodes),
-            "bytes_moved": sum(n["bytes_read"] + n["bytes_written"] for n in nodes),
-            "activation_peak_bytes": activation_peak,
-            "top_activations": top_activations,
-            "op_costs": dict(sorted(op_totals.items(), key=lambda kv: kv[1]["flops"], reverse=True)),
-            "shape_inference": {
-                "method": method,
-                "assumed_dims": assumed,
-                "values_bound": bound,
-                "nodes_with_unknown_cost": unknown,
-                "note": (
-                    "control flow: an If counts its costlier branch, a Loop or Scan its body times a static "
-                    "trip count (a Loop with none has no static cost: its host-measured time is projected)"
-                    if facts["control_flow"] else ""
-                ),
-            },
-            "nodes": nodes,
-        }
-    )
-    return facts
+    return {
+        "dtypes": sorted({*facts["parameter_bytes"], *(t["dtype"] for t in io), *used} - {"undefined", ""}),
+        "flops": sum(n["flops"] for n in nodes),
+        "macs": sum(n["macs"] for n in nodes),
+        "bytes_moved": sum(n["bytes_read"] + n["bytes_written"] for n in nodes),
+        "activation_peak_bytes": activation_peak,
+        "top_activations": top_activations,
+        "op_costs": dict(sorted(op_totals.items(), key=lambda kv: kv[1]["flops"], reverse=True)),
+        "shape_inference": {
+            "method": method,
+            "assumed_dims": assumed,
+            "values_bound": bound,
+            "nodes_with_unknown_cost": unknown,
+            "note": (
+                "control flow: an If counts its costlier branch, a Loop or Scan its body times a static "
+                "trip count (a Loop with none has no static cost: its host-measured time is projected)"
+                if facts["control_flow"] else ""
+            ),
+        },
+        "nodes": nodes,
+    }
 
 
 def compact(facts: dict[str, Any]) -> dict[str, Any]:

@@ -80,11 +80,14 @@ def _tree_shape(node: Any) -> dict[str, int]:
         roots = [k for k in children if k not in referenced]
         n_trees = len(set(trees))
     depths = []
+    seen: set[Any] = set()  # each table entry walked once over all trees: a malformed table may loop or share
     for root in roots:
-        deepest, stack, visits = 0, [(root, 0)], 0
-        while stack and visits < 1_000_000:  # bounded: a malformed table may loop
+        deepest, stack = 0, [(root, 0)]
+        while stack:
             at, level = stack.pop()
-            visits += 1
+            if at in seen:
+                continue
+            seen.add(at)
             if at in children:  # a branch: one comparison, then one of its children
                 deepest = max(deepest, level + 1)
                 stack.extend((kid, level + 1) for kid in children[at])

@@ -110,7 +110,7 @@ def measure_task(
     """
     from mlfit.cluster.scratch import own_folder
     from mlfit.errors import ConfigError, MlfitError
-    from mlfit.run import error_result, run_path
+    from mlfit.run import TargetHardware, error_result, run_path
 
     scratch = Path(tempfile.mkdtemp(prefix="task-", dir=own_folder()))
     path = Path(payload.origin)
@@ -123,7 +123,7 @@ def measure_task(
             )
             result = error_result(path, missing, phase="identify")
         else:
-            result = run_path(path, targets, inputs, options, on_target=on_target)
+            result = run_path(path, targets, inputs, options, venue=TargetHardware() if on_target else None)
     except MlfitError as exc:
         result = error_result(path, exc, phase="cluster")
     except Exception as exc:  # a bug, but a task that raises would make Dask pickle the exception

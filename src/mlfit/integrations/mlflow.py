@@ -404,7 +404,7 @@ def key_figures(result: RunResult) -> dict[str, float]:
 
 
 def _write_reports(result: RunResult, folder: Path) -> None:
-    from mlfit import __version__
+    from mlfit._version import __version__
     from mlfit.report.outputs import write_outputs
     from mlfit.report.registry import parse_format
 

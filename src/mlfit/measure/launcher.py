@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING
 
 from mlfit.catalog.units import format_size
 from mlfit.errors import ExitCode
-from mlfit.lifeline import die_with_parent
+from mlfit.lifeline import die_with_parent, kill_group
 from mlfit.measure.protocol import SAMPLES_FILE, Phase, WorkerRequest, WorkerResponse
 from mlfit.records import MemoryTimeline
 from mlfit.result import Emulation, ErrorInfo, PartialTimings, Throttle
@@ -79,19 +79,7 @@ def _signal_name(returncode: int) -> str:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill the worker and anything it left behind: its process group, and any descendant
-    that moved to a session of its own (found before the group dies)."""
-    import psutil
-
-    try:
-        strays = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.Error:
-        strays = []
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    for child in strays:
-        with contextlib.suppress(psutil.Error):
-            child.kill()
+    kill_group(proc.pid)
 
 
 def _reader(stream: IO[bytes], events: queue.Queue[dict[str, object] | None]) -> None:

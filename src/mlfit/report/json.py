@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from mlfit.result import Report, non_finite_field
+from mlfit.result import Report
+from mlfit.safeio import non_finite_field
 
 
 def render_json(report: Report) -> str:

@@ -16,7 +16,7 @@ _ORDER = ("recommended", "changes-outputs", "inconclusive", "does-not-fit", "fai
 LABEL = {"recommended": "recommended", "changes-outputs": "fits*", "inconclusive": "inconclusive",
          "does-not-fit": "no fit", "failed": "failed", "not-tried": "not tried"}
 # Statuses whose reason the terminal prints under the row (the others say it in their label).
-_EXPLAINED = ("changes-outputs", "failed")
+_EXPLAINED = ("changes-outputs", "does-not-fit", "failed")
 
 
 def headline_metric(report: TargetReport) -> str:

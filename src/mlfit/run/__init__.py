@@ -10,7 +10,21 @@ configurations -> measure (worker subprocesses) -> evaluate (project and check p
 from __future__ import annotations
 
 from mlfit.options import SKLEARN_THROUGHPUT_BATCH, STOPPED_KINDS, EventFn, MeasureOptions
-from mlfit.run.core import error_result, model_info, run_model, run_path, static_facts
+from mlfit.run.core import run_model, run_path
+from mlfit.run.gate import error_result, model_info, static_facts
+from mlfit.run.venues import TargetHardware, ThisHost, Venue
 
-__all__ = ["SKLEARN_THROUGHPUT_BATCH", "STOPPED_KINDS", "EventFn", "MeasureOptions", "error_result", "model_info",
-           "run_model", "run_path", "static_facts"]
+__all__ = [
+           "SKLEARN_THROUGHPUT_BATCH",
+           "STOPPED_KINDS",
+           "EventFn",
+           "MeasureOptions",
+           "TargetHardware",
+           "ThisHost",
+           "Venue",
+           "error_result",
+           "model_info",
+           "run_model",
+           "run_path",
+           "static_facts",
+]

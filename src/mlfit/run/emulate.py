@@ -22,7 +22,9 @@ from mlfit.catalog.schema import Container
 from mlfit.catalog.units import format_duration
 from mlfit.inputspec import InputSpec
 from mlfit.options import EventFn, MeasureOptions
-from mlfit.result import Check, ConfigurationRun, ModelInfo, Provenance, TargetReport, ThreadComparison, Verdict
+from mlfit.result import Check, ModelInfo, Provenance, TargetReport, ThreadComparison, Verdict
+from mlfit.run.gate import model_info
+from mlfit.run.venues import Job
 
 # The comparison run only needs medians and a p99 estimate, not the main run's sample counts.
 _COMPARISON_MIN_TIME_S = 1.0
@@ -87,7 +89,7 @@ def _request(ref: Any, threads: int, batch: int, targets: Sequence[Target], inpu
              options: MeasureOptions, scratch: str, comparison: bool = False) -> Any:
     from mlfit.measure.loadplan import plan_load
     from mlfit.measure.protocol import MeasureSettings, WorkerRequest
-    from mlfit.run.core import required_samples
+    from mlfit.run.plan import required_samples
 
     if comparison:  # medians and a p99 estimate are enough; no throughput phase, no load scenario
         settings = MeasureSettings(warmup_iterations=options.warmup, min_time_s=_COMPARISON_MIN_TIME_S,
@@ -237,72 +239,34 @@ def _error_report(target: Target, error: Any) -> TargetReport:
                         notes=[error.message + (f" ({error.hint})" if error.hint else "")])
 
 
-def with_emulated(ref: Any, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
-                  on_event: EventFn | None, gate: Any, created: str, hosted: Any) -> Any:
-    """The run when some targets are emulated: those are measured under their limits, the others
-    on this host as usual (``hosted``); one result with every target's report, in target order."""
-    from dataclasses import replace
+@dataclass(frozen=True)
+class Containers:
+    """Each target under its container's limits (a cgroup per distinct limits, threads and batch):
+    its figures are its own, labelled emulated, nothing projected."""
 
-    from mlfit._version import __version__
-    from mlfit.checks.fit import add_fit_check
-    from mlfit.result import RunResult
-    from mlfit.run.core import model_info
+    provenance: Provenance = Provenance.EMULATED
 
-    emulated = [t for t in targets if is_emulated(t)]
-    # A container on named hardware (not this host) is also projected to that hardware: its CPU
-    # figures come from the projection, its memory and OOM from the run under its limits.
-    others = [t for t in targets if not is_emulated(t) or t.hardware.id != "host"]
-    fits = dict(zip([t.name for t in targets], gate.fits, strict=True))
-    batch_from_targets = inputs.batch is None and options.batch_size is None and gate.batch_free is not False
-    runs = measure_emulated(ref, emulated, gate.inputs, options, on_event, gate.memory_limit, gate.limit_source,
-                            batch_from_targets)
-    first = next((r.response for r in runs if r.response.measurement is not None), runs[0].response)
-    stop = interrupted(runs)  # Ctrl-C or SIGTERM: keep what was measured, measure nothing more
-    if others and stop is None:
-        result = hosted(ref, others, inputs, options, on_event, False,
-                        replace(gate, fits=tuple(fits[t.name] for t in others)), created)
-    else:
-        model = model_info(ref, first.inputs, first.inputs_used, first.outputs, gate.facts)
-        from mlfit.measure.host import host_info
+    def measure(self, job: Job) -> list[EmulatedRun]:
+        options, gate = job.options, job.gate
+        batch_from_targets = job.inputs.batch is None and options.batch_size is None and gate.batch_free is not False
+        return measure_emulated(job.ref, job.targets, gate.inputs, options, job.on_event, gate.memory_limit,
+                                gate.limit_source, batch_from_targets)
 
-        fatal = stop or (first.error if all(r.response.error is not None and r.response.error.kind != "oom"
-                                            for r in runs) else None)
-        result = RunResult(mlfit_version=__version__, created=created, model=model,
-                           host=host_info({"mlfit": __version__}), measurement=first.measurement,
-                           analysis=gate.static, error=fatal, complete=fatal is None)
-    model = result.model if result.model.inputs else model_info(ref, first.inputs, first.inputs_used, first.outputs,
-                                                                gate.facts)
-    by_name = {r.target: r for r in result.targets}
-    for run in runs:
-        for report in evaluate_emulated(run, model, gate.static):
-            if report.target in by_name:  # projected to its node's hardware: keep the projection's CPU figures
-                report = _on_node(by_name[report.target], report)
-            else:
-                report = add_fit_check(report, fits[report.target])
-                if gate.notes:
-                    report = report.model_copy(update={"notes": [*gate.notes, *report.notes]})
-            by_name[report.target] = report
-    configurations = list(result.configurations)
-    for run in runs:
-        label = run.label(ref.runtime.value)
-        if not others and not configurations:  # the first configuration's measurement is RunResult.measurement
-            measurement = None if run.response is first else run.response.measurement
-        else:
-            measurement = run.response.measurement
-        configurations.append(ConfigurationRun(label=label, runtime=ref.runtime.value, threads=run.threads,
-                                               batch=run.batch, targets=[t.name for t in run.targets],
-                                               measurement=measurement))
-        for target in run.targets:
-            if target.hardware.id == "host":  # a container on named hardware keeps its projected configuration
-                by_name[target.name] = by_name[target.name].model_copy(update={"configuration": label})
-    ordered = [by_name[t.name] for t in targets if t.name in by_name]
-    return result.model_copy(update={"targets": ordered, "model": model, "configurations": configurations})
+    def reports(self, job: Job, measured: list[EmulatedRun]) -> list[TargetReport]:
+        first = primary(measured)
+        model = model_info(job.ref, first.inputs, first.inputs_used, first.outputs, job.gate.facts)
+        return [report for run in measured for report in evaluate_emulated(run, model, job.gate.static)]
+
+
+def primary(runs: Sequence[EmulatedRun]) -> Any:
+    """The first run with a measurement (else the first): its inputs name the model's."""
+    return next((r.response for r in runs if r.response.measurement is not None), runs[0].response)
 
 
 _MEMORY_METRICS = ("memory.peak",)
 
 
-def _on_node(projected: TargetReport, emulated: TargetReport) -> TargetReport:
+def on_node(projected: TargetReport, emulated: TargetReport) -> TargetReport:
     """A container on named hardware: latency, cold start and throughput as projected to that
     hardware, memory (and an OOM kill) as measured under the container's limits."""
     from mlfit.result import worst

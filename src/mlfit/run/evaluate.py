@@ -1,10 +1,9 @@
-"""From a host measurement to every target's report: calibration, GPU measurement where a
-GPU is here, projection, checks (the "evaluate" stage of :mod:`mlfit.run`). Parent side:
-never imports a runtime (the calibration and the GPU measurement run in subprocesses)."""
+"""From a host measurement to every target's report: projection and checks (the "evaluate"
+stage of :mod:`mlfit.run`). It starts no process: the calibration and the GPU runs it reads were
+measured in the measure stage (:class:`mlfit.run.venues.ThisHost`)."""
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,49 +11,13 @@ from mlfit.analysis import deviceadapt
 from mlfit.analysis.project import Projection, project
 from mlfit.catalog.loader import Target, is_gpu_target
 from mlfit.checks.engine import evaluate
-from mlfit.errors import MlfitError
-from mlfit.options import EventFn
 from mlfit.records import Calibration, NodeProfile
 from mlfit.result import HostInfo, Measurement, ModelInfo, TargetReport
 
 
-def cuda_available(host: HostInfo) -> bool:
-    """A CUDA GPU is visible and onnxruntime-gpu is installed (checked without importing it)."""
-    if not host.gpus:
-        return False
-    try:
-        importlib.metadata.version("onnxruntime-gpu")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-def _measure_on_gpu(
-    target: Target, request: Any, timeouts: Any, on_event: EventFn | None, memory_limit: int | None
-) -> Measurement | None:
-    """Measure the model with the target's GPU execution provider on this host's GPU."""
-    from mlfit.measure.launcher import run_worker, scratch_dir
-    from mlfit.measure.protocol import MeasureSettings
-
-    batch = target.profile.batch_size
-    settings = request.settings.model_copy(
-        update={"batch_size": batch if batch > 1 else None, "profile_nodes": False, "profile_threads": []}
-    )
-    assert isinstance(settings, MeasureSettings)
-    with scratch_dir() as scratch:
-        gpu_request = request.model_copy(
-            update={
-                "execution_provider": target.profile.execution_provider,
-                "scratch_dir": scratch,
-                "settings": settings,
-            }
-        )
-        response = run_worker(gpu_request, "onnxruntime-gpu", timeouts, on_event, memory_limit)
-    if response.error is not None and response.error.kind == "interrupted":
-        raise KeyboardInterrupt  # Ctrl-C during the GPU run stops the whole check, as anywhere else
-    if response.measurement is None or not response.measurement.execution_provider.startswith("CUDA"):
-        return None
-    return response.measurement
+def gpu_key(target: Target) -> str:
+    """GPU runs are shared by targets with the same execution provider and batch."""
+    return f"{target.profile.execution_provider}:{target.profile.batch_size}"
 
 
 def _measured_projection(target: Target, m: Measurement, host: HostInfo) -> Projection:
@@ -101,57 +64,41 @@ def device_fits(truth: str | None) -> dict[str, Any]:
 
 
 def evaluate_targets(
-    ref: Any,
     targets: Sequence[Target],
     model: ModelInfo,
-    measurement: Measurement | None,
+    measurement: Measurement,
     static: dict[str, Any] | None,
     node_profile: NodeProfile | None,
     host: HostInfo,
-    request: Any,
-    timeouts: Any,
-    on_event: EventFn | None,
-    memory_limit: int | None,
+    calibration: Calibration | None,
+    calibration_note: str,
+    gpu: dict[str, Measurement | None],
     truth: str | None = None,
-) -> tuple[list[TargetReport], Calibration | None]:
-    """Every target's report, and the host calibration used (None when none was needed or possible).
-    ``truth``: the truth store (``--truth``; default $MLFIT_TRUTH or the user's cache): its adapted
-    device fits are used for projections to their hardware."""
-    calibration: Calibration | None = None
-    calibration_note = ""
-    if measurement is not None and any(not is_gpu_target(t) for t in targets):
-        from mlfit.analysis.calibrate import load_or_calibrate
-
-        try:
-            data, _ = load_or_calibrate()
-            calibration = Calibration.model_validate(data)
-        except MlfitError as exc:
-            calibration_note = f"no projection: {exc.one_line()}"
-    gpu_measurements: dict[str, Measurement | None] = {}
+) -> list[TargetReport]:
+    """Every target's report from this host's measurement and what was measured beside it (the
+    calibration, or why there is none; GPU runs by :func:`gpu_key`, None where
+    one failed). ``truth``: the truth store (``--truth``; default $MLFIT_TRUTH or the user's
+    cache): its adapted device fits are used for projections to their hardware."""
     fits: dict[str, Any] | None = None
     reports: list[TargetReport] = []
     for target in targets:
-        projection: Projection | None = None
         notes: list[str] = []
-        if measurement is not None:
-            if is_gpu_target(target) and cuda_available(host) and ref.runtime.value == "onnxruntime":
-                key = f"{target.profile.execution_provider}:{target.profile.batch_size}"
-                if key not in gpu_measurements:
-                    gpu_measurements[key] = _measure_on_gpu(target, request, timeouts, on_event, memory_limit)
-                gpu_m = gpu_measurements[key]
-                if gpu_m is not None:
-                    projection = _measured_projection(target, gpu_m, host)
-                    reports.append(evaluate(target, model, gpu_m, static, projection, node_profile))
-                    continue
-                notes.append("the GPU measurement failed here; projected instead")
-            if fits is None:
-                fits = device_fits(truth) if calibration is not None else {}
-            with deviceadapt.using(fits):
-                projection = project(target, measurement, node_profile, static, calibration, host)
-            if projection is None and calibration_note:
-                notes.append(calibration_note)
+        key = gpu_key(target)
+        if is_gpu_target(target) and key in gpu:
+            gpu_m = gpu[key]
+            if gpu_m is not None:
+                measured = _measured_projection(target, gpu_m, host)
+                reports.append(evaluate(target, model, gpu_m, static, measured, node_profile))
+                continue
+            notes.append("the GPU measurement failed here; projected instead")
+        if fits is None:
+            fits = device_fits(truth) if calibration is not None else {}
+        with deviceadapt.using(fits):
+            projection = project(target, measurement, node_profile, static, calibration, host)
+        if projection is None and calibration_note:
+            notes.append(calibration_note)
         report = evaluate(target, model, measurement, static, projection, node_profile)
         if notes:
             report = report.model_copy(update={"notes": [*notes, *report.notes]})
         reports.append(report)
-    return reports, calibration
+    return reports

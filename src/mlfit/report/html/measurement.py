@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlfit.catalog.units import format_duration, format_size
-from mlfit.report import svg
+from mlfit.report import svg, svgkit
 from mlfit.report.common import (
     PROVENANCE_LABEL,
     format_value,
@@ -25,7 +25,7 @@ def _latency_table(result: RunResult) -> str:
 
 
 def _target_colours(result: RunResult) -> dict[str, str]:
-    return {t.target: svg.PALETTE[i % len(svg.PALETTE)] for i, t in enumerate(result.targets)}
+    return {t.target: svgkit.PALETTE[i % len(svgkit.PALETTE)] for i, t in enumerate(result.targets)}
 
 
 def _latency_lanes(result: RunResult) -> list[svg.Lane]:
