@@ -24,9 +24,11 @@ from mlfit.measure.confine import confirm
 
 V1 = cgroup.v1_dirs()
 REASON = cgroup.can_emulate()
-pytestmark = pytest.mark.skipif(
+# serial: these tests change host-wide cgroups (an exclusive cpuset among them), so nothing may run beside them.
+pytestmark = [pytest.mark.skipif(
     REASON is not None or os.geteuid() != 0 or not {"cpu", "memory", "cpuset"} <= set(V1),
-    reason=f"needs root and cgroup v1 cpu, memory and cpuset hierarchies ({REASON or 'not all mounted'})")
+    reason=f"needs root and cgroup v1 cpu, memory and cpuset hierarchies ({REASON or 'not all mounted'})"),
+    pytest.mark.serial]
 
 
 def _mlfit(*args: str | Path, preexec: object = None, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:

@@ -57,6 +57,18 @@ def test_estimators_that_disagree_give_a_band_spanning_both_and_name_the_ops() -
     assert "a verdict only the device model would give is INCONCLUSIVE" in " ".join(c.notes)
 
 
+
+def test_a_device_model_adapted_to_rows_measured_on_the_device_decides_a_disagreement() -> None:
+    """Rows measured on the target itself (``mlfit truth fit``) outrank the hardware file's figures the
+    host-scaled estimate rests on: its centre and band are the adapted model's, the gap is told."""
+    static = {"nodes": [{"name": "conv", "op": "Conv", "flops": 1e6, "cost_known": True}]}
+    host = [HostNode("conv", "FusedConv", 100.0, 0.8e-3, 1e-3, 1.2e-3)]
+    c = combine(static, Band(3e-3, 2.5e-3, 3.6e-3), [("conv", "Conv", 3e-3)], Band(1e-3, 0.8e-3, 1.2e-3), host,
+                Floors(), device_rows=5)
+    assert c.estimator == DEVICE and c.seconds == Band(3e-3, 2.5e-3, 3.6e-3)
+    assert c.record["agree"] is False and c.record["overruled_by_device_rows"] == 5
+    assert "adapted to 5 rows measured on this device" in " ".join(c.notes)
+
 def test_a_model_of_uncosted_ops_is_host_scaled_and_floors_hold() -> None:
     static = {"nodes": [{"name": "enc", "op": "ai.onnx.ml::LabelEncoder", "flops": 10, "cost_known": False}]}
     host = [HostNode("enc", "LabelEncoder", 50.0, 4e-5, 5e-5, 6e-5)]

@@ -166,6 +166,8 @@ class EstimatorFigures(_Frozen):
     agree: bool | None = None
     ratio: float | None = Field(None, description="Host-scaled over device model")
     ops: list[str] = Field(default_factory=list, description="Ops behind a disagreement")
+    overruled_by_device_rows: int | None = Field(
+        None, description="Rows measured on the device whose adapted model decided a disagreement")
     unseen: UnseenFigures | None = None
     floors: FloorFigures | None = None
     floored: str | None = Field(None, description="The physical floor the figure was raised to")

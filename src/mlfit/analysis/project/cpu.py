@@ -492,7 +492,9 @@ def _combine(
     # this host's own uncontended cost: the contention-proof figure, or the fastest call where that is
     # less (contention only lengthens a call; the profiler's own cost only lengthens a profiled node)
     floors = Floors(roof, real if why else 0.0, real, why)
-    return combine(static, device, device_nodes, host_s, host_nodes, floors)
+    adapted = (details.get("device_model") or {}).get("adapted") if fitted is not None else None
+    device_rows = int(adapted.get("rows") or 0) if isinstance(adapted, dict) else 0
+    return combine(static, device, device_nodes, host_s, host_nodes, floors, device_rows)
 
 
 def _one_breakdown(

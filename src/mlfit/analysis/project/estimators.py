@@ -124,9 +124,11 @@ def _behind(host: list[HostNode], device: list[tuple[str, str, float]], host_tot
 
 def combine(
     static: dict[str, Any] | None, device: Band | None, device_nodes: list[tuple[str, str, float]],
-    host: Band, host_nodes: list[HostNode], floors: Floors,
+    host: Band, host_nodes: list[HostNode], floors: Floors, device_rows: int = 0,
 ) -> Combined:
-    """The one projected figure per inference (seconds) from the two estimators and the floors."""
+    """The one projected figure per inference (seconds) from the two estimators and the floors.
+    ``device_rows``: rows measured on the target itself that the device model was adapted to
+    (``mlfit truth fit``); they outrank the hardware file's figures the host-scaled estimate rests on."""
     notes: list[str] = []
     sources: dict[str, tuple[float, float]] = {}
     record: dict[str, Any] = {"host_scaled": _fig(host)}
@@ -167,6 +169,15 @@ def combine(
             record["agree"] = True
             notes.append(f"cross-check: the host-scaled estimate ({host.value * 1e3:.3g} ms) agrees with the device "
                          f"model ({device.value * 1e3:.3g} ms) within their bands")
+        elif device_rows:
+            # Measured on the device itself: the host-scaled ratio comes from the hardware file's peak
+            # figures, which those rows have just checked; the disagreement is told, not split.
+            seconds, estimator, label = device, DEVICE, DEVICE
+            record["agree"] = False
+            record["overruled_by_device_rows"] = device_rows
+            notes.append(f"the host-scaled estimate ({host.value * 1e3:.3g} ms, from the hardware file's figures) "
+                         f"disagrees x{apart:.1f} with the device model adapted to {device_rows} rows measured on "
+                         f"this device; those measurements decide the projection")
         else:
             record["agree"] = False
             ops = _behind(host_nodes, device_nodes, host.value)
