@@ -61,7 +61,7 @@ def measurement(median_s: float = 0.004, seed: int = 0, peak: int = 120 * 2**20,
         throughput=Throughput(single_stream_per_s=1 / lat.mean, batch_size=8, batched_per_s=8 / (lat.mean * 5)),
         warnings=["unstable: coefficient of variation is 40% (>= 10%)"] if unstable else [],
         unstable=unstable,
-        extra=extra or {},
+        **(extra or {}),  # Measurement fields by name: batch_sweep, memory_timeline, scenario
     )
 
 

@@ -35,7 +35,7 @@ def test_skops_pipeline_gets_verdicts_with_single_row_and_batched_throughput(
     throughput = result["measurement"]["throughput"]
     assert throughput["single_stream_per_s"] > 0
     assert throughput["batch_size"] == 256 and throughput["batched_per_s"] > 0
-    assert result["measurement"]["extra"]["estimator"] == "Pipeline"
+    assert result["measurement"]["runtime_details"]["estimator"] == "Pipeline"
     assert {c["metric"] for c in result["targets"][0]["checks"]} >= {
         "latency.p50",
         "memory.peak",
@@ -70,7 +70,7 @@ def test_skops_untrusted_types_must_each_be_named(built: dict[str, Path], tmp_pa
     )
     assert trusted.code in (ExitCode.OK, ExitCode.BUDGET_FAILED), trusted.output
     result = _result(out)
-    assert result["measurement"]["extra"]["method"] == "predict_proba"
+    assert result["measurement"]["runtime_details"]["method"] == "predict_proba"
     assert result["model"]["inputs"][0]["shape"] == ["batch", 64]
 
 

@@ -71,12 +71,12 @@ def test_tflite_float_and_int8(built: dict[str, Path], tmp_path: Path, key: str)
     assert result["model"]["inputs_used"][0]["shape"] == [3, 16, 16, 3]  # resized from 1 to 3
     m = result["measurement"]
     assert m["threads"] == 2
-    assert m["extra"]["interpreter"] in ("ai-edge-litert", "tf.lite")
+    assert m["runtime_details"]["interpreter"] in ("ai-edge-litert", "tf.lite")
     dtype = result["model"]["inputs"][0]["dtype"]
     if key == "tflite_int8":
-        assert dtype == "int8" and m["extra"]["quantized_inputs"]
+        assert dtype == "int8" and m["runtime_details"]["quantized_inputs"]
     else:
-        assert dtype == "float32" and not m["extra"]["quantized_inputs"]
+        assert dtype == "float32" and not m["runtime_details"]["quantized_inputs"]
     metrics = {c["metric"] for c in result["targets"][0]["checks"]}
     assert "compat.runtime" not in metrics  # edge provides tflite
 

@@ -74,11 +74,9 @@ def test_mlfit_never_builds_or_writes_nan(result_file: Path) -> None:
         Report.model_validate(data)
     # Free-form dicts are beyond pydantic's reach: the writer refuses them as a bug, never writes null.
     result = report.results[0]
-    measurement = result.measurement
-    assert measurement is not None
-    odd = measurement.model_copy(update={"extra": {"ratio": float("inf")}})
-    bad = report.model_copy(update={"results": [result.model_copy(update={"measurement": odd})]})
-    with pytest.raises(AssertionError, match=r"measurement\.extra\.ratio"):
+    odd = result.model_copy(update={"analysis": {**(result.analysis or {}), "ratio": float("inf")}})
+    bad = report.model_copy(update={"results": [odd]})
+    with pytest.raises(AssertionError, match=r"analysis\.ratio"):
         render_json(bad)
 
 

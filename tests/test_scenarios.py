@@ -215,9 +215,12 @@ def test_plan_adds_rates_from_budgets_and_refuses_bad_flags(tmp_path: Path) -> N
 
 
 def test_latency_at_rate_check_uses_the_interval_and_keeping_up() -> None:
+    from mlfit.records import ServerRun
+
     def check(run: dict[str, Any] | None) -> Verdict:
+        typed = ServerRun.model_validate(run) if run is not None else None  # as the worker records it
         return latency_at_rate_check(
-            run, Percentile.P90, 0.005, 100.0, Provenance.MEASURED_ON_HOST, "m"
+            typed, Percentile.P90, 0.005, 100.0, Provenance.MEASURED_ON_HOST, "m"
         ).verdict
 
     assert check(_run(True, 0.004, (0.003, 0.0045))) is Verdict.PASS
@@ -229,6 +232,7 @@ def test_latency_at_rate_check_uses_the_interval_and_keeping_up() -> None:
 
 def test_best_batch_is_the_smallest_that_meets_the_throughput_budget() -> None:
     from mlfit.api import resolve_targets
+    from mlfit.records import BatchPoint
     from mlfit.result import Measurement
 
     target = resolve_targets(["weak-cpu"])[0]  # throughput budget 10/s
@@ -236,17 +240,17 @@ def test_best_batch_is_the_smallest_that_meets_the_throughput_budget() -> None:
         {"batch_size": b, "throughput_per_s": t, "latency_p50_s": b / t}
         for b, t in ((1, 5.0), (2, 12.0), (4, 20.0))
     ]
-    fake = Measurement.model_construct(extra={"batch_sweep": rows})
+    fake = Measurement.model_construct(batch_sweep=[BatchPoint.model_validate(r) for r in rows])
     check = best_batch_check(target, fake, Provenance.MEASURED_ON_HOST, "m")
     assert check is not None and check.verdict is Verdict.PASS and "batch 2" in check.reason
-    fake = Measurement.model_construct(extra={"batch_sweep": rows[:1]})
+    fake = Measurement.model_construct(batch_sweep=[BatchPoint.model_validate(rows[0])])
     check = best_batch_check(target, fake, Provenance.MEASURED_ON_HOST, "m")
     assert check is not None and check.verdict is Verdict.FAIL
     assert Budgets().load_latency == [] and Budgets().sustains is None
 
 
 def _swept_measurement() -> Any:
-    """A real-shaped measurement with a batch sweep and a server run at 40/s in its extra."""
+    """A real-shaped measurement with a batch sweep and a server run at 40/s (typed fields, schema 8)."""
     from mlfit.measure.stats import latency_stats
     from mlfit.result import ColdStart, Measurement, MemoryPhases, Throughput
 
@@ -258,10 +262,10 @@ def _swept_measurement() -> Any:
         memory=MemoryPhases(method="test", interpreter_bytes=20 << 20, runtime_baseline_bytes=60 << 20,
                             load_peak_bytes=80 << 20, inference_peak_bytes=90 << 20, peak_bytes=90 << 20),
         throughput=Throughput(single_stream_per_s=250.0),
-        extra={"batch_sweep": [{"batch_size": 1, "throughput_per_s": 250.0, "latency_p50_s": 0.004},
-                               {"batch_size": 4, "throughput_per_s": 309.5, "latency_p50_s": 0.013}],
-               "scenario": {"server": [{"qps": 40.0, "kept_up": True, "achieved_qps": 40.0, "callers": 4,
-                                        "latency": latency}]}},
+        batch_sweep=[{"batch_size": 1, "throughput_per_s": 250.0, "latency_p50_s": 0.004},
+                     {"batch_size": 4, "throughput_per_s": 309.5, "latency_p50_s": 0.013}],
+        scenario={"server": [{"qps": 40.0, "kept_up": True, "achieved_qps": 40.0, "callers": 4,
+                              "latency": latency}]},
     )
 
 
@@ -343,7 +347,7 @@ def test_cli_server_scenario_reports_latency_under_load(tiny_model: Path, tmp_pa
     # gpu-server is projected: the host's latency under load is not held against its budget.
     assert "load.p99@50/s" not in run.stdout and "not judged on" in run.stdout
     measurement = json.loads(out.read_text())["results"][0]["measurement"]
-    server = measurement["extra"]["scenario"]["server"][0]
+    server = measurement["scenario"]["server"][0]
     assert server["qps"] == 50 and server["completed"] > 0 and "kept_up" in server
     assert server["latency"]["n"] == server["completed"]
 
@@ -370,11 +374,11 @@ def test_cli_find_max_qps_gives_a_rate_with_bounds(
     assert run.code in (0, 1), run.output
     assert "max rate with p90 <= 50.00 ms" in run.stdout
     report = json.loads(out.read_text())["results"][0]
-    search = report["measurement"]["extra"]["scenario"]["max_qps"][0]
+    search = report["measurement"]["scenario"]["max_qps"][0]
     assert search["percentile"] == "p90" and search["trials"]
     if search["lower"] is not None and search["upper"] is not None:
         assert search["lower"] < search["upper"]
-    sweep = report["measurement"]["extra"]["batch_sweep"]
+    sweep = report["measurement"]["batch_sweep"]
     assert [row["batch_size"] for row in sweep] == [1, 2, 4]
     assert all(row["throughput_per_s"] > 0 and row["latency_p50_s"] > 0 for row in sweep)
     # svc is projected (weak-cpu hardware, not this host): its load budgets and the sweep's best batch
@@ -404,9 +408,9 @@ def test_cli_offline_and_fixed_batch_sweep_says_why(small_cnn_model: Path, tmp_p
     )
     assert_no_traceback(run)
     measurement = json.loads(out.read_text())["results"][0]["measurement"]
-    offline = measurement["extra"]["scenario"]["offline"]
+    offline = measurement["scenario"]["offline"]
     assert offline["throughput_per_s"] > 0 and offline["mode"].startswith("concurrent callers")
-    assert "batch_sweep" not in measurement["extra"]
+    assert measurement["batch_sweep"] == []
     assert any("batch sweep skipped" in w for w in measurement["warnings"])
 
 
@@ -460,3 +464,10 @@ def test_loadgen_server_and_offline_give_the_builtin_fields_and_state_their_leng
                                0.002, 2, 1, 130, 0.5, 3.0)
     assert builtin["scenario"]["generator"] == "built-in"
     assert set(builtin["scenario"]["server"][0]) <= set(server) | {"loadgen", "generator"}
+    # What both generators write validates into the result's typed records (schema 8).
+    from mlfit.records import ScenarioRuns
+
+    typed = ScenarioRuns.model_validate(scenario)
+    assert typed.server[0].loadgen is not None and typed.server[0].loadgen.summary.percentiles_s["p99"] > 0
+    assert typed.offline is not None and typed.offline.loadgen is not None
+    assert ScenarioRuns.model_validate(builtin["scenario"]).server[0].latency is not None

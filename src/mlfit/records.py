@@ -11,7 +11,10 @@ Older result files carry the same keys as dicts: they validate into these models
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Frozen(BaseModel):
@@ -311,3 +314,231 @@ class SuggestSearch(_Frozen):
                                              "similarity (other outputs) a variant needs to be recommended")
     inputs: str = Field("", description="Which inputs the accuracy guard compared outputs on")
     note: str = Field("", description="Why the search stopped early, when it did (Ctrl-C)")
+
+
+# --- Load runs (schema 8; before, ``Measurement.extra["scenario"]`` and ``["batch_sweep"]``) ---------------
+# Written as dicts by :mod:`mlfit.measure.scenarios` and :mod:`mlfit.measure.loadgen` (pure Python, no
+# pydantic in the timed loops) and validated into these models when the worker builds its Measurement.
+# Every figure has a default: a run that did not complete carries only its request count and reason.
+
+
+class _Load(BaseModel):
+    # NaN or Infinity is no measurement (as in the rest of the result).
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class LoadLatency(_Load):
+    """Latency of the requests a load run completed (seconds), with each percentile's 95 % interval."""
+
+    n: int = 0
+    min: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    cv: float | None = None
+    p50: float | None = None
+    p90: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    max: float | None = None
+    insufficient: list[str] = Field(default_factory=list, description="Percentiles without enough samples")
+    ci95: dict[str, tuple[float, float]] = Field(default_factory=dict,
+                                                 description="Percentile name -> 95 % interval (order statistics)")
+    samples_ns: list[int] = Field(default_factory=list, repr=False)
+    cpu_samples_ns: list[int] = Field(default_factory=list, repr=False)
+
+    def get(self, percentile: str) -> float | None:
+        """The percentile named ``percentile`` ("p50" ... "p99"); None when too few samples."""
+        value = getattr(self, percentile, None) if percentile in ("p50", "p90", "p95", "p99") else None
+        return value if isinstance(value, float) else None
+
+
+class LoadGenSettings(_Load):
+    """The MLPerf LoadGen test settings a run used."""
+
+    scenario: str = ""
+    mode: str = ""
+    server_target_qps: float | None = None
+    server_target_latency_ns: int | None = None
+    offline_expected_qps: float | None = None
+    min_duration_ms: int | None = None
+    max_duration_ms: int | None = None
+    min_query_count: int | None = None
+    schedule_rng_seed: int | None = None
+
+
+class LoadGenSummary(_Load):
+    """The figures of LoadGen's ``mlperf_log_summary.txt`` (latencies in seconds)."""
+
+    result: str | None = None
+    min_latency_s: float | None = None
+    max_latency_s: float | None = None
+    mean_latency_s: float | None = None
+    completed_samples_per_second: float | None = None
+    samples_per_second: float | None = None
+    scheduled_samples_per_second: float | None = None
+    min_duration_satisfied: bool | None = None
+    min_queries_satisfied: bool | None = None
+    performance_constraints_satisfied: bool | None = None
+    early_stopping_satisfied: bool | None = None
+    percentiles_s: dict[str, float] = Field(default_factory=dict, description='"p99.9" -> seconds')
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_percentiles(cls, data: Any) -> Any:
+        """The parser (and schema 7 files) write each percentile as its own ``pNN_s`` key."""
+        if not isinstance(data, dict):
+            return data
+        keys = [k for k in data if isinstance(k, str) and re.fullmatch(r"p[0-9.]+_s", k)]
+        if not keys:
+            return data
+        rest = {k: v for k, v in data.items() if k not in keys}
+        return {**rest, "percentiles_s": {**rest.get("percentiles_s", {}), **{k[:-2]: data[k] for k in keys}}}
+
+
+class LoadGenLength(_Load):
+    """How long a LoadGen run was, against LoadGen's default minimum and MLPerf's rules."""
+
+    run_s: float = 0.0
+    loadgen_default_min_duration_s: float | None = None
+    mlperf_rules_min_duration_s: float | None = None
+    share_of_loadgen_minimum: float | None = None
+    share_of_mlperf_minimum: float | None = None
+
+
+class LoadGenRecord(_Load):
+    """What MLPerf LoadGen said about a run it drove."""
+
+    settings: LoadGenSettings = Field(default_factory=LoadGenSettings)
+    summary: LoadGenSummary = Field(default_factory=LoadGenSummary)
+    length: LoadGenLength = Field(default_factory=LoadGenLength)
+    latency_timing: str = ""
+
+
+class ServerRun(_Load):
+    """One server run: Poisson arrivals at ``qps`` served by ``callers`` threads."""
+
+    qps: float
+    callers: int = 0
+    requests: int = 0
+    completed: int = 0
+    generator: str | None = None
+    kept_up: bool = False
+    reason: str = ""
+    offered_qps: float | None = None
+    achieved_qps: float = 0.0
+    duration_s: float | None = None
+    latency: LoadLatency | None = Field(None, description="From each request's scheduled arrival")
+    queue_delay_p50_s: float | None = None
+    queue_delay_max_s: float | None = None
+    service_mean_s: float | None = None
+    loadgen: LoadGenRecord | None = None
+
+
+class RateTrial(_Load):
+    """One trial of the rate search: a server run at ``qps`` judged against the goal."""
+
+    qps: float
+    verdict: str
+    reason: str = ""
+    achieved_qps: float | None = None
+    kept_up: bool | None = None
+    n: int | None = None
+    value: float | None = Field(None, description="The goal's percentile in this trial (seconds)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _value_from_percentile_key(cls, data: Any) -> Any:
+        """Schema 7 and older named the value by its percentile (``"p99": 0.004``)."""
+        if isinstance(data, dict):
+            named = [k for k in ("p50", "p90", "p95", "p99") if k in data]
+            if named:
+                value = data[named[0]]
+                data = {k: v for k, v in data.items() if k not in named}
+                data.setdefault("value", value)
+        return data
+
+
+class RateSearch(_Load):
+    """The highest rate proven to keep a latency percentile within its limit (--find-max-qps)."""
+
+    percentile: str
+    limit_s: float
+    callers: int = 0
+    rate: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    status: str = ""
+    stopped_by: str = ""
+    trials: list[RateTrial] = Field(default_factory=list)
+
+
+class OfflineRun(_Load):
+    """Maximum throughput with every request available at once."""
+
+    mode: str = ""
+    batch_size: int = 1
+    callers: int = 1
+    batches: int = 0
+    throughput_per_s: float = 0.0
+    batch_latency_p50_s: float | None = None
+    duration_s: float | None = None
+    generator: str | None = None
+    loadgen: LoadGenRecord | None = None
+
+
+class ScenarioRuns(_Load):
+    """The load scenario asked for and its runs: server rates, rate searches, offline."""
+
+    name: str = ""
+    callers: int = 0
+    generator: str = ""
+    server: list[ServerRun] = Field(default_factory=list)
+    max_qps: list[RateSearch] = Field(default_factory=list)
+    offline: OfflineRun | None = None
+
+
+class BatchPoint(_Load):
+    """Latency and throughput at one batch size (--batch-sizes)."""
+
+    batch_size: int
+    n: int | None = None
+    latency_p50_s: float | None = None
+    latency_p90_s: float | None = None
+    latency_mean_s: float | None = None
+    latency_max_s: float | None = None
+    cv: float | None = None
+    throughput_per_s: float = 0.0
+
+
+class RuntimeDetails(_Load):
+    """Runtime-specific facts of the measurement (which fields are set depends on the runtime)."""
+
+    format: str | None = None
+    method: str | None = Field(None, description="scikit-learn: the method timed (predict, predict_proba)")
+    estimator: str | None = None
+    n_features_in: int | None = None
+    feature_names: list[str] = Field(default_factory=list)
+    joblib_version: str | None = None
+    signature: str | None = Field(None, description="TensorFlow: the serving signature called")
+    keras_version: str | None = None
+    interpreter: str | None = Field(None, description="TFLite: the interpreter package")
+    quantized_inputs: list[str] = Field(default_factory=list)
+
+
+def fields_from_extra(data: Any) -> Any:
+    """A Measurement of schema 7 and older kept the timeline (to schema 3), the load runs and the
+    runtime's facts in an open ``extra`` dict: move each to its field. Keys no field knows were never
+    read by any mlfit: they are dropped."""
+    if not isinstance(data, dict) or "extra" not in data:
+        return data
+    data = dict(data)
+    extra = data.pop("extra")
+    if not isinstance(extra, dict):
+        return data
+    for key in ("memory_timeline", "scenario", "batch_sweep"):
+        if key in extra:
+            data.setdefault(key, extra[key])
+    details = {k: v for k, v in extra.items() if k in RuntimeDetails.model_fields}
+    if details:
+        data.setdefault("runtime_details", details)
+    return data

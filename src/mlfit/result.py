@@ -1,10 +1,7 @@
 """Immutable result values: what the worker measured and what the checks decided.
 
-Result file format (``RESULT_SCHEMA_VERSION``), each version read by every later mlfit; what
-each added is in docs/reports.md ("Versions"): 1 the first; 2 contention and CPU samples; 3 one
-measurement per deployment configuration; 4 typed records instead of open dicts
-(:mod:`mlfit.records`; older dicts validate into them); 5 suggestions; 6 ``model.source``
-(MLflow); 7 ``cold_start.process_start_s``. Readers refuse newer versions (see :func:`load_report`).
+Result file format ``RESULT_SCHEMA_VERSION``: read by every later mlfit, newer refused (:func:`load_report`); what
+each version added is in docs/reports.md ("Versions"), 8: typed load runs and runtime facts, not ``Measurement.extra``.
 """
 
 from __future__ import annotations
@@ -18,9 +15,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from mlfit import safeio
 from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
-from mlfit.records import Calibration, MemoryTimeline, NodeProfile, ProjectionSummary, Suggestion, SuggestSearch
+from mlfit.records import (
+    BatchPoint,
+    Calibration,
+    MemoryTimeline,
+    NodeProfile,
+    ProjectionSummary,
+    RuntimeDetails,
+    ScenarioRuns,
+    Suggestion,
+    SuggestSearch,
+    fields_from_extra,
+)
 
-RESULT_SCHEMA_VERSION = 7
+RESULT_SCHEMA_VERSION = 8
 
 
 class _Frozen(BaseModel):
@@ -260,20 +268,16 @@ class Measurement(_Frozen):
     throughput: Throughput
     warnings: list[str] = Field(default_factory=list)
     unstable: bool = False
-    extra: dict[str, Any] = Field(default_factory=dict, description="Backend- or scenario-specific figures")
     contention: Contention | None = Field(None, description="How busy the host was, per phase (schema 2)")
     memory_timeline: MemoryTimeline | None = Field(None, description="Polled RSS over time (schema 4)")
+    scenario: ScenarioRuns | None = Field(None, description="Load runs: server, rate search, offline (schema 8)")
+    batch_sweep: list[BatchPoint] = Field(default_factory=list, description="Per batch size (schema 8)")
+    runtime_details: RuntimeDetails = Field(default_factory=RuntimeDetails, description="Runtime facts (schema 8)")
 
     @model_validator(mode="before")
     @classmethod
-    def _timeline_from_extra(cls, data: Any) -> Any:
-        """Schema 3 and older kept the timeline in ``extra``: move it to its field."""
-        if isinstance(data, dict) and isinstance(data.get("extra"), dict) and "memory_timeline" in data["extra"]:
-            extra = dict(data["extra"])
-            timeline = extra.pop("memory_timeline")
-            data = {**data, "extra": extra}
-            data.setdefault("memory_timeline", timeline)
-        return data
+    def _fields_from_extra(cls, data: Any) -> Any:  # schema 7 and older: the open ``extra`` dict
+        return fields_from_extra(data)
 
 
 class CostItem(_Frozen):

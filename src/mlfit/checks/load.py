@@ -1,5 +1,5 @@
 """Checks for serving under load: latency at a request rate, the rate a target sustains, and
-the best batch size for a throughput budget. Pure: reads ``Measurement.extra`` only.
+the best batch size for a throughput budget. Pure: reads ``Measurement.scenario`` and ``.batch_sweep`` only.
 
 Verdicts follow the three-way rule with the 95 % interval of each percentile (order
 statistics): PASS when the whole interval fits, FAIL when none of it does, else INCONCLUSIVE.
@@ -19,6 +19,7 @@ from typing import Any
 from mlfit.catalog.loader import Target
 from mlfit.catalog.schema import MIN_SAMPLES, Percentile
 from mlfit.catalog.units import format_duration, format_rate
+from mlfit.records import ServerRun
 from mlfit.result import Check, Measurement, Provenance, Verdict
 
 
@@ -26,12 +27,11 @@ def _rate_key(rate: float) -> str:
     return f"{rate:g}/s"
 
 
-def _server_runs(m: Measurement) -> dict[str, dict[str, Any]]:
-    scenario = m.extra.get("scenario") or {}
-    return {_rate_key(float(r["qps"])): r for r in scenario.get("server", [])}
+def _server_runs(m: Measurement) -> dict[str, ServerRun]:
+    return {_rate_key(r.qps): r for r in (m.scenario.server if m.scenario is not None else [])}
 
 
-def latency_at_rate_check(run: dict[str, Any] | None, percentile: Percentile, limit: float, rate: float,
+def latency_at_rate_check(run: ServerRun | None, percentile: Percentile, limit: float, rate: float,
                           provenance: Provenance, method: str) -> Check:
     """One "pNN <= X at Y/s" check from a server run (None when the run is missing)."""
     metric = f"load.{percentile.value}@{_rate_key(rate)}"
@@ -41,16 +41,16 @@ def latency_at_rate_check(run: dict[str, Any] | None, percentile: Percentile, li
     if run is None:
         return Check(**base, verdict=Verdict.INCONCLUSIVE,
                      reason=f"not measured at {format_rate(rate)}: run with --scenario server --qps {rate:g}")
-    latency = run.get("latency") or {}
-    value = latency.get(percentile.value)
-    if not run.get("kept_up"):
+    latency = run.latency
+    value = latency.get(percentile.value) if latency is not None else None
+    if not run.kept_up:
         return Check(**base, value=value, verdict=Verdict.FAIL,
-                     reason=f"could not keep up with {format_rate(rate)}: {run.get('reason', '')}")
-    if value is None:
+                     reason=f"could not keep up with {format_rate(rate)}: {run.reason}")
+    if latency is None or value is None or percentile.value not in latency.ci95:
         return Check(**base, verdict=Verdict.INCONCLUSIVE,
-                     reason=f"insufficient samples at {format_rate(rate)}: {latency.get('n', 0)} requests, "
+                     reason=f"insufficient samples at {format_rate(rate)}: {latency.n if latency else 0} requests, "
                             f"{percentile.value} needs {MIN_SAMPLES[percentile]}; raise --max-time")
-    low, high = latency["ci95"][percentile.value]
+    low, high = latency.ci95[percentile.value]
     if high <= limit:
         verdict, reason = Verdict.PASS, ""
     elif low > limit:
@@ -63,7 +63,7 @@ def latency_at_rate_check(run: dict[str, Any] | None, percentile: Percentile, li
                  margin=(limit - value) / limit, reason=reason)
 
 
-def _sustains_check(target: Target, m: Measurement, runs: dict[str, dict[str, Any]], provenance: Provenance,
+def _sustains_check(target: Target, m: Measurement, runs: dict[str, ServerRun], provenance: Provenance,
                     method: str) -> Check | None:
     wanted = target.profile.budgets.sustains
     if wanted is None:
@@ -71,12 +71,12 @@ def _sustains_check(target: Target, m: Measurement, runs: dict[str, dict[str, An
     base: dict[str, Any] = dict(metric="load.sustains", budget=f">= {format_rate(wanted)}", limit=wanted,
                                 unit="/s", provenance=provenance)
     goals = _target_goals(target)
-    searches = [s for s in (m.extra.get("scenario") or {}).get("max_qps", [])
-                if (Percentile(s["percentile"]), s["limit_s"]) in goals]
+    searches = [s for s in (m.scenario.max_qps if m.scenario is not None else [])
+                if (Percentile(s.percentile), s.limit_s) in goals]
     if searches:
         # The strictest of the target's goals decides: the lowest bounds of all searches.
-        lower = min((s["lower"] or 0.0) for s in searches)
-        uppers = [s["upper"] for s in searches if s["upper"] is not None]
+        lower = min((s.lower or 0.0) for s in searches)
+        uppers = [s.upper for s in searches if s.upper is not None]
         upper = min(uppers) if uppers else None
         if lower >= wanted:
             verdict, reason = Verdict.PASS, ""
@@ -95,13 +95,13 @@ def _sustains_check(target: Target, m: Measurement, runs: dict[str, dict[str, An
         return Check(**base, verdict=Verdict.INCONCLUSIVE, method=method,
                      reason=f"not measured at {format_rate(wanted)}: run with --qps {wanted:g} or "
                             "--find-max-qps")
-    achieved = float(run.get("achieved_qps") or 0.0)
-    kept = bool(run.get("kept_up"))
+    achieved = run.achieved_qps
+    kept = run.kept_up
     return Check(**base, value=achieved, lower=achieved, upper=achieved,
                  verdict=Verdict.PASS if kept else Verdict.FAIL,
-                 method=f"server scenario at {format_rate(wanted)}, {run.get('callers')} callers; {method}",
+                 method=f"server scenario at {format_rate(wanted)}, {run.callers} callers; {method}",
                  margin=(achieved - wanted) / wanted,
-                 reason="" if kept else f"could not keep up: {run.get('reason')}")
+                 reason="" if kept else f"could not keep up: {run.reason}")
 
 
 def _target_goals(target: Target) -> set[tuple[Percentile, float]]:
@@ -113,26 +113,25 @@ def _target_goals(target: Target) -> set[tuple[Percentile, float]]:
 
 def best_batch_check(target: Target, m: Measurement, provenance: Provenance, method: str) -> Check | None:
     """The smallest batch (lowest latency) whose throughput meets the profile's throughput budget."""
-    rows = m.extra.get("batch_sweep") or []
+    rows = m.batch_sweep
     wanted = target.profile.budgets.throughput
     if not rows or wanted is None:
         return None
-    sizes = ", ".join(str(r["batch_size"]) for r in rows)
+    sizes = ", ".join(str(r.batch_size) for r in rows)
     base: dict[str, Any] = dict(metric="batch.best", budget=f">= {format_rate(wanted)}", limit=wanted,
                                 unit="/s", provenance=provenance, method=f"batch sweep {sizes}; {method}")
-    meeting = [r for r in rows if r["throughput_per_s"] >= wanted]
+    meeting = [r for r in rows if r.throughput_per_s >= wanted]
     if meeting:
-        best = min(meeting, key=lambda r: r["batch_size"])
-        return Check(**base, value=best["throughput_per_s"], verdict=Verdict.PASS,
-                     margin=(best["throughput_per_s"] - wanted) / wanted,
-                     reason=f"batch {best['batch_size']} is the smallest batch that meets "
-                            f"{format_rate(wanted)} ({format_duration(best['latency_p50_s'])} p50 per batch)")
-    top = max(rows, key=lambda r: r["throughput_per_s"])
-    return Check(**base, value=top["throughput_per_s"], verdict=Verdict.FAIL,
-                 margin=(top["throughput_per_s"] - wanted) / wanted,
+        best = min(meeting, key=lambda r: r.batch_size)
+        p50 = f" ({format_duration(best.latency_p50_s)} p50 per batch)" if best.latency_p50_s is not None else ""
+        return Check(**base, value=best.throughput_per_s, verdict=Verdict.PASS,
+                     margin=(best.throughput_per_s - wanted) / wanted,
+                     reason=f"batch {best.batch_size} is the smallest batch that meets {format_rate(wanted)}{p50}")
+    top = max(rows, key=lambda r: r.throughput_per_s)
+    return Check(**base, value=top.throughput_per_s, verdict=Verdict.FAIL,
+                 margin=(top.throughput_per_s - wanted) / wanted,
                  reason=f"no batch size tried meets {format_rate(wanted)}; the best is batch "
-                       f"{top['batch_size']} "
-                        f"at {format_rate(top['throughput_per_s'])}")
+                        f"{top.batch_size} at {format_rate(top.throughput_per_s)}")
 
 
 def load_checks(target: Target, m: Measurement, provenance: Provenance, method: str) -> list[Check]:
@@ -151,7 +150,7 @@ def load_checks(target: Target, m: Measurement, provenance: Provenance, method: 
     for key, run in runs.items():
         for percentile, limit in budgets.latency.items():
             if (percentile.value, key) not in covered:
-                checks.append(latency_at_rate_check(run, percentile, limit, float(run["qps"]), provenance,
+                checks.append(latency_at_rate_check(run, percentile, limit, run.qps, provenance,
                                                     method))
     for check in (_sustains_check(target, m, runs, provenance, method),
                   best_batch_check(target, m, provenance, method)):
@@ -169,10 +168,10 @@ def load_not_judged(target: Target, m: Measurement) -> list[str]:
     if budgets.sustains is not None:
         items.append(f"sustains >= {format_rate(budgets.sustains)}")
     runs = _server_runs(m)
-    asked = [key for key, run in runs.items() if float(run["qps"]) not in {load.at for load in budgets.load_latency}]
+    asked = [key for key, run in runs.items() if run.qps not in {load.at for load in budgets.load_latency}]
     if asked and budgets.latency:
         items.append(f"the latency budget at {', '.join(asked)}")
-    if (m.extra.get("batch_sweep") or []) and budgets.throughput is not None:
+    if m.batch_sweep and budgets.throughput is not None:
         items.append(f"the best batch for throughput >= {format_rate(budgets.throughput)} (--batch-sizes)")
     if not items:
         return []

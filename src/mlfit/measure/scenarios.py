@@ -11,7 +11,8 @@
 - batch sweep: latency and throughput per batch size, where the batch dim is free.
 
 Pure Python around a ``run(feed)`` callable: the worker hands in the runtime's call, so this
-module never imports a runtime. Results are plain dicts for ``Measurement.extra``.
+module never imports a runtime. Results are plain dicts, validated by the worker into
+:class:`mlfit.records.ScenarioRuns` and :class:`mlfit.records.BatchPoint` (``Measurement.scenario``, ``.batch_sweep``).
 """
 
 from __future__ import annotations
@@ -283,7 +284,7 @@ def find_max_qps(run: RunFn, feeds: Sequence[Any], goal: LatencyGoal, callers: i
         trials.append({"qps": rate, "verdict": verdict, "reason": reason,
                        "achieved_qps": result.get("achieved_qps"),
                        "kept_up": result.get("kept_up"), "n": result.get("completed"),
-                       goal.percentile.value: (result.get("latency") or {}).get(goal.percentile.value)})
+                       "value": (result.get("latency") or {}).get(goal.percentile.value)})
         if verdict == "PASS":
             lo = max(lo, rate)
             if hi_unknown <= lo:

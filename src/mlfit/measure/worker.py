@@ -33,7 +33,7 @@ from mlfit.measure.host import host_info  # noqa: E402
 from mlfit.measure.protocol import SAMPLES_FILE, Phase, WorkerRequest, WorkerResponse  # noqa: E402
 from mlfit.measure.stats import latency_stats, quality_warnings  # noqa: E402
 from mlfit.measure.timing import LoopPolicy, process_age_s, timed_loop, warm_up, warm_up_converged  # noqa: E402
-from mlfit.records import NodeProfile  # noqa: E402
+from mlfit.records import BatchPoint, NodeProfile, RuntimeDetails, ScenarioRuns  # noqa: E402
 from mlfit.result import (  # noqa: E402
     ColdStart,
     Contention,
@@ -412,7 +412,10 @@ def _answer(state: _Run) -> WorkerResponse:
                              first_inference_s=state.first_s),
         latency=stats, memory=memory, throughput=state.throughput, warnings=warnings,
         unstable=any(w.startswith(("unstable", "busy")) for w in warnings),
-        extra={**{k: v for k, v in details.items() if k not in ("providers", "arena_enabled")}, **state.load_extra},
+        scenario=ScenarioRuns.model_validate(state.load_extra["scenario"]) if "scenario" in state.load_extra else None,
+        batch_sweep=[BatchPoint.model_validate(row) for row in state.load_extra.get("batch_sweep", [])],
+        runtime_details=RuntimeDetails.model_validate(
+            {k: v for k, v in details.items() if k not in ("providers", "arena_enabled")}),
         contention=Contention(phases=state.contention, reference=state.reference),
     )
     return WorkerResponse(measurement=measurement, inputs=state.declared, inputs_used=state.used,

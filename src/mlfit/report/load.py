@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from mlfit.catalog.units import format_duration, format_rate
+from mlfit.records import OfflineRun, RateSearch, ServerRun
 from mlfit.result import Measurement
 
 
@@ -12,74 +11,70 @@ def _ms(value: float | None) -> str:
     return format_duration(value) if value is not None else "n/a"
 
 
-def _loadgen_note(run: dict[str, Any]) -> str:
+def _loadgen_note(run: ServerRun | OfflineRun) -> str:
     """'; MLPerf LoadGen 6.0.17: run 2.1 s, 21% of LoadGen's 10 s minimum (MLPerf rules: 600 s), INVALID'."""
-    record = run.get("loadgen")
-    if not record:
+    record = run.loadgen
+    if record is None:
         return ""
-    length = record.get("length", {})
-    share = length.get("share_of_loadgen_minimum")
-    verdict = record.get("summary", {}).get("result", "?")
-    return (f"; {run.get('generator', 'MLPerf LoadGen')}: run {length.get('run_s', 0):.1f} s"
-            + (f", {share:.0%} of LoadGen's {length.get('loadgen_default_min_duration_s', 0):g} s minimum" if share
+    length = record.length
+    share = length.share_of_loadgen_minimum
+    verdict = record.summary.result or "?"
+    return (f"; {run.generator or 'MLPerf LoadGen'}: run {length.run_s:.1f} s"
+            + (f", {share:.0%} of LoadGen's {length.loadgen_default_min_duration_s or 0:g} s minimum" if share
                else "")
-            + f" (MLPerf rules: {length.get('mlperf_rules_min_duration_s', 600):g} s), LoadGen says {verdict}")
+            + f" (MLPerf rules: {length.mlperf_rules_min_duration_s or 600:g} s), LoadGen says {verdict}")
 
 
-def _server_line(run: dict[str, Any]) -> str:
-    head = (
-        f"server at {format_rate(run['qps'])} ({run['callers']} callers, "
-        f"{run.get('completed', 0)} requests): "
-    )
-    latency = run.get("latency")
-    if not latency:
-        return head + f"no result ({run.get('reason', '')})"
+def _server_line(run: ServerRun) -> str:
+    head = f"server at {format_rate(run.qps)} ({run.callers} callers, {run.completed} requests): "
+    latency = run.latency
+    if latency is None:
+        return head + f"no result ({run.reason})"
     text = (
-        head + f"offered {format_rate(run.get('offered_qps', run['qps']))}, achieved "
-        f"{format_rate(run['achieved_qps'])}, latency from arrival p50 {_ms(latency['p50'])}"
-        f" p90 {_ms(latency['p90'])} p99 {_ms(latency['p99'])} max {_ms(latency['max'])}, "
-        f"queueing p50 {_ms(run.get('queue_delay_p50_s'))}"
+        head + f"offered {format_rate(run.offered_qps if run.offered_qps is not None else run.qps)}, achieved "
+        f"{format_rate(run.achieved_qps)}, latency from arrival p50 {_ms(latency.p50)}"
+        f" p90 {_ms(latency.p90)} p99 {_ms(latency.p99)} max {_ms(latency.max)}, "
+        f"queueing p50 {_ms(run.queue_delay_p50_s)}"
     )
-    if latency.get("insufficient"):
-        text += f" (too few requests for {', '.join(latency['insufficient'])})"
-    text += "; kept up" if run.get("kept_up") else f"; DID NOT KEEP UP: {run.get('reason', '')}"
+    if latency.insufficient:
+        text += f" (too few requests for {', '.join(latency.insufficient)})"
+    text += "; kept up" if run.kept_up else f"; DID NOT KEEP UP: {run.reason}"
     return text + _loadgen_note(run)
 
 
-def _search_line(search: dict[str, Any]) -> str:
-    goal = f"{search['percentile']} <= {format_duration(search['limit_s'])}"
-    lower, upper = search.get("lower"), search.get("upper")
-    trials = len(search.get("trials", []))
+def _search_line(search: RateSearch) -> str:
+    goal = f"{search.percentile} <= {format_duration(search.limit_s)}"
+    lower, upper = search.lower, search.upper
+    trials = len(search.trials)
     if lower is None:
         bound = f"below {format_rate(upper)}" if upper else "unknown"
         return (
-            f"max rate with {goal}: none proven ({bound}; {search['status']}, {trials} trials, stopped by "
-            f"{search['stopped_by']}"
-            + ("; raise --max-time" if search["stopped_by"] == "time budget" else "")
+            f"max rate with {goal}: none proven ({bound}; {search.status}, {trials} trials, stopped by "
+            f"{search.stopped_by}"
+            + ("; raise --max-time" if search.stopped_by == "time budget" else "")
             + ")"
         )
     band = f"[{format_rate(lower)} – {format_rate(upper) if upper else '?'}]"
     return (
-        f"max rate with {goal}: {format_rate(lower)} {band} ({search['status']}, {trials} trials, "
-        f"stopped by {search['stopped_by']})"
+        f"max rate with {goal}: {format_rate(lower)} {band} ({search.status}, {trials} trials, "
+        f"stopped by {search.stopped_by})"
     )
 
 
-def load_lines(m: Measurement) -> list[str]:
-    """One line per server run, rate search, offline run and batch size."""
+def load_lines(m: Measurement, sweep: bool = True) -> list[str]:
+    """One line per server run, rate search, offline run and (``sweep``) batch size."""
     lines: list[str] = []
-    scenario = m.extra.get("scenario") or {}
-    lines.extend(_server_line(run) for run in scenario.get("server", []))
-    lines.extend(_search_line(search) for search in scenario.get("max_qps", []))
-    offline = scenario.get("offline")
-    if offline:
-        lines.append(
-            f"offline: {format_rate(offline['throughput_per_s'])} ({offline['mode']}, batch "
-            f"{offline['batch_size']}, {offline['callers']} caller(s))" + _loadgen_note(offline)
-        )
-    for row in m.extra.get("batch_sweep") or []:
-        lines.append(
-            f"batch {row['batch_size']}: p50 {_ms(row['latency_p50_s'])} per batch, "
-            f"{format_rate(row['throughput_per_s'])}"
-        )
+    scenario = m.scenario
+    if scenario is not None:
+        lines.extend(_server_line(run) for run in scenario.server)
+        lines.extend(_search_line(search) for search in scenario.max_qps)
+        offline = scenario.offline
+        if offline is not None:
+            lines.append(
+                f"offline: {format_rate(offline.throughput_per_s)} ({offline.mode}, batch "
+                f"{offline.batch_size}, {offline.callers} caller(s))" + _loadgen_note(offline)
+            )
+    for row in m.batch_sweep if sweep else []:
+        lines.append(f"batch {row.batch_size}: p50 {_ms(row.latency_p50_s)} per batch, "
+                     f"{format_rate(row.throughput_per_s)}")
     return lines

@@ -29,11 +29,9 @@ def host_op_times(profile: NodeProfile | None, threads: int | None) -> tuple[dic
 
 
 def find_costliest(result: RunResult) -> list[tuple[str, Any]]:
-    """Every 'costliest ...' table in the result's analysis or measurement extras, where present."""
+    """Every 'costliest ...' table in the result's analysis, where present."""
     found: list[tuple[str, Any]] = []
     sources = [("analysis", result.analysis or {})]
-    if result.measurement is not None:
-        sources.append(("measurement", result.measurement.extra))
     for origin, data in sources:
         stack: list[tuple[str, Any]] = [(origin, data)]
         depth = {origin: 0}

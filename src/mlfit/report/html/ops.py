@@ -115,24 +115,10 @@ def _ops_section(result: RunResult) -> str:
 
 
 def _batch_sweep(result: RunResult) -> str:
-    extra = result.measurement.extra if result.measurement is not None else {}
-    sweep = extra.get("batch_sweep")
-    if not isinstance(sweep, list) or not sweep:
-        return ""
-    points = []
-    for row in sweep:
-        if not isinstance(row, dict):
-            continue
-        b, lat, tp = row.get("batch_size"), row.get("latency_p50_s"), row.get("throughput_per_s")
-        if isinstance(b, (int, float)) and b > 0:
-            points.append(
-                (
-                    float(b),
-                    lat if isinstance(lat, (int, float)) else None,
-                    tp if isinstance(tp, (int, float)) else None,
-                )
-            )
-    points.sort()
+    sweep = result.measurement.batch_sweep if result.measurement is not None else []
+    points = [(float(row.batch_size), row.latency_p50_s, row.throughput_per_s)
+              for row in sweep if row.batch_size > 0]
+    points.sort(key=lambda p: p[0])
     if not points:
         return ""
     out = '<h3>Batch sweep</h3><div class="charts">'
@@ -174,17 +160,13 @@ def _batch_sweep(result: RunResult) -> str:
 
 
 def _load_scenarios(result: RunResult) -> str:
-    """Server runs, rate searches and offline runs (``extra["scenario"]``), in the terminal's words."""
+    """Server runs, rate searches and offline runs (``Measurement.scenario``), in the terminal's words."""
     m = result.measurement
-    if m is None or not m.extra.get("scenario"):
+    if m is None or m.scenario is None:
         return ""
     from mlfit.report.load import load_lines
 
-    without_sweep = m.model_copy(update={"extra": {k: v for k, v in m.extra.items() if k != "batch_sweep"}})
-    try:
-        lines = load_lines(without_sweep)
-    except (KeyError, TypeError, ValueError):  # a shape this mlfit does not know: leave it to the JSON
-        return ""
+    lines = load_lines(m, sweep=False)  # the sweep has its own section
     if not lines:
         return ""
     return "<h3>Load scenarios</h3><ul>" + "".join(f"<li>{e(line)}</li>" for line in lines) + "</ul>"
