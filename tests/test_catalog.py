@@ -112,3 +112,37 @@ def test_oversized_file_refused(tmp_path: Path) -> None:
     path.write_text("# " + "x" * (2 << 20))
     with pytest.raises(ConfigError, match="over the"):
         load_profile_file(path)
+
+
+def test_listing_reads_the_shown_fields_as_the_models_do() -> None:
+    """`mlfit targets` reads the built-in files without pydantic (issue 22): same rows as the models give."""
+    from mlfit.catalog.builtin import builtin_rows
+    from mlfit.cli.targets import _validated_rows
+
+    rows = builtin_rows()
+    assert rows is not None and {r.name for r in rows} >= REQUIRED_TARGETS
+    assert rows == _validated_rows()
+
+
+@pytest.mark.parametrize("profile_extra, hardware", [
+    ("container: {memory: 512 MiB}\n", "rpi4-4gb"),  # the limit becomes the budget: the models decide
+    ("", "host"),  # this machine
+    ("budgets: {latency: {p42: 5 ms}}\n", "rpi4-4gb"),  # not a percentile: the models report it
+    ("budgets: {peak_memory: lots}\n", "rpi4-4gb"),
+])
+def test_listing_leaves_what_it_does_not_read_to_the_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            profile_extra: str, hardware: str) -> None:
+    from mlfit.catalog import builtin
+
+    real = builtin.catalog_dir("hardware")
+    (tmp_path / "hardware").mkdir()
+    (tmp_path / "hardware" / "rpi4-4gb.yaml").write_text((real / "rpi4-4gb.yaml").read_text())
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "p.yaml").write_text(
+        f"schema_version: 1\nid: p\nhardware: {hardware}\nruntimes: [onnxruntime]\n{profile_extra}")
+    monkeypatch.setattr(builtin, "catalog_dir", lambda kind: tmp_path / kind)
+    assert builtin.builtin_rows() is None
+    (tmp_path / "profiles" / "p.yaml").write_text(
+        "schema_version: 1\nid: p\nhardware: rpi4-4gb\nruntimes: [onnxruntime]\n")
+    rows = builtin.builtin_rows()
+    assert rows is not None and [(r.name, r.hardware, r.budgets) for r in rows] == [("p", "rpi4-4gb", "")]

@@ -41,6 +41,22 @@ def test_cli_process_never_imports_a_runtime(tmp_path: Path) -> None:
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
 
 
+def test_targets_listing_and_version_import_no_pydantic() -> None:
+    """Start-up (issue 22): pydantic and the catalog models are a tenth of a second of CPU; listing the
+    built-in targets, --version and --help need neither."""
+    script = ("import runpy, sys\n"
+              "argv = sys.argv[1:]\n"
+              "sys.argv = ['mlfit', *argv]\n"
+              "try:\n    runpy.run_module('mlfit', run_name='__main__')\n"
+              "except SystemExit:\n    pass\n"
+              "print('pydantic' in sys.modules)\n")
+    import subprocess
+
+    for argv in (["targets"], ["--version"], ["--help"], ["targets", "--help"]):
+        out = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=60)
+        assert out.stdout.strip().splitlines()[-1] == "False", (argv, out.stdout + out.stderr)
+
+
 def test_targets_list_show_validate(tmp_path: Path) -> None:
     listing = run_mlfit("targets")
     assert listing.code == 0

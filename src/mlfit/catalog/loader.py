@@ -10,19 +10,14 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+# Re-exported: they live beside the pydantic-free listing, which `mlfit targets` reads without the models.
+from mlfit.catalog.builtin import builtin_names as builtin_names
+from mlfit.catalog.builtin import catalog_dir as catalog_dir
 from mlfit.catalog.schema import CATALOG_SCHEMA_VERSION, Hardware, Profile, with_container_budget
 from mlfit.catalog.yamlload import Located, load_yaml, load_yaml_documents
 from mlfit.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
-
-
-def catalog_dir(kind: str) -> Path:
-    """The built-in ``hardware`` or ``profiles`` folder: in the wheel, or the source tree."""
-    packaged = Path(__file__).resolve().parent.parent / "_catalog" / kind
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[3] / kind
 
 
 def _first_error(located: Located, exc: ValidationError, model: type[BaseModel]) -> ConfigError:
@@ -74,10 +69,6 @@ def load_hardware_file(path: Path) -> Hardware:
 
 def load_profile_file(path: Path) -> Profile:
     return _validate(load_yaml(path), Profile)
-
-
-def builtin_names(kind: str) -> list[str]:
-    return sorted(p.stem for p in catalog_dir(kind).glob("*.yaml"))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 # Panels in the order a newcomer needs them; options without a panel come first ("Options").
 PANEL_ORDER = ("Options", "Targets", "Inputs", "Model", "Measurement", "Load", "Scale", "Suggest", "Output",
@@ -61,8 +61,27 @@ EXAMPLES: dict[str, str] = {
 }
 
 
+def _unset_is_false(option: Any) -> Any:
+    # typer leaves --help's value None when it is not given, and coerces a None flag through a
+    # pydantic TypeAdapter: `mlfit targets` and `mlfit --version` imported pydantic and built an
+    # adapter just to learn "not given". A False default takes typer's bool fast path instead.
+    if option is not None and option.default is None:
+        option.default = False
+    return option
+
+
+class QuickHelpGroup(TyperGroup):
+    """A command group whose ``--help``, when not given, costs no pydantic import."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _unset_is_false(super().get_help_option(ctx))
+
+
 class GroupedCommand(TyperCommand):
     """A command whose options are listed per ``rich_help_panel``, even in plain-text help."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _unset_is_false(super().get_help_option(ctx))
 
     def format_options(self, ctx: Any, formatter: Any) -> None:  # typer's vendored click types
         args: list[tuple[str, str]] = []
@@ -97,6 +116,8 @@ class GroupedCommand(TyperCommand):
 def apply(app: typer.Typer, names: dict[str, str] | None = None) -> None:
     """Give every command of ``app`` (and of its sub-apps) grouped options and its examples."""
     examples = names or EXAMPLES
+    if not isinstance(app.info.cls, type) or app.info.cls is TyperGroup:  # unset: typer's Default(None)
+        app.info.cls = QuickHelpGroup
     for info in app.registered_commands:
         callback: Any = info.callback
         name = info.name or (callback.__name__.replace("_", "-") if callback else "")
