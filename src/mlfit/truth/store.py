@@ -63,7 +63,8 @@ def _read(path: Path, model: type[M], version: int, what: str) -> tuple[M, str]:
         raise ConfigError(f"{path}: not an mlfit {what} (no schema_version)", hint)
     if data["schema_version"] > version:
         raise ConfigError(f"{path}: {what} format {data['schema_version']} is newer than this mlfit reads "
-                          f"({version})", "upgrade mlfit: pip install -U mlfit")
+                          f"({version})", "upgrade mlfit where it was installed from (its checkout: git pull, then "
+                          "pip install -e .)")
     try:
         return model.model_validate(data), digest(raw)
     except ValidationError as exc:
