@@ -7,32 +7,19 @@ later calls (other modules) reuse the files.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
-from shared_tmp import shared_folder
+from shared_tmp import built_once
 
 SENTINEL_NAME = "PWNED_SENTINEL"
 
 
 def models(base: Path) -> dict[str, Path]:
     """Build (once) and return every fixture model by name."""
-    folder = shared_folder(base) / "format_models"
-    index = folder / "index.json"
-    folder.mkdir(parents=True, exist_ok=True)
-    # pytest-xdist workers share one build: the first takes the lock and builds, the others wait and reuse it.
-    with open(folder.parent / "format_models.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not index.is_file():
-            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-            proc = subprocess.run([sys.executable, __file__, str(folder)], capture_output=True, text=True, env=env,
-                                  timeout=600)
-            assert proc.returncode == 0, proc.stderr[-4000:]
-    return {k: Path(v) for k, v in json.loads(index.read_text()).items()}
+    return built_once(base, "format_models", __file__, 600)
 
 
 def _build_keras(folder: Path, out: dict[str, str]) -> None:

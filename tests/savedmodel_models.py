@@ -9,32 +9,19 @@ attacker would (raw protobuf bytes, text format). Each would create a sentinel f
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from shared_tmp import shared_folder
+from shared_tmp import built_once
 
 
 def models(base: Path) -> dict[str, Path]:
     """Build (once per session) and return every SavedModel fixture by name."""
-    folder = shared_folder(base) / "savedmodel_models"
-    index = folder / "index.json"
-    folder.mkdir(parents=True, exist_ok=True)
-    # pytest-xdist workers share one build: the first takes the lock and builds, the others wait and reuse it.
-    with open(folder.parent / "savedmodel_models.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not index.is_file():
-            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-            proc = subprocess.run([sys.executable, __file__, str(folder)], capture_output=True, text=True, env=env,
-                                  timeout=900)
-            assert proc.returncode == 0, proc.stderr[-4000:]
-    return {k: Path(v) for k, v in json.loads(index.read_text()).items()}
+    return built_once(base, "savedmodel_models", __file__, 900)
 
 
 HOSTILE = ("write_file", "tf1_init_writes", "print_to_file", "print_stream_from_caller", "fake_save_fn",
