@@ -10,6 +10,7 @@ fifth per node), never raw wall time, so a busy machine does not decide the test
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,7 @@ def test_a_device_learnt_from_five_rows_projects_three_new_models_within_15_perc
         # widening, no column without a row); the largest of five, which vouches for 5/6 = 83%
         (name, half), = model.widenings_log.items()
         assert "the largest of the device's 5 leave-one-model-out residuals" in name and "83%" in name, name
+        assert math.exp(2 * half) == pytest.approx(model.upper / model.lower, rel=1e-3)
         p50 = next(c for c in result.targets[0].checks if c.metric == "latency.p50")
         assert p50.value is not None
         band = projection.latency[Percentile.P50]
@@ -199,7 +201,7 @@ def test_the_own_band_is_a_conformal_order_statistic() -> None:
     """k = ceil(0.85 (n + 1)) of n held-out units: the largest for n <= 5 (coverage n / (n + 1)),
     the 18th of 20; repeats of one unit count once (their median); never below the floor."""
     table = da.table_rows()
-    s, c, _ = table[0]
+    s = table[0][0]
     others = [r for r in table if r[0] != s][:19]
     units = [table[0], *others]
     residuals = [0.01 * (i + 1) for i in range(20)]
