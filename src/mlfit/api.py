@@ -190,6 +190,8 @@ def inspect(model: str | Path, runtime: Runtime | None = None, inputs: InputSpec
         from mlfit.formats.registry import get
 
         facts = get(ref.format).structure(ref.path, signature)
+        if facts is not None and ref.format in (ModelFormat.KERAS, ModelFormat.H5):
+            facts = _with_keras_costs(facts, ref.path, zipped=ref.format is ModelFormat.KERAS)
     if facts is None:
         raise ModelError(f"{ref.path}: the {ref.format.value} file states nothing mlfit can show without "
                          "running it", "run `mlfit profile` to see its inputs and outputs")
@@ -201,6 +203,21 @@ def inspect(model: str | Path, runtime: Runtime | None = None, inputs: InputSpec
     facts = {"path": str(ref.path), "size_bytes": size_of(ref.path), **facts,
              "notes": [*ref.notes, *facts.get("notes", [])]}
     return facts
+
+
+def _with_keras_costs(facts: dict[str, Any], path: Path, zipped: bool) -> dict[str, Any]:
+    """A Keras file's structure with the FLOPs its config's layer shapes give (no runtime)."""
+    from mlfit.analysis.kerascost import keras_costs
+    from mlfit.formats.keras import keras_config
+
+    costs = keras_costs(keras_config(path, zipped))
+    shapes = costs.pop("output_shapes", [])
+    outputs = facts.get("outputs", [])
+    if len(shapes) == len(outputs):  # the walk's shapes, the free batch named as in the inputs
+        free = any(t["shape"][:1] == ["batch"] for t in facts.get("inputs", []))
+        outputs = [{**o, "shape": ["batch", *s[1:]] if free else s} if s else o
+                   for o, s in zip(outputs, shapes, strict=True)]
+    return {**facts, **costs, "outputs": outputs, "notes": [*facts.get("notes", []), *costs.get("notes", [])]}
 
 
 def check_many(models: Sequence[str | Path], targets: Sequence[str | Target] = ("edge",),
