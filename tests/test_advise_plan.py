@@ -150,3 +150,17 @@ def test_reporters_show_what_would_fit() -> None:
     assert "What would fit" in html and "<script>alert" not in html
     back = json.loads(doc.model_dump_json())
     assert back["results"][0]["targets"][0]["suggestions"][1]["agreement"]["top1"] == 0.62
+
+
+def test_inconclusive_reason_gives_the_centre_relative_to_the_original() -> None:
+    from mlfit.advise.engine import _relative
+
+    original = rd.run_result().targets[1]  # latency.p99 INCONCLUSIVE at 3x the host's p99
+    p99 = next(c for c in original.checks if c.metric == "latency.p99")
+    assert p99.value is not None
+    check = VariantCheck(metric="latency.p99", verdict="INCONCLUSIVE", value=p99.value * 0.42, limit=p99.limit)
+    variant = Suggestion(variant="int8-dynamic", kind="int8-dynamic", change="", status="inconclusive",
+                         checks=[check], reason="its band straddles the budget: latency.p99")
+    assert _relative(variant, original).reason.endswith("(latency.p99 centre 0.42x the original's)")
+    fails = variant.model_copy(update={"status": "does-not-fit"})
+    assert _relative(fails, original) == fails

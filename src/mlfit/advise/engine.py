@@ -248,13 +248,26 @@ def search_target(search: Search, target: Target, fmt_has_data: bool,
     singles = plan_variants(search.ref.runtime, target, fmt_has_data, search.options.convert,
                             search.settings.what_if)
     _try_in_turn(search, target, singles, False, out)
-    suggestions = out[0]
-    if (original is None or original.verdict is Verdict.PASS or search.interrupted
-            or any(s.status == "recommended" for s in suggestions)):
+    if original is None:
         return out
-    pairs = plan_combos(list(zip(singles, suggestions, strict=True)), _checks(original))
-    _try_in_turn(search, target, pairs, True, out)
-    return out
+    if not (original.verdict is Verdict.PASS or search.interrupted or any(s.status == "recommended" for s in out[0])):
+        pairs = plan_combos(list(zip(singles, out[0], strict=True)), _checks(original))
+        _try_in_turn(search, target, pairs, True, out)
+    return [_relative(s, original) for s in out[0]], out[1]
+
+
+def _relative(suggestion: Suggestion, original: TargetReport) -> Suggestion:
+    """An inconclusive variant's reason with its undecided figures' centres relative to the
+    original's ("0.42x the original's"): the band is absolute, as the budget is (docs/suggest.md
+    says why a ratio known better than either figure still cannot PASS an absolute budget)."""
+    if suggestion.status != "inconclusive":
+        return suggestion
+    before = {c.metric: c.value for c in original.checks if c.value}
+    ratios = [f"{c.metric} centre {c.value / before[c.metric]:.2f}x the original's" for c in suggestion.checks
+              if c.verdict == "INCONCLUSIVE" and c.value is not None and c.metric in before]
+    if not ratios:
+        return suggestion
+    return suggestion.model_copy(update={"reason": f"{suggestion.reason} ({'; '.join(ratios)})"})
 
 
 def targets_to_search(result: RunResult, targets: Sequence[Target], every: bool) -> list[Target]:
