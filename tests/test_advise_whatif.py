@@ -129,3 +129,11 @@ def test_suggest_for_a_folder_of_models(tmp_path: Path) -> None:
         # a short --suggest-time: the first variant is measured, the rest listed as not tried
         assert suggestions[0]["variant"] == "threads=1" and suggestions[0]["status"] != "not-tried", suggestions
         assert ("side=32" in {s["variant"] for s in suggestions}) == (name == "b.onnx"), (name, suggestions)
+
+
+def test_api_refuses_a_what_if_dim_before_measuring(small_cnn_model: Path) -> None:
+    from mlfit.errors import ConfigError
+
+    settings = SuggestOptions(what_if=(("height", (32,)),))
+    with pytest.raises(ConfigError, match="no symbolic dim 'height'"):
+        _run_one(small_cnn_model, [_one_core("edge")], InputSpec(), QUICK, None, None, settings)
