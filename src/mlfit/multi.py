@@ -78,23 +78,30 @@ def check_locally(models: Sequence[Path], targets: Sequence[Target], inputs: Inp
                   suggest: SuggestOptions | None = None) -> list[RunResult]:
     """Measure each model in turn on this host (and search its variants with ``suggest``); a
     failing model does not stop the others."""
+    from mlfit.measure import spare
     from mlfit.run import run_path
 
     results: list[RunResult] = []
-    for i, path in enumerate(models, 1):
-        if on_event is not None:
-            on_event({"event": "model", "text": f"[{i}/{len(models)}] {path.name}: measuring"})
-        try:
-            result = run_path(path, targets, inputs, options)
-            if suggest is not None and result.error is None:
-                result = _suggested(path, targets, inputs, options, result, suggest)
-        except KeyboardInterrupt:  # outside a worker (copying, analysing): the finished models are kept
-            result = interrupted_result(path)
-        results.append(result)
-        if on_event is not None:
-            on_event({"event": "model", "text": f"[{i}/{len(models)}] {path.name}: {result.verdict.value}"})
-        if (result.error is not None and result.error.kind == "interrupted") or not result.complete:
-            break  # Ctrl-C: stop here; the report is marked incomplete and lists what was done
+    try:
+        for i, path in enumerate(models, 1):
+            # the next model's worker starts (interpreter, imports) while this process reads and analyses
+            # the model; never while a worker measures (mlfit.measure.spare)
+            spare.prestart()
+            if on_event is not None:
+                on_event({"event": "model", "text": f"[{i}/{len(models)}] {path.name}: measuring"})
+            try:
+                result = run_path(path, targets, inputs, options)
+                if suggest is not None and result.error is None:
+                    result = _suggested(path, targets, inputs, options, result, suggest)
+            except KeyboardInterrupt:  # outside a worker (copying, analysing): the finished models are kept
+                result = interrupted_result(path)
+            results.append(result)
+            if on_event is not None:
+                on_event({"event": "model", "text": f"[{i}/{len(models)}] {path.name}: {result.verdict.value}"})
+            if (result.error is not None and result.error.kind == "interrupted") or not result.complete:
+                break  # Ctrl-C: stop here; the report is marked incomplete and lists what was done
+    finally:
+        spare.discard()  # the last model's, when it was not measured here (an error, a container)
     return results
 
 
