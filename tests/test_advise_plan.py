@@ -161,6 +161,6 @@ def test_inconclusive_reason_gives_the_centre_relative_to_the_original() -> None
     check = VariantCheck(metric="latency.p99", verdict="INCONCLUSIVE", value=p99.value * 0.42, limit=p99.limit)
     variant = Suggestion(variant="int8-dynamic", kind="int8-dynamic", change="", status="inconclusive",
                          checks=[check], reason="its band straddles the budget: latency.p99")
-    assert _relative(variant, original).reason.endswith("(latency.p99 centre 0.42x the original's)")
+    assert _relative(variant, original).reason.endswith("latency.p99; centre 0.42x the original's")
     fails = variant.model_copy(update={"status": "does-not-fit"})
     assert _relative(fails, original) == fails

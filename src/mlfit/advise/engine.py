@@ -263,11 +263,12 @@ def _relative(suggestion: Suggestion, original: TargetReport) -> Suggestion:
     if suggestion.status != "inconclusive":
         return suggestion
     before = {c.metric: c.value for c in original.checks if c.value}
-    ratios = [f"{c.metric} centre {c.value / before[c.metric]:.2f}x the original's" for c in suggestion.checks
-              if c.verdict == "INCONCLUSIVE" and c.value is not None and c.metric in before]
+    undecided = [(c.metric, c.value / before[c.metric]) for c in suggestion.checks
+                 if c.verdict == "INCONCLUSIVE" and c.value is not None and c.metric in before]
+    ratios = [f"{metric} " * (len(undecided) > 1) + f"{ratio:.2f}x" for metric, ratio in undecided]
     if not ratios:
         return suggestion
-    return suggestion.model_copy(update={"reason": f"{suggestion.reason} ({'; '.join(ratios)})"})
+    return suggestion.model_copy(update={"reason": f"{suggestion.reason}; centre {', '.join(ratios)} the original's"})
 
 
 def targets_to_search(result: RunResult, targets: Sequence[Target], every: bool) -> list[Target]:
