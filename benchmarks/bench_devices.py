@@ -126,24 +126,26 @@ def fit_all(data: list[tuple[Any, Any, float]], devices: list[str] | None = None
     from dataclasses import replace
 
     from mlfit.analysis import devicemodel as dm
+    from mlfit.analysis import devicevalidate as dv
 
-    params = dm.fit(data)
-    residuals = [abs(dm.log_residual(t, p.value)) for p, t in dm.loo(data, nested=False)]
+    params = dm.fit(data, sources=sources)
+    residuals = [abs(dm.log_residual(t, p.value)) for p, t in dv.loo(data, nested=False)]
     params = replace(params, band_log=dm.quantile(residuals, dm.BAND_QUANTILE))
     notes = [
         f"fitted on {len(data)} rows of benchmarks/device_truth.yaml; band: the {dm.BAND_QUANTILE:.0%} quantile "
         f"of leave-one-out |log residuals|",
     ]
     if devices:
-        unseen = dm.calibrate_unseen(dm.leave_group_out(data, devices, params))
+        unseen = dv.calibrate_unseen(dv.leave_group_out(data, devices, params))
         params = replace(params, unseen_device_log=unseen)
         notes.append(f"unseen-device widening x{math.exp(unseen):.2f}: {dm.BAND_QUANTILE:.0%} of leave-one-device-out "
                      f"predictions inside their bands")
     if sources:
-        column, unseen = dm.calibrate_widenings(dm.leave_group_out(data, sources, params))
-        params = replace(params, unfitted_column_log=column, unseen_source_log=unseen)
-        notes.append(f"unseen source x{math.exp(unseen):.2f}, column without a row x{math.exp(column):.2f}: "
-                     f"{dm.BAND_QUANTILE:.0%} of leave-one-source-out rows inside")
+        column, unseen, multi = dv.calibrate_widenings(dv.leave_group_out(data, sources, params, sources=sources))
+        params = replace(params, unfitted_column_log=column, unseen_source_log=unseen, multi_source_log=multi)
+        notes.append(f"unseen source x{math.exp(unseen):.2f} (x{math.exp(multi):.2f} where two or more sources back "
+                     f"every column), column without a row x{math.exp(column):.2f}: {dm.BAND_QUANTILE:.0%} of "
+                     "leave-one-source-out rows inside")
     return replace(params, notes=tuple(notes))
 
 
@@ -289,6 +291,7 @@ def _row_table(truth: dict[str, Any], meta: list[dict[str, Any]], data: list[tup
 
 def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
     from mlfit.analysis import devicemodel as dm
+    from mlfit.analysis import devicevalidate as dv
 
     work.mkdir(parents=True, exist_ok=True)
     (work / "devices").mkdir(parents=True, exist_ok=True)
@@ -302,8 +305,8 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
     params = current if committed is None else committed
     # the leave-one-out rows carry the committed unseen-source widening, as every projection does
     base = dm.Params(dm.DEFAULTS["k_dw"], dm.DEFAULTS["sigma"], {}, unseen_source_log=params.unseen_source_log,
-                     unfitted_column_log=params.unfitted_column_log)
-    validation = dm.loo(data, base, nested=True)
+                     unfitted_column_log=params.unfitted_column_log, multi_source_log=params.multi_source_log)
+    validation = dv.loo(data, base, nested=True, sources=sources)
     lines, stats = _row_table(truth, meta, data, validation, params, work)
 
     def summary(name: str) -> tuple[float, float, float]:
@@ -317,9 +320,9 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
     v_err, v_cov, v_width = summary("validation")
     # Harsher: every row of a device predicted by a fit without that device; and every row of a source
     # predicted by a fit without that source, the band's unseen-source widening set without it too.
-    stats["device"] = [_score(p, t) for p, t in dm.leave_group_out(data, devices, params)]
+    stats["device"] = [_score(p, t) for p, t in dv.leave_group_out(data, devices, params)]
     d_err, d_cov, d_width = summary("device")
-    stats["source"] = [_score(p, t) for p, t in dm.leave_group_out(data, sources, calibrate_source=True)]
+    stats["source"] = [_score(p, t) for p, t in dv.leave_group_out(data, sources, calibrate_source=True)]
     s_err, s_cov, s_width = summary("source")
     breakdown = _breakdown(meta, stats["validation"], ("runtime", "device"))
     by_source = _breakdown(meta, stats["source"], ("source",))
