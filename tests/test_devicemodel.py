@@ -233,7 +233,7 @@ def test_sources_that_agree_get_the_narrower_calibrated_widening() -> None:
     base = {"validation residuals": 0.1}
     single = [(dm.Prediction(1.0, 0.9, 1.1, dict(base), (), 1), 2.0) for _ in range(10)]
     multi = [(dm.Prediction(1.0, 0.9, 1.1, dict(base), (), 3), 1.1) for _ in range(10)]
-    column, source, backed = dv.calibrate_widenings(single + multi)
+    _, source, backed = dv.calibrate_widenings(single + multi)
     assert math.hypot(0.1, source) >= math.log(2.0)
     assert backed == dm.WIDENING_FLOOR < source
     # no row with two or more sources behind it: no evidence for a narrower widening

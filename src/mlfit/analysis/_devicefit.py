@@ -43,7 +43,8 @@ PARAMS: dict[str, Any] = {
     "notes": [
         "fitted on 68 rows of benchmarks/device_truth.yaml; band: the 85% quantile of leave-one-out |log residuals|",
         "unseen-device widening x1.20: 85% of leave-one-device-out predictions inside their bands",
-        "unseen source x1.25 (x1.20 where two or more sources back every column), column without a row x1.28: 85% of leave-one-source-out rows inside"
+        "unseen source x1.25 (two or more sources behind every column: x1.20), column without a row x1.28",
+        "each: 85% of its leave-one-source-out rows inside"
     ],
     "offsets": {
         "armv7-mode": -0.004994705806202053,

@@ -108,7 +108,8 @@ def calibrate_widenings(predictions: Sequence[tuple[Prediction, float]],
     column of which one source (or none) backs, the third over the rows with more backing (no such
     row: the same as the unseen-source one; never wider than it). Calibrating the per-column
     widening too keeps a source whose runtime the fit never saw from stacking guesses."""
-    single, multi = [], []
+    single: list[tuple[float, int, float]] = []
+    multi: list[tuple[float, int, float]] = []
     for pred, t in predictions:
         kept = sum(h * h for k, h in pred.widenings.items()
                    if not k.startswith((UNFITTED_KEY + " '", UNSEEN_SOURCE_KEY, MULTI_SOURCE_KEY)))
