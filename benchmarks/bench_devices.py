@@ -209,18 +209,22 @@ ADAPT_MIN_ROWS = 6  # a device needs this many rows for its own leave-one-model-
 
 
 def adaptation(meta: list[dict[str, Any]], data: list[tuple[Any, Any, float]],
-               base: Any) -> tuple[list[list[str]], list[float], list[float]]:
+               base: Any) -> tuple[list[list[str]], list[float], list[float], list[tuple[bool, float]]]:
     """`mlfit truth fit` judged on the published table: for each CPU device with at least
     ``ADAPT_MIN_ROWS`` rows, each of its models (all its rows of that model: other thread counts and
     precisions too) predicted by a fit on every other row without adaptation, and with the device's
-    other rows as its own (mlfit.analysis.deviceadapt: the device column and the device's own
-    terms). Per device: rows, median |error| without and with; and every row's errors."""
+    other rows as its own, as `mlfit truth fit` adapts (mlfit.analysis.deviceadapt.adapt: the device
+    column, the device's own terms, and the band from the device's other models' own
+    leave-one-model-out residuals, so the band never saw the model it judges). Per device: rows,
+    median |error| without and with, median band width without and with, rows inside the adapted
+    band; and every row's errors and (inside, width) under adaptation."""
     from mlfit.analysis import deviceadapt as da
     from mlfit.analysis import devicemodel as dm
 
     lines: list[list[str]] = []
     all_without: list[float] = []
     all_with: list[float] = []
+    all_band: list[tuple[bool, float]] = []
     by_device: dict[str, list[int]] = {}
     for i, (_, c, _) in enumerate(data):
         if c.device.kind == "cpu":
@@ -228,7 +232,7 @@ def adaptation(meta: list[dict[str, Any]], data: list[tuple[Any, Any, float]],
     for device, idx in sorted(by_device.items()):
         if len(idx) < ADAPT_MIN_ROWS:
             continue
-        without, with_ = [], []
+        without, with_, widths_without, band = [], [], [], []
         for model in sorted({meta[i]["model"] for i in idx}):
             held = [i for i in idx if meta[i]["model"] == model]
             own = [data[i] for i in idx if meta[i]["model"] != model]
@@ -236,15 +240,23 @@ def adaptation(meta: list[dict[str, Any]], data: list[tuple[Any, Any, float]],
             if not own:
                 continue
             plain = dm.fit(rest + own, base)
-            params, local = da.refit(rest, own, base)
+            adapted = da.adapt(rest, own, [str(i) for i in idx if meta[i]["model"] != model], base)
+            described = adapted.band.describe() if adapted.band else ""
             for i in held:
                 s, c, t = data[i]
-                without.append(abs(dm.predict(s, c, plain).value / t - 1))
-                with_.append(abs(local.seconds(s, da.on_device(c), params) / t - 1))
+                before = dm.predict(s, c, plain)
+                after = da.predict(s, c, adapted.params, adapted.device_terms, len(adapted.used), described)
+                without.append(abs(before.value / t - 1))
+                widths_without.append(before.upper / before.lower)
+                with_.append(abs(after.value / t - 1))
+                band.append((after.lower <= t <= after.upper, after.upper / after.lower))
         all_without += without
         all_with += with_
-        lines.append([device, str(len(without)), _pct(bl.median(without)), _pct(bl.median(with_))])
-    return lines, all_without, all_with
+        all_band += band
+        lines.append([device, str(len(without)), _pct(bl.median(without)), _pct(bl.median(with_)),
+                      f"{bl.median(widths_without):.2f}x", f"{bl.median([w for _, w in band]):.2f}x",
+                      _pct(sum(1 for inside, _ in band if inside) / len(band))])
+    return lines, all_without, all_with, all_band
 
 
 def _is_stale(committed: Any, current: Any) -> bool:
@@ -386,20 +398,26 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         "",
         f"Leave-one-source-out with each source weighted equally (not each row): {s_cov_src:.0%} inside.",
     ]
-    adapt_lines, a_without, a_with = adaptation(meta, data, params)
+    adapt_lines, a_without, a_with, a_band = adaptation(meta, data, params)
+    a_inside = sum(1 for inside, _ in a_band if inside) / len(a_band) if a_band else 0.0
+    a_width = bl.median([w for _, w in a_band]) if a_band else 0.0
     text += [
         "",
         f"**Learning a device from its own rows** (`mlfit truth fit`, issue 25): for each CPU device with at least "
         f"{ADAPT_MIN_ROWS} rows, each model's rows on it predicted by a fit on every other row (leave-one-model-out: "
         "its other thread counts and precisions are held out too), without adaptation and with the device's "
-        "other rows as its own (a device column on the table refit, then the device's own scales on dense and "
-        "depthwise compute, bytes, dense-op bytes and dispatch, and its own thread contention where its rows "
-        "ran at several thread counts):",
+        "other rows as its own, as `mlfit truth fit` adapts (a device column on the table refit, then the "
+        "device's own scales on dense and depthwise compute, bytes, dense-op bytes and dispatch, and its own "
+        "thread contention where its rows ran at several thread counts). The adapted band is the device's own: "
+        "of its other models' leave-one-model-out residuals (n units), the k-th smallest with "
+        "k = ceil(0.85 (n + 1)), at most n (the largest for n <= 5); it never saw the model it judges:",
         "",
-        bl.table(["device", "rows", "median abs error without", "with adaptation"], adapt_lines),
+        bl.table(["device", "rows", "median abs error without", "with adaptation", "median band without",
+                  "with adaptation", "inside adapted band"], adapt_lines),
         "",
         f"All {len(a_with)} rows: median |error| {_pct(bl.median(a_without))} without, "
-        f"{_pct(bl.median(a_with))} with adaptation.",
+        f"{_pct(bl.median(a_with))} with adaptation; adapted band median {a_width:.2f}x, "
+        f"{_pct(a_inside)} of the held-out rows inside it.",
     ]
     if stale:
         text += ["", "**The committed fit (`_devicefit.py`) differs from a fit on this table: rerun "
@@ -419,7 +437,8 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         bl.Row(f"{NUMBER}. devices, leave-one-source-out median band width", "<= 3x", f"{s_width:.2f}x",
                bl.met(s_width <= GOALS["width"])),
         bl.Row(f"{NUMBER}. devices, leave-one-model-out with a device's own rows (truth fit)", "-",
-               f"|error| {_pct(bl.median(a_with))} (without: {_pct(bl.median(a_without))})", "-"),
+               f"|error| {_pct(bl.median(a_with))} (without: {_pct(bl.median(a_without))}), band {a_width:.2f}x, "
+               f"inside {_pct(a_inside)}", "-"),
     ]
     return "\n".join(text), rows
 
