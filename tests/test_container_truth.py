@@ -15,8 +15,9 @@ from conftest import FAST, assert_no_traceback, run_mlfit
 from mlfit.measure import cgroup
 
 REASON = cgroup.can_emulate()
+# Not serial: a container's limits bind only its own cgroup, and nothing here is a timing ratio.
 pytestmark = [pytest.mark.skipif(REASON is not None, reason=f"cannot make a cgroup here: {REASON}"),
-              pytest.mark.slow, pytest.mark.serial]
+              pytest.mark.slow]
 
 
 def _pod(tmp_path: Path, memory: str) -> Path:
