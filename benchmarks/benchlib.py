@@ -290,7 +290,10 @@ class MlfitRun:
         out: dict[str, float] = {}
         worker_total = 0.0
         for result in self.results:
-            timeline = ((result.get("measurement") or {}).get("extra") or {}).get("memory_timeline") or {}
+            measurement = result.get("measurement") or {}
+            # measurement.memory_timeline (older builds kept it under measurement.extra)
+            extra = measurement.get("extra") or {}
+            timeline = measurement.get("memory_timeline") or extra.get("memory_timeline") or {}
             marks = [(str(name), float(t)) for name, t in timeline.get("phases", [])]
             if not marks:
                 return {}

@@ -36,11 +36,14 @@ def _build_keras(folder: Path, out: dict[str, str]) -> None:
     net = keras.Model(inp, keras.layers.Dense(4, activation="softmax")(x), name="convnet")
     net.save(folder / "convnet.keras")
     net.save(folder / "convnet.h5")
+    # What Keras itself counts, for `mlfit inspect` to match without loading the model.
+    (folder / "convnet_keras_counts.json").write_text(json.dumps({"count_params": net.count_params()}))
     net.export(str(folder / "convnet_savedmodel"), verbose=False)
     out.update(
         keras=str(folder / "convnet.keras"),
         h5=str(folder / "convnet.h5"),
         savedmodel=str(folder / "convnet_savedmodel"),
+        keras_counts=str(folder / "convnet_keras_counts.json"),
     )
 
     converter = tf.lite.TFLiteConverter.from_keras_model(net)

@@ -92,3 +92,89 @@ def test_safety_inputs_reference_kernel_and_kernel_coverage_never_import_onnx(cn
                          timeout=120, cwd=REPO)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "ok"
+
+
+def test_shape_inference_is_onnx_own(cnn_model: Path, transformer_model: Path) -> None:
+    # the same C++ function onnx.shape_inference.infer_shapes calls: byte-identical models out
+    for path in (cnn_model, transformer_model):
+        model = onnxpb.load_model(path)
+        for data_prop in (False, True):
+            ours = onnxpb.infer_shapes(model, data_prop=data_prop)
+            theirs = onnx.shape_inference.infer_shapes(model, data_prop=data_prop)
+            assert ours.SerializeToString() == theirs.SerializeToString()
+
+
+def test_attribute_value_matches_onnx_helper() -> None:
+    graph = helper.make_graph([], "g", [], [])
+    values = [1.5, 3, b"s", numpy_helper.from_array(np.array([1.0], np.float32), "t"), graph, [1.0, 2.0], [1, 2],
+              [b"a", b"b"], [numpy_helper.from_array(np.array([2], np.int64), "u")], [graph]]
+    for i, value in enumerate(values):
+        attr = helper.make_attribute(f"a{i}", value)
+        assert onnxpb.attribute_value(attr) == helper.get_attribute_value(attr), attr.type
+
+
+_ANALYSIS = """
+import json, sys
+from pathlib import Path
+from mlfit.analysis.graph import analyze_onnx
+facts = [analyze_onnx(Path(p), dims={"seq": 8}) for p in sys.argv[1:]]
+assert "onnx" not in sys.modules and "ml_dtypes" not in sys.modules, sorted(m for m in sys.modules if "onnx" in m)
+import onnx, onnx.checker, onnx.shape_inference  # a later import of onnx takes the extension already loaded
+model = onnx.load(sys.argv[1])
+onnx.checker.check_model(onnx.shape_inference.infer_shapes(model))
+print(json.dumps(facts, sort_keys=True, default=str))
+"""
+
+
+def test_static_analysis_without_onnx_gives_the_onnx_path_facts(cnn_model: Path, transformer_model: Path,
+                                                                 small_cnn_model: Path, monkeypatch) -> None:
+    # was: the analysis imported onnx for its shape inference (ml_dtypes: 0.9 s of the parent's CPU per check)
+    import json
+
+    from mlfit.analysis.graph import analyze_onnx
+
+    paths = [str(p) for p in (cnn_model, transformer_model, small_cnn_model)]
+    run = subprocess.run([sys.executable, "-c", _ANALYSIS, *paths], capture_output=True, text=True,
+                         timeout=120, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    monkeypatch.setattr(onnxpb, "infer_shapes", lambda model, data_prop=False:
+                        onnx.shape_inference.infer_shapes(model, data_prop=data_prop))
+    expected = [analyze_onnx(Path(p), dims={"seq": 8}) for p in paths]
+    assert json.loads(run.stdout) == json.loads(json.dumps(expected, sort_keys=True, default=str))
+    assert all(facts["flops"] > 0 for facts in expected)
+
+
+def test_check_parent_never_imports_onnx(tiny_model: Path) -> None:
+    # -X importtime lists every module the CLI process imports (the worker is started without it)
+    run = subprocess.run([sys.executable, "-X", "importtime", "-m", "mlfit", "check", str(tiny_model),
+                          "--target", "edge", "--min-time", "0.1", "--warmup", "2", "--quiet"],
+                         capture_output=True, text=True, timeout=180, cwd=REPO, stdin=subprocess.DEVNULL)
+    assert run.returncode == 0, run.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
+    assert "mlfit.analysis.graph" in imported  # the static analysis ran in this process
+    assert {"onnx", "ml_dtypes", "memory_profiler"} & imported == set(), sorted(imported & {"onnx", "ml_dtypes"})
+
+
+_NO_NUMPY = """
+import sys
+from pathlib import Path
+from mlfit.formats.kinds import ModelFormat
+from mlfit.formats.registry import get
+declared = get(ModelFormat.ONNX).declared_inputs(Path(sys.argv[1]), "serving_default")
+assert declared is not None and declared.inputs
+assert "numpy" not in sys.modules
+print("ok")
+"""
+
+
+def test_declared_inputs_read_no_constant_they_do_not_need(cnn_model: Path, transformer_model: Path) -> None:
+    # was: every small constant was read as an array, which imported numpy (0.1-0.3 s) before the
+    # worker could be told its request; only a OneHot depth or Clip bound the inputs reach is read
+    run = subprocess.run([sys.executable, "-c", _NO_NUMPY, str(cnn_model)], capture_output=True, text=True,
+                         timeout=120, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    from mlfit.formats.kinds import ModelFormat
+    from mlfit.formats.registry import get
+
+    declared = get(ModelFormat.ONNX).declared_inputs(transformer_model, "serving_default")
+    assert declared is not None and declared.ranges["input_ids"] == (0, 500)  # the Gather table's rows

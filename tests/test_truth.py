@@ -10,6 +10,7 @@ fifth per node), never raw wall time, so a busy machine does not decide the test
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from tests.conftest import FAST, assert_no_traceback, run_mlfit
 from mlfit.analysis import deviceadapt as da
 from mlfit.analysis import devicemodel as dm
 from mlfit.catalog.hostfacts import host_hardware
+from mlfit.catalog.schema import Percentile
 from mlfit.errors import ExitCode
 from mlfit.result import load_report
 from mlfit.truth.rows import uncontended_cost
@@ -98,7 +100,7 @@ def test_a_device_learnt_from_five_rows_projects_three_new_models_within_15_perc
                     *FAST[:-1])
     assert run.code == 0, run.output
     assert "device model adapted with 5 rows measured on lab-box" in " ".join(run.stdout.split())
-    after, before, widths = [], [], []
+    after, before, widths, inside = [], [], [], 0
     for result in load_report(out).results:
         observed, _ = uncontended_cost(result, result.measurement)
         projection = result.targets[0].projection
@@ -106,17 +108,28 @@ def test_a_device_learnt_from_five_rows_projects_three_new_models_within_15_perc
         model = projection.details.device_model
         assert model.adapted is not None and model.adapted.rows == 5
         assert any("device model adapted with 5 rows" in n and "user-stated" in n for n in projection.notes)
+        # the band's only part: the device's own residuals (no unseen-device or unseen-source
+        # widening, no column without a row); the largest of five, which vouches for 5/6 = 83%
+        (name, half), = model.widenings_log.items()
+        assert "the largest of the device's 5 leave-one-model-out residuals" in name and "83%" in name, name
+        assert math.exp(2 * half) == pytest.approx(model.upper / model.lower, rel=1e-3)
         p50 = next(c for c in result.targets[0].checks if c.metric == "latency.p50")
         assert p50.value is not None
+        band = projection.latency[Percentile.P50]
+        # the p50 the verdict reads is the device model's band: this host's load does not widen it
+        assert band.upper / band.lower == pytest.approx(model.upper / model.lower, rel=1e-3), (band, model)
         after.append(abs(p50.value / observed - 1))
         before.append(abs(model.adapted.seconds_unadapted / observed - 1))
         widths.append(model.upper / model.lower)
+        inside += band.lower <= observed <= band.upper
     assert statistics.median(after) <= 0.15, (after, before)
     assert statistics.median(before) >= 2 * statistics.median(after) and statistics.median(before) >= 0.3, before
-    # The issue's goal is <= 1.6x and is NOT met: the band is the 85% quantile of the five rows' own
-    # leave-one-out residuals, and with one MobileNetV3-large among five it has come out 1.56-2.09x on
-    # this busy host (the projections themselves: 2-23% off). This bound only guards against a band
-    # that stops being informative; more rows narrow it.
+    assert inside >= 2, (inside, widths, after)
+    # The issue's goal of <= 1.6x is NOT met, and is not claimed: five rows' leave-one-model-out
+    # residuals on this loaded host reach 0.27-0.36 in log (a MobileNetV3 predicted from one other
+    # V3; run-to-run noise of one model's cost: 5-35%), so a band that covers a new model >= 83% of
+    # the time is 1.7-2.1x wide (docs/projection.md, "How wide"). This bound only guards against a
+    # band that stops being informative; rows of more models narrow it.
     assert max(widths) <= 2.5, (widths, after, before)
 
 
@@ -166,6 +179,41 @@ def test_a_row_5x_off_the_others_is_named_not_used(lab: dict[str, Any], fit_resu
     assert [i for i, _ in adapted.excluded] == [ids[2]], adapted.excluded
     assert "off what the device's other rows predict" in adapted.excluded[0][1]
     assert ids[2] not in adapted.used and len(adapted.used) == 4
+
+
+@pytest.mark.slow
+def test_a_model_measured_again_never_vouches_for_itself(lab: dict[str, Any], fit_result: Path) -> None:
+    """A nightly `--learn` adds the same models again: held out one row at a time, each row would be
+    predicted from its own twin and the band would collapse to its floor. Held out a model at a
+    time, the repeats are one unit each: the band is what five models give."""
+    rows, ids = _rows_from(fit_result, lab["hardware"])
+    base = dm.fitted()
+    assert base is not None
+    once = da.adapt(da.table_rows(), rows, ids, base)
+    twice = da.adapt(da.table_rows(), rows + rows, ids + [f"{i}-again" for i in ids], base)
+    assert once.band is not None and twice.band is not None
+    assert (twice.band.k, twice.band.n) == (once.band.k, once.band.n) == (5, 5)
+    assert twice.band.half == pytest.approx(once.band.half, rel=0.25), (once.band, twice.band)
+    assert twice.band.half > 2 * da.BAND_FLOOR and min(twice.after) > 0
+
+
+def test_the_own_band_is_a_conformal_order_statistic() -> None:
+    """k = ceil(0.85 (n + 1)) of n held-out units: the largest for n <= 5 (coverage n / (n + 1)),
+    the 18th of 20; repeats of one unit count once (their median); never below the floor."""
+    table = da.table_rows()
+    s = table[0][0]
+    others = [r for r in table if r[0] != s][:19]
+    units = [table[0], *others]
+    residuals = [0.01 * (i + 1) for i in range(20)]
+    band = da.own_band(residuals, units)
+    assert (band.k, band.n) == (18, 20) and band.half == pytest.approx(0.18)
+    assert band.coverage == pytest.approx(18 / 21)
+    five = da.own_band([0.3, -0.1, 0.2, 0.05, -0.25], units[:5])
+    assert (five.k, five.n, five.half) == (5, 5, 0.3) and "the largest" in five.describe()
+    assert "83%" in five.describe()
+    twice = da.own_band([0.3, 0.1, 0.2, 0.05, 0.25, 0.5], [*units[:5], units[0]])  # a repeat of the first
+    assert twice.n == 5 and twice.half == pytest.approx(0.4)
+    assert da.own_band([0.0, 0.0, 0.0], units[:3]).half == da.BAND_FLOOR
 
 
 def test_the_table_beside_the_fit_refits_to_the_committed_constants() -> None:
@@ -317,7 +365,9 @@ def test_a_projection_to_an_adapted_device_uses_its_fit_and_says_so(small_cnn_mo
     rows = [r for r in da.table_rows() if r[1].device.id == "rpi4-4gb" and not r[1].source and not r[1].mode]
     rows = [r for r in rows if r[1].precision == "fp32"][:4]
     adapted = da.adapt(da.table_rows(), rows, [f"r{i}" for i in range(len(rows))], base)
-    fit = da.ActiveFit(adapted.device, adapted.params, adapted.device_terms, len(adapted.used), adapted.summary(2))
+    assert adapted.band is not None
+    fit = da.ActiveFit(adapted.device, adapted.params, adapted.device_terms, len(adapted.used), adapted.summary(2),
+                       band=adapted.band.describe())
     static = analyze_onnx(small_cnn_model)
     m = _measurement(mean_s=0.01, threads=2).model_copy(update={"runtime": "tflite"})
     plain = project_cpu(target, m, None, static, CALIBRATION, host_info())

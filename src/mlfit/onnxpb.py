@@ -8,15 +8,20 @@ package's file under a private module name, so the ``onnx`` package itself is no
 
 The messages share protobuf's default descriptor pool with the real package: an ``onnx`` import
 later in the same process adds the identical file again (the pool accepts that), and bytes
-serialised by one parse with the other. Code that needs onnx's C++ parts (shape inference, the
-checker, op schemas) still imports ``onnx``; everything else should use this.
+serialised by one parse with the other. Shape inference is onnx's C++ extension, loaded here the
+same way (:func:`infer_shapes`: the very function ``onnx.shape_inference.infer_shapes`` calls, so the
+shapes are the same). Code that needs the rest of onnx (the checker, op schemas, numpy_helper for
+the rarer element types) still imports ``onnx``; everything else should use this.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.machinery
 import importlib.util
 import os
+import sys
+import threading
 from types import ModuleType
 from typing import Any
 
@@ -33,16 +38,61 @@ _DTYPES = {
 @functools.cache
 def proto() -> ModuleType:
     """The generated ``onnx_ml_pb2`` module (ModelProto, TensorProto, ...), without ``import onnx``."""
-    spec = importlib.util.find_spec("onnx")  # locates the package; does not import it
-    if spec is None or spec.origin is None:
-        raise ImportError("onnx is not installed")
-    path = os.path.join(os.path.dirname(spec.origin), "onnx_ml_pb2.py")
+    path = os.path.join(_package_dir(), "onnx_ml_pb2.py")
     own = importlib.util.spec_from_file_location("mlfit._onnx_ml_pb2", path)
     if own is None or own.loader is None:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(own)
     own.loader.exec_module(module)
     return module
+
+
+def _package_dir() -> str:
+    spec = importlib.util.find_spec("onnx")  # locates the package; does not import it
+    if spec is None or spec.origin is None:
+        raise ImportError("onnx is not installed")
+    return os.path.dirname(spec.origin)
+
+
+_CPP = "onnx.onnx_cpp2py_export"
+_cpp_lock = threading.Lock()  # the static analysis runs in a thread: one load, never two
+
+
+def _cpp() -> ModuleType:
+    """onnx's C++ extension (shape inference, checker, schemas) without running ``onnx/__init__``.
+
+    It is registered under its own name in ``sys.modules``: the extension may be initialised once
+    per process (a second load fails: "an object of the same name already exists"), so an
+    ``import onnx`` later in this process must find this one, and it does (onnx's own modules import
+    it by that name). Where onnx is already imported, its copy is used.
+    """
+    with _cpp_lock:
+        loaded = sys.modules.get(_CPP)
+        if loaded is not None:
+            return loaded
+        if "onnx" in sys.modules:
+            return importlib.import_module(_CPP)
+        folder = _package_dir()
+        name = next((f for f in os.listdir(folder) if f.startswith("onnx_cpp2py_export.")
+                     and f.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))), None)
+        if name is None:
+            return importlib.import_module(_CPP)  # an unusual build: the package knows where it is
+        path = os.path.join(folder, name)
+        loader = importlib.machinery.ExtensionFileLoader(_CPP, path)
+        spec = importlib.util.spec_from_file_location(_CPP, path, loader=loader)
+        if spec is None:
+            raise ImportError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec)
+        loader.exec_module(module)
+        sys.modules[_CPP] = module
+        return module
+
+
+def infer_shapes(model: Any, data_prop: bool = False) -> Any:
+    """``onnx.shape_inference.infer_shapes(model, data_prop=data_prop)`` (check_type and strict_mode
+    off, as there) through the same C++ function, without importing onnx."""
+    inferred = _cpp().shape_inference.infer_shapes(model.SerializeToString(), False, False, data_prop)
+    return model_proto().FromString(inferred)
 
 
 def model_proto() -> Any:
@@ -79,9 +129,31 @@ def value_info(name: str, elem_type: int, shape: list[int]) -> Any:
     out.name = name
     kind = out.type.tensor_type
     kind.elem_type = elem_type
+    kind.shape.SetInParent()  # a scalar has an empty shape, not none (as make_tensor_value_info writes it)
     for size in shape:
         kind.shape.dim.add().dim_value = int(size)
     return out
+
+
+# AttributeProto.AttributeType -> the field holding the value, and whether it is repeated
+_ATTRIBUTE_FIELDS = {1: ("f", False), 2: ("i", False), 3: ("s", False), 4: ("t", False), 5: ("g", False),
+                     11: ("sparse_tensor", False), 13: ("tp", False), 6: ("floats", True), 7: ("ints", True),
+                     8: ("strings", True), 9: ("tensors", True), 10: ("graphs", True),
+                     12: ("sparse_tensors", True), 14: ("type_protos", True)}
+
+
+def attribute_value(attr: Any) -> Any:
+    """An attribute's value as ``onnx.helper.get_attribute_value`` gives it (lists for the repeated
+    kinds, None for UNDEFINED), and its errors for a reference or an unknown kind."""
+    if attr.ref_attr_name:
+        raise ValueError(f"Cannot get value of reference attribute: {attr}")
+    if attr.type == 0:
+        return None
+    kind = _ATTRIBUTE_FIELDS.get(int(attr.type))
+    if kind is None:
+        raise ValueError(f"Unsupported ONNX attribute: {attr}")
+    value = getattr(attr, kind[0])
+    return list(value) if kind[1] else value
 
 
 # element type -> (numpy dtype, the typed field that holds the values when raw_data is empty)

@@ -16,10 +16,19 @@ rows measured on the user's own device teach that device, in two steps:
 The adapted constants are used for that device only.
 
 Judged as the user would judge it: each of the device's rows is predicted *before* (the committed
-fit, which never saw it) and *after* (a fit on the table plus the device's other rows: leave one
-out). A row that the others put more than :data:`OUTLIER` off is named and left out. The band of
-an adapted projection is the device's own leave-one-out residuals (85% quantile) once it has
-:data:`MIN_ROWS_FOR_BAND` rows; before that the committed band and its unseen-source widening stay.
+fit, which never saw it) and *after* (a fit on the table plus the device's rows of its *other models*:
+leave one model out, so a model measured again each night, or at other thread counts, never vouches
+for itself). A row that the others put more than :data:`OUTLIER` off is named and left out.
+
+The band of an adapted projection (:func:`own_band`) is the device's own leave-one-model-out
+residuals once they come from :data:`MIN_ROWS_FOR_BAND` models, and nothing else of the committed
+band: the device is no longer unseen (no unseen-device or unseen-source widening), and those
+residuals are the error of exactly this device, this runtime and this build. A small sample is
+treated as split-conformal prediction does: of n held-out units (distinct model and configuration;
+repeats of one are one unit, their median), the k-th smallest with k = ceil(0.85 (n + 1)), which
+covers a new model's error with probability >= k / (n + 1) when the units are exchangeable; with
+n < 6 that k exceeds n, so the band is the largest residual and its coverage n / (n + 1) (83% for
+five) is what the rows can vouch for. Fewer models: the committed band and its widenings stay.
 
 Pure: no I/O. The active fits for a check are set with :func:`using` by the run (which reads the
 fit file) and read by the projection with :func:`active`.
@@ -38,7 +47,7 @@ from mlfit.analysis import devicemodel as dm
 
 Row = tuple[dm.Structure, dm.Config, float]
 OUTLIER = math.log(5.0)  # a row 5x off what the device's other rows predict is inconsistent
-MIN_ROWS_FOR_BAND = 3  # fewer rows: no residuals of the device's own to set a band from
+MIN_ROWS_FOR_BAND = 3  # distinct models; fewer: no residuals of the device's own to set a band from
 BAND_FLOOR = math.log(1.05)  # never narrower: the user's device still drifts (thermals, versions)
 
 
@@ -175,7 +184,8 @@ class Adaptation:
     used: tuple[str, ...]  # row ids
     excluded: tuple[tuple[str, str], ...] = ()  # (row id, why)
     before: tuple[float, ...] = ()  # |relative error| of each used row, committed fit
-    after: tuple[float, ...] = ()  # ... leave-one-out with the device's other rows
+    after: tuple[float, ...] = ()  # ... leave-one-model-out with the device's other models' rows
+    band: OwnBand | None = None  # None: too few models for a band of the device's own
 
     @property
     def median_before(self) -> float:
@@ -205,52 +215,101 @@ def refit(table: Sequence[Row], rows: Sequence[Row], base: dm.Params) -> tuple[d
     return params, fit_terms(rows, params)
 
 
-def leave_one_out(table: Sequence[Row], rows: Sequence[Row], base: dm.Params) -> list[float]:
-    """Each row's log residual predicted by a refit on the table plus the device's other rows."""
-    out = []
-    for i, (s, c, t) in enumerate(rows):
-        params, local = refit(table, [r for j, r in enumerate(rows) if j != i], base)
-        out.append(dm.log_residual(t, local.seconds(s, on_device(c), params)))
+def leave_one_model_out(table: Sequence[Row], rows: Sequence[Row], base: dm.Params) -> list[float]:
+    """Each row's log residual predicted by a refit on the table plus the device's rows of the other
+    models (every row of its model held out with it: its other thread counts and its repeats, which
+    would otherwise predict it from its own measurement). 0 for every row when only one model has rows."""
+    out = [0.0] * len(rows)
+    for model in dict.fromkeys(s for s, _, _ in rows):
+        others = [r for r in rows if r[0] != model]
+        if not others:
+            return [0.0] * len(rows)
+        params, local = refit(table, others, base)
+        for i, (s, c, t) in enumerate(rows):
+            if s == model:
+                out[i] = dm.log_residual(t, local.seconds(s, on_device(c), params))
     return out
+
+
+@dataclass(frozen=True)
+class OwnBand:
+    """An adapted device's band from its own residuals: the log half-width, the order statistic
+    used (k-th smallest of n held-out units) and the coverage that order statistic vouches for."""
+
+    half: float
+    k: int
+    n: int
+
+    @property
+    def coverage(self) -> float:
+        return self.k / (self.n + 1)
+
+    def describe(self) -> str:
+        which = "the largest" if self.k == self.n else f"the {self.k}th smallest"
+        return (f"{which} of the device's {self.n} leave-one-model-out residuals (covers a new model "
+                f">= {self.coverage:.0%} of the time)")
+
+
+def own_band(residuals: Sequence[float], rows: Sequence[Row]) -> OwnBand:
+    """The band's log half-width from the device's leave-one-model-out ``residuals`` (one per row):
+    the k-th smallest of the n units' |residual| with k = ceil(q (n + 1)), q = ``dm.BAND_QUANTILE``,
+    at most n (split-conformal; see the module's docstring); never below :data:`BAND_FLOOR`."""
+    units: dict[tuple[dm.Structure, dm.Config], list[float]] = {}
+    for r, (s, c, _) in zip(residuals, rows, strict=True):
+        units.setdefault((s, on_device(c)), []).append(abs(r))
+    values = sorted(_median(v) for v in units.values())
+    n = len(values)
+    k = max(1, min(n, math.ceil(dm.BAND_QUANTILE * (n + 1) - 1e-9)))
+    return OwnBand(max(BAND_FLOOR, values[k - 1]), k, n)
 
 
 def adapt(table: Sequence[Row], rows: Sequence[Row], ids: Sequence[str], base: dm.Params) -> Adaptation:
     """Refit ``base`` (the committed fit) on ``table`` plus ``rows`` (all measured on one device,
     ``ids`` naming them), leaving out rows the others put :data:`OUTLIER` off (worst first, while
-    three or more remain)."""
+    rows of three or more models remain)."""
     if not rows:
         raise ValueError("no rows to adapt from")
     device = rows[0][1].device
     kept, names = list(rows), list(ids)
     excluded: list[tuple[str, str]] = []
-    residuals = leave_one_out(table, kept, base) if len(kept) >= 2 else [0.0]
-    while len(kept) >= MIN_ROWS_FOR_BAND:
+    residuals = leave_one_model_out(table, kept, base)
+    while _models(kept) >= MIN_ROWS_FOR_BAND:
         worst = max(range(len(kept)), key=lambda i: abs(residuals[i]))
         if abs(residuals[worst]) <= OUTLIER:
             break
         excluded.append((names[worst], f"{math.exp(abs(residuals[worst])):.1f}x off what the device's other rows "
                                        "predict: inconsistent, not used"))
         del kept[worst], names[worst]
-        residuals = leave_one_out(table, kept, base)
+        residuals = leave_one_model_out(table, kept, base)
     before = tuple(abs(dm.predict(s, c, base).value / t - 1) for s, c, t in kept)
-    after = tuple(abs(math.exp(-r) - 1) for r in residuals) if len(kept) >= 2 else before
+    after = tuple(abs(math.exp(-r) - 1) for r in residuals) if _models(kept) >= 2 else before
     params, local = refit(table, kept, base)
-    if len(kept) >= MIN_ROWS_FOR_BAND:
-        band = max(BAND_FLOOR, dm.quantile([abs(r) for r in residuals], dm.BAND_QUANTILE))
+    band = own_band(residuals, kept) if _models(kept) >= MIN_ROWS_FOR_BAND else None
+    if band is not None:
         # the device's own rows are the source: the unseen-source widening measured what they now show
-        params = replace(params, band_log=band, unseen_source_log=0.0)
+        params = replace(params, band_log=band.half, unseen_source_log=0.0)
     else:
         params = replace(params, band_log=base.band_log, unseen_source_log=base.unseen_source_log)
-    return Adaptation(device.id, device, params, local, tuple(names), tuple(excluded), before, after)
+    return Adaptation(device.id, device, params, local, tuple(names), tuple(excluded), before, after, band)
 
 
-def predict(s: dm.Structure, c: dm.Config, p: dm.Params, local: DeviceTerms, rows: int) -> dm.Prediction:
-    """An adapted projection: the device's own terms; its band from its own residuals (with the
-    committed widenings for a configuration or model its rows do not cover)."""
+def _models(rows: Sequence[Row]) -> int:
+    return len({s for s, _, _ in rows})
+
+
+def predict(s: dm.Structure, c: dm.Config, p: dm.Params, local: DeviceTerms, rows: int,
+            band: str = "") -> dm.Prediction:
+    """An adapted projection: the device's own terms; its band from its own residuals (``band``
+    says how: :meth:`OwnBand.describe`), with the committed widenings only for a configuration its
+    rows do not cover (a column without a row). ``band`` "": too few models for a band of its own;
+    the committed band and its widenings stay (``p`` carries them)."""
     config = on_device(c)
     centre = local.seconds(s, config, p)
     plain = dm.predict(s, config, p)
-    widen = {f"the device's own leave-one-out residuals ({rows} rows)": p.band_log}
+    if not band:
+        return replace(plain, value=centre, lower=centre * plain.lower / plain.value,
+                       upper=centre * plain.upper / plain.value)
+    widen = {f"the device's own residuals ({rows} rows): {band}": p.band_log}
     widen.update({k: v for k, v in plain.widenings.items() if k != "validation residuals"})
     half = math.sqrt(sum(h * h for h in widen.values()))
     return dm.Prediction(centre, centre * math.exp(-half), centre * math.exp(half), widen, plain.unfitted)
@@ -280,6 +339,7 @@ class ActiveFit:
     rows: int
     summary: str
     stale: str = ""  # why it may be out of date (the store changed since the fit), or ""
+    band: str = ""  # how the band was set from the device's own residuals (OwnBand.describe), or ""
 
 
 _ACTIVE: ContextVar[Mapping[str, ActiveFit] | None] = ContextVar("mlfit_device_fits", default=None)

@@ -74,6 +74,8 @@ def _fix_inputs(model: Any, dims: dict[str, int], shapes: dict[str, list[int]]) 
 def _bind_values(model: Any, values: dict[str, float]) -> list[str]:
     """Turn inputs given a constant value (``--value NAME=V``) into initializers of that value (in
     place), so shape inference can compute the shapes that depend on them; the names bound."""
+    if not values:
+        return []  # the usual case: onnx (0.6 s of CPU to import) is not needed
     import numpy as np
     import onnx
     from onnx import numpy_helper
@@ -151,19 +153,19 @@ def _light(model: Any) -> Any:
     """A copy of ``model`` whose large initializers are declared graph inputs instead."""
     import math
 
-    import onnx
+    from mlfit import onnxpb
 
     graph = model.graph
     big = [t for t in graph.initializer if math.prod(int(d) for d in t.dims) > _DATA_PROP_MAX_ELEMENTS]
     if not big:
         return model
-    light = onnx.ModelProto()
+    light = onnxpb.model_proto()()
     light.CopyFrom(model)
     kept = [t for t in light.graph.initializer if math.prod(int(d) for d in t.dims) <= _DATA_PROP_MAX_ELEMENTS]
     del light.graph.initializer[:]
     light.graph.initializer.extend(kept)
     declared = {i.name for i in light.graph.input}
-    light.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+    light.graph.input.extend(onnxpb.value_info(t.name, t.data_type, list(t.dims))
                              for t in big if t.name not in declared)
     return light
 
@@ -180,14 +182,15 @@ def _long_vector(model: Any) -> bool:
 
 
 def _infer(model: Any) -> Any:
-    import onnx
+    """onnx's shape inference (its C++ function, called without ``import onnx``: mlfit.onnxpb)."""
+    from mlfit import onnxpb
 
     try:
         light = _light(model)
-        plain = onnx.shape_inference.infer_shapes(light)
+        plain = onnxpb.infer_shapes(light)
         if _long_vector(plain):  # data propagation would take gigabytes; the plain shapes must do
             return plain
-        return onnx.shape_inference.infer_shapes(light, data_prop=True)
+        return onnxpb.infer_shapes(light, data_prop=True)
     except Exception:  # onnx raises several types for odd graphs; fall back to the declared shapes
         return model
 
@@ -205,17 +208,17 @@ def _ort_symbolic(model: Any, timeout: float = 120.0) -> Any | None:
     """onnxruntime's symbolic shape inference, in a subprocess; None when unavailable."""
     import importlib.util
 
-    import onnx
+    from mlfit import onnxpb
 
     if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("sympy") is None:
         return None
     with run_folder("mlfit-shapes-") as tmp:
         src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
-        onnx.save(_light(model), str(src))
+        src.write_bytes(_light(model).SerializeToString())  # onnx.save, without importing onnx here
         try:
             if run_child([sys.executable, "-c", _ORT_SYMBOLIC, str(src), str(dst)], max(1.0, timeout)).returncode:
                 return None
-            return onnx.load(str(dst), load_external_data=False)
+            return onnxpb.load_model(dst)
         except (ChildTimeout, OSError, ValueError):
             return None
 

@@ -35,12 +35,12 @@ class NodeCost:
 def attributes(node: Any) -> dict[str, object]:
     """The attributes the cost formulas read, plus what is derived from an ai.onnx.ml node's
     attribute tables (trees and depth of a tree ensemble, coefficient and support-vector counts)."""
-    import onnx
+    from mlfit.onnxpb import attribute_value  # onnx.helper's answer without importing onnx
 
     out: dict[str, object] = {}
     for a in node.attribute:
         if a.name in _WANTED:
-            out[a.name] = onnx.helper.get_attribute_value(a)
+            out[a.name] = attribute_value(a)
     if node.op_type.startswith("TreeEnsemble"):
         out.update(_tree_shape(node))
     elif node.op_type in ("LinearClassifier", "LinearRegressor", "SVMClassifier", "SVMRegressor"):
@@ -187,7 +187,7 @@ def node_cost(node: Any, types: Types, constants: dict[str, int], depth: int = 0
 def scalar_constants(graph: Any) -> dict[str, int]:
     """Integer scalars (and one-element tensors) of the graph's initializers and Constant nodes: a
     Loop's trip count is one of them when it is static."""
-    from onnx import numpy_helper
+    from mlfit.onnxpb import to_array  # numpy_helper's answer without importing onnx
 
     out: dict[str, int] = {}
     tensors = [(t.name, t) for t in graph.initializer]
@@ -199,7 +199,7 @@ def scalar_constants(graph: Any) -> dict[str, int]:
     for name, t in tensors:
         if len(t.dims) <= 1 and (not t.dims or int(t.dims[0]) == 1) and t.data_type in (6, 7):  # int32, int64
             try:
-                out[name] = int(numpy_helper.to_array(t).reshape(-1)[0])
+                out[name] = int(to_array(t).reshape(-1)[0])
             except (ValueError, IndexError):
                 continue
     return out

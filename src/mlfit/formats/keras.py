@@ -19,7 +19,7 @@ def _keras_dtype(value: Any) -> str:
     return {"float": "float32", "half": "float16", "double": "float64"}.get(str(value), str(value or "float32"))
 
 
-def _inbound_names(layer: dict[str, Any]) -> list[str]:
+def inbound_names(layer: dict[str, Any]) -> list[str]:
     """Names of the layers feeding ``layer`` (Keras 3 keras_history, or Keras 2 nested lists)."""
     names: list[str] = []
 
@@ -74,7 +74,7 @@ def keras_declared(config: Any) -> Declared | None:
             if layer.get("class_name") != "Embedding":
                 continue
             n = (layer.get("config") or {}).get("input_dim")
-            feeding = sorted({name for name in _inbound_names(layer) if name in input_names})
+            feeding = sorted({name for name in inbound_names(layer) if name in input_names})
             if isinstance(n, int) and n > 0 and len(feeding) == 1:
                 ranges[feeding[0]] = (0, n)
                 label = layer.get("name") or layer["config"].get("name")
@@ -89,7 +89,8 @@ def keras_declared(config: Any) -> Declared | None:
     return Declared(inputs=inputs, ranges=ranges, range_sources=sources)
 
 
-def _config(path: Path, zipped: bool) -> Any:
+def keras_config(path: Path, zipped: bool) -> Any:
+    """The model's config, read as the safety scan reads it (bounded; KerasConfigError if absent)."""
     from mlfit.safety.keras_scan import h5_config, keras_zip_config
 
     return keras_zip_config(path) if zipped else h5_config(path)
@@ -106,22 +107,25 @@ class Keras(BaseFormat):
         from mlfit.safety import check_keras
 
         # Trusted: the config is still read, since files outside the archive stay out even then.
-        check_keras(path, lambda: _config(path, self.zipped), trusted=trust_model)
+        check_keras(path, lambda: keras_config(path, self.zipped), trusted=trust_model)
 
     def declared_inputs(self, path: Path, signature: str) -> Declared | None:
         from mlfit.safety.keras_scan import KerasConfigError
 
         try:
-            config = _config(path, self.zipped)
+            config = keras_config(path, self.zipped)
         except KerasConfigError:
             return None
         declared = keras_declared(config)
         return declared if declared is not None and declared.inputs else None
 
     def structure(self, path: Path, signature: str) -> dict[str, Any] | None:
-        """Inputs and the layer histogram from the model's config (read as the safety scan reads it);
-        the weights are HDF5, read by the runtime only, so parameters are not counted here."""
-        config = _config(path, self.zipped)
+        """Inputs and the layer histogram from the model's config (read as the safety scan reads it),
+        parameters from the shapes of the stored weights (:mod:`mlfit.formats.keras_weights`); FLOPs
+        are added by :mod:`mlfit.analysis.kerascost` from the same config."""
+        from mlfit.formats.keras_weights import keras_weights
+
+        config = keras_config(path, self.zipped)
         layers: dict[str, int] = {}
         _layers(config, layers)
         declared = keras_declared(config)
@@ -130,13 +134,17 @@ class Keras(BaseFormat):
         named = [named] if isinstance(named, list) and named and isinstance(named[0], str) else named
         outputs = [{"name": str(o[0]), "dtype": "", "shape": []} for o in named if isinstance(o, list) and o] \
             if isinstance(named, list) else []
+        weights = keras_weights(path, self.zipped)
+        counted = {} if weights.problem else {"parameters": weights.parameters, "parameter_bytes": weights.by_dtype}
         return {
             "inputs": [t.model_dump(exclude_none=True) for t in declared.inputs] if declared else [],
             "outputs": outputs,
             "ops": dict(sorted(layers.items(), key=lambda kv: (-kv[1], kv[0]))),
             "node_count": sum(layers.values()),
-            "notes": ["ops: the config's layers; parameters and FLOPs are not read from a Keras file "
-                      "without a runtime (`mlfit profile` loads it, or --convert reads the converted graph)"],
+            **counted,
+            "notes": ["ops: the config's layers; parameters: the stored weights' shapes (optimizer state left out)"
+                      if not weights.problem else
+                      f"ops: the config's layers; parameters not counted: {weights.problem}"],
         }
 
 

@@ -232,7 +232,7 @@ def _run_worker(request: WorkerRequest, runtime_label: str, timeouts: Timeouts |
         reader.join(timeout=5)
         poller.join(timeout=5)
     timeline = MemoryTimeline(
-        source=f"RSS polled every {_POLL_INTERVAL_S:g} s with memory-profiler (worker and its children); "
+        source=f"RSS polled every {_POLL_INTERVAL_S:g} s with psutil (worker and its children); "
                "short spikes can fall between polls: peaks come from the kernel's high-water mark",
         samples=[(round(t - started, 4), int(mib * 2**20)) for mib, t in samples],
         phases=list(phase_marks),
@@ -277,10 +277,16 @@ def _spawn(request: WorkerRequest, request_path: Path, out_path: Path, log_path:
         log = open(log_path, "wb")  # noqa: SIM115 - closed right after the spawn
     except OSError as exc:
         return resource_error(exc, scratch, Phase.START)
+    from mlfit.measure import spare
+
+    if group is None:  # a worker started ahead is told its request (mlfit.measure.spare)
+        waiting = spare.take(str(request_path), str(out_path), str(log_path))
+        if waiting is not None:  # it writes its own log (created here, empty)
+            log.close()
+            return waiting
     # Everything the worker and the libraries it loads write through tempfile (MLPerf LoadGen's
     # logs, runtime caches) lands in the scratch folder, removed with it.
-    env = {**os.environ, "TMPDIR": str(scratch), "MLFIT_PARENT_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1"}
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env = spare.worker_env(str(scratch))
     command = [sys.executable, "-m", "mlfit.measure.worker", str(request_path), str(out_path)]
     # Its own session: one killpg stops it and all it spawned, and a terminal's Ctrl-C reaches the
     # parent alone, which keeps the partial timings. The parent's death still kills it
@@ -392,12 +398,22 @@ _POLL_INTERVAL_S = 0.1
 
 
 def _poll_rss(proc: subprocess.Popen[bytes], samples: list[tuple[float, float]]) -> None:
-    """A memory timeline for plots (memory-profiler polls until the worker exits)."""
+    """A memory timeline for plots: (MiB, time) of the worker and its children until it exits.
+
+    Read with psutil, as memory-profiler's ``memory_usage`` did; that package cost the CLI 0.17 s of
+    CPU to import (asyncio and more) on every check. The children are listed every 2 s, not on every
+    poll: psutil walks all of /proc for that, beside the timed loop."""
     import psutil
-    from memory_profiler import memory_usage
 
     with contextlib.suppress(psutil.Error, OSError, ValueError):
-        samples.extend(memory_usage(proc=proc, interval=_POLL_INTERVAL_S, timestamps=True, include_children=True))
+        watch = _MemoryWatch(proc.pid, 0)
+        while True:
+            total = watch.total()
+            if total is not None:
+                samples.append((total / 2**20, time.time()))
+            time.sleep(_POLL_INTERVAL_S)
+            if proc.poll() is not None:
+                break
 
 
 class _MemoryWatch:
@@ -416,22 +432,27 @@ class _MemoryWatch:
         self.children: list[psutil.Process] = []
         self.listed = 0.0
 
-    def exceeded(self) -> bool:
+    def total(self) -> int | None:
+        """Resident bytes of the worker and its children now; None once the worker is gone."""
         import psutil
 
         try:
-            total = self.process.memory_info().rss
+            total = int(self.process.memory_info().rss)
             now = time.monotonic()
             if now - self.listed >= _CHILDREN_EVERY_S:
                 self.children = self.process.children(recursive=True)
                 self.listed = now
         except psutil.Error:
-            return False
+            return None
         for child in self.children:
             with contextlib.suppress(psutil.Error):
                 total += child.memory_info().rss
         self.seen = max(self.seen, total)
-        return total > self.limit
+        return total
+
+    def exceeded(self) -> bool:
+        total = self.total()
+        return total is not None and total > self.limit
 
 
 @contextlib.contextmanager

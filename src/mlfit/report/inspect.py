@@ -31,12 +31,14 @@ def render_inspect(facts: dict[str, Any]) -> RenderableType:
         lines.append(f"opset {facts['opset']} (IR {facts.get('ir_version')}), producer {facts.get('producer') or '-'}")
     if facts.get("signature"):
         lines.append(f"signature: {facts['signature']}")
-    if "parameters" in facts:  # formats whose file states them (not Keras HDF5 weights, not pickles)
+    if "parameters" in facts:  # formats whose file states them (not pickles, not unreadable Keras weights)
         lines.append(f"parameters: {params:,} ({by_dtype or 'none'})")
     if facts.get("dtypes"):
         lines.append(f"dtypes: {', '.join(facts['dtypes'])}")
     if facts.get("flops") is not None:
-        lines.append(f"FLOPs per inference: {facts['flops'] / 1e6:,.1f} M ({facts.get('macs', 0) / 1e6:,.1f} M MACs)")
+        flops, macs = facts["flops"], facts.get("macs", 0)
+        lines.append(f"FLOPs per inference: {flops / 1e6:,.1f} M ({macs / 1e6:,.1f} M MACs)" if flops >= 1e6
+                     else f"FLOPs per inference: {flops:,} ({macs:,} MACs)")  # a small model: not "0.0 M"
     if facts.get("activation_peak_bytes") is not None:
         assumed = (facts.get("shape_inference") or {}).get("assumed_dims") or {}
         given = ", ".join(f"{k}={v}" for k, v in assumed.items())

@@ -96,7 +96,8 @@ def fit_device(store: Path, device: DeviceRecord, hardware_name: str = "") -> Fi
         used=list(adapted.used), user_stated=stated, excluded=excluded,
         error_before=list(adapted.before), error_after=list(adapted.after),
         median_error_before=adapted.median_before, median_error_after=adapted.median_after,
-        summary=adapted.summary(stated), store_sha256=store_sha,
+        summary=adapted.summary(stated), band=adapted.band.describe() if adapted.band else "",
+        store_sha256=store_sha,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     fits = read_fits(fit_path(store))
     write_fits(fit_path(store), FitFile(fits={**fits.fits, device.id: record}))
@@ -120,5 +121,6 @@ def active_fits(store: Path) -> dict[str, ActiveFit]:
                  f"the truth store {store} changed since this fit ({record.created}); run `mlfit truth fit "
                  f"--hardware {hw}` to use its new rows")
         out[hw] = da.ActiveFit(da.device_from_dict(record.device.model_dump()), dm.params_from_dict(record.params),
-                               da.terms_from_dict(record.device_terms), len(record.used), record.summary, stale)
+                               da.terms_from_dict(record.device_terms), len(record.used), record.summary, stale,
+                               record.band)
     return out

@@ -4,6 +4,8 @@ Store history (``STORE_SCHEMA_VERSION``):
   1 - first version: one row per (result, target) measured on a device.
 Fit file history (``FIT_SCHEMA_VERSION``):
   1 - first version: one adapted fit per hardware id, with the rows it used and its errors.
+  2 - ``band``: how the adapted band was set (the order statistic of the device's own
+      leave-one-model-out residuals, or "" for the committed band); errors after are leave-one-model-out.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 STORE_SCHEMA_VERSION = 1
-FIT_SCHEMA_VERSION = 1
+FIT_SCHEMA_VERSION = 2
 
 
 class _Frozen(BaseModel):
@@ -107,10 +109,12 @@ class DeviceFit(_Frozen):
     user_stated: int = Field(0, ge=0)
     excluded: list[ExcludedRow] = Field(default_factory=list)
     error_before: list[float] = Field(default_factory=list, description="|relative error|, committed fit")
-    error_after: list[float] = Field(default_factory=list, description="|relative error|, leave-one-out adapted")
+    error_after: list[float] = Field(default_factory=list, description="|relative error|, leave-one-model-out adapted")
     median_error_before: float = Field(ge=0)
     median_error_after: float = Field(ge=0)
     summary: str
+    band: str = Field("", description="How the band was set from the device's own residuals; '': the committed band "
+                      "(rows of fewer than 3 models)")
     store_sha256: str = Field(description="The store the fit was made from: a later change is said")
     created: str
 

@@ -33,13 +33,16 @@ def explain_wide_band(
 
 
 def uncontended_bands(
-    m: Measurement, factor: Band, base: float, load: HostLoad | None
+    m: Measurement, factor: Band, base: float, load: HostLoad | None, median_from_host: bool = True
 ) -> dict[Percentile, Band]:
     """Each percentile from the model's uncontended cost: ``base`` (the host's uncontended median at
     the measured threads) times the uncontended spread of that percentile (optimistic, centre and
     conservative: ``tail_spread``), carried by the factor. Host load never moves the centre; it
     widens the band by as much as the estimate itself was seen to move between a quiet and a fully
-    loaded host (``BUSY_WIDENING``)."""
+    loaded host (``BUSY_WIDENING``). ``median_from_host`` False: the median is a device model's own
+    figure, fitted on rows measured on the device (an adapted device): this host's estimate cancels out
+    of it (``factor`` is that figure over ``base``) and its samples set no p50 spread, so this host's
+    load does not widen the p50; the tails still take their shape from this host's samples."""
     spread = tail_spread(m)
     busy = load.busy if load is not None else 0.0
     lo_w, hi_w = BUSY_WIDENING
@@ -48,8 +51,9 @@ def uncontended_bands(
         if getattr(m.latency, p.value) is None and m.latency.n < 2:
             continue
         lo_s, mid_s, hi_s = spread[p]
-        out[p] = Band(base * mid_s * factor.value, base * lo_s * factor.lower * (1 - lo_w * busy),
-                      base * hi_s * factor.upper * (1 + hi_w * busy))
+        b = busy if median_from_host or p is not Percentile.P50 else 0.0
+        out[p] = Band(base * mid_s * factor.value, base * lo_s * factor.lower * (1 - lo_w * b),
+                      base * hi_s * factor.upper * (1 + hi_w * b))
     return out
 
 

@@ -109,7 +109,7 @@ def _adapted(structure: Any, config: Any, params: Any) -> tuple[list[str], tuple
                 f"{config.device.id}` again"], None
     before = dm.predict(structure, config, params).value
     adapted_config = da.on_device(config)
-    pred = da.predict(structure, config, fit.params, fit.device_terms, fit.rows)
+    pred = da.predict(structure, config, fit.params, fit.device_terms, fit.rows, fit.band)
     details = {"rows": fit.rows, "summary": fit.summary, "seconds_unadapted": before,
                "terms": da.terms_to_dict(fit.device_terms)}
     notes = [fit.summary] + ([fit.stale] if fit.stale else [])
