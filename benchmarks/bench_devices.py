@@ -141,10 +141,11 @@ def fit_all(data: list[tuple[Any, Any, float]], devices: list[str] | None = None
         notes.append(f"unseen-device widening x{math.exp(unseen):.2f}: {dm.BAND_QUANTILE:.0%} of leave-one-device-out "
                      f"predictions inside their bands")
     if sources:
-        column, unseen, multi = dv.calibrate_widenings(dv.leave_group_out(data, sources, params, sources=sources))
-        params = replace(params, unfitted_column_log=column, unseen_source_log=unseen, multi_source_log=multi)
-        notes.append(f"unseen source x{math.exp(unseen):.2f} (two or more sources behind every column: "
-                     f"x{math.exp(multi):.2f}), column without a row x{math.exp(column):.2f}")
+        column, unseen, one, multi = dv.calibrate_widenings(dv.leave_group_out(data, sources, params, sources=sources))
+        params = replace(params, unfitted_column_log=column, unseen_source_log=unseen, one_source_log=one,
+                         multi_source_log=multi)
+        notes.append(f"unseen source x{math.exp(unseen):.2f} (a column no source backs), x{math.exp(one):.2f} (one), "
+                     f"x{math.exp(multi):.2f} (two or more); column without a row x{math.exp(column):.2f}")
         notes.append(f"each: {dm.BAND_QUANTILE:.0%} of its leave-one-source-out rows inside")
     return replace(params, notes=tuple(notes))
 
@@ -264,7 +265,7 @@ def _is_stale(committed: Any, current: Any) -> bool:
     if committed is None:
         return True
     logs = ("k_dw", "sigma", "sigma_exp", "unseen_device_log", "unseen_source_log", "unfitted_column_log",
-            "multi_source_log")
+            "multi_source_log", "one_source_log")
     return any(abs(getattr(committed, k) - getattr(current, k)) > 1e-9 for k in logs) or any(
         abs(committed.offsets.get(k, math.inf) - v) > 1e-6 for k, v in current.offsets.items())
 
@@ -318,7 +319,8 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
     params = current if committed is None else committed
     # the leave-one-out rows carry the committed unseen-source widening, as every projection does
     base = dm.Params(dm.DEFAULTS["k_dw"], dm.DEFAULTS["sigma"], {}, unseen_source_log=params.unseen_source_log,
-                     unfitted_column_log=params.unfitted_column_log, multi_source_log=params.multi_source_log)
+                     unfitted_column_log=params.unfitted_column_log, multi_source_log=params.multi_source_log,
+                     one_source_log=params.one_source_log)
     validation = dv.loo(data, base, nested=True, sources=sources)
     lines, stats = _row_table(truth, meta, data, validation, params, work)
 
