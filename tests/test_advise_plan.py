@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import reportdata as rd
 from mlfit.advise.child import agreement
+from mlfit.advise.combos import plan_combos
 from mlfit.advise.engine import agrees
-from mlfit.advise.variants import Kind, plan_variants
+from mlfit.advise.recipes import reproduce
+from mlfit.advise.variants import Kind, Variant, parse_what_if, plan_variants
 from mlfit.api import resolve_targets
 from mlfit.catalog.schema import Runtime
+from mlfit.errors import ConfigError
 from mlfit.records import Agreement, Suggestion, SuggestSearch, VariantCheck
 from mlfit.report.compact import render_compact
 from mlfit.report.html import render_html
@@ -45,6 +49,46 @@ def test_keras_model_gets_tflite_builds_for_a_tflite_target() -> None:
     assert labels == ["tflite-float", "tflite-int8"]
     converted = [v.label for v in plan_variants(Runtime.TENSORFLOW, edge, False, convert=True)]
     assert converted[:3] == ["threads=1", "threads=2", "threads=3"] and converted[-1] == "tflite-int8"
+
+
+def test_what_if_sizes_come_after_settings_before_builds() -> None:
+    edge = resolve_targets(["edge"])[0]
+    what_if = parse_what_if(["dim=height:256,224", "dim=width:224"])
+    assert what_if == (("height", (256, 224)), ("width", (224,)))
+    labels = [v.label for v in plan_variants(Runtime.ONNXRUNTIME, edge, False, what_if=what_if)]
+    assert labels == ["threads=1", "threads=2", "threads=3", "height=256", "height=224", "width=224", "int8-dynamic"]
+    for bad in ("height:224", "dim=height", "dim=:224", "dim=height:2x", "dim=height:0", "shape=x:1"):
+        with pytest.raises(ConfigError):
+            parse_what_if([bad])
+    with pytest.raises(ConfigError, match="twice"):
+        parse_what_if(["dim=h:1", "dim=h:2"])
+
+
+def _tried(variant: str, kind: str, status: str, p95: float) -> Suggestion:
+    check = VariantCheck(metric="latency.p95", verdict="FAIL", value=p95, limit=0.010, margin=(0.010 - p95) / 0.010)
+    return Suggestion(variant=variant, kind=kind, change="", status=status, checks=[check])
+
+
+def test_combinations_predicted_to_fit_first_then_cheapest() -> None:
+    original = [VariantCheck(metric="latency.p95", verdict="FAIL", value=0.020, limit=0.010, margin=-1.0)]
+    threads1, threads2 = Variant(Kind.THREADS, "threads=1", "", threads=1), Variant(Kind.THREADS, "threads=2", "",
+                                                                                     threads=2)
+    small = Variant(Kind.DIM, "side=96", "", dims=(("side", 96),))
+    int8 = Variant(Kind.INT8_DYNAMIC, "int8-dynamic", "")
+    tried = [(threads1, _tried("threads=1", "threads", "does-not-fit", 0.030)),  # 1.5x slower
+             (threads2, _tried("threads=2", "threads", "inconclusive", 0.016)),  # 0.8x
+             (small, _tried("side=96", "dim", "inconclusive", 0.012)),  # 0.6x
+             (int8, _tried("int8-dynamic", "int8-dynamic", "inconclusive", 0.014))]  # 0.7x
+    labels = [v.label for v in plan_combos(tried, original)]
+    # predicted: int8+side 0.42x (fits), threads=2+side 0.48x (fits), int8+threads=2 0.56x (no),
+    # threads=1+side 0.9x and threads=1+int8 1.05x (no gain: not tried); the same group never pairs.
+    assert labels == ["threads=2+side=96", "int8-dynamic+side=96", "int8-dynamic+threads=2",
+                      "threads=1+side=96"], labels
+    combo = plan_combos(tried, original)[1]
+    assert combo.kind is Kind.COMBO and combo.file_kind is Kind.INT8_DYNAMIC and combo.dims == (("side", 96),)
+    text = reproduce(Path("m.onnx"), "edge", plan_combos(tried, original)[2])
+    assert "quantize_dynamic" in text and "`threads: 2`" in text and "m.int8-dynamic+threads-2.onnx" in text
+    assert plan_combos(tried, [original[0].model_copy(update={"verdict": "PASS"})]) == []
 
 
 def test_agreement_top1_for_classifiers_cosine_for_others() -> None:
@@ -106,3 +150,17 @@ def test_reporters_show_what_would_fit() -> None:
     assert "What would fit" in html and "<script>alert" not in html
     back = json.loads(doc.model_dump_json())
     assert back["results"][0]["targets"][0]["suggestions"][1]["agreement"]["top1"] == 0.62
+
+
+def test_inconclusive_reason_gives_the_centre_relative_to_the_original() -> None:
+    from mlfit.advise.engine import _relative
+
+    original = rd.run_result().targets[1]  # latency.p99 INCONCLUSIVE at 3x the host's p99
+    p99 = next(c for c in original.checks if c.metric == "latency.p99")
+    assert p99.value is not None
+    check = VariantCheck(metric="latency.p99", verdict="INCONCLUSIVE", value=p99.value * 0.42, limit=p99.limit)
+    variant = Suggestion(variant="int8-dynamic", kind="int8-dynamic", change="", status="inconclusive",
+                         checks=[check], reason="its band straddles the budget: latency.p99")
+    assert _relative(variant, original).reason.endswith("latency.p99; centre 0.42x the original's")
+    fails = variant.model_copy(update={"status": "does-not-fit"})
+    assert _relative(fails, original) == fails

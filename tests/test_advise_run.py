@@ -169,10 +169,9 @@ def test_child_without_answer_is_an_error(tmp_path: Path) -> None:
         run_child({"action": "build", "kind": "no-such-kind"}, tmp_path, "bad", 60)
 
 
-@pytest.mark.slow
-def test_ctrl_c_during_the_search_keeps_the_verdict(mlp_model: Path, tmp_path: Path) -> None:
-    """A real SIGINT while a variant is measured: the search stops, the original verdict and exit
-    code stand, the report is marked incomplete, and no worker or child is left behind."""
+def _interrupt_suggest(model: Path, tmp_path: Path, when: str, *extra: str) -> tuple[int, str, Path]:
+    """Run `mlfit check --suggest` as a user would (its own TMPDIR), send it a real SIGINT once
+    the progress line ``when`` appears, and return (exit code, stderr, the report written)."""
     import os
     import signal
     import subprocess
@@ -181,27 +180,48 @@ def test_ctrl_c_during_the_search_keeps_the_verdict(mlp_model: Path, tmp_path: P
     from _hostile import assert_no_process_left, marker_env
 
     marker, env = marker_env()
-    out = tmp_path / "r.json"
-    proc = subprocess.Popen([sys.executable, "-m", "mlfit", "check", str(mlp_model), "--target", "edge", "--budget",
-                             "latency.p95=1ns", "--suggest", "--suggest-time", "300", "--min-time", "5",
-                             "--max-time", "10", "--warmup", "1", "--json", str(out)],
+    out, scratch = tmp_path / "r.json", tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "mlfit", "check", str(model), "--target", "edge", "--budget",
+                             "latency.p95=1ns", "--suggest", "--suggest-time", "300", *extra, "--warmup", "1",
+                             "--json", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                            env={**os.environ, **env, "COLUMNS": "200"})
+                            env={**os.environ, **env, "COLUMNS": "200", "TMPDIR": str(scratch)})
     try:
         assert proc.stderr is not None
         for line in proc.stderr:  # progress lines (not a terminal): one per variant started
-            if "suggest edge: threads=1" in line:
+            if when in line:
                 break
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+    assert_no_process_left(marker)
+    assert not list(scratch.iterdir()), list(scratch.iterdir())  # no scratch folder or variant file left
     assert "Traceback" not in stderr, stderr
-    assert proc.returncode == ExitCode.BUDGET_FAILED, stderr
+    return proc.returncode, stderr, out
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_search_exits_130_and_leaves_nothing(mlp_model: Path, tmp_path: Path) -> None:
+    """A real SIGINT while a variant is measured: exit 130 (interrupted, as anywhere else), the
+    original verdict kept in the report marked incomplete, no worker, child or scratch file left."""
+    code, stderr, out = _interrupt_suggest(mlp_model, tmp_path, "suggest edge: threads=1", "--min-time", "5",
+                                           "--max-time", "10")
+    assert code == ExitCode.INTERRUPTED, stderr
+    assert "interrupted" in stderr and "partial report" in stderr
     report = json.loads(out.read_text())
     assert report["complete"] is False
     target = report["results"][0]["targets"][0]
     assert target["verdict"] == "FAIL" and "interrupted" in target["suggest_search"]["note"]
     assert {s["status"] for s in target["suggestions"]} == {"not-tried"}
-    assert_no_process_left(marker)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_build_exits_130(mlp_model: Path, tmp_path: Path) -> None:
+    """SIGINT while the quantiser's child runs (the thread variants come first, timed briefly; the
+    signal is sent when the int8 build starts): exit 130, the child's process group gone."""
+    code, stderr, _ = _interrupt_suggest(mlp_model, tmp_path, "suggest edge: int8-dynamic", "--min-time", "0.2",
+                                         "--max-time", "1")
+    assert code == ExitCode.INTERRUPTED, stderr

@@ -5,45 +5,24 @@ pod (the libraries' pages count: here the page cache had them charged to another
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import FAST, assert_no_traceback, run_mlfit
-from mlfit.measure import cgroup
+from _containers import check_json, needs_cgroups, pod_manifest
 
-REASON = cgroup.can_emulate()
-pytestmark = [pytest.mark.skipif(REASON is not None, reason=f"cannot make a cgroup here: {REASON}"),
-              pytest.mark.slow, pytest.mark.serial]
+pytestmark = [needs_cgroups, pytest.mark.slow, pytest.mark.serial]
 
 
-def _pod(tmp_path: Path, memory: str) -> Path:
-    path = tmp_path / f"pod-{memory}.yaml"
-    path.write_text(f"""\
-apiVersion: v1
-kind: Pod
-metadata: {{name: scorer}}
-spec:
-  containers:
-    - name: model
-      image: registry.example/model:1
-      resources:
-        limits: {{cpu: "1", memory: {memory}}}
-""")
-    return path
-
-
-def _check(model: Path, target: Path, tmp_path: Path) -> tuple[int, dict, str]:
-    out = tmp_path / f"r{time.monotonic_ns()}.json"
-    run = run_mlfit("check", model, "--target", target, "--json", out, *FAST, env={"COLUMNS": "80"})
-    assert_no_traceback(run)
-    return run.code, json.loads(out.read_text()), run.stdout
+def _check(model: Path, memory: str, tmp_path: Path) -> tuple[int, dict, str]:
+    """Checked against a Pod of 1 CPU and ``memory``, logged at 80 columns (a CI log)."""
+    target = pod_manifest(tmp_path, '"1"', memory, f"pod-{memory}.yaml")
+    code, report, run = check_json(model, target, tmp_path, env={"COLUMNS": "80"})
+    return code, report, run.stdout
 
 
 def test_fit_and_notes_are_the_containers_and_the_log_shows_its_limits(cnn_model: Path, tmp_path: Path) -> None:
-    _, report, stdout = _check(cnn_model, _pod(tmp_path, "256Mi"), tmp_path)
+    _, report, stdout = _check(cnn_model, "256Mi", tmp_path)
     target = report["results"][0]["targets"][0]
     fit = next(c for c in target["checks"] if c["metric"] == "compat.memory_fit")
     assert fit["limit"] == 256 * 2**20, fit  # was the host's RAM (23 GiB on the machine that filed it)
@@ -55,7 +34,7 @@ def test_fit_and_notes_are_the_containers_and_the_log_shows_its_limits(cnn_model
 
 def test_a_limit_below_the_runtime_and_model_oom_kills_like_the_pod(cnn_model: Path, tmp_path: Path) -> None:
     """90M: the peak measured ~108 MiB and nothing was killed; the FAIL came from the figure."""
-    code, report, stdout = _check(cnn_model, _pod(tmp_path, "90M"), tmp_path)
+    code, report, stdout = _check(cnn_model, "90M", tmp_path)
     assert code == 1, stdout
     target = report["results"][0]["targets"][0]
     assert target["emulation"]["oom_killed"] is True, target

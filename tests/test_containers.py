@@ -4,7 +4,6 @@ a cgroup (not root, no delegated subtree, no systemd)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,30 +16,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import FAST, assert_no_traceback, run_mlfit
+from _containers import check_json, needs_cgroups, pod_manifest
 from mlfit.measure import cgroup
 
-REASON = cgroup.can_emulate()
-needs_cgroups = pytest.mark.skipif(REASON is not None, reason=f"cannot make a cgroup here: {REASON}")
 # serial: cgroups and CPU quotas are host-wide, and the throughput ratios need the CPU to themselves.
 pytestmark = [needs_cgroups, pytest.mark.slow, pytest.mark.serial]
-
-
-def _manifest(tmp_path: Path, cpu: str | None, memory: str | None, name: str = "pod.yaml") -> Path:
-    limits = ", ".join(f"{k}: {v}" for k, v in (("cpu", cpu), ("memory", memory)) if v is not None)
-    path = tmp_path / name
-    path.write_text(f"""\
-apiVersion: v1
-kind: Pod
-metadata: {{name: scorer}}
-spec:
-  containers:
-    - name: model
-      image: registry.example/model:1
-      resources:
-        limits: {{{limits}}}
-""")
-    return path
 
 
 def _leftover_cgroups() -> list[str]:
@@ -49,14 +29,6 @@ def _leftover_cgroups() -> list[str]:
         found += [p.name for p in folder.glob(f"mlfit-{os.getpid()}-*")]
         found += [p.name for p in folder.glob("mlfit-*") if not Path(f"/proc/{p.name.split('-')[1]}").exists()]
     return found
-
-
-def _check(model: Path, target: Path, tmp_path: Path, *extra: str) -> tuple[int, dict, str]:
-    out = tmp_path / f"r{time.monotonic_ns()}.json"
-    run = run_mlfit("check", model, "--target", target, "--json", out, *FAST, *extra)
-    assert_no_traceback(run)
-    report = json.loads(out.read_text()) if out.exists() else {}
-    return run.code, report, run.output
 
 
 def _busy_model(path: Path) -> Path:
@@ -101,8 +73,8 @@ def _single_stream(report: dict) -> float:
 
 
 def test_half_a_cpu_halves_throughput_and_throttles(busy_model: Path, tmp_path: Path) -> None:
-    full = _manifest(tmp_path, "1", "2Gi", "full.yaml")
-    half = _manifest(tmp_path, "500m", "2Gi", "half.yaml")
+    full = pod_manifest(tmp_path, "1", "2Gi", "full.yaml")
+    half = pod_manifest(tmp_path, "500m", "2Gi", "half.yaml")
     # make test runs this right after its parallel part: the 1-minute load average needs a while to
     # come down, so wait for it (bounded) before calling the host busy.
     quiet = len(os.sched_getaffinity(0)) - 0.5
@@ -115,8 +87,8 @@ def test_half_a_cpu_halves_throughput_and_throttles(busy_model: Path, tmp_path: 
     reports = {}
     for _ in range(3):  # interleaved, so a busy moment of the host hits both alike
         for name, path in (("full", full), ("half", half)):
-            code, report, output = _check(busy_model, path, tmp_path, "--threads", "1", "--min-time", "1.5")
-            assert code == 0, output
+            code, report, run = check_json(busy_model, path, tmp_path, "--threads", "1", "--min-time", "1.5")
+            assert code == 0, run.output
             rates[name].append(_single_stream(report))
             reports[name] = report
     target = reports["half"]["results"][0]["targets"][0]
@@ -141,15 +113,15 @@ def test_half_a_cpu_halves_throughput_and_throttles(busy_model: Path, tmp_path: 
 
 def test_memory_limit_below_the_model_is_an_oom_fail(tmp_path: Path) -> None:
     model = _big_model(tmp_path / "big.onnx", 160)
-    code, report, output = _check(model, _manifest(tmp_path, "1", "120Mi"), tmp_path)
-    assert code == 1, output
+    code, report, run = check_json(model, pod_manifest(tmp_path, "1", "120Mi"), tmp_path)
+    assert code == 1, run.output
     target = report["results"][0]["targets"][0]
     assert target["verdict"] == "FAIL"
     check = next(c for c in target["checks"] if c["metric"] == "memory.peak")
     assert check["verdict"] == "FAIL" and check["provenance"] == "emulated"
     assert "OOM" in check["reason"] and "120.0 MiB" in check["reason"]
     assert target["emulation"]["oom_killed"] is True
-    assert "OOM" in output
+    assert "OOM" in run.output
     config = report["results"][0]["configurations"][0]
     assert config["targets"] == ["model"] and "emulated" in config["label"]
     assert target["configuration"] == config["label"]
@@ -159,8 +131,8 @@ def test_memory_limit_below_the_model_is_an_oom_fail(tmp_path: Path) -> None:
 def test_thread_default_is_compared_with_the_quota(busy_model: Path, tmp_path: Path) -> None:
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs 2 cores for the runtime's default to differ from a 1-CPU quota")
-    code, report, output = _check(busy_model, _manifest(tmp_path, "500m", "2Gi"), tmp_path)
-    assert code == 0, output
+    code, report, run = check_json(busy_model, pod_manifest(tmp_path, "500m", "2Gi"), tmp_path)
+    assert code == 0, run.output
     target = report["results"][0]["targets"][0]
     compared = target["emulation"]["threads_compared"]
     assert compared["default_threads"] == len(os.sched_getaffinity(0))
@@ -170,7 +142,7 @@ def test_thread_default_is_compared_with_the_quota(busy_model: Path, tmp_path: P
 
 
 def test_ctrl_c_removes_the_cgroup(busy_model: Path, tmp_path: Path) -> None:
-    target = _manifest(tmp_path, "250m", "2Gi")
+    target = pod_manifest(tmp_path, "250m", "2Gi")
     proc = subprocess.Popen([sys.executable, "-m", "mlfit", "check", busy_model, "--target", target,
                              "--min-time", "20", "--max-time", "30", "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -198,8 +170,8 @@ threads: 1
 budgets: {latency: {p50: 10 s}}
 container: {cpu: "1", memory: 1Gi}
 """)
-    code, report, output = _check(busy_model, profile, tmp_path)
-    assert code in (0, 1), output
+    code, report, run = check_json(busy_model, profile, tmp_path)
+    assert code in (0, 1), run.output
     target = report["results"][0]["targets"][0]
     sources = {c["metric"]: c["provenance"] for c in target["checks"]}
     assert sources["latency.p50"] == "projected"
@@ -210,9 +182,9 @@ container: {cpu: "1", memory: 1Gi}
 
 def test_a_tenth_of_a_cpu_throttles_a_busy_model(busy_model: Path, tmp_path: Path) -> None:
     """At 100m even a busy host leaves the worker more CPU than its quota, so the counters must move."""
-    code, report, output = _check(busy_model, _manifest(tmp_path, "100m", "2Gi"), tmp_path, "--threads", "1",
+    code, report, run = check_json(busy_model, pod_manifest(tmp_path, "100m", "2Gi"), tmp_path, "--threads", "1",
                                   "--min-time", "1", "--max-time", "3")
-    assert code in (0, 1), output
+    assert code in (0, 1), run.output
     target = report["results"][0]["targets"][0]
     measure = target["emulation"]["throttling"]["measure"]
     assert measure["periods"] >= 5
@@ -222,8 +194,8 @@ def test_a_tenth_of_a_cpu_throttles_a_busy_model(busy_model: Path, tmp_path: Pat
 
 def test_free_batch_dim_is_filled_for_a_manifest_target(cnn_model: Path, tmp_path: Path) -> None:
     """The gate's input plan (batch from the target) reaches the emulated run, as for any target."""
-    code, report, output = _check(cnn_model, _manifest(tmp_path, "1", "2Gi"), tmp_path, "--min-time", "0.3")
-    assert code in (0, 1), output
+    code, report, run = check_json(cnn_model, pod_manifest(tmp_path, "1", "2Gi"), tmp_path, "--min-time", "0.3")
+    assert code in (0, 1), run.output
     result = report["results"][0]
     assert result["error"] is None
     assert result["model"]["inputs_used"][0]["shape"][0] == 1

@@ -49,6 +49,16 @@ def _worker(marker: str) -> psutil.Process | None:
     return found[0] if found else None
 
 
+def _scratch_of(marker: str) -> Path | None:
+    """The scratch folder of the worker that got its request: where its stderr (the run's log) goes."""
+    worker = _worker(marker)
+    try:
+        log = Path(os.readlink(f"/proc/{worker.pid}/fd/2")) if worker is not None else None
+    except OSError:
+        return None
+    return log.parent if log is not None and log.name == "worker.log" else None
+
+
 # ---------------------------------------------------------------- item 3: stale temporary folders
 
 
@@ -63,11 +73,12 @@ def test_folders_of_a_sigkilled_run_are_swept_by_the_next_run(tmp_path: Path, ti
                                "--min-time", "60", "--max-time", "90", "--quiet"], env=env,
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert _wait(lambda: _worker(marker) is not None, 60)
-        worker = _worker(marker)
-        assert worker is not None
-        # Everything the worker writes through tempfile lands inside the run's scratch folder.
-        worker_tmp = Path(worker.environ()["TMPDIR"])
+        # The worker that measures writes its log (stderr) in the run's scratch folder, which is also its
+        # TMPDIR (set at its spawn, or when a worker started ahead gets its request: test_spare.py), so
+        # everything it writes through tempfile lands there.
+        assert _wait(lambda: _scratch_of(marker) is not None, 60)
+        worker_tmp = _scratch_of(marker)
+        assert worker_tmp is not None
         assert worker_tmp.parent == tmp and worker_tmp.name.startswith("mlfit-")
         left = _mlfit_folders(tmp)
         assert any(n.startswith("mlfit-model-") for n in left) and worker_tmp.name in left

@@ -3,6 +3,7 @@ is started. Real processes: a timeout kills the whole group, output is kept to a
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -48,3 +49,19 @@ def test_output_is_kept_to_a_bounded_tail() -> None:
     assert len(done.stderr) <= 1 << 16
     assert done.stderr.splitlines()[-1] == "the last line"
     assert done.stdout == "out\n"
+
+
+@pytest.mark.parametrize("request_, answer", [
+    ({"format": "onnx", "destination": "tflite"},  # an MlfitError: its message and hint
+     {"error": "no conversion from onnx to tflite", "hint": None}),
+    ({"format": "keras"},  # any other failure: its type and first line (a KeyError here)
+     {"error": "KeyError: 'destination'"}),
+])
+def test_a_child_answers_its_request_or_the_reason_it_could_not(tmp_path: Path, request_: dict[str, str],
+                                                                 answer: dict[str, object]) -> None:
+    """mlfit.lifeline.answer_request, the main of the convert and --suggest children, run as the parent runs it."""
+    request, out = tmp_path / "request.json", tmp_path / "answer.json"
+    request.write_text(json.dumps(request_))
+    done = run_child([sys.executable, "-m", "mlfit.convert", str(request), str(out)], 120.0)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text()) == answer

@@ -126,6 +126,10 @@ def _run_one(model: str | Path, targets: Sequence[Target], spec: InputSpec, opti
         ref = identify(model, options.runtime)
     except ModelError as exc:  # not a model mlfit can read: a result with the error, as the CLI reports it
         return _typed(error_result(model, exc))
+    if suggest is not None:
+        from mlfit.advise import check_what_if
+
+        check_what_if(ref, options, suggest)  # a --what-if dim the model lacks: refused before measuring
     result = run_model(ref, targets, spec, options, on_event)
     if suggest is not None:
         from mlfit.advise import suggest as suggest_variants
@@ -219,19 +223,22 @@ def _with_keras_costs(facts: dict[str, Any], path: Path, zipped: bool) -> dict[s
 def check_many(models: Sequence[str | Path], targets: Sequence[str | Target] = ("edge",),
                inputs: InputSpec | None = None, options: MeasureOptions | None = None,
                on_event: EventFn | None = None, cluster: str | ClusterSpec | None = None,
-               shared_path: bool = False) -> Report:
+               shared_path: bool = False, suggest: SuggestOptions | None = None) -> Report:
     """Check many models (files, SavedModel folders, or folders of models) in one combined Report.
 
     Locally the models are measured one at a time (parallel measurements on one machine
     disturb each other). With ``cluster="tcp://HOST:PORT"`` (or a ``ClusterSpec`` with mutual TLS)
     each (model, target) measurement
     goes to a Dask worker, on the target's own hardware where a worker embodies it.
+    ``suggest`` (``check --suggest``) searches each model's variants in turn after it is measured
+    (locally only: the variants are built and measured on this host).
     """
     if any(is_model_uri(m) for m in models):  # MLflow URIs: downloaded for this run, named by URI in the report
         from mlfit.integrations.mlflow import local_models
 
         with local_models(models) as local:
-            return local.annotate(check_many(local.paths, targets, inputs, options, on_event, cluster, shared_path))
+            return local.annotate(check_many(local.paths, targets, inputs, options, on_event, cluster, shared_path,
+                                             suggest))
     from mlfit.multi import check_locally, combined_report, expand_models
 
     flat: list[Target] = []
@@ -248,10 +255,13 @@ def check_many(models: Sequence[str | Path], targets: Sequence[str | Target] = (
         if shared_path:
             raise ConfigError("--shared-path only applies with --cluster",
                               "add --cluster tcp://SCHEDULER:PORT")
-        results = check_locally(paths, flat, inputs, options, on_event)
+        results = check_locally(paths, flat, inputs, options, on_event, suggest)
         notes.append(f"{len(paths)} model(s) measured one at a time on this host, so that parallel "
                      "measurements do not disturb each other")
         return combined_report(results, notes)
+    if suggest is not None:
+        raise ConfigError("--suggest measures its variants on this host and cannot send them to cluster workers",
+                          "run `mlfit check MODEL --target T --suggest` without --cluster (projected to T)")
     from mlfit.cluster.client import check_on_cluster
 
     results, cluster_notes = check_on_cluster(paths, flat, inputs, options, cluster, shared_path, on_event)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from mlfit.catalog.schema import Runtime
 from mlfit.errors import ConfigError, ModelError
 from mlfit.formats.registry import converters, format_for_runtime
-from mlfit.lifeline import ChildTimeout, run_child
+from mlfit.lifeline import ChildTimeout, answer_request, run_child
 from mlfit.modelref import ModelRef
 from mlfit.safeio import loads_bounded, read_bounded
 from mlfit.scratch import run_folder
@@ -275,17 +275,7 @@ def convert_in_subprocess(request: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    request = json.loads(Path(argv[0]).read_text())
-    answer: dict[str, Any]
-    try:
-        answer = {"tool": convert_in_subprocess(request)}
-    except ModelError as exc:
-        answer = {"error": exc.message, "hint": exc.hint}
-    except Exception as exc:  # a converter's own failure: its first line is the useful part
-        text = str(exc).strip().splitlines()
-        answer = {"error": f"{type(exc).__name__}: {text[0][:300] if text else ''}"}
-    Path(argv[1]).write_text(json.dumps(answer))
-    return 0
+    return answer_request(argv, lambda request: {"tool": convert_in_subprocess(request)})
 
 
 if __name__ == "__main__":

@@ -21,13 +21,15 @@ there, for strays): the worker imports this.
 inference) is started: its own process group, the parent-death signal, a timeout that kills the
 whole group, Ctrl-C that takes the group along, and its output read to a bounded tail. The
 measurement worker's launcher (:mod:`mlfit.measure.launcher`) adds phase timeouts, a memory watch
-and streamed events on the same group kill (:func:`kill_group`).
+and streamed events on the same group kill (:func:`kill_group`). :func:`answer_request` is the
+child's side: the main of such a child that reads a JSON request and writes a JSON answer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import sys
@@ -35,7 +37,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO
+from pathlib import Path
+from typing import IO, Any
 
 _PR_SET_PDEATHSIG = 1
 
@@ -174,3 +177,22 @@ def run_child(argv: Sequence[str], timeout_s: float, env: Mapping[str, str] | No
             if stream is not None:
                 stream.close()
     return Finished(proc.returncode, tails[0].decode(errors="replace"), tails[1].decode(errors="replace"))
+
+
+def answer_request(argv: Sequence[str], handle: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
+    """The main of a request/answer child (``python -m CHILD REQUEST.json ANSWER.json``): the answer
+    is ``handle(request)``; an MlfitError becomes ``{"error", "hint"}``, and any other exception (a
+    library's own failure) its type and first line, the useful part; the parent reads the answer."""
+    from mlfit.errors import MlfitError
+
+    request = json.loads(Path(argv[0]).read_text())
+    answer: dict[str, Any]
+    try:
+        answer = handle(request)
+    except MlfitError as exc:
+        answer = {"error": exc.message, "hint": exc.hint}
+    except Exception as exc:
+        text = str(exc).strip().splitlines()
+        answer = {"error": f"{type(exc).__name__}: {text[0][:300] if text else ''}"}
+    Path(argv[1]).write_text(json.dumps(answer))
+    return 0

@@ -17,6 +17,7 @@ from mlfit.errors import ConfigError, MlfitError
 from mlfit.result import Report, RunResult
 
 if TYPE_CHECKING:
+    from mlfit.advise import SuggestOptions
     from mlfit.catalog.loader import Target
     from mlfit.inputspec import InputSpec
     from mlfit.options import EventFn, MeasureOptions
@@ -73,24 +74,49 @@ def expand_models(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
 
 
 def check_locally(models: Sequence[Path], targets: Sequence[Target], inputs: InputSpec,
-                  options: MeasureOptions, on_event: EventFn | None = None) -> list[RunResult]:
-    """Measure each model in turn on this host; a failing model does not stop the others."""
+                  options: MeasureOptions, on_event: EventFn | None = None,
+                  suggest: SuggestOptions | None = None) -> list[RunResult]:
+    """Measure each model in turn on this host (and search its variants with ``suggest``); a
+    failing model does not stop the others."""
+    from mlfit.measure import spare
     from mlfit.run import run_path
 
     results: list[RunResult] = []
-    for i, path in enumerate(models, 1):
-        if on_event is not None:
-            on_event({"event": "model", "text": f"[{i}/{len(models)}] {path.name}: measuring"})
-        try:
-            result = run_path(path, targets, inputs, options)
-        except KeyboardInterrupt:  # outside a worker (copying, analysing): the finished models are kept
-            result = interrupted_result(path)
-        results.append(result)
-        if on_event is not None:
-            on_event({"event": "model", "text": f"[{i}/{len(models)}] {path.name}: {result.verdict.value}"})
-        if result.error is not None and result.error.kind == "interrupted":
-            break  # Ctrl-C: stop here; the report is marked incomplete and lists what was done
+    try:
+        for i, path in enumerate(models, 1):
+            # the next model's worker starts (interpreter, imports) while this process reads and analyses
+            # the model; never while a worker measures (mlfit.measure.spare)
+            spare.prestart()
+            if on_event is not None:
+                on_event({"event": "model", "text": f"[{i}/{len(models)}] {path.name}: measuring"})
+            try:
+                result = run_path(path, targets, inputs, options)
+                if suggest is not None and result.error is None:
+                    result = _suggested(path, targets, inputs, options, result, suggest)
+            except KeyboardInterrupt:  # outside a worker (copying, analysing): the finished models are kept
+                result = interrupted_result(path)
+            results.append(result)
+            if on_event is not None:
+                on_event({"event": "model", "text": f"[{i}/{len(models)}] {path.name}: {result.verdict.value}"})
+            if (result.error is not None and result.error.kind == "interrupted") or not result.complete:
+                break  # Ctrl-C: stop here; the report is marked incomplete and lists what was done
+    finally:
+        spare.discard()  # the last model's, when it was not measured here (an error, a container)
     return results
+
+
+def _suggested(path: Path, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions,
+               result: RunResult, settings: SuggestOptions) -> RunResult:
+    """One model's --suggest search, as for a single model; a --what-if dim this model lacks is
+    left out for it (a folder's models need not share their dims)."""
+    from mlfit.advise import suggest, what_if_for
+    from mlfit.modelref import identify
+
+    try:
+        ref = identify(path, options.runtime)
+    except MlfitError:  # measured a moment ago: the file changed; suggest() would say so too
+        return result
+    return suggest(ref, targets, inputs, options, result, what_if_for(ref, options, settings))
 
 
 def interrupted_result(path: Path) -> RunResult:

@@ -288,8 +288,9 @@ class Suggestion(_Frozen):
     """One variant tried by ``check --suggest``: measured, projected and judged like the original."""
 
     variant: str = Field(description="Short name: threads=2, batch=4, int8-dynamic, int8-static, fp16, "
-                                     "tflite-float, tflite-int8")
-    kind: str = Field(description="threads, batch, int8-dynamic, int8-static, fp16, tflite-float, tflite-int8")
+                                     "tflite-float, tflite-int8, height=224 (--what-if), int8-dynamic+threads=2")
+    kind: str = Field(description="threads, batch, int8-dynamic, int8-static, fp16, tflite-float, tflite-int8, "
+                                  "dim (--what-if), combo (two changes at once)")
     change: str = Field(description="What differs from the original deployment, in words")
     status: str = Field(description="recommended (fits, outputs agree), changes-outputs (fits, below the "
                                     "agreement threshold), does-not-fit, inconclusive, failed (could not be "

@@ -420,9 +420,9 @@ class RunResult(_Frozen):
 
     def exit_code(self, strict: bool = False) -> int:
         """The exit code ``mlfit check`` gives this result: 0 pass (INCONCLUSIVE too, unless strict),
-        1 a budget failed, 4 INCONCLUSIVE under strict, or the error's own code (2, 3, 130)."""
-        if self.error is not None:
-            return int(self.error.exit_code)
+        1 a budget failed, 4 INCONCLUSIVE under strict, the error's own code (2, 3, 130); 130 when incomplete."""
+        if self.error is not None or not self.complete:  # incomplete, no error: Ctrl-C during --suggest
+            return int(self.error.exit_code) if self.error is not None else int(ExitCode.INTERRUPTED)
         return _verdict_exit_code(self.verdict, strict)
 
     @property
@@ -535,7 +535,7 @@ class Report(_Frozen):
     def exit_code(self, strict: bool = False) -> int:
         """``mlfit check``'s exit code for many models: an error's code (the highest) outranks a failed
         budget (1), which outranks INCONCLUSIVE (4 under strict, else 0)."""
-        errors = [r.error.exit_code for r in self.results if r.error is not None]
+        errors = [r.exit_code() for r in self.results if r.error is not None or not r.complete]
         if errors:
             return max(errors)
         return _verdict_exit_code(self.verdict, strict)

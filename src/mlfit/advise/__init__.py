@@ -8,6 +8,7 @@ side never imports a runtime; builds and comparisons run in :mod:`mlfit.advise.c
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +31,42 @@ from mlfit.options import EventFn, MeasureOptions
 from mlfit.records import Suggestion, SuggestSearch
 from mlfit.result import RunResult
 
-__all__ = ["DEFAULT_MIN_AGREEMENT", "DEFAULT_SUGGEST_TIME_S", "SuggestOptions", "suggest"]
+__all__ = ["DEFAULT_MIN_AGREEMENT", "DEFAULT_SUGGEST_TIME_S", "SuggestOptions", "check_what_if", "suggest",
+           "what_if_for"]
+
+
+def _symbolic_dims(ref: ModelRef, options: MeasureOptions) -> set[str] | None:
+    from mlfit.formats.registry import declared_inputs
+
+    declared = declared_inputs(ref.path, ref.format, options.signature)
+    return None if declared is None else {d for t in declared.inputs for d in t.shape if isinstance(d, str)}
+
+
+def what_if_for(ref: ModelRef, options: MeasureOptions, settings: SuggestOptions) -> SuggestOptions:
+    """``settings`` with only the --what-if dims this model has (many models: each its own dims)."""
+    symbolic = _symbolic_dims(ref, options) if settings.what_if else None
+    if symbolic is None:
+        return settings
+    return dataclasses.replace(settings, what_if=tuple(w for w in settings.what_if if w[0] in symbolic))
+
+
+def check_what_if(ref: ModelRef, options: MeasureOptions, settings: SuggestOptions | None) -> None:
+    """Refuse a ``--what-if dim=NAME`` the model has no symbolic dim for, before anything is
+    measured (a fixed size cannot be fed another one). A file that does not state its inputs
+    here (Keras, SavedModel) is left to the measurement, which lists the variant as failed."""
+    from mlfit.errors import ConfigError
+
+    if settings is None or not settings.what_if:
+        return
+    symbolic = _symbolic_dims(ref, options)
+    if symbolic is None:
+        return
+    for name, _sizes in settings.what_if:
+        if name not in symbolic:
+            known = ", ".join(sorted(symbolic)) or "none (every dim is fixed)"
+            raise ConfigError(f"--what-if dim={name}: the model has no symbolic dim '{name}'",
+                              f"its symbolic dims: {known}; a fixed size changes only by exporting the model "
+                              "with that dim named (e.g. dynamic_axes in torch.onnx.export)")
 
 
 def _compare_spec(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options: MeasureOptions) -> InputSpec:
@@ -66,9 +102,11 @@ def suggest(ref: ModelRef, targets: Sequence[Target], inputs: InputSpec, options
                         settings=settings, folder=folder, deadline=start + settings.time_s, on_event=on_event)
         by_target: dict[str, dict[str, Any]] = {}
         saved: list[tuple[Suggestion, Path | None, dict[str, Any]]] = []
+        originals = {r.target: r for r in result.targets}
         for target in chosen:
             began = time.monotonic()
-            suggestions, files = search_target(search, target, bool(inputs.data_file or inputs.data_arrays))
+            suggestions, files = search_target(search, target, bool(inputs.data_file or inputs.data_arrays),
+                                               originals.get(target.name))
             tried = sum(s.status != "not-tried" for s in suggestions)
             record = _record(time.monotonic() - began, settings, tried, len(suggestions) - tried,
                              _guard_inputs(search, suggestions))
@@ -99,15 +137,14 @@ def _to_save(search: Search, target: Target, suggestions: list[Suggestion],
              files: list[Path | None]) -> list[tuple[Suggestion, Path | None, dict[str, Any]]]:
     """The passing variants (recommended or not) and their recipes, for --write-variants."""
     from mlfit.advise.recipes import variant_name
-    from mlfit.advise.variants import Kind, Variant
 
     out: list[tuple[Suggestion, Path | None, dict[str, Any]]] = []
     for suggestion, built in zip(suggestions, files, strict=True):
         if suggestion.verdict != "PASS":
             continue
-        kind = Kind(suggestion.kind)
-        tool = search.built.get(kind)
-        name = (variant_name(search.user_path, Variant(kind, suggestion.variant, suggestion.change)) if built
+        variant = search.variants[suggestion.variant]
+        tool = search.built.get(variant.file_kind) if variant.file_kind is not None else None
+        name = (variant_name(search.user_path, variant) if built
                 else f"{target.name}.{suggestion.variant.replace('=', '-')}")
         recipe = {"name": name, "target": target.name, "variant": suggestion.variant,
                   "source": str(search.user_path), "source_sha256": sha256_of(search.ref.path),

@@ -13,7 +13,6 @@ Builds use the libraries made for them, never a hand-written quantiser:
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from mlfit.catalog.schema import Runtime
-from mlfit.errors import MlfitError, ModelError
+from mlfit.errors import ModelError
 from mlfit.inputspec import InputSpec
+from mlfit.lifeline import answer_request
 
 # Samples used to calibrate static int8 and TFLite int8 (representative data).
 CALIBRATION_SAMPLES = 16
@@ -188,18 +188,12 @@ def compare(request: dict[str, Any]) -> dict[str, Any]:
     return {"inputs": len(feeds), "source": source, **agreement(first, second)}
 
 
+def _answer(request: dict[str, Any]) -> dict[str, Any]:
+    return compare(request) if request["action"] == "compare" else {"tool": BUILDERS[request["kind"]](request)}
+
+
 def main(argv: list[str]) -> int:
-    request = json.loads(Path(argv[0]).read_text())
-    answer: dict[str, Any]
-    try:
-        answer = compare(request) if request["action"] == "compare" else {"tool": BUILDERS[request["kind"]](request)}
-    except MlfitError as exc:
-        answer = {"error": exc.message, "hint": exc.hint}
-    except Exception as exc:  # a library's own failure: its first line is the reason shown
-        text = str(exc).strip().splitlines()
-        answer = {"error": f"{type(exc).__name__}: {text[0][:300] if text else ''}"}
-    Path(argv[1]).write_text(json.dumps(answer))
-    return 0
+    return answer_request(argv, _answer)
 
 
 if __name__ == "__main__":

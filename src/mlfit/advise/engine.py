@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlfit.advise.combos import plan_combos
 from mlfit.advise.recipes import reproduce, variant_name
 from mlfit.advise.spawn import run_child
-from mlfit.advise.variants import OUTPUT, Kind, Variant, plan_variants
+from mlfit.advise.variants import OUTPUT, Kind, Variant, WhatIf, plan_variants
 from mlfit.catalog.loader import Target
 from mlfit.errors import MlfitError
 from mlfit.formats.registry import format_for_runtime
@@ -37,13 +38,14 @@ MIN_VARIANT_S = 3.0
 @dataclass(frozen=True)
 class SuggestOptions:
     """``--suggest`` (``all``: every target, else those that FAIL or are INCONCLUSIVE),
-    ``--suggest-time``, ``--min-agreement`` and ``--write-variants``."""
+    ``--suggest-time``, ``--min-agreement``, ``--write-variants`` and ``--what-if``."""
 
     every_target: bool = False
     time_s: float = DEFAULT_SUGGEST_TIME_S
     min_agreement: float = DEFAULT_MIN_AGREEMENT
     write_variants: Path | None = None
     compare_samples: int = COMPARE_SAMPLES
+    what_if: WhatIf = ()  # --what-if dim=NAME:V1,V2: input sizes to try (only when asked)
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Search:
     built: dict[Kind, tuple[Path, str] | MlfitError] = field(default_factory=dict)
     compared: dict[Kind, Agreement | MlfitError] = field(default_factory=dict)
     on_event: EventFn | None = None
+    variants: dict[str, Variant] = field(default_factory=dict)  # by label, for --write-variants
     interrupted: bool = False  # Ctrl-C: the search stops, the verdicts stand, the report is partial
 
     def left(self) -> float:
@@ -74,31 +77,33 @@ def _checks(report: TargetReport) -> list[VariantCheck]:
             for c in report.checks]
 
 
-def _build(search: Search, variant: Variant) -> tuple[Path, str]:
-    """The variant's file (built once per kind, in the child), or the error that stopped it."""
-    cached = search.built.get(variant.kind)
+def _build(search: Search, kind: Kind) -> tuple[Path, str]:
+    """The file of a built kind (built once, in the child, shared by every variant and target that
+    runs it), or the error that stopped it."""
+    cached = search.built.get(kind)
     if cached is None:
-        out = search.folder / variant_name(search.user_path, variant)
-        request = {"action": "build", "kind": variant.kind.value, "source": str(search.ref.path),
+        out = search.folder / variant_name(search.user_path, Variant(kind, kind.value, ""))
+        request = {"action": "build", "kind": kind.value, "source": str(search.ref.path),
                    "format": search.ref.format.value, "output": str(out), "trust_model": search.options.trust_model,
                    "trust_types": list(search.options.trust_types), "signature": search.options.signature,
                    "input_spec": search.compare_spec.model_dump(mode="json")}
         try:
-            answer = run_child(request, search.folder, f"build-{variant.kind.value}", search.left())
+            answer = run_child(request, search.folder, f"build-{kind.value}", search.left())
             cached = (out, str(answer.get("tool", "")))
         except MlfitError as exc:
             cached = exc
-        search.built[variant.kind] = cached
+        search.built[kind] = cached
     if isinstance(cached, MlfitError):
         raise cached
     return cached
 
 
-def _agreement(search: Search, variant: Variant, path: Path) -> Agreement:
-    """The variant's outputs against the original's on the same inputs (once per built kind)."""
-    cached = search.compared.get(variant.kind)
+def _agreement(search: Search, kind: Kind, path: Path) -> Agreement:
+    """A built file's outputs against the original's on the same inputs (once per built kind: a
+    thread count or a batch does not change what a sample computes)."""
+    cached = search.compared.get(kind)
     if cached is None:
-        runtime = OUTPUT[variant.kind]
+        runtime = OUTPUT[kind]
         request = {"action": "compare", "original": str(search.ref.path),
                    "original_runtime": search.ref.runtime.value, "variant": str(path),
                    "variant_runtime": runtime.value, "trust_model": search.options.trust_model,
@@ -106,11 +111,11 @@ def _agreement(search: Search, variant: Variant, path: Path) -> Agreement:
                    "input_spec": search.compare_spec.model_dump(mode="json"),
                    "count": search.settings.compare_samples}
         try:
-            answer = run_child(request, search.folder, f"compare-{variant.kind.value}", max(search.left(), 30.0))
+            answer = run_child(request, search.folder, f"compare-{kind.value}", max(search.left(), 30.0))
             cached = Agreement.model_validate(answer)
         except (MlfitError, ValueError) as exc:
             cached = exc if isinstance(exc, MlfitError) else MlfitError(f"unreadable comparison ({exc})")
-        search.compared[variant.kind] = cached
+        search.compared[kind] = cached
     if isinstance(cached, MlfitError):
         raise cached
     return cached
@@ -134,10 +139,11 @@ def _measure(search: Search, target: Target, variant: Variant) -> tuple[TargetRe
     """Measure and judge the variant on ``target``: (its report, or None with the reason; its file)."""
     from mlfit.run import run_model
 
-    ref, options, built = search.ref, search.options, None
-    if variant.builds_file:
-        path, _tool = _build(search, variant)
-        runtime = OUTPUT[variant.kind]
+    ref, options, inputs, built = search.ref, search.options, search.inputs, None
+    kind = variant.file_kind
+    if kind is not None:
+        path, _tool = _build(search, kind)
+        runtime = OUTPUT[kind]
         ref, built = ModelRef(path=path, format=format_for_runtime(runtime), runtime=runtime), path
         options = dataclasses.replace(options, convert=False, runtime=runtime)
     profile = target.profile
@@ -147,8 +153,10 @@ def _measure(search: Search, target: Target, variant: Variant) -> tuple[TargetRe
     if variant.batch is not None:
         profile, options = profile.model_copy(update={"batch_size": variant.batch}), dataclasses.replace(
             options, batch_size=None)
+    if variant.dims:  # --what-if: the input size asked about, over any --dim given for the original
+        inputs = inputs.model_copy(update={"dims": {**inputs.dims, **dict(variant.dims)}})
     options = dataclasses.replace(options, max_time=max(0.5, min(options.max_time, search.left())))
-    result = run_model(ref, [dataclasses.replace(target, profile=profile)], search.inputs, options)
+    result = run_model(ref, [dataclasses.replace(target, profile=profile)], inputs, options)
     if result.error is not None and result.error.kind == "interrupted":  # Ctrl-C reached the worker
         raise KeyboardInterrupt
     if result.error is not None or not result.targets:
@@ -180,12 +188,18 @@ def _judge(search: Search, variant: Variant, report: TargetReport,
     if report.verdict in (Verdict.FAIL, Verdict.ERROR):
         failed = [c.metric for c in report.checks if c.verdict in (Verdict.FAIL, Verdict.ERROR)]
         return "does-not-fit", None, f"still fails: {', '.join(failed)}"
+    if variant.dims:  # another input size: the outputs answer another question, not comparable
+        if report.verdict is Verdict.INCONCLUSIVE:
+            undecided = [c.metric for c in report.checks if c.verdict is Verdict.INCONCLUSIVE]
+            return "inconclusive", None, f"its band straddles the budget: {', '.join(undecided)}"
+        return "changes-outputs", None, ("fits at this input size; outputs cannot be compared across input "
+                                         "sizes: check its accuracy on your data")
     if built is None:
         agreement = Agreement(inputs=0, source="the original file", max_abs=0.0, max_rel=0.0, cosine=1.0,
                               same_model=True)
     else:
         try:
-            agreement = _agreement(search, variant, built)
+            agreement = _agreement(search, variant.file_kind or variant.kind, built)
         except MlfitError as exc:
             return "failed", None, f"the outputs could not be compared: {exc.message}"
     if report.verdict is Verdict.INCONCLUSIVE:
@@ -196,11 +210,13 @@ def _judge(search: Search, variant: Variant, report: TargetReport,
     return "changes-outputs", agreement, f"fits but changes outputs: {changed_by(agreement)}"
 
 
-def search_target(search: Search, target: Target, fmt_has_data: bool) -> tuple[list[Suggestion], list[Path | None]]:
-    """Every variant for ``target``, cheapest first, until the time budget runs out."""
-    suggestions: list[Suggestion] = []
-    files: list[Path | None] = []
-    for variant in plan_variants(search.ref.runtime, target, fmt_has_data, search.options.convert):
+def _try_in_turn(search: Search, target: Target, variants: Sequence[Variant], stop_when_recommended: bool,
+                 out: tuple[list[Suggestion], list[Path | None]]) -> None:
+    """Try ``variants`` in order, appending each suggestion and its file to ``out``; one left
+    untried (time, Ctrl-C) is listed as not tried with the reason."""
+    suggestions, files = out
+    for variant in variants:
+        search.variants[variant.label] = variant
         if search.interrupted or search.left() < MIN_VARIANT_S:
             why = "interrupted (Ctrl-C)" if search.interrupted else "the --suggest-time budget ran out"
             suggestions.append(Suggestion(variant=variant.label, kind=variant.kind.value, change=variant.change,
@@ -219,7 +235,40 @@ def search_target(search: Search, target: Target, fmt_has_data: bool) -> tuple[l
             continue
         suggestions.append(suggestion)
         files.append(built)
-    return suggestions, files
+        if stop_when_recommended and suggestion.status == "recommended":
+            return  # the cheapest combination that passes: the rest are not needed
+
+
+def search_target(search: Search, target: Target, fmt_has_data: bool,
+                  original: TargetReport | None = None) -> tuple[list[Suggestion], list[Path | None]]:
+    """Every single variant for ``target``, cheapest first, until the time budget runs out; then,
+    when none is recommended and the original did not pass, combinations of two
+    (:mod:`mlfit.advise.combos`) until one is recommended or the time runs out."""
+    out: tuple[list[Suggestion], list[Path | None]] = ([], [])
+    singles = plan_variants(search.ref.runtime, target, fmt_has_data, search.options.convert,
+                            search.settings.what_if)
+    _try_in_turn(search, target, singles, False, out)
+    if original is None:
+        return out
+    if not (original.verdict is Verdict.PASS or search.interrupted or any(s.status == "recommended" for s in out[0])):
+        pairs = plan_combos(list(zip(singles, out[0], strict=True)), _checks(original))
+        _try_in_turn(search, target, pairs, True, out)
+    return [_relative(s, original) for s in out[0]], out[1]
+
+
+def _relative(suggestion: Suggestion, original: TargetReport) -> Suggestion:
+    """An inconclusive variant's reason with its undecided figures' centres relative to the
+    original's ("0.42x the original's"): the band is absolute, as the budget is (docs/suggest.md
+    says why a ratio known better than either figure still cannot PASS an absolute budget)."""
+    if suggestion.status != "inconclusive":
+        return suggestion
+    before = {c.metric: c.value for c in original.checks if c.value}
+    undecided = [(c.metric, c.value / before[c.metric]) for c in suggestion.checks
+                 if c.verdict == "INCONCLUSIVE" and c.value is not None and c.metric in before]
+    ratios = [f"{metric} " * (len(undecided) > 1) + f"{ratio:.2f}x" for metric, ratio in undecided]
+    if not ratios:
+        return suggestion
+    return suggestion.model_copy(update={"reason": f"{suggestion.reason}; centre {', '.join(ratios)} the original's"})
 
 
 def targets_to_search(result: RunResult, targets: Sequence[Target], every: bool) -> list[Target]:

@@ -23,34 +23,42 @@ _SUFFIX = {Kind.TFLITE_FLOAT: ".tflite", Kind.TFLITE_INT8: ".tflite"}
 
 
 def variant_name(model: Path, variant: Variant) -> str:
-    """The file name a built variant is saved under: model.int8-dynamic.onnx."""
+    """The file name a built variant is saved under: model.int8-dynamic.onnx,
+    model.int8-dynamic+threads-2.onnx."""
     stem = model.stem if model.is_file() or model.suffix else model.name
-    return f"{stem}.{variant.label.replace('=', '-')}{_SUFFIX.get(variant.kind, '.onnx')}"
+    suffix = _SUFFIX.get(variant.file_kind, ".onnx") if variant.file_kind is not None else ".onnx"
+    return f"{stem}.{variant.label.replace('=', '-')}{suffix}"
+
+
+def _build_text(model: Path, out: str, kind: Kind) -> str:
+    call = _CALLS.get(kind)
+    if call is not None:
+        return f"python -c {shlex.quote(call.format(src=str(model), out=out))}"
+    if kind is Kind.INT8_STATIC:
+        return ("onnxruntime.quantization.quantize_static(model, out, reader, quant_format=QuantFormat.QDQ, "
+                "activation_type=QuantType.QInt8, weight_type=QuantType.QInt8) with a CalibrationDataReader "
+                "over the first 16 samples of --data")
+    int8 = kind is Kind.TFLITE_INT8
+    return ("tf.lite.TFLiteConverter.from_keras_model(model) (from_saved_model for a SavedModel)"
+            + ("; optimizations=[tf.lite.Optimize.DEFAULT]; representative_dataset over 16 samples" if int8 else ""))
 
 
 def reproduce(model: Path, target: str, variant: Variant) -> str:
     """Commands that build (where needed) and check the variant, as a user would run them."""
-    check = f"mlfit check {{file}} --target {shlex.quote(target)}"
-    if variant.kind is Kind.THREADS:
-        return (f"set `threads: {variant.threads}` in a copy of the profile {target}, then "
-                f"`mlfit check {shlex.quote(str(model))} --target COPY.yaml`")
-    if variant.kind is Kind.BATCH:
-        return (f"set `batch_size: {variant.batch}` in a copy of the profile {target}, then "
-                f"`mlfit check {shlex.quote(str(model))} --target COPY.yaml`")
-    out = variant_name(model, variant)
-    call = _CALLS.get(variant.kind)
-    if call is not None:
-        build = f"python -c {shlex.quote(call.format(src=str(model), out=out))}"
-    elif variant.kind is Kind.INT8_STATIC:
-        build = ("onnxruntime.quantization.quantize_static(model, out, reader, quant_format=QuantFormat.QDQ, "
-                 "activation_type=QuantType.QInt8, weight_type=QuantType.QInt8) with a CalibrationDataReader "
-                 "over the first 16 samples of --data")
-    else:
-        int8 = variant.kind is Kind.TFLITE_INT8
-        build = ("tf.lite.TFLiteConverter.from_keras_model(model) (from_saved_model for a SavedModel)"
-                 + ("; optimizations=[tf.lite.Optimize.DEFAULT]; representative_dataset over 16 samples" if int8
-                    else ""))
-    return f"{build}; then `{check.format(file=shlex.quote(out))}`"
+    steps: list[str] = []
+    file = str(model)
+    if variant.file_kind is not None:
+        file = variant_name(model, variant)
+        steps.append(_build_text(model, file, variant.file_kind))
+    edits = [f"`{key}: {value}`" for key, value in (("threads", variant.threads), ("batch_size", variant.batch))
+             if value is not None]
+    where = shlex.quote(target)
+    if edits:
+        steps.append(f"set {' and '.join(edits)} in a copy of the profile {target}")
+        where = "COPY.yaml"
+    dims = "".join(f" --dim {shlex.quote(f'{name}={size}')}" for name, size in variant.dims)
+    steps.append(f"`mlfit check {shlex.quote(file)} --target {where}{dims}`")
+    return "; then ".join(steps)
 
 
 def write_variants(folder: Path, saved: list[tuple[Suggestion, Path | None, dict[str, Any]]]) -> dict[int, str]:

@@ -107,6 +107,10 @@ MinAgreement = Annotated[float, typer.Option(
 WriteVariants = Annotated[Path | None, typer.Option(
     "--write-variants", rich_help_panel=_SUGGEST,
     help="With --suggest: save the passing variants' files (and each one's recipe) in this folder.")]
+WhatIf_ = Annotated[list[str] | None, typer.Option(
+    "--what-if", rich_help_panel=_SUGGEST, show_default=False, metavar="dim=NAME:V1,V2",
+    help="With --suggest: also try these input sizes (a symbolic dim of the model), e.g. "
+         "--what-if dim=height:256,224. Repeatable.")]
 TlsCa = Annotated[Path | None, typer.Option(
     "--tls-ca-file", rich_help_panel=_SCALE, help="With --cluster tls://...: the CA certificate (PEM) that signs "
     "every cluster member (mutual TLS, docs/scale.md).")]
@@ -191,25 +195,28 @@ def _error_line(text: str, prefix: str = "mlfit: error: ") -> None:
 
 
 def suggest_options(mode: str | None, seconds: float, min_agreement: float, write_variants: Path | None,
-                    many: bool) -> Any:
-    """--suggest[=all], --suggest-time, --min-agreement and --write-variants, checked before measuring."""
+                    what_if: list[str] | None, cluster: bool) -> Any:
+    """--suggest[=all], --suggest-time, --min-agreement, --write-variants and --what-if, checked
+    before measuring."""
+    from mlfit.advise.variants import parse_what_if
     from mlfit.errors import ConfigError
 
     if mode is None:
-        if write_variants is not None:
-            raise ConfigError("--write-variants only applies with --suggest", "add --suggest")
+        for flag, given in (("--write-variants", write_variants is not None), ("--what-if", bool(what_if))):
+            if given:
+                raise ConfigError(f"{flag} only applies with --suggest", "add --suggest (or --suggest=all)")
         return None
     if mode not in ("failing", "all"):
         raise ConfigError(f"--suggest={mode}: expected --suggest (targets that do not pass) or --suggest=all")
-    if many:
-        raise ConfigError("--suggest checks one model at a time, on this host",
-                          "run `mlfit check MODEL --suggest` for each model (without --cluster)")
+    if cluster:  # the variants are built and measured here; a cluster worker measures on the target itself
+        raise ConfigError("--suggest measures its variants on this host and cannot send them to cluster workers",
+                          "run `mlfit check MODEL --target T --suggest` without --cluster (projected to T)")
     if write_variants is not None and write_variants.exists() and not write_variants.is_dir():
         raise ConfigError(f"--write-variants {write_variants}: not a folder", "give a folder (it is created)")
     from mlfit.advise import SuggestOptions
 
     return SuggestOptions(every_target=mode == "all", time_s=seconds, min_agreement=min_agreement,
-                          write_variants=write_variants)
+                          write_variants=write_variants, what_if=parse_what_if(what_if))
 
 
 def bare_suggest(argv: list[str]) -> list[str]:
@@ -233,6 +240,10 @@ def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bo
     from mlfit.errors import printable
     from mlfit.multi import interrupted_result
 
+    if suggest is not None:
+        from mlfit.advise import check_what_if
+
+        check_what_if(ref, options, suggest)  # a --what-if dim the model lacks: exit 2 before measuring
     try:
         with Progress(escape(printable(Path(model).name)), quiet) as progress:
             result = run_model(ref, targets, spec, options, progress)
@@ -360,7 +371,7 @@ def register(app: typer.Typer) -> None:
         tls_ca_file: TlsCa = None, tls_cert: TlsCert = None, tls_key: TlsKey = None,
         truth: TruthStore = None, learn: Learn = False,
         suggest: Suggest_ = None, suggest_time: SuggestTime = 60.0, min_agreement: MinAgreement = 0.99,
-        write_variants: WriteVariants = None, mlflow_log: MlflowLog = False,
+        write_variants: WriteVariants = None, what_if: WhatIf_ = None, mlflow_log: MlflowLog = False,
     ) -> None:
         """Measure each MODEL once and check it against every budget of each --target.
 
@@ -424,10 +435,11 @@ def register(app: typer.Typer) -> None:
             models = local.paths
             many = bool(cluster or shared_path or len(models) > 1
                         or any(m.is_dir() and folder_format(m) is None for m in models))
-            advice = suggest_options(suggest, suggest_time, min_agreement, write_variants, many)
+            advice = suggest_options(suggest, suggest_time, min_agreement, write_variants, what_if,
+                                     bool(cluster or shared_path))
             if many:
                 report = check_many(models, targets, spec, options, None if quiet else _progress_line,
-                                    cluster=cluster_spec, shared_path=shared_path)
+                                    cluster=cluster_spec, shared_path=shared_path, suggest=advice)
             else:
                 from mlfit.api import single_report
 

@@ -20,9 +20,22 @@ def _early(signum: int, frame: object) -> None:
     os._exit(130)
 
 
+def _measures_here(args: list[str]) -> bool:
+    """`mlfit check ...` that measures on this host: its worker can start now, beside the CLI's own
+    imports and work (mlfit.measure.spare; a spare nobody takes is killed at exit)."""
+    skip = ("--help", "-h", "--cluster", "--container")
+    return bool(args) and args[0] == "check" and not any(a.split("=", 1)[0] in skip for a in args[1:])
+
+
 def main(argv: list[str] | None = None) -> None:
     for signum in _CAUGHT:
         signal.signal(signum, _early)
+    import sys
+
+    if _measures_here(sys.argv[1:] if argv is None else argv):
+        from mlfit.measure.spare import prestart
+
+        prestart()
     from mlfit.cli.app import main as run
 
     run(argv)

@@ -277,10 +277,16 @@ def _spawn(request: WorkerRequest, request_path: Path, out_path: Path, log_path:
         log = open(log_path, "wb")  # noqa: SIM115 - closed right after the spawn
     except OSError as exc:
         return resource_error(exc, scratch, Phase.START)
+    from mlfit.measure import spare
+
+    if group is None:  # a worker started ahead is told its request (mlfit.measure.spare)
+        waiting = spare.take(str(request_path), str(out_path), str(log_path))
+        if waiting is not None:  # it writes its own log (created here, empty)
+            log.close()
+            return waiting
     # Everything the worker and the libraries it loads write through tempfile (MLPerf LoadGen's
     # logs, runtime caches) lands in the scratch folder, removed with it.
-    env = {**os.environ, "TMPDIR": str(scratch), "MLFIT_PARENT_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1"}
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env = spare.worker_env(str(scratch))
     command = [sys.executable, "-m", "mlfit.measure.worker", str(request_path), str(out_path)]
     # Its own session: one killpg stops it and all it spawned, and a terminal's Ctrl-C reaches the
     # parent alone, which keeps the partial timings. The parent's death still kills it

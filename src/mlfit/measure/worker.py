@@ -56,6 +56,7 @@ _FAULT = os.environ.get("MLFIT_WORKER_FAULT", "")
 # Ends this worker when its parent is gone or a phase overran (set up in main()).
 _watchdog: Watchdog | None = None
 _deadlines: dict[str, float] = {}
+_waited_s = 0.0  # a spare's wait for its request: not part of its process start (mlfit.measure.spare)
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -210,7 +211,8 @@ def _load(request: WorkerRequest) -> _Run:
     """Import the runtime (its own figure and memory baseline), then load the model."""
     runtime = Runtime(request.runtime)
     enter(Phase.IMPORT)
-    process_start_s = process_age_s()
+    age = process_age_s()
+    process_start_s = None if age is None else max(0.0, age - _waited_s)
     t0 = time.perf_counter()
     backend: Backend = create_backend(runtime)
     import_s = time.perf_counter() - t0
@@ -500,5 +502,33 @@ def _resource_error(exc: OSError, scratch: str) -> ErrorInfo:
                      hint="raise the limit, e.g. `ulimit -n 1024`, and run again")
 
 
+def _wait_for_request() -> list[str] | None:
+    """A spare (mlfit.measure.spare): everything is imported; wait for the request's paths on stdin,
+    then take the run's log as stderr and its scratch folder as TMPDIR, as a spawned worker has them.
+    None when the parent closed stdin without a request (it exited, or discarded this spare)."""
+    global _waited_s
+    start = time.monotonic()
+    line = sys.stdin.buffer.readline()
+    _waited_s = time.monotonic() - start
+    parts = line[:-1].decode("utf-8", "surrogateescape").split("\0") if line.endswith(b"\n") else []
+    if len(parts) != 3:
+        return None
+    request_path, out_path, log_path = parts
+    log = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+    os.dup2(log, 2)
+    os.close(log)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.environ["TMPDIR"] = str(Path(request_path).parent)
+    import tempfile
+
+    tempfile.tempdir = None  # read TMPDIR again on next use
+    return [request_path, out_path]
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--wait"]:
+        paths = _wait_for_request()
+        sys.exit(0 if paths is None else main(paths))
     sys.exit(main(sys.argv[1:]))

@@ -16,7 +16,7 @@ _ORDER = ("recommended", "changes-outputs", "inconclusive", "does-not-fit", "fai
 LABEL = {"recommended": "recommended", "changes-outputs": "fits*", "inconclusive": "inconclusive",
          "does-not-fit": "no fit", "failed": "failed", "not-tried": "not tried"}
 # Statuses whose reason the terminal prints under the row (the others say it in their label).
-_EXPLAINED = ("changes-outputs", "does-not-fit", "failed")
+_EXPLAINED = ("changes-outputs", "inconclusive", "does-not-fit", "failed")
 
 
 def headline_metric(report: TargetReport) -> str:
@@ -84,9 +84,11 @@ def text_lines(report: TargetReport, width: int) -> list[str]:
     lines = wrap.wrap(header(report))
     rows = ordered(report)
     skipped = [s.variant for s, _ in rows if s.status == "not-tried"]
-    for suggestion, check in (row for row in rows if row[0].status != "not-tried"):
+    tried = [row for row in rows if row[0].status != "not-tried"]
+    column = min(24, max([12, *(len(s.variant) for s, _ in tried)]))  # combinations are longer
+    for suggestion, check in tried:
         label = LABEL.get(suggestion.status, suggestion.status)
-        parts = [f"{label:<12} {suggestion.variant:<12}", figure_text(check), agreement_text(suggestion)]
+        parts = [f"{label:<12} {suggestion.variant:<{column}}", figure_text(check), agreement_text(suggestion)]
         lines += wrap.wrap("  " + "  ".join(p for p in parts if p))
         if suggestion.reason and suggestion.status in _EXPLAINED:
             lines += wrap.wrap("    " + suggestion.reason)

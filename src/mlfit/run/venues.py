@@ -15,7 +15,7 @@ labelled. The venues:
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -27,7 +27,7 @@ from mlfit.inputspec import InputSpec
 from mlfit.modelref import ModelRef
 from mlfit.options import EventFn, MeasureOptions
 from mlfit.records import Calibration
-from mlfit.result import ErrorInfo, HostInfo, Measurement, Provenance, TargetReport
+from mlfit.result import ErrorInfo, HostInfo, Measurement, ModelInfo, Provenance, TargetReport
 from mlfit.run.configs import Configuration
 from mlfit.run.evaluate import evaluate_targets, gpu_key
 from mlfit.run.gate import Gate, model_info
@@ -186,6 +186,26 @@ def _judged(job: Job, by_name: dict[str, TargetReport]) -> list[TargetReport]:
     return reports
 
 
+# A venue's evaluator: one measured configuration's own targets judged from its measurement.
+Judge = Callable[[list[Target], ModelInfo, Measurement], list[TargetReport]]
+
+
+def _reports(job: Job, measured: Measured, judge: Judge) -> list[TargetReport]:
+    """Each measured configuration's targets judged by the venue's ``judge``, labelled with the
+    configuration, against the model block of the primary run; in target order (:func:`_judged`)."""
+    if measured.stopped:
+        return []
+    primary = measured.runs[0].response
+    model = model_info(job.ref, primary.inputs, primary.inputs_used, primary.outputs, job.gate.facts)
+    by_name: dict[str, TargetReport] = {}
+    for run in measured.runs:
+        if run.response.measurement is None:
+            continue
+        for report in judge(_own(job, run), model, run.response.measurement):
+            by_name[report.target] = report.model_copy(update={"configuration": run.config.label})
+    return _judged(job, by_name)
+
+
 # ---------------------------------------------------------------- this host, projected to the targets
 
 
@@ -260,19 +280,12 @@ class ThisHost:
             return replace(measured, error=error)
 
     def reports(self, job: Job, measured: Measured) -> list[TargetReport]:
-        if measured.stopped:
-            return []
-        primary = measured.runs[0].response
-        model = model_info(job.ref, primary.inputs, primary.inputs_used, primary.outputs, job.gate.facts)
-        by_name: dict[str, TargetReport] = {}
-        for run in measured.runs:
-            if run.response.measurement is None:
-                continue
-            for report in evaluate_targets(_own(job, run), model, run.response.measurement, job.gate.static,
-                                           primary.node_profile, measured.host, measured.calibration,
-                                           measured.calibration_note, measured.gpu, job.options.truth):
-                by_name[report.target] = report.model_copy(update={"configuration": run.config.label})
-        return _judged(job, by_name)
+        def projected(targets: list[Target], model: ModelInfo, measurement: Measurement) -> list[TargetReport]:
+            node_profile = measured.runs[0].response.node_profile  # the primary run's per-node profile
+            return evaluate_targets(targets, model, measurement, job.gate.static, node_profile, measured.host,
+                                    measured.calibration, measured.calibration_note, measured.gpu, job.options.truth)
+
+        return _reports(job, measured, projected)
 
 
 @dataclass(frozen=True)
@@ -288,16 +301,7 @@ class TargetHardware:
     def reports(self, job: Job, measured: Measured) -> list[TargetReport]:
         from mlfit.checks.engine import evaluate
 
-        if measured.stopped:
-            return []
-        primary = measured.runs[0].response
-        model = model_info(job.ref, primary.inputs, primary.inputs_used, primary.outputs, job.gate.facts)
-        by_name: dict[str, TargetReport] = {}
-        for run in measured.runs:
-            if run.response.measurement is None:
-                continue
-            for target in _own(job, run):
-                report = evaluate(target, model, run.response.measurement, job.gate.static, on_target=True)
-                by_name[target.name] = report.model_copy(update={"configuration": run.config.label})
-        return _judged(job, by_name)
+        def as_measured(targets: list[Target], model: ModelInfo, measurement: Measurement) -> list[TargetReport]:
+            return [evaluate(t, model, measurement, job.gate.static, on_target=True) for t in targets]
 
+        return _reports(job, measured, as_measured)
