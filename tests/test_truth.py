@@ -78,37 +78,55 @@ def lab_result(lab: dict[str, Any]) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def lab_again(lab: dict[str, Any], lab_result: Path) -> Path:
+    """The same eight measured again in another check, in the reverse order: a nightly job adds the
+    same models each night; the fit takes both runs of each (one unit each in its band)."""
+    out = lab["folder"] / "lab-again.json"
+    order = [Path(r.model.path) for r in reversed(load_report(lab_result).results)]
+    run = run_mlfit("check", *order, "--target", lab["profile"], "--threads", "1", "--json", out,
+                    "--truth", lab["folder"] / "none.json", *FAST)
+    assert run.code == 0, run.output
+    return out
+
+
 def _store(tmp_path: Path) -> Path:
     return tmp_path / "truth.json"
 
 
 @pytest.mark.slow
-def test_a_device_learnt_from_five_rows_projects_three_new_models_within_15_percent(
-        lab: dict[str, Any], lab_result: Path, tmp_path: Path) -> None:
+def test_a_device_learnt_from_five_models_projects_three_new_models_within_15_percent(
+        lab: dict[str, Any], lab_result: Path, lab_again: Path, tmp_path: Path) -> None:
     store = _store(tmp_path)
     refused = run_mlfit("truth", "add", lab_result, "--truth", store)
     assert refused.code == ExitCode.USAGE and "--as-measured-on" in refused.stderr, refused.output
-    added = run_mlfit("truth", "add", lab_result, "--as-measured-on", lab["hardware"], "--truth", store)
+    added = run_mlfit("truth", "add", lab_result, lab_again, "--as-measured-on", lab["hardware"], "--truth", store)
     assert added.code == 0, added.output
     listed = json.loads(run_mlfit("truth", "list", "--json", "--truth", store).stdout)["rows"]
     held = [r["id"] for r in listed if Path(r["model"]).stem in NEW_MODELS]  # the three to project: not rows
-    assert len(held) == 3 and run_mlfit("truth", "remove", *held, "--truth", store).code == 0
+    assert len(held) == 6 and run_mlfit("truth", "remove", *held, "--truth", store).code == 0
     rows = json.loads(store.read_text())["rows"]
-    assert len(rows) == 5 and {r["provenance"] for r in rows} == {"user-stated"}
+    assert len(rows) == 10 and {r["provenance"] for r in rows} == {"user-stated"}
+    assert {Path(r["model"]).stem for r in rows} == set(FIT_MODELS)
     assert all(r["hardware"]["id"] == "lab-box" and r["structure"]["dense_flops"] > 0 for r in rows)
     fitted = run_mlfit("truth", "fit", "--hardware", lab["hardware"], "--truth", store)
     assert fitted.code == 0, fitted.output
-    assert "device model adapted with 5 rows measured on lab-box" in fitted.stdout
+    assert "device model adapted with 10 rows measured on lab-box" in fitted.stdout
+    # five models: five units, however often each was measured
     assert "the largest of the device's 5 leave-one-model-out residuals" in " ".join(fitted.stdout.split())
     assert (tmp_path / "truth.fit.json").is_file()
 
-    measured = {Path(r.model.path).stem: uncontended_cost(r, r.measurement)[0] for r in load_report(lab_result).results}
+    # the three's own cost: both runs of each (the geometric mean), measured beside the rows
+    runs = [load_report(path).results for path in (lab_result, lab_again)]
+    measured = {Path(a.model.path).stem: math.sqrt(uncontended_cost(a, a.measurement)[0]
+                                                   * uncontended_cost(b, b.measurement)[0])
+                for a, b in zip(runs[0], reversed(runs[1]), strict=True)}
     out = tmp_path / "after.json"
     new = [lab["models"][n] for n in NEW_MODELS]
     run = run_mlfit("check", *new, "--target", lab["profile"], "--threads", "1", "--json", out, "--truth", store,
                     *FAST[:-1])
     assert run.code == 0, run.output
-    assert "device model adapted with 5 rows measured on lab-box" in " ".join(run.stdout.split())
+    assert "device model adapted with 10 rows measured on lab-box" in " ".join(run.stdout.split())
     after, before, widths, inside = [], [], [], 0
     for result in load_report(out).results:
         # the adapted p50 is the device model's own figure: this check's measurement does not enter it
@@ -116,8 +134,8 @@ def test_a_device_learnt_from_five_rows_projects_three_new_models_within_15_perc
         projection = result.targets[0].projection
         assert projection is not None and projection.details.device_model is not None
         model = projection.details.device_model
-        assert model.adapted is not None and model.adapted.rows == 5
-        assert any("device model adapted with 5 rows" in n and "user-stated" in n for n in projection.notes)
+        assert model.adapted is not None and model.adapted.rows == 10
+        assert any("device model adapted with 10 rows" in n and "user-stated" in n for n in projection.notes)
         # the band's only part: the device's own residuals (no unseen-device or unseen-source
         # widening, no column without a row); the largest of five, which vouches for 5/6 = 83%
         (name, half), = model.widenings_log.items()
@@ -126,8 +144,11 @@ def test_a_device_learnt_from_five_rows_projects_three_new_models_within_15_perc
         p50 = next(c for c in result.targets[0].checks if c.metric == "latency.p50")
         assert p50.value is not None
         band = projection.latency[Percentile.P50]
-        # the p50 the verdict reads is the device model's band: this host's load does not widen it
-        assert band.upper / band.lower == pytest.approx(model.upper / model.lower, rel=1e-3), (band, model)
+        # the p50 the verdict reads is the device model's band (this host's load does not widen it),
+        # its lower end raised to the physical floor where the floor is higher (the weights streamed
+        # at the stated bandwidth: 1.7 ms for the large V3)
+        assert band.upper == pytest.approx(model.upper, rel=1e-3), (band, model)
+        assert band.lower >= model.lower * (1 - 1e-3), (band, model)
         after.append(abs(p50.value / observed - 1))
         before.append(abs(model.adapted.seconds_unadapted / observed - 1))
         widths.append(model.upper / model.lower)
@@ -135,12 +156,12 @@ def test_a_device_learnt_from_five_rows_projects_three_new_models_within_15_perc
     assert statistics.median(after) <= 0.15, (after, before)
     assert statistics.median(before) >= 2 * statistics.median(after) and statistics.median(before) >= 0.3, before
     assert inside >= 2, (inside, widths, after)
-    # The issue's goal of <= 1.6x is NOT met, and is not claimed: five rows' leave-one-model-out
+    # The issue's goal of <= 1.6x is NOT met, and is not claimed: the five models' leave-one-model-out
     # residuals on this loaded host reach 0.2-0.46 in log (the small MobileNetV3 held out is always
     # predicted too fast from the V1/V2 rows and one V3; one model's cost moves 10-50% between runs
     # as other jobs load the host), so a band that covers a new model >= 83% of the time came out
-    # 1.6-2.5x in ten runs (docs/projection.md, "How wide"). The bound is the one past which a band
-    # decides little (WIDE_BAND); rows of more models narrow it.
+    # 1.54-2.66x in 19 runs (docs/projection.md, "How well it works"). The bound is the one past
+    # which a band decides little (WIDE_BAND); rows of more models narrow it.
     assert max(widths) <= WIDE_BAND, (widths, after, before)
 
 
