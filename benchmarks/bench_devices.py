@@ -126,24 +126,27 @@ def fit_all(data: list[tuple[Any, Any, float]], devices: list[str] | None = None
     from dataclasses import replace
 
     from mlfit.analysis import devicemodel as dm
+    from mlfit.analysis import devicevalidate as dv
 
-    params = dm.fit(data)
-    residuals = [abs(dm.log_residual(t, p.value)) for p, t in dm.loo(data, nested=False)]
+    params = dm.fit(data, sources=sources)
+    residuals = [abs(dm.log_residual(t, p.value)) for p, t in dv.loo(data, nested=False)]
     params = replace(params, band_log=dm.quantile(residuals, dm.BAND_QUANTILE))
     notes = [
         f"fitted on {len(data)} rows of benchmarks/device_truth.yaml; band: the {dm.BAND_QUANTILE:.0%} quantile "
         f"of leave-one-out |log residuals|",
     ]
     if devices:
-        unseen = dm.calibrate_unseen(dm.leave_group_out(data, devices, params))
+        unseen = dv.calibrate_unseen(dv.leave_group_out(data, devices, params))
         params = replace(params, unseen_device_log=unseen)
         notes.append(f"unseen-device widening x{math.exp(unseen):.2f}: {dm.BAND_QUANTILE:.0%} of leave-one-device-out "
                      f"predictions inside their bands")
     if sources:
-        column, unseen = dm.calibrate_widenings(dm.leave_group_out(data, sources, params))
-        params = replace(params, unfitted_column_log=column, unseen_source_log=unseen)
-        notes.append(f"unseen source x{math.exp(unseen):.2f}, column without a row x{math.exp(column):.2f}: "
-                     f"{dm.BAND_QUANTILE:.0%} of leave-one-source-out rows inside")
+        column, unseen, one, multi = dv.calibrate_widenings(dv.leave_group_out(data, sources, params, sources=sources))
+        params = replace(params, unfitted_column_log=column, unseen_source_log=unseen, one_source_log=one,
+                         multi_source_log=multi)
+        notes.append(f"unseen source x{math.exp(unseen):.2f} (a column no source backs), x{math.exp(one):.2f} (one), "
+                     f"x{math.exp(multi):.2f} (two or more); column without a row x{math.exp(column):.2f}")
+        notes.append(f"each: {dm.BAND_QUANTILE:.0%} of its leave-one-source-out rows inside")
     return replace(params, notes=tuple(notes))
 
 
@@ -261,7 +264,8 @@ def _is_stale(committed: Any, current: Any) -> bool:
     """The committed fit (``_devicefit.py``) differs from a fit of the current table."""
     if committed is None:
         return True
-    logs = ("k_dw", "unseen_device_log", "unseen_source_log", "unfitted_column_log")
+    logs = ("k_dw", "sigma", "sigma_exp", "unseen_device_log", "unseen_source_log", "unfitted_column_log",
+            "multi_source_log", "one_source_log")
     return any(abs(getattr(committed, k) - getattr(current, k)) > 1e-9 for k in logs) or any(
         abs(committed.offsets.get(k, math.inf) - v) > 1e-6 for k, v in current.offsets.items())
 
@@ -301,6 +305,7 @@ def _row_table(truth: dict[str, Any], meta: list[dict[str, Any]], data: list[tup
 
 def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
     from mlfit.analysis import devicemodel as dm
+    from mlfit.analysis import devicevalidate as dv
 
     work.mkdir(parents=True, exist_ok=True)
     (work / "devices").mkdir(parents=True, exist_ok=True)
@@ -314,8 +319,9 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
     params = current if committed is None else committed
     # the leave-one-out rows carry the committed unseen-source widening, as every projection does
     base = dm.Params(dm.DEFAULTS["k_dw"], dm.DEFAULTS["sigma"], {}, unseen_source_log=params.unseen_source_log,
-                     unfitted_column_log=params.unfitted_column_log)
-    validation = dm.loo(data, base, nested=True)
+                     unfitted_column_log=params.unfitted_column_log, multi_source_log=params.multi_source_log,
+                     one_source_log=params.one_source_log)
+    validation = dv.loo(data, base, nested=True, sources=sources)
     lines, stats = _row_table(truth, meta, data, validation, params, work)
 
     def summary(name: str) -> tuple[float, float, float]:
@@ -329,15 +335,26 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
     v_err, v_cov, v_width = summary("validation")
     # Harsher: every row of a device predicted by a fit without that device; and every row of a source
     # predicted by a fit without that source, the band's unseen-source widening set without it too.
-    stats["device"] = [_score(p, t) for p, t in dm.leave_group_out(data, devices, params)]
+    stats["device"] = [_score(p, t) for p, t in dv.leave_group_out(data, devices, params)]
     d_err, d_cov, d_width = summary("device")
-    stats["source"] = [_score(p, t) for p, t in dm.leave_group_out(data, sources, calibrate_source=True)]
+    loso = dv.leave_group_out(data, sources, calibrate_source=True)
+    stats["source"] = [_score(p, t) for p, t in loso]
     s_err, s_cov, s_width = summary("source")
     breakdown = _breakdown(meta, stats["validation"], ("runtime", "device"))
-    by_source = _breakdown(meta, stats["source"], ("source",))
+    # each source weighted equally (a source, not a row, is what a user's device is)
+    share = {src: sources.count(src) for src in sources}
+    s_cov_src = sum(i / share[src] for (_, i, _), src in zip(stats["source"], sources, strict=True)) / len(share)
+    backed = [{**row, "backing": "two or more" if p.sources_behind >= 2 else str(p.sources_behind)}
+              for row, (p, _) in zip(meta, loso, strict=True)]
+    by_source = _breakdown(meta, stats["source"], ("source",)) + _breakdown(backed, stats["source"], ("backing",))
     skipped = [f"{r['id']} ({r.get('exclude') or 'no zoo builder'})" for r in truth["rows"]
                if r["model"] not in BUILDERS or r.get("exclude")]
     offsets = ", ".join(f"{k} {math.exp(v):.2f}x" for k, v in sorted(params.offsets.items()))
+    contention = ", ".join(f"{c.device.id.split('/')[-1]} {params.sigma_for(c.device):.2f}" for c in
+                           {c.device.id: c for _, c, _ in data if c.device.kind == "cpu"}.values())
+    backing = ", ".join(f"{k} {n}" + (f" (farthest x{math.exp(params.column_spread[k]):.2f} off)"
+                                      if k in params.column_spread else "")
+                        for k, n in sorted(params.column_sources.items()))
     text = [
         f"Every row of `benchmarks/device_truth.yaml` ({len(truth['rows'])} rows, {len(data)} with a zoo "
         f"builder and not excluded{'; not projected: ' + '; '.join(skipped) if skipped else ''}), "
@@ -368,14 +385,20 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         bl.table(["group", "rows", "median abs error", "inside band", "median band width"], breakdown),
         "",
         f"Fitted constants: depthwise FLOP = {params.k_dw:.3g} dense FLOPs; thread contention sigma "
-        f"{params.sigma:.2f} (S(4) = {dm.thread_speedup(4, params.sigma):.2f}); offsets (time multipliers "
-        f"over the path's peak): {offsets}; band half-width x{math.exp(params.band_log):.2f}; a device with no "
+        f"{params.sigma:.2f} on the reference Pi 4 (S(4) = {dm.thread_speedup(4, params.sigma):.2f}), scaled by "
+        f"each device's per-core FLOP/byte balance to the power {params.sigma_exp:.3g} ({contention}); "
+        f"offsets (time multipliers over the path's peak): {offsets}; band half-width "
+        f"x{math.exp(params.band_log):.2f}; a device with no "
         f"row of its own widens it x{math.exp(params.unseen_device_log):.2f} (set so that "
         f"{dm.BAND_QUANTILE:.0%} of the leave-one-device-out rows fall inside: that coverage is in-sample); "
-        f"every projection widens it x{math.exp(params.unseen_source_log):.2f} for a source the fit never saw, and "
-        f"x{math.exp(params.unfitted_column_log):.2f} per column without a row (the narrowest pair with which "
-        f"{dm.BAND_QUANTILE:.0%} of the leave-one-source-out rows fall inside; the leave-one-source-out "
-        "view above sets them without the source it judges).",
+        f"a source the fit never saw widens it x{math.exp(params.unseen_source_log):.2f} where a column of the "
+        f"configuration is backed by one source (or none), x{math.exp(params.multi_source_log):.2f} where two or "
+        "more sources back every column, beside how far the farthest of those sources sits from the centre, "
+        f"and x{math.exp(params.unfitted_column_log):.2f} per column without a row (each the narrowest with "
+        f"which {dm.BAND_QUANTILE:.0%} of its leave-one-source-out rows fall inside; the leave-one-source-out "
+        f"view above sets them without the source it judges). Sources behind each column: {backing}.",
+        "",
+        f"Leave-one-source-out with each source weighted equally (not each row): {s_cov_src:.0%} inside.",
     ]
     adapt_lines, a_without, a_with, a_band = adaptation(meta, data, params)
     a_inside = sum(1 for inside, _ in a_band if inside) / len(a_band) if a_band else 0.0

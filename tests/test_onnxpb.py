@@ -153,3 +153,28 @@ def test_check_parent_never_imports_onnx(tiny_model: Path) -> None:
     imported = {line.rsplit("|", 1)[1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
     assert "mlfit.analysis.graph" in imported  # the static analysis ran in this process
     assert {"onnx", "ml_dtypes", "memory_profiler"} & imported == set(), sorted(imported & {"onnx", "ml_dtypes"})
+
+
+_NO_NUMPY = """
+import sys
+from pathlib import Path
+from mlfit.formats.kinds import ModelFormat
+from mlfit.formats.registry import get
+declared = get(ModelFormat.ONNX).declared_inputs(Path(sys.argv[1]), "serving_default")
+assert declared is not None and declared.inputs
+assert "numpy" not in sys.modules
+print("ok")
+"""
+
+
+def test_declared_inputs_read_no_constant_they_do_not_need(cnn_model: Path, transformer_model: Path) -> None:
+    # was: every small constant was read as an array, which imported numpy (0.1-0.3 s) before the
+    # worker could be told its request; only a OneHot depth or Clip bound the inputs reach is read
+    run = subprocess.run([sys.executable, "-c", _NO_NUMPY, str(cnn_model)], capture_output=True, text=True,
+                         timeout=120, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    from mlfit.formats.kinds import ModelFormat
+    from mlfit.formats.registry import get
+
+    declared = get(ModelFormat.ONNX).declared_inputs(transformer_model, "serving_default")
+    assert declared is not None and declared.ranges["input_ids"] == (0, 500)  # the Gather table's rows

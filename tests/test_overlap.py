@@ -72,3 +72,32 @@ def test_the_overlapped_analysis_is_the_sequential_one(tiny_model: Path, monkeyp
     assert overlapped.error is None and sequential.error is None
     assert overlapped.analysis is not None and overlapped.analysis == sequential.analysis
     assert [t.verdict for t in overlapped.targets] == [t.verdict for t in sequential.targets]
+
+
+_AFTER = """
+import runpy, sys
+import mlfit.measure.launcher as launcher
+from mlfit.run.overlap import AFTER_THE_WORKER
+run_worker = launcher._run_worker
+seen = {}
+def spy(*args, **kwargs):
+    response = run_worker(*args, **kwargs)
+    seen["after"] = set(sys.modules)
+    return response
+launcher._run_worker = spy
+sys.argv = ["mlfit", "check", sys.argv[1], "--target", "edge", "--min-time", "0.1", "--warmup", "2", "--quiet"]
+try:
+    runpy.run_module("mlfit", run_name="__main__")
+except SystemExit as exc:
+    assert exc.code == 0, exc.code
+print(sorted(set(AFTER_THE_WORKER) - seen["after"]))
+"""
+
+
+def test_the_modules_needed_after_the_worker_are_imported_beside_it(tiny_model: Path) -> None:
+    # was: the device fits, the reports and rich's table were imported after the worker answered,
+    # on the path to the verdict; now the analysis thread imports them under the worker's hold
+    run = subprocess.run([sys.executable, "-c", _AFTER, str(tiny_model)], capture_output=True, text=True,
+                         timeout=180, stdin=subprocess.DEVNULL)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "[]"

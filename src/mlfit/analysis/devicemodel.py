@@ -88,6 +88,9 @@ def prior(column: str) -> float:
 DEFAULTS: dict[str, float] = {
     "k_dw": 8.0,
     "sigma": 0.25,
+    # how a device's thread contention grows with its per-core machine balance (stated prior: the
+    # square root; the fit moves it where rows at several thread counts on several devices say)
+    "sigma_exp": 0.5,
     "dispatch_s_at_1ghz": 4e-6,  # XNNPACK/TFLite per-operator cost at 1 GHz (prior)
     "launch_s": 10e-6,  # CUDA kernel launch + executor per kernel (the roofline's centre)
 }
@@ -98,7 +101,15 @@ UNSEEN_DEVICE = math.log(1.3)
 # The least a calibrated widening for a column or a device without a row may be: never as well
 # known as one with rows, whatever the leave-one-out residuals say.
 WIDENING_FLOOR = math.log(1.2)
+# The per-core machine balance (peak FLOP/s of one core over the memory bandwidth) of the reference
+# board, the Raspberry Pi 4 at 1.5 GHz (12 GFLOP/s, 4.5 GB/s): ``sigma`` is its thread contention.
+REFERENCE_BALANCE = 12e9 / 4.5e9
 UNSEEN_SOURCE_KEY = "a source the fit never saw (another build, version and board)"
+# The same, where at least two independent sources back every column of the configuration (their
+# agreement is evidence the column holds beyond one build): its own, calibrated, narrower widening,
+# and beside it the spread between those sources where they disagree.
+MULTI_SOURCE_KEY = "a source the fit never saw; sources behind every column:"
+SPREAD_KEY = "the sources behind a column disagree:"
 UNFITTED_KEY = "no truth-table row for"
 
 _DENSE = ("Conv", "ConvTranspose", "MatMul", "Gemm", "FusedConv", "FusedGemm", "FusedMatMul", "QLinearConv",
@@ -252,17 +263,40 @@ class Params:
     unfitted_column_log: float = UNFITTED_COLUMN
     # device kinds ("cpu", "gpu") with MatMul-dominated rows in the table (transformers)
     matmul_kinds: tuple[str, ...] = ()
+    # a device's contention is sigma * (its per-core balance / the reference's) ** sigma_exp: cores that
+    # each want a larger share of a thinner memory system (Pi 5) scale worse than cores with bandwidth
+    # to spare (Orin Nano); 0 gives every device the reference's contention
+    sigma_exp: float = 0.0
+    # how many independent sources have rows in each column (``source:`` nuisance columns aside), and
+    # for a column with two or more, how far (log) the farthest of them sits from the fit's level.
+    # Empty: not known (a fit given no source names); every projection then takes unseen_source_log
+    column_sources: dict[str, int] = field(default_factory=dict)
+    column_spread: dict[str, float] = field(default_factory=dict)
+    # the unseen-source widening where exactly one source backs the least-backed column (0: as
+    # unseen_source_log, which then covers a configuration with a column no source backs: its prior),
+    # and where two or more back every column (never above the one-source one); each set from the
+    # leave-one-source-out rows with that backing
+    one_source_log: float = 0.0
+    multi_source_log: float = 0.0
+
+    def sigma_for(self, device: Device) -> float:
+        """The thread contention of ``device`` (the reference board's ``sigma`` scaled by balance)."""
+        return device_sigma(device, self.sigma, self.sigma_exp)
 
     def offset(self, column: str) -> tuple[float, bool]:
         """A column's log-offset and whether the table fitted it."""
         if column in self.offsets:
             return self.offsets[column], True
-        for kind in ("-fp32", "core:"):
-            # another runtime's kernels, or a core with no row: the mean of those the table measured
-            # (the reference Cortex-A72 is the least efficient core measured; newer ones sit closer
-            # to their peak, so 1.0 would be a biased guess for an unmeasured core)
-            seen = [v for k, v in self.offsets.items() if (k.endswith(kind) if kind == "-fp32" else k.startswith(kind))]
-            if seen and (column.endswith(kind) if kind == "-fp32" else column.startswith(kind)):
+        for kind in ("-fp32", "-int8-no-dotprod", "-int8-dotprod", "core:"):
+            # another runtime's kernels (its fp32, or its int8 gain with or without dot products: the
+            # core's instructions set most of that gain), or a core with no row: the mean of those the
+            # table measured (the reference Cortex-A72 is the least efficient core measured; newer ones
+            # sit closer to their peak, so 1.0 would be a biased guess for an unmeasured core)
+            def match(k: str, kind: str = kind) -> bool:
+                return k.startswith(kind) if kind == "core:" else k.endswith(kind)
+
+            seen = [v for k, v in self.offsets.items() if match(k)]
+            if seen and match(column):
                 return sum(seen) / len(seen), False
         return prior(column), False
 
@@ -271,13 +305,25 @@ def matmul_dominated(s: Structure) -> bool:
     return s.matmul_flops > 0.5 * (s.dense_flops + s.depthwise_flops)
 
 
+def balance_ratio(device: Device) -> float:
+    """The device's per-core FLOP/byte balance over the reference board's (1 for a GPU)."""
+    if device.kind != "cpu" or device.bandwidth <= 0:
+        return 1.0
+    return (device.peak_core / device.bandwidth) / REFERENCE_BALANCE
+
+
+def device_sigma(device: Device, sigma: float, sigma_exp: float) -> float:
+    return sigma * balance_ratio(device) ** sigma_exp
+
+
 def thread_speedup(threads: int, sigma: float) -> float:
     t = max(1, threads)
     return t / (1 + sigma * (t - 1))
 
 
-def base_seconds(s: Structure, c: Config, k_dw: float, sigma: float) -> float:
-    """The part of the time the offsets multiply: compute at the path's peak plus streamed bytes."""
+def base_seconds(s: Structure, c: Config, k_dw: float, sigma: float, sigma_exp: float = 0.0) -> float:
+    """The part of the time the offsets multiply: compute at the path's peak plus streamed bytes.
+    ``sigma`` is the reference board's contention, scaled to the device by ``sigma_exp``."""
     d = c.device
     work = s.dense_flops + k_dw * s.depthwise_flops
     elem = 1 if c.precision == "int8" else (2 if c.precision == "fp16" else 4)
@@ -288,7 +334,7 @@ def base_seconds(s: Structure, c: Config, k_dw: float, sigma: float) -> float:
         peak = {"int8": d.peak_int8, "fp16": d.peak_fp16}.get(c.precision) or d.peak_core
         return work / float(peak) + moved / d.bandwidth
     threads = max(1, min(c.threads, d.cores))
-    return work / (d.peak_core * thread_speedup(threads, sigma)) + moved / d.bandwidth
+    return work / (d.peak_core * thread_speedup(threads, device_sigma(d, sigma, sigma_exp))) + moved / d.bandwidth
 
 
 def fixed_seconds(s: Structure, c: Config, p: Params) -> float:
@@ -308,6 +354,7 @@ class Prediction:
     upper: float
     widenings: dict[str, float] = field(default_factory=dict)  # name -> log half-width
     unfitted: tuple[str, ...] = ()
+    sources_behind: int = 0  # the fewest independent sources behind any column (0: not known, or a prior)
 
 
 def predict(s: Structure, c: Config, p: Params) -> Prediction:
@@ -318,19 +365,46 @@ def predict(s: Structure, c: Config, p: Params) -> Prediction:
         offset += value
         if not fitted and not col.startswith("source:"):
             unfitted.append(col)
-    centre = math.exp(offset) * base_seconds(s, c, p.k_dw, p.sigma) + fixed_seconds(s, c, p)
+    centre = math.exp(offset) * base_seconds(s, c, p.k_dw, p.sigma, p.sigma_exp) + fixed_seconds(s, c, p)
     widen = {"validation residuals": p.band_log}
     for col in unfitted:
         widen[f"{UNFITTED_KEY} '{col}' (prior)"] = p.unfitted_column_log
     if p.fitted_devices and c.device.id not in p.fitted_devices:
         widen[f"no truth-table row for device {c.device.id}"] = p.unseen_device_log
     if p.unseen_source_log > 0:
-        widen[UNSEEN_SOURCE_KEY] = p.unseen_source_log
+        widen.update(source_widenings(c, p))
     if matmul_dominated(s) and c.device.kind not in p.matmul_kinds:
         # the table's rows for this kind of device are convolutional networks: a MatMul-bound model is outside them
         widen["no truth-table row for a MatMul-dominated model (transformer, MLP)"] = UNFITTED_COLUMN
     half = math.sqrt(sum(h * h for h in widen.values()))  # independent sources add in quadrature
-    return Prediction(centre, centre * math.exp(-half), centre * math.exp(half), widen, tuple(unfitted))
+    return Prediction(centre, centre * math.exp(-half), centre * math.exp(half), widen, tuple(unfitted),
+                      backing(c, p) if p.column_sources else 0)
+
+
+def backing(c: Config, p: Params) -> int:
+    """The fewest independent sources behind any fitted column of ``c`` (0: a column keeps its prior)."""
+    cols = [col for col in c.columns() if not col.startswith(("source:", "device:"))]
+    return min((p.column_sources.get(col, 0) for col in cols), default=0)
+
+
+def source_widenings(c: Config, p: Params) -> dict[str, float]:
+    """The widening for a source the fit never saw: the calibrated one for a configuration some column
+    of which only one source backs (or none: its prior), the narrower multi-source one where two or
+    more back every column, plus the disagreement of those sources (how far the farthest of them sits
+    from the centre: a new build is taken to be no farther off than the farthest known one)."""
+    n = backing(c, p) if p.column_sources else 0
+    if n == 1 and p.one_source_log > 0:
+        return {UNSEEN_SOURCE_KEY: p.one_source_log}
+    if n < 2:
+        return {UNSEEN_SOURCE_KEY: p.unseen_source_log}
+    # not calibrated yet (while it is being calibrated): as wide as the single-source one
+    multi = p.multi_source_log if p.multi_source_log > 0 else p.unseen_source_log
+    out = {f"{MULTI_SOURCE_KEY} {n} or more": min(multi, p.one_source_log or p.unseen_source_log)}
+    spreads = {col: p.column_spread.get(col, 0.0) for col in c.columns()}
+    col, spread = max(spreads.items(), key=lambda kv: kv[1])
+    if spread > 0:
+        out[f"{SPREAD_KEY} {col}, one x{math.exp(spread):.2f} off the centre"] = spread
+    return out
 
 
 def node_seconds(static: dict[str, Any], c: Config, p: Params) -> list[tuple[str, str, float]]:
@@ -340,7 +414,7 @@ def node_seconds(static: dict[str, Any], c: Config, p: Params) -> list[tuple[str
     out = []
     for n in static.get("nodes") or []:
         s = Structure.from_static({"nodes": [n]})
-        seconds = math.exp(offset) * base_seconds(s, c, p.k_dw, p.sigma) + fixed_seconds(s, c, p)
+        seconds = math.exp(offset) * base_seconds(s, c, p.k_dw, p.sigma, p.sigma_exp) + fixed_seconds(s, c, p)
         out.append((str(n.get("name", "")), str(n["op"]), seconds))
     return out
 
@@ -351,26 +425,42 @@ K_DW_GRID = tuple(round(2 ** (i / 4), 4) for i in range(0, 29))  # 1 .. 128
 SIGMA_GRID = tuple(round(0.02 * i, 2) for i in range(0, 31))  # 0 .. 0.6
 
 
-def fit(rows: Sequence[tuple[Structure, Config, float]], base: Params | None = None) -> Params:
+SIGMA_EXP_GRID = tuple(0.125 * i for i in range(0, 7))  # 0 .. 0.75
+# A weak pull of the three grid constants towards their stated priors (DEFAULTS), in units of the
+# sum of squared log residuals: 0.001 per doubling of k_dw, per 0.1 of sigma, per 0.25 of sigma_exp.
+# Where rows decide a constant it changes nothing; where they cannot (the rows of one model cannot
+# tell a depthwise FLOP's cost from the runtime's offset; rows at several thread counts on one
+# device cannot place sigma_exp) it keeps the physical prior instead of an arbitrary grid edge.
+GRID_PULL = 0.001
+
+
+def fit(rows: Sequence[tuple[Structure, Config, float]], base: Params | None = None,
+        sources: Sequence[str] | None = None) -> Params:
     """Least squares in log space: the offsets solved linearly for every point of a grid over
-    ``k_dw`` and ``sigma`` (vectorised: the design matrix does not depend on the grid), the point
-    with the smallest sum of squared log residuals kept. A small ridge pull towards each column's
-    prior keeps the solve determined when two columns always appear together."""
+    ``k_dw``, ``sigma`` and ``sigma_exp`` (vectorised: the design matrix does not depend on the
+    grid), the point with the smallest sum of squared log residuals kept. A small ridge pull towards
+    each column's prior keeps the solve determined when two columns always appear together.
+    ``sources``: each row's source, to count the sources behind each column (else ``base``'s kept)."""
     import numpy as np
 
     base = base or Params(DEFAULTS["k_dw"], DEFAULTS["sigma"], {})
     has_cpu = any(c.device.kind == "cpu" for _, c, _ in rows)
     has_threads = len({c.threads for _, c, _ in rows if c.device.kind == "cpu"}) > 1
     sigmas = np.array(SIGMA_GRID if has_threads else (base.sigma,))
+    exps = np.array(SIGMA_EXP_GRID if has_threads else (base.sigma_exp,))
     kdws = np.array(K_DW_GRID if has_cpu else (base.k_dw,))
-    cols = sorted({col for _, c, _ in rows for col in c.columns()})
+    # a column only rows of a source with its own level (``source:``, a build known to differ) measured
+    # is not identified by them (their level is that source's): it stays unfitted, like one with no row
+    free = {col for _, c, _ in rows if not c.source for col in c.columns()}
+    cols = sorted({col for _, c, _ in rows for col in c.columns() if col in free or col.startswith("source:")})
     n, m = len(rows), len(cols)
     a = np.zeros((n, m))
-    dense, dw, threads, moved, target = (np.zeros(n) for _ in range(5))
+    dense, dw, threads, moved, target, balance = (np.zeros(n) for _ in range(6))
     gpu = np.zeros(n, dtype=bool)
     for i, (s, c, t) in enumerate(rows):
         for col in c.columns():
-            a[i, cols.index(col)] = 1.0
+            if col in cols:
+                a[i, cols.index(col)] = 1.0
         # the compute and memory parts at k_dw = 0 and 1 and sigma = 0 give every grid point linearly
         zero = base_seconds(s, c, 0.0, 0.0)
         moved[i] = base_seconds(Structure(0.0, 0.0, s.other_bytes, s.kernels, s.dense_kernels), c, 0.0, 0.0)
@@ -378,27 +468,70 @@ def fit(rows: Sequence[tuple[Structure, Config, float]], base: Params | None = N
         dw[i] = base_seconds(s, c, 1.0, 0.0) - zero
         gpu[i] = c.device.kind == "gpu"
         threads[i] = 1 if gpu[i] else max(1, min(c.threads, c.device.cores))
+        balance[i] = balance_ratio(c.device)
         target[i] = max(t - fixed_seconds(s, c, base), t * 0.05)
     ridge = 0.05
     a2 = np.vstack([a, ridge * np.eye(m)])
     pinv = np.linalg.pinv(a2)
     pulls = ridge * np.array([prior(col) for col in cols])
-    grid = [(float(k), float(sg)) for k in kdws for sg in sigmas]
-    ks = np.array([k for k, _ in grid])
-    sgs = np.array([sg for _, sg in grid])
-    # S(t) = t / (1 + sigma (t - 1)); at sigma = 0 the base used t threads: rescale by (1 + sigma (t - 1))
-    slow = 1 + np.outer(threads - 1, sgs)
-    slow[gpu, :] = 1.0
-    compute = (dense[:, None] + dw[:, None] * ks[None, :]) * slow
-    y = np.log(target)[:, None] - np.log(compute + moved[:, None])
-    sol = pinv @ np.vstack([y, np.repeat(pulls[:, None], len(grid), axis=1)])
-    resid = y - a @ sol
-    best = int(np.argmin((resid * resid).sum(axis=0)))
-    k, sg = grid[best]
-    offsets = {col: float(v) for col, v in zip(cols, sol[:, best], strict=True)}
+
+    def solve(grid: list[tuple[float, float, float]]) -> tuple[tuple[float, float, float], Any]:
+        """The grid point with the least loss, and its offsets."""
+        ks, sgs, es = (np.array([g[j] for g in grid]) for j in range(3))
+        # S(t) = t / (1 + sigma_d (t - 1)); at sigma = 0 the base used t threads: rescale by
+        # (1 + sigma_d (t - 1)), sigma_d = sigma * balance ** sigma_exp
+        slow = 1 + (threads - 1)[:, None] * sgs[None, :] * balance[:, None] ** es[None, :]
+        slow[gpu, :] = 1.0
+        compute = (dense[:, None] + dw[:, None] * ks[None, :]) * slow
+        y = np.log(target)[:, None] - np.log(compute + moved[:, None])
+        sol = pinv @ np.vstack([y, np.repeat(pulls[:, None], len(grid), axis=1)])
+        resid = y - a @ sol
+        pull = ((np.log2(ks / DEFAULTS["k_dw"])) ** 2 + ((sgs - DEFAULTS["sigma"]) / 0.1) ** 2
+                + ((es - DEFAULTS["sigma_exp"]) / 0.25) ** 2)
+        loss = (resid * resid).sum(axis=0) + GRID_PULL * pull
+        best = int(np.argmin(loss))
+        return grid[best], sol[:, best]
+
+    # coarse to fine (the loss is smooth in all three): a sparse grid, then the full grid around its best point
+    strides = (4, 3, 2)
+    axes = (kdws, sigmas, exps)
+    (k, sg, e), _ = solve([(float(k), float(sg), float(e)) for k in kdws[::4] for sg in sigmas[::3] for e in exps[::2]])
+
+    def near(axis: int, v: float) -> list[float]:
+        values, reach = axes[axis], strides[axis] - 1
+        i = int(np.argmin(np.abs(values - v)))
+        return [float(x) for x in values[max(0, i - reach):i + reach + 1]]
+
+    (k, sg, e), best_sol = solve([(kk, ss, ee) for kk in near(0, k) for ss in near(1, sg) for ee in near(2, e)])
+    offsets = {col: float(v) for col, v in zip(cols, best_sol, strict=True)}
     devices = tuple(sorted({c.device.id for _, c, _ in rows}))
     matmul = tuple(sorted({c.device.kind for s, c, _ in rows if matmul_dominated(s)}))
-    return replace(base, k_dw=k, sigma=sg, offsets=offsets, fitted_devices=devices, matmul_kinds=matmul)
+    out = replace(base, k_dw=k, sigma=sg, sigma_exp=e, offsets=offsets, fitted_devices=devices,
+                  matmul_kinds=matmul)
+    if sources is not None:
+        counts, spread = source_backing(rows, sources, out)
+        out = replace(out, column_sources=counts, column_spread=spread)
+    return out
+
+
+def source_backing(rows: Sequence[tuple[Structure, Config, float]], sources: Sequence[str],
+                   p: Params) -> tuple[dict[str, int], dict[str, float]]:
+    """For each column, how many sources have rows in it, and for a column with two or more, how far
+    the farthest of them sits from the fit's level: each source's mean log residual over its rows in the
+    column, against the fit without any ``source:`` nuisance offset (which would hide exactly this
+    disagreement; the projection's centre is that fit's level, not the sources' middle)."""
+    members: dict[str, dict[str, list[float]]] = {}
+    for (s, c, t), src in zip(rows, sources, strict=True):
+        r = log_residual(t, predict(s, replace(c, source=""), p).value)
+        for col in c.columns():
+            if not col.startswith(("source:", "device:")):
+                members.setdefault(col, {}).setdefault(src, []).append(r)
+    counts = {col: len(by) for col, by in members.items()}
+    spread = {}
+    for col, by in members.items():
+        if len(by) >= 2:
+            spread[col] = max(abs(sum(v) / len(v)) for v in by.values())
+    return counts, spread
 
 
 def log_residual(observed: float, predicted: float) -> float:
@@ -418,90 +551,6 @@ def quantile(values: Sequence[float], q: float) -> float:
 BAND_QUANTILE = 0.85
 
 
-def loo(rows: Sequence[tuple[Structure, Config, float]], base: Params | None = None,
-        nested: bool = True) -> list[tuple[Prediction, float]]:
-    """Leave-one-out: each row predicted by a fit on the others; its band from the residuals
-    of a leave-one-out inside those others (so the band never saw the row it is judged on)."""
-    out: list[tuple[Prediction, float]] = []
-    for i in range(len(rows)):
-        others = [r for j, r in enumerate(rows) if j != i]
-        params = fit(others, base)
-        band = params.band_log
-        if nested and len(others) >= 3:
-            inner = [abs(log_residual(t, predict(s, c, fit([r for k, r in enumerate(others) if k != j], base)).value))
-                     for j, (s, c, t) in enumerate(others)]
-            band = quantile(inner, BAND_QUANTILE)
-        params = replace(params, band_log=band)
-        s, c, t = rows[i]
-        out.append((predict(s, c, params), t))
-    return out
-
-
-def leave_group_out(rows: Sequence[tuple[Structure, Config, float]], groups: Sequence[str],
-                    base: Params | None = None, calibrate_source: bool = False) -> list[tuple[Prediction, float]]:
-    """Each group's rows (e.g. every row of one device, or of one source) predicted by a fit that
-    never saw the group, its band from a leave-one-out inside the other groups: how mlfit fares on a
-    device or a source the table does not have (its columns then keep their priors unless another
-    group shares them). ``calibrate_source``: the unseen-source widening is set, inside the other
-    groups only, from their own leave-one-group-out (so the band never saw the group it judges)."""
-    out: list[tuple[Prediction, float] | None] = [None] * len(rows)
-    for group in sorted(set(groups)):
-        keep = [g != group for g in groups]
-        others = [r for r, k in zip(rows, keep, strict=True) if k]
-        params = fit(others, base)
-        inner = [abs(log_residual(t, p.value)) for p, t in loo(others, base, nested=False)]
-        params = replace(params, band_log=quantile(inner, BAND_QUANTILE))
-        if calibrate_source:
-            other_groups = [g for g, k in zip(groups, keep, strict=True) if k]
-            column, source = calibrate_widenings(leave_group_out(others, other_groups, params))
-            params = replace(params, unfitted_column_log=column, unseen_source_log=source)
-        for i, (s, c, t) in enumerate(rows):
-            if groups[i] == group:
-                out[i] = (predict(s, c, params), t)
-    return [o for o in out if o is not None]
-
-
-def calibrate_unseen(predictions: Sequence[tuple[Prediction, float]], device_key: str = "no truth-table row for device",
-                     target: float = BAND_QUANTILE) -> float:
-    """The smallest unseen-device widening (log half-width) with which ``target`` of the
-    leave-one-device-out predictions fall inside their bands (their other widenings kept)."""
-    for step in range(0, 61):
-        u = max(WIDENING_FLOOR, step * 0.025)
-        inside = 0
-        for pred, t in predictions:
-            half2 = sum(h * h for k, h in pred.widenings.items() if not k.startswith(device_key)) + u * u
-            inside += abs(log_residual(t, pred.value)) <= math.sqrt(half2)
-        if inside >= target * len(predictions):
-            return u
-    return 60 * 0.025
-
-
-def calibrate_widenings(predictions: Sequence[tuple[Prediction, float]],
-                        target: float = BAND_QUANTILE) -> tuple[float, float]:
-    """The widening for a column without a row and the unseen-source widening (log half-widths)
-    with which ``target`` of the leave-one-source-out ``predictions`` fall inside their bands, the
-    pair with the narrowest median band among those (their other widenings kept). Calibrating the
-    per-column widening too keeps a source whose runtime the fit never saw from stacking guesses."""
-    parts = []
-    for pred, t in predictions:
-        kept = sum(h * h for k, h in pred.widenings.items()
-                   if not k.startswith((UNFITTED_KEY + " '", UNSEEN_SOURCE_KEY)))
-        columns = sum(1 for k in pred.widenings if k.startswith(UNFITTED_KEY + " '"))
-        parts.append((kept, columns, abs(log_residual(t, pred.value))))
-    best: tuple[float, float, float] | None = None
-    steps = [i * 0.025 for i in range(0, 61)]
-    for column in sorted({max(WIDENING_FLOOR, c) for c in steps[:41]}):
-        for source in steps:
-            halves = sorted(math.sqrt(kept + n * column * column + source * source) for kept, n, _ in parts)
-            inside = sum(r <= math.sqrt(kept + n * column * column + source * source) for kept, n, r in parts)
-            if inside >= target * len(parts):
-                width = halves[len(halves) // 2]
-                if best is None or width < best[0] - 1e-12:
-                    best = (width, column, source)
-                break  # a wider unseen-source widening only widens the band
-    return (best[1], best[2]) if best else (UNFITTED_COLUMN, steps[-1])
-
-
 def params_from_dict(data: dict[str, Any]) -> Params:
     return Params(
         float(data["k_dw"]), float(data["sigma"]), {str(k): float(v) for k, v in data["offsets"].items()},
@@ -510,6 +559,11 @@ def params_from_dict(data: dict[str, Any]) -> Params:
         tuple(data.get("fitted_devices", ())), tuple(data.get("notes", ())),
         float(data.get("unseen_device_log", UNSEEN_DEVICE)), float(data.get("unseen_source_log", 0.0)),
         float(data.get("unfitted_column_log", UNFITTED_COLUMN)), tuple(data.get("matmul_kinds", ())),
+        sigma_exp=float(data.get("sigma_exp", 0.0)),
+        column_sources={str(k): int(v) for k, v in data.get("column_sources", {}).items()},
+        column_spread={str(k): float(v) for k, v in data.get("column_spread", {}).items()},
+        one_source_log=float(data.get("one_source_log", 0.0)),
+        multi_source_log=float(data.get("multi_source_log", 0.0)),
     )
 
 
@@ -520,6 +574,9 @@ def params_to_dict(p: Params) -> dict[str, Any]:
         "fitted_devices": list(p.fitted_devices), "notes": list(p.notes),
         "unseen_device_log": p.unseen_device_log, "unseen_source_log": p.unseen_source_log,
         "unfitted_column_log": p.unfitted_column_log, "matmul_kinds": list(p.matmul_kinds),
+        "sigma_exp": p.sigma_exp, "column_sources": dict(sorted(p.column_sources.items())),
+        "column_spread": dict(sorted(p.column_spread.items())), "multi_source_log": p.multi_source_log,
+        "one_source_log": p.one_source_log,
     }
 
 

@@ -38,4 +38,15 @@ def main(argv: list[str] | None = None) -> None:
         prestart()
     from mlfit.cli.app import main as run
 
-    run(argv)
+    if argv is not None:  # called from Python: a normal return
+        run(argv)
+        return
+    try:
+        run(argv)
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = 0
+    from mlfit.exits import exit_now
+
+    exit_now(code, "mlfit")  # the program's end: no interpreter teardown (0.3 s on a 2-core host)

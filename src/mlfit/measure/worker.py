@@ -528,7 +528,9 @@ def _wait_for_request() -> list[str] | None:
 
 
 if __name__ == "__main__":
+    from mlfit.exits import exit_now
+
     if sys.argv[1:] == ["--wait"]:
         paths = _wait_for_request()
-        sys.exit(0 if paths is None else main(paths))
-    sys.exit(main(sys.argv[1:]))
+        exit_now(0 if paths is None else main(paths), "mlfit.measure.worker")
+    exit_now(main(sys.argv[1:]), "mlfit.measure.worker")  # answer written: no teardown of the runtime (0.2-0.5 s)

@@ -17,17 +17,17 @@ _PASS_THROUGH = {"Cast", "Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity
 
 
 def _onnx_constants(graph: Any) -> dict[str, Any]:
-    from mlfit.onnxpb import to_array  # numpy_helper's answer without importing onnx
-
+    """The small tensors (initializers and Constant nodes), read as arrays only when a bound needs
+    one: reading them all imported numpy before the worker could start (0.1-0.3 s), for none."""
     small: dict[str, Any] = {}
     for tensor in graph.initializer:
         if tensor.data_location != 1 and len(tensor.dims) <= 1 and (not tensor.dims or tensor.dims[0] <= 16):
-            small[tensor.name] = to_array(tensor)
+            small[tensor.name] = tensor
     for node in graph.node:
         if node.op_type == "Constant" and node.output:
             for attr in node.attribute:
                 if attr.name == "value" and len(attr.t.dims) <= 1 and (not attr.t.dims or attr.t.dims[0] <= 16):
-                    small[node.output[0]] = to_array(attr.t)
+                    small[node.output[0]] = attr.t
     return small
 
 
@@ -60,7 +60,10 @@ def onnx_integer_ranges(model: Any) -> tuple[dict[str, tuple[float, float]], dic
     sources: dict[str, str] = {}
 
     def scalar(name: str) -> float | None:
-        value = constants.get(name)
+        from mlfit.onnxpb import to_array  # numpy_helper's answer without importing onnx
+
+        tensor = constants.get(name)
+        value = None if tensor is None else to_array(tensor)
         return None if value is None or value.size != 1 else float(value.reshape(-1)[0])
 
     def bound(graph_input: str, low: float, high: float, why: str) -> None:
