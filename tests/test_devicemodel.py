@@ -175,8 +175,11 @@ def test_every_projection_carries_an_unseen_source_widening_set_by_its_backing()
     assert params is not None and params.unseen_source_log > 0
     for hw_id in ("rpi5-8gb", "weak-cpu-2vcpu"):
         pred = dm.predict(_structure(), _config(hw_id), params)
-        assert pred.widenings[dm.UNSEEN_SOURCE_KEY] == params.unseen_source_log
-        assert pred.sources_behind <= 1
+        assert pred.sources_behind == 1 and pred.widenings[dm.UNSEEN_SOURCE_KEY] == params.one_source_log
+    # ONNX Runtime has no row: no source behind its column, never a narrower widening than one source
+    ort = dm.predict(_structure(), _config("rpi5-8gb", runtime="onnxruntime"), params)
+    assert ort.sources_behind == 0 and ort.widenings[dm.UNSEEN_SOURCE_KEY] == params.unseen_source_log
+    assert params.unseen_source_log >= params.one_source_log >= params.multi_source_log
     pi4 = dm.predict(_structure(), _config("rpi4-4gb"), params)
     assert pi4.sources_behind == 2 and dm.UNSEEN_SOURCE_KEY not in pi4.widenings
     multi = [h for k, h in pi4.widenings.items() if k.startswith(dm.MULTI_SOURCE_KEY)]
@@ -185,7 +188,7 @@ def test_every_projection_carries_an_unseen_source_widening_set_by_its_backing()
     # the centre sits at the maintainers' level; the user's build, 2.3x off it, stays inside
     assert math.hypot(multi[0], spread[0]) >= params.offsets["source:issue-814"]
     int8 = dm.predict(_structure(), _config("rpi4-4gb", precision="int8"), params)
-    assert int8.sources_behind == 1 and int8.widenings[dm.UNSEEN_SOURCE_KEY] == params.unseen_source_log
+    assert int8.sources_behind == 1 and int8.widenings[dm.UNSEEN_SOURCE_KEY] == params.one_source_log
 
 
 def _two_source_rows(level_b: float) -> tuple[list[tuple[dm.Structure, dm.Config, float]], list[str]]:
@@ -211,7 +214,8 @@ def test_the_sources_behind_each_column_are_counted_and_their_disagreement_measu
     assert params.column_sources == {"xnnpack-fp32": 2, "xnnpack-int8-no-dotprod": 1}
     # the second source, against the fit's level (without its nuisance offset: none here), is the farthest
     assert params.column_spread["xnnpack-fp32"] == pytest.approx(math.log(level_b) / 2, abs=0.03)
-    params = replace_params(params, unseen_source_log=math.log(2.0), multi_source_log=math.log(1.2))
+    params = replace_params(params, unseen_source_log=math.log(2.0), one_source_log=math.log(2.0),
+                            multi_source_log=math.log(1.2))
     fp32 = dm.predict(rows[0][0], _config("rpi4-4gb"), params)
     assert fp32.sources_behind == 2
     spread = sum(h for k, h in fp32.widenings.items() if k.startswith(dm.SPREAD_KEY))
@@ -233,11 +237,11 @@ def test_sources_that_agree_get_the_narrower_calibrated_widening() -> None:
     base = {"validation residuals": 0.1}
     single = [(dm.Prediction(1.0, 0.9, 1.1, dict(base), (), 1), 2.0) for _ in range(10)]
     multi = [(dm.Prediction(1.0, 0.9, 1.1, dict(base), (), 3), 1.1) for _ in range(10)]
-    _, source, backed = dv.calibrate_widenings(single + multi)
-    assert math.hypot(0.1, source) >= math.log(2.0)
-    assert backed == dm.WIDENING_FLOOR < source
+    _, unbacked, one, backed = dv.calibrate_widenings(single + multi)
+    assert math.hypot(0.1, one) >= math.log(2.0)
+    assert backed == dm.WIDENING_FLOOR < one <= unbacked  # knowing less never narrows the band
     # no row with two or more sources behind it: no evidence for a narrower widening
-    assert dv.calibrate_widenings(single)[2] == dv.calibrate_widenings(single)[1]
+    assert dv.calibrate_widenings(single)[3] == dv.calibrate_widenings(single)[2]
 
 
 def test_leave_one_source_out_never_sees_the_source() -> None:
@@ -264,7 +268,7 @@ def test_calibrated_widenings_never_go_below_the_floor(residual: float) -> None:
     """Rows the fit predicts well still leave a column without a row at least x1.2 wide."""
     widen = {"validation residuals": 0.1, "no truth-table row for 'x-fp32' (prior)": 0.4}
     preds = [(dm.Prediction(1.0, 0.9, 1.1, widen), math.exp(residual)) for _ in range(10)]
-    column, source, _ = dv.calibrate_widenings(preds)
+    column, source, _, _ = dv.calibrate_widenings(preds)
     assert column >= dm.WIDENING_FLOOR and source >= 0
     assert math.sqrt(0.1**2 + column**2 + source**2) >= residual
 

@@ -11,7 +11,9 @@ fitted constants:
 
 * ``k_dw``: how many dense FLOPs one depthwise FLOP costs (depthwise convolutions reach a small
   fraction of the peak: few FLOPs per byte, no register blocking over input channels);
-* ``S(t) = t / (1 + sigma * (t - 1))``: thread scaling with one contention constant ``sigma``;
+* ``S(t) = t / (1 + sigma_d * (t - 1))``: thread scaling; the device's contention ``sigma_d`` is the
+  reference Pi 4's ``sigma`` times (its per-core FLOP/byte balance over the Pi 4's) ** ``sigma_exp``
+  (cores that each want a larger share of a thinner memory system scale worse);
 * ``b``: the sum of log-offsets of the columns the configuration has: the runtime's kernels
   (``xnnpack-fp32`` for TFLite/XNNPACK, ``ncnn-fp32``, ...), the core against the reference
   Cortex-A72 at equal peak (``core:Cortex-A76``, ``core:x86-avx512``, ...), int8 with or without
@@ -24,12 +26,16 @@ fitted constants:
 
 A band: the validation residuals' quantile, widened in quadrature for every column without a row
 (its prior is used), for a device without a row of its own (a widening set from
-leave-one-device-out residuals) and for a MatMul-dominated model (the table holds conv nets).
+leave-one-device-out residuals), for a MatMul-dominated model (the table holds conv nets), and for a
+source the fit never saw, by how many independent sources back the configuration's least-backed
+column (none, one, two or more: ``source_widenings``) and how far those sources disagree.
 
-Fitted by ``fit`` (numpy least squares in log space over a grid of ``k_dw`` and ``sigma``) on
-the rows of ``benchmarks/device_truth.yaml``; the constants live in ``_devicefit.py``, written by
-``benchmarks/bench_devices.py --write-params``. A column no row of the table exercises keeps its
-stated prior, and the band says so. Pure: no I/O.
+Fitted by ``fit`` (numpy least squares in log space over a grid of ``k_dw``, ``sigma`` and
+``sigma_exp``, each weakly pulled towards its stated prior) on the rows of
+``benchmarks/device_truth.yaml``; the constants live in ``_devicefit.py``, written by
+``benchmarks/bench_devices.py --write-params`` (the widenings from ``devicevalidate``'s
+leave-one-source-out). A column no row of the table exercises keeps its stated prior (or the mean of
+the measured runtimes' or cores'), and the band says so. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -272,8 +278,11 @@ class Params:
     # Empty: not known (a fit given no source names); every projection then takes unseen_source_log
     column_sources: dict[str, int] = field(default_factory=dict)
     column_spread: dict[str, float] = field(default_factory=dict)
-    # the unseen-source widening where two or more sources back every column (set from the
-    # leave-one-source-out rows that had such backing; never above unseen_source_log)
+    # the unseen-source widening where exactly one source backs the least-backed column (0: as
+    # unseen_source_log, which then covers a configuration with a column no source backs: its prior),
+    # and where two or more back every column (never above the one-source one); each set from the
+    # leave-one-source-out rows with that backing
+    one_source_log: float = 0.0
     multi_source_log: float = 0.0
 
     def sigma_for(self, device: Device) -> float:
@@ -390,11 +399,13 @@ def source_widenings(c: Config, p: Params) -> dict[str, float]:
     more back every column, plus the disagreement of those sources (how far the farthest of them sits
     from the centre: a new build is taken to be no farther off than the farthest known one)."""
     n = backing(c, p) if p.column_sources else 0
+    if n == 1 and p.one_source_log > 0:
+        return {UNSEEN_SOURCE_KEY: p.one_source_log}
     if n < 2:
         return {UNSEEN_SOURCE_KEY: p.unseen_source_log}
     # not calibrated yet (while it is being calibrated): as wide as the single-source one
     multi = p.multi_source_log if p.multi_source_log > 0 else p.unseen_source_log
-    out = {f"{MULTI_SOURCE_KEY} {n} or more": min(multi, p.unseen_source_log)}
+    out = {f"{MULTI_SOURCE_KEY} {n} or more": min(multi, p.one_source_log or p.unseen_source_log)}
     spreads = {col: p.column_spread.get(col, 0.0) for col in c.columns()}
     col, spread = max(spreads.items(), key=lambda kv: kv[1])
     if spread > 0:
@@ -554,10 +565,11 @@ def params_from_dict(data: dict[str, Any]) -> Params:
         tuple(data.get("fitted_devices", ())), tuple(data.get("notes", ())),
         float(data.get("unseen_device_log", UNSEEN_DEVICE)), float(data.get("unseen_source_log", 0.0)),
         float(data.get("unfitted_column_log", UNFITTED_COLUMN)), tuple(data.get("matmul_kinds", ())),
-        float(data.get("sigma_exp", 0.0)),
-        {str(k): int(v) for k, v in data.get("column_sources", {}).items()},
-        {str(k): float(v) for k, v in data.get("column_spread", {}).items()},
-        float(data.get("multi_source_log", 0.0)),
+        sigma_exp=float(data.get("sigma_exp", 0.0)),
+        column_sources={str(k): int(v) for k, v in data.get("column_sources", {}).items()},
+        column_spread={str(k): float(v) for k, v in data.get("column_spread", {}).items()},
+        one_source_log=float(data.get("one_source_log", 0.0)),
+        multi_source_log=float(data.get("multi_source_log", 0.0)),
     )
 
 
@@ -570,6 +582,7 @@ def params_to_dict(p: Params) -> dict[str, Any]:
         "unfitted_column_log": p.unfitted_column_log, "matmul_kinds": list(p.matmul_kinds),
         "sigma_exp": p.sigma_exp, "column_sources": dict(sorted(p.column_sources.items())),
         "column_spread": dict(sorted(p.column_spread.items())), "multi_source_log": p.multi_source_log,
+        "one_source_log": p.one_source_log,
     }
 
 

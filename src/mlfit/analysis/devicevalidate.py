@@ -75,9 +75,10 @@ def leave_group_out(rows: Sequence[tuple[Structure, Config, float]], groups: Seq
         params = replace(params, band_log=quantile(inner, BAND_QUANTILE))
         if calibrate_source:
             other_groups = [g for g, k in zip(groups, keep, strict=True) if k]
-            column, source, multi = calibrate_widenings(
+            column, source, one, multi = calibrate_widenings(
                 leave_group_out(others, other_groups, params, sources=other_groups))
-            params = replace(params, unfitted_column_log=column, unseen_source_log=source, multi_source_log=multi)
+            params = replace(params, unfitted_column_log=column, unseen_source_log=source, one_source_log=one,
+                             multi_source_log=multi)
         for i, (s, c, t) in enumerate(rows):
             if groups[i] == group:
                 out[i] = (predict(s, c, params), t)
@@ -100,38 +101,44 @@ def calibrate_unseen(predictions: Sequence[tuple[Prediction, float]], device_key
 
 
 def calibrate_widenings(predictions: Sequence[tuple[Prediction, float]],
-                        target: float = BAND_QUANTILE) -> tuple[float, float, float]:
-    """The widening for a column without a row, the unseen-source widening, and the unseen-source
-    widening where two or more sources back every column (log half-widths), each the narrowest with
-    which ``target`` of its leave-one-source-out ``predictions`` fall inside their bands (their other
-    widenings kept): the first two as the pair with the narrowest median band over the rows some
-    column of which one source (or none) backs, the third over the rows with more backing (no such
-    row: the same as the unseen-source one; never wider than it). Calibrating the per-column
-    widening too keeps a source whose runtime the fit never saw from stacking guesses."""
-    single: list[tuple[float, int, float]] = []
-    multi: list[tuple[float, int, float]] = []
+                        target: float = BAND_QUANTILE) -> tuple[float, float, float, float]:
+    """The widening for a column without a row and the unseen-source widenings by the sources behind
+    the configuration's least-backed column: none (a column keeps its prior), one, two or more (log
+    half-widths). Each is the narrowest with which ``target`` of the leave-one-source-out
+    ``predictions`` with that backing fall inside their bands (their other widenings kept); the first
+    two as the pair with the narrowest median band over the unbacked rows (calibrating the per-column
+    widening too keeps a source whose runtime the fit never saw from stacking guesses). A backing with
+    no row takes the next weaker one's; more backing is never widened more than less, and less never
+    narrower than more."""
+    groups: dict[int, list[tuple[float, int, float]]] = {0: [], 1: [], 2: []}
     for pred, t in predictions:
         kept = sum(h * h for k, h in pred.widenings.items()
                    if not k.startswith((UNFITTED_KEY + " '", UNSEEN_SOURCE_KEY, MULTI_SOURCE_KEY)))
         columns = sum(1 for k in pred.widenings if k.startswith(UNFITTED_KEY + " '"))
-        (multi if pred.sources_behind >= 2 else single).append((kept, columns, abs(log_residual(t, pred.value))))
+        groups[min(pred.sources_behind, 2)].append((kept, columns, abs(log_residual(t, pred.value))))
     best: tuple[float, float, float] | None = None
-    steps = [i * 0.025 for i in range(0, 61)]
-    for column in sorted({max(WIDENING_FLOOR, c) for c in steps[:41]}):
+    steps = [i * 0.025 for i in range(1, 61)]
+    for column in sorted({max(WIDENING_FLOOR, c) for c in steps[:40]}):
         for source in steps:
-            halves = sorted(math.sqrt(kept + n * column * column + source * source) for kept, n, _ in single)
-            inside = sum(r <= math.sqrt(kept + n * column * column + source * source) for kept, n, r in single)
-            if inside >= target * len(single):
+            halves = sorted(math.sqrt(kept + n * column * column + source * source) for kept, n, _ in groups[0])
+            inside = sum(r <= math.sqrt(kept + n * column * column + source * source) for kept, n, r in groups[0])
+            if inside >= target * len(groups[0]):
                 width = halves[len(halves) // 2] if halves else 0.0
                 if best is None or width < best[0] - 1e-12:
                     best = (width, column, source)
                 break  # a wider unseen-source widening only widens the band
-    column, source = (best[1], best[2]) if best else (UNFITTED_COLUMN, steps[-1])
-    backed_log = source
-    for u in sorted({max(WIDENING_FLOOR, x) for x in steps}):
-        if u >= source:
-            break
-        if multi and sum(r <= math.sqrt(kept + u * u) for kept, _, r in multi) >= target * len(multi):
-            backed_log = u
-            break
-    return column, source, backed_log
+    column, unbacked = (best[1], best[2]) if best else (UNFITTED_COLUMN, steps[-1])
+
+    def narrowest(rows: list[tuple[float, int, float]], floor: float, fallback: float) -> float:
+        if not rows:
+            return fallback
+        for u in sorted({max(floor, x) for x in steps}):
+            if sum(r <= math.sqrt(kept + u * u) for kept, _, r in rows) >= target * len(rows):
+                return u
+        return steps[-1]
+
+    one = narrowest(groups[1], steps[0], unbacked)
+    multi = min(narrowest(groups[2], WIDENING_FLOOR, one), one)
+    # knowing less never narrows a band: a column no source backs is widened at least as much as one
+    # a single source backs (the unbacked rows of the table may have been easy; a user's need not be)
+    return column, max(unbacked, one), one, multi
