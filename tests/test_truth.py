@@ -3,8 +3,9 @@
 The done-means test needs no device: a hardware file for this host with its peak compute stated 3x
 too high (a user's typical mistake), five zoo models measured here and added with
 ``--as-measured-on`` that hardware, then three other models projected to it. Errors are judged
-against the uncontended cost each run records (onnxruntime's single-thread node profile, fastest
-fifth per node), never raw wall time, so a busy machine does not decide the test.
+against the uncontended cost the three's runs record (onnxruntime's single-thread node profile,
+fastest fifth per node), measured in the same check as the five, never raw wall time, so a busy
+machine does not decide the test.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tests.conftest import FAST, assert_no_traceback, run_mlfit
 
 from mlfit.analysis import deviceadapt as da
 from mlfit.analysis import devicemodel as dm
+from mlfit.analysis.project import WIDE_BAND
 from mlfit.catalog.hostfacts import host_hardware
 from mlfit.catalog.schema import Percentile
 from mlfit.errors import ExitCode
@@ -64,11 +66,25 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def fit_result(lab: dict[str, Any]) -> Path:
-    """The five models measured here at one thread, in one check (one report)."""
-    out = lab["folder"] / "fit.json"
-    fit = [lab["models"][n] for n in FIT_MODELS]
-    run = run_mlfit("check", *fit, "--target", lab["profile"], "--threads", "1", "--json", out,
+def lab_result(lab: dict[str, Any]) -> Path:
+    """All eight models measured here at one thread, in one check (one report), the five to learn
+    from and the three to project interleaved: the three are judged against figures measured under
+    the same conditions as the rows (a busy host's load drifts between two checks)."""
+    out = lab["folder"] / "lab.json"
+    order = [n for pair in zip(FIT_MODELS, [*NEW_MODELS, "", ""], strict=True) for n in pair if n]
+    run = run_mlfit("check", *(lab["models"][n] for n in order), "--target", lab["profile"], "--threads", "1",
+                    "--json", out, "--truth", lab["folder"] / "none.json", *FAST)
+    assert run.code == 0, run.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def lab_again(lab: dict[str, Any], lab_result: Path) -> Path:
+    """The same eight measured again in another check, in the reverse order: a nightly job adds the
+    same models each night; the fit takes both runs of each (one unit each in its band)."""
+    out = lab["folder"] / "lab-again.json"
+    order = [Path(r.model.path) for r in reversed(load_report(lab_result).results)]
+    run = run_mlfit("check", *order, "--target", lab["profile"], "--threads", "1", "--json", out,
                     "--truth", lab["folder"] / "none.json", *FAST)
     assert run.code == 0, run.output
     return out
@@ -79,35 +95,47 @@ def _store(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_a_device_learnt_from_five_rows_projects_three_new_models_within_15_percent(
-        lab: dict[str, Any], fit_result: Path, tmp_path: Path) -> None:
+def test_a_device_learnt_from_five_models_projects_three_new_models_within_15_percent(
+        lab: dict[str, Any], lab_result: Path, lab_again: Path, tmp_path: Path) -> None:
     store = _store(tmp_path)
-    refused = run_mlfit("truth", "add", fit_result, "--truth", store)
+    refused = run_mlfit("truth", "add", lab_result, "--truth", store)
     assert refused.code == ExitCode.USAGE and "--as-measured-on" in refused.stderr, refused.output
-    added = run_mlfit("truth", "add", fit_result, "--as-measured-on", lab["hardware"], "--truth", store)
+    added = run_mlfit("truth", "add", lab_result, lab_again, "--as-measured-on", lab["hardware"], "--truth", store)
     assert added.code == 0, added.output
+    listed = json.loads(run_mlfit("truth", "list", "--json", "--truth", store).stdout)["rows"]
+    held = [r["id"] for r in listed if Path(r["model"]).stem in NEW_MODELS]  # the three to project: not rows
+    assert len(held) == 6 and run_mlfit("truth", "remove", *held, "--truth", store).code == 0
     rows = json.loads(store.read_text())["rows"]
-    assert len(rows) == 5 and {r["provenance"] for r in rows} == {"user-stated"}
+    assert len(rows) == 10 and {r["provenance"] for r in rows} == {"user-stated"}
+    assert {Path(r["model"]).stem for r in rows} == set(FIT_MODELS)
     assert all(r["hardware"]["id"] == "lab-box" and r["structure"]["dense_flops"] > 0 for r in rows)
     fitted = run_mlfit("truth", "fit", "--hardware", lab["hardware"], "--truth", store)
     assert fitted.code == 0, fitted.output
-    assert "device model adapted with 5 rows measured on lab-box" in fitted.stdout
+    assert "device model adapted with 10 rows measured on lab-box" in fitted.stdout
+    # five models: five units, however often each was measured
+    assert "the largest of the device's 5 leave-one-model-out residuals" in " ".join(fitted.stdout.split())
     assert (tmp_path / "truth.fit.json").is_file()
 
+    # the three's own cost: both runs of each (the geometric mean), measured beside the rows
+    runs = [load_report(path).results for path in (lab_result, lab_again)]
+    measured = {Path(a.model.path).stem: math.sqrt(uncontended_cost(a, a.measurement)[0]
+                                                   * uncontended_cost(b, b.measurement)[0])
+                for a, b in zip(runs[0], reversed(runs[1]), strict=True)}
     out = tmp_path / "after.json"
     new = [lab["models"][n] for n in NEW_MODELS]
     run = run_mlfit("check", *new, "--target", lab["profile"], "--threads", "1", "--json", out, "--truth", store,
                     *FAST[:-1])
     assert run.code == 0, run.output
-    assert "device model adapted with 5 rows measured on lab-box" in " ".join(run.stdout.split())
+    assert "device model adapted with 10 rows measured on lab-box" in " ".join(run.stdout.split())
     after, before, widths, inside = [], [], [], 0
     for result in load_report(out).results:
-        observed, _ = uncontended_cost(result, result.measurement)
+        # the adapted p50 is the device model's own figure: this check's measurement does not enter it
+        observed = measured[Path(result.model.path).stem]
         projection = result.targets[0].projection
         assert projection is not None and projection.details.device_model is not None
         model = projection.details.device_model
-        assert model.adapted is not None and model.adapted.rows == 5
-        assert any("device model adapted with 5 rows" in n and "user-stated" in n for n in projection.notes)
+        assert model.adapted is not None and model.adapted.rows == 10
+        assert any("device model adapted with 10 rows" in n and "user-stated" in n for n in projection.notes)
         # the band's only part: the device's own residuals (no unseen-device or unseen-source
         # widening, no column without a row); the largest of five, which vouches for 5/6 = 83%
         (name, half), = model.widenings_log.items()
@@ -116,8 +144,11 @@ def test_a_device_learnt_from_five_rows_projects_three_new_models_within_15_perc
         p50 = next(c for c in result.targets[0].checks if c.metric == "latency.p50")
         assert p50.value is not None
         band = projection.latency[Percentile.P50]
-        # the p50 the verdict reads is the device model's band: this host's load does not widen it
-        assert band.upper / band.lower == pytest.approx(model.upper / model.lower, rel=1e-3), (band, model)
+        # the p50 the verdict reads is the device model's band (this host's load does not widen it),
+        # its lower end raised to the physical floor where the floor is higher (the weights streamed
+        # at the stated bandwidth: 1.7 ms for the large V3)
+        assert band.upper == pytest.approx(model.upper, rel=1e-3), (band, model)
+        assert band.lower >= model.lower * (1 - 1e-3), (band, model)
         after.append(abs(p50.value / observed - 1))
         before.append(abs(model.adapted.seconds_unadapted / observed - 1))
         widths.append(model.upper / model.lower)
@@ -125,19 +156,20 @@ def test_a_device_learnt_from_five_rows_projects_three_new_models_within_15_perc
     assert statistics.median(after) <= 0.15, (after, before)
     assert statistics.median(before) >= 2 * statistics.median(after) and statistics.median(before) >= 0.3, before
     assert inside >= 2, (inside, widths, after)
-    # The issue's goal of <= 1.6x is NOT met, and is not claimed: five rows' leave-one-model-out
-    # residuals on this loaded host reach 0.27-0.36 in log (a MobileNetV3 predicted from one other
-    # V3; run-to-run noise of one model's cost: 5-35%), so a band that covers a new model >= 83% of
-    # the time is 1.7-2.1x wide (docs/projection.md, "How wide"). This bound only guards against a
-    # band that stops being informative; rows of more models narrow it.
-    assert max(widths) <= 2.5, (widths, after, before)
+    # The issue's goal of <= 1.6x is NOT met, and is not claimed: the five models' leave-one-model-out
+    # residuals on this loaded host reach 0.2-0.46 in log (the small MobileNetV3 held out is always
+    # predicted too fast from the V1/V2 rows and one V3; one model's cost moves 10-50% between runs
+    # as other jobs load the host), so a band that covers a new model >= 83% of the time came out
+    # 1.54-2.66x in 19 runs (docs/projection.md, "How well it works"). The bound is the one past
+    # which a band decides little (WIDE_BAND); rows of more models narrow it.
+    assert max(widths) <= WIDE_BAND, (widths, after, before)
 
 
 @pytest.mark.slow
-def test_an_edited_result_file_is_refused_and_named(lab: dict[str, Any], fit_result: Path, tmp_path: Path) -> None:
+def test_an_edited_result_file_is_refused_and_named(lab: dict[str, Any], lab_result: Path, tmp_path: Path) -> None:
     store = _store(tmp_path)
     copy = tmp_path / "copy.json"
-    copy.write_bytes(fit_result.read_bytes())
+    copy.write_bytes(lab_result.read_bytes())
     assert run_mlfit("truth", "add", copy, "--as-measured-on", lab["hardware"], "--truth", store).code == 0
     data = json.loads(copy.read_text())
     data["results"][0]["measurement"]["latency"]["p50"] *= 0.5  # "faster", by hand
@@ -146,12 +178,12 @@ def test_an_edited_result_file_is_refused_and_named(lab: dict[str, Any], fit_res
     assert again.code == ExitCode.USAGE and "edited since it was added" in again.stderr, again.output
     assert_no_traceback(again)
     fitted = run_mlfit("truth", "fit", "--truth", store)  # every row came from the edited file: none left
-    assert fitted.code == ExitCode.USAGE and "5 refused" in fitted.stderr, fitted.output
+    assert fitted.code == ExitCode.USAGE and "8 refused" in fitted.stderr, fitted.output
     assert "was edited since it was added" in fitted.stderr
     assert_no_traceback(fitted)
     ids = [r["id"] for r in json.loads(run_mlfit("truth", "list", "--json", "--truth", store).stdout)["rows"]]
     removed = run_mlfit("truth", "remove", *(i[:8] for i in ids), "--truth", store)  # unique prefixes do
-    assert removed.code == 0 and "removed 5 rows" in removed.stdout, removed.output
+    assert removed.code == 0 and "removed 8 rows" in removed.stdout, removed.output
     assert json.loads(store.read_text())["rows"] == []
 
 
@@ -161,6 +193,8 @@ def _rows_from(path: Path, hardware: Path) -> tuple[list[tuple[dm.Structure, dm.
     device = dm.Device.from_hardware(resolve_hardware(str(hardware)))
     rows, ids = [], []
     for result in load_report(path).results:
+        if Path(result.model.path).stem not in FIT_MODELS:
+            continue
         seconds, _ = uncontended_cost(result, result.measurement)
         assert result.analysis is not None
         rows.append((dm.Structure.from_static(result.analysis), dm.Config(device, "onnxruntime", "fp32", 1), seconds))
@@ -169,8 +203,8 @@ def _rows_from(path: Path, hardware: Path) -> tuple[list[tuple[dm.Structure, dm.
 
 
 @pytest.mark.slow
-def test_a_row_5x_off_the_others_is_named_not_used(lab: dict[str, Any], fit_result: Path) -> None:
-    rows, ids = _rows_from(fit_result, lab["hardware"])
+def test_a_row_5x_off_the_others_is_named_not_used(lab: dict[str, Any], lab_result: Path) -> None:
+    rows, ids = _rows_from(lab_result, lab["hardware"])
     s, c, t = rows[2]
     rows[2] = (s, c, t * 8)  # a row measured with the governor at its lowest, say
     base = dm.fitted()
@@ -182,11 +216,11 @@ def test_a_row_5x_off_the_others_is_named_not_used(lab: dict[str, Any], fit_resu
 
 
 @pytest.mark.slow
-def test_a_model_measured_again_never_vouches_for_itself(lab: dict[str, Any], fit_result: Path) -> None:
+def test_a_model_measured_again_never_vouches_for_itself(lab: dict[str, Any], lab_result: Path) -> None:
     """A nightly `--learn` adds the same models again: held out one row at a time, each row would be
     predicted from its own twin and the band would collapse to its floor. Held out a model at a
     time, the repeats are one unit each: the band is what five models give."""
-    rows, ids = _rows_from(fit_result, lab["hardware"])
+    rows, ids = _rows_from(lab_result, lab["hardware"])
     base = dm.fitted()
     assert base is not None
     once = da.adapt(da.table_rows(), rows, ids, base)

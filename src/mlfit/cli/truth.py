@@ -108,7 +108,7 @@ def fit(
     truth: TruthFile = None,
 ) -> None:
     """Refit each device's constants on the published table plus the store's rows for it; print the
-    leave-one-out errors before and after, and save the fit beside the store."""
+    errors before and after (leave one model out), and save the fit beside the store."""
     from mlfit.errors import ConfigError
     from mlfit.truth.fit import fit_device
     from mlfit.truth.rows import device_record
@@ -128,13 +128,14 @@ def fit(
         outcome = fit_device(path, device, name)
         record = outcome.fit
         _say(f"{record.hardware}: {len(record.used)} rows ({record.user_stated} user-stated)")
-        _say(f"  {'row':<13}{'model':<30}{'measured':>10}  {'error before':>12}  {'after (leave-one-out)':>21}")
+        _say(f"  {'row':<13}{'model':<30}{'measured':>10}  {'error before':>12}  {'after (leave-one-model-out)':>27}")
         for row, before, after in outcome.rows:
             _say(f"  {row.id:<13}{row.model[:29]:<30}{row.seconds * 1e3:>8.3g}ms  {before:>12.0%}  "
-                 f"{'-' if after is None else format(after, '.0%'):>21}")
+                 f"{'-' if after is None else format(after, '.0%'):>27}")
         for ex in record.excluded:
             _say(f"  not used: {ex.id}: {ex.reason}")
-        _say(f"  {record.summary}; band x{_band(record.params):.2f} either side")
+        how = f" ({record.band})" if record.band else " (the committed band: rows of fewer than 3 models)"
+        _say(f"  {record.summary}; band x{_band(record.params):.2f} either side{how}")
     _say(f"fit saved: {fit_path(path)} (checks projecting to these devices use it)")
 
 
