@@ -303,6 +303,33 @@ def _row_table(truth: dict[str, Any], meta: list[dict[str, Any]], data: list[tup
     return lines, stats
 
 
+def _constants(params: Any, data: list[tuple[Any, Any, float]]) -> str:
+    """The committed fit's constants and widenings, in words."""
+    from mlfit.analysis import devicemodel as dm
+
+    offsets = ", ".join(f"{k} {math.exp(v):.2f}x" for k, v in sorted(params.offsets.items()))
+    contention = ", ".join(f"{c.device.id.split('/')[-1]} {params.sigma_for(c.device):.2f}" for c in
+                           {c.device.id: c for _, c, _ in data if c.device.kind == "cpu"}.values())
+    backing = ", ".join(f"{k} {n}" + (f" (farthest x{math.exp(params.column_spread[k]):.2f} off)"
+                                      if k in params.column_spread else "")
+                        for k, n in sorted(params.column_sources.items()))
+    return (
+        f"Fitted constants: depthwise FLOP = {params.k_dw:.3g} dense FLOPs; thread contention sigma "
+        f"{params.sigma:.2f} on the reference Pi 4 (S(4) = {dm.thread_speedup(4, params.sigma):.2f}), scaled by "
+        f"each device's per-core FLOP/byte balance to the power {params.sigma_exp:.3g} ({contention}); "
+        f"offsets (time multipliers over the path's peak): {offsets}; band half-width "
+        f"x{math.exp(params.band_log):.2f}; a device with no row of its own widens it "
+        f"x{math.exp(params.unseen_device_log):.2f} (set so that {dm.BAND_QUANTILE:.0%} of the leave-one-device-out "
+        "rows fall inside: that coverage is in-sample); a source the fit never saw widens it by the sources "
+        f"behind the configuration's least-backed column: none x{math.exp(params.unseen_source_log):.2f}, one "
+        f"x{math.exp(params.one_source_log or params.unseen_source_log):.2f}, two or more "
+        f"x{math.exp(params.multi_source_log):.2f} beside how far the farthest of those sources sits from the "
+        f"centre; and x{math.exp(params.unfitted_column_log):.2f} per column without a row (each the narrowest "
+        f"with which {dm.BAND_QUANTILE:.0%} of its leave-one-source-out rows fall inside; the leave-one-source-out "
+        f"view above sets them without the source it judges). Sources behind each column: {backing}."
+    )
+
+
 def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
     from mlfit.analysis import devicemodel as dm
     from mlfit.analysis import devicevalidate as dv
@@ -349,12 +376,6 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
     by_source = _breakdown(meta, stats["source"], ("source",)) + _breakdown(backed, stats["source"], ("backing",))
     skipped = [f"{r['id']} ({r.get('exclude') or 'no zoo builder'})" for r in truth["rows"]
                if r["model"] not in BUILDERS or r.get("exclude")]
-    offsets = ", ".join(f"{k} {math.exp(v):.2f}x" for k, v in sorted(params.offsets.items()))
-    contention = ", ".join(f"{c.device.id.split('/')[-1]} {params.sigma_for(c.device):.2f}" for c in
-                           {c.device.id: c for _, c, _ in data if c.device.kind == "cpu"}.values())
-    backing = ", ".join(f"{k} {n}" + (f" (farthest x{math.exp(params.column_spread[k]):.2f} off)"
-                                      if k in params.column_spread else "")
-                        for k, n in sorted(params.column_sources.items()))
     text = [
         f"Every row of `benchmarks/device_truth.yaml` ({len(truth['rows'])} rows, {len(data)} with a zoo "
         f"builder and not excluded{'; not projected: ' + '; '.join(skipped) if skipped else ''}), "
@@ -384,19 +405,7 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         "",
         bl.table(["group", "rows", "median abs error", "inside band", "median band width"], breakdown),
         "",
-        f"Fitted constants: depthwise FLOP = {params.k_dw:.3g} dense FLOPs; thread contention sigma "
-        f"{params.sigma:.2f} on the reference Pi 4 (S(4) = {dm.thread_speedup(4, params.sigma):.2f}), scaled by "
-        f"each device's per-core FLOP/byte balance to the power {params.sigma_exp:.3g} ({contention}); "
-        f"offsets (time multipliers over the path's peak): {offsets}; band half-width "
-        f"x{math.exp(params.band_log):.2f}; a device with no "
-        f"row of its own widens it x{math.exp(params.unseen_device_log):.2f} (set so that "
-        f"{dm.BAND_QUANTILE:.0%} of the leave-one-device-out rows fall inside: that coverage is in-sample); "
-        f"a source the fit never saw widens it x{math.exp(params.unseen_source_log):.2f} where a column of the "
-        f"configuration is backed by one source (or none), x{math.exp(params.multi_source_log):.2f} where two or "
-        "more sources back every column, beside how far the farthest of those sources sits from the centre, "
-        f"and x{math.exp(params.unfitted_column_log):.2f} per column without a row (each the narrowest with "
-        f"which {dm.BAND_QUANTILE:.0%} of its leave-one-source-out rows fall inside; the leave-one-source-out "
-        f"view above sets them without the source it judges). Sources behind each column: {backing}.",
+        _constants(params, data),
         "",
         f"Leave-one-source-out with each source weighted equally (not each row): {s_cov_src:.0%} inside.",
     ]

@@ -85,3 +85,28 @@ def test_a_spare_takes_the_run_s_scratch_folder_as_tmpdir(tiny_model: Path, monk
             assert Path(f"/proc/{proc.pid}/fd/2").resolve() == (Path(scratch) / "worker.log").resolve()
         finally:
             spare._kill(proc)
+
+
+_DEFERRED = """
+import sys
+from pydantic import BaseModel
+from mlfit.result import DEFERRED_MODELS, build_validators
+import mlfit.measure.protocol as protocol
+def built(name):
+    module = sys.modules[name]
+    return [type(v.__pydantic_validator__).__name__ == "SchemaValidator" for v in vars(module).values()
+            if isinstance(v, type) and issubclass(v, BaseModel) and v.__module__ == name]
+before = [any(built(name)) for name in DEFERRED_MODELS]
+build_validators(*DEFERRED_MODELS)
+after = [all(built(name)) for name in DEFERRED_MODELS]
+print(before, after)
+"""
+
+
+def test_model_validators_are_built_when_the_time_is_free() -> None:
+    # was: importing the result, records, protocol and catalog models built ~80 validators at once, in
+    # the CLI before it could hand the worker its request; now a spare (while it waits) and the CLI's
+    # analysis thread (under the worker's hold) build them, and a first use builds any other
+    run = subprocess.run([sys.executable, "-c", _DEFERRED], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("] [") == ["[False, False, False, False, False", "True, True, True, True, True]\n"]

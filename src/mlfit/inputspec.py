@@ -20,7 +20,7 @@ _NAME = r"[^=\s][^=]*"
 
 
 class InputSpec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     dims: dict[str, int] = Field(default_factory=dict)
     shapes: dict[str, list[int]] = Field(default_factory=dict)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class MemoryTimeline(_Frozen):
@@ -181,7 +181,7 @@ class ProjectionDetails(_Frozen):
     fields for the roofline; a field the method did not use stays empty."""
 
     # Keys retired from older files are dropped on read, not refused: they only explained.
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     target_threads: int | None = None
     ratios: dict[str, BandFigure] = Field(default_factory=dict, description="Host -> target time multipliers: "
@@ -228,7 +228,7 @@ class Calibration(_Frozen):
     Figures by thread count are keyed by the count as text (the cache file's JSON form)."""
 
     # Calibrations embedded by older results may carry keys since retired: dropped on read.
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     schema_version: int = 0
     runtime: str = ""
@@ -325,7 +325,7 @@ class SuggestSearch(_Frozen):
 
 class _Load(BaseModel):
     # NaN or Infinity is no measurement (as in the rest of the result).
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, defer_build=True)
 
 
 class LoadLatency(_Load):

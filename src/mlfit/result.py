@@ -34,7 +34,27 @@ RESULT_SCHEMA_VERSION = 8
 class _Frozen(BaseModel):
     # allow_inf_nan=False: NaN and Infinity are no measurement; a result holding one cannot be built,
     # read, rendered or compared (a forged NaN once made `compare` report "no regression").
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    # defer_build: a model's validator is built when first used (or by build_validators), not at
+    # import: the CLI imports these models before it hands the worker its request (issue 22).
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, defer_build=True)
+
+
+def build_validators(*modules: str) -> None:
+    """Build now the validators of every model defined in ``modules`` (they are deferred: built on
+    first use otherwise). Called where the time is free: a spare worker waiting for its request, the
+    CLI's analysis thread beside the worker's start-up."""
+    import importlib
+
+    for name in modules:
+        module = importlib.import_module(name)
+        for value in list(vars(module).values()):
+            if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == name:
+                value.model_rebuild(force=True)
+
+
+# Every module whose models defer their build (result, records, the worker protocol, the catalog, inputs).
+DEFERRED_MODELS = ("mlfit.records", "mlfit.result", "mlfit.catalog.schema", "mlfit.inputspec",
+                   "mlfit.measure.protocol")
 
 
 class Verdict(str, Enum):

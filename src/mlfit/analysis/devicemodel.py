@@ -11,7 +11,9 @@ fitted constants:
 
 * ``k_dw``: how many dense FLOPs one depthwise FLOP costs (depthwise convolutions reach a small
   fraction of the peak: few FLOPs per byte, no register blocking over input channels);
-* ``S(t) = t / (1 + sigma * (t - 1))``: thread scaling with one contention constant ``sigma``;
+* ``S(t) = t / (1 + sigma_d * (t - 1))``: thread scaling; the device's contention ``sigma_d`` is the
+  reference Pi 4's ``sigma`` times (its per-core FLOP/byte balance over the Pi 4's) ** ``sigma_exp``
+  (cores that each want a larger share of a thinner memory system scale worse);
 * ``b``: the sum of log-offsets of the columns the configuration has: the runtime's kernels
   (``xnnpack-fp32`` for TFLite/XNNPACK, ``ncnn-fp32``, ...), the core against the reference
   Cortex-A72 at equal peak (``core:Cortex-A76``, ``core:x86-avx512``, ...), int8 with or without
@@ -24,12 +26,16 @@ fitted constants:
 
 A band: the validation residuals' quantile, widened in quadrature for every column without a row
 (its prior is used), for a device without a row of its own (a widening set from
-leave-one-device-out residuals) and for a MatMul-dominated model (the table holds conv nets).
+leave-one-device-out residuals), for a MatMul-dominated model (the table holds conv nets), and for a
+source the fit never saw, by how many independent sources back the configuration's least-backed
+column (none, one, two or more: ``source_widenings``) and how far those sources disagree.
 
-Fitted by ``fit`` (numpy least squares in log space over a grid of ``k_dw`` and ``sigma``) on
-the rows of ``benchmarks/device_truth.yaml``; the constants live in ``_devicefit.py``, written by
-``benchmarks/bench_devices.py --write-params``. A column no row of the table exercises keeps its
-stated prior, and the band says so. Pure: no I/O.
+Fitted by ``fit`` (numpy least squares in log space over a grid of ``k_dw``, ``sigma`` and
+``sigma_exp``, each weakly pulled towards its stated prior) on the rows of
+``benchmarks/device_truth.yaml``; the constants live in ``_devicefit.py``, written by
+``benchmarks/bench_devices.py --write-params`` (the widenings from ``devicevalidate``'s
+leave-one-source-out). A column no row of the table exercises keeps its stated prior (or the mean of
+the measured runtimes' or cores'), and the band says so. Pure: no I/O.
 """
 
 from __future__ import annotations

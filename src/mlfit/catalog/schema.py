@@ -32,7 +32,7 @@ Source = Annotated[str, Field(min_length=3, description="Where the numbers come 
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, defer_build=True)
 
 
 def _positive_int(value: object) -> object:

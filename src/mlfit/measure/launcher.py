@@ -409,7 +409,7 @@ def _poll_rss(proc: subprocess.Popen[bytes], samples: list[tuple[float, float]])
         watch = _MemoryWatch(proc.pid, 0)
         while True:
             total = watch.total()
-            if total is not None:
+            if total:  # none or 0: the worker has exited (a zombie has nothing resident)
                 samples.append((total / 2**20, time.time()))
             time.sleep(_POLL_INTERVAL_S)
             if proc.poll() is not None:

@@ -55,7 +55,7 @@ class Phase(str, Enum):
 
 
 class MeasureSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     warmup_iterations: int = 10
     warmup_time_s: float = 0.3
@@ -72,7 +72,7 @@ class MeasureSettings(BaseModel):
 
 
 class WorkerRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     model_path: str
     runtime: str
@@ -96,7 +96,7 @@ class WorkerRequest(BaseModel):
 
 
 class WorkerResponse(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     measurement: Measurement | None = None
     inputs: list[TensorInfo] = Field(default_factory=list)

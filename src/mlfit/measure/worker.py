@@ -507,6 +507,9 @@ def _wait_for_request() -> list[str] | None:
     then take the run's log as stderr and its scratch folder as TMPDIR, as a spawned worker has them.
     None when the parent closed stdin without a request (it exited, or discarded this spare)."""
     global _waited_s
+    from mlfit.result import DEFERRED_MODELS, build_validators
+
+    build_validators(*DEFERRED_MODELS)  # deferred at import; built here, while nothing waits for this process
     start = time.monotonic()
     line = sys.stdin.buffer.readline()
     _waited_s = time.monotonic() - start

@@ -48,9 +48,12 @@ class PendingStatic:
             return
         import importlib
 
+        from mlfit.result import DEFERRED_MODELS, build_validators
+
         for name in AFTER_THE_WORKER:
             with contextlib.suppress(ImportError):
                 importlib.import_module(name)
+        build_validators(*DEFERRED_MODELS)  # the result's models, read and built once the worker answers
         self._future.set_result(facts)
 
     def done(self) -> bool:
