@@ -98,8 +98,12 @@ def check_locally(models: Sequence[Path], targets: Sequence[Target], inputs: Inp
             results.append(result)
             if on_event is not None:
                 on_event({"event": "model", "text": f"[{i}/{len(models)}] {path.name}: {result.verdict.value}"})
-            if (result.error is not None and result.error.kind == "interrupted") or not result.complete:
-                break  # Ctrl-C: stop here; the report is marked incomplete and lists what was done
+            # Ctrl-C (an interrupted worker, or a --suggest search stopped after its verdicts): stop here;
+            # the report is marked incomplete and lists what was done. A hung or failed model is not a
+            # stop: its result is incomplete too, but the others still run.
+            stopped_search = result.error is None and not result.complete
+            if (result.error is not None and result.error.kind == "interrupted") or stopped_search:
+                break
     finally:
         spare.discard()  # the last model's, when it was not measured here (an error, a container)
     return results
