@@ -40,8 +40,8 @@ from mlfit.result import (
     PhaseContention,
     ReferenceKernel,
     Throughput,
-    load_report,
 )
+from mlfit.resultfile import load_report
 
 CALIBRATION = Calibration(
     gemm_flops={"1": 100e9, "2": 190e9},

@@ -199,7 +199,7 @@ def test_html_shows_the_comparison_with_its_intervals() -> None:
 
 
 def test_json_round_trips_through_load_report(tmp_path: Path) -> None:
-    from mlfit.result import load_report
+    from mlfit.resultfile import load_report
 
     rep = compared_report()
     path = tmp_path / "r.json"

@@ -34,7 +34,7 @@ def test_results_validate_against_the_schema_file() -> None:
 def test_a_schema_3_file_reads_into_the_typed_records(tmp_path) -> None:
     """Schema 3 kept the memory timeline in ``measurement.extra`` and the node profile and each
     projection as open dicts: they read into the schema-4 records, figures unchanged."""
-    from mlfit.result import load_report
+    from mlfit.resultfile import load_report
 
     doc = json.loads(report(run_result(0.004)).model_dump_json())
     doc["schema_version"] = 3
@@ -70,7 +70,7 @@ def test_a_schema_3_file_reads_into_the_typed_records(tmp_path) -> None:
 def test_a_schema_7_file_reads_its_load_runs_and_runtime_facts_into_fields(tmp_path) -> None:
     """Schema 7 kept the load runs, the batch sweep and the runtime's facts in ``measurement.extra``
     (a rate-search trial named its value by percentile): they read into the schema-8 fields."""
-    from mlfit.result import load_report
+    from mlfit.resultfile import load_report
 
     doc = json.loads(report(run_result(0.004)).model_dump_json())
     doc["schema_version"] = 7

@@ -112,7 +112,8 @@ def test_memory_peak_is_the_targets_own_alone_or_beside_a_big_batch(cnn_model: P
 def test_results_without_configurations_still_read(tmp_path: Path) -> None:
     """A version-1/2 file has no `configurations`: it reads, and its one measurement served every target."""
     import reportdata
-    from mlfit.result import ConfigurationRun, load_report
+    from mlfit.result import ConfigurationRun
+    from mlfit.resultfile import load_report
 
     old = reportdata.report(reportdata.run_result()).model_dump(mode="json")
     old["schema_version"] = 1

@@ -26,7 +26,7 @@ from mlfit.analysis.project import WIDE_BAND
 from mlfit.catalog.hostfacts import host_hardware
 from mlfit.catalog.schema import Percentile
 from mlfit.errors import ExitCode
-from mlfit.result import load_report
+from mlfit.resultfile import load_report
 from mlfit.truth.rows import uncontended_cost
 from mlfit.zoo import builders
 

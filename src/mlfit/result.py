@@ -1,19 +1,18 @@
 """Immutable result values: what the worker measured and what the checks decided.
 
-Result file format ``RESULT_SCHEMA_VERSION``: read by every later mlfit, newer refused (:func:`load_report`); what
-each version added is in docs/reports.md ("Versions"), 8: typed load runs and runtime facts, not ``Measurement.extra``.
+Result file format ``RESULT_SCHEMA_VERSION``: read by every later mlfit, newer refused
+(:func:`mlfit.resultfile.load_report`); what each version added is in docs/reports.md ("Versions"),
+8: typed load runs and runtime facts, not ``Measurement.extra``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlfit import safeio
 from mlfit.errors import ConfigError, ExitCode, MlfitError, ModelError
 from mlfit.records import (
     BatchPoint,
@@ -581,40 +580,3 @@ _SEVERITY = [Verdict.PASS, Verdict.INCONCLUSIVE, Verdict.FAIL, Verdict.ERROR]
 
 def worst(verdicts: list[Verdict]) -> Verdict:
     return max(verdicts, key=_SEVERITY.index, default=Verdict.PASS)
-
-
-# JSON values a result file may hold (raw samples and per-node costs included).
-REPORT_MAX_VALUES = 8_000_000
-
-
-def load_report(path: Path) -> Report:
-    """Read a report JSON written by any mlfit up to this version."""
-    if not path.exists():
-        raise ConfigError(f"result file '{path}' does not exist")
-    # A baseline committed with Git LFS and checked out without it: an error naming the fix, never
-    # a run that quietly goes on without its baseline.
-    safeio.refuse_lfs_pointer(path, "the result file", ConfigError)
-    # Regular file, size and value count capped before parsing (a baseline may come from a pull request).
-    raw = safeio.read_bounded(path, "report", "the result file", ConfigError)
-    try:
-        data = safeio.loads_bounded(raw, path, "the result file", ConfigError, max_values=REPORT_MAX_VALUES)
-    except ConfigError as exc:
-        reason = exc.message.removeprefix(f"{path}: ")
-        raise ConfigError(f"{path}: not a readable mlfit result ({reason})",
-                          "give a result JSON written by mlfit --json or --output json=PATH") from None
-    version = data.get("schema_version") if isinstance(data, dict) else None
-    if not isinstance(version, int):
-        raise ConfigError(f"{path}: not an mlfit result (no schema_version)")
-    bad = safeio.non_finite_field(data)  # json.loads reads NaN, Infinity and 1e999 as floats: refuse them
-    if bad is not None:
-        raise ConfigError(f"{path}: invalid mlfit result at {bad}: NaN or Infinity is not a measurement",
-                          "mlfit never writes them; regenerate the file with mlfit --json")
-    if version > RESULT_SCHEMA_VERSION:
-        raise ConfigError(f"{path}: result schema_version {version} is newer than this mlfit reads "
-                          f"({RESULT_SCHEMA_VERSION})", "install a newer mlfit from its repository")
-    try:
-        return Report.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: invalid mlfit result at {loc}: {first['msg']}") from None

@@ -413,7 +413,7 @@ def register(app: typer.Typer) -> None:
         base_report = compare_opts = None
         if baseline is not None:  # read and vet it before measuring, not after
             from mlfit.cli.compare import check_host, compare_options
-            from mlfit.result import load_report
+            from mlfit.resultfile import load_report
 
             compare_opts = compare_options(min_effect, run_noise, strict=strict)
             base_report = load_report(baseline)

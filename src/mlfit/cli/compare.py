@@ -150,7 +150,7 @@ def register(app: typer.Typer) -> None:
         """
         from mlfit.compare import compare_reports, with_comparison
         from mlfit.report.outputs import parse_outputs, write_outputs
-        from mlfit.result import load_report
+        from mlfit.resultfile import load_report
 
         options = compare_options(min_effect, run_noise, confidence, method, strict)
         outputs = parse_outputs(output, None, [base, new])

@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
         from mlfit.report.comparison import render_comparison
         from mlfit.report.outputs import parse_outputs, write_outputs
         from mlfit.report.terminal import render_terminal
-        from mlfit.result import load_report
+        from mlfit.resultfile import load_report
 
         outputs = parse_outputs(output, None, [result])
         stored = load_report(result)

@@ -18,7 +18,7 @@ median moved the same way: a busy machine inflates tails, the median resists. Me
 size are single, repeatable readings per run, judged by the minimum effect (memory also by a
 1 MiB floor); cold start and batched throughput are single noisy readings and only reported.
 
-Pure: no I/O. The CLI reads the files (:func:`mlfit.result.load_report`) and renders.
+Pure: no I/O. The CLI reads the files (:func:`mlfit.resultfile.load_report`) and renders.
 """
 
 from __future__ import annotations

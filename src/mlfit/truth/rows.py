@@ -136,7 +136,7 @@ def rows_from_result(result: RunResult, result_path: str, result_sha: str,
 def rows_from_file(path: Path, as_measured_on: Hardware | None) -> list[TruthRow]:
     """Every row of a result file (one model or many); its sha256 is the file's bytes."""
     from mlfit import safeio
-    from mlfit.result import load_report
+    from mlfit.resultfile import load_report
     from mlfit.truth.store import digest
 
     if not path.exists():
