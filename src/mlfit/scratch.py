@@ -17,6 +17,7 @@ import errno
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -123,22 +124,56 @@ def run_folder(prefix: str = "mlfit-") -> Iterator[Path]:
         _last_sweep = time.monotonic()
         sweep()
     try:
-        folder = Path(tempfile.mkdtemp(prefix=prefix))
+        parent = Path(tempfile.gettempdir())
     except OSError as exc:  # FileNotFoundError: "No usable temporary directory found"
         raise no_temp_folder(exc) from None
-    try:
-        fd = os.open(folder / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, json.dumps({"pid": os.getpid(), "start": start_time(os.getpid())}).encode())
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise
-    except OSError as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise no_temp_folder(exc) from None
+    folder, fd = _made(parent, prefix)
     try:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         os.close(fd)
+
+
+def _made(parent: Path, prefix: str) -> tuple[Path, int]:
+    """A new 0700 folder in ``parent`` with the owner marker written and locked: (folder, marker fd).
+
+    Not ``tempfile.mkdtemp``: a Ctrl-C that lands just after its ``mkdir`` (the signal arrives during
+    the call and is raised at the next bytecode) escapes before the name is returned, and the empty,
+    unmarked folder is never swept. Here the name is chosen first, so whatever interrupts the making
+    removes what was made: the marker, then the folder, if it is empty (never anyone else's)."""
+    for _ in range(100):
+        folder = parent / f"{prefix}{secrets.token_hex(5)}"  # 40 random bits, as mkdtemp's 8 letters
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            continue  # taken (by anyone): another name, as mkdtemp does
+        except OSError as exc:
+            raise no_temp_folder(exc) from None
+        except BaseException:
+            _unmake(folder)  # interrupted around the mkdir: it may have been made
+            raise
+        try:
+            fd = os.open(folder / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, json.dumps({"pid": os.getpid(), "start": start_time(os.getpid())}).encode())
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BaseException:
+                os.close(fd)
+                raise
+        except OSError as exc:
+            _unmake(folder)
+            raise no_temp_folder(exc) from None
+        except BaseException:
+            _unmake(folder)
+            raise
+        return folder, fd
+    raise no_temp_folder(FileExistsError(errno.EEXIST, "no unused folder name found"))
+
+
+def _unmake(folder: Path) -> None:
+    """Remove a folder :func:`_made` was making: its marker, then the folder itself only if empty."""
+    with contextlib.suppress(OSError):
+        os.unlink(folder / MARKER)
+    with contextlib.suppress(OSError):
+        os.rmdir(folder)

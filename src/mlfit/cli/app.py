@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from typing import Any
 
 import typer
 from typer.exceptions import TyperException
@@ -75,11 +76,34 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _interrupt_soon() -> None:
+    import _thread
+    import time
+
+    time.sleep(0.01)  # the main thread has left the hook that dropped it
+    _thread.interrupt_main()
+
+
+def _interrupt_not_lost(unraisable: Any) -> None:
+    """Ctrl-C raised where Python cannot raise it (an at-fork hook while a child process is spawned,
+    a ``__del__``) is printed as "Exception ignored" with a traceback and then lost: the run would go
+    on. Deliver it again instead, from another thread (in this one it would be raised inside this
+    hook and dropped again), to the main thread's next bytecode; anything else as Python would."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        import _thread
+
+        # the low-level start: threading's waits for the thread to run, and the wait would raise it here
+        _thread.start_new_thread(_interrupt_soon, ())
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the command (mlfit.cli.entry installs the early signal handlers, then calls this)."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
+    sys.unraisablehook = _interrupt_not_lost
     try:
         _main(argv)
     except OSError as exc:  # the host's state, not a bug: a full or missing TMPDIR, `ulimit -n`
