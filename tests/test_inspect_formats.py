@@ -69,6 +69,13 @@ def test_keras_inspect_has_the_layers_parameters_and_flops(built: dict[str, Path
     assert facts["shape_inference"]["nodes_with_unknown_cost"] == 0
 
 
+def test_keras_inspect_names_a_sequential_models_output(built: dict[str, Path]) -> None:
+    """A Sequential config names no output layer (a functional one does): its last layer is the output.
+    The fixture's Sequential ends in a Lambda, whose shape has no formula: named, shape left empty."""
+    facts = _inspect(built["lambda_keras"])
+    assert len(facts["outputs"]) == 1 and facts["outputs"][0]["name"].startswith("lambda"), facts["outputs"]
+
+
 def test_keras_inspect_terminal_shows_parameters_and_flops(built: dict[str, Path]) -> None:
     run = run_mlfit("inspect", built["keras"], env={"COLUMNS": "80"})
     assert run.code == 0, run.output

@@ -134,6 +134,8 @@ class Keras(BaseFormat):
         named = [named] if isinstance(named, list) and named and isinstance(named[0], str) else named
         outputs = [{"name": str(o[0]), "dtype": "", "shape": []} for o in named if isinstance(o, list) and o] \
             if isinstance(named, list) else []
+        if not outputs and isinstance(config, dict) and config.get("class_name") == "Sequential":
+            outputs = _sequential_output(top)  # a Sequential config names no output: its last layer is it
         weights = keras_weights(path, self.zipped)
         counted = {} if weights.problem else {"parameters": weights.parameters, "parameter_bytes": weights.by_dtype}
         return {
@@ -163,3 +165,12 @@ def _layers(node: Any, out: dict[str, int], depth: int = 0) -> None:
 
 KERAS = Keras(ModelFormat.KERAS, (".keras",), zipped=True)
 H5 = Keras(ModelFormat.H5, (".h5", ".hdf5"), zipped=False)
+
+
+def _sequential_output(config: Any) -> list[dict[str, Any]]:
+    """The one output of a Sequential model's config: its last layer (shape filled in by the cost walk)."""
+    layers = config.get("layers") if isinstance(config, dict) else None
+    last = layers[-1] if isinstance(layers, list) and layers else None
+    inner = last.get("config") if isinstance(last, dict) else None
+    name = inner.get("name") if isinstance(inner, dict) else None
+    return [{"name": str(name), "dtype": "", "shape": []}] if isinstance(name, str) else []
