@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 Shape = Sequence[int] | None
 
@@ -295,3 +296,20 @@ _SPECIAL: dict[str, CostFn] = {
 # ops whose work is a matrix product in all but name (the device model counts them as dense)
 MATRIX_LIKE = frozenset({*_GATES, "Attention", "QAttention", "MultiHeadAttention", "Einsum", "LinearClassifier",
                          "LinearRegressor", "SVMClassifier", "SVMRegressor"})
+
+
+def node_totals(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The whole graph's ``flops``, ``macs``, ``bytes_moved`` and per-op ``op_costs`` (count, flops,
+    bytes; costliest first) from its node records, the same for every format's static walk."""
+    op_totals: dict[str, dict[str, int]] = {}
+    for node in nodes:
+        entry = op_totals.setdefault(node["op"], {"count": 0, "flops": 0, "bytes": 0})
+        entry["count"] += 1
+        entry["flops"] += node["flops"]
+        entry["bytes"] += node["bytes_read"] + node["bytes_written"]
+    return {
+        "flops": sum(n["flops"] for n in nodes),
+        "macs": sum(n["macs"] for n in nodes),
+        "bytes_moved": sum(n["bytes_read"] + n["bytes_written"] for n in nodes),
+        "op_costs": dict(sorted(op_totals.items(), key=lambda kv: kv[1]["flops"], reverse=True)),
+    }

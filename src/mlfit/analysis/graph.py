@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from mlfit.analysis.costs import node_totals
 from mlfit.analysis.nodecost import node_cost, scalar_constants
 from mlfit.formats.onnx.proto import (
     _Deadline,
@@ -454,20 +455,11 @@ def _costs(model: Any, facts: dict[str, Any], initializer_names: set[str], deadl
     activation_peak, top_activations = _activation_sweep(inferred, types, initializer_names, deadline)
     used = {types[n][0] for node in inferred.graph.node for n in [*node.input, *node.output] if n in types}
     io = [*facts["inputs"], *facts["outputs"]]
-    op_totals: dict[str, dict[str, int]] = {}
-    for node in nodes:
-        entry = op_totals.setdefault(node["op"], {"count": 0, "flops": 0, "bytes": 0})
-        entry["count"] += 1
-        entry["flops"] += node["flops"]
-        entry["bytes"] += node["bytes_read"] + node["bytes_written"]
     return {
         "dtypes": sorted({*facts["parameter_bytes"], *(t["dtype"] for t in io), *used} - {"undefined", ""}),
-        "flops": sum(n["flops"] for n in nodes),
-        "macs": sum(n["macs"] for n in nodes),
-        "bytes_moved": sum(n["bytes_read"] + n["bytes_written"] for n in nodes),
         "activation_peak_bytes": activation_peak,
         "top_activations": top_activations,
-        "op_costs": dict(sorted(op_totals.items(), key=lambda kv: kv[1]["flops"], reverse=True)),
+        **node_totals(nodes),
         "shape_inference": {
             "method": method,
             "assumed_dims": assumed,

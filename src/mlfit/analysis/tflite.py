@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mlfit.analysis.costs import op_cost
+from mlfit.analysis.costs import node_totals, op_cost
 from mlfit.errors import ModelError
 from mlfit.formats._wire.flatbuffers import FlatBuffer, FlatError
 from mlfit.formats.tflite import TFLITE_DTYPES
@@ -361,12 +361,6 @@ def _facts(graph: _Graph) -> dict[str, Any]:
     params, by_dtype, top_params = _parameters(graph)
     inputs, outputs = _io(graph, graph.inputs), _io(graph, graph.outputs)
     peak, top_acts = _activation_sweep(graph)
-    op_totals: dict[str, dict[str, int]] = {}
-    for node in nodes:
-        entry = op_totals.setdefault(node["op"], {"count": 0, "flops": 0, "bytes": 0})
-        entry["count"] += 1
-        entry["flops"] += node["flops"]
-        entry["bytes"] += node["bytes_read"] + node["bytes_written"]
     control = sorted({_OPS[c][0] for c, _, _ in map(graph.op, graph.operators) if c in _CONTROL_FLOW})
     used = {graph.dtype[t] for t in range(len(graph.tensors))}
     return {
@@ -383,12 +377,9 @@ def _facts(graph: _Graph) -> dict[str, Any]:
         "custom_ops": sorted({n for n in histogram if n == "CUSTOM"}),
         "top_initializers": top_params,
         "dtypes": sorted(used - {"undefined", ""}),
-        "flops": sum(n["flops"] for n in nodes),
-        "macs": sum(n["macs"] for n in nodes),
-        "bytes_moved": sum(n["bytes_read"] + n["bytes_written"] for n in nodes),
         "activation_peak_bytes": peak,
         "top_activations": top_acts,
-        "op_costs": dict(sorted(op_totals.items(), key=lambda kv: kv[1]["flops"], reverse=True)),
+        **node_totals(nodes),
         "shape_inference": {
             "method": "tflite flatbuffer shapes (batch as stored in the file)",
             "assumed_dims": {}, "values_bound": [], "nodes_with_unknown_cost": unknown,
