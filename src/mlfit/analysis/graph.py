@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mlfit.analysis.costs import node_totals
+from mlfit.analysis.costs import FUSED_ACTIVATIONS, FUSING_PRODUCERS, node_totals
 from mlfit.analysis.nodecost import node_cost, scalar_constants
 from mlfit.formats.onnx.proto import (
     _Deadline,
@@ -309,7 +309,26 @@ def _node_costs(
         if cost.matrix_flops:
             entry["matrix_flops"] = cost.matrix_flops
         nodes.append(entry)
+    _mark_fused(model.graph.node, nodes)
     return nodes, unknown
+
+
+def _mark_fused(graph_nodes: Any, nodes: list[dict[str, Any]]) -> None:
+    """``fused``: a clamp-like activation whose input is the output of a convolution or a matrix
+    product read by nothing else: runtimes apply it in that product's epilogue (no kernel, no pass
+    over memory of its own; mlfit.analysis.costs.FUSED_ACTIVATIONS)."""
+    producer: dict[str, str] = {}
+    readers: Counter[str] = Counter()
+    for node in graph_nodes:
+        for name in node.output:
+            producer[name] = node.op_type
+        for name in node.input:
+            readers[name] += 1
+    for node, entry in zip(graph_nodes, nodes, strict=True):
+        data = node.input[0] if node.input else ""
+        if (node.op_type in FUSED_ACTIVATIONS and producer.get(data) in FUSING_PRODUCERS and readers[data] == 1
+                and (node.domain or "ai.onnx") in ("ai.onnx", "")):
+            entry["fused"] = True
 
 
 def _activation_sweep(
