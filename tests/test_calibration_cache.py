@@ -1,6 +1,7 @@
 """The calibration cache as a file others may touch: a private folder, entries validated when read
 (a malformed one is measured again, with a note, never a traceback), and a lock so that concurrent
-first runs calibrate once. Real `mlfit` processes, real flocks, real ownership."""
+first runs calibrate once. Real `mlfit` runs (concurrent ones as real processes), real flocks, real
+ownership."""
 
 from __future__ import annotations
 
@@ -61,10 +62,27 @@ def _malformed(entry: tuple[str, str], how: str) -> str:
     return json.dumps(data)
 
 
-@pytest.mark.parametrize("how", ["not json", "a list", "string figure", "no 1-thread figure", "missing bandwidth",
-                                 "nan"])
-def test_a_malformed_entry_is_measured_again(entry: tuple[str, str], tmp_path: Path, how: str) -> None:
+MALFORMED = ["not json", "a list", "string figure", "no 1-thread figure", "missing bandwidth", "nan"]
+
+
+@pytest.mark.parametrize("how", MALFORMED)
+def test_a_malformed_entry_is_refused_when_read(entry: tuple[str, str], tmp_path: Path, how: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Each way an entry can be malformed is caught where every command reads the cache (the
+    calibration measured again over one is below; each run of it costs a real calibration)."""
+    from mlfit.analysis.calcache import read_entry
+    from mlfit.analysis.calibrate import CALIBRATION_VERSION
+    from mlfit.measure.host import host_info
+
     path = _seed(tmp_path, entry, _malformed(entry, how))
+    assert read_entry(path, host_info().fingerprint, CALIBRATION_VERSION) is None
+    assert f"ignored the malformed calibration cache {path}" in capsys.readouterr().err
+    good = _seed(tmp_path / "good", entry)
+    assert read_entry(good, host_info().fingerprint, CALIBRATION_VERSION) == json.loads(entry[1])
+
+
+def test_a_malformed_entry_is_measured_again(entry: tuple[str, str], tmp_path: Path) -> None:
+    path = _seed(tmp_path, entry, _malformed(entry, "nan"))
     run = run_cli("calibrate", env={"XDG_CACHE_HOME": str(tmp_path)})
     assert_no_traceback(run)
     assert run.code == 0, run.output
