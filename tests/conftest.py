@@ -49,6 +49,7 @@ def run_cli(*args: str | Path, env: dict[str, str] | None = None, cwd: Path | No
 
     saved_env, saved_cwd, saved_hook, saved_tmp = dict(os.environ), os.getcwd(), sys.unraisablehook, tempfile.tempdir
     saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    saved_mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())  # inherited by every process started later
     out, err = io.StringIO(), io.StringIO()
     os.environ.update({"COLUMNS": "200", **(env or {})})
     tempfile.tempdir = None  # found again from this run's TMPDIR, as a new process would
@@ -68,6 +69,7 @@ def run_cli(*args: str | Path, env: dict[str, str] | None = None, cwd: Path | No
         sys.unraisablehook = saved_hook
         for signum, handler in saved_signals.items():
             signal.signal(signum, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
     return Run(code, out.getvalue(), err.getvalue())
 
 
