@@ -113,7 +113,8 @@ def test_a_device_learnt_from_five_models_projects_three_new_models_within_15_pe
     assert fitted.code == 0, fitted.output
     assert "device model adapted with 10 rows measured on lab-box" in fitted.stdout
     # five models: five units, however often each was measured
-    assert "the largest of the device's 5 leave-one-model-out residuals" in " ".join(fitted.stdout.split())
+    assert "85% Student-t interval from the device's 5 leave-one-model-out residuals" in " ".join(
+        fitted.stdout.split())
     assert (tmp_path / "truth.fit.json").is_file()
 
     # the three's own cost: both runs of each (the geometric mean), measured beside the rows
@@ -137,9 +138,9 @@ def test_a_device_learnt_from_five_models_projects_three_new_models_within_15_pe
         assert model.adapted is not None and model.adapted.rows == 10
         assert any("device model adapted with 10 rows" in n and "user-stated" in n for n in projection.notes)
         # the band's only part: the device's own residuals (no unseen-device or unseen-source
-        # widening, no column without a row); the largest of five, which vouches for 5/6 = 83%
+        # widening, no column without a row): an 85% t-interval from the five models' residuals
         (name, half), = model.widenings_log.items()
-        assert "the largest of the device's 5 leave-one-model-out residuals" in name and "83%" in name, name
+        assert "85% Student-t interval from the device's 5 leave-one-model-out residuals" in name, name
         assert math.exp(2 * half) == pytest.approx(model.upper / model.lower, rel=1e-3)
         p50 = next(c for c in result.targets[0].checks if c.metric == "latency.p50")
         assert p50.value is not None
@@ -226,28 +227,46 @@ def test_a_model_measured_again_never_vouches_for_itself(lab: dict[str, Any], la
     once = da.adapt(da.table_rows(), rows, ids, base)
     twice = da.adapt(da.table_rows(), rows + rows, ids + [f"{i}-again" for i in ids], base)
     assert once.band is not None and twice.band is not None
-    assert (twice.band.k, twice.band.n) == (once.band.k, once.band.n) == (5, 5)
-    assert twice.band.half == pytest.approx(once.band.half, rel=0.25), (once.band, twice.band)
+    assert twice.band.n == once.band.n == 5
+    assert twice.band.half == pytest.approx(once.band.half, rel=1e-6), (once.band, twice.band)
     assert twice.band.half > 2 * da.BAND_FLOOR and min(twice.after) > 0
 
 
-def test_the_own_band_is_a_conformal_order_statistic() -> None:
-    """k = ceil(0.85 (n + 1)) of n held-out units: the largest for n <= 5 (coverage n / (n + 1)),
-    the 18th of 20; repeats of one unit count once (their median); never below the floor."""
+def test_the_own_band_is_a_student_t_interval() -> None:
+    """t(0.925, n) times the root mean square of n held-out units' log residuals (an 85% prediction
+    interval); repeats of one unit count once (their median); never below the floor."""
+    assert da.student_t(0.85, 5) == pytest.approx(1.69936, abs=1e-4)  # published t tables: t(0.925, 5)
+    assert da.student_t(0.85, 4) == pytest.approx(1.77819, abs=1e-4)
+    assert da.student_t(0.95, 1) == pytest.approx(12.7062, abs=1e-3) and da.student_t(0.9, 30) == pytest.approx(
+        1.69726, abs=1e-4)
     table = da.table_rows()
     s = table[0][0]
-    others = [r for r in table if r[0] != s][:19]
-    units = [table[0], *others]
-    residuals = [0.01 * (i + 1) for i in range(20)]
-    band = da.own_band(residuals, units)
-    assert (band.k, band.n) == (18, 20) and band.half == pytest.approx(0.18)
-    assert band.coverage == pytest.approx(18 / 21)
+    units = [table[0], *[r for r in table if r[0] != s][:19]]
     five = da.own_band([0.3, -0.1, 0.2, 0.05, -0.25], units[:5])
-    assert (five.k, five.n, five.half) == (5, 5, 0.3) and "the largest" in five.describe()
-    assert "83%" in five.describe()
+    rms = math.sqrt((0.09 + 0.01 + 0.04 + 0.0025 + 0.0625) / 5)
+    assert (five.n, five.rms, five.coverage) == (5, pytest.approx(rms), 0.85)
+    assert five.half == pytest.approx(1.69936 * rms, rel=1e-4) and "85% Student-t" in five.describe()
+    # one model's disturbed run moves the band by its share: the largest of five moved all of it
+    worse = da.own_band([0.6, -0.1, 0.2, 0.05, -0.25], units[:5])
+    assert worse.half / five.half < 0.6 / 0.3
     twice = da.own_band([0.3, 0.1, 0.2, 0.05, 0.25, 0.5], [*units[:5], units[0]])  # a repeat of the first
-    assert twice.n == 5 and twice.half == pytest.approx(0.4)
+    assert twice.n == 5 and twice.rms == pytest.approx(math.sqrt((0.16 + 0.01 + 0.04 + 0.0025 + 0.0625) / 5))
     assert da.own_band([0.0, 0.0, 0.0], units[:3]).half == da.BAND_FLOOR
+
+
+def test_a_model_measured_thirty_times_weighs_what_one_measured_once_does() -> None:
+    """A nightly job adds the same models again: repeats are one unit (their median time) before the
+    fit, so the model measured most often does not set the device's scales."""
+    base = dm.fitted()
+    assert base is not None
+    rows = [r for r in da.table_rows() if r[1].device.id == "rpi5-8gb"][:6]
+    once = da.refit(da.table_rows(), rows, base)[1]
+    often = da.refit(da.table_rows(), [*rows, *[rows[0]] * 29], base)[1]
+    assert often.scales == pytest.approx(once.scales, abs=1e-9)
+    # one disturbed run among three repeats moves nothing: the median is the undisturbed time
+    s, c, t = rows[0]
+    disturbed = da.refit(da.table_rows(), [*rows, (s, c, t), (s, c, t * 1.5)], base)[1]
+    assert disturbed.scales == pytest.approx(once.scales, abs=1e-9)
 
 
 def test_the_table_beside_the_fit_refits_to_the_committed_constants() -> None:

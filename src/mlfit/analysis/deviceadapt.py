@@ -20,15 +20,23 @@ fit, which never saw it) and *after* (a fit on the table plus the device's rows 
 leave one model out, so a model measured again each night, or at other thread counts, never vouches
 for itself). A row that the others put more than :data:`OUTLIER` off is named and left out.
 
+Repeats of one model in one configuration (a nightly job adds the same models each night) are one
+unit, their median time, before any fit: a model measured thirty times weighs what a model measured
+once does, and one disturbed run among its repeats moves nothing.
+
 The band of an adapted projection (:func:`own_band`) is the device's own leave-one-model-out
 residuals once they come from :data:`MIN_ROWS_FOR_BAND` models, and nothing else of the committed
 band: the device is no longer unseen (no unseen-device or unseen-source widening), and those
-residuals are the error of exactly this device, this runtime and this build. A small sample is
-treated as split-conformal prediction does: of n held-out units (distinct model and configuration;
-repeats of one are one unit, their median), the k-th smallest with k = ceil(0.85 (n + 1)), which
-covers a new model's error with probability >= k / (n + 1) when the units are exchangeable; with
-n < 6 that k exceeds n, so the band is the largest residual and its coverage n / (n + 1) (83% for
-five) is what the rows can vouch for. Fewer models: the committed band and its widenings stay.
+residuals are the error of exactly this device, this runtime and this build. Its half-width is a
+Student-t prediction interval for a new model's log error at ``dm.BAND_QUANTILE`` (85%): of n
+held-out units, t(1/2 + q/2, n) times their root mean square. Each held-out residual is already a
+prediction error (its model was not in the fit that predicted it) and the centre is not shifted by
+them, so their mean square estimates the error variance with n degrees of freedom and a new error
+over that root mean square is t-distributed (log errors roughly normal). Unlike the largest of five
+(split-conformal's order statistic for n < 6), it uses every residual's size, so one model's
+disturbed run moves it by its share, not all of it; on 672 held-out predictions of stored runs both
+covered 85%, the t-interval with a narrower spread of widths (docs/projection.md). Fewer models: the
+committed band and its widenings stay.
 
 Pure: no I/O. The active fits for a check are set with :func:`using` by the run (which reads the
 fit file) and read by the projection with :func:`active`.
@@ -209,10 +217,21 @@ def _median(values: Sequence[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+def units(rows: Sequence[Row]) -> list[Row]:
+    """The rows with repeats of one model in one configuration made one, their median time (the
+    order of first appearance kept)."""
+    times: dict[tuple[dm.Structure, dm.Config], list[float]] = {}
+    for s, c, t in rows:
+        times.setdefault((s, on_device(c)), []).append(t)
+    return [(s, c, _median(ts)) for (s, c), ts in times.items()]
+
+
 def refit(table: Sequence[Row], rows: Sequence[Row], base: dm.Params) -> tuple[dm.Params, DeviceTerms]:
-    """The table refitted with the device's rows (their device column), then the device's own scales."""
-    params = dm.fit([*table, *((s, on_device(c), t) for s, c, t in rows)], base)
-    return params, fit_terms(rows, params)
+    """The table refitted with the device's rows (their device column, repeats made one unit), then
+    the device's own scales."""
+    own = units(rows)
+    params = dm.fit([*table, *own], base)
+    return params, fit_terms(own, params)
 
 
 def leave_one_model_out(table: Sequence[Row], rows: Sequence[Row], base: dm.Params) -> list[float]:
@@ -231,36 +250,61 @@ def leave_one_model_out(table: Sequence[Row], rows: Sequence[Row], base: dm.Para
     return out
 
 
+def student_t(q: float, df: int) -> float:
+    """t such that P(|T| <= t) = ``q`` for Student's t with ``df`` degrees of freedom (bisection on
+    the closed form for integer df, Abramowitz & Stegun 26.7.3-4)."""
+    def within(t: float) -> float:
+        theta = math.atan(t / math.sqrt(df))
+        c2, total = math.cos(theta) ** 2, 0.0
+        term, power = (math.cos(theta), 1) if df % 2 else (1.0, 0)
+        while power <= df - 2:
+            total += term
+            term *= c2 * (power + 1) / (power + 2)
+            power += 2
+        if df % 2:
+            return 2 / math.pi * (theta + math.sin(theta) * total)
+        return math.sin(theta) * total
+
+    lo, hi = 0.0, 1.0
+    while within(hi) < q:
+        hi *= 2
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if within(mid) < q else (lo, mid)
+    return (lo + hi) / 2
+
+
 @dataclass(frozen=True)
 class OwnBand:
-    """An adapted device's band from its own residuals: the log half-width, the order statistic
-    used (k-th smallest of n held-out units) and the coverage that order statistic vouches for."""
+    """An adapted device's band from its own residuals: the log half-width, the n held-out units it
+    comes from, their root mean square and the t factor over it."""
 
     half: float
-    k: int
     n: int
+    rms: float = 0.0
+    t: float = 0.0
 
     @property
     def coverage(self) -> float:
-        return self.k / (self.n + 1)
+        return dm.BAND_QUANTILE
 
     def describe(self) -> str:
-        which = "the largest" if self.k == self.n else f"the {self.k}th smallest"
-        return (f"{which} of the device's {self.n} leave-one-model-out residuals (covers a new model "
-                f">= {self.coverage:.0%} of the time)")
+        return (f"{self.coverage:.0%} Student-t interval from the device's {self.n} leave-one-model-out "
+                f"residuals (root mean square x{math.exp(self.rms):.2f}, t = {self.t:.2f})")
 
 
 def own_band(residuals: Sequence[float], rows: Sequence[Row]) -> OwnBand:
     """The band's log half-width from the device's leave-one-model-out ``residuals`` (one per row):
-    the k-th smallest of the n units' |residual| with k = ceil(q (n + 1)), q = ``dm.BAND_QUANTILE``,
-    at most n (split-conformal; see the module's docstring); never below :data:`BAND_FLOOR`."""
-    units: dict[tuple[dm.Structure, dm.Config], list[float]] = {}
+    t(1/2 + q/2, n) times the root mean square of the n units' residuals (a unit's repeats: their
+    median), q = ``dm.BAND_QUANTILE`` (see the module's docstring); never below :data:`BAND_FLOOR`."""
+    by_unit: dict[tuple[dm.Structure, dm.Config], list[float]] = {}
     for r, (s, c, _) in zip(residuals, rows, strict=True):
-        units.setdefault((s, on_device(c)), []).append(abs(r))
-    values = sorted(_median(v) for v in units.values())
+        by_unit.setdefault((s, on_device(c)), []).append(r)
+    values = [_median(v) for v in by_unit.values()]
     n = len(values)
-    k = max(1, min(n, math.ceil(dm.BAND_QUANTILE * (n + 1) - 1e-9)))
-    return OwnBand(max(BAND_FLOOR, values[k - 1]), k, n)
+    rms = math.sqrt(sum(v * v for v in values) / n)
+    t = student_t(dm.BAND_QUANTILE, n)
+    return OwnBand(max(BAND_FLOOR, t * rms), n, rms, t)
 
 
 def adapt(table: Sequence[Row], rows: Sequence[Row], ids: Sequence[str], base: dm.Params) -> Adaptation:
