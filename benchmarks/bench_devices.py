@@ -32,6 +32,7 @@ TABLE_PY = bl.HERE.parent / "src" / "mlfit" / "analysis" / "_devicetable.py"
 NUMBER = 9
 TITLE = "Projection vs published devices"
 GOALS = {"median_error": 0.25, "coverage": 0.80, "width": 3.0}
+STATIC_VERSION = 2  # bump when the static walk adds a node field the device model reads
 OFFLINE_BATCH = 1024  # MLPerf Offline: the engine runs large batches; launches are spread over them
 BUILDERS = {
     "mobilenet_v1": lambda: _zoo().mobilenet_v1(),
@@ -64,7 +65,9 @@ def structure(model: str, work: Path) -> Any:
     from mlfit.analysis import devicemodel
     from mlfit.analysis.graph import analyze_onnx
 
-    cache = work / "devices" / f"{model}.static.json"
+    # the name carries the node fields' version: a cache from before a field the structure reads
+    # (``fused``: activations fused into their convolution) would silently miss it
+    cache = work / "devices" / f"{model}.static-{STATIC_VERSION}.json"
     if cache.exists():
         static = json.loads(cache.read_text())
     else:

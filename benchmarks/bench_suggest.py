@@ -48,6 +48,13 @@ def _band(check: dict[str, Any] | None) -> str:
     return f"{bl.fmt_time(check['value'])}{band}"
 
 
+def _width(check: dict[str, Any] | None) -> str:
+    """How wide the band is (upper over lower): what decides whether a fitting centre can PASS."""
+    if check is None or not check.get("lower") or check.get("upper") is None:
+        return "-"
+    return f"{float(check['upper']) / float(check['lower']):.1f}x"
+
+
 def _agreement(suggestion: dict[str, Any]) -> str:
     a = suggestion.get("agreement")
     if not a:
@@ -120,16 +127,18 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         best, how = _best(suggestions)
         original = _p95(target["checks"])
         combos = sum(s["kind"] == "combo" and s["status"] != "not-tried" for s in suggestions)
-        table = bl.table(["variant", "status", "verdict", "projected p95 [band]", "vs original", "agreement",
-                          "seconds"],
+        table = bl.table(["variant", "status", "verdict", "projected p95 [band]", "band width", "vs original",
+                          "agreement", "seconds"],
                          [[s["variant"], s["status"], s.get("verdict") or "-", _band(_p95(s.get("checks") or [])),
-                           _ratio(s, original), _agreement(s), f"{s['seconds']:.1f}"] for s in suggestions])
+                           _width(_p95(s.get("checks") or [])), _ratio(s, original), _agreement(s),
+                           f"{s['seconds']:.1f}"] for s in suggestions])
         best_text = (f"{best['variant']} ({how}): p95 {_band(_p95(best['checks']))}, {_ratio(best, original)} the "
                      f"original's centre, {_agreement(best)}" if best else "none")
         if how != "PASS":
             best_text = f"no variant PASSes; fastest that fits at its centre: {best_text}"
         text += [f"### {name}", "",
-                 f"fp32 projected p95 on edge {_band(got['fp32'])}; budget set to {got['budget_ms']:.2f} ms "
+                 f"fp32 projected p95 on edge {_band(got['fp32'])} ({_width(got['fp32'])} wide); budget set to "
+                 f"{got['budget_ms']:.2f} ms "
                  f"(0.9x); original verdict {got['verdict']}. Search {search.get('seconds', 0):.0f} s of "
                  f"{got['limit']:.0f} s ({search.get('tried', 0)} tried, {combos} of them combinations, "
                  f"{search.get('not_tried', 0)} not tried; guard on {search.get('inputs') or 'the original file'}); "

@@ -92,6 +92,27 @@ def test_keras_to_tflite_variants_build_and_compare(tmp_path_factory: pytest.Tem
 
 
 @pytest.mark.slow
+def test_batch_variants_are_measured_at_their_batch(models_dir: Path) -> None:
+    """The batch kind on a real model: a target that serves batches of 8 gets batch=4, 2 and 1, each
+    measured at that batch and projected (a smaller batch answers sooner: 8x fewer MACs per call at
+    batch 1, so its projected p95 is well under the original's whatever this host's tail)."""
+    model = builders.save(builders.mlp(features=256, hidden=(512, 512), classes=10), models_dir / "mlp_batch.onnx")
+    target = _one_core("edge", "latency.p95=1ns")
+    target = replace(target, profile=target.profile.model_copy(update={"batch_size": 8}))
+    result = _run_one(model, [target], InputSpec(), QUICK, None, None, SuggestOptions(time_s=300))
+    report = result.targets[0]
+    assert result.error is None and report.verdict.value == "FAIL", result.error
+    original = next(c.value for c in report.checks if c.metric == "latency.p95")
+    by_label = {s.variant: s for s in report.suggestions}
+    assert [s.variant for s in report.suggestions if s.kind == "batch"] == ["batch=4", "batch=2", "batch=1"]
+    one = by_label["batch=1"]
+    assert one.status == "does-not-fit" and one.agreement is None, one  # 1 ns: nothing fits
+    p95 = next(c.value for c in one.checks if c.metric == "latency.p95")
+    assert original is not None and p95 is not None and p95 < original / 2, (p95, original)
+    assert "`batch_size: 1`" in one.reproduce, one.reproduce
+
+
+@pytest.mark.slow
 def test_guard_refuses_int8_that_changes_the_argmax(models_dir: Path) -> None:
     model = builders.save(_tied_classifier(), models_dir / "tied.onnx")
     result = _run_one(model, [_one_core("edge")], InputSpec(), QUICK, None, None,

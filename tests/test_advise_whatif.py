@@ -5,6 +5,7 @@ single change does."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -78,11 +79,13 @@ def test_what_if_bad_specs_are_one_line_exit_2(small_cnn_model: Path, side_cnn: 
 
 
 @pytest.mark.slow
-def test_combination_passes_where_no_single_change_does(models_dir: Path) -> None:
+def test_combination_passes_where_no_single_change_does(models_dir: Path, tmp_path: Path) -> None:
     """The size budget only int8 meets (static); the latency budget, a third of the original's
     projected p95, int8 alone cannot meet (its projected centre, the device model's from the
     structure, is about half the original's) and the shorter sequence alone fails on size: no
-    single change passes, int8 + 32x fewer tokens does (its centre ~25x under the original's)."""
+    single change passes, int8 + 32x fewer tokens does (its centre ~25x under the original's).
+    --write-variants saves the pair's built file with its recipe; checked again at the pair's
+    input size, it reproduces the figure (the same size, a p95 band that overlaps)."""
     model = builders.save(builders.transformer_block(d_model=128, heads=2, ff=512, vocab=4000),
                           models_dir / "transformer_combo.onnx")
     spec = InputSpec(dims={"seq": 256}, ranges={"input_ids": (0.0, 4000.0)})
@@ -90,7 +93,8 @@ def test_combination_passes_where_no_single_change_does(models_dir: Path) -> Non
     p95 = _p95(plain.targets[0].checks)
     size = model.stat().st_size
     budgets = (f"latency.p95={p95 / 3 * 1000:.4f}ms", f"model_size={size * 0.6 / 1024:.0f}KiB")
-    settings = SuggestOptions(time_s=300, what_if=parse_what_if(["dim=seq:8"]))
+    folder = tmp_path / "variants"
+    settings = SuggestOptions(time_s=300, what_if=parse_what_if(["dim=seq:8"]), write_variants=folder)
     result = _run_one(model, [_one_core("edge", *budgets)], spec, QUICK, None, None, settings)
     report = result.targets[0]
     assert report.verdict.value == "FAIL" and result.exit_code() == ExitCode.BUDGET_FAILED
@@ -102,6 +106,22 @@ def test_combination_passes_where_no_single_change_does(models_dir: Path) -> Non
     assert combos[0].verdict == "PASS", combos[0]
     assert combos[0].status == "changes-outputs"  # another input size: its accuracy is for the user to check
     assert "quantize_dynamic" in combos[0].reproduce and "--dim seq=8" in combos[0].reproduce
+    # --write-variants: the pair's int8 file (its input size is a --dim, not a file change) and its recipe
+    assert combos[0].file is not None, combos[0]
+    saved = Path(combos[0].file)
+    assert saved.parent == folder and saved.name == "transformer_combo.int8-dynamic+seq-8.onnx"
+    recipe = json.loads(saved.with_name(saved.name + ".recipe.json").read_text())
+    assert recipe["variant"] == "int8-dynamic+seq=8" and "quantize_dynamic" in recipe["tool"], recipe
+    assert recipe["reproduce"] == combos[0].reproduce and recipe["file"] == str(saved)
+    again = _run_one(saved, [_one_core("edge", *budgets)], spec.model_copy(update={"dims": {"seq": 8}}), QUICK,
+                     None, None)
+    assert again.error is None and again.targets[0].verdict.value == "PASS", again.targets[0]
+    checks = {c.metric: c for c in again.targets[0].checks}
+    first = {c.metric: c for c in combos[0].checks}
+    assert checks["model.size"].value == first["model.size"].value == saved.stat().st_size
+    a, b = first["latency.p95"], checks["latency.p95"]
+    assert a.lower is not None and a.upper is not None and b.lower is not None and b.upper is not None
+    assert b.lower <= a.upper and a.lower <= b.upper, (a, b)  # measured again on a busy host: bands overlap
 
 
 @pytest.mark.slow
@@ -118,8 +138,6 @@ def test_suggest_for_a_folder_of_models(tmp_path: Path) -> None:
                     "--suggest", "--suggest-time", "6", "--what-if", "dim=side:32", "--json", out, *FAST)
     assert_no_traceback(run)
     assert run.code == ExitCode.BUDGET_FAILED, run.output
-    import json
-
     results = {Path(r["model"]["path"]).name: r for r in json.loads(out.read_text())["results"]}
     assert set(results) == {"a.onnx", "b.onnx"}
     for name, result in results.items():

@@ -512,3 +512,50 @@ def test_thread_contention_grows_with_the_devices_balance() -> None:
     assert params.sigma_for(orin) < params.sigma < params.sigma_for(pi5)
     committed = dm.fitted()
     assert committed is not None and committed.sigma_for(orin) < committed.sigma_for(pi5)
+
+
+def _fusion_graph(tmp_path: Path) -> dict[str, Any]:
+    """Conv->Relu (fused), Conv->HardSwish, Add->Relu, and a Conv whose output a Relu and an Add
+    both read (its Relu cannot be fused: the unclamped output is needed too)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((4, 4, 1, 1), dtype=np.float32), "w")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c1"], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu_after_conv"),
+        helper.make_node("Conv", ["r1", "w"], ["c2"], name="conv2"),
+        helper.make_node("HardSwish", ["c2"], ["h2"], name="hardswish_after_conv"),
+        helper.make_node("Add", ["h2", "r1"], ["a3"], name="add"),
+        helper.make_node("Relu", ["a3"], ["r3"], name="relu_after_add"),
+        helper.make_node("Conv", ["r3", "w"], ["c4"], name="conv4"),
+        helper.make_node("Relu", ["c4"], ["r4"], name="relu_of_a_shared_output"),
+        helper.make_node("Add", ["r4", "c4"], ["y"], name="add2"),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], [w]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, tmp_path / "fusion.onnx")
+    return analyze_onnx(tmp_path / "fusion.onnx")
+
+
+@pytest.mark.parametrize(("name", "fused"), [
+    ("relu_after_conv", True),  # every runtime clamps in the convolution's epilogue
+    ("hardswish_after_conv", False),  # ONNX Runtime runs hard-swish as its own kernel
+    ("relu_after_add", False),  # not after a convolution or a matrix product
+    ("relu_of_a_shared_output", False),  # the unclamped output is read too
+])  # fmt: skip
+def test_activations_fused_into_their_convolution_are_marked(tmp_path: Path, name: str, fused: bool) -> None:
+    static = _fusion_graph(tmp_path)
+    node = next(n for n in static["nodes"] if n["name"] == name)
+    assert bool(node.get("fused")) is fused
+    s = dm.Structure.from_static(static)
+    # the split is information: the published fit still counts fused activations in other_bytes
+    assert s.fused_kernels == 1 and s.fused_bytes == _node_bytes(static, "relu_after_conv") < s.other_bytes
+
+
+def _node_bytes(static: dict[str, Any], name: str) -> float:
+    n = next(n for n in static["nodes"] if n["name"] == name)
+    return float(n["bytes_read"] + n["bytes_written"])

@@ -178,3 +178,53 @@ def test_declared_inputs_read_no_constant_they_do_not_need(cnn_model: Path, tran
 
     declared = get(ModelFormat.ONNX).declared_inputs(transformer_model, "serving_default")
     assert declared is not None and declared.ranges["input_ids"] == (0, 500)  # the Gather table's rows
+
+
+def test_filled_constants_match_numpy_helper() -> None:
+    for elem in (1, 2, 3, 4, 5, 6, 7, 9, 11, 12, 13):
+        dtype = helper.tensor_dtype_to_np_dtype(elem)
+        ours = onnxpb.filled("c", elem, [2, 3], 7.0)
+        assert ours is not None, elem
+        theirs = numpy_helper.from_array(np.full([2, 3], 7.0, dtype=dtype), "c")
+        assert ours.SerializeToString() == theirs.SerializeToString(), elem
+    assert onnxpb.filled("c", TensorProto.FLOAT16, [1], 1.0) is None  # onnx's helpers build those
+
+
+def _reshape_by_input(path: Path) -> Path:
+    """A Reshape whose target shape is an int64 input: `--value rows=8` makes the MatMul's FLOPs known."""
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "rows"], ["r"]), helper.make_node("MatMul", ["r", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64]),
+         helper.make_tensor_value_info("rows", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.ones((8, 16), np.float32), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+_VALUES = """
+import json, sys
+from pathlib import Path
+from mlfit.analysis.graph import analyze_onnx
+facts = analyze_onnx(Path(sys.argv[1]), values={"rows": 8})
+assert "onnx" not in sys.modules and "ml_dtypes" not in sys.modules, sorted(m for m in sys.modules if "onnx" in m)
+print(json.dumps(facts, sort_keys=True, default=str))
+"""
+
+
+def test_a_bound_value_needs_no_onnx_and_gives_the_onnx_path_facts(tmp_path: Path, monkeypatch) -> None:
+    # was: `mlfit inspect/check --value` imported onnx (ml_dtypes: 0.6 s of CPU) to build the constant
+    import json
+
+    from mlfit.analysis.graph import analyze_onnx
+
+    path = _reshape_by_input(tmp_path / "reshape.onnx")
+    run = subprocess.run([sys.executable, "-c", _VALUES, str(path)], capture_output=True, text=True,
+                         timeout=120, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    monkeypatch.setattr(onnxpb, "filled", lambda *args: None)  # every constant through onnx's helpers
+    expected = analyze_onnx(path, values={"rows": 8})
+    assert json.loads(run.stdout) == json.loads(json.dumps(expected, sort_keys=True, default=str))
+    assert expected["shape_inference"]["values_bound"] == ["rows"] and expected["flops"] > 0

@@ -19,8 +19,10 @@ from conftest import FAST
 from mlfit import api
 from mlfit.analysis.graph import analyze_onnx
 from mlfit.analysis.project import project
-from mlfit.analysis.project.estimators import BOTH, DEVICE, HOST, Floors, HostNode, combine
+from mlfit.analysis.project.bands import load_note, uncontended_bands
+from mlfit.analysis.project.estimators import BOTH, DEVICE, HOST, HOST_FLOOR, Floors, HostNode, combine
 from mlfit.analysis.project.types import Band
+from mlfit.analysis.uncontended import BUSY_WIDENING, host_load, tail_spread
 from mlfit.catalog.schema import Percentile
 from mlfit.checks.engine import latency_checks
 from mlfit.options import MeasureOptions
@@ -199,3 +201,63 @@ def test_every_reporter_shows_the_one_projection_with_its_method(results: dict[s
         assert f"they add up to the projected p50, {format_duration(p.latency['p50'].value)}" in markdown
         top = p.details.per_op[0]
         assert format_duration(top.seconds) in markdown and format_duration(top.seconds) in html
+
+
+
+def _busy(m: Any) -> Any:
+    """The same measurement as if eight tasks had been runnable on this host's cores (busy = 1)."""
+    assert m.contention is not None
+    phases = [p.model_copy(update={"runnable_before": 8, "runnable_after": 8}) for p in m.contention.phases]
+    return m.model_copy(update={"contention": m.contention.model_copy(update={"phases": phases})})
+
+
+def test_only_a_centre_this_host_timed_is_a_median_from_the_host() -> None:
+    """Issue 24: whether this host's load can move the centre, per way the two estimators combine."""
+    static = {"nodes": [{"name": "conv", "op": "Conv", "flops": 1e6, "cost_known": True}]}
+    host = [HostNode("conv", "FusedConv", 100.0, 0.8e-3, 1e-3, 1.2e-3)]
+    agreed = combine(static, Band(1e-3, 0.5e-3, 2e-3), [("conv", "Conv", 1e-3)], Band(1e-3, 0.8e-3, 1.2e-3), host,
+                     Floors())
+    assert agreed.estimator == DEVICE and not agreed.median_from_host
+    adapted = combine(static, Band(3e-3, 2.5e-3, 3.6e-3), [("conv", "Conv", 3e-3)], Band(1e-3, 0.8e-3, 1.2e-3),
+                      host, Floors(), device_rows=5)
+    assert not adapted.median_from_host
+    apart = combine(static, Band(1e-3, 0.8e-3, 1.25e-3), [("conv", "Conv", 1e-3)], Band(10e-3, 8e-3, 12e-3), host,
+                    Floors())
+    unseen = combine(_STATIC, Band(1.01e-3, 0.5e-3, 2e-3), _DEVICE_NODES, Band(4e-3, 3e-3, 5e-3), _HOST_NODES,
+                     Floors())
+    raised = combine(static, Band(1e-3, 0.5e-3, 2e-3), [("conv", "Conv", 1e-3)], Band(1e-3, 0.8e-3, 1.2e-3), host,
+                     Floors(host=5e-3, host_fastest=4e-3, host_reason="weaker"))
+    assert raised.record["floored"] == HOST_FLOOR
+    assert apart.median_from_host and unseen.median_from_host and raised.median_from_host
+
+
+def test_host_load_widens_only_a_median_that_comes_from_this_host(results: dict[str, RunResult]) -> None:
+    """Issue 24 (why a variant's band was 12.7x wide): a device model's median is its own figure, so the
+    busy widening (x0.85-x1.2, for how far load moves this host's uncontended estimate) does not belong
+    in any of its percentiles: the tails' shape from this host's samples keeps its own band (no tail ..
+    the larger of the largest quiet spread and the measured one). Before, every percentile of a device
+    median was widened (an adapted one's tails only: their optimistic end below the p50's). A median
+    from this host keeps it."""
+    r = results["transformer"]
+    assert r.measurement is not None
+    m = _busy(r.measurement)
+    base, factor = 2e-3, Band(5.0, 2.0, 12.0)
+    spread = tail_spread(m)
+    load = host_load(m, 2, base)
+    assert load is not None and load.busy == 1.0
+    device = uncontended_bands(m, factor, base, load, median_from_host=False)
+    hosted = uncontended_bands(m, factor, base, load, median_from_host=True)
+    lo_w, hi_w = BUSY_WIDENING
+    for p, (lo_s, mid_s, hi_s) in spread.items():
+        if p not in device:
+            continue
+        want = (base * mid_s * factor.value, base * lo_s * factor.lower, base * hi_s * factor.upper)
+        d, h = device[p], hosted[p]
+        assert (d.value, d.lower, d.upper) == pytest.approx(want), p
+        assert (h.value, h.lower, h.upper) == pytest.approx((want[0], want[1] * (1 - lo_w), want[2] * (1 + hi_w))), p
+    assert device[Percentile.P95].lower >= device[Percentile.P50].lower
+    notes: list[str] = []
+    load_note(load, base, m, {}, notes, {}, median_from_host=False)
+    assert "the band is not widened for it" in notes[0] and "x0.85" not in notes[0]
+    load_note(load, base, m, {}, notes, {}, median_from_host=True)
+    assert "the band is widened x0.85-x1.20 for it" in notes[1]

@@ -60,6 +60,6 @@ def test_the_median_call_is_not_moved_by_one_stall() -> None:
 
 
 def test_profile_box_is_a_share_of_the_timed_loop_within_bounds() -> None:
-    assert time_per_thread_count(1.0, 2) == SHARE_OF_TIMED_LOOP * 1.0 / 2
-    assert time_per_thread_count(0.0, 1) == MIN_TIME_PER_THREAD_COUNT_S
-    assert time_per_thread_count(100.0, 1) == TIME_PER_THREAD_COUNT_S  # never longer than before
+    assert time_per_thread_count(1.0) == SHARE_OF_TIMED_LOOP * 1.0  # an eighth, as with two counts before
+    assert time_per_thread_count(0.0) == MIN_TIME_PER_THREAD_COUNT_S
+    assert time_per_thread_count(100.0) == TIME_PER_THREAD_COUNT_S  # never longer than before

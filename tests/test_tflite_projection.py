@@ -47,6 +47,10 @@ def test_same_structure_from_both_formats(built: dict[str, Path]) -> None:
     assert b.other_bytes == pytest.approx(a.other_bytes, rel=0.25)
     # A fused activation is a node of its own, as in the ONNX export (Conv then Relu).
     assert any(n["op"] == "Relu" and n["tflite_op"].endswith("(fused)") for n in tfl_facts["nodes"])
+    # ... and both formats mark it fused into its convolution, the same bytes in both
+    assert all(n.get("fused") for n in tfl_facts["nodes"] if n["tflite_op"].endswith("(fused)"))
+    assert b.fused_kernels == a.fused_kernels > 0
+    assert b.fused_bytes == pytest.approx(a.fused_bytes, rel=0.25) and 0 < a.fused_bytes < a.other_bytes
     assert tfl_facts["shape_inference"]["nodes_with_unknown_cost"] == 0
 
 

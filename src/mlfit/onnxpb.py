@@ -123,6 +123,23 @@ def tensor(name: str, array: Any) -> Any:
     return out
 
 
+def filled(name: str, elem_type: int, shape: list[int], value: float) -> Any | None:
+    """A TensorProto of ``shape`` with every element ``value``, as raw little-endian bytes (what
+    ``numpy_helper.from_array(np.full(shape, value, dtype))`` builds), or None for an element type
+    that is not a plain numeric one (float16, bfloat16, strings ...: onnx's helpers build those)."""
+    plain = _PLAIN.get(int(elem_type))
+    if plain is None:
+        return None
+    import numpy as np
+
+    out = proto().TensorProto()
+    out.name = name
+    out.data_type = int(elem_type)
+    out.dims.extend(int(d) for d in shape)
+    out.raw_data = np.full(shape, value, dtype=np.dtype(plain[0])).tobytes()
+    return out
+
+
 def value_info(name: str, elem_type: int, shape: list[int]) -> Any:
     """A ValueInfoProto of a tensor with a fixed shape (onnx.helper.make_tensor_value_info)."""
     out = proto().ValueInfoProto()

@@ -23,6 +23,17 @@ DATA_MOVEMENT = frozenset({
     "SpaceToDepth", "NonZero", "Range", "Dropout", "MemcpyToHost", "MemcpyFromHost", "Trilu", "OneHot",
     "Compress", "ArrayFeatureExtractor", "FeatureVectorizer", "QLinearConcat",
 })  # fmt: skip
+# Clamp-like activations every CPU and GPU runtime applies in the epilogue of the convolution or
+# matrix product that produces their input (ONNX Runtime's FusedConv/FusedGemm, XNNPACK's and
+# TFLite's output min/max, ncnn's activation_type, TensorRT): the product's output is written once,
+# clamped, and no kernel of their own runs. Activations outside this set (HardSwish, HardSigmoid,
+# Sigmoid in squeeze-and-excite blocks, GELU) run as their own kernels in at least one of the
+# runtimes mlfit projects for (ONNX Runtime does not fuse MobileNetV3's hard-swish), so they are
+# counted as what they cost there: a pass over memory and a dispatch.
+FUSED_ACTIVATIONS = frozenset({"Relu", "Clip", "LeakyRelu"})
+FUSING_PRODUCERS = frozenset({"Conv", "ConvTranspose", "Gemm", "FusedConv", "FusedGemm", "QLinearConv"})
+
+
 # Ops that are views in onnxruntime: no kernel runs on a GPU (no launch, no bytes moved).
 VIEW_OPS = frozenset(
     {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Shape", "Size", "Constant", "Dropout"}

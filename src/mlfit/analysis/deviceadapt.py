@@ -79,7 +79,8 @@ def structure_to_dict(s: dm.Structure) -> dict[str, Any]:
 def structure_from_dict(data: Mapping[str, Any]) -> dm.Structure:
     return dm.Structure(float(data["dense_flops"]), float(data["depthwise_flops"]), float(data["other_bytes"]),
                         int(data["kernels"]), int(data.get("dense_kernels", 0)), float(data.get("matmul_flops", 0.0)),
-                        float(data.get("dense_bytes", 0.0)))
+                        float(data.get("dense_bytes", 0.0)), float(data.get("fused_bytes", 0.0)),
+                        int(data.get("fused_kernels", 0)))
 
 
 def device_to_dict(d: dm.Device) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mlfit.analysis.costs import node_totals
+from mlfit.analysis.costs import FUSED_ACTIVATIONS, FUSING_PRODUCERS, node_totals
 from mlfit.analysis.nodecost import node_cost, scalar_constants
 from mlfit.formats.onnx.proto import (
     _Deadline,
@@ -76,10 +76,8 @@ def _bind_values(model: Any, values: dict[str, float]) -> list[str]:
     """Turn inputs given a constant value (``--value NAME=V``) into initializers of that value (in
     place), so shape inference can compute the shapes that depend on them; the names bound."""
     if not values:
-        return []  # the usual case: onnx (0.6 s of CPU to import) is not needed
-    import numpy as np
-    import onnx
-    from onnx import numpy_helper
+        return []  # the usual case
+    from mlfit.onnxpb import filled
 
     bound: list[str] = []
     initializer_names = {i.name for i in model.graph.initializer}
@@ -88,12 +86,23 @@ def _bind_values(model: Any, values: dict[str, float]) -> list[str]:
             continue
         tensor = value.type.tensor_type
         shape = [max(1, d.dim_value) for d in tensor.shape.dim]
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)
-        array = np.full(shape, values[value.name], dtype=dtype)
-        model.graph.initializer.append(numpy_helper.from_array(array, value.name))
+        # the plain numeric types without onnx (0.6 s of CPU to import: `inspect --value` paid it)
+        constant = filled(value.name, tensor.elem_type, shape, values[value.name])
+        model.graph.initializer.append(constant if constant is not None else
+                                       _filled_by_onnx(value.name, tensor.elem_type, shape, values[value.name]))
         model.graph.input.remove(value)
         bound.append(value.name)
     return bound
+
+
+def _filled_by_onnx(name: str, elem_type: int, shape: list[int], value: float) -> Any:
+    """The same constant through onnx's helpers, for the element types :func:`mlfit.onnxpb.filled`
+    does not build (float16, bfloat16, the narrow float types)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.full(shape, value, dtype=onnx.helper.tensor_dtype_to_np_dtype(elem_type)), name)
 
 
 # Constant nodes whose tensors count as parameters: any floating tensor, and integer tensors
@@ -300,7 +309,26 @@ def _node_costs(
         if cost.matrix_flops:
             entry["matrix_flops"] = cost.matrix_flops
         nodes.append(entry)
+    _mark_fused(model.graph.node, nodes)
     return nodes, unknown
+
+
+def _mark_fused(graph_nodes: Any, nodes: list[dict[str, Any]]) -> None:
+    """``fused``: a clamp-like activation whose input is the output of a convolution or a matrix
+    product read by nothing else: runtimes apply it in that product's epilogue (no kernel, no pass
+    over memory of its own; mlfit.analysis.costs.FUSED_ACTIVATIONS)."""
+    producer: dict[str, str] = {}
+    readers: Counter[str] = Counter()
+    for node in graph_nodes:
+        for name in node.output:
+            producer[name] = node.op_type
+        for name in node.input:
+            readers[name] += 1
+    for node, entry in zip(graph_nodes, nodes, strict=True):
+        data = node.input[0] if node.input else ""
+        if (node.op_type in FUSED_ACTIVATIONS and producer.get(data) in FUSING_PRODUCERS and readers[data] == 1
+                and (node.domain or "ai.onnx") in ("ai.onnx", "")):
+            entry["fused"] = True
 
 
 def _activation_sweep(

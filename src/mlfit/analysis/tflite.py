@@ -281,7 +281,9 @@ def _node(graph: _Graph, operator: int, index: int) -> tuple[list[dict[str, Any]
         flops_act, _, _ = op_cost(act, [graph.shape_of(outs[0])], [graph.shape_of(outs[0])])
         nodes.append({"name": f"{name}/fused_{act.lower()}", "op": act, "tflite_op": f"{tfl} (fused)",
                       "flops": flops_act or elements, "macs": 0, "bytes_read": size, "bytes_written": size,
-                      "param_bytes": 0, "group": 1, "cost_known": True})
+                      "param_bytes": 0, "group": 1, "cost_known": True,
+                      # the file fused it into its producer: no kernel or memory pass of its own
+                      "fused": True})
     return nodes, known
 
 

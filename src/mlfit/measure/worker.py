@@ -383,7 +383,7 @@ def _profile(state: _Run) -> None:
     measured = next((p.wall_s for p in state.contention if p.phase == Phase.MEASURE.value), settings.min_time_s)
     state.node_profile = profile_nodes(request, state.feeds[0], settings.profile_threads,
                                        between=timer.tick if timer is not None else None,
-                                       time_per_count_s=time_per_thread_count(measured, len(settings.profile_threads)))
+                                       time_per_count_s=time_per_thread_count(measured))
     state.contention.append(phase_record(Phase.PROFILE.value, before, snapshot(), 1))
     if timer is not None:
         timer.tick(max(0, 9 - len(timer.samples_ns)))

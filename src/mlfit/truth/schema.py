@@ -40,6 +40,10 @@ class StructureRecord(_Frozen):
     dense_kernels: int = Field(0, ge=0)
     matmul_flops: float = Field(0.0, ge=0)
     dense_bytes: float = Field(0.0, ge=0)
+    # the part of other_bytes and kernels in activations fused into their convolution (0: a record
+    # written before they were counted apart)
+    fused_bytes: float = Field(0.0, ge=0)
+    fused_kernels: int = Field(0, ge=0)
 
 
 class DeviceRecord(_Frozen):

@@ -40,9 +40,12 @@ def uncontended_bands(
     conservative: ``tail_spread``), carried by the factor. Host load never moves the centre; it
     widens the band by as much as the estimate itself was seen to move between a quiet and a fully
     loaded host (``BUSY_WIDENING``). ``median_from_host`` False: the median is a device model's own
-    figure, fitted on rows measured on the device (an adapted device): this host's estimate cancels out
-    of it (``factor`` is that figure over ``base``) and its samples set no p50 spread, so this host's
-    load does not widen the p50; the tails still take their shape from this host's samples."""
+    figure (fitted on published rows, or adapted to the device's own): this host's estimate cancels
+    out of it (``factor`` is that figure over ``base``), so this host's load, which moves only that
+    estimate, widens no percentile. The tails still take their shape from this host's samples, but
+    that shape has its own band, from no tail at all to the larger of the largest quiet spread and
+    the measured one, which already holds whatever the load did to it: widening it again for the
+    load counted the load twice (and put an adapted device's p95 optimistic end below its p50's)."""
     spread = tail_spread(m)
     busy = load.busy if load is not None else 0.0
     lo_w, hi_w = BUSY_WIDENING
@@ -51,7 +54,7 @@ def uncontended_bands(
         if getattr(m.latency, p.value) is None and m.latency.n < 2:
             continue
         lo_s, mid_s, hi_s = spread[p]
-        b = busy if median_from_host or p is not Percentile.P50 else 0.0
+        b = busy if median_from_host else 0.0
         out[p] = Band(base * mid_s * factor.value, base * lo_s * factor.lower * (1 - lo_w * b),
                       base * hi_s * factor.upper * (1 + hi_w * b))
     return out
@@ -59,9 +62,10 @@ def uncontended_bands(
 
 def load_note(
     load: HostLoad | None, base: float, m: Measurement, sources: dict[str, tuple[float, float]],
-    notes: list[str], details: dict[str, Any],
+    notes: list[str], details: dict[str, Any], median_from_host: bool = True,
 ) -> None:
-    """State how busy the host was and what that did to the band."""
+    """State how busy the host was and what that did to the band (nothing, for a device model's
+    median: see :func:`uncontended_bands`)."""
     details["uncontended_p50_host_s"] = base
     if load is None:
         return
@@ -69,12 +73,17 @@ def load_note(
                             "runnable": load.runnable, "steal": load.steal, "slowdown": load.slowdown}
     lo_w, hi_w = BUSY_WIDENING
     wall = m.latency.p50 or m.latency.mean
+    if not median_from_host:
+        effect = ("; the band is not widened for it: the device model's median does not come from this "
+                  "host's timings, and the tails' shape keeps its own band")
+    elif load.busy >= 0.05:
+        effect = f"; the band is widened x{1 - lo_w * load.busy:.2f}-x{1 + hi_w * load.busy:.2f} for it"
+    else:
+        effect = ""
     notes.append(
         f"host load while measuring: {load.describe()}; projections start from the model's uncontended "
         f"cost on this host ({base * 1e3:.3g} ms per call at {m.threads} thread(s); measured (host) wall p50 "
-        f"{wall * 1e3:.3g} ms)"
-        + (f"; the band is widened x{1 - lo_w * load.busy:.2f}-x{1 + hi_w * load.busy:.2f} for it"
-           if load.busy >= 0.05 else "")
+        f"{wall * 1e3:.3g} ms)" + effect
     )
 
 

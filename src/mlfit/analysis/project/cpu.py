@@ -31,7 +31,6 @@ from mlfit.analysis.project.bands import (
 )
 from mlfit.analysis.project.device import device_model_nodes, fitted_cpu_factor
 from mlfit.analysis.project.estimators import (
-    DEVICE,
     HOST,
     Combined,
     Floors,
@@ -425,12 +424,10 @@ def _cpu_projection(
     if uncontended or measurement.contention is not None:
         base = host_base
         load = host_load(measurement, host.cores_usable, base)
-        # an adapted device's median is its own fitted figure (no op timed only here added to it):
-        # this host's load does not move it
-        own = (combined.estimator == DEVICE and bool((details.get("device_model") or {}).get("adapted"))
-               and not (combined.record.get("unseen") or {}).get("nodes"))
-        latency = uncontended_bands(measurement, factor, base, load, median_from_host=not own)
-        load_note(load, base, measurement, sources, notes, details)
+        # a device model's median (published rows' or the device's own) is its own figure: this host's
+        # load does not move it
+        latency = uncontended_bands(measurement, factor, base, load, median_from_host=combined.median_from_host)
+        load_note(load, base, measurement, sources, notes, details, median_from_host=combined.median_from_host)
         mean_host = base * dispersion(measurement)[Percentile.P50]
         mean = Band(mean_host * factor.value, latency[Percentile.P50].lower, latency[Percentile.P50].upper)
     else:  # a schema-1 measurement: no CPU times, no contention signals

@@ -28,6 +28,8 @@ from mlfit.analysis.project.types import Band
 
 DEVICE = "device model"
 HOST = "host-scaled"
+# the floor that is this host's own cost (``record["floored"]``): a centre raised to it is this host's figure
+HOST_FLOOR = "this host's uncontended cost"
 BOTH = "device model + host-scaled"
 # Ops without a static cost take their host-scaled time, widened by this (a named widening: the
 # per-class ratio is a guess for an op whose class nothing measured)
@@ -72,6 +74,13 @@ class Combined:
     sources: dict[str, tuple[float, float]] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
     floor: float = 0.0  # no figure per inference, centre or optimistic bound, may go below this
+
+    @property
+    def median_from_host(self) -> bool:
+        """Whether this host's timings enter the centre: not for the device model's own figure (no op
+        timed only here added to it, not raised to this host's cost), so this host's load cannot move it."""
+        return not (self.estimator == DEVICE and not (self.record.get("unseen") or {}).get("nodes")
+                    and self.record.get("floored") != HOST_FLOOR)
 
     def floored(self, band: Band) -> Band:
         """A projected percentile held at the physical floor (its tail only adds to it)."""
@@ -210,7 +219,7 @@ def _floored(seconds: Band, floors: Floors, notes: list[str], record: dict[str, 
     lower_floor = max(floors.roofline, floors.host_fastest if floors.host else 0.0)
     if seconds.value >= centre_floor and seconds.lower >= lower_floor:
         return seconds
-    which = "this host's uncontended cost" if floors.host >= floors.roofline else "the roofline of the counted work"
+    which = HOST_FLOOR if floors.host >= floors.roofline else "the roofline of the counted work"
     notes.append(
         f"raised to the physical floor: {which} ({centre_floor * 1e3:.3g} ms"
         + (f"; {floors.host_reason}" if floors.host >= floors.roofline and floors.host_reason else "")
