@@ -8,7 +8,7 @@ hand script (bare_onnxruntime.py) with that run's sample count and thread count,
 with three targets that share edge's configuration on a 2-core host (edge, edge-pi5, weak-cpu: one
 worker run). Wall and CPU (user + system of the whole process tree, from getrusage) are taken
 around each subprocess. Bytecode caches are written per tree under /tmp (PYTHONPYCACHEPREFIX), as an
-installed package has them. Prints one line per run and the medians of the per-round ratios, with the
+installed package has them, by a first round that is not counted (``--warm-rounds``). Prints one line per run and the medians of the per-round ratios, with the
 load average: on a shared host read the CPU ratios, the wall ones are noise-bound.
 """
 
@@ -75,6 +75,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trees", nargs="+", help="NAME=SRC: a source tree's src folder, run as PYTHONPATH")
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--warm-rounds", type=int, default=1,
+                        help="rounds run first and not counted (they write the bytecode caches)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "mlfit-bench")
     ns = parser.parse_args()
     trees = dict(t.split("=", 1) for t in ns.trees)
@@ -83,9 +85,11 @@ def main() -> int:
 
     model = bl.build_models(ns.work)["example"]
     rows: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
-    for _ in range(ns.rounds):
+    for i in range(ns.warm_rounds + ns.rounds):
         for name, src in trees.items():
             r = _round(name, src, model)
+            if i < ns.warm_rounds:
+                continue
             rows[name].append(r)
             print(f"{name:8s} wall ratio {r['wall_ratio']:.2f} CPU ratio {r['cpu_ratio']:.2f} | mlfit "
                   f"{r['wall']:.2f} s / {r['cpu']:.2f} s CPU, script {r['script_wall']:.2f} s / "
