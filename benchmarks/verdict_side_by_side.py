@@ -9,7 +9,8 @@ with three targets that share edge's configuration on a 2-core host (edge, edge-
 worker run). Wall and CPU (user + system of the whole process tree, from getrusage) are taken
 around each subprocess. Bytecode caches are written per tree under /tmp (PYTHONPYCACHEPREFIX), as an
 installed package has them, by a first round that is not counted (``--warm-rounds``). Prints one
-line per run and the medians of the per-round ratios, with the load average: on a shared host read the CPU ratios, the wall ones are noise-bound.
+line per run and the medians of the per-round ratios, with the load average: on a shared host read
+the CPU ratios, the wall ones are noise-bound.
 """
 
 from __future__ import annotations
