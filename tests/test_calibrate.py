@@ -87,3 +87,16 @@ def test_thread_scaling_helpers() -> None:
     assert per_thread(figures, 2) == 180.0
     assert 180.0 < per_thread(figures, 4) <= 360.0  # beyond measured: the last step's efficiency
     assert per_thread({"2": 180.0}, 1) == 90.0
+
+
+@pytest.mark.parametrize(("flags", "vendor", "family", "fpc"), [
+    ({"avx512f", "avx2", "fma"}, "GenuineIntel", 6, 64),  # Skylake-SP and later: two 512-bit FMA units
+    ({"avx512f", "avx2", "fma"}, "AuthenticAMD", 25, 32),  # Zen 4: a 512-bit FMA on two 256-bit pipes
+    ({"avx512f", "avx2", "fma"}, "AuthenticAMD", 26, 64),  # Zen 5 server/desktop: full 512-bit pipes
+    ({"avx2", "fma"}, "AuthenticAMD", 25, 32),  # Zen 3
+    ({"avx512f", "avx2", "fma"}, "", 0, 64),  # vendor unknown: as before
+])  # fmt: skip
+def test_peak_flops_per_cycle_knows_half_rate_avx512(flags: set[str], vendor: str, family: int, fpc: int) -> None:
+    from mlfit.catalog.hostfacts import flops_per_cycle
+
+    assert flops_per_cycle(flags, "x86_64", vendor, family) == fpc
