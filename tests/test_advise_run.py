@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli
 from mlfit.advise import SuggestOptions
 from mlfit.advise.spawn import run_child
 from mlfit.api import _run_one, resolve_targets
@@ -183,7 +183,7 @@ def test_time_budget_ends_the_search(mlp_model: Path) -> None:
 def test_write_variants_files_reproduce_their_figure(transformer_model: Path, tmp_path: Path) -> None:
     out, folder = tmp_path / "r.json", tmp_path / "variants"
     dims = ("--dim", "seq=32")
-    run = run_mlfit("check", transformer_model, "--target", "weak-cpu", *dims, "--budget", "latency.p95=10s",
+    run = run_cli("check", transformer_model, "--target", "weak-cpu", *dims, "--budget", "latency.p95=10s",
                     "--suggest=all", "--suggest-time", "300", "--write-variants", folder, "--json", out, *FAST)
     assert_no_traceback(run)
     assert run.code == 0, run.output
@@ -195,7 +195,7 @@ def test_write_variants_files_reproduce_their_figure(transformer_model: Path, tm
     assert recipe["variant"] == "int8-dynamic" and "quantize_dynamic" in recipe["tool"]
     assert (folder / "weak-cpu.threads-1.recipe.json").is_file()  # a deployment setting: its recipe only
     again = tmp_path / "again.json"
-    rerun = run_mlfit("check", saved, "--target", "weak-cpu", *dims, "--budget", "latency.p95=10s", "--json",
+    rerun = run_cli("check", saved, "--target", "weak-cpu", *dims, "--budget", "latency.p95=10s", "--json",
                       again, *FAST)
     assert rerun.code == 0, rerun.output
     checks = json.loads(again.read_text())["results"][0]["targets"][0]["checks"]
@@ -207,7 +207,7 @@ def test_write_variants_files_reproduce_their_figure(transformer_model: Path, tm
 
 def test_suggest_flags_refused_with_one_line(tiny_model: Path, tmp_path: Path) -> None:
     for args in (("--write-variants", tmp_path), ("--suggest=maybe",), ("--suggest", "--cluster", "tcp://h:1")):
-        run = run_mlfit("check", tiny_model, "--target", "edge", *args, "--quiet")
+        run = run_cli("check", tiny_model, "--target", "edge", *args, "--quiet")
         assert_no_traceback(run)
         assert run.code == ExitCode.USAGE and "mlfit: error:" in run.stderr, (args, run.output)
 
