@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +37,38 @@ def run_mlfit(*args: str | Path, env: dict[str, str] | None = None, timeout: flo
     proc = subprocess.run([sys.executable, "-m", "mlfit", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=full_env, cwd=cwd, stdin=subprocess.DEVNULL)
     return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_cli(*args: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> Run:
+    """Run mlfit's command in this process: the same parsing, errors, exit codes and output as
+    ``python -m mlfit ARGS`` (mlfit.cli.app.main), without the ~0.3 CPU-s of a fresh interpreter's
+    imports (issue 22: the suite is CPU-bound on start-ups). For what the process boundary is not
+    the point of; tests of signals, start-up, isolation, memory bounds or a hostile model's code
+    keep :func:`run_mlfit`. A measurement still runs in its own worker process."""
+    from mlfit.cli.app import main
+
+    saved_env, saved_cwd, saved_hook, saved_tmp = dict(os.environ), os.getcwd(), sys.unraisablehook, tempfile.tempdir
+    saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.update({"COLUMNS": "200", **(env or {})})
+    tempfile.tempdir = None  # found again from this run's TMPDIR, as a new process would
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:  # how main ends, as the program would with this code
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        tempfile.tempdir = saved_tmp
+        sys.unraisablehook = saved_hook
+        for signum, handler in saved_signals.items():
+            signal.signal(signum, handler)
+    return Run(code, out.getvalue(), err.getvalue())
 
 
 def assert_no_traceback(run: Run) -> None:

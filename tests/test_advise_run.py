@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli
 from mlfit.advise import SuggestOptions
 from mlfit.advise.spawn import run_child
 from mlfit.api import _run_one, resolve_targets
@@ -113,6 +113,28 @@ def test_batch_variants_are_measured_at_their_batch(models_dir: Path) -> None:
 
 
 @pytest.mark.slow
+def test_fp16_and_int8_static_are_measured_projected_and_guarded(mlp_model: Path, tmp_path: Path) -> None:
+    """The two builds the other tests only build and compare, end to end: fp16 for a GPU target
+    (measured here, projected by the GPU roofline) and int8-static calibrated on --data for a CPU
+    target, each judged and guarded against the original's outputs on the inputs it says."""
+    data = tmp_path / "data.npz"
+    np.savez(data, input=np.random.default_rng(0).uniform(0, 1, (16, 1, 32)).astype(np.float32))
+    cases = [(resolve_targets(["gpu-server"])[0], InputSpec(), "fp16", "generated inputs"),
+             (_one_core("edge"), InputSpec(data_file=str(data)), "int8-static", "--data")]
+    for target, spec, kind, inputs in cases:
+        result = _run_one(mlp_model, [target], spec, QUICK, None, None,
+                          SuggestOptions(every_target=True, time_s=300))
+        assert result.error is None, result.error
+        found = next(s for s in result.targets[0].suggestions if s.variant == kind)
+        assert found.status not in ("failed", "not-tried") and found.verdict is not None, found
+        p95 = [c for c in found.checks if c.metric.startswith("latency.") and c.provenance == "projected"]
+        assert p95 and all(c.value is not None and c.value > 0 for c in p95), found.checks
+        assert found.agreement is not None and not found.agreement.same_model, found
+        assert found.agreement.inputs > 0 and inputs in found.agreement.source, found.agreement
+        assert found.agreement.cosine > 0.9
+
+
+@pytest.mark.slow
 def test_guard_refuses_int8_that_changes_the_argmax(models_dir: Path) -> None:
     model = builders.save(_tied_classifier(), models_dir / "tied.onnx")
     result = _run_one(model, [_one_core("edge")], InputSpec(), QUICK, None, None,
@@ -161,7 +183,7 @@ def test_time_budget_ends_the_search(mlp_model: Path) -> None:
 def test_write_variants_files_reproduce_their_figure(transformer_model: Path, tmp_path: Path) -> None:
     out, folder = tmp_path / "r.json", tmp_path / "variants"
     dims = ("--dim", "seq=32")
-    run = run_mlfit("check", transformer_model, "--target", "weak-cpu", *dims, "--budget", "latency.p95=10s",
+    run = run_cli("check", transformer_model, "--target", "weak-cpu", *dims, "--budget", "latency.p95=10s",
                     "--suggest=all", "--suggest-time", "300", "--write-variants", folder, "--json", out, *FAST)
     assert_no_traceback(run)
     assert run.code == 0, run.output
@@ -173,7 +195,7 @@ def test_write_variants_files_reproduce_their_figure(transformer_model: Path, tm
     assert recipe["variant"] == "int8-dynamic" and "quantize_dynamic" in recipe["tool"]
     assert (folder / "weak-cpu.threads-1.recipe.json").is_file()  # a deployment setting: its recipe only
     again = tmp_path / "again.json"
-    rerun = run_mlfit("check", saved, "--target", "weak-cpu", *dims, "--budget", "latency.p95=10s", "--json",
+    rerun = run_cli("check", saved, "--target", "weak-cpu", *dims, "--budget", "latency.p95=10s", "--json",
                       again, *FAST)
     assert rerun.code == 0, rerun.output
     checks = json.loads(again.read_text())["results"][0]["targets"][0]["checks"]
@@ -185,7 +207,7 @@ def test_write_variants_files_reproduce_their_figure(transformer_model: Path, tm
 
 def test_suggest_flags_refused_with_one_line(tiny_model: Path, tmp_path: Path) -> None:
     for args in (("--write-variants", tmp_path), ("--suggest=maybe",), ("--suggest", "--cluster", "tcp://h:1")):
-        run = run_mlfit("check", tiny_model, "--target", "edge", *args, "--quiet")
+        run = run_cli("check", tiny_model, "--target", "edge", *args, "--quiet")
         assert_no_traceback(run)
         assert run.code == ExitCode.USAGE and "mlfit: error:" in run.stderr, (args, run.output)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli
 from mlfit.advise import SuggestOptions
 from mlfit.advise.variants import parse_what_if
 from mlfit.api import _run_one, resolve_targets
@@ -70,7 +70,7 @@ def test_what_if_bad_specs_are_one_line_exit_2(small_cnn_model: Path, side_cnn: 
         (small_cnn_model, ("--suggest", "--what-if", "dim=height:32"), "none (every dim is fixed)"),
     ]
     for model, args, says in cases:
-        run = run_mlfit("check", model, "--target", "edge", *args, "--quiet")
+        run = run_cli("check", model, "--target", "edge", *args, "--quiet")
         assert_no_traceback(run)
         lines = [line for line in run.stderr.splitlines() if line.strip()]
         assert run.code == ExitCode.USAGE and len(lines) == 1 and lines[0].startswith("mlfit: error:"), (args, run)
@@ -134,7 +134,7 @@ def test_suggest_for_a_folder_of_models(tmp_path: Path) -> None:
     builders.save(builders.mobilenet_v2(width=0.35, resolution="side", classes=10, batch=1),  # type: ignore[arg-type]
                   folder / "b.onnx")
     out = tmp_path / "r.json"
-    run = run_mlfit("check", folder, "--target", "edge", "--budget", "latency.p95=1ns", "--dim", "side=48",
+    run = run_cli("check", folder, "--target", "edge", "--budget", "latency.p95=1ns", "--dim", "side=48",
                     "--suggest", "--suggest-time", "6", "--what-if", "dim=side:32", "--json", out, *FAST)
     assert_no_traceback(run)
     assert run.code == ExitCode.BUDGET_FAILED, run.output

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_no_traceback, run_mlfit
+from conftest import assert_no_traceback, run_cli
 from mlfit.analysis.costs import op_cost
 from mlfit.analysis.graph import analyze_onnx
 from mlfit.zoo import builders
@@ -93,11 +93,11 @@ def test_op_cost_for_fused_and_prepacked_nodes() -> None:
 
 
 def test_inspect_shows_flops_and_activations(cnn_model: Path) -> None:
-    run = run_mlfit("inspect", cnn_model)
+    run = run_cli("inspect", cnn_model)
     assert_no_traceback(run)
     assert run.code == 0, run.output
     assert "FLOPs per inference" in run.stdout and "MACs" in run.stdout
     assert "peak activations" in run.stdout
-    as_json = run_mlfit("inspect", cnn_model, "--json")
+    as_json = run_cli("inspect", cnn_model, "--json")
     facts = json.loads(as_json.stdout)
     assert facts["macs"] > 0 and facts["nodes"] and facts["activation_peak_bytes"] > 0

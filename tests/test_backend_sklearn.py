@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli
 from format_models import models
 from mlfit.errors import ExitCode
 
@@ -26,7 +26,7 @@ def test_skops_pipeline_gets_verdicts_with_single_row_and_batched_throughput(
     built: dict[str, Path], tmp_path: Path
 ) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit("check", built["skops"], "--target", "weak-cpu", "--dim", "batch=1", "--json", out, *FAST)
+    run = run_cli("check", built["skops"], "--target", "weak-cpu", "--dim", "batch=1", "--json", out, *FAST)
     assert run.code in (ExitCode.OK, ExitCode.BUDGET_FAILED), run.output
     assert_no_traceback(run)
     result = _result(out)
@@ -44,16 +44,16 @@ def test_skops_pipeline_gets_verdicts_with_single_row_and_batched_throughput(
 
 
 def test_skops_untrusted_types_must_each_be_named(built: dict[str, Path], tmp_path: Path) -> None:
-    refused = run_mlfit("check", built["forest_skops"], "--target", "weak-cpu", "--dim", "batch=1", *FAST)
+    refused = run_cli("check", built["forest_skops"], "--target", "weak-cpu", "--dim", "batch=1", *FAST)
     assert refused.code == ExitCode.MODEL, refused.output
     assert_no_traceback(refused)
     assert "--trust-type sklearn.tree._tree.Tree" in refused.stderr
-    wholesale = run_mlfit(
+    wholesale = run_cli(
         "check", built["forest_skops"], "--target", "weak-cpu", "--dim", "batch=1", "--trust-model", *FAST
     )
     assert wholesale.code == ExitCode.MODEL, "--trust-model must not trust skops types wholesale"
     out = tmp_path / "r.json"
-    trusted = run_mlfit(
+    trusted = run_cli(
         "check",
         built["forest_skops"],
         "--target",
@@ -75,11 +75,11 @@ def test_skops_untrusted_types_must_each_be_named(built: dict[str, Path], tmp_pa
 
 
 def test_joblib_needs_trust_model_then_gets_verdicts(built: dict[str, Path], tmp_path: Path) -> None:
-    refused = run_mlfit("check", built["joblib_zlib"], "--target", "weak-cpu", "--dim", "batch=1", *FAST)
+    refused = run_cli("check", built["joblib_zlib"], "--target", "weak-cpu", "--dim", "batch=1", *FAST)
     assert refused.code == ExitCode.MODEL
     assert "LogisticRegression" in refused.stderr and "skops" in refused.stderr
     out = tmp_path / "r.json"
-    run = run_mlfit(
+    run = run_cli(
         "check",
         built["joblib_zlib"],
         "--target",
@@ -101,11 +101,11 @@ def test_joblib_needs_trust_model_then_gets_verdicts(built: dict[str, Path], tmp
 
 
 def test_missing_method_is_explained(built: dict[str, Path]) -> None:
-    run = run_mlfit(
+    run = run_cli(
         "check", built["skops"], "--target", "weak-cpu", "--dim", "batch=1", "--method", "transform", *FAST
     )
     assert run.code == ExitCode.MODEL, run.output
     assert_no_traceback(run)
     assert "has no method transform" in run.stderr and "--method predict" in run.stderr
-    bad = run_mlfit("check", built["skops"], "--target", "weak-cpu", "--method", "fit", *FAST)
+    bad = run_cli("check", built["skops"], "--target", "weak-cpu", "--method", "fit", *FAST)
     assert bad.code == ExitCode.USAGE

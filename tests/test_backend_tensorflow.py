@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli
 from format_models import models
 from mlfit.errors import ExitCode
 
@@ -22,7 +22,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _check(tmp_path: Path, model: Path, *args: str) -> tuple[Any, dict[str, Any]]:
     out = tmp_path / "result.json"
-    run = run_mlfit("check", model, *args, "--json", out, *FAST)
+    run = run_cli("check", model, *args, "--json", out, *FAST)
     assert_no_traceback(run)
     assert run.code in (ExitCode.OK, ExitCode.BUDGET_FAILED), run.output
     return run, json.loads(out.read_text())["results"][0]
@@ -53,13 +53,13 @@ def test_edge_lacks_tensorflow_and_fails_with_the_reason(built: dict[str, Path],
 
 
 def test_unknown_signature_and_unfilled_dim(built: dict[str, Path]) -> None:
-    run = run_mlfit(
+    run = run_cli(
         "check", built["savedmodel"], "--target", "jetson", "--dim", "batch=1", "--signature", "nope", *FAST
     )
     assert run.code == ExitCode.MODEL, run.output
     assert_no_traceback(run)
     assert "serving_default" in run.stderr and "--signature" in run.stderr
-    run = run_mlfit("check", built["tflite"], "--target", "edge", "--dim", "height=2", *FAST)
+    run = run_cli("check", built["tflite"], "--target", "edge", "--dim", "height=2", *FAST)
     assert run.code == ExitCode.USAGE, run.output  # refused in the parent, from the flatbuffer's inputs
     assert "not a symbolic dim" in run.stderr
 

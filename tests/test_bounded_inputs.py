@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli
 from mlfit.catalog import units
 from mlfit.catalog.yamlload import MAX_COMPOSED, load_yaml_documents
 from mlfit.errors import ConfigError
@@ -39,7 +39,7 @@ def _error_lines(run: object) -> list[str]:
 def test_bad_cpuset_in_compose_file_is_refused_with_its_position(tmp_path: Path, tiny_model: Path, cpuset: str,
                                                                  words: str) -> None:
     path = _compose(tmp_path, cpuset)
-    run = run_mlfit("check", tiny_model, "--target", path, *FAST)
+    run = run_cli("check", tiny_model, "--target", path, *FAST)
     assert_no_traceback(run)
     assert run.code == 2, run.output
     assert f"{path}:5:13: cpuset: " in run.stderr and words in run.stderr, run.stderr
@@ -61,7 +61,7 @@ def test_cpuset_the_host_lacks_is_exit_2_before_any_cgroup(tmp_path: Path, tiny_
     forged PASS; it must be exit 2 with one line, and no cgroup is made for it."""
     missing = max(os.sched_getaffinity(0)) + 1
     path = _compose(tmp_path, str(missing), cpus="0.01")
-    run = run_mlfit("check", tiny_model, "--target", path, *FAST)
+    run = run_cli("check", tiny_model, "--target", path, *FAST)
     assert_no_traceback(run)
     assert run.code == 2, run.output
     lines = _error_lines(run)
@@ -78,7 +78,7 @@ def test_cpuset_parsing_keeps_the_kernel_spelling() -> None:
 
 def test_an_absurd_sustained_rate_is_refused_at_once(tiny_model: Path) -> None:
     started = time.monotonic()
-    run = run_mlfit("check", tiny_model, "--target", "edge", "--budget", "sustains=1e18/s", *FAST)
+    run = run_cli("check", tiny_model, "--target", "edge", "--budget", "sustains=1e18/s", *FAST)
     elapsed = time.monotonic() - started
     assert_no_traceback(run)
     assert run.code == 2, run.output
@@ -89,7 +89,7 @@ def test_an_absurd_sustained_rate_is_refused_at_once(tiny_model: Path) -> None:
 
 @pytest.mark.parametrize("flag", [["--qps", "1e9"], ["--qps", "nan"], ["--budget", "sustains=500000/s"]])
 def test_load_rates_beyond_the_generator_are_refused(tiny_model: Path, flag: list[str]) -> None:
-    run = run_mlfit("check", tiny_model, "--target", "edge", *flag, *FAST)
+    run = run_cli("check", tiny_model, "--target", "edge", *flag, *FAST)
     assert_no_traceback(run)
     assert run.code == 2, run.output
     assert "request rate" in run.stderr, run.stderr
@@ -103,7 +103,7 @@ def test_a_big_legal_rate_schedules_a_bounded_request_list() -> None:
 
 
 def test_durations_from_flags_are_bounded(tiny_model: Path) -> None:
-    run = run_mlfit("check", tiny_model, "--target", "edge", "--min-time", "1e18", "--quiet")
+    run = run_cli("check", tiny_model, "--target", "edge", "--min-time", "1e18", "--quiet")
     assert_no_traceback(run)
     assert run.code == 2 and "--min-time" in run.output
 
@@ -132,7 +132,7 @@ def test_a_1mib_manifest_is_refused_while_parsing(tmp_path: Path, tiny_model: Pa
     in_process = time.monotonic() - started
     assert f"more than {MAX_COMPOSED} keys and values" in err.value.message
     started = time.monotonic()
-    run = run_mlfit("check", tiny_model, "--target", path, *FAST)
+    run = run_cli("check", tiny_model, "--target", path, *FAST)
     wall = time.monotonic() - started
     assert_no_traceback(run)
     assert run.code == 2 and f"{path}:" in run.stderr, run.output
@@ -152,7 +152,7 @@ def test_a_report_never_overwrites_the_profiles_hardware_file(tmp_path: Path, ti
     profile = tmp_path / "p.yaml"
     ref = "hw/board.yaml" if relative else str(hardware)
     profile.write_text(f"schema_version: 1\nid: p\nhardware: {ref}\nruntimes: [onnxruntime]\n")
-    run = run_mlfit("check", tiny_model, "--target", profile, "--json", hardware, *FAST)
+    run = run_cli("check", tiny_model, "--target", profile, "--json", hardware, *FAST)
     assert_no_traceback(run)
     assert run.code == 2, run.output
     assert "is the input" in run.stderr and "board.yaml" in run.stderr, run.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_no_traceback, run_mlfit
+from conftest import assert_no_traceback, run_cli
 from mlfit.analysis.calibrate import per_thread, thread_counts
 from mlfit.catalog.loader import load_hardware_file
 
@@ -21,7 +21,7 @@ def cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_calibrate_measures_then_caches(cache_home: Path, tmp_path: Path) -> None:
     env = {"XDG_CACHE_HOME": str(cache_home)}
     hw_file = tmp_path / "my-host.yaml"
-    first = run_mlfit("calibrate", "--emit-hardware", hw_file, env=env)
+    first = run_cli("calibrate", "--emit-hardware", hw_file, env=env)
     assert_no_traceback(first)
     assert first.code == 0, first.output
     assert "measured now" in first.stdout and "GEMM" in first.stdout
@@ -32,7 +32,7 @@ def test_calibrate_measures_then_caches(cache_home: Path, tmp_path: Path) -> Non
     assert all(v > 0 for v in data["gemm_flops"].values()) and all(v > 0 for v in data["bandwidth"].values())
     assert data["call_overhead_s"] > 0
 
-    second = run_mlfit("calibrate", env=env)
+    second = run_cli("calibrate", env=env)
     assert second.code == 0 and "cached calibration" in second.stdout, second.output
 
     # The emitted hardware file validates against the catalog schema, with measured figures.
@@ -44,7 +44,7 @@ def test_calibrate_measures_then_caches(cache_home: Path, tmp_path: Path) -> Non
     # A calibration recorded for another fingerprint (or an older format) is stale: measured again.
     data["fingerprint"] = "0000000000000000"
     cached[0].write_text(json.dumps(data))
-    third = run_mlfit("calibrate", "--json", env=env)
+    third = run_cli("calibrate", "--json", env=env)
     assert third.code == 0, third.output
     assert json.loads(third.stdout)["fingerprint"] != "0000000000000000"
 
@@ -54,13 +54,13 @@ def test_emitted_hardware_is_usable_as_a_target(
 ) -> None:
     env = {"XDG_CACHE_HOME": str(cache_home)}
     hw_file = tmp_path / "host.yaml"
-    assert run_mlfit("calibrate", "--emit-hardware", hw_file, "--id", "my-host", env=env).code == 0
+    assert run_cli("calibrate", "--emit-hardware", hw_file, "--id", "my-host", env=env).code == 0
     profile = tmp_path / "here.yaml"
     profile.write_text(
         "schema_version: 1\nid: here\nhardware: host.yaml\nruntimes: [onnxruntime]\nthreads: 1\n"
         "budgets:\n  latency: {p50: 10 s}\n"
     )
-    run = run_mlfit(
+    run = run_cli(
         "check",
         small_cnn_model,
         "--target",
@@ -87,3 +87,16 @@ def test_thread_scaling_helpers() -> None:
     assert per_thread(figures, 2) == 180.0
     assert 180.0 < per_thread(figures, 4) <= 360.0  # beyond measured: the last step's efficiency
     assert per_thread({"2": 180.0}, 1) == 90.0
+
+
+@pytest.mark.parametrize(("flags", "vendor", "family", "fpc"), [
+    ({"avx512f", "avx2", "fma"}, "GenuineIntel", 6, 64),  # Skylake-SP and later: two 512-bit FMA units
+    ({"avx512f", "avx2", "fma"}, "AuthenticAMD", 25, 32),  # Zen 4: a 512-bit FMA on two 256-bit pipes
+    ({"avx512f", "avx2", "fma"}, "AuthenticAMD", 26, 64),  # Zen 5 server/desktop: full 512-bit pipes
+    ({"avx2", "fma"}, "AuthenticAMD", 25, 32),  # Zen 3
+    ({"avx512f", "avx2", "fma"}, "", 0, 64),  # vendor unknown: as before
+])  # fmt: skip
+def test_peak_flops_per_cycle_knows_half_rate_avx512(flags: set[str], vendor: str, family: int, fpc: int) -> None:
+    from mlfit.catalog.hostfacts import flops_per_cycle
+
+    assert flops_per_cycle(flags, "x86_64", vendor, family) == fpc

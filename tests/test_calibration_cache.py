@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_no_traceback, run_mlfit
+from conftest import assert_no_traceback, run_cli
 
 
 def _folder(xdg: Path) -> Path:
@@ -30,7 +30,7 @@ def _entries(xdg: Path) -> list[Path]:
 def entry(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A real calibration of this host: (file name, text)."""
     xdg = tmp_path_factory.mktemp("xdg")
-    run = run_mlfit("calibrate", env={"XDG_CACHE_HOME": str(xdg)})
+    run = run_cli("calibrate", env={"XDG_CACHE_HOME": str(xdg)})
     assert run.code == 0, run.output
     (path,) = _entries(xdg)
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700  # created private
@@ -65,7 +65,7 @@ def _malformed(entry: tuple[str, str], how: str) -> str:
                                  "nan"])
 def test_a_malformed_entry_is_measured_again(entry: tuple[str, str], tmp_path: Path, how: str) -> None:
     path = _seed(tmp_path, entry, _malformed(entry, how))
-    run = run_mlfit("calibrate", env={"XDG_CACHE_HOME": str(tmp_path)})
+    run = run_cli("calibrate", env={"XDG_CACHE_HOME": str(tmp_path)})
     assert_no_traceback(run)
     assert run.code == 0, run.output
     assert f"ignored the malformed calibration cache {path}" in run.stderr and "measured now" in run.stdout
@@ -75,7 +75,7 @@ def test_a_malformed_entry_is_measured_again(entry: tuple[str, str], tmp_path: P
 def test_check_recalibrates_over_a_malformed_entry(entry: tuple[str, str], tmp_path: Path, tiny_model: Path) -> None:
     """`mlfit check` once died with a KeyError traceback and exit 1 (a failed budget, to CI)."""
     _seed(tmp_path, entry, _malformed(entry, "no 1-thread figure"))
-    run = run_mlfit("check", tiny_model, "--target", "edge", "--threads", "1", "--min-time", "0.2", "--max-time",
+    run = run_cli("check", tiny_model, "--target", "edge", "--threads", "1", "--min-time", "0.2", "--max-time",
                     "1", "--quiet", env={"XDG_CACHE_HOME": str(tmp_path)})
     assert_no_traceback(run)
     assert run.code in (0, 4), run.output
@@ -85,7 +85,7 @@ def test_check_recalibrates_over_a_malformed_entry(entry: tuple[str, str], tmp_p
 def test_an_open_folder_is_made_private(entry: tuple[str, str], tmp_path: Path) -> None:
     _seed(tmp_path, entry)
     os.chmod(_folder(tmp_path), 0o777)
-    run = run_mlfit("calibrate", env={"XDG_CACHE_HOME": str(tmp_path)})
+    run = run_cli("calibrate", env={"XDG_CACHE_HOME": str(tmp_path)})
     assert run.code == 0 and "cached calibration" in run.stdout, run.output
     assert "made it 0700" in run.stderr
     assert stat.S_IMODE(_folder(tmp_path).stat().st_mode) == 0o700
@@ -96,7 +96,7 @@ def test_a_folder_of_another_user_is_refused(entry: tuple[str, str], tmp_path: P
         pytest.skip("giving a folder to another user needs root")
     _seed(tmp_path, entry)
     os.chown(_folder(tmp_path), 65534, 65534)
-    run = run_mlfit("calibrate", env={"XDG_CACHE_HOME": str(tmp_path)})
+    run = run_cli("calibrate", env={"XDG_CACHE_HOME": str(tmp_path)})
     assert_no_traceback(run)
     assert run.code == 2 and "belongs to another user (uid 65534)" in " ".join(run.stderr.split()), run.output
     assert "XDG_CACHE_HOME" in run.stderr
@@ -107,7 +107,7 @@ def test_an_entry_of_another_user_is_ignored(entry: tuple[str, str], tmp_path: P
         pytest.skip("giving a file to another user needs root")
     path = _seed(tmp_path, entry)
     os.chown(path, 65534, 65534)
-    run = run_mlfit("calibrate", env={"XDG_CACHE_HOME": str(tmp_path)})
+    run = run_cli("calibrate", env={"XDG_CACHE_HOME": str(tmp_path)})
     assert run.code == 0 and "belongs to another user" in run.stderr and "measured now" in run.stdout, run.output
     assert path.stat().st_uid == os.geteuid()
 
@@ -134,7 +134,7 @@ def test_a_waiter_past_the_bound_calibrates_without_writing(tmp_path: Path) -> N
     lock = folder / f"calibration-{host_info().fingerprint}.lock"
     with lock.open("w") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # a stuck calibration holds the lock
-        run = run_mlfit("calibrate", env={"XDG_CACHE_HOME": str(tmp_path), "MLFIT_CALIBRATION_WAIT_S": "1"})
+        run = run_cli("calibrate", env={"XDG_CACHE_HOME": str(tmp_path), "MLFIT_CALIBRATION_WAIT_S": "1"})
     assert_no_traceback(run)
     assert run.code == 0 and "measured now" in run.stdout, run.output
     assert "calibrating without writing the cache" in run.stderr

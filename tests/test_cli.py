@@ -1,4 +1,6 @@
-"""Every command and exit code through a real subprocess, as a user runs them."""
+"""Every command and exit code, as a user runs them: a pass and a fail through a real subprocess
+(the program's own exit), the rest in this process through the same entry (conftest.run_cli), and
+one test that the two agree."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli, run_mlfit
 from mlfit.result import RESULT_SCHEMA_VERSION
 
 
@@ -20,11 +22,11 @@ def _profile(tmp_path: Path, name: str, budgets: str) -> Path:
 
 
 def test_help_lists_commands_and_exit_codes() -> None:
-    run = run_mlfit("--help")
+    run = run_cli("--help")
     assert run.code == 0
     for word in ("check", "profile", "inspect", "targets", "schema", "Exit codes", "130 interrupted"):
         assert word in run.stdout
-    check_help = run_mlfit("check", "--help")
+    check_help = run_cli("check", "--help")
     assert check_help.code == 0 and "--dim" in check_help.stdout and "4 inconclusive" in check_help.stdout
 
 
@@ -58,34 +60,34 @@ def test_targets_listing_and_version_import_no_pydantic() -> None:
 
 
 def test_targets_list_show_validate(tmp_path: Path) -> None:
-    listing = run_mlfit("targets")
+    listing = run_cli("targets")
     assert listing.code == 0
     for name in ("weak-cpu", "edge", "gpu-server", "rpi4-4gb"):
         assert name in listing.stdout
-    shown = run_mlfit("targets", "show", "edge")
+    shown = run_cli("targets", "show", "edge")
     assert shown.code == 0 and "Cortex-A72" in shown.stdout and "p95" in shown.stdout
     good = _profile(tmp_path, "good", "  latency: {p95: 10 ms}\n")
     bad = _profile(tmp_path, "bad", "  latncy: {p95: 10 ms}\n")
-    assert run_mlfit("targets", "validate", good).code == 0
-    rejected = run_mlfit("targets", "validate", good, bad)
+    assert run_cli("targets", "validate", good).code == 0
+    rejected = run_cli("targets", "validate", good, bad)
     assert rejected.code == 2
     assert f"{bad}:7:3: unknown key 'budgets.latncy' (did you mean 'latency'?)" in rejected.stderr
     assert_no_traceback(rejected)
-    assert run_mlfit("targets", "show", "nope").code == 2
+    assert run_cli("targets", "show", "nope").code == 2
 
 
 def test_schema_is_json_schema() -> None:
-    run = run_mlfit("schema")
+    run = run_cli("schema")
     doc = json.loads(run.stdout)
     assert set(doc) == {"hardware", "profile"}
     assert "budgets" in doc["profile"]["properties"]
 
 
 def test_inspect_without_running(cnn_model: Path) -> None:
-    run = run_mlfit("inspect", cnn_model)
+    run = run_cli("inspect", cnn_model)
     assert run.code == 0
     assert "opset 17" in run.stdout and "Conv" in run.stdout and "[batch, 3, 160, 160]" in run.stdout
-    facts = json.loads(run_mlfit("inspect", cnn_model, "--json").stdout)
+    facts = json.loads(run_cli("inspect", cnn_model, "--json").stdout)
     assert facts["parameters"] > 1_000_000 and facts["ops"]["Conv"] >= 50
 
 
@@ -122,7 +124,7 @@ def test_check_fail_exit_1(small_cnn_model: Path, tmp_path: Path) -> None:
 def test_insufficient_samples_are_never_filled_in(cnn_model: Path, tmp_path: Path) -> None:
     profile = _profile(tmp_path, "p99", "  latency: {p99: 10 s}\n")
     out = tmp_path / "r.json"
-    run = run_mlfit("check", cnn_model, "--dim", "batch=1", "--target", profile, "--json", out, "--min-time", "0",
+    run = run_cli("check", cnn_model, "--dim", "batch=1", "--target", profile, "--json", out, "--min-time", "0",
                     "--max-time", "0.1", "--warmup", "0", "-q")
     result = json.loads(out.read_text())["results"][0]
     if result["measurement"]["latency"]["n"] < 662:
@@ -131,18 +133,18 @@ def test_insufficient_samples_are_never_filled_in(cnn_model: Path, tmp_path: Pat
         assert check["verdict"] == "INCONCLUSIVE" and "insufficient samples" in check["reason"]
         assert "bounds do not decide" in check["reason"] and "--max-time " in check["reason"]
         assert run.code == 0 and "INCONCLUSIVE" in run.stderr
-        strict = run_mlfit("check", cnn_model, "--dim", "batch=1", "--target", profile, "--min-time", "0",
+        strict = run_cli("check", cnn_model, "--dim", "batch=1", "--target", profile, "--min-time", "0",
                            "--max-time", "0.1", "--warmup", "0", "-q", "--strict")
         assert strict.code == 4
 
 
 def test_dynamic_dims_message_then_flags_work(transformer_model: Path, tmp_path: Path) -> None:
-    run = run_mlfit("check", transformer_model, "--target", "weak-cpu", *FAST)
+    run = run_cli("check", transformer_model, "--target", "weak-cpu", *FAST)
     assert run.code == 2
     assert "input_ids int64[1, seq]" in run.stderr and "--dim seq=N" in run.stderr
     assert_no_traceback(run)
     out = tmp_path / "t.json"
-    ok = run_mlfit("profile", transformer_model, "--dim", "seq=16", "--range", "input_ids=0:500", "--json", out,
+    ok = run_cli("profile", transformer_model, "--dim", "seq=16", "--range", "input_ids=0:500", "--json", out,
                    *FAST)
     assert ok.code == 0, ok.output
     assert json.loads(out.read_text())["results"][0]["model"]["inputs_used"][0]["shape"] == [1, 16]
@@ -150,7 +152,7 @@ def test_dynamic_dims_message_then_flags_work(transformer_model: Path, tmp_path:
 
 def test_runtime_error_on_first_inference_names_a_flag(transformer_model: Path) -> None:
     # Token ids beyond the embedding table: the runtime's own message and a hint about --range.
-    run = run_mlfit("profile", transformer_model, "--dim", "seq=8", "--range", "input_ids=100000:200000", *FAST)
+    run = run_cli("profile", transformer_model, "--dim", "seq=8", "--range", "input_ids=100000:200000", *FAST)
     assert run.code == 3
     assert "first inference" in run.stderr and "--range" in run.stderr
     assert_no_traceback(run)
@@ -169,7 +171,17 @@ def test_bad_input_exit_codes(small_cnn_model: Path, tmp_path: Path, args: tuple
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"\x13\x37" * 100)
     real = [a.format(model=small_cnn_model, garbage=garbage) for a in args]
-    run = run_mlfit(*real, *FAST)
+    run = run_cli(*real, *FAST)
     assert run.code == code, run.output
     assert fragment in run.stderr
     assert_no_traceback(run)
+
+
+@pytest.mark.parametrize("args", [("targets", "show", "nope"), ("check", "missing.onnx", "--target", "edge"),
+                                  ("check", "--target", "edge", "--min-time", "-1", "m.onnx"), ("inspect",)])
+def test_in_process_runs_are_the_programs_runs(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """run_cli, which most tests use to save a fresh interpreter per run, gives what the program
+    gives: the same exit code and the same output, byte for byte."""
+    program, here = run_mlfit(*args, cwd=tmp_path), run_cli(*args, cwd=tmp_path)
+    assert (here.code, here.stdout, here.stderr) == (program.code, program.stdout, program.stderr)
+    assert program.code == 2 and program.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_no_traceback, run_mlfit
+from conftest import assert_no_traceback, run_cli
 from mlfit.result import ChangeStatus, Report, Verdict
 from mlfit.zoo import builders
 
@@ -41,7 +41,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, cnn_model: Path, big_model: P
         model, shape = (big_model, BIG) if name == "slow" else (cnn_model, LARGE if name == "other_input" else SMALL)
         hogs = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(2)] if name == "loaded" else []
         try:
-            run = run_mlfit("profile", model, "--shape", shape, *RUN, "--json", path)
+            run = run_cli("profile", model, "--shape", shape, *RUN, "--json", path)
         finally:
             for hog in hogs:
                 hog.kill()
@@ -56,7 +56,7 @@ def test_reruns_of_the_same_model_are_not_a_regression(runs: dict[str, Path], ba
                                                         tmp_path: Path) -> None:
     """Two runs of the same file never exit 1, even when one ran next to two busy processes."""
     out = tmp_path / "cmp.json"
-    run = run_mlfit("compare", runs[base], runs[new], "--output", f"json={out}")
+    run = run_cli("compare", runs[base], runs[new], "--output", f"json={out}")
     assert_no_traceback(run)
     assert run.code == 0, run.output
     assert "Compare: no regression" in run.stdout
@@ -68,7 +68,7 @@ def test_reruns_of_the_same_model_are_not_a_regression(runs: dict[str, Path], ba
 
 def test_a_model_at_twice_the_resolution_is_a_regression(runs: dict[str, Path], tmp_path: Path) -> None:
     out = {fmt: tmp_path / f"cmp.{fmt}" for fmt in ("json", "markdown", "junit", "html")}
-    run = run_mlfit("compare", runs["a"], runs["slow"], *(f"--output={f}={p}" for f, p in out.items()))
+    run = run_cli("compare", runs["a"], runs["slow"], *(f"--output={f}={p}" for f, p in out.items()))
     assert run.code == 1, run.output
     assert "Compare: REGRESSION" in run.stdout
     comparison = Report.model_validate_json(out["json"].read_text()).comparison
@@ -82,20 +82,20 @@ def test_a_model_at_twice_the_resolution_is_a_regression(runs: dict[str, Path], 
 
 
 def test_the_same_file_on_other_inputs_is_not_comparable(runs: dict[str, Path]) -> None:
-    run = run_mlfit("compare", runs["a"], runs["other_input"])
+    run = run_cli("compare", runs["a"], runs["other_input"])
     assert_no_traceback(run)
     assert run.code == 2, run.output
     assert "not comparable" in run.stderr and "different inputs" in run.stderr and "REGRESSION" not in run.stdout
 
 
 def test_mann_whitney_agrees(runs: dict[str, Path]) -> None:
-    assert run_mlfit("compare", runs["a"], runs["slow"], "--method", "mannwhitney").code == 1
-    assert run_mlfit("compare", runs["a"], runs["b"], "--method", "mannwhitney").code == 0
+    assert run_cli("compare", runs["a"], runs["slow"], "--method", "mannwhitney").code == 1
+    assert run_cli("compare", runs["a"], runs["b"], "--method", "mannwhitney").code == 0
 
 
 def test_check_with_a_baseline_fails_on_a_slow_down(runs: dict[str, Path], big_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit("check", big_model, "--target", "weak-cpu", "--shape", BIG, *RUN, "--baseline", runs["a"],
+    run = run_cli("check", big_model, "--target", "weak-cpu", "--shape", BIG, *RUN, "--baseline", runs["a"],
                     "--json", out)
     assert_no_traceback(run)
     stored = Report.model_validate_json(out.read_text())
@@ -111,14 +111,14 @@ def test_different_machines_warn_and_strict_refuses(runs: dict[str, Path], cnn_m
     other = tmp_path / "other.json"
     other.write_text(json.dumps(data))
 
-    warned = run_mlfit("compare", other, runs["b"])
+    warned = run_cli("compare", other, runs["b"])
     assert warned.code == 0 and "different machines" in warned.stderr and "Another CPU" in warned.stderr
 
-    refused = run_mlfit("compare", other, runs["b"], "--strict")
+    refused = run_cli("compare", other, runs["b"], "--strict")
     assert refused.code == 2 and "refusing under --strict" in refused.stderr
     assert_no_traceback(refused)
 
-    before = run_mlfit("check", cnn_model, "--target", "weak-cpu", "--baseline", other, "--strict", *RUN)
+    before = run_cli("check", cnn_model, "--target", "weak-cpu", "--baseline", other, "--strict", *RUN)
     assert before.code == 2 and "another machine" in before.stderr  # refused before measuring
 
 
@@ -127,6 +127,6 @@ def test_different_machines_warn_and_strict_refuses(runs: dict[str, Path], cnn_m
     (("--method", "ttest"), "use bootstrap or mannwhitney"),
 ])
 def test_bad_compare_flags_are_usage_errors(runs: dict[str, Path], args: tuple[str, str], expected: str) -> None:
-    run = run_mlfit("compare", runs["a"], runs["b"], *args)
+    run = run_cli("compare", runs["a"], runs["b"], *args)
     assert run.code == 2 and expected in run.stderr
     assert_no_traceback(run)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli
 from format_models import models
 from mlfit.catalog.schema import Runtime
 from mlfit.convert import plan
@@ -62,7 +62,7 @@ def test_plan_follows_the_target_and_skips_when_not_needed() -> None:
 @pytest.mark.parametrize("key", ["skops", "keras"])
 def test_convert_measures_the_converted_artefact(built: dict[str, Path], tmp_path: Path, key: str) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit(
+    run = run_cli(
         "check", built[key], "--target", "edge", "--dim", "batch=1", "--convert", "--json", out, *FAST
     )
     assert run.code in (ExitCode.OK, ExitCode.BUDGET_FAILED), run.output
@@ -83,7 +83,7 @@ def test_convert_measures_the_converted_artefact(built: dict[str, Path], tmp_pat
 
 @pytest.mark.slow
 def test_conversion_errors_are_one_clear_line(built: dict[str, Path]) -> None:
-    run = run_mlfit(
+    run = run_cli(
         "check",
         built["savedmodel"],
         "--target",
@@ -126,13 +126,13 @@ def test_a_tflite_model_is_measured_converted_by_tf2onnx(built: dict[str, Path],
     """Without --convert, weak-cpu FAILs the runtime check and says --convert helps; with it, tf2onnx
     converts the flatbuffer and the ONNX artefact is measured and judged."""
     out = tmp_path / "plain.json"
-    run = run_mlfit("check", built["tflite"], "--target", "weak-cpu", "--json", out, *FAST)
+    run = run_cli("check", built["tflite"], "--target", "weak-cpu", "--json", out, *FAST)
     assert_no_traceback(run)
     check = next(c for c in json.loads(out.read_text())["results"][0]["targets"][0]["checks"]
                  if c["metric"] == "compat.runtime")
     assert check["verdict"] == "FAIL" and "--convert measures it converted to onnxruntime" in check["reason"]
     out = tmp_path / "converted.json"
-    run = run_mlfit("check", built["tflite"], "--target", "weak-cpu", "--dim", "batch=1", "--convert",
+    run = run_cli("check", built["tflite"], "--target", "weak-cpu", "--dim", "batch=1", "--convert",
                     "--json", out, *FAST)
     assert run.code in (ExitCode.OK, ExitCode.BUDGET_FAILED), run.output
     result = json.loads(out.read_text())["results"][0]
@@ -146,7 +146,7 @@ def test_a_runtime_no_converter_reaches_names_the_profile_line(tiny_model: Path,
     profile = tmp_path / "tflite-only.yaml"
     profile.write_text("schema_version: 1\nid: tflite-only\nhardware: rpi4-4gb\nruntimes: [tflite]\n")
     out = tmp_path / "r.json"
-    run = run_mlfit("check", tiny_model, "--target", profile, "--json", out, *FAST)
+    run = run_cli("check", tiny_model, "--target", profile, "--json", out, *FAST)
     assert_no_traceback(run)
     check = next(c for c in json.loads(out.read_text())["results"][0]["targets"][0]["checks"]
                  if c["metric"] == "compat.runtime")

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import run_mlfit
+from conftest import run_cli
 
 COMMANDS = [["check"], ["profile"], ["inspect"], ["schema"], ["calibrate"], ["report"], ["compare"], ["worker"],
             ["targets", "show"], ["targets", "validate"]]
@@ -14,7 +14,7 @@ COMMANDS = [["check"], ["profile"], ["inspect"], ["schema"], ["calibrate"], ["re
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c))
 def test_every_command_has_examples_within_80_columns(command: list[str]) -> None:
-    run = run_mlfit(*command, "--help", env={**os.environ, "COLUMNS": "80"})
+    run = run_cli(*command, "--help", env={**os.environ, "COLUMNS": "80"})
     assert run.code == 0, run.output
     examples = run.stdout.split("Examples:\n", 1)
     assert len(examples) == 2, run.stdout
@@ -23,7 +23,7 @@ def test_every_command_has_examples_within_80_columns(command: list[str]) -> Non
 
 
 def test_check_help_is_grouped_by_panel() -> None:
-    text = run_mlfit("check", "--help", env={**os.environ, "COLUMNS": "80"}).stdout
+    text = run_cli("check", "--help", env={**os.environ, "COLUMNS": "80"}).stdout
     headings = [line[:-1] for line in text.splitlines() if line.endswith(":") and not line.startswith(" ")]
     assert headings[:2] == ["Arguments", "Options"]
     for panel in ("Inputs", "Model", "Measurement", "Load", "Output", "Examples"):

@@ -22,7 +22,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from _hostile import external_model, sparse_file
-from conftest import FAST, Run, assert_no_traceback, run_mlfit
+from conftest import FAST, Run, assert_no_traceback, run_cli
 from mlfit import safeio
 from mlfit.errors import ConfigError, MlfitError, ModelError, printable
 from mlfit.formats.onnx.safety import validate_onnx, walk_model
@@ -385,7 +385,7 @@ def test_a_hostile_file_name_cannot_forge_a_markdown_row_or_html(tmp_path: Path,
     path = tmp_path / f"{FORGED}.onnx"
     path.write_bytes(tiny_model.read_bytes())
     md, html, xml = tmp_path / "r.md", tmp_path / "r.html", tmp_path / "r.xml"
-    run = run_mlfit("check", path, "--target", "edge", "-o", f"markdown={md}", "-o", f"html={html}",
+    run = run_cli("check", path, "--target", "edge", "-o", f"markdown={md}", "-o", f"html={html}",
                     "-o", f"junit={xml}", *FAST)
     assert_no_traceback(run)
     text = md.read_text()
@@ -410,7 +410,7 @@ def test_a_hostile_name_in_an_error_is_escaped_in_every_report(tmp_path: Path) -
     path = tmp_path / f"{FORGED}\x1b[31m.onnx"
     path.write_bytes(b"")
     md, html, xml, txt = (tmp_path / f"r.{ext}" for ext in ("md", "html", "xml", "txt"))
-    run = run_mlfit("check", path, "--target", "edge", "-o", f"markdown={md}", "-o", f"html={html}",
+    run = run_cli("check", path, "--target", "edge", "-o", f"markdown={md}", "-o", f"html={html}",
                     "-o", f"junit={xml}", "-o", f"text={txt}", *FAST)
     assert_one_line_refusal(run, 3, "it is empty")
     import re
@@ -428,14 +428,14 @@ def test_a_file_name_with_escape_sequences_cannot_forge_a_ci_log_line(tmp_path: 
     name = "m\x1b[2K\r\nOverall: PASS\n\x1b]0;title\x07.onnx"
     broken = tmp_path / name
     broken.write_bytes(b"")  # refused: the error line names the file
-    run = run_mlfit("check", broken, "--target", "edge", *FAST)
+    run = run_cli("check", broken, "--target", "edge", *FAST)
     assert run.code == 3
     assert "\x1b" not in run.output and "\x07" not in run.output and "\r" not in run.output
     assert len(run.stderr.strip().splitlines()) == 1
     assert not any(line.startswith("Overall: PASS") for line in run.output.splitlines())
     good = tmp_path / name.replace("\x07", "")
     good.write_bytes(tiny_model.read_bytes())
-    run = run_mlfit("check", good, "--target", "edge", "--target", "edge-pi5", *FAST)
+    run = run_cli("check", good, "--target", "edge", "--target", "edge-pi5", *FAST)
     assert_no_traceback(run)
     assert "\x1b" not in run.output and "\r" not in run.output
     overall = [line for line in run.output.splitlines() if line.startswith("Overall:")]
@@ -452,7 +452,7 @@ def test_markup_in_names_and_op_types_is_shown_not_interpreted(tmp_path: Path) -
     model.ir_version = 8
     path = tmp_path / "m[bold]x.onnx"
     path.write_bytes(model.SerializeToString())
-    run = run_mlfit("inspect", path)
+    run = run_cli("inspect", path)
     assert_no_traceback(run)
     assert run.code == 0, run.output
     assert "Fancy[/b]Op" in run.stdout and "x[/i]" in run.stdout
@@ -496,25 +496,25 @@ def test_report_over_the_model_is_exit_2_and_the_model_is_unchanged(tmp_path: Pa
     model.write_bytes(tiny_model.read_bytes())
     before = model.read_bytes()
     target = str(model) if flag == "--json" else f"html={model}"
-    run = run_mlfit("check", model, "--target", "edge", flag, target, *FAST)
+    run = run_cli("check", model, "--target", "edge", flag, target, *FAST)
     assert_one_line_refusal(run, 2, "is the input", "refused before measuring")
     assert model.read_bytes() == before
     link = tmp_path / "hard.json"
     os.link(model, link)  # the same file under another name
-    run = run_mlfit("profile", model, "--json", link, *FAST)
+    run = run_cli("profile", model, "--json", link, *FAST)
     assert_one_line_refusal(run, 2, "is the input")
 
 
 def test_report_over_external_data_or_over_a_result_being_read_is_exit_2(tmp_path: Path) -> None:
     model = external_model(tmp_path, "w.bin")
     (tmp_path / "w.bin").write_bytes(b"\0" * 64)
-    run = run_mlfit("check", model, "--target", "edge", "--json", tmp_path / "w.bin", *FAST)
+    run = run_cli("check", model, "--target", "edge", "--json", tmp_path / "w.bin", *FAST)
     assert_one_line_refusal(run, 2, "is the input")
     assert (tmp_path / "w.bin").read_bytes() == b"\0" * 64
     result = tmp_path / "r.json"
     result.write_text("{}")
     for command in (("report", result), ("compare", result, result)):
-        run = run_mlfit(*command, "-o", f"html={result}")
+        run = run_cli(*command, "-o", f"html={result}")
         assert_one_line_refusal(run, 2, "is the input")
     assert result.read_text() == "{}"
 
@@ -522,17 +522,17 @@ def test_report_over_external_data_or_over_a_result_being_read_is_exit_2(tmp_pat
 def test_report_inside_a_savedmodel_folder_or_over_the_baseline_is_exit_2(tmp_path: Path,
                                                                            tiny_model: Path) -> None:
     folder = _savedmodel(tmp_path)
-    run = run_mlfit("check", folder, "--target", "edge", "--json", folder / "variables" / "r.json", *FAST)
+    run = run_cli("check", folder, "--target", "edge", "--json", folder / "variables" / "r.json", *FAST)
     assert_one_line_refusal(run, 2, "inside the model folder")
     baseline = tmp_path / "base.json"
     baseline.write_text("{}")
-    run = run_mlfit("check", tiny_model, "--target", "edge", "--baseline", baseline, "-o", f"markdown={baseline}",
+    run = run_cli("check", tiny_model, "--target", "edge", "--baseline", baseline, "-o", f"markdown={baseline}",
                     *FAST)
     assert_one_line_refusal(run, 2, "is the input")
     assert baseline.read_text() == "{}"
     data = tmp_path / "x.npz"
     np.savez(data, a=np.zeros(16, dtype="float32"), b=np.zeros(16, dtype="float32"))
-    run = run_mlfit("check", tiny_model, "--target", "edge", "--data", data, "--json", data, *FAST)
+    run = run_cli("check", tiny_model, "--target", "edge", "--data", data, "--json", data, *FAST)
     assert_one_line_refusal(run, 2, "is the input")
 
 

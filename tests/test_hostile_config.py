@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli
 from mlfit.catalog.loader import resolve_target
 from mlfit.errors import ConfigError
 
@@ -126,7 +126,7 @@ def test_bad_yaml_through_the_cli_exits_2_and_measures_nothing(tmp_path: Path, t
     _, profile, hardware, where, words = next(c for c in CASES if c[0] == case)
     path = _write_case(tmp_path, profile, hardware)
     out = tmp_path / "report.json"
-    run = run_mlfit("check", tiny_model, "--target", path, "--json", out, *FAST)
+    run = run_cli("check", tiny_model, "--target", path, "--json", out, *FAST)
     assert_no_traceback(run)
     assert run.code == 2, run.output
     assert words in run.stderr and where in run.stderr
@@ -140,7 +140,7 @@ def test_fifty_megabyte_profile_is_refused_before_parsing(tmp_path: Path, tiny_m
         fh.write(BASE)
         fh.write("# padding\n" * (5 * 2**20))
     assert path.stat().st_size > 50 * 10**6
-    run = run_mlfit("check", tiny_model, "--target", path, *FAST)
+    run = run_cli("check", tiny_model, "--target", path, *FAST)
     assert_no_traceback(run)
     assert run.code == 2
     assert re.search(r"huge\.yaml:1:1: file is \d+ bytes, over the \d+-byte limit", run.stderr), run.stderr

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from _hostile import save_npz
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli
 from mlfit.catalog.loader import builtin_names
 
 
 def test_unknown_target_lists_the_known_ones(tiny_model: Path) -> None:
-    run = run_mlfit("check", tiny_model, "--target", "edgy", *FAST)
+    run = run_cli("check", tiny_model, "--target", "edgy", *FAST)
     assert_no_traceback(run)
     assert run.code == 2
     assert "unknown target 'edgy'" in run.stderr and "did you mean 'edge'?" in run.stderr
@@ -23,7 +23,7 @@ def test_unknown_target_lists_the_known_ones(tiny_model: Path) -> None:
 def test_profile_referencing_missing_hardware(tmp_path: Path, tiny_model: Path) -> None:
     profile = tmp_path / "p.yaml"
     profile.write_text("schema_version: 1\nid: p\nhardware: rpi9-64gb\nruntimes: [onnxruntime]\n")
-    run = run_mlfit("check", tiny_model, "--target", profile, *FAST)
+    run = run_cli("check", tiny_model, "--target", profile, *FAST)
     assert_no_traceback(run)
     assert run.code == 2
     assert f"{profile}: unknown hardware 'rpi9-64gb'" in run.stderr
@@ -32,7 +32,7 @@ def test_profile_referencing_missing_hardware(tmp_path: Path, tiny_model: Path) 
 
 def test_dim_the_model_does_not_have(tiny_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit("check", tiny_model, "--target", "edge", "--dim", "batch=1", "--json", out, *FAST)
+    run = run_cli("check", tiny_model, "--target", "edge", "--dim", "batch=1", "--json", out, *FAST)
     assert_no_traceback(run)
     assert run.code == 2
     assert "--dim names 'batch', which is not a symbolic dim of this model" in run.stderr
@@ -40,7 +40,7 @@ def test_dim_the_model_does_not_have(tiny_model: Path, tmp_path: Path) -> None:
 
 
 def test_shape_rank_mismatch(tiny_model: Path) -> None:
-    run = run_mlfit("check", tiny_model, "--target", "edge", "--shape", "x=1x16x1", *FAST)
+    run = run_cli("check", tiny_model, "--target", "edge", "--shape", "x=1x16x1", *FAST)
     assert_no_traceback(run)
     assert run.code == 2
     assert "--shape x: rank 3 does not match the model's rank 2" in run.stderr
@@ -48,7 +48,7 @@ def test_shape_rank_mismatch(tiny_model: Path) -> None:
 
 
 def test_shape_for_an_input_the_model_does_not_have(tiny_model: Path) -> None:
-    run = run_mlfit("check", tiny_model, "--target", "edge", "--shape", "image=1x3", *FAST)
+    run = run_cli("check", tiny_model, "--target", "edge", "--shape", "image=1x3", *FAST)
     assert_no_traceback(run)
     assert run.code == 2
     assert "--shape names input 'image', which the model does not have" in run.stderr
@@ -62,7 +62,7 @@ def test_shape_for_an_input_the_model_does_not_have(tiny_model: Path) -> None:
 def test_data_with_wrong_dtype_or_shape(tmp_path: Path, tiny_model: Path, array: np.ndarray,
                                         words: str) -> None:
     data = save_npz(tmp_path / "samples.npz", x=array)
-    run = run_mlfit("check", tiny_model, "--target", "edge", "--data", data, *FAST)
+    run = run_cli("check", tiny_model, "--target", "edge", "--data", data, *FAST)
     assert_no_traceback(run)
     assert run.code == 2, run.output
     assert words in run.stderr
@@ -71,7 +71,7 @@ def test_data_with_wrong_dtype_or_shape(tmp_path: Path, tiny_model: Path, array:
 def test_data_that_is_not_an_npz(tmp_path: Path, tiny_model: Path) -> None:
     data = tmp_path / "samples.npz"
     data.write_bytes(b"not a zip")
-    run = run_mlfit("check", tiny_model, "--target", "edge", "--data", data, *FAST)
+    run = run_cli("check", tiny_model, "--target", "edge", "--data", data, *FAST)
     assert_no_traceback(run)
     assert run.code == 2
     assert "not a readable .npz" in run.stderr
@@ -93,21 +93,21 @@ def test_data_that_is_not_an_npz(tmp_path: Path, tiny_model: Path) -> None:
     (["extra-argument.onnx"], "model 'extra-argument.onnx' does not exist"),  # several models are allowed
 ])
 def test_malformed_flags_exit_2(tiny_model: Path, flags: list[str], words: str) -> None:
-    run = run_mlfit("check", tiny_model, "--target", "edge", *flags, *FAST)
+    run = run_cli("check", tiny_model, "--target", "edge", *flags, *FAST)
     assert_no_traceback(run)
     assert run.code == 2, run.output
     assert words in run.stderr
 
 
 def test_memory_limit_target_needs_a_target(tiny_model: Path) -> None:
-    run = run_mlfit("profile", tiny_model, "--memory-limit", "target", *FAST)
+    run = run_cli("profile", tiny_model, "--memory-limit", "target", *FAST)
     assert_no_traceback(run)
     assert run.code == 2
     assert "--memory-limit target: no --target" in run.stderr
 
 
 def test_missing_model_path(tmp_path: Path) -> None:
-    run = run_mlfit("check", tmp_path / "nope.onnx", "--target", "edge", *FAST)
+    run = run_cli("check", tmp_path / "nope.onnx", "--target", "edge", *FAST)
     assert_no_traceback(run)
     assert run.code == 2
     assert "does not exist" in run.stderr

@@ -16,7 +16,7 @@ from _hostile import (
     sparse_file,
     zip_with_pickle,
 )
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli, run_mlfit
 from mlfit.errors import ConfigError, ModelError
 from mlfit.formats.onnx.safety import PROTOBUF_LIMIT, onnxruntime_version, validate_onnx
 
@@ -32,7 +32,7 @@ def test_broken_file_is_refused_with_exit_3(tmp_path: Path, name: str, content: 
     path = tmp_path / name
     path.write_bytes(content)
     out = tmp_path / "report.json"
-    run = run_mlfit("check", path, "--target", "edge", "--json", out, *FAST)
+    run = run_cli("check", path, "--target", "edge", "--json", out, *FAST)
     assert_no_traceback(run)
     assert run.code == 3, run.output
     assert expected in run.stderr
@@ -45,7 +45,7 @@ def test_truncated_onnx_names_the_truncation(tmp_path: Path, tiny_model: Path) -
     data = tiny_model.read_bytes()
     path = tmp_path / "truncated.onnx"
     path.write_bytes(data[: len(data) // 2])
-    run = run_mlfit("check", path, "--target", "edge", *FAST)
+    run = run_cli("check", path, "--target", "edge", *FAST)
     assert_no_traceback(run)
     assert run.code == 3
     assert "not a valid onnx file (truncated" in run.stderr
@@ -70,7 +70,7 @@ def test_pickle_named_onnx_is_never_unpickled(tmp_path: Path) -> None:
 def test_zip_named_h5_is_decided_by_content(tmp_path: Path) -> None:
     marker = tmp_path / "unpickled.txt"
     path = zip_with_pickle(tmp_path / "weights.h5", marker)
-    run = run_mlfit("check", path, "--target", "edge", *FAST)
+    run = run_cli("check", path, "--target", "edge", *FAST)
     assert_no_traceback(run)
     assert run.code == 3
     assert "not a valid h5 file (a zip archive" in run.stderr
@@ -117,7 +117,7 @@ def test_external_data_symlink_inside_the_folder_is_fine(tmp_path: Path) -> None
 def test_missing_external_data_names_path_and_size(tmp_path: Path) -> None:
     model = external_model(tmp_path, "weights.bin", elements=1000)
     out = tmp_path / "report.json"
-    run = run_mlfit("check", model, "--target", "edge", "--json", out, *FAST)
+    run = run_cli("check", model, "--target", "edge", "--json", out, *FAST)
     assert_no_traceback(run)
     assert run.code == 3
     assert f"expected {tmp_path.resolve() / 'weights.bin'} (4000 bytes)" in run.stderr
@@ -134,7 +134,7 @@ def test_truncated_external_data_is_refused(tmp_path: Path) -> None:
 def test_valid_external_data_model_runs(tmp_path: Path) -> None:
     model = external_model(tmp_path, "weights.bin", elements=16)
     (tmp_path / "weights.bin").write_bytes(b"\0" * 64)
-    run = run_mlfit("profile", model, *FAST)
+    run = run_cli("profile", model, *FAST)
     assert_no_traceback(run)
     assert run.code == 0, run.output
 
@@ -159,7 +159,7 @@ def test_parameters_over_the_targets_memory_do_not_fit(tmp_path: Path) -> None:
     model = external_model(tmp_path, "weights.bin", elements=elements)
     sparse_file(tmp_path / "weights.bin", elements * 4)
     out = tmp_path / "report.json"
-    run = run_mlfit("check", model, "--target", "edge", "--target", "weak-cpu", "--json", out, *FAST)
+    run = run_cli("check", model, "--target", "edge", "--target", "weak-cpu", "--json", out, *FAST)
     assert_no_traceback(run)
     assert run.code == 1, run.output  # a budget failed: a verdict, not a crash
     result = load_report(out)["results"][0]
@@ -191,7 +191,7 @@ def test_custom_operator_without_library_is_named(tmp_path: Path, domain: str, s
     model = custom_op_model(tmp_path / "custom.onnx", domain=domain)
     # A library lying next to the model is never picked up on its own.
     (tmp_path / "libcustom_ops.so").write_bytes(b"\x7fELF")
-    run = run_mlfit("check", model, "--target", "edge", *FAST)
+    run = run_cli("check", model, "--target", "edge", *FAST)
     assert_no_traceback(run)
     assert run.code == 3
     assert f"custom operator {shown} is not available in onnxruntime {onnxruntime_version()}" in run.stderr
@@ -202,7 +202,7 @@ def test_custom_op_library_must_exist(tmp_path: Path) -> None:
     model = custom_op_model(tmp_path / "custom.onnx")
     with pytest.raises(ConfigError, match=r"--custom-op-library .*does not exist"):
         validate_onnx(model, [str(tmp_path / "nope.so")])
-    run = run_mlfit("check", model, "--target", "edge", "--custom-op-library", tmp_path / "nope.so", *FAST)
+    run = run_cli("check", model, "--target", "edge", "--custom-op-library", tmp_path / "nope.so", *FAST)
     assert_no_traceback(run)
     assert run.code == 2
 
@@ -211,7 +211,7 @@ def test_explicit_custom_op_library_is_the_one_loaded(tmp_path: Path) -> None:
     model = custom_op_model(tmp_path / "custom.onnx")
     bogus = tmp_path / "libnot_really.so"
     bogus.write_bytes(b"not a shared library")
-    run = run_mlfit("check", model, "--target", "edge", "--custom-op-library", bogus, *FAST)
+    run = run_cli("check", model, "--target", "edge", "--custom-op-library", bogus, *FAST)
     assert_no_traceback(run)
     assert run.code == 3
     assert f"cannot load custom op library '{os.fspath(bogus)}'" in run.stderr
@@ -260,7 +260,7 @@ def test_crafted_keras_config_is_refused(tmp_path: Path, config: str, words: str
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("config.json", config)
         archive.writestr("metadata.json", "{}")
-    run = run_mlfit("check", path, "--target", "edge", *FAST)
+    run = run_cli("check", path, "--target", "edge", *FAST)
     assert_no_traceback(run)
     assert run.code == 3
     assert words in run.stderr

@@ -12,7 +12,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli
 from mlfit.catalog.loader import resolve_target
 from mlfit.errors import ConfigError
 from mlfit.formats import ModelFormat
@@ -132,7 +132,7 @@ def test_batch_choice_over_several_targets() -> None:
 
 def test_check_runs_without_flags_and_records_the_values(byte_embedding: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit("check", byte_embedding, "--target", "edge", "--json", out, *FAST)
+    run = run_cli("check", byte_embedding, "--target", "edge", "--json", out, *FAST)
     assert_no_traceback(run)
     assert run.code in (0, 1), run.output
     result = json.loads(out.read_text())["results"][0]
@@ -142,20 +142,20 @@ def test_check_runs_without_flags_and_records_the_values(byte_embedding: Path, t
     assert "258-row table" in used["fill"]["source"]
     notes = " ".join(result["targets"][0]["notes"])
     assert "batch dim of bytes set to 1 from the batch_size of target edge" in notes
-    run = run_mlfit("profile", byte_embedding, "--batch", "3", "--json", out, *FAST)
+    run = run_cli("profile", byte_embedding, "--batch", "3", "--json", out, *FAST)
     assert run.code == 0, run.output
     assert json.loads(out.read_text())["results"][0]["model"]["inputs_used"][0]["shape"] == [3, 64]
 
 
 def test_scalar_rate_exits_2_before_the_worker_then_runs_with_the_flag(voice: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit("check", voice, "--target", "edge", "--json", out, *FAST)
+    run = run_cli("check", voice, "--target", "edge", "--json", out, *FAST)
     assert run.code == 2, run.output
     assert "--value sample_rate=N" in run.stderr
     assert_no_traceback(run)
     error = json.loads(out.read_text())["results"][0]["error"]
     assert error["kind"] == "input" and error["phase"] == "static"  # refused in the parent
-    run = run_mlfit("check", voice, "--target", "edge", "--value", "sample_rate=16000", "--json", out, *FAST)
+    run = run_cli("check", voice, "--target", "edge", "--value", "sample_rate=16000", "--json", out, *FAST)
     assert run.code in (0, 1), run.output
     used = {t["name"]: t for t in json.loads(out.read_text())["results"][0]["model"]["inputs_used"]}
     assert used["sample_rate"]["fill"] == {"kind": "constant", "low": None, "high": None, "value": 16000.0,
@@ -199,7 +199,7 @@ def test_signatures_are_read_without_a_runtime(built: dict[str, Path]) -> None:
 @pytest.mark.slow
 def test_undetermined_inputs_are_refused_before_the_worker(built: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit("check", built["tokens_rate_keras"], "--target", "jetson", "--json", out, *FAST)
+    run = run_cli("check", built["tokens_rate_keras"], "--target", "jetson", "--json", out, *FAST)
     assert run.code == 2, run.output
     assert_no_traceback(run)
     # One message: the dim to fill and the integer input to give a value, each with its flag.
@@ -216,7 +216,7 @@ def test_undetermined_inputs_are_refused_before_the_worker(built: dict[str, Path
 def test_free_batch_comes_from_the_target(built: dict[str, Path], tmp_path: Path, key: str, target: str,
                                           batch: int) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit("check", built[key], "--target", target, "--json", out, *FAST)
+    run = run_cli("check", built[key], "--target", target, "--json", out, *FAST)
     assert_no_traceback(run)
     assert run.code in (0, 1), run.output
     result = json.loads(out.read_text())["results"][0]
@@ -237,11 +237,11 @@ def test_skops_needs_one_round_trip(built: dict[str, Path], tmp_path: Path) -> N
     batch dim comes from the target, so no second message asks for --dim."""
     import re
 
-    run = run_mlfit("check", built["forest_skops"], "--target", "weak-cpu", *FAST)
+    run = run_cli("check", built["forest_skops"], "--target", "weak-cpu", *FAST)
     assert run.code == 3, run.output
     assert_no_traceback(run)
     flags = re.findall(r"--trust-type [\w.]+", run.stderr)
     assert flags, run.stderr
-    again = run_mlfit("check", built["forest_skops"], "--target", "weak-cpu",
+    again = run_cli("check", built["forest_skops"], "--target", "weak-cpu",
                       *[part for flag in flags for part in flag.split()], *FAST)
     assert again.code in (0, 1), again.output

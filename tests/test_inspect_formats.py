@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import assert_no_traceback, run_mlfit
+from conftest import assert_no_traceback, run_cli
 from format_models import models
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _inspect(model: Path) -> dict[str, Any]:
-    run = run_mlfit("inspect", model, "--json")
+    run = run_cli("inspect", model, "--json")
     assert_no_traceback(run)
     assert run.code == 0, run.output  # was exit 3, "static inspection of tflite models is not available yet"
     facts = json.loads(run.stdout)
@@ -77,7 +77,7 @@ def test_keras_inspect_names_a_sequential_models_output(built: dict[str, Path]) 
 
 
 def test_keras_inspect_terminal_shows_parameters_and_flops(built: dict[str, Path]) -> None:
-    run = run_mlfit("inspect", built["keras"], env={"COLUMNS": "80"})
+    run = run_cli("inspect", built["keras"], env={"COLUMNS": "80"})
     assert run.code == 0, run.output
     assert "parameters: 844" in run.stdout and f"FLOPs per inference: {_HAND_FLOPS:,}" in run.stdout
 
@@ -97,7 +97,7 @@ def test_a_hostile_pickle_is_inspected_by_the_scan_never_unpickled(built: dict[s
 
 
 def test_inspect_terminal_layout_for_a_savedmodel(built: dict[str, Path]) -> None:
-    run = run_mlfit("inspect", built["savedmodel"], env={"COLUMNS": "100"})
+    run = run_cli("inspect", built["savedmodel"], env={"COLUMNS": "100"})
     assert run.code == 0, run.output
     assert "signature: serving_default" in run.stdout and "parameters: 844" in run.stdout
     assert "opset None" not in run.stdout

@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import assert_no_traceback, run_mlfit
+from conftest import assert_no_traceback, run_cli
 from mlfit.analysis.graph import analyze_onnx
 from mlfit.zoo import builders
 
@@ -79,9 +79,9 @@ def test_value_binds_an_input_before_shape_inference(tmp_path: Path) -> None:
 
 def test_inspect_dim_shape_and_value_flags(tmp_path: Path) -> None:
     model = builders.save(builders.example_model(), tmp_path / "m.onnx")
-    one = run_mlfit("inspect", model, "--json")
-    eight = run_mlfit("inspect", model, "--json", "--dim", "batch=8")
-    big = run_mlfit("inspect", model, "--json", "--shape", "input=1x3x320x320")
+    one = run_cli("inspect", model, "--json")
+    eight = run_cli("inspect", model, "--json", "--dim", "batch=8")
+    big = run_cli("inspect", model, "--json", "--shape", "input=1x3x320x320")
     for run in (one, eight, big):
         assert_no_traceback(run)
         assert run.code == 0, run.output
@@ -91,7 +91,7 @@ def test_inspect_dim_shape_and_value_flags(tmp_path: Path) -> None:
     assert f8["flops"] == pytest.approx(8 * f1["flops"], rel=0.01)
     assert fbig["flops"] == pytest.approx(4 * f1["flops"], rel=0.05)  # 2x the side: 4x the pixels
     assert f8["parameters"] == f1["parameters"]
-    value = run_mlfit("inspect", _value_model(tmp_path / "v.onnx"), "--json", "--value", "rows=8")
+    value = run_cli("inspect", _value_model(tmp_path / "v.onnx"), "--json", "--value", "rows=8")
     assert value.code == 0, value.output
     assert json.loads(value.stdout)["flops"] == 2 * 8 * 8 * 16
 
@@ -103,7 +103,7 @@ def test_inspect_dim_shape_and_value_flags(tmp_path: Path) -> None:
 ])
 def test_inspect_refuses_names_the_model_lacks(tmp_path: Path, flag: str, arg: str, says: str) -> None:
     model = builders.save(builders.example_model(), tmp_path / "m.onnx")
-    run = run_mlfit("inspect", model, flag, arg)
+    run = run_cli("inspect", model, flag, arg)
     assert_no_traceback(run)
     assert run.code == 2
     assert says in run.stderr and run.stderr.count("\n") <= 2

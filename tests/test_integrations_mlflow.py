@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import assert_no_traceback, run_mlfit
+from conftest import assert_no_traceback, run_cli
 
 mlflow = pytest.importorskip("mlflow", reason="MLflow is in the dev extra (mlfit[mlflow])")
 pytest.importorskip("sqlalchemy", reason="a local SQLite MLflow store needs SQLAlchemy (mlfit[mlflow])")
@@ -101,7 +101,7 @@ def _error_lines(text: str) -> list[str]:
 def test_a_registered_version_is_checked_and_carries_the_verdict_and_reports(store: dict[str, Any],
                                                                               tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit("check", "models:/tiny/1", "-t", store["fits"], "--json", out, "--mlflow-log", *FAST,
+    run = run_cli("check", "models:/tiny/1", "-t", store["fits"], "--json", out, "--mlflow-log", *FAST,
                     env=store["env"])
     assert run.code == 0, run.output
     assert_no_traceback(run)
@@ -128,7 +128,7 @@ def test_a_registered_version_is_checked_and_carries_the_verdict_and_reports(sto
 
 def test_an_alias_is_resolved_to_its_version_and_a_failure_is_logged(store: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit("check", "models:/tiny@champion", "-t", store["tight"], "--json", out, "--mlflow-log", *FAST,
+    run = run_cli("check", "models:/tiny@champion", "-t", store["tight"], "--json", out, "--mlflow-log", *FAST,
                     env=store["env"])
     assert run.code == 1, run.output
     result = json.loads(out.read_text())["results"][0]
@@ -141,7 +141,7 @@ def test_an_alias_is_resolved_to_its_version_and_a_failure_is_logged(store: dict
 
 def test_a_runs_uri_is_checked_and_logged_onto_its_run(store: dict[str, Any]) -> None:
     uri = f"runs:/{store['run_id']}/model"
-    run = run_mlfit("check", uri, "-t", store["fits"], "--mlflow-log", *FAST, env=store["env"])
+    run = run_cli("check", uri, "-t", store["fits"], "--mlflow-log", *FAST, env=store["env"])
     assert run.code == 0, run.output
     logged = store["client"].get_run(store["run_id"])
     assert logged.data.tags["mlfit.verdict"] == "PASS" and "mlfit.roomy.model.size_bytes" in logged.data.metrics
@@ -159,7 +159,7 @@ def test_a_runs_uri_is_checked_and_logged_onto_its_run(store: dict[str, Any]) ->
     ("models:/tagged/1", 2, "tag 'tag:yaml.org,2002:python/object/apply:os.system' is not allowed"),
 ])
 def test_bad_registry_input_is_one_line(store: dict[str, Any], uri: str, code: int, words: str) -> None:
-    run = run_mlfit("check", uri, "-t", store["fits"], *FAST, env=store["env"])
+    run = run_cli("check", uri, "-t", store["fits"], *FAST, env=store["env"])
     assert run.code == code, run.output
     assert_no_traceback(run)
     lines = _error_lines(run.stderr)
@@ -168,7 +168,7 @@ def test_bad_registry_input_is_one_line(store: dict[str, Any], uri: str, code: i
 
 def test_a_pickled_flavour_is_measured_with_trust_model_in_the_worker(store: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit("check", "models:/pickled/1", "-t", "weak-cpu", "--trust-model", "--json", out, *FAST,
+    run = run_cli("check", "models:/pickled/1", "-t", "weak-cpu", "--trust-model", "--json", out, *FAST,
                     env=store["env"])
     assert run.code in (0, 1), run.output  # measured; weak-cpu may lack scikit-learn (a verdict, not an error)
     result = json.loads(out.read_text())["results"][0]

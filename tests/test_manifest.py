@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_no_traceback, run_mlfit
+from conftest import assert_no_traceback, run_cli
 from mlfit.catalog import units
 from mlfit.catalog.loader import resolve_target
 from mlfit.catalog.manifest import apply_budget_flags
@@ -202,7 +202,7 @@ def test_bad_manifests_are_one_line_errors(tmp_path: Path, tiny_model: Path, tex
                                            expected: str) -> None:
     path = _write(tmp_path, "bad.yaml", text)
     args = ["check", tiny_model, "--target", path, "--quiet"] + (["--container", container] if container else [])
-    run = run_mlfit(*args)
+    run = run_cli(*args)
     assert run.code == 2, run.output
     assert expected in run.stderr
     assert_no_traceback(run)
@@ -210,7 +210,7 @@ def test_bad_manifests_are_one_line_errors(tmp_path: Path, tiny_model: Path, tex
 
 
 def test_container_flag_without_a_manifest_is_a_usage_error(tiny_model: Path) -> None:
-    run = run_mlfit("check", tiny_model, "--target", "edge", "--container", "model", "--quiet")
+    run = run_cli("check", tiny_model, "--target", "edge", "--container", "model", "--quiet")
     assert run.code == 2, run.output
     assert "--container" in run.stderr
     assert_no_traceback(run)

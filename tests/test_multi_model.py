@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli
 from mlfit.errors import ConfigError
 from mlfit.multi import expand_models
 
@@ -41,7 +41,7 @@ def test_expand_refuses_missing_paths_and_empty_folders(tmp_path: Path) -> None:
 def test_folder_gives_one_combined_report_and_a_broken_model_does_not_stop_the_others(
         model_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    run = run_mlfit("check", model_folder, "--target", "weak-cpu", "--json", out, *FAST)
+    run = run_cli("check", model_folder, "--target", "weak-cpu", "--json", out, *FAST)
     assert_no_traceback(run)
     assert run.code == 3, run.output  # one model could not be loaded: that outranks budgets
     report = json.loads(out.read_text())
@@ -58,7 +58,7 @@ def test_folder_gives_one_combined_report_and_a_broken_model_does_not_stop_the_o
 
 def test_several_model_paths_and_the_api(tiny_model: Path, small_cnn_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    run = run_mlfit("check", tiny_model, small_cnn_model, "--target", "edge", "--target", "weak-cpu",
+    run = run_cli("check", tiny_model, small_cnn_model, "--target", "edge", "--target", "weak-cpu",
                     "--json", out, *FAST)
     assert_no_traceback(run)
     assert run.code in (0, 1), run.output
@@ -79,7 +79,7 @@ def test_api_check_many_returns_a_report(tiny_model: Path) -> None:
 
 
 def test_missing_model_among_many_is_a_usage_error(tiny_model: Path, tmp_path: Path) -> None:
-    run = run_mlfit("check", tiny_model, tmp_path / "missing.onnx", "--target", "edge", *FAST)
+    run = run_cli("check", tiny_model, tmp_path / "missing.onnx", "--target", "edge", *FAST)
     assert_no_traceback(run)
     assert run.code == 2
     assert "missing.onnx' does not exist" in run.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from _hostile import assert_no_process_left, load_report, marker_env
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli
 from mlfit.api import resolve_targets
 from mlfit.checks.engine import evaluate
 from mlfit.measure.stats import latency_stats, quality_warnings
@@ -93,7 +93,7 @@ def test_real_run_on_a_loaded_machine_is_marked_unstable_and_still_passes(tmp_pa
             for _ in range((os.cpu_count() or 1) + 1)]
     try:
         out = tmp_path / "r.json"
-        run = run_mlfit("check", tiny_model, "--target", "edge", "--json", out, *FAST)
+        run = run_cli("check", tiny_model, "--target", "edge", "--json", out, *FAST)
     finally:
         for hog in hogs:
             hog.kill()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli
 from mlfit.analysis.graph import analyze_onnx
 from mlfit.analysis.project import THREAD_MODELS, Band, project, project_cpu, project_gpu, thread_speedup
 from mlfit.catalog.loader import Target, resolve_target
@@ -388,7 +388,7 @@ def test_compat_checks_fail_whatever_the_speed(models_dir: Path) -> None:
 
 
 def test_check_edge_prints_projected_bands(small_cnn_model: Path) -> None:
-    run = run_mlfit("check", small_cnn_model, "--target", "edge", "--json", "-", *FAST)
+    run = run_cli("check", small_cnn_model, "--target", "edge", "--json", "-", *FAST)
     assert_no_traceback(run)
     assert run.code in (0, 1), run.output
     result = json.loads(run.stdout)["results"][0]
@@ -408,7 +408,7 @@ def test_check_edge_prints_projected_bands(small_cnn_model: Path) -> None:
     verdict = json.loads(run.stdout)["results"][0]["targets"][0]["verdict"]
     if verdict == "INCONCLUSIVE":
         assert "INCONCLUSIVE" in run.stderr and run.code == 0
-        strict = run_mlfit("check", small_cnn_model, "--target", "edge", "--strict", "--json", "-", *FAST)
+        strict = run_cli("check", small_cnn_model, "--target", "edge", "--strict", "--json", "-", *FAST)
         # the second run has its own verdict: --strict maps INCONCLUSIVE to 4, the rest as usual
         second = json.loads(strict.stdout)["results"][0]["targets"][0]["verdict"]
         assert strict.code == {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 4}[second], strict.output

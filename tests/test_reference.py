@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_mlfit
+from conftest import REPO, run_cli
 from mlfit.catalog.describe import quantity_text, render_reference
 from mlfit.catalog.loader import builtin_names, load_hardware_file, resolve_target
 from mlfit.catalog.units import parse_bandwidth, parse_duration, parse_rate, parse_size
@@ -39,15 +39,15 @@ def test_quantities_are_written_as_people_write_them(value: float, parser, text:
 
 @pytest.mark.parametrize("name", builtin_names("profiles"))
 def test_targets_show_round_trips_through_validate(name: str, tmp_path: Path) -> None:
-    shown = run_mlfit("targets", "show", name)
+    shown = run_cli("targets", "show", name)
     assert shown.code == 0, shown.output
     assert "0.08" not in shown.stdout  # no raw floats where a unit belongs
     profile_file = tmp_path / f"{name}.yaml"
     profile_file.write_text(shown.stdout)
-    hardware = run_mlfit("targets", "show", name, "--hardware")
+    hardware = run_cli("targets", "show", name, "--hardware")
     hardware_file = tmp_path / f"{name}-hw.yaml"
     hardware_file.write_text(hardware.stdout)
-    valid = run_mlfit("targets", "validate", profile_file, hardware_file)
+    valid = run_cli("targets", "validate", profile_file, hardware_file)
     assert valid.code == 0, valid.output
     original, again = resolve_target(name), resolve_target(str(profile_file))
     assert _rounded(again.profile.model_dump(mode="json")) == _rounded(original.profile.model_dump(mode="json"))

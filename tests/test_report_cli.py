@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli
 from mlfit.report.outputs import OutputFormat
 from mlfit.result import Report, Verdict
 from reportdata import report, run_result
@@ -25,7 +25,7 @@ EXIT_FOR = {Verdict.PASS: 0, Verdict.INCONCLUSIVE: 0, Verdict.FAIL: 1, Verdict.E
 def all_formats(tmp_path_factory: pytest.TempPathFactory, small_cnn_model: Path) -> tuple[Path, object]:
     out = tmp_path_factory.mktemp("reports")
     args = [f"--output={fmt.value}={out / ('r.' + fmt.value)}" for fmt in OutputFormat if fmt is not OutputFormat.JSON]
-    run = run_mlfit("check", small_cnn_model, "--target", "edge", "--target", "weak-cpu", *FAST, *args,
+    run = run_cli("check", small_cnn_model, "--target", "edge", "--target", "weak-cpu", *FAST, *args,
                     "--json", out / "r.json")
     return out, run
 
@@ -57,7 +57,7 @@ def test_one_check_writes_every_format(all_formats: tuple[Path, object]) -> None
 
 def test_report_renders_a_stored_result_again(all_formats: tuple[Path, object], tmp_path: Path) -> None:
     out, _ = all_formats
-    run = run_mlfit("report", out / "r.json", "--output", f"html={tmp_path / 'again.html'}", "-o", "markdown=-")
+    run = run_cli("report", out / "r.json", "--output", f"html={tmp_path / 'again.html'}", "-o", "markdown=-")
     assert run.code == 0, run.output
     assert run.stdout.startswith("## mlfit:")
     again = (tmp_path / "again.html").read_text()
@@ -70,8 +70,8 @@ def test_report_exit_code_follows_the_stored_verdict(tmp_path: Path) -> None:
     edge_only = result.model_copy(update={"targets": result.targets[:1]})  # memory.peak FAILs there
     assert edge_only.verdict is Verdict.FAIL
     failing.write_text(report(edge_only).model_dump_json())
-    assert run_mlfit("report", failing, "-o", f"junit={tmp_path / 'j.xml'}").code == 0
-    assert run_mlfit("report", failing, "--exit-code", "-o", f"junit={tmp_path / 'j.xml'}").code == 1
+    assert run_cli("report", failing, "-o", f"junit={tmp_path / 'j.xml'}").code == 0
+    assert run_cli("report", failing, "--exit-code", "-o", f"junit={tmp_path / 'j.xml'}").code == 1
 
 
 @pytest.mark.parametrize("content, expected", [
@@ -82,7 +82,7 @@ def test_report_exit_code_follows_the_stored_verdict(tmp_path: Path) -> None:
 def test_report_refuses_bad_files_in_one_line(tmp_path: Path, content: str, expected: str) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(content)
-    run = run_mlfit("report", bad)
+    run = run_cli("report", bad)
     assert run.code == 2 and expected in run.stderr
     assert_no_traceback(run)
     assert len(run.stderr.strip().splitlines()) == 1
@@ -91,7 +91,7 @@ def test_report_refuses_bad_files_in_one_line(tmp_path: Path, content: str, expe
 def test_unwritable_output_fails_before_measuring_and_keeps_old_reports(tmp_path: Path, tiny_model: Path) -> None:
     keep = tmp_path / "r.json"
     keep.write_text("previous report")
-    run = run_mlfit("check", tiny_model, "--target", "edge", *FAST, "--json", keep,
+    run = run_cli("check", tiny_model, "--target", "edge", *FAST, "--json", keep,
                     "--output", f"html={tmp_path / 'missing' / 'r.html'}")
     assert run.code == 2
     assert "missing" in run.stderr and "does not exist" in run.stderr
@@ -105,12 +105,12 @@ def test_read_only_folder_is_refused_before_measuring(tmp_path: Path, tiny_model
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
-    run = run_mlfit("check", tiny_model, "--target", "edge", *FAST, "-o", f"junit={locked / 'j.xml'}")
+    run = run_cli("check", tiny_model, "--target", "edge", *FAST, "-o", f"junit={locked / 'j.xml'}")
     assert run.code == 2 and "not writable" in run.stderr
 
 
 def test_schema_command_prints_the_report_schema() -> None:
-    run = run_mlfit("schema", "--kind", "report")
+    run = run_cli("schema", "--kind", "report")
     assert run.code == 0
     assert json.loads(run.stdout) == Report.model_json_schema()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli
 from mlfit.zoo import builders
 
 PROFILE = """\
@@ -32,7 +32,7 @@ def two_configurations(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, s
     profile = root / "batcher.yaml"
     profile.write_text(PROFILE)
     md = root / "r.md"
-    run = run_mlfit("check", model, "--dim", "batch=1", "--target", "edge", "--target", profile,
+    run = run_cli("check", model, "--dim", "batch=1", "--target", "edge", "--target", profile,
                     "--output", f"markdown={md}", *FAST[:-1], env={"COLUMNS": "200"})
     assert_no_traceback(run)
     assert run.code in (0, 1, 4), run.output

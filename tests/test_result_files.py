@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_no_traceback, run_mlfit
+from conftest import assert_no_traceback, run_cli
 from mlfit.errors import ConfigError
 from mlfit.report.outputs import OutputFormat, write_outputs
 from mlfit.result import Report
@@ -29,7 +29,7 @@ FAST = ("--threads", "1", "--min-time", "0.2", "--max-time", "1", "--warmup", "2
 @pytest.fixture(scope="module")
 def result_file(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
     out = tmp_path_factory.mktemp("result") / "r.json"
-    run = run_mlfit("profile", tiny_model, *FAST, "--json", out)
+    run = run_cli("profile", tiny_model, *FAST, "--json", out)
     assert run.code == 0, run.output
     return out
 
@@ -47,7 +47,7 @@ def test_non_finite_figures_are_refused_by_compare_and_report(result_file: Path,
                                                                literal: str) -> None:
     forged = _forge(result_file, tmp_path / "forged.json", literal)
     for args in (("compare", result_file, forged), ("compare", forged, forged), ("report", forged)):
-        run = run_mlfit(*args)
+        run = run_cli(*args)
         assert_no_traceback(run)
         assert run.code == 2, run.output
         assert "no regression" not in run.output
@@ -57,7 +57,7 @@ def test_non_finite_figures_are_refused_by_compare_and_report(result_file: Path,
 
 def test_check_refuses_a_nan_baseline_before_measuring(result_file: Path, tiny_model: Path, tmp_path: Path) -> None:
     forged = _forge(result_file, tmp_path / "base.json", "NaN")
-    run = run_mlfit("check", tiny_model, "--target", "edge", "--baseline", forged, *FAST)
+    run = run_cli("check", tiny_model, "--target", "edge", "--baseline", forged, *FAST)
     assert_no_traceback(run)
     assert run.code == 2 and "NaN or Infinity" in " ".join(run.stderr.split()), run.output
 
@@ -88,7 +88,7 @@ def test_a_report_never_overwrites_the_hardware_file_of_a_profile(tiny_model: Pa
     before = (tmp_path / "board.yaml").read_bytes()
     for out in (tmp_path / "board.yaml", tmp_path / "sub" / ".." / "board.yaml"):
         (tmp_path / "sub").mkdir(exist_ok=True)
-        run = run_mlfit("check", tiny_model, "--target", profile, "--output", f"html={out}", *FAST)
+        run = run_cli("check", tiny_model, "--target", profile, "--output", f"html={out}", *FAST)
         assert_no_traceback(run)
         assert run.code == 2 and "is the input" in " ".join(run.stderr.split()) and "board.yaml" in run.stderr, \
             run.output
@@ -103,7 +103,7 @@ def test_a_report_never_overwrites_a_built_in_hardware_file(tiny_model: Path, tm
     hardware = Path(next(f for f in target.files if "hardware" in f))
     before = hardware.read_bytes()
     try:
-        run = run_mlfit("check", tiny_model, "--target", "edge", "--json", hardware, *FAST)
+        run = run_cli("check", tiny_model, "--target", "edge", "--json", hardware, *FAST)
     finally:  # were the refusal ever lost, the catalog must not stay overwritten
         if hardware.read_bytes() != before:
             hardware.write_bytes(before)
@@ -208,7 +208,7 @@ def test_a_report_never_overwrites_a_compose_file_named_without_yaml(tiny_model:
     compose = deploy / "compose"
     compose.write_text("services:\n  model:\n    image: m:1\n    cpus: 1\n    mem_limit: 1g\n")
     before = compose.read_bytes()
-    run = run_mlfit("check", tiny_model, "--target", compose, "--json", compose, *FAST)
+    run = run_cli("check", tiny_model, "--target", compose, "--json", compose, *FAST)
     assert_no_traceback(run)
     assert run.code == 2 and "is the input" in " ".join(run.stderr.split()), run.output
     assert compose.read_bytes() == before

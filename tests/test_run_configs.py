@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli
 from mlfit.catalog.loader import Target, resolve_target
 from mlfit.catalog.schema import Runtime
 from mlfit.options import SKLEARN_THROUGHPUT_BATCH, MeasureOptions
@@ -87,10 +87,10 @@ def test_memory_peak_is_the_targets_own_alone_or_beside_a_big_batch(cnn_model: P
     big.write_text("schema_version: 1\nid: big-batch\nhardware: weak-cpu-2vcpu\nruntimes: [onnxruntime]\n"
                    "threads: 4\nbatch_size: 32\nbudgets:\n  latency: {p50: 10 s}\n  peak_memory: 64 GiB\n")
     alone, together = tmp_path / "alone.json", tmp_path / "together.json"
-    run = run_mlfit("check", cnn_model, "--dim", "batch=1", "--target", "edge", "--json", alone, *FAST)
+    run = run_cli("check", cnn_model, "--dim", "batch=1", "--target", "edge", "--json", alone, *FAST)
     assert_no_traceback(run)
     assert run.code in (0, 1), run.output
-    run = run_mlfit("check", cnn_model, "--dim", "batch=1", "--target", "edge", "--target", big,
+    run = run_cli("check", cnn_model, "--dim", "batch=1", "--target", "edge", "--target", big,
                     "--target", "edge-pi5", "--json", together, *FAST)
     assert_no_traceback(run)
     assert run.code in (0, 1), run.output
@@ -157,7 +157,7 @@ def test_a_later_configuration_failing_keeps_the_targets_already_judged(cnn_mode
     """The batch-64 run exceeds a memory limit the batch-1 run fits: edge keeps its report, the
     result carries the batch-64 run's error naming its configuration, exit 3, marked incomplete."""
     out = tmp_path / "r.json"
-    run = run_mlfit("check", cnn_model, "--dim", "batch=1", "--target", "edge", "--target", "gpu-h100",
+    run = run_cli("check", cnn_model, "--dim", "batch=1", "--target", "edge", "--target", "gpu-h100",
                     "--memory-limit", "180MiB", "--json", out, *FAST)
     assert_no_traceback(run)
     assert run.code == 3, run.output

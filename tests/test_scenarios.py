@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli
 from mlfit.catalog.loader import load_profile_file
 from mlfit.catalog.schema import Budgets, Percentile
 from mlfit.checks.load import best_batch_check, latency_at_rate_check
@@ -328,7 +328,7 @@ def service_profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_cli_server_scenario_reports_latency_under_load(tiny_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit(
+    run = run_cli(
         "check",
         "--scenario",
         "server",
@@ -356,7 +356,7 @@ def test_cli_find_max_qps_gives_a_rate_with_bounds(
     free_batch_model: Path, service_profile: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit(
+    run = run_cli(
         "check",
         free_batch_model,
         "--dim",
@@ -393,7 +393,7 @@ def test_cli_find_max_qps_gives_a_rate_with_bounds(
 
 def test_cli_offline_and_fixed_batch_sweep_says_why(small_cnn_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    run = run_mlfit(
+    run = run_cli(
         "check",
         small_cnn_model,
         "--target",
@@ -426,7 +426,7 @@ def test_cli_offline_and_fixed_batch_sweep_says_why(small_cnn_model: Path, tmp_p
 def test_cli_bad_load_flags_exit_2_with_one_line(
     tiny_model: Path, args: tuple[str, ...], message: str
 ) -> None:
-    run = run_mlfit("check", tiny_model, "--target", "edge", *args, *FAST)
+    run = run_cli("check", tiny_model, "--target", "edge", *args, *FAST)
     assert_no_traceback(run)
     assert run.code == 2, run.output
     assert message in run.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from conftest import run_mlfit
+from conftest import run_cli
 from mlfit.compare import compare_reports
 from mlfit.report.common import format_value
 from mlfit.report.compact import band_text, pack
@@ -32,7 +32,7 @@ def test_one_model_two_targets_fit_80_columns_in_45_lines(cnn_model: Path, tmp_p
     """The done bar of issue 14, as the issue states it (default timing, the batch from the targets'
     profiles): a real run, stdout and stderr together, as a CI log shows it."""
     out = tmp_path / "r.json"
-    run = run_mlfit("check", cnn_model, "--target", "edge", "--target", "weak-cpu", "--json", out,
+    run = run_cli("check", cnn_model, "--target", "edge", "--target", "weak-cpu", "--json", out,
                     env={"COLUMNS": "80"})
     assert run.code in (0, 1), run.output
     lines = run.output.splitlines()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli
 from mlfit.errors import ExitCode, ModelError
 from mlfit.formats import ModelFormat
 from mlfit.formats.registry import check_model
@@ -53,7 +53,7 @@ def test_builtin_tflite_models_pass(formats: dict[str, Path]) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["flex_write", "custom_write"])
 def test_cli_refuses_hostile_tflite(built: dict[str, Path], case: str) -> None:
-    run = run_mlfit("check", built[case], "--target", "edge", *FAST)
+    run = run_cli("check", built[case], "--target", "edge", *FAST)
     assert_no_traceback(run)
     assert run.code == ExitCode.MODEL, run.output
     assert len(run.stderr.strip().splitlines()) == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST, assert_no_traceback, run_mlfit
+from conftest import FAST, assert_no_traceback, run_cli
 from format_models import models
 from mlfit.analysis import devicemodel as dm
 from mlfit.analysis.graph import analyze_onnx
@@ -28,7 +28,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _projected(path: Path, out: Path, *extra: str) -> dict[str, dict]:
-    run = run_mlfit("check", path, *(a for t in TARGETS for a in ("--target", t)), *FAST, "--json", out, *extra)
+    run = run_cli("check", path, *(a for t in TARGETS for a in ("--target", t)), *FAST, "--json", out, *extra)
     assert_no_traceback(run)
     assert run.code in (0, 1), run.output  # weak-cpu lists no tflite runtime: compat.runtime fails
     result = json.loads(out.read_text())["results"][0]
@@ -83,7 +83,7 @@ def test_a_broken_flatbuffer_is_one_model_error(built: dict[str, Path], tmp_path
 
 
 def test_inspect_reads_a_tflite_file(built: dict[str, Path]) -> None:
-    run = run_mlfit("inspect", built["pair_tflite"], "--json")
+    run = run_cli("inspect", built["pair_tflite"], "--json")
     assert run.code == 0, run.output
     facts = json.loads(run.stdout)
     assert facts["format"] == "tflite" and facts["macs"] > 0
@@ -126,7 +126,7 @@ def test_tflite_projection_does_not_move_with_host_load(built: dict[str, Path], 
 
 def test_keras_without_convert_says_it_has_no_static_structure(built: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "k.json"
-    run = run_mlfit("check", built["keras"], "--target", "edge", *FAST, "--json", out)
+    run = run_cli("check", built["keras"], "--target", "edge", *FAST, "--json", out)
     assert_no_traceback(run)
     result = json.loads(out.read_text())["results"][0]
     notes = " ".join(n for t in result["targets"] for n in t["notes"])

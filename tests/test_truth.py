@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import FAST, assert_no_traceback, run_mlfit
+from tests.conftest import FAST, assert_no_traceback, run_cli
 
 from mlfit.analysis import deviceadapt as da
 from mlfit.analysis import devicemodel as dm
@@ -72,7 +72,7 @@ def lab_result(lab: dict[str, Any]) -> Path:
     the same conditions as the rows (a busy host's load drifts between two checks)."""
     out = lab["folder"] / "lab.json"
     order = [n for pair in zip(FIT_MODELS, [*NEW_MODELS, "", ""], strict=True) for n in pair if n]
-    run = run_mlfit("check", *(lab["models"][n] for n in order), "--target", lab["profile"], "--threads", "1",
+    run = run_cli("check", *(lab["models"][n] for n in order), "--target", lab["profile"], "--threads", "1",
                     "--json", out, "--truth", lab["folder"] / "none.json", *FAST)
     assert run.code == 0, run.output
     return out
@@ -84,7 +84,7 @@ def lab_again(lab: dict[str, Any], lab_result: Path) -> Path:
     same models each night; the fit takes both runs of each (one unit each in its band)."""
     out = lab["folder"] / "lab-again.json"
     order = [Path(r.model.path) for r in reversed(load_report(lab_result).results)]
-    run = run_mlfit("check", *order, "--target", lab["profile"], "--threads", "1", "--json", out,
+    run = run_cli("check", *order, "--target", lab["profile"], "--threads", "1", "--json", out,
                     "--truth", lab["folder"] / "none.json", *FAST)
     assert run.code == 0, run.output
     return out
@@ -98,18 +98,18 @@ def _store(tmp_path: Path) -> Path:
 def test_a_device_learnt_from_five_models_projects_three_new_models_within_15_percent(
         lab: dict[str, Any], lab_result: Path, lab_again: Path, tmp_path: Path) -> None:
     store = _store(tmp_path)
-    refused = run_mlfit("truth", "add", lab_result, "--truth", store)
+    refused = run_cli("truth", "add", lab_result, "--truth", store)
     assert refused.code == ExitCode.USAGE and "--as-measured-on" in refused.stderr, refused.output
-    added = run_mlfit("truth", "add", lab_result, lab_again, "--as-measured-on", lab["hardware"], "--truth", store)
+    added = run_cli("truth", "add", lab_result, lab_again, "--as-measured-on", lab["hardware"], "--truth", store)
     assert added.code == 0, added.output
-    listed = json.loads(run_mlfit("truth", "list", "--json", "--truth", store).stdout)["rows"]
+    listed = json.loads(run_cli("truth", "list", "--json", "--truth", store).stdout)["rows"]
     held = [r["id"] for r in listed if Path(r["model"]).stem in NEW_MODELS]  # the three to project: not rows
-    assert len(held) == 6 and run_mlfit("truth", "remove", *held, "--truth", store).code == 0
+    assert len(held) == 6 and run_cli("truth", "remove", *held, "--truth", store).code == 0
     rows = json.loads(store.read_text())["rows"]
     assert len(rows) == 10 and {r["provenance"] for r in rows} == {"user-stated"}
     assert {Path(r["model"]).stem for r in rows} == set(FIT_MODELS)
     assert all(r["hardware"]["id"] == "lab-box" and r["structure"]["dense_flops"] > 0 for r in rows)
-    fitted = run_mlfit("truth", "fit", "--hardware", lab["hardware"], "--truth", store)
+    fitted = run_cli("truth", "fit", "--hardware", lab["hardware"], "--truth", store)
     assert fitted.code == 0, fitted.output
     assert "device model adapted with 10 rows measured on lab-box" in fitted.stdout
     # five models: five units, however often each was measured
@@ -124,7 +124,7 @@ def test_a_device_learnt_from_five_models_projects_three_new_models_within_15_pe
                 for a, b in zip(runs[0], reversed(runs[1]), strict=True)}
     out = tmp_path / "after.json"
     new = [lab["models"][n] for n in NEW_MODELS]
-    run = run_mlfit("check", *new, "--target", lab["profile"], "--threads", "1", "--json", out, "--truth", store,
+    run = run_cli("check", *new, "--target", lab["profile"], "--threads", "1", "--json", out, "--truth", store,
                     *FAST[:-1])
     assert run.code == 0, run.output
     assert "device model adapted with 10 rows measured on lab-box" in " ".join(run.stdout.split())
@@ -170,19 +170,19 @@ def test_an_edited_result_file_is_refused_and_named(lab: dict[str, Any], lab_res
     store = _store(tmp_path)
     copy = tmp_path / "copy.json"
     copy.write_bytes(lab_result.read_bytes())
-    assert run_mlfit("truth", "add", copy, "--as-measured-on", lab["hardware"], "--truth", store).code == 0
+    assert run_cli("truth", "add", copy, "--as-measured-on", lab["hardware"], "--truth", store).code == 0
     data = json.loads(copy.read_text())
     data["results"][0]["measurement"]["latency"]["p50"] *= 0.5  # "faster", by hand
     copy.write_text(json.dumps(data))
-    again = run_mlfit("truth", "add", copy, "--as-measured-on", lab["hardware"], "--truth", store)
+    again = run_cli("truth", "add", copy, "--as-measured-on", lab["hardware"], "--truth", store)
     assert again.code == ExitCode.USAGE and "edited since it was added" in again.stderr, again.output
     assert_no_traceback(again)
-    fitted = run_mlfit("truth", "fit", "--truth", store)  # every row came from the edited file: none left
+    fitted = run_cli("truth", "fit", "--truth", store)  # every row came from the edited file: none left
     assert fitted.code == ExitCode.USAGE and "8 refused" in fitted.stderr, fitted.output
     assert "was edited since it was added" in fitted.stderr
     assert_no_traceback(fitted)
-    ids = [r["id"] for r in json.loads(run_mlfit("truth", "list", "--json", "--truth", store).stdout)["rows"]]
-    removed = run_mlfit("truth", "remove", *(i[:8] for i in ids), "--truth", store)  # unique prefixes do
+    ids = [r["id"] for r in json.loads(run_cli("truth", "list", "--json", "--truth", store).stdout)["rows"]]
+    removed = run_cli("truth", "remove", *(i[:8] for i in ids), "--truth", store)  # unique prefixes do
     assert removed.code == 0 and "removed 8 rows" in removed.stdout, removed.output
     assert json.loads(store.read_text())["rows"] == []
 
@@ -319,14 +319,14 @@ def test_a_truncated_store_is_one_line_exit_2(tiny_model: Path, tmp_path: Path) 
     store = _store(tmp_path)
     store.write_text('{"schema_version": 1, "rows": [{"id": "abc", "added"')
     for args in (("truth", "list"), ("truth", "fit"), ("truth", "remove", "abc")):
-        run = run_mlfit(*args, "--truth", store)
+        run = run_cli(*args, "--truth", store)
         assert run.code == ExitCode.USAGE, run.output
         assert_no_traceback(run)
         assert "truth store is not valid JSON" in run.stderr and len(run.stderr.strip().splitlines()) == 1
     fits = tmp_path / "truth.fit.json"  # a check reading it refuses it before measuring anything
     store.write_text(json.dumps({"schema_version": 1, "rows": []}))
     fits.write_text('{"schema_version": 1, "fits": {"x": ')
-    run = run_mlfit("check", tiny_model, "--target", "edge", "--truth", store, *FAST)
+    run = run_cli("check", tiny_model, "--target", "edge", "--truth", store, *FAST)
     assert run.code == ExitCode.USAGE and "device fit file is not valid JSON" in run.stderr, run.output
     assert "restore" in run.stderr and "measuring" not in run.output
     assert_no_traceback(run)
@@ -335,10 +335,10 @@ def test_a_truncated_store_is_one_line_exit_2(tiny_model: Path, tmp_path: Path) 
 def test_a_store_from_a_newer_mlfit_or_malformed_is_refused(tmp_path: Path) -> None:
     store = _store(tmp_path)
     store.write_text(json.dumps({"schema_version": 99, "rows": []}))
-    run = run_mlfit("truth", "list", "--truth", store)
+    run = run_cli("truth", "list", "--truth", store)
     assert run.code == ExitCode.USAGE and "newer than this mlfit reads" in run.stderr
     store.write_text(json.dumps({"schema_version": 1, "rows": [{"id": "x"}]}))
-    run = run_mlfit("truth", "list", "--truth", store)
+    run = run_cli("truth", "list", "--truth", store)
     assert run.code == ExitCode.USAGE and "malformed truth store at rows.0" in run.stderr, run.output
     assert_no_traceback(run)
 
@@ -346,13 +346,13 @@ def test_a_store_from_a_newer_mlfit_or_malformed_is_refused(tmp_path: Path) -> N
 def test_an_unknown_hardware_name_is_one_line_exit_2(tmp_path: Path) -> None:
     for args in (("truth", "fit", "--hardware", "rpi9-board"), ("truth", "add", str(tmp_path / "r.json"),
                                                                  "--as-measured-on", "rpi9-board")):
-        run = run_mlfit(*args, "--truth", _store(tmp_path))
+        run = run_cli(*args, "--truth", _store(tmp_path))
         assert run.code == ExitCode.USAGE and "unknown hardware 'rpi9-board'" in run.stderr, run.output
         assert_no_traceback(run)
 
 
 def test_learn_needs_a_cluster(tiny_model: Path, tmp_path: Path) -> None:
-    run = run_mlfit("check", tiny_model, "--target", "edge", "--learn", "--truth", _store(tmp_path), *FAST)
+    run = run_cli("check", tiny_model, "--target", "edge", "--learn", "--truth", _store(tmp_path), *FAST)
     assert run.code == ExitCode.USAGE and "--learn" in run.stderr and "--cluster" in run.stderr
     assert_no_traceback(run)
 
@@ -368,9 +368,9 @@ def test_a_result_of_a_model_the_device_model_cannot_read_is_refused(tmp_path: P
     model = tmp_path / "iris.joblib"
     joblib.dump(LogisticRegression(max_iter=200).fit(x, y), model)
     out = tmp_path / "iris.json"
-    run = run_mlfit("profile", model, "--trust-model", "--json", out, *FAST)
+    run = run_cli("profile", model, "--trust-model", "--json", out, *FAST)
     assert run.code == 0, run.output
-    add = run_mlfit("truth", "add", out, "--as-measured-on", "rpi4-4gb", "--truth", _store(tmp_path))
+    add = run_cli("truth", "add", out, "--as-measured-on", "rpi4-4gb", "--truth", _store(tmp_path))
     assert add.code == ExitCode.USAGE, add.output
     assert "gives the device model no static structure" in add.stderr and "ONNX" in add.stderr
     assert len(add.stderr.strip().splitlines()) == 1
@@ -381,7 +381,7 @@ def test_a_result_of_a_model_the_device_model_cannot_read_is_refused(tmp_path: P
 def test_rows_are_removed_by_id_and_an_unknown_id_is_refused(tmp_path: Path) -> None:
     store = _store(tmp_path)
     store.write_text(json.dumps({"schema_version": 1, "rows": []}))
-    run = run_mlfit("truth", "remove", "deadbeef", "--truth", store)
+    run = run_cli("truth", "remove", "deadbeef", "--truth", store)
     assert run.code == ExitCode.USAGE and "matches 0 rows" in run.stderr
     assert_no_traceback(run)
 
@@ -395,14 +395,14 @@ def test_the_store_location_flag_then_environment_then_a_private_cache_folder(tm
     committed.write_text(json.dumps({"schema_version": 1, "rows": []}))
     cache = tmp_path / "cache"
     env = {"XDG_CACHE_HOME": str(cache), "MLFIT_TRUTH": str(committed)}
-    run = run_mlfit("truth", "list", env=env)
+    run = run_cli("truth", "list", env=env)
     assert run.code == 0 and f"{committed}: 0 rows" in run.stdout, run.output
     flag = tmp_path / "flag.json"
-    run = run_mlfit("truth", "list", "--truth", flag, env=env)
+    run = run_cli("truth", "list", "--truth", flag, env=env)
     assert run.code == 0 and f"{flag}: 0 rows" in run.stdout, run.output
     env = {k: v for k, v in os.environ.items() if k != "MLFIT_TRUTH"}
     env["XDG_CACHE_HOME"] = str(cache)
-    run = run_mlfit("truth", "list", env=env)
+    run = run_cli("truth", "list", env=env)
     assert run.code == 0 and f"{cache / 'mlfit' / 'truth.json'}: 0 rows" in run.stdout, run.output
     assert stat.S_IMODE((cache / "mlfit").stat().st_mode) == 0o700
 

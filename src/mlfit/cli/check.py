@@ -198,7 +198,6 @@ def suggest_options(mode: str | None, seconds: float, min_agreement: float, writ
                     what_if: list[str] | None, cluster: bool) -> Any:
     """--suggest[=all], --suggest-time, --min-agreement, --write-variants and --what-if, checked
     before measuring."""
-    from mlfit.advise.variants import parse_what_if
     from mlfit.errors import ConfigError
 
     if mode is None:
@@ -211,6 +210,8 @@ def suggest_options(mode: str | None, seconds: float, min_agreement: float, writ
     if cluster:  # the variants are built and measured here; a cluster worker measures on the target itself
         raise ConfigError("--suggest measures its variants on this host and cannot send them to cluster workers",
                           "run `mlfit check MODEL --target T --suggest` without --cluster (projected to T)")
+    from mlfit.advise.variants import parse_what_if  # only with --suggest: not before every handoff
+
     if write_variants is not None and write_variants.exists() and not write_variants.is_dir():
         raise ConfigError(f"--write-variants {write_variants}: not a folder", "give a folder (it is created)")
     from mlfit.advise import SuggestOptions
@@ -235,8 +236,6 @@ def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bo
         ref = identify(model, options.runtime)
     except ModelError as exc:
         return error_result(model, exc, kind="load")
-    from rich.markup import escape
-
     from mlfit.errors import printable
     from mlfit.multi import interrupted_result
 
@@ -245,7 +244,7 @@ def _measure(model: Path, targets: list[Any], spec: Any, options: Any, quiet: bo
 
         check_what_if(ref, options, suggest)  # a --what-if dim the model lacks: exit 2 before measuring
     try:
-        with Progress(escape(printable(Path(model).name)), quiet) as progress:
+        with Progress(printable(Path(model).name), quiet) as progress:
             result = run_model(ref, targets, spec, options, progress)
             if suggest is not None:
                 from mlfit.advise import suggest as suggest_variants

@@ -38,16 +38,23 @@ LOGGED_PHASES = ("import", "measure")
 
 
 class Progress:
-    """Phase progress on stderr: a spinner on a terminal, a line per long phase in CI logs."""
+    """Phase progress on stderr: a spinner on a terminal, a line per long phase in CI logs.
+    ``label`` is plain text (escaped here for rich's markup). Quiet, it shows nothing and imports
+    no rich: the check hands the worker its request sooner (issue 22)."""
 
     def __init__(self, label: str, quiet: bool = False) -> None:
-        from rich.console import Console
-
-        self.console = Console(stderr=True)
+        self.console: Any = None
         self.label = label
         self.quiet = quiet
         self.status: Any = None
-        self.interactive = self.console.is_terminal
+        self.interactive = False
+        if not quiet:
+            from rich.console import Console
+            from rich.markup import escape
+
+            self.console = Console(stderr=True)
+            self.interactive = self.console.is_terminal
+            self.label = escape(label)
 
     def __enter__(self) -> Progress:
         if not self.quiet and self.interactive:
