@@ -117,3 +117,23 @@ def test_a_cuda_target_at_batch_1_is_not_more_optimistic_than_every_node_a_kerne
     kernels = sum(1 for n in static["nodes"] if n["op"].split("::")[-1] not in VIEW_OPS)
     assert p.latency[Percentile.P50].value >= kernels * _GPU["launch_s"][1] + _GPU["run_overhead_s"][1]
 
+
+
+def test_a_tensorrt_cold_start_allows_for_the_engine_build(statics: dict[str, dict[str, Any]]) -> None:
+    """TensorRT builds its engine at session creation unless cached: the conservative end of a
+    TensorRT target's cold start carries it, so the profile's 30 s budget can no longer PASS a
+    MobileNetV2 whose CUDA cold start it does."""
+    from mlfit.analysis.project.gpu import TENSORRT_BUILD_S_PER_LAYER
+    from test_projection import _measurement
+
+    static = statics["mobilenet_v2"]
+    trt = project_gpu(_with_provider("gpu-server", TRT), _measurement(), static, host_info())
+    cuda = project_gpu(_with_provider("gpu-server", CUDA), _measurement(), static, host_info())
+    assert trt is not None and cuda is not None
+    layers = sum(1 for n in static["nodes"] if n["op"].split("::")[-1] not in VIEW_OPS and not fuses(TRT, n))
+    assert trt.cold_start.upper - cuda.cold_start.upper == pytest.approx(
+        layers * TENSORRT_BUILD_S_PER_LAYER, rel=0.05)
+    budget = resolve_target("gpu-server").profile.budgets.cold_start
+    assert budget is not None
+    assert cuda.cold_start.upper < float(budget) < trt.cold_start.upper
+    assert any("engine build" in n for n in trt.notes) and not any("engine build" in n for n in cuda.notes)

@@ -35,6 +35,12 @@ TENSORRT_POINTWISE = FUSED_ACTIVATIONS | frozenset({
 })  # fmt: skip
 
 
+# TensorRT builds its engine when the session is created, timing kernel tactics for every layer left
+# after fusion (a ResNet-50 takes on the order of a minute or two on a T4), unless an engine cache
+# from an earlier run is found: the conservative end of a TensorRT cold start carries it, per layer.
+TENSORRT_BUILD_S_PER_LAYER = 2.0
+
+
 def fuses(provider: str, node: dict[str, Any]) -> bool:
     """A node the provider runs inside another kernel (no launch, no bytes of its own): TensorRT's
     pointwise fusion. ONNX Runtime's CUDA provider is charged for every node: it fuses Conv + ReLU
@@ -131,6 +137,9 @@ def project_gpu(
         load * 0.5 + init[0] + latency_mid.lower,
         load * 1.5 + init[2] + latency_mid.upper * 100,
     )
+    layers = sum(1 for n in nodes if n["op"].split("::")[-1] not in VIEW_OPS and not fuses(provider, n))
+    build = layers * TENSORRT_BUILD_S_PER_LAYER if "tensorrt" in provider.lower() else 0.0
+    cold = Band(cold.value, cold.lower, cold.upper + build)
     ctx = _GPU["cuda_context_bytes"]
     memory = memory_band(
         measurement,
@@ -152,6 +161,9 @@ def project_gpu(
     fused = sum(1 for n in nodes if fuses(provider, n))
     if fused:
         notes.append(f"{fused} pointwise nodes fused by {provider} (no launch or memory pass of their own)")
+    if build:
+        notes.append(f"cold start: the conservative end adds TensorRT's engine build ({layers} layers x "
+                     f"{TENSORRT_BUILD_S_PER_LAYER:g} s of tactic timing), the centre assumes a cached engine")
     return Projection(
         target=target.name,
         method=f"roofline on {acc.name} ({provider}); no GPU on this host",
