@@ -168,30 +168,35 @@ def section(truth: dict[str, Any], work: Path) -> tuple[str, list[bl.Row]]:
 
 
 def efficiency_loo(truth: dict[str, Any], work: Path) -> tuple[str, float]:
-    """Leave-one-row-out for the centre compute efficiency: for each batched GPU row, the efficiency
-    that makes the roofline's centre best fit the other batched rows (the geometric mean of their
-    implied efficiencies: time scales as 1/efficiency on compute-bound rows) predicts the held-out row."""
+    """Leave-one-row-out and leave-one-source-out for the centre compute efficiency: each batched GPU
+    row predicted with the efficiency that best fits the rows left (the geometric mean of their
+    implied efficiencies: time scales as 1/efficiency on compute-bound rows), beside the roofline's
+    own centre, which no row set."""
     import bench_devices as bd
 
     from mlfit.analysis.project.gpu import _GPU
 
     rows = [r for r in gpu_rows(truth) if not r.get("exclude")]
-    implied = []
-    for row in rows:
-        t = bd.observed_seconds(row)
-        mid = project_row(row, work)[0]
-        implied.append(_GPU["compute_eff"][1] * mid / t)  # compute-bound: time ~ 1 / efficiency
-    errors_fixed, errors_loo = [], []
-    for i, row in enumerate(rows):
-        others = [e for j, e in enumerate(implied) if j != i]
-        eff = math.exp(sum(math.log(e) for e in others) / len(others))
-        t = bd.observed_seconds(row)
-        errors_loo.append(abs(project_row(row, work, efficiency=eff)[0] / t - 1))
-        errors_fixed.append(abs(project_row(row, work)[0] / t - 1))
+    seconds = [bd.observed_seconds(r) for r in rows]
+    centre = [project_row(r, work)[0] for r in rows]
+    implied = [_GPU["compute_eff"][1] * mid / t for mid, t in zip(centre, seconds, strict=True)]
+
+    def held_out(keep: list[list[bool]]) -> float:
+        errors = []
+        for i, row in enumerate(rows):
+            others = [e for e, k in zip(implied, keep[i], strict=True) if k]
+            eff = math.exp(sum(math.log(e) for e in others) / len(others))
+            errors.append(abs(project_row(row, work, efficiency=eff)[0] / seconds[i] - 1))
+        return bl.median(errors)
+
+    by_row = held_out([[j != i for j in range(len(rows))] for i in range(len(rows))])
+    by_source = held_out([[r["source"] != row["source"] for r in rows] for row in rows])
+    fixed = bl.median([abs(mid / t - 1) for mid, t in zip(centre, seconds, strict=True)])
     whole = math.exp(sum(math.log(e) for e in implied) / len(implied))
-    text = (f"Compute efficiency, leave-one-row-out over the {len(rows)} batched GPU rows: the rows' implied "
-            f"centre efficiency (roofline centre x its efficiency over the published time) has geometric mean "
-            f"{whole:.0%} (range {min(implied):.0%}-{max(implied):.0%}); each row predicted with the mean of the "
-            f"others' has median |error| {bl.median(errors_loo):.0%}, against {bl.median(errors_fixed):.0%} with "
-            f"the roofline's own centre ({_GPU['compute_eff'][1]:.0%}, not fitted on any row).")
+    n_sources = len({r["source"] for r in rows})
+    text = (f"Compute efficiency, held out over the {len(rows)} batched GPU rows ({n_sources} sources): the rows' "
+            f"implied centre efficiency (roofline centre x its efficiency over the published time) has geometric "
+            f"mean {whole:.0%} (range {min(implied):.0%}-{max(implied):.0%}); each row predicted with the mean of the "
+            f"other rows' has median |error| {by_row:.0%}, with the mean of the other sources' rows {by_source:.0%}, "
+            f"against {fixed:.0%} with the roofline's own centre ({_GPU['compute_eff'][1]:.0%}, set by no row).")
     return text, whole
