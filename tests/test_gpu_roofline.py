@@ -4,6 +4,7 @@ launch, no bytes of their own); ONNX Runtime's CUDA provider is charged for ever
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -137,3 +138,24 @@ def test_a_tensorrt_cold_start_allows_for_the_engine_build(statics: dict[str, di
     assert budget is not None
     assert cuda.cold_start.upper < float(budget) < trt.cold_start.upper
     assert any("engine build" in n for n in trt.notes) and not any("engine build" in n for n in cuda.notes)
+
+
+@pytest.mark.parametrize(("precision", "scale", "path"), [("fp32", 1.0, "fp32"), ("fp16", 0.5, "fp16"),
+                                                           ("int8", 0.25, "int8")])
+def test_bench_gives_the_fp32_file_the_rows_precision(statics: dict[str, dict[str, Any]], precision: str,
+                                                      scale: float, path: str) -> None:
+    """Item 9's GPU section projects the zoo's fp32 file as a file of the row's precision: bytes at
+    its element size, and the roofline then takes that precision's tensor-core peak."""
+    import sys
+
+    from mlfit.analysis.project import model_precision
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_gpu_rows
+
+    static = statics["mobilenet_v2"]
+    lowered = bench_gpu_rows.at_precision(static, precision)
+    assert model_precision(lowered) == path
+    for before, after in zip(static["nodes"], lowered["nodes"], strict=True):
+        assert after["bytes_read"] == pytest.approx(before["bytes_read"] * scale)
+        assert after["flops"] == before["flops"]
