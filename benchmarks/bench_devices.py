@@ -439,6 +439,10 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         f"{_pct(bl.median(a_with))} with adaptation; adapted band median {a_width:.2f}x, "
         f"{_pct(a_inside)} of the held-out rows inside it.",
     ]
+    import bench_gpu_rows
+
+    gpu_text, gpu_rows = bench_gpu_rows.section(truth, work)
+    text += ["", gpu_text]
     if stale:
         text += ["", "**The committed fit (`_devicefit.py`) differs from a fit on this table: rerun "
                      "`python benchmarks/bench_devices.py --write-params`.** The table above used the committed fit."]
@@ -459,6 +463,7 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         bl.Row(f"{NUMBER}. devices, leave-one-model-out with a device's own rows (truth fit)", "-",
                f"|error| {_pct(bl.median(a_with))} (without: {_pct(bl.median(a_without))}), band {a_width:.2f}x, "
                f"inside {_pct(a_inside)}", "-"),
+        *gpu_rows,
     ]
     return "\n".join(text), rows
 

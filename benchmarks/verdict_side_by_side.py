@@ -8,8 +8,8 @@ hand script (bare_onnxruntime.py) with that run's sample count and thread count,
 with three targets that share edge's configuration on a 2-core host (edge, edge-pi5, weak-cpu: one
 worker run). Wall and CPU (user + system of the whole process tree, from getrusage) are taken
 around each subprocess. Bytecode caches are written per tree under /tmp (PYTHONPYCACHEPREFIX), as an
-installed package has them, by a first round that is not counted (``--warm-rounds``); the host
-calibration is made once, before any round, in a cache folder of this script's own. Prints one
+installed package has them, by a first round that is not counted (``--warm-rounds``); each tree's
+host calibration is made once, before any round, in a cache folder of its own. Prints one
 line per run and the medians of the per-round ratios, with the load average: on a shared host read
 the CPU ratios, the wall ones are noise-bound.
 """
@@ -56,11 +56,11 @@ def _check(model: Path, targets: tuple[str, ...], env: dict[str, str]) -> tuple[
 
 
 def _env(name: str, src: str) -> dict[str, str]:
-    """This environment with the tree first on the path, its own bytecode caches, and a host
-    calibration cache of this run's own (a check whose cached calibration another process replaced
-    calibrates again: ~3 s of CPU in one run and not the next)."""
+    """This environment with the tree first on the path, and the tree's own bytecode caches and host
+    calibration cache (a check whose cached calibration another process replaced, or another tree
+    wrote in its own format, calibrates again: ~3 s of CPU in one run and not the next)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(PYTHONPATH=src, PYTHONPYCACHEPREFIX=f"{CACHES}/pyc-{name}", XDG_CACHE_HOME=f"{CACHES}/xdg")
+    env.update(PYTHONPATH=src, PYTHONPYCACHEPREFIX=f"{CACHES}/pyc-{name}", XDG_CACHE_HOME=f"{CACHES}/xdg-{name}")
     return env
 
 
@@ -95,11 +95,11 @@ def main() -> int:
     import benchlib as bl
 
     model = bl.build_models(ns.work)["example"]
-    name, src = next(iter(trees.items()))
-    calibrated = subprocess.run([sys.executable, "-m", "mlfit", "calibrate"], env=_env(name, src),
-                                capture_output=True, text=True, check=False)
-    if calibrated.returncode != 0:
-        sys.exit(f"mlfit calibrate failed: {calibrated.stderr.strip()[-500:]}")
+    for name, src in trees.items():
+        calibrated = subprocess.run([sys.executable, "-m", "mlfit", "calibrate"], env=_env(name, src),
+                                    capture_output=True, text=True, check=False)
+        if calibrated.returncode != 0:
+            sys.exit(f"mlfit calibrate failed ({name}): {calibrated.stderr.strip()[-500:]}")
     rows: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     for i in range(ns.warm_rounds + ns.rounds):
         for name, src in trees.items():
