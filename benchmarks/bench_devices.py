@@ -426,10 +426,11 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         f"{ADAPT_MIN_ROWS} rows, each model's rows on it predicted by a fit on every other row (leave-one-model-out: "
         "its other thread counts and precisions are held out too), without adaptation and with the device's "
         "other rows as its own, as `mlfit truth fit` adapts (a device column on the table refit, then the "
-        "device's own scales on dense and depthwise compute, bytes, dense-op bytes and dispatch, and its own "
-        "thread contention where its rows ran at several thread counts). The adapted band is the device's own: "
-        "of its other models' leave-one-model-out residuals (n units), the k-th smallest with "
-        "k = ceil(0.85 (n + 1)), at most n (the largest for n <= 5); it never saw the model it judges:",
+        "device's own scales on dense and depthwise compute, bytes, dense-op bytes, dispatch and the bytes and "
+        "dispatch of activations fused into their convolution, and its own thread contention where its rows ran "
+        "at several thread counts). The adapted band is the device's own: an 85% Student-t interval, "
+        "t(0.925, n) times the root mean square of its other models' leave-one-model-out residuals (n units); "
+        "it never saw the model it judges:",
         "",
         bl.table(["device", "rows", "median abs error without", "with adaptation", "median band without",
                   "with adaptation", "inside adapted band"], adapt_lines),
@@ -438,6 +439,10 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         f"{_pct(bl.median(a_with))} with adaptation; adapted band median {a_width:.2f}x, "
         f"{_pct(a_inside)} of the held-out rows inside it.",
     ]
+    import bench_gpu_rows
+
+    gpu_text, gpu_rows = bench_gpu_rows.section(truth, work)
+    text += ["", gpu_text]
     if stale:
         text += ["", "**The committed fit (`_devicefit.py`) differs from a fit on this table: rerun "
                      "`python benchmarks/bench_devices.py --write-params`.** The table above used the committed fit."]
@@ -458,6 +463,7 @@ def body(work: Path, quick: bool) -> tuple[str, list[bl.Row]]:
         bl.Row(f"{NUMBER}. devices, leave-one-model-out with a device's own rows (truth fit)", "-",
                f"|error| {_pct(bl.median(a_with))} (without: {_pct(bl.median(a_without))}), band {a_width:.2f}x, "
                f"inside {_pct(a_inside)}", "-"),
+        *gpu_rows,
     ]
     return "\n".join(text), rows
 

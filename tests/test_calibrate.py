@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_no_traceback, run_cli
+from conftest import assert_no_traceback, run_cli, run_mlfit
 from mlfit.analysis.calibrate import per_thread, thread_counts
 from mlfit.catalog.loader import load_hardware_file
 
@@ -87,3 +87,31 @@ def test_thread_scaling_helpers() -> None:
     assert per_thread(figures, 2) == 180.0
     assert 180.0 < per_thread(figures, 4) <= 360.0  # beyond measured: the last step's efficiency
     assert per_thread({"2": 180.0}, 1) == 90.0
+
+
+@pytest.mark.parametrize(("flags", "vendor", "family", "fpc"), [
+    ({"avx512f", "avx2", "fma"}, "GenuineIntel", 6, 64),  # Skylake-SP and later: two 512-bit FMA units
+    ({"avx512f", "avx2", "fma"}, "AuthenticAMD", 25, 32),  # Zen 4: a 512-bit FMA on two 256-bit pipes
+    ({"avx512f", "avx2", "fma"}, "AuthenticAMD", 26, 64),  # Zen 5 server/desktop: full 512-bit pipes
+    ({"avx2", "fma"}, "AuthenticAMD", 25, 32),  # Zen 3
+    ({"avx512f", "avx2", "fma"}, "", 0, 64),  # vendor unknown: as before
+])  # fmt: skip
+def test_peak_flops_per_cycle_knows_half_rate_avx512(flags: set[str], vendor: str, family: int, fpc: int) -> None:
+    from mlfit.catalog.hostfacts import flops_per_cycle
+
+    assert flops_per_cycle(flags, "x86_64", vendor, family) == fpc
+
+
+def test_a_calibration_leaves_nothing_in_the_users_temp_folder(tmp_path: Path) -> None:
+    """onnxruntime's official builds write a telemetry session file (`.ses`) into $TMPDIR when imported;
+    the calibration imports onnxruntime in the CLI itself, so mlfit turns that telemetry off for the
+    processes it runs (ORT_DISABLE_TELEMETRY) and the user's temp folder stays as it was."""
+    import os
+
+    assert "ORT_DISABLE_TELEMETRY" not in os.environ  # else this would not test mlfit's own setting
+    user_tmp, cache = tmp_path / "tmp", tmp_path / "cache"
+    user_tmp.mkdir()
+    run = run_mlfit("calibrate", "--force", env={"TMPDIR": str(user_tmp), "XDG_CACHE_HOME": str(cache)})
+    assert_no_traceback(run)
+    assert run.code == 0, run.output
+    assert not list(user_tmp.iterdir()), list(user_tmp.iterdir())

@@ -113,7 +113,8 @@ def test_a_device_learnt_from_five_models_projects_three_new_models_within_15_pe
     assert fitted.code == 0, fitted.output
     assert "device model adapted with 10 rows measured on lab-box" in fitted.stdout
     # five models: five units, however often each was measured
-    assert "the largest of the device's 5 leave-one-model-out residuals" in " ".join(fitted.stdout.split())
+    assert "85% Student-t interval from the device's 5 leave-one-model-out residuals" in " ".join(
+        fitted.stdout.split())
     assert (tmp_path / "truth.fit.json").is_file()
 
     # the three's own cost: both runs of each (the geometric mean), measured beside the rows
@@ -137,9 +138,9 @@ def test_a_device_learnt_from_five_models_projects_three_new_models_within_15_pe
         assert model.adapted is not None and model.adapted.rows == 10
         assert any("device model adapted with 10 rows" in n and "user-stated" in n for n in projection.notes)
         # the band's only part: the device's own residuals (no unseen-device or unseen-source
-        # widening, no column without a row); the largest of five, which vouches for 5/6 = 83%
+        # widening, no column without a row): an 85% t-interval from the five models' residuals
         (name, half), = model.widenings_log.items()
-        assert "the largest of the device's 5 leave-one-model-out residuals" in name and "83%" in name, name
+        assert "85% Student-t interval from the device's 5 leave-one-model-out residuals" in name, name
         assert math.exp(2 * half) == pytest.approx(model.upper / model.lower, rel=1e-3)
         p50 = next(c for c in result.targets[0].checks if c.metric == "latency.p50")
         assert p50.value is not None
@@ -156,12 +157,10 @@ def test_a_device_learnt_from_five_models_projects_three_new_models_within_15_pe
     assert statistics.median(after) <= 0.15, (after, before)
     assert statistics.median(before) >= 2 * statistics.median(after) and statistics.median(before) >= 0.3, before
     assert inside >= 2, (inside, widths, after)
-    # The issue's goal of <= 1.6x is NOT met, and is not claimed: the five models' leave-one-model-out
-    # residuals on this loaded host reach 0.2-0.46 in log (the small MobileNetV3 held out is always
-    # predicted too fast from the V1/V2 rows and one V3; one model's cost moves 10-50% between runs
-    # as other jobs load the host), so a band that covers a new model >= 83% of the time came out
-    # 1.54-2.66x in 22 runs (docs/projection.md, "How well it works"). The bound is the one past
-    # which a band decides little (WIDE_BAND); rows of more models narrow it.
+    # The issue's goal is a band <= 1.6x. It held in eleven of fourteen runs on 2026-12-08 (1.27-1.56x;
+    # 1.74-1.77x in three, at load 8-9) and in 80% of 15 stored runs replayed (1.17-1.76x): an 85%
+    # t-interval from five models' residuals widens with the host's load, so the test bounds it where
+    # a band decides little (WIDE_BAND) rather than at the goal (docs/projection.md, "How well it works").
     assert max(widths) <= WIDE_BAND, (widths, after, before)
 
 
@@ -226,28 +225,46 @@ def test_a_model_measured_again_never_vouches_for_itself(lab: dict[str, Any], la
     once = da.adapt(da.table_rows(), rows, ids, base)
     twice = da.adapt(da.table_rows(), rows + rows, ids + [f"{i}-again" for i in ids], base)
     assert once.band is not None and twice.band is not None
-    assert (twice.band.k, twice.band.n) == (once.band.k, once.band.n) == (5, 5)
-    assert twice.band.half == pytest.approx(once.band.half, rel=0.25), (once.band, twice.band)
+    assert twice.band.n == once.band.n == 5
+    assert twice.band.half == pytest.approx(once.band.half, rel=1e-6), (once.band, twice.band)
     assert twice.band.half > 2 * da.BAND_FLOOR and min(twice.after) > 0
 
 
-def test_the_own_band_is_a_conformal_order_statistic() -> None:
-    """k = ceil(0.85 (n + 1)) of n held-out units: the largest for n <= 5 (coverage n / (n + 1)),
-    the 18th of 20; repeats of one unit count once (their median); never below the floor."""
+def test_the_own_band_is_a_student_t_interval() -> None:
+    """t(0.925, n) times the root mean square of n held-out units' log residuals (an 85% prediction
+    interval); repeats of one unit count once (their median); never below the floor."""
+    assert da.student_t(0.85, 5) == pytest.approx(1.69936, abs=1e-4)  # published t tables: t(0.925, 5)
+    assert da.student_t(0.85, 4) == pytest.approx(1.77819, abs=1e-4)
+    assert da.student_t(0.95, 1) == pytest.approx(12.7062, abs=1e-3) and da.student_t(0.9, 30) == pytest.approx(
+        1.69726, abs=1e-4)
     table = da.table_rows()
     s = table[0][0]
-    others = [r for r in table if r[0] != s][:19]
-    units = [table[0], *others]
-    residuals = [0.01 * (i + 1) for i in range(20)]
-    band = da.own_band(residuals, units)
-    assert (band.k, band.n) == (18, 20) and band.half == pytest.approx(0.18)
-    assert band.coverage == pytest.approx(18 / 21)
+    units = [table[0], *[r for r in table if r[0] != s][:19]]
     five = da.own_band([0.3, -0.1, 0.2, 0.05, -0.25], units[:5])
-    assert (five.k, five.n, five.half) == (5, 5, 0.3) and "the largest" in five.describe()
-    assert "83%" in five.describe()
+    rms = math.sqrt((0.09 + 0.01 + 0.04 + 0.0025 + 0.0625) / 5)
+    assert (five.n, five.rms, five.coverage) == (5, pytest.approx(rms), 0.85)
+    assert five.half == pytest.approx(1.69936 * rms, rel=1e-4) and "85% Student-t" in five.describe()
+    # one model's disturbed run moves the band by its share: the largest of five moved all of it
+    worse = da.own_band([0.6, -0.1, 0.2, 0.05, -0.25], units[:5])
+    assert worse.half / five.half < 0.6 / 0.3
     twice = da.own_band([0.3, 0.1, 0.2, 0.05, 0.25, 0.5], [*units[:5], units[0]])  # a repeat of the first
-    assert twice.n == 5 and twice.half == pytest.approx(0.4)
+    assert twice.n == 5 and twice.rms == pytest.approx(math.sqrt((0.16 + 0.01 + 0.04 + 0.0025 + 0.0625) / 5))
     assert da.own_band([0.0, 0.0, 0.0], units[:3]).half == da.BAND_FLOOR
+
+
+def test_a_model_measured_thirty_times_weighs_what_one_measured_once_does() -> None:
+    """A nightly job adds the same models again: repeats are one unit (their median time) before the
+    fit, so the model measured most often does not set the device's scales."""
+    base = dm.fitted()
+    assert base is not None
+    rows = [r for r in da.table_rows() if r[1].device.id == "rpi5-8gb"][:6]
+    once = da.refit(da.table_rows(), rows, base)[1]
+    often = da.refit(da.table_rows(), [*rows, *[rows[0]] * 29], base)[1]
+    assert often.scales == pytest.approx(once.scales, abs=1e-9)
+    # one disturbed run among three repeats moves nothing: the median is the undisturbed time
+    s, c, t = rows[0]
+    disturbed = da.refit(da.table_rows(), [*rows, (s, c, t), (s, c, t * 1.5)], base)[1]
+    assert disturbed.scales == pytest.approx(once.scales, abs=1e-9)
 
 
 def test_the_table_beside_the_fit_refits_to_the_committed_constants() -> None:
@@ -271,6 +288,27 @@ def test_adapting_without_a_device_row_changes_nothing_elsewhere() -> None:
     base = dm.fitted()
     assert base is not None
     assert scales.seconds(s, c, base) == pytest.approx(dm.predict(s, c, base).value, rel=1e-9)
+
+
+def test_activations_fused_into_their_convolution_are_terms_of_their_own() -> None:
+    """Their bytes and dispatch (Structure.fused_bytes/fused_kernels, issue 21's static walk) are
+    terms apart from the other ops': a device's rows of networks that fuse them (V1/V2's ReLU6) and
+    of one whose activations run as kernels (V3's hard-swish) tell the two apart. Unadapted they
+    count as the published-table fit counts them."""
+    from dataclasses import replace
+
+    base = dm.fitted()
+    assert base is not None
+    s, c, _ = next(r for r in da.table_rows() if r[0].fused_kernels and r[1].device.kind == "cpu")
+    config = da.on_device(c)
+    named = dict(zip(da.TERMS, da.terms(s, config, base), strict=True))
+    assert named["fused activations' bytes"] > 0 and named["fused activations' dispatch"] > 0
+    whole = replace(s, fused_bytes=0.0, fused_kernels=0)
+    assert sum(da.terms(s, config, base)) == pytest.approx(sum(da.terms(whole, config, base)), rel=1e-12)
+    fuses = da.DeviceTerms(tuple(0.0 if "fused" in t else u for t, u in zip(da.TERMS, da.UNADAPTED, strict=True)))
+    assert fuses.seconds(s, config, base) == pytest.approx(
+        da.DeviceTerms().seconds(s, config, base) - named["fused activations' bytes"]
+        - named["fused activations' dispatch"], rel=1e-12)
 
 
 # ------------------------------------------------------------------------------------ bad input

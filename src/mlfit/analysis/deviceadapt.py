@@ -7,8 +7,9 @@ rows measured on the user's own device teach that device, in two steps:
    ``device:<hardware id>`` (prior 1.0x): the device's level and, where the table has no row for its
    runtime (``onnxruntime-fp32``), the runtime's column, while the table keeps teaching the op
    classes and precisions;
-2. the device's own scales on the five :data:`TERMS` of its time (dense and depthwise compute, other
-   ops' bytes, the dense ops' own bytes, per-op dispatch) and its own thread contention where its
+2. the device's own scales on the seven :data:`TERMS` of its time (dense and depthwise compute, other
+   ops' bytes, the dense ops' own bytes, per-op dispatch, and the bytes and dispatch of activations
+   fused into the convolution before them) and its own thread contention where its
    rows ran at several thread counts: what its hardware file's peak and bandwidth, its board, its
    build and its runtime version get wrong (on small models a batch-1 Gemm or a small convolution is
    bound by its weights, which the table's large networks never showed).
@@ -20,15 +21,23 @@ fit, which never saw it) and *after* (a fit on the table plus the device's rows 
 leave one model out, so a model measured again each night, or at other thread counts, never vouches
 for itself). A row that the others put more than :data:`OUTLIER` off is named and left out.
 
+Repeats of one model in one configuration (a nightly job adds the same models each night) are one
+unit, their median time, before any fit: a model measured thirty times weighs what a model measured
+once does, and one disturbed run among its repeats moves nothing.
+
 The band of an adapted projection (:func:`own_band`) is the device's own leave-one-model-out
 residuals once they come from :data:`MIN_ROWS_FOR_BAND` models, and nothing else of the committed
 band: the device is no longer unseen (no unseen-device or unseen-source widening), and those
-residuals are the error of exactly this device, this runtime and this build. A small sample is
-treated as split-conformal prediction does: of n held-out units (distinct model and configuration;
-repeats of one are one unit, their median), the k-th smallest with k = ceil(0.85 (n + 1)), which
-covers a new model's error with probability >= k / (n + 1) when the units are exchangeable; with
-n < 6 that k exceeds n, so the band is the largest residual and its coverage n / (n + 1) (83% for
-five) is what the rows can vouch for. Fewer models: the committed band and its widenings stay.
+residuals are the error of exactly this device, this runtime and this build. Its half-width is a
+Student-t prediction interval for a new model's log error at ``dm.BAND_QUANTILE`` (85%): of n
+held-out units, t(1/2 + q/2, n) times their root mean square. Each held-out residual is already a
+prediction error (its model was not in the fit that predicted it) and the centre is not shifted by
+them, so their mean square estimates the error variance with n degrees of freedom and a new error
+over that root mean square is t-distributed (log errors roughly normal). Unlike the largest of five
+(split-conformal's order statistic for n < 6), it uses every residual's size, so one model's
+disturbed run moves it by its share, not all of it; on 2,520 held-out predictions of stored runs
+both covered 82-83%, the t-interval with a narrower spread of widths (docs/projection.md). Fewer models: the
+committed band and its widenings stay.
 
 Pure: no I/O. The active fits for a check are set with :func:`using` by the run (which reads the
 fit file) and read by the projection with :func:`active`.
@@ -105,25 +114,35 @@ def same_device(a: dm.Device, b: dm.Device) -> bool:
 # The terms of a device's own time, each the committed model's (offsets e^b included) before its
 # scale: dense FLOPs, depthwise FLOPs (x k_dw) over the peak at the threads; other ops' bytes and
 # the dense ops' own bytes (weights: a batch-1 Gemm, a small convolution) over the bandwidth; the
-# per-op dispatch. Unadapted, the scales are 1, 1, 1, 0, 1: the published-table model exactly.
-TERMS = ("dense compute", "depthwise compute", "other ops' bytes", "dense ops' bytes", "per-op dispatch")
-UNADAPTED = (1.0, 1.0, 1.0, 0.0, 1.0)
-# Ridge pull of each scale towards 1 (relative least squares): a handful of rows cannot split five
+# per-op dispatch; and, apart from the other ops' bytes and the dispatch, those of the clamp-like
+# activations the static walk marks fused into the product before them (``Structure.fused_bytes``,
+# ``fused_kernels``). The published-table fit counts those like any op; a runtime that fuses them
+# (ONNX Runtime's FusedConv, XNNPACK) spends neither a pass over memory nor a dispatch on them, while
+# a MobileNetV3's hard-swish and squeeze-and-excite gates run as kernels of their own: a device's
+# rows of both kinds of network tell the two apart. Unadapted, the scales are 1, 1, 1, 0, 1, 1, 1:
+# the published-table model exactly.
+TERMS = ("dense compute", "depthwise compute", "other ops' bytes", "dense ops' bytes", "per-op dispatch",
+         "fused activations' bytes", "fused activations' dispatch")
+UNADAPTED = (1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0)
+# Ridge pull of each scale towards 1 (relative least squares): a handful of rows cannot split seven
 # terms alone; the pull keeps the split the table's where the rows do not tell them apart.
 RIDGE = 0.05
 SIGMA_GRID = tuple(round(0.04 * i, 2) for i in range(0, 16))
 
 
 def terms(s: dm.Structure, c: dm.Config, p: dm.Params, sigma: float | None = None) -> list[float]:
-    """The five terms of :data:`TERMS` in seconds for ``c`` (on its device, with its columns)."""
+    """The terms of :data:`TERMS` in seconds for ``c`` (on its device, with its columns)."""
     d = c.device
     offset = math.exp(sum(p.offset(col)[0] for col in c.columns()))
     threads = max(1, min(c.threads, d.cores))
     peak = d.peak_core * dm.thread_speedup(threads, p.sigma if sigma is None else sigma)
     elem = (1 if c.precision == "int8" else (2 if c.precision == "fp16" else 4)) / 4
+    fixed = dm.fixed_seconds(s, c, p)
+    unfused_fixed = dm.fixed_seconds(replace(s, kernels=max(0, s.kernels - s.fused_kernels)), c, p)
+    fused_bytes = min(s.fused_bytes, s.other_bytes)
     return [offset * s.dense_flops / peak, offset * p.k_dw * s.depthwise_flops / peak,
-            offset * s.other_bytes * elem / d.bandwidth, offset * s.dense_bytes * elem / d.bandwidth,
-            dm.fixed_seconds(s, c, p)]
+            offset * (s.other_bytes - fused_bytes) * elem / d.bandwidth, offset * s.dense_bytes * elem / d.bandwidth,
+            unfused_fixed, offset * fused_bytes * elem / d.bandwidth, fixed - unfused_fixed]
 
 
 @dataclass(frozen=True)
@@ -158,14 +177,29 @@ def _solve(features: Sequence[Sequence[float]], seconds: Sequence[float]) -> tup
     return tuple(float(v) for v in x)
 
 
+# The fused activations' two terms get scales of their own from rows of this many models or more;
+# with fewer, they share the other ops' bytes and dispatch scales (the split of the table's
+# model). Rows of three models are split by a leave-one-model-out fit on two, which cannot tell an
+# activation fused into its convolution from any other op: on the published table (item 9) the own
+# scales there widened the adapted band from 1.53x to 1.73x (median) and caught no more error.
+FUSED_MIN_MODELS = 4
+_SHARED = (0, 1, 2, 3, 4, 2, 4)  # each term's scale when the fused terms share the others'
+
+
 def fit_terms(rows: Sequence[Row], p: dm.Params) -> DeviceTerms:
     """The device's scales from its rows (their configs on the device); its own ``sigma`` when its
     rows ran at more than one thread count (the one with the smallest squared relative error)."""
     sigmas: Sequence[float | None] = SIGMA_GRID if len({c.threads for _, c, _ in rows}) > 1 else (None,)
+    shared = _models(rows) < FUSED_MIN_MODELS
     best: tuple[float, DeviceTerms] | None = None
     for sigma in sigmas:
         feats = [terms(s, on_device(c), p, sigma) for s, c, _ in rows]
-        scales = _solve(feats, [t for *_, t in rows])
+        if shared:
+            merged = [[sum(f for f, j in zip(fs, _SHARED, strict=True) if j == i) for i in range(5)] for fs in feats]
+            solved = _solve(merged, [t for *_, t in rows])
+            scales = tuple(solved[j] for j in _SHARED)
+        else:
+            scales = _solve(feats, [t for *_, t in rows])
         err = sum((sum(x * f for x, f in zip(scales, fs, strict=True)) / t - 1) ** 2
                   for fs, (*_, t) in zip(feats, rows, strict=True))
         if best is None or err < best[0]:
@@ -210,10 +244,21 @@ def _median(values: Sequence[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+def units(rows: Sequence[Row]) -> list[Row]:
+    """The rows with repeats of one model in one configuration made one, their median time (the
+    order of first appearance kept)."""
+    times: dict[tuple[dm.Structure, dm.Config], list[float]] = {}
+    for s, c, t in rows:
+        times.setdefault((s, on_device(c)), []).append(t)
+    return [(s, c, _median(ts)) for (s, c), ts in times.items()]
+
+
 def refit(table: Sequence[Row], rows: Sequence[Row], base: dm.Params) -> tuple[dm.Params, DeviceTerms]:
-    """The table refitted with the device's rows (their device column), then the device's own scales."""
-    params = dm.fit([*table, *((s, on_device(c), t) for s, c, t in rows)], base)
-    return params, fit_terms(rows, params)
+    """The table refitted with the device's rows (their device column, repeats made one unit), then
+    the device's own scales."""
+    own = units(rows)
+    params = dm.fit([*table, *own], base)
+    return params, fit_terms(own, params)
 
 
 def leave_one_model_out(table: Sequence[Row], rows: Sequence[Row], base: dm.Params) -> list[float]:
@@ -232,36 +277,61 @@ def leave_one_model_out(table: Sequence[Row], rows: Sequence[Row], base: dm.Para
     return out
 
 
+def student_t(q: float, df: int) -> float:
+    """t such that P(|T| <= t) = ``q`` for Student's t with ``df`` degrees of freedom (bisection on
+    the closed form for integer df, Abramowitz & Stegun 26.7.3-4)."""
+    def within(t: float) -> float:
+        theta = math.atan(t / math.sqrt(df))
+        c2, total = math.cos(theta) ** 2, 0.0
+        term, power = (math.cos(theta), 1) if df % 2 else (1.0, 0)
+        while power <= df - 2:
+            total += term
+            term *= c2 * (power + 1) / (power + 2)
+            power += 2
+        if df % 2:
+            return 2 / math.pi * (theta + math.sin(theta) * total)
+        return math.sin(theta) * total
+
+    lo, hi = 0.0, 1.0
+    while within(hi) < q:
+        hi *= 2
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if within(mid) < q else (lo, mid)
+    return (lo + hi) / 2
+
+
 @dataclass(frozen=True)
 class OwnBand:
-    """An adapted device's band from its own residuals: the log half-width, the order statistic
-    used (k-th smallest of n held-out units) and the coverage that order statistic vouches for."""
+    """An adapted device's band from its own residuals: the log half-width, the n held-out units it
+    comes from, their root mean square and the t factor over it."""
 
     half: float
-    k: int
     n: int
+    rms: float = 0.0
+    t: float = 0.0
 
     @property
     def coverage(self) -> float:
-        return self.k / (self.n + 1)
+        return dm.BAND_QUANTILE
 
     def describe(self) -> str:
-        which = "the largest" if self.k == self.n else f"the {self.k}th smallest"
-        return (f"{which} of the device's {self.n} leave-one-model-out residuals (covers a new model "
-                f">= {self.coverage:.0%} of the time)")
+        return (f"{self.coverage:.0%} Student-t interval from the device's {self.n} leave-one-model-out "
+                f"residuals (root mean square x{math.exp(self.rms):.2f}, t = {self.t:.2f})")
 
 
 def own_band(residuals: Sequence[float], rows: Sequence[Row]) -> OwnBand:
     """The band's log half-width from the device's leave-one-model-out ``residuals`` (one per row):
-    the k-th smallest of the n units' |residual| with k = ceil(q (n + 1)), q = ``dm.BAND_QUANTILE``,
-    at most n (split-conformal; see the module's docstring); never below :data:`BAND_FLOOR`."""
-    units: dict[tuple[dm.Structure, dm.Config], list[float]] = {}
+    t(1/2 + q/2, n) times the root mean square of the n units' residuals (a unit's repeats: their
+    median), q = ``dm.BAND_QUANTILE`` (see the module's docstring); never below :data:`BAND_FLOOR`."""
+    by_unit: dict[tuple[dm.Structure, dm.Config], list[float]] = {}
     for r, (s, c, _) in zip(residuals, rows, strict=True):
-        units.setdefault((s, on_device(c)), []).append(abs(r))
-    values = sorted(_median(v) for v in units.values())
+        by_unit.setdefault((s, on_device(c)), []).append(r)
+    values = [_median(v) for v in by_unit.values()]
     n = len(values)
-    k = max(1, min(n, math.ceil(dm.BAND_QUANTILE * (n + 1) - 1e-9)))
-    return OwnBand(max(BAND_FLOOR, values[k - 1]), k, n)
+    rms = math.sqrt(sum(v * v for v in values) / n)
+    t = student_t(dm.BAND_QUANTILE, n)
+    return OwnBand(max(BAND_FLOOR, t * rms), n, rms, t)
 
 
 def adapt(table: Sequence[Row], rows: Sequence[Row], ids: Sequence[str], base: dm.Params) -> Adaptation:

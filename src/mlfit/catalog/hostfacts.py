@@ -49,11 +49,36 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def flops_per_cycle(flags: set[str], arch: str) -> int:
-    """Dense fp32 FLOP per cycle per core from ISA flags (two FMA pipes assumed where common)."""
+def cpu_vendor_family() -> tuple[str, int]:
+    """The x86 vendor id and CPU family from /proc/cpuinfo (("", 0) where it says none)."""
+    vendor, family = "", 0
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            if key == "vendor_id" and not vendor:
+                vendor = value.strip()
+            elif key == "cpu family" and not family and value.strip().isdigit():
+                family = int(value.strip())
+            if vendor and family:
+                break
+    except OSError:
+        pass
+    return vendor, family
+
+
+# AMD family 25 (Zen 3 and Zen 4): only Zen 4 has AVX-512, and it runs a 512-bit FMA as two halves
+# on its two 256-bit FMA pipes: 32 FP32 FLOP per cycle, as with AVX2, not the 64 of a core with two
+# 512-bit FMA units (Intel Skylake-SP and later, AMD Zen 5 server/desktop parts: family 26).
+_HALF_RATE_AVX512 = frozenset({("AuthenticAMD", 25)})
+
+
+def flops_per_cycle(flags: set[str], arch: str, vendor: str = "", family: int = 0) -> int:
+    """Dense fp32 FLOP per cycle per core from ISA flags (two FMA pipes assumed where common);
+    ``vendor``, ``family``: the x86 vendor id and CPU family, for cores whose AVX-512 is half rate."""
     if arch in ("x86_64", "AMD64"):
         if "avx512f" in flags:
-            return 64
+            return 32 if (vendor, family) in _HALF_RATE_AVX512 else 64
         if "fma" in flags and "avx2" in flags:
             return 32
         if "avx" in flags:
@@ -83,7 +108,8 @@ def host_hardware() -> Hardware:
         name=f"this host ({cpu_model()}, {cores} cores)",
         cpu={"arch": arch if arch in ("x86_64", "aarch64", "armv7") else "x86_64", "model": cpu_model(),
              "cores": cores, "frequency": f"{mhz:.0f} MHz",
-             "peak_fp32": f"{cores * mhz * 1e6 * flops_per_cycle(flags, arch) / 1e9:.1f} GFLOPS", "isa": isa,
+             "peak_fp32": f"{cores * mhz * 1e6 * flops_per_cycle(flags, arch, *cpu_vendor_family()) / 1e9:.1f} GFLOPS",
+             "isa": isa,
              "source": "this host: /proc/cpuinfo and the scheduler's affinity; peak from clock x ISA width"},
         memory={"ram": f"{ram} B", "os_reserved": f"{min(ram // 10, 512 * 2**20)} B", "bandwidth": "10 GB/s",
                 "source": "this host: total RAM from the kernel; bandwidth nominal (an emulated target is "
