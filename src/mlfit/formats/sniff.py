@@ -121,7 +121,10 @@ def sniff(path: Path) -> ModelFormat:
             found["pickle"] = (ModelFormat.PICKLE, "a compressed or text pickle")
         if size > 2**31 + 2**20:
             if claimed is ModelFormat.ONNX and not found:
-                return ModelFormat.ONNX  # over protobuf's 2 GB limit; the static analysis explains
+                # refused here, before a run copies 2 GB into its private snapshot only to refuse it
+                from mlfit.formats.onnx.safety import check_protobuf_size
+
+                check_protobuf_size(path)
             problem: str | None = "over protobuf's 2 GiB limit"
         else:
             problem = onnx_problem(FileBytes(fh, size))
