@@ -76,6 +76,24 @@ def run_cli(*args: str | Path, env: dict[str, str] | None = None, cwd: Path | No
 def assert_no_traceback(run: Run) -> None:
     assert "Traceback (most recent call last)" not in run.output, run.output
 
+def reshape_by_input_model(path: Path) -> Path:
+    """A Reshape whose target shape is an int64 input (`rows`): the MatMul's FLOPs downstream need its
+    value (`--value rows=8`)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "rows"], ["r"]), helper.make_node("MatMul", ["r", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64]),
+         helper.make_tensor_value_info("rows", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.ones((8, 16), np.float32), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import assert_no_traceback, run_cli
+from conftest import assert_no_traceback, reshape_by_input_model, run_cli
 from mlfit.analysis.graph import analyze_onnx
 from mlfit.zoo import builders
 
@@ -41,22 +41,6 @@ def _constant_weights_model(path: Path) -> Path:
     return path
 
 
-def _value_model(path: Path) -> Path:
-    """A Reshape whose target shape is an input: FLOPs downstream need its value."""
-    reshape = helper.make_node("Reshape", ["x", "rows"], ["r"])
-    mm = helper.make_node("MatMul", ["r", "w"], ["y"])
-    graph = helper.make_graph(
-        [reshape, mm], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64]),
-         helper.make_tensor_value_info("rows", TensorProto.INT64, [2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(np.ones((8, 16), np.float32), "w")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
 def test_constant_node_and_subgraph_weights_are_parameters(tmp_path: Path) -> None:
     facts = analyze_onnx(_constant_weights_model(tmp_path / "c.onnx"))
     # 256x128 Constant weight + two 128 biases inside the If branches; the int64 shape and the
@@ -69,7 +53,7 @@ def test_constant_node_and_subgraph_weights_are_parameters(tmp_path: Path) -> No
 
 
 def test_value_binds_an_input_before_shape_inference(tmp_path: Path) -> None:
-    path = _value_model(tmp_path / "v.onnx")
+    path = reshape_by_input_model(tmp_path / "v.onnx")
     unknown = analyze_onnx(path)
     known = analyze_onnx(path, values={"rows": 8})  # Reshape to [8, 8]: then [8,8] x [8,16]
     assert known["shape_inference"]["values_bound"] == ["rows"]
@@ -91,7 +75,7 @@ def test_inspect_dim_shape_and_value_flags(tmp_path: Path) -> None:
     assert f8["flops"] == pytest.approx(8 * f1["flops"], rel=0.01)
     assert fbig["flops"] == pytest.approx(4 * f1["flops"], rel=0.05)  # 2x the side: 4x the pixels
     assert f8["parameters"] == f1["parameters"]
-    value = run_cli("inspect", _value_model(tmp_path / "v.onnx"), "--json", "--value", "rows=8")
+    value = run_cli("inspect", reshape_by_input_model(tmp_path / "v.onnx"), "--json", "--value", "rows=8")
     assert value.code == 0, value.output
     assert json.loads(value.stdout)["flops"] == 2 * 8 * 8 * 16
 

@@ -12,6 +12,7 @@ import onnx
 import onnx.defs
 from onnx import TensorProto, helper, numpy_helper
 
+from conftest import reshape_by_input_model
 from mlfit import onnxpb
 from mlfit.formats.onnx.standard_ops import BY_DOMAIN
 
@@ -190,20 +191,6 @@ def test_filled_constants_match_numpy_helper() -> None:
     assert onnxpb.filled("c", TensorProto.FLOAT16, [1], 1.0) is None  # onnx's helpers build those
 
 
-def _reshape_by_input(path: Path) -> Path:
-    """A Reshape whose target shape is an int64 input: `--value rows=8` makes the MatMul's FLOPs known."""
-    graph = helper.make_graph(
-        [helper.make_node("Reshape", ["x", "rows"], ["r"]), helper.make_node("MatMul", ["r", "w"], ["y"])], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64]),
-         helper.make_tensor_value_info("rows", TensorProto.INT64, [2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(np.ones((8, 16), np.float32), "w")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
 _VALUES = """
 import json, sys
 from pathlib import Path
@@ -220,7 +207,7 @@ def test_a_bound_value_needs_no_onnx_and_gives_the_onnx_path_facts(tmp_path: Pat
 
     from mlfit.analysis.graph import analyze_onnx
 
-    path = _reshape_by_input(tmp_path / "reshape.onnx")
+    path = reshape_by_input_model(tmp_path / "reshape.onnx")
     run = subprocess.run([sys.executable, "-c", _VALUES, str(path)], capture_output=True, text=True,
                          timeout=120, cwd=REPO)
     assert run.returncode == 0, run.stderr
