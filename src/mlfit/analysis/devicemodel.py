@@ -136,12 +136,9 @@ class Structure:
     # bound by them. Not a term of the published-table fit (its rows are large convolutional nets);
     # a device adapted from its own rows learns its weight (mlfit.analysis.deviceadapt)
     dense_bytes: float = 0.0
-    # the part of other_bytes (and of kernels) in clamp-like activations that runtimes fuse into the
-    # product before them (``fused`` nodes of the static walk): no kernel or memory pass of their own
-    # there, while every other activation (hard-swish, squeeze-and-excite gates) runs unfused in ONNX
-    # Runtime. The published-table fit keeps them inside other_bytes and kernels: dropping them moved
-    # its leave-one-source-out median |error| from 29% to 36% (benchmarks/RESULTS.md item 9), so the
-    # split is kept for terms that a device's own rows can fit (mlfit.analysis.deviceadapt)
+    # the part of other_bytes and kernels in clamp-like activations fused into the product before them
+    # (``fused`` nodes; hard-swish and SE gates run unfused in ONNX Runtime). The published fit keeps them
+    # inside (dropping them: 29% -> 36% held-out error, RESULTS item 9); a device's own rows fit them apart
     fused_bytes: float = 0.0
     fused_kernels: int = 0
 
@@ -280,18 +277,15 @@ class Params:
     unfitted_column_log: float = UNFITTED_COLUMN
     # device kinds ("cpu", "gpu") with MatMul-dominated rows in the table (transformers)
     matmul_kinds: tuple[str, ...] = ()
-    # a device's contention is sigma * (its per-core balance / the reference's) ** sigma_exp: cores that
-    # each want a larger share of a thinner memory system (Pi 5) scale worse than cores with bandwidth
-    # to spare (Orin Nano); 0 gives every device the reference's contention
+    # a device's contention is sigma * (its per-core balance / the reference's) ** sigma_exp: cores sharing
+    # a thinner memory system (Pi 5) scale worse than those with bandwidth to spare (Orin Nano)
     sigma_exp: float = 0.0
-    # how many independent sources have rows in each column (``source:`` nuisance columns aside), and
-    # for a column with two or more, how far (log) the farthest of them sits from the fit's level.
-    # Empty: not known (a fit given no source names); every projection then takes unseen_source_log
+    # independent sources with rows in each column (``source:`` columns aside) and, with two or more,
+    # how far (log) the farthest sits from the fit's level; empty: unknown (unseen_source_log applies)
     column_sources: dict[str, int] = field(default_factory=dict)
     column_spread: dict[str, float] = field(default_factory=dict)
-    # the unseen-source widening where exactly one source backs the least-backed column (0: as
-    # unseen_source_log, which then covers a configuration with a column no source backs: its prior),
-    # and where two or more back every column (never above the one-source one); each set from the
+    # the unseen-source widening where one source backs the least-backed column (0: unseen_source_log,
+    # which covers a column no source backs), and where two or more back every column; each set from the
     # leave-one-source-out rows with that backing
     one_source_log: float = 0.0
     multi_source_log: float = 0.0
