@@ -75,8 +75,23 @@ def test_tensorrt_runs_fewer_kernels_and_is_not_slower(statics: dict[str, dict[s
     assert len(cuda_nodes) == len(kernels)
     assert len(trt_nodes) == len(kernels) - len(fused)
     assert not {op for _, _, op in trt_nodes} & {n["op"] for n in fused}
-    for lo_end in ("value", "lower", "upper"):
-        assert getattr(trt, lo_end) < getattr(cuda, lo_end)
+    for end in ("value", "lower"):
+        assert getattr(trt, end) < getattr(cuda, end)
+    # the conservative end assumes no fusion: a pointwise chain that follows no product is a kernel
+    assert trt.upper == pytest.approx(cuda.upper)
+
+
+def test_the_conservative_end_charges_a_pointwise_only_chain() -> None:
+    """Four chained pointwise ops on large tensors (no product to fuse them into): TensorRT's centre
+    and optimistic end fold them away, but its conservative end still reads and writes every tensor,
+    as the CUDA provider's does (a band whose upper end drops them could PASS what the GPU cannot run)."""
+    big = 64 * 2**20  # elements: 256 MiB of fp32 per tensor
+    nodes = [{"name": f"n{i}", "op": op, "flops": float(big), "bytes_read": 8.0 * big, "bytes_written": 4.0 * big,
+              "param_bytes": 0.0} for i, op in enumerate(("Add", "Mul", "Sigmoid", "Mul"))]
+    static = {"nodes": nodes, "inputs": [], "outputs": []}
+    cuda, _ = gpu_roofline(static, _gpu(), 1, CUDA)
+    trt, _ = gpu_roofline(static, _gpu(), 1, TRT)
+    assert trt.upper == pytest.approx(cuda.upper) and trt.upper > 10 * trt.value
 
 
 def test_a_lower_compute_efficiency_is_slower(statics: dict[str, dict[str, Any]]) -> None:

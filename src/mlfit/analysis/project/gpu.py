@@ -68,9 +68,12 @@ def _gpu_time(nodes: list[dict[str, Any]], batch: int, acc: Any, idx: int, preci
     launch = _GPU["launch_s"][idx]
     total = 0.0
     per_node = []
+    # the conservative end charges every node: a pointwise chain no product precedes (a decomposed
+    # LayerNorm, an elementwise-only graph) is still a kernel reading and writing its tensors
+    fused_here = idx < 2
     for n in nodes:
         op = n["op"].split("::")[-1]
-        if op in VIEW_OPS or fuses(provider, n):
+        if op in VIEW_OPS or (fused_here and fuses(provider, n)):
             continue
         flops = n["flops"] * batch
         moved = (n["bytes_read"] + n["bytes_written"] - n["param_bytes"]) * batch + n["param_bytes"]
