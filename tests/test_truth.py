@@ -457,3 +457,20 @@ def test_a_projection_to_an_adapted_device_uses_its_fit_and_says_so(small_cnn_mo
         stale = project_cpu(target, m, None, static, CALIBRATION, host_info())
     assert "adapted" not in stale.details["device_model"]
     assert any("hardware figures differ" in n for n in stale.notes)
+
+
+def test_the_band_judges_the_fit_that_is_projected() -> None:
+    """A device with rows of four models: each leave-one-model-out fold (three models) fits the fused
+    activations with the other ops' scales, so the final fit must too; a final fit with two more free
+    scales than any fold had would be projected with a band no residual ever tested."""
+    base = dm.fitted()
+    assert base is not None
+    table = da.table_rows()
+    rows = [r for r in table if r[1].device.id == "rpi5-8gb"]
+    others = [r for r in table if r[1].device.id != "rpi5-8gb"]
+    assert len({s for s, _, _ in rows}) == 4 and da.shares_fused(rows)
+    adapted = da.adapt(others, rows, [f"r{i}" for i in range(len(rows))], base)
+    assert not adapted.excluded  # so the final fit is on these rows
+    shared = da.refit(others, rows, base, True)[1]
+    own = da.refit(others, rows, base, False)[1]
+    assert adapted.device_terms == shared and adapted.device_terms != own

@@ -177,20 +177,29 @@ def _solve(features: Sequence[Sequence[float]], seconds: Sequence[float]) -> tup
     return tuple(float(v) for v in x)
 
 
-# The fused activations' two terms get scales of their own from rows of this many models or more;
-# with fewer, they share the other ops' bytes and dispatch scales (the split of the table's
-# model). Rows of three models are split by a leave-one-model-out fit on two, which cannot tell an
-# activation fused into its convolution from any other op: on the published table (item 9) the own
-# scales there widened the adapted band from 1.53x to 1.73x (median) and caught no more error.
+# The fused activations' two terms get scales of their own when every leave-one-model-out fold has
+# rows of this many models (the device one more: ``shares_fused``); with fewer, they share the other
+# ops' bytes and dispatch scales (the split of the table's model). Rows of three models are split by
+# a leave-one-model-out fit on two, which cannot tell an activation fused into its convolution from
+# any other op: on the published table (item 9) the own scales there widened the adapted band from
+# 1.53x to 1.73x (median) and caught no more error.
 FUSED_MIN_MODELS = 4
 _SHARED = (0, 1, 2, 3, 4, 2, 4)  # each term's scale when the fused terms share the others'
 
 
-def fit_terms(rows: Sequence[Row], p: dm.Params) -> DeviceTerms:
+def shares_fused(rows: Sequence[Row]) -> bool:
+    """Whether a device with these rows fits the fused terms with the other ops' scales: decided once
+    for its final fit and each leave-one-model-out fold alike (a fold, one model short, must fit the
+    same terms, or the band would judge a simpler fit than the one projected)."""
+    return _models(rows) - 1 < FUSED_MIN_MODELS
+
+
+def fit_terms(rows: Sequence[Row], p: dm.Params, shared: bool | None = None) -> DeviceTerms:
     """The device's scales from its rows (their configs on the device); its own ``sigma`` when its
-    rows ran at more than one thread count (the one with the smallest squared relative error)."""
+    rows ran at more than one thread count (the one with the smallest squared relative error).
+    ``shared``: the fused terms take the other ops' scales (None: decided from these rows)."""
     sigmas: Sequence[float | None] = SIGMA_GRID if len({c.threads for _, c, _ in rows}) > 1 else (None,)
-    shared = _models(rows) < FUSED_MIN_MODELS
+    shared = _models(rows) < FUSED_MIN_MODELS if shared is None else shared
     best: tuple[float, DeviceTerms] | None = None
     for sigma in sigmas:
         feats = [terms(s, on_device(c), p, sigma) for s, c, _ in rows]
@@ -253,12 +262,13 @@ def units(rows: Sequence[Row]) -> list[Row]:
     return [(s, c, _median(ts)) for (s, c), ts in times.items()]
 
 
-def refit(table: Sequence[Row], rows: Sequence[Row], base: dm.Params) -> tuple[dm.Params, DeviceTerms]:
+def refit(table: Sequence[Row], rows: Sequence[Row], base: dm.Params,
+          shared: bool | None = None) -> tuple[dm.Params, DeviceTerms]:
     """The table refitted with the device's rows (their device column, repeats made one unit), then
-    the device's own scales."""
+    the device's own scales (``shared``: as :func:`fit_terms`)."""
     own = units(rows)
     params = dm.fit([*table, *own], base)
-    return params, fit_terms(own, params)
+    return params, fit_terms(own, params, shared)
 
 
 def leave_one_model_out(table: Sequence[Row], rows: Sequence[Row], base: dm.Params) -> list[float]:
@@ -266,11 +276,12 @@ def leave_one_model_out(table: Sequence[Row], rows: Sequence[Row], base: dm.Para
     models (every row of its model held out with it: its other thread counts and its repeats, which
     would otherwise predict it from its own measurement). 0 for every row when only one model has rows."""
     out = [0.0] * len(rows)
+    shared = shares_fused(rows)
     for model in dict.fromkeys(s for s, _, _ in rows):
         others = [r for r in rows if r[0] != model]
         if not others:
             return [0.0] * len(rows)
-        params, local = refit(table, others, base)
+        params, local = refit(table, others, base, shared)
         for i, (s, c, t) in enumerate(rows):
             if s == model:
                 out[i] = dm.log_residual(t, local.seconds(s, on_device(c), params))
@@ -354,7 +365,7 @@ def adapt(table: Sequence[Row], rows: Sequence[Row], ids: Sequence[str], base: d
         residuals = leave_one_model_out(table, kept, base)
     before = tuple(abs(dm.predict(s, c, base).value / t - 1) for s, c, t in kept)
     after = tuple(abs(math.exp(-r) - 1) for r in residuals) if _models(kept) >= 2 else before
-    params, local = refit(table, kept, base)
+    params, local = refit(table, kept, base, shares_fused(kept))
     band = own_band(residuals, kept) if _models(kept) >= MIN_ROWS_FOR_BAND else None
     if band is not None:
         # the device's own rows are the source: the unseen-source widening measured what they now show
