@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mlfit.analysis.costs import node_totals, op_cost
+from mlfit.analysis.costs import FUSED_ACTIVATIONS, FUSING_PRODUCERS, node_totals, op_cost
 from mlfit.errors import ModelError
 from mlfit.formats._wire.flatbuffers import FlatBuffer, FlatError
 from mlfit.formats.tflite import TFLITE_DTYPES
@@ -282,8 +282,9 @@ def _node(graph: _Graph, operator: int, index: int) -> tuple[list[dict[str, Any]
         nodes.append({"name": f"{name}/fused_{act.lower()}", "op": act, "tflite_op": f"{tfl} (fused)",
                       "flops": flops_act or elements, "macs": 0, "bytes_read": size, "bytes_written": size,
                       "param_bytes": 0, "group": 1, "cost_known": True,
-                      # the file fused it into its producer: no kernel or memory pass of its own
-                      "fused": True})
+                      # fused into its producer by the file; marked as the ONNX walk marks it (a clamp
+                      # after a convolution or matrix product), so one network has one structure
+                      "fused": nodes[0]["op"] in FUSING_PRODUCERS and act in FUSED_ACTIVATIONS})
     return nodes, known
 
 
