@@ -113,31 +113,26 @@ def dtype_name(elem_type: int) -> str:
     return _DTYPES.get(int(elem_type), f"elem_type_{int(elem_type)}")
 
 
-def tensor(name: str, array: Any) -> Any:
-    """A float32 TensorProto holding ``array``'s bytes (what numpy_helper.from_array builds)."""
+def tensor(name: str, array: Any, elem_type: int = 1) -> Any:
+    """A TensorProto of a plain numeric ``elem_type`` (float32 by default) holding ``array``'s
+    values as raw little-endian bytes (what numpy_helper.from_array builds)."""
     out = proto().TensorProto()
     out.name = name
-    out.data_type = proto().TensorProto.FLOAT
+    out.data_type = int(elem_type)
     out.dims.extend(int(d) for d in array.shape)
-    out.raw_data = array.astype("<f4").tobytes()
+    out.raw_data = array.astype(_PLAIN[int(elem_type)][0]).tobytes()
     return out
 
 
 def filled(name: str, elem_type: int, shape: list[int], value: float) -> Any | None:
-    """A TensorProto of ``shape`` with every element ``value``, as raw little-endian bytes (what
+    """A TensorProto of ``shape`` with every element ``value`` (what
     ``numpy_helper.from_array(np.full(shape, value, dtype))`` builds), or None for an element type
     that is not a plain numeric one (float16, bfloat16, strings ...: onnx's helpers build those)."""
-    plain = _PLAIN.get(int(elem_type))
-    if plain is None:
+    if int(elem_type) not in _PLAIN:
         return None
     import numpy as np
 
-    out = proto().TensorProto()
-    out.name = name
-    out.data_type = int(elem_type)
-    out.dims.extend(int(d) for d in shape)
-    out.raw_data = np.full(shape, value, dtype=np.dtype(plain[0])).tobytes()
-    return out
+    return tensor(name, np.full(shape, value, dtype=np.dtype(_PLAIN[int(elem_type)][0])), elem_type)
 
 
 def value_info(name: str, elem_type: int, shape: list[int]) -> Any:
